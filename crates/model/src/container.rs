@@ -1,0 +1,118 @@
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The container runtime a container id was recognised from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    Docker,
+    Containerd,
+    Crio,
+    Podman,
+    /// A Kubernetes pod cgroup whose container runtime could not be told.
+    Kubernetes,
+}
+
+impl Runtime {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Docker => "docker",
+            Runtime::Containerd => "containerd",
+            Runtime::Crio => "crio",
+            Runtime::Podman => "podman",
+            Runtime::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+/// A mount of a container, as its runtime reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    pub source: String,
+    pub destination: String,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub propagation: String,
+}
+
+/// A container, as far as rampart knows it.
+///
+/// `id` and `runtime` come from the cgroup path and are always present; the rest
+/// comes from the runtime's API and is empty while that API is unreachable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    /// Full container id (64 hex characters for Docker).
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<Runtime>,
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub name: String,
+    /// Image reference as the container was created with (e.g. `nginx:1.25`).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub image: String,
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub image_id: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub privileged: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub cap_add: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub cap_drop: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub mounts: Vec<Mount>,
+    /// The user the container's process runs as (`""` means the image default, root).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub user: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pod_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pod_namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pod_uid: Option<String>,
+    /// The cgroup v2 path (relative to the cgroup2 mount) the container lives in.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub cgroup_path: String,
+    /// The overlay upper directory on the host, when the runtime tells it; used to
+    /// decide whether an executable lives in the container's writable layer.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub upper_dir: Option<String>,
+}
+
+impl Container {
+    /// The first 12 characters of the id, as `docker ps` shows it.
+    pub fn short_id(&self) -> &str {
+        &self.id[..self.id.len().min(12)]
+    }
+
+    /// Whether `query` names this container: its name (with or without Docker's
+    /// leading `/`) or a prefix of its id.
+    pub fn matches(&self, query: &str) -> bool {
+        let query = query.trim_start_matches('/');
+        !query.is_empty() && (self.name.trim_start_matches('/') == query || self.id.starts_with(query))
+    }
+
+    /// Whether the runtime has filled in metadata (name at least).
+    pub fn has_metadata(&self) -> bool {
+        !self.name.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_by_name_and_id_prefix() {
+        let c = Container { id: "0123456789abcdef".into(), name: "web".into(), ..Default::default() };
+        assert!(c.matches("web"));
+        assert!(c.matches("/web"));
+        assert!(c.matches("0123"));
+        assert!(!c.matches("we"));
+        assert!(!c.matches("123"));
+        assert!(!c.matches(""));
+        assert_eq!(c.short_id(), "0123456789ab");
+    }
+}

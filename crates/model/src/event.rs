@@ -1,0 +1,364 @@
+use crate::{Container, SockAddr};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// One thing that happened, attributed to a process and (when it ran in one) a
+/// container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Wall-clock time, nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    pub process: ProcessCtx,
+    /// The container the process runs in; `None` for host processes.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub container: Option<Arc<Container>>,
+    /// The syscall's return value where the event is a syscall (negative errno on
+    /// failure).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ret: Option<i64>,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+impl Event {
+    pub fn event_type(&self) -> EventType {
+        self.kind.event_type()
+    }
+
+    /// Whether the syscall failed (a negative return value).
+    pub fn failed(&self) -> bool {
+        matches!(self.ret, Some(r) if r < 0)
+    }
+}
+
+/// Who did it: the task's identity at the time of the event, read in the kernel,
+/// plus what the process table adds (executable and command line).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessCtx {
+    /// Thread-group id (the "process id" as user space knows it), host view.
+    pub pid: u32,
+    /// Thread id, host view.
+    pub tid: u32,
+    /// Parent's thread-group id, host view.
+    pub ppid: u32,
+    /// Process id as seen inside its own pid namespace.
+    pub vpid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub egid: u32,
+    /// Login uid (`loginuid`); u32::MAX when unset.
+    pub auid: u32,
+    pub comm: String,
+    pub cgroup_id: u64,
+    pub pid_ns: u32,
+    pub mnt_ns: u32,
+    /// Executable path, from the process table.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub exe: String,
+    /// Command line (argv joined by spaces), from the process table.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub cmdline: String,
+}
+
+/// Decoded `open` flags; the raw value is kept too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenFlags {
+    pub raw: u32,
+    pub read: bool,
+    pub write: bool,
+    pub create: bool,
+    pub truncate: bool,
+}
+
+impl OpenFlags {
+    pub fn from_raw(raw: u32) -> Self {
+        const O_ACCMODE: u32 = 0o3;
+        const O_WRONLY: u32 = 0o1;
+        const O_RDWR: u32 = 0o2;
+        const O_CREAT: u32 = 0o100;
+        const O_TRUNC: u32 = 0o1000;
+        const O_TMPFILE: u32 = 0o20000000;
+        let acc = raw & O_ACCMODE;
+        OpenFlags {
+            raw,
+            read: acc != O_WRONLY,
+            write: acc == O_WRONLY || acc == O_RDWR,
+            // O_TMPFILE creates an unnamed file.
+            create: raw & O_CREAT != 0 || raw & O_TMPFILE == O_TMPFILE,
+            truncate: raw & O_TRUNC != 0,
+        }
+    }
+}
+
+/// What happened, with the arguments of that kind of event.
+///
+/// Paths are absolute as the process sees them (its own root, i.e. the container
+/// view), resolved in the kernel where the syscall produced or used an fd, and
+/// otherwise joined from the process's cwd or the dirfd's path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "args", rename_all = "snake_case")]
+pub enum EventKind {
+    Exec {
+        /// The path passed to execve, as given.
+        filename: String,
+        /// The executable actually run, resolved from the opened file.
+        exe: String,
+        argv: Vec<String>,
+        /// argv was longer than the capture bound and was cut.
+        argv_truncated: bool,
+        cwd: String,
+        /// Controlling terminal name (e.g. `pts0`), if any.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        tty: Option<String>,
+        cap_effective: u64,
+        cap_permitted: u64,
+        /// The executable was a memfd (fileless execution).
+        exe_from_memfd: bool,
+        /// The executable lives in the overlay upper (writable) layer; `None`
+        /// when the filesystem cannot tell.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        exe_upper_layer: Option<bool>,
+    },
+    Fork {
+        child_pid: u32,
+        child_tid: u32,
+        /// A new thread rather than a new process.
+        thread: bool,
+    },
+    Exit {
+        code: i32,
+        /// Terminating signal number, 0 when the process exited normally.
+        signal: i32,
+        core_dumped: bool,
+    },
+    Open {
+        path: String,
+        flags: OpenFlags,
+        mode: u32,
+    },
+    Unlink {
+        path: String,
+        /// AT_REMOVEDIR for rmdir-like calls.
+        dir: bool,
+    },
+    Rename {
+        old_path: String,
+        new_path: String,
+    },
+    Link {
+        old_path: String,
+        new_path: String,
+    },
+    Symlink {
+        target: String,
+        link_path: String,
+    },
+    Mkdir {
+        path: String,
+        mode: u32,
+    },
+    Chmod {
+        path: String,
+        mode: u32,
+    },
+    Chown {
+        path: String,
+        /// u32::MAX (-1) means unchanged.
+        uid: u32,
+        gid: u32,
+    },
+    Mount {
+        source: String,
+        target: String,
+        fstype: String,
+        flags: u64,
+    },
+    Umount {
+        target: String,
+        flags: u32,
+    },
+    Socket {
+        domain: u32,
+        sock_type: u32,
+        protocol: u32,
+    },
+    Connect {
+        fd: i32,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        local: Option<SockAddr>,
+        remote: SockAddr,
+    },
+    Accept {
+        fd: i32,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        local: Option<SockAddr>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        remote: Option<SockAddr>,
+    },
+    Bind {
+        fd: i32,
+        addr: SockAddr,
+    },
+    Listen {
+        fd: i32,
+        backlog: i32,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        local: Option<SockAddr>,
+    },
+    /// setuid, setreuid, setresuid, setfsuid: the syscall and its id arguments
+    /// (u32::MAX = unchanged).
+    Setuid {
+        syscall: String,
+        ids: Vec<u32>,
+    },
+    Setgid {
+        syscall: String,
+        ids: Vec<u32>,
+    },
+    Capset {
+        effective: u64,
+        permitted: u64,
+        inheritable: u64,
+    },
+    Ptrace {
+        request: i64,
+        target_pid: u32,
+    },
+    /// init_module or finit_module.
+    ModuleLoad {
+        syscall: String,
+        /// The module file for finit_module.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        path: Option<String>,
+    },
+    Setns {
+        fd: i32,
+        /// The namespace file the fd refers to (e.g. `mnt:[4026531841]`).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        ns_path: Option<String>,
+        nstype: u32,
+    },
+    Unshare {
+        flags: u64,
+    },
+    MemfdCreate {
+        name: String,
+        flags: u32,
+    },
+    Bpf {
+        cmd: u32,
+    },
+    /// A capability check (tracepoint capability/cap_capable).
+    Capable {
+        cap: u32,
+        cap_name: String,
+        granted: bool,
+    },
+}
+
+macro_rules! event_types {
+    ($($variant:ident => $name:literal),* $(,)?) => {
+        /// The kind of an event without its arguments: for filters and counters.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum EventType { $($variant),* }
+
+        impl EventType {
+            pub const ALL: &'static [EventType] = &[$(EventType::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(EventType::$variant => $name),* }
+            }
+        }
+
+        impl EventKind {
+            pub fn event_type(&self) -> EventType {
+                match self { $(EventKind::$variant { .. } => EventType::$variant),* }
+            }
+        }
+    };
+}
+
+event_types! {
+    Exec => "exec", Fork => "fork", Exit => "exit", Open => "open", Unlink => "unlink",
+    Rename => "rename", Link => "link", Symlink => "symlink", Mkdir => "mkdir",
+    Chmod => "chmod", Chown => "chown", Mount => "mount", Umount => "umount",
+    Socket => "socket", Connect => "connect", Accept => "accept", Bind => "bind",
+    Listen => "listen", Setuid => "setuid", Setgid => "setgid", Capset => "capset",
+    Ptrace => "ptrace", ModuleLoad => "module_load", Setns => "setns",
+    Unshare => "unshare", MemfdCreate => "memfd_create", Bpf => "bpf",
+    Capable => "capable",
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownEventType(pub String);
+
+impl fmt::Display for UnknownEventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+        write!(f, "unknown event type {:?} (known: {})", self.0, known.join(", "))
+    }
+}
+
+impl std::error::Error for UnknownEventType {}
+
+impl FromStr for EventType {
+    type Err = UnknownEventType;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventType::ALL
+            .iter()
+            .copied()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| UnknownEventType(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_flags_decode() {
+        let f = OpenFlags::from_raw(0o1 | 0o100 | 0o1000);
+        assert!(f.write && f.create && f.truncate && !f.read);
+        let f = OpenFlags::from_raw(0);
+        assert!(f.read && !f.write && !f.create);
+        let f = OpenFlags::from_raw(0o2);
+        assert!(f.read && f.write);
+    }
+
+    #[test]
+    fn event_type_round_trip() {
+        for t in EventType::ALL {
+            assert_eq!(t.as_str().parse::<EventType>().unwrap(), *t);
+        }
+        assert!("nope".parse::<EventType>().is_err());
+    }
+
+    #[test]
+    fn json_shape_is_flat_with_type_and_args() {
+        let ev = Event {
+            ts_ns: 1,
+            process: ProcessCtx { pid: 7, comm: "sh".into(), ..Default::default() },
+            container: None,
+            ret: Some(3),
+            kind: EventKind::Open { path: "/etc/passwd".into(), flags: OpenFlags::from_raw(0), mode: 0 },
+        };
+        let v: serde_json::Value = serde_json::to_value(&ev).unwrap();
+        assert_eq!(v["type"], "open");
+        assert_eq!(v["args"]["path"], "/etc/passwd");
+        assert_eq!(v["process"]["pid"], 7);
+        let back: Event = serde_json::from_value(v).unwrap();
+        assert_eq!(back, ev);
+    }
+}

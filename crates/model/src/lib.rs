@@ -1,0 +1,13 @@
+//! The owned event model of rampart.
+//!
+//! The sensor decodes raw kernel records into [`Event`]; everything after decode
+//! (state, enrichment, rules, outputs, tests) sees only these types, never the
+//! kernel ABI structs.
+
+mod container;
+mod event;
+mod net;
+
+pub use container::{Container, Mount, Runtime};
+pub use event::{Event, EventKind, EventType, OpenFlags, ProcessCtx, UnknownEventType};
+pub use net::SockAddr;
