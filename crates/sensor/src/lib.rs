@@ -1,0 +1,1 @@
+//! sensor (to be written)
