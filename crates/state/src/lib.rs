@@ -1,1 +1,547 @@
-//! state (to be written)
+//! The process table: who runs what, kept from a `/proc` scan at start and then
+//! from fork/exec/exit events. Synchronous and pure (no async runtime).
+//!
+//! Use: [`ProcessTable::scan`] once, then for every event call
+//! [`ProcessTable::apply`] (updates the table from fork/exec/exit) and
+//! [`ProcessTable::enrich`] (fills `process.exe` and `process.cmdline`). Rules
+//! look up parents with [`ProcessTable::ancestors`].
+//!
+//! Memory is bounded: exited processes are kept for a grace period (late events
+//! and parent lookups still find them), and when the table is full exited
+//! entries go first, then the oldest live ones. All of it is counted in
+//! [`TableStats`].
+
+pub mod procfs;
+
+use model::{Event, EventKind};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use tracing::{debug, warn};
+
+/// Errors of the state crate; each carries the path that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: malformed stat line")]
+    BadStat { path: PathBuf },
+}
+
+/// Where an entry came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcSource {
+    /// Read from procfs (start-up scan or a lazy read).
+    Proc,
+    /// Built from events (fork, exec).
+    Event,
+}
+
+/// One process (thread group) as the table knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: String,
+    /// Executable path (as the process sees it: the container's view).
+    pub exe: Arc<str>,
+    /// argv, bounded in count and length.
+    pub argv: Arc<[String]>,
+    /// argv joined by spaces, bounded.
+    pub cmdline: Arc<str>,
+    pub cwd: Arc<str>,
+    /// Start time, nanoseconds since the epoch (0 when unknown).
+    pub start_time_ns: u64,
+    /// When the process exited (event time), if it did.
+    pub exited_at_ns: Option<u64>,
+    pub source: ProcSource,
+}
+
+impl ProcInfo {
+    pub fn is_alive(&self) -> bool {
+        self.exited_at_ns.is_none()
+    }
+
+    /// The basename of `exe`, or `comm` when the executable is unknown.
+    pub fn name(&self) -> &str {
+        if self.exe.is_empty() {
+            &self.comm
+        } else {
+            self.exe.rsplit('/').next().unwrap_or(&self.exe)
+        }
+    }
+}
+
+/// Tunables and bounds of [`ProcessTable`].
+#[derive(Debug, Clone)]
+pub struct TableConfig {
+    /// procfs mount (tests point it elsewhere).
+    pub proc_root: PathBuf,
+    /// Most entries kept (live + exited).
+    pub max_entries: usize,
+    /// An exited process stays this long (event time) before it is removed.
+    pub exit_grace_ns: u64,
+    pub max_args: usize,
+    pub max_arg_len: usize,
+    /// Bound on the joined command line.
+    pub max_cmdline_len: usize,
+    /// Bytes read from `/proc/<pid>/cmdline`.
+    pub max_cmdline_read: usize,
+    /// Bound on [`ProcessTable::ancestors`].
+    pub max_ancestors: usize,
+    /// Bound on processes read lazily by `enrich` and not yet merged.
+    pub max_lazy: usize,
+}
+
+impl Default for TableConfig {
+    fn default() -> Self {
+        TableConfig {
+            proc_root: PathBuf::from("/proc"),
+            max_entries: 65_536,
+            exit_grace_ns: 10_000_000_000,
+            max_args: 256,
+            max_arg_len: 4096,
+            max_cmdline_len: 4096,
+            max_cmdline_read: 16 * 1024,
+            max_ancestors: 64,
+            max_lazy: 4096,
+        }
+    }
+}
+
+/// Counters of [`ProcessTable`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableStats {
+    pub entries: usize,
+    pub live: usize,
+    pub exited: usize,
+    /// Processes read by the start-up scan.
+    pub scanned: u64,
+    /// Processes the scan could not read (vanished, EPERM).
+    pub scan_skipped: u64,
+    pub forks: u64,
+    pub execs: u64,
+    pub exits: u64,
+    /// Forks whose parent was not in the table (and could not be read).
+    pub unknown_parent_forks: u64,
+    /// `/proc/<pid>` reads for pids missing from the table.
+    pub lazy_reads: u64,
+    /// Of those, how many failed (process gone or unreadable).
+    pub lazy_read_failures: u64,
+    /// Exited entries removed after their grace period.
+    pub removed_exited: u64,
+    /// Exited entries removed before their grace period because the table was full.
+    pub evicted_exited: u64,
+    /// Live entries evicted because the table was full of live processes.
+    pub evicted_live: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    info: ProcInfo,
+    /// Insertion order, for eviction and for telling a reused pid from its
+    /// predecessor in the exited queue.
+    seq: u64,
+}
+
+#[derive(Default)]
+struct Lazy {
+    found: HashMap<u32, ProcInfo>,
+    /// pids whose read failed, with the table time of the failure.
+    failed: HashMap<u32, u64>,
+}
+
+/// How long a failed lazy read is remembered (table time).
+const LAZY_FAILURE_TTL_NS: u64 = 1_000_000_000;
+
+/// The process table. `Send + Sync`; mutation needs `&mut`.
+pub struct ProcessTable {
+    config: TableConfig,
+    procs: HashMap<u32, Entry>,
+    /// (pid, seq) in exit order.
+    exited: VecDeque<(u32, u64)>,
+    next_seq: u64,
+    /// Latest event time seen: the table's clock.
+    now_ns: u64,
+    stats: TableStats,
+    lazy: Mutex<Lazy>,
+    lazy_reads: AtomicU64,
+    lazy_failures: AtomicU64,
+    boot: OnceLock<(u64, u64)>,
+}
+
+impl std::fmt::Debug for ProcessTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessTable").field("stats", &self.stats()).finish_non_exhaustive()
+    }
+}
+
+impl Default for ProcessTable {
+    fn default() -> Self {
+        Self::new(TableConfig::default())
+    }
+}
+
+impl ProcessTable {
+    /// An empty table.
+    pub fn new(config: TableConfig) -> Self {
+        ProcessTable {
+            config,
+            procs: HashMap::new(),
+            exited: VecDeque::new(),
+            next_seq: 0,
+            now_ns: 0,
+            stats: TableStats::default(),
+            lazy: Mutex::new(Lazy::default()),
+            lazy_reads: AtomicU64::new(0),
+            lazy_failures: AtomicU64::new(0),
+            boot: OnceLock::new(),
+        }
+    }
+
+    /// A table filled from a scan of `config.proc_root`. Processes that vanish or
+    /// cannot be read are skipped and counted; only an unreadable procfs fails.
+    pub fn scan(config: TableConfig) -> Result<Self, Error> {
+        let mut t = Self::new(config);
+        let pids = procfs::list_pids(&t.config.proc_root)?;
+        let (boot, ticks) = t.boot();
+        for pid in pids {
+            match procfs::read_process(&t.config.proc_root, pid, &t.config, boot, ticks) {
+                Ok(info) => {
+                    t.insert(info);
+                    t.stats.scanned += 1;
+                }
+                Err(e) => {
+                    t.stats.scan_skipped += 1;
+                    debug!(pid, error = %e, "skipping process in /proc scan");
+                }
+            }
+        }
+        debug!(scanned = t.stats.scanned, skipped = t.stats.scan_skipped, "process table scanned");
+        Ok(t)
+    }
+
+    pub fn config(&self) -> &TableConfig {
+        &self.config
+    }
+
+    fn boot(&self) -> (u64, u64) {
+        *self.boot.get_or_init(|| {
+            (procfs::boot_time_ns(&self.config.proc_root).unwrap_or(0), procfs::clock_ticks_per_sec())
+        })
+    }
+
+    /// Read one process from procfs now.
+    pub fn read_proc(&self, pid: u32) -> Result<ProcInfo, Error> {
+        let (boot, ticks) = self.boot();
+        procfs::read_process(&self.config.proc_root, pid, &self.config, boot, ticks)
+    }
+
+    /// Insert or replace a process.
+    pub fn insert(&mut self, info: ProcInfo) {
+        if !self.procs.contains_key(&info.pid) && self.procs.len() >= self.config.max_entries {
+            self.make_room();
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if info.exited_at_ns.is_some() {
+            self.exited.push_back((info.pid, seq));
+        }
+        self.procs.insert(info.pid, Entry { info, seq });
+    }
+
+    pub fn get(&self, pid: u32) -> Option<&ProcInfo> {
+        self.procs.get(&pid).map(|e| &e.info)
+    }
+
+    pub fn parent(&self, pid: u32) -> Option<&ProcInfo> {
+        let ppid = self.get(pid)?.ppid;
+        if ppid == 0 || ppid == pid {
+            return None;
+        }
+        self.get(ppid)
+    }
+
+    /// The parent chain of `pid`, nearest first (`[parent, grandparent, ...]`),
+    /// stopping at pid 0, at a process not in the table, at a loop, or after
+    /// `max_ancestors`.
+    pub fn ancestors(&self, pid: u32) -> Vec<&ProcInfo> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        seen.insert(pid);
+        let mut cur = pid;
+        while out.len() < self.config.max_ancestors {
+            let Some(ppid) = self.get(cur).map(|p| p.ppid) else { break };
+            if ppid == 0 || !seen.insert(ppid) {
+                break;
+            }
+            let Some(parent) = self.get(ppid) else { break };
+            out.push(parent);
+            cur = ppid;
+        }
+        out
+    }
+
+    /// Live processes.
+    pub fn processes(&self) -> impl Iterator<Item = &ProcInfo> {
+        self.procs.values().map(|e| &e.info).filter(|p| p.is_alive())
+    }
+
+    pub fn len(&self) -> usize {
+        self.procs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.procs.is_empty()
+    }
+
+    pub fn stats(&self) -> TableStats {
+        let exited = self.procs.values().filter(|e| !e.info.is_alive()).count();
+        TableStats {
+            entries: self.procs.len(),
+            live: self.procs.len() - exited,
+            exited,
+            lazy_reads: self.lazy_reads.load(Ordering::Relaxed),
+            lazy_read_failures: self.lazy_failures.load(Ordering::Relaxed),
+            ..self.stats.clone()
+        }
+    }
+
+    /// Update the table from an event: fork adds the child (inheriting the
+    /// parent's exe, argv and cwd), exec replaces them, exit marks the process
+    /// exited (removed after the grace period). Any event also refreshes the
+    /// parent pid (reparenting). Failed syscalls change nothing.
+    pub fn apply(&mut self, ev: &Event) {
+        self.now_ns = self.now_ns.max(ev.ts_ns);
+        self.merge_lazy();
+        let p = &ev.process;
+        if p.ppid != 0 && p.ppid != p.pid {
+            if let Some(e) = self.procs.get_mut(&p.pid) {
+                if e.info.is_alive() {
+                    e.info.ppid = p.ppid;
+                }
+            }
+        }
+        match &ev.kind {
+            EventKind::Fork { child_pid, thread, .. } if !*thread && !ev.failed() && *child_pid != 0 => {
+                self.stats.forks += 1;
+                self.on_fork(ev, *child_pid);
+            }
+            EventKind::Exec { filename, exe, argv, cwd, .. } if !ev.failed() => {
+                self.stats.execs += 1;
+                self.on_exec(ev, filename, exe, argv, cwd);
+            }
+            // A thread's exit (tid != pid) is not the process's.
+            EventKind::Exit { .. } if p.tid == 0 || p.tid == p.pid => {
+                self.stats.exits += 1;
+                if let Some(e) = self.procs.get_mut(&p.pid) {
+                    if e.info.exited_at_ns.is_none() {
+                        e.info.exited_at_ns = Some(ev.ts_ns);
+                        self.exited.push_back((p.pid, e.seq));
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.remove_expired();
+    }
+
+    fn on_fork(&mut self, ev: &Event, child: u32) {
+        let p = &ev.process;
+        if !self.procs.contains_key(&p.pid) {
+            self.lazy_reads.fetch_add(1, Ordering::Relaxed);
+            match self.read_proc(p.pid) {
+                Ok(info) => self.insert(info),
+                Err(e) => {
+                    self.lazy_failures.fetch_add(1, Ordering::Relaxed);
+                    debug!(pid = p.pid, error = %e, "fork from a parent not in the table");
+                }
+            }
+        }
+        let info = match self.get(p.pid) {
+            Some(parent) => ProcInfo {
+                pid: child,
+                ppid: p.pid,
+                comm: parent.comm.clone(),
+                exe: parent.exe.clone(),
+                argv: parent.argv.clone(),
+                cmdline: parent.cmdline.clone(),
+                cwd: parent.cwd.clone(),
+                start_time_ns: ev.ts_ns,
+                exited_at_ns: None,
+                source: ProcSource::Event,
+            },
+            None => {
+                self.stats.unknown_parent_forks += 1;
+                ProcInfo {
+                    pid: child,
+                    ppid: p.pid,
+                    comm: p.comm.clone(),
+                    exe: p.exe.as_str().into(),
+                    argv: Vec::new().into(),
+                    cmdline: p.cmdline.as_str().into(),
+                    cwd: procfs::empty_arc_str(),
+                    start_time_ns: ev.ts_ns,
+                    exited_at_ns: None,
+                    source: ProcSource::Event,
+                }
+            }
+        };
+        self.insert(info);
+    }
+
+    fn on_exec(&mut self, ev: &Event, filename: &str, exe: &str, argv: &[String], cwd: &str) {
+        let p = &ev.process;
+        let cfg = &self.config;
+        let argv: Vec<String> =
+            argv.iter().take(cfg.max_args).map(|a| procfs::truncate(a.clone(), cfg.max_arg_len)).collect();
+        let cmdline = procfs::join_cmdline(&argv, cfg.max_cmdline_len);
+        let exe = if exe.is_empty() { filename } else { exe };
+        let (ppid, start, old_cwd) = match self.get(p.pid) {
+            Some(old) => (if p.ppid != 0 { p.ppid } else { old.ppid }, old.start_time_ns, old.cwd.clone()),
+            None => (p.ppid, ev.ts_ns, procfs::empty_arc_str()),
+        };
+        let info = ProcInfo {
+            pid: p.pid,
+            ppid,
+            comm: p.comm.clone(),
+            exe: exe.into(),
+            argv: argv.into(),
+            cmdline: cmdline.into(),
+            cwd: if cwd.is_empty() { old_cwd } else { cwd.into() },
+            start_time_ns: start,
+            exited_at_ns: None,
+            source: ProcSource::Event,
+        };
+        self.insert(info);
+    }
+
+    /// Fill `ev.process.exe` and `ev.process.cmdline` from the table. A pid not in
+    /// the table is read from `/proc` (counted in `lazy_reads`), kept aside and
+    /// merged into the table by the next `apply`.
+    pub fn enrich(&self, ev: &mut Event) {
+        let pid = ev.process.pid;
+        if let Some(info) = self.get(pid) {
+            fill(ev, info);
+            return;
+        }
+        let mut lazy = self.lazy.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(info) = lazy.found.get(&pid) {
+            fill(ev, info);
+            return;
+        }
+        let now = self.now_ns.max(ev.ts_ns);
+        if lazy.failed.get(&pid).is_some_and(|at| now.saturating_sub(*at) < LAZY_FAILURE_TTL_NS) {
+            return;
+        }
+        self.lazy_reads.fetch_add(1, Ordering::Relaxed);
+        match self.read_proc(pid) {
+            Ok(info) => {
+                fill(ev, &info);
+                if lazy.found.len() >= self.config.max_lazy {
+                    warn!(max = self.config.max_lazy, "lazily read processes not merged; dropping them");
+                    lazy.found.clear();
+                }
+                lazy.found.insert(pid, info);
+            }
+            Err(_) => {
+                self.lazy_failures.fetch_add(1, Ordering::Relaxed);
+                if lazy.failed.len() >= self.config.max_lazy {
+                    lazy.failed.clear();
+                }
+                lazy.failed.insert(pid, now);
+            }
+        }
+    }
+
+    fn merge_lazy(&mut self) {
+        let lazy = self.lazy.get_mut().unwrap_or_else(|e| e.into_inner());
+        if lazy.found.is_empty() && lazy.failed.is_empty() {
+            return;
+        }
+        let found: Vec<ProcInfo> = lazy.found.drain().map(|(_, v)| v).collect();
+        let now = self.now_ns;
+        lazy.failed.retain(|_, at| now.saturating_sub(*at) < LAZY_FAILURE_TTL_NS);
+        for info in found {
+            if !self.procs.contains_key(&info.pid) {
+                self.insert(info);
+            }
+        }
+    }
+
+    /// Remove exited entries whose grace period is over.
+    fn remove_expired(&mut self) {
+        let grace = self.config.exit_grace_ns;
+        while let Some(&(pid, seq)) = self.exited.front() {
+            match self.procs.get(&pid) {
+                Some(e) if e.seq == seq => match e.info.exited_at_ns {
+                    Some(at) if self.now_ns.saturating_sub(at) >= grace => {
+                        self.procs.remove(&pid);
+                        self.stats.removed_exited += 1;
+                        self.exited.pop_front();
+                    }
+                    Some(_) => break,
+                    None => {
+                        self.exited.pop_front();
+                    }
+                },
+                // Stale: the pid was removed or reused since.
+                _ => {
+                    self.exited.pop_front();
+                }
+            }
+        }
+        // Stale records can pile up behind a young one; keep the queue bounded.
+        if self.exited.len() > 2 * self.config.max_entries.max(16) {
+            let procs = &self.procs;
+            self.exited
+                .retain(|(pid, seq)| procs.get(pid).is_some_and(|e| e.seq == *seq && !e.info.is_alive()));
+        }
+    }
+
+    /// Make room for one more entry: expired exited ones, then any exited ones
+    /// (oldest exit first), then the oldest live ones (a batch, to amortise).
+    fn make_room(&mut self) {
+        self.remove_expired();
+        let max = self.config.max_entries;
+        while self.procs.len() >= max {
+            let Some((pid, seq)) = self.exited.pop_front() else { break };
+            if self.procs.get(&pid).is_some_and(|e| e.seq == seq && !e.info.is_alive()) {
+                self.procs.remove(&pid);
+                self.stats.evicted_exited += 1;
+            }
+        }
+        if self.procs.len() >= max {
+            let batch = (max / 16).max(1);
+            let mut seqs: Vec<(u64, u32)> = self.procs.values().map(|e| (e.seq, e.info.pid)).collect();
+            let n = batch.min(seqs.len());
+            if n > 0 && n < seqs.len() {
+                seqs.select_nth_unstable(n - 1);
+            }
+            for &(_, pid) in seqs.iter().take(n) {
+                self.procs.remove(&pid);
+            }
+            self.stats.evicted_live += n as u64;
+            warn!(evicted = n, max, "process table full of live processes; evicted the oldest");
+        }
+    }
+}
+
+fn fill(ev: &mut Event, info: &ProcInfo) {
+    if !info.exe.is_empty() {
+        ev.process.exe.clear();
+        ev.process.exe.push_str(&info.exe);
+    }
+    if !info.cmdline.is_empty() {
+        ev.process.cmdline.clear();
+        ev.process.cmdline.push_str(&info.cmdline);
+    }
+}
+
+#[cfg(test)]
+mod tests;

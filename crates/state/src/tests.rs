@@ -1,0 +1,327 @@
+use super::*;
+use model::{Event, EventKind, OpenFlags, ProcessCtx};
+
+const SEC: u64 = 1_000_000_000;
+
+/// A config whose procfs is empty, so lazy reads fail deterministically.
+fn cfg() -> TableConfig {
+    TableConfig { proc_root: PathBuf::from("/nonexistent-proc"), ..Default::default() }
+}
+
+fn ctx(pid: u32, ppid: u32, comm: &str) -> ProcessCtx {
+    ProcessCtx { pid, tid: pid, ppid, comm: comm.into(), ..Default::default() }
+}
+
+fn ev(ts: u64, process: ProcessCtx, kind: EventKind) -> Event {
+    Event { ts_ns: ts, process, container: None, ret: Some(0), kind }
+}
+
+fn fork(ts: u64, parent: u32, pparent: u32, child: u32) -> Event {
+    ev(ts, ctx(parent, pparent, "p"), EventKind::Fork { child_pid: child, child_tid: child, thread: false })
+}
+
+fn exec(ts: u64, pid: u32, ppid: u32, exe: &str, argv: &[&str], cwd: &str) -> Event {
+    let comm = exe.rsplit('/').next().unwrap_or(exe);
+    ev(
+        ts,
+        ctx(pid, ppid, comm),
+        EventKind::Exec {
+            filename: exe.into(),
+            exe: exe.into(),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            argv_truncated: false,
+            cwd: cwd.into(),
+            tty: None,
+            cap_effective: 0,
+            cap_permitted: 0,
+            exe_from_memfd: false,
+            exe_upper_layer: None,
+        },
+    )
+}
+
+fn exit(ts: u64, pid: u32, ppid: u32) -> Event {
+    ev(ts, ctx(pid, ppid, "x"), EventKind::Exit { code: 0, signal: 0, core_dumped: false })
+}
+
+fn open(ts: u64, pid: u32) -> Event {
+    ev(
+        ts,
+        ctx(pid, 1, "x"),
+        EventKind::Open { path: "/etc/passwd".into(), flags: OpenFlags::from_raw(0), mode: 0 },
+    )
+}
+
+fn proc(pid: u32, ppid: u32, exe: &str) -> ProcInfo {
+    ProcInfo {
+        pid,
+        ppid,
+        comm: exe.rsplit('/').next().unwrap_or(exe).into(),
+        exe: exe.into(),
+        argv: vec![exe.to_string()].into(),
+        cmdline: exe.into(),
+        cwd: "/".into(),
+        start_time_ns: 0,
+        exited_at_ns: None,
+        source: ProcSource::Proc,
+    }
+}
+
+#[test]
+fn fork_inherits_then_exec_replaces() {
+    let mut t = ProcessTable::new(cfg());
+    t.insert(proc(1, 0, "/sbin/init"));
+    t.insert(ProcInfo {
+        argv: vec!["bash".to_string(), "-l".to_string()].into(),
+        cmdline: "bash -l".into(),
+        cwd: "/root".into(),
+        ..proc(100, 1, "/bin/bash")
+    });
+    t.apply(&fork(1, 100, 1, 200));
+    let child = t.get(200).unwrap();
+    assert_eq!(
+        (child.ppid, &*child.exe, &*child.cmdline, &*child.cwd),
+        (100, "/bin/bash", "bash -l", "/root")
+    );
+    assert_eq!(child.source, ProcSource::Event);
+    assert_eq!(child.start_time_ns, 1);
+
+    t.apply(&exec(2, 200, 100, "/usr/bin/curl", &["curl", "-s", "http://x"], "/tmp"));
+    let child = t.get(200).unwrap();
+    assert_eq!(&*child.exe, "/usr/bin/curl");
+    assert_eq!(&child.argv[..], ["curl", "-s", "http://x"]);
+    assert_eq!(&*child.cmdline, "curl -s http://x");
+    assert_eq!(&*child.cwd, "/tmp");
+    assert_eq!(child.comm, "curl");
+    assert_eq!(child.start_time_ns, 1, "exec keeps the start time");
+    // the parent is untouched
+    assert_eq!(&*t.get(100).unwrap().exe, "/bin/bash");
+
+    let mut e = open(3, 200);
+    t.enrich(&mut e);
+    assert_eq!((e.process.exe.as_str(), e.process.cmdline.as_str()), ("/usr/bin/curl", "curl -s http://x"));
+    let s = t.stats();
+    assert_eq!((s.forks, s.execs, s.lazy_reads), (1, 1, 0));
+}
+
+#[test]
+fn threads_and_failed_syscalls_change_nothing() {
+    let mut t = ProcessTable::new(cfg());
+    t.insert(proc(100, 1, "/bin/app"));
+    t.apply(&ev(1, ctx(100, 1, "app"), EventKind::Fork { child_pid: 100, child_tid: 101, thread: true }));
+    assert_eq!(t.len(), 1);
+    let mut failed = exec(2, 100, 1, "/bin/nope", &["nope"], "/");
+    failed.ret = Some(-2);
+    t.apply(&failed);
+    assert_eq!(&*t.get(100).unwrap().exe, "/bin/app");
+    // a thread's exit does not end the process
+    let mut thread_exit = exit(3, 100, 1);
+    thread_exit.process.tid = 101;
+    t.apply(&thread_exit);
+    assert!(t.get(100).unwrap().is_alive());
+    t.apply(&exit(4, 100, 1));
+    assert!(!t.get(100).unwrap().is_alive());
+}
+
+#[test]
+fn exec_without_resolved_exe_uses_filename_and_keeps_cwd() {
+    let mut t = ProcessTable::new(cfg());
+    t.insert(proc(10, 1, "/bin/sh"));
+    let mut e = exec(1, 10, 1, "", &["./run"], "");
+    if let EventKind::Exec { filename, .. } = &mut e.kind {
+        *filename = "./run".into();
+    }
+    t.apply(&e);
+    let p = t.get(10).unwrap();
+    assert_eq!(&*p.exe, "./run");
+    assert_eq!(&*p.cwd, "/");
+    // exec of a pid never seen creates it
+    t.apply(&exec(2, 77, 10, "/bin/true", &["true"], "/srv"));
+    assert_eq!(t.get(77).unwrap().ppid, 10);
+}
+
+#[test]
+fn exited_processes_stay_for_the_grace_period() {
+    let mut t = ProcessTable::new(TableConfig { exit_grace_ns: 5 * SEC, ..cfg() });
+    t.insert(proc(1, 0, "/sbin/init"));
+    t.apply(&fork(SEC, 1, 0, 50));
+    t.apply(&exit(2 * SEC, 50, 1));
+    // still there for late events and parent lookups
+    assert!(t.get(50).is_some_and(|p| !p.is_alive()));
+    assert_eq!(t.processes().count(), 1);
+    t.apply(&open(6 * SEC, 1));
+    assert!(t.get(50).is_some());
+    t.apply(&open(7 * SEC, 1));
+    assert!(t.get(50).is_none());
+    assert_eq!(t.stats().removed_exited, 1);
+}
+
+#[test]
+fn pid_reuse_after_exit() {
+    let mut t = ProcessTable::new(TableConfig { exit_grace_ns: 5 * SEC, ..cfg() });
+    t.insert(proc(1, 0, "/sbin/init"));
+    t.insert(proc(2, 1, "/bin/sh"));
+    t.apply(&fork(SEC, 1, 0, 50));
+    t.apply(&exit(2 * SEC, 50, 1));
+    // pid 50 reused by a child of 2 before the old entry expired
+    t.apply(&fork(3 * SEC, 2, 1, 50));
+    t.apply(&exec(3 * SEC, 50, 2, "/bin/new", &["new"], "/"));
+    // the old exit record must not remove the new process
+    t.apply(&open(20 * SEC, 1));
+    let p = t.get(50).unwrap();
+    assert!(p.is_alive());
+    assert_eq!((p.ppid, &*p.exe), (2, "/bin/new"));
+}
+
+#[test]
+fn fork_flood_is_bounded_exited_first() {
+    let mut t = ProcessTable::new(TableConfig { max_entries: 64, exit_grace_ns: 1000 * SEC, ..cfg() });
+    t.insert(proc(1, 0, "/sbin/init"));
+    // fork+exit storms: exited entries are evicted before the grace period
+    for i in 0..10_000u32 {
+        let pid = 1000 + i;
+        t.apply(&fork(i as u64, 1, 0, pid));
+        t.apply(&exit(i as u64, pid, 1));
+    }
+    assert!(t.len() <= 64);
+    assert!(t.get(1).is_some(), "live entries survive while exited ones can go");
+    let s = t.stats();
+    assert!(s.evicted_exited > 9000, "{s:?}");
+    assert_eq!(s.evicted_live, 0);
+    // a flood of live processes (missed exits) evicts the oldest live ones
+    for i in 0..1000u32 {
+        t.apply(&fork(20_000 + i as u64, 1, 0, 50_000 + i));
+    }
+    assert!(t.len() <= 64);
+    assert!(t.stats().evicted_live > 0);
+    assert!(t.get(50_999).is_some(), "newest kept");
+    assert!(t.exited.len() <= 2 * 64);
+}
+
+#[test]
+fn ancestors_in_order_bounded_and_loop_safe() {
+    let mut t = ProcessTable::new(TableConfig { max_ancestors: 5, ..cfg() });
+    t.insert(proc(1, 0, "/sbin/init"));
+    t.insert(proc(10, 1, "/usr/bin/containerd-shim"));
+    t.insert(proc(20, 10, "/bin/sh"));
+    t.insert(proc(30, 20, "/usr/bin/python3"));
+    let names: Vec<u32> = t.ancestors(30).iter().map(|p| p.pid).collect();
+    assert_eq!(names, [20, 10, 1]);
+    assert_eq!(t.parent(30).map(|p| p.pid), Some(20));
+    assert_eq!(t.parent(1).map(|p| p.pid), None);
+    assert!(t.ancestors(1).is_empty());
+    assert!(t.ancestors(999).is_empty());
+    // a loop (corrupted ppids) terminates
+    t.insert(proc(100, 101, "/a"));
+    t.insert(proc(101, 102, "/b"));
+    t.insert(proc(102, 100, "/c"));
+    let chain: Vec<u32> = t.ancestors(100).iter().map(|p| p.pid).collect();
+    assert_eq!(chain, [101, 102]);
+    // self-parent
+    t.insert(proc(200, 200, "/self"));
+    assert!(t.ancestors(200).is_empty());
+    assert!(t.parent(200).is_none());
+    // a long chain is bounded
+    for pid in 1000..1100u32 {
+        t.insert(proc(pid, pid - 1, "/x"));
+    }
+    assert_eq!(t.ancestors(1099).len(), 5);
+    // a gap stops the chain
+    t.insert(proc(300, 299, "/orphan"));
+    assert!(t.ancestors(300).is_empty());
+}
+
+#[test]
+fn reparenting_follows_events() {
+    let mut t = ProcessTable::new(cfg());
+    t.insert(proc(1, 0, "/sbin/init"));
+    t.insert(proc(10, 1, "/bin/sh"));
+    t.insert(proc(20, 10, "/bin/sleep"));
+    t.apply(&exit(1, 10, 1));
+    // the kernel reparents 20 to init; its next event says so
+    t.apply(&open(2, 20));
+    assert_eq!(t.get(20).unwrap().ppid, 1);
+}
+
+#[test]
+fn unknown_parent_fork_uses_event_context() {
+    let mut t = ProcessTable::new(cfg());
+    let mut e = fork(1, 4_000_000, 1, 4_000_001);
+    e.process.exe = "/bin/busybox".into();
+    e.process.cmdline = "sh -c x".into();
+    t.apply(&e);
+    let c = t.get(4_000_001).unwrap();
+    assert_eq!((&*c.exe, &*c.cmdline, c.ppid), ("/bin/busybox", "sh -c x", 4_000_000));
+    let s = t.stats();
+    assert_eq!((s.unknown_parent_forks, s.lazy_reads, s.lazy_read_failures), (1, 1, 1));
+}
+
+#[test]
+fn hostile_exec_args_are_bounded() {
+    let mut t = ProcessTable::new(TableConfig { max_args: 4, max_arg_len: 8, max_cmdline_len: 20, ..cfg() });
+    let long = "A".repeat(10_000);
+    let argv: Vec<&str> = std::iter::repeat_n(long.as_str(), 1000).collect();
+    t.apply(&exec(1, 5, 1, "/bin/x", &argv, "/"));
+    let p = t.get(5).unwrap();
+    assert_eq!(p.argv.len(), 4);
+    assert!(p.argv.iter().all(|a| a.len() == 8));
+    assert!(p.cmdline.len() <= 20);
+}
+
+#[test]
+fn enrich_missing_pid_counts_and_remembers_failures() {
+    let t = ProcessTable::new(cfg());
+    for _ in 0..100 {
+        let mut e = open(1, 12345);
+        t.enrich(&mut e);
+        assert!(e.process.exe.is_empty());
+    }
+    let s = t.stats();
+    assert_eq!((s.lazy_reads, s.lazy_read_failures), (1, 1), "a failed read is not retried at once");
+}
+
+// ----- against this machine's real /proc -----
+
+#[test]
+fn scan_real_proc_finds_self() {
+    let t = ProcessTable::scan(TableConfig::default()).expect("scan /proc");
+    let me = std::process::id();
+    let p = t.get(me).expect("own pid in the table");
+    let exe = std::env::current_exe().unwrap();
+    assert_eq!(&*p.exe, exe.to_str().unwrap());
+    assert_eq!(p.ppid, std::os::unix::process::parent_id());
+    assert!(!p.argv.is_empty());
+    assert_eq!(&*p.cwd, std::env::current_dir().unwrap().to_str().unwrap());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    assert!(p.start_time_ns > 0 && p.start_time_ns <= now + SEC, "{}", p.start_time_ns);
+    assert!(now - p.start_time_ns < 3600 * SEC, "test process started within the hour");
+    let s = t.stats();
+    assert!(s.scanned > 1, "{s:?}");
+    // pid 1 may be unreadable in parts (EPERM on links): tolerated, not fatal
+    assert!(t.len() as u64 == s.scanned);
+    // our parent chain resolves
+    assert!(t.ancestors(me).first().is_some_and(|pp| pp.pid == std::os::unix::process::parent_id()));
+}
+
+#[test]
+fn enrich_reads_proc_lazily_and_apply_merges() {
+    let mut t = ProcessTable::new(TableConfig::default());
+    let me = std::process::id();
+    let mut e = open(1, me);
+    t.enrich(&mut e);
+    assert_eq!(e.process.exe, std::env::current_exe().unwrap().to_str().unwrap());
+    assert!(!e.process.cmdline.is_empty());
+    assert_eq!(t.stats().lazy_reads, 1);
+    // answered from the side cache, then merged by apply
+    let mut e2 = open(2, me);
+    t.enrich(&mut e2);
+    assert_eq!(t.stats().lazy_reads, 1);
+    t.apply(&open(3, 1));
+    assert!(t.get(me).is_some());
+}
+
+#[test]
+fn scan_of_missing_procfs_is_an_error() {
+    let err = ProcessTable::scan(cfg()).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent-proc"), "{err}");
+}
