@@ -49,8 +49,9 @@ mod tests {
         Event {
             ts_ns: 0,
             process: ProcessCtx::default(),
-            container: container
-                .map(|name| Arc::new(Container { id: format!("{name}-id"), name: name.into(), ..Default::default() })),
+            container: container.map(|name| {
+                Arc::new(Container { id: format!("{name}-id"), name: name.into(), ..Default::default() })
+            }),
             ret: None,
             kind,
         }

@@ -9,8 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use filter::EventFilter;
 use output::Format;
 use pipeline::{Counts, Enricher, SensorThread};
-use runtime::{ContainerRegistry, RegistryConfig};
-use sensor::SensorConfig;
+use runtime::{ContainerRegistry, RegistryTasks};
+use sensor::{HookState, SensorConfig};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use tokio::signal::unix::{signal, SignalKind};
@@ -86,8 +86,11 @@ fn main() -> Result<()> {
     })
 }
 
-fn registry(args: &RuntimeArgs) -> ContainerRegistry {
-    ContainerRegistry::start(RegistryConfig { docker_socket: args.docker_socket.clone(), ..Default::default() })
+/// The container registry with its background runtime watchers running.
+fn registry(args: &RuntimeArgs) -> (ContainerRegistry, RegistryTasks) {
+    let registry = ContainerRegistry::with_docker(&args.docker_socket);
+    let tasks = registry.spawn();
+    (registry, tasks)
 }
 
 async fn events(args: EventsArgs) -> Result<()> {
@@ -98,13 +101,14 @@ async fn events(args: EventsArgs) -> Result<()> {
     let filter = EventFilter { container: args.container.clone(), types, include_host: args.host };
     let format = if args.json { Format::Json } else { Format::Human };
 
-    let containers = registry(&args.runtime);
-    let processes = state::ProcessTable::scan().context("scanning /proc")?;
+    let (containers, _watchers) = registry(&args.runtime);
+    let processes = state::ProcessTable::scan(Default::default()).context("scanning /proc")?;
     let mut sensor =
         SensorThread::start(SensorConfig { include_host: args.host, ..Default::default() }).await?;
-    let failed: Vec<_> = sensor.status.hooks.iter().filter(|h| !h.attached).collect();
-    for hook in &failed {
-        tracing::warn!(hook = %hook.name, error = hook.error.as_deref().unwrap_or(""), "hook not attached");
+    for hook in &sensor.status.hooks {
+        if let HookState::Failed { reason } = &hook.state {
+            tracing::warn!(hook = %hook.hook, %reason, "hook not attached");
+        }
     }
     eprintln!("rampart: sensor ready");
 
@@ -153,11 +157,11 @@ async fn events(args: EventsArgs) -> Result<()> {
 }
 
 async fn status(args: StatusArgs) -> Result<()> {
-    let containers = registry(&args.runtime);
+    let (containers, _watchers) = registry(&args.runtime);
     let sensor = SensorThread::start(SensorConfig::default()).await?;
     // Give the runtime client a moment to connect before reporting its health.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let runtimes = containers.health();
+    let runtimes = containers.status();
     if args.json {
         let v = serde_json::json!({ "sensor": sensor.status, "runtimes": runtimes });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -165,24 +169,22 @@ async fn status(args: StatusArgs) -> Result<()> {
     }
     println!("kernel features:");
     for f in &sensor.status.features {
-        println!("  {:<28} {}", f.name, if f.available { "yes" } else { "no" });
+        println!("  {:<28} {:<4} {}", f.name, if f.available { "yes" } else { "no" }, f.detail);
     }
-    let attached = sensor.status.hooks.iter().filter(|h| h.attached).count();
+    let attached = sensor.status.hooks.iter().filter(|h| matches!(h.state, HookState::Attached)).count();
     println!("hooks: {attached}/{} attached", sensor.status.hooks.len());
     for h in &sensor.status.hooks {
-        match &h.error {
-            None if h.attached => println!("  {:<44} attached", h.name),
-            err => println!("  {:<44} FAILED: {}", h.name, err.as_deref().unwrap_or("not attached")),
+        match &h.state {
+            HookState::Attached => println!("  {:<52} attached", h.hook),
+            HookState::Failed { reason } => println!("  {:<52} FAILED: {reason}", h.hook),
+            HookState::Skipped { reason } => println!("  {:<52} skipped: {reason}", h.hook),
         }
     }
     println!("runtimes:");
-    for r in runtimes {
-        println!(
-            "  {:<10} {} {}",
-            r.runtime,
-            if r.connected { "connected" } else { "unreachable" },
-            r.detail()
-        );
+    for r in &runtimes.runtimes {
+        let health = if r.connected { "connected".to_string() } else { "unreachable".to_string() };
+        let detail = r.last_error.as_deref().map(|e| format!(" (last error: {e})")).unwrap_or_default();
+        println!("  {:<10} {:<12} {} {} containers{detail}", r.name, health, r.endpoint, r.containers);
     }
     Ok(())
 }

@@ -114,7 +114,9 @@ fn append_args(s: &mut String, kind: &EventKind) {
             write!(s, " {old_path:?} -> {new_path:?}")
         }
         EventKind::Symlink { target, link_path } => write!(s, " {link_path:?} -> {target:?}"),
-        EventKind::Mkdir { path, mode } | EventKind::Chmod { path, mode } => write!(s, " {path:?} mode={mode:o}"),
+        EventKind::Mkdir { path, mode } | EventKind::Chmod { path, mode } => {
+            write!(s, " {path:?} mode={mode:o}")
+        }
         EventKind::Chown { path, uid, gid } => write!(s, " {path:?} uid={} gid={}", *uid as i32, *gid as i32),
         EventKind::Mount { source, target, fstype, flags } => {
             write!(s, " {source:?} on {target:?} type={fstype} flags={flags:#x}")

@@ -136,7 +136,9 @@ impl Enricher {
         ev.container = match self.containers.resolve_cached(ev.process.cgroup_id) {
             Resolution::Host => None,
             Resolution::Container(c) => Some(c),
-            Resolution::Unknown => self.containers.resolve(ev.process.cgroup_id).await,
+            Resolution::Unknown => {
+                self.containers.resolve_for_pid(ev.process.cgroup_id, ev.process.pid).await
+            }
         };
     }
 }

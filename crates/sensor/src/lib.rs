@@ -1,1 +1,166 @@
-//! sensor (to be written)
+//! rampart's kernel side: loads the eBPF programs (bpf/*.bpf.c, via a
+//! libbpf-cargo skeleton), probes kernel features, attaches each hook
+//! independently, drains the ring buffer in batches and decodes raw records into
+//! the owned [`model::Event`].
+//!
+//! ```no_run
+//! let mut sensor = sensor::Sensor::start(sensor::SensorConfig::default())?;
+//! loop {
+//!     sensor.poll(&mut |event| println!("{event:?}"))?;
+//!     std::thread::sleep(sensor::POLL_PERIOD);
+//! }
+//! # Ok::<(), sensor::SensorError>(())
+//! ```
+//!
+//! Layout: [`decode`] and [`paths`] are pure (unit-tested without root); the
+//! kernel-touching code is in the private `kernel` module.
+
+mod abi;
+mod caps;
+pub mod decode;
+mod kernel;
+pub mod paths;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use caps::cap_name;
+pub use decode::{DecodeError, Decoder};
+pub use kernel::Sensor;
+pub use paths::{join_path, normalize};
+
+/// A drain period that keeps a 32 MiB ring far from full at 200k events/s.
+pub const POLL_PERIOD: Duration = Duration::from_millis(3);
+
+/// Default ring buffer size: 32 MiB.
+pub const DEFAULT_RING_BUFFER_BYTES: usize = 32 << 20;
+
+/// How the sensor is started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SensorConfig {
+    /// Report host processes too, not only tasks in a mount namespace other than
+    /// the host's (containers).
+    pub include_host: bool,
+    /// Ring buffer size in bytes; rounded up to a power of two (at least one
+    /// page, at most 1 GiB).
+    pub ring_buffer_bytes: usize,
+    /// BPF program names (e.g. `on_cap_capable`, `enter_openat`) not to load.
+    pub disabled_programs: Vec<String>,
+}
+
+impl Default for SensorConfig {
+    fn default() -> Self {
+        SensorConfig {
+            include_host: false,
+            ring_buffer_bytes: DEFAULT_RING_BUFFER_BYTES,
+            disabled_programs: Vec::new(),
+        }
+    }
+}
+
+/// Counters; drops are never hidden.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SensorStats {
+    /// Records decoded into events.
+    pub events: u64,
+    /// Records the kernel could not output (ring buffer full, or the per-CPU
+    /// scratch buffer busy), per CPU.
+    pub lost: Vec<u64>,
+    /// Records that could not be decoded.
+    pub decode_errors: u64,
+    /// Records whose string area ran out of room (some path or argument cut).
+    pub truncated: u64,
+}
+
+impl SensorStats {
+    pub fn lost_total(&self) -> u64 {
+        self.lost.iter().sum()
+    }
+}
+
+/// A kernel feature the sensor probed at start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Feature {
+    pub name: String,
+    pub available: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// One BPF program and where it hooks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HookStatus {
+    /// BPF program name, e.g. `exit_openat`.
+    pub program: String,
+    /// ELF section naming the hook, e.g. `tracepoint/syscalls/sys_exit_openat`.
+    pub hook: String,
+    #[serde(flatten)]
+    pub state: HookState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum HookState {
+    Attached,
+    /// Loading or attaching failed.
+    Failed {
+        reason: String,
+    },
+    /// Not loaded: the hook does not exist on this kernel, or disabled by config.
+    Skipped {
+        reason: String,
+    },
+}
+
+/// What the sensor found and attached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SensorStatus {
+    pub features: Vec<Feature>,
+    pub hooks: Vec<HookStatus>,
+    pub include_host: bool,
+    /// The host mount namespace inode that tells host tasks from containers.
+    pub host_mnt_ns: u32,
+    pub ring_buffer_bytes: usize,
+}
+
+impl SensorStatus {
+    pub fn attached(&self) -> impl Iterator<Item = &HookStatus> {
+        self.hooks.iter().filter(|h| h.state == HookState::Attached)
+    }
+
+    pub fn hook(&self, program: &str) -> Option<&HookStatus> {
+        self.hooks.iter().find(|h| h.program == program)
+    }
+
+    pub fn is_attached(&self, program: &str) -> bool {
+        self.hook(program).is_some_and(|h| h.state == HookState::Attached)
+    }
+}
+
+/// Errors of the sensor.
+#[derive(Debug, thiserror::Error)]
+pub enum SensorError {
+    #[error("invalid sensor config: {0}")]
+    Config(String),
+    #[error("reading {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("mounting tracefs at {path}: {source}")]
+    MountTracefs { path: PathBuf, source: std::io::Error },
+    #[error("kernel feature {feature} missing: {detail}")]
+    MissingFeature { feature: String, detail: String },
+    #[error("opening bpf object {object}: {source}")]
+    Open { object: String, source: libbpf_rs::Error },
+    #[error("configuring bpf map {map}: {source}")]
+    Map { map: String, source: libbpf_rs::Error },
+    #[error("loading bpf object {object} (failing program: {program}): {source}")]
+    Load { object: String, program: String, source: libbpf_rs::Error },
+    #[error("no bpf program attached: {reasons}")]
+    NothingAttached { reasons: String },
+    #[error("ring buffer {map}: {source}")]
+    RingBuffer { map: String, source: libbpf_rs::Error },
+    #[error("consuming ring buffer {map}: errno {errno}")]
+    Poll { map: String, errno: i32 },
+}

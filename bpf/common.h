@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
+/* Shared maps, config, filter and record-building helpers of the sensor. */
+#ifndef RAMPART_COMMON_H
+#define RAMPART_COMMON_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "events.h"
+
+#define AT_FDCWD -100
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
+#define OVERLAYFS_SUPER_MAGIC 0x794c7630
+#define NSFS_MAGIC 0x6e736673
+
+/* ---- configuration (set by userspace before load) ---- */
+const volatile bool include_host = false;
+const volatile __u32 self_tgid = 0;
+const volatile __u32 host_mnt_ns = 0;
+
+/* ---- maps ---- */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 32 * 1024 * 1024); /* userspace sets the real size */
+} events SEC(".maps");
+
+/* Records that could not be output (ring full, or scratch busy). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+struct scratch {
+	__u32 busy;
+	__u32 off; /* write cursor into buf */
+	__u8 buf[SCRATCH_SIZE];
+};
+
+/* Slot 0: syscall programs, 1: sched tp_btf, 2: cap_capable. Separate slots so a
+ * preempted syscall program and a sched program on the same CPU do not share. */
+#define SLOT_SYS 0
+#define SLOT_SCHED 1
+#define SLOT_CAP 2
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 3);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch_map SEC(".maps");
+
+struct pending {
+	__u64 args[6];
+	__u32 nr;
+	__u32 reported_at_enter;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct pending);
+} pending_map SEC(".maps");
+
+static __always_inline void count_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *v = bpf_map_lookup_elem(&lost, &zero);
+	if (v)
+		*v += 1;
+}
+
+/* ---- filter ---- */
+static __always_inline __u32 task_mnt_ns(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum);
+}
+
+/* Whether events of this task are reported.  The agent's own tgid is checked by
+ * the caller first (it is the cheapest test). */
+static __always_inline bool task_reported(struct task_struct *t)
+{
+	if (include_host)
+		return true;
+	__u32 mnt = task_mnt_ns(t);
+	return mnt != 0 && mnt != host_mnt_ns;
+}
+
+static __always_inline bool current_is_self(void)
+{
+	return (bpf_get_current_pid_tgid() >> 32) == self_tgid;
+}
+
+/* ---- scratch ---- */
+static __always_inline struct scratch *get_scratch(__u32 slot)
+{
+	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &slot);
+	if (!s)
+		return NULL;
+	if (s->busy) {
+		count_lost();
+		return NULL;
+	}
+	s->busy = 1;
+	return s;
+}
+
+static __always_inline void put_scratch(struct scratch *s)
+{
+	s->busy = 0;
+}
+
+/* ---- header ---- */
+static __noinline void fill_hdr(struct event_hdr *h, struct task_struct *t, __u32 type, __u32 body_len)
+{
+	h->ts_boot_ns = bpf_ktime_get_boot_ns();
+	h->cgroup_id = bpf_get_current_cgroup_id();
+	h->ret = 0;
+	h->type = type;
+	h->flags = 0;
+	h->size = 0;
+	h->body_len = body_len;
+	h->pid = BPF_CORE_READ(t, tgid);
+	h->tid = BPF_CORE_READ(t, pid);
+	h->ppid = BPF_CORE_READ(t, real_parent, tgid);
+
+	const struct cred *cred = BPF_CORE_READ(t, cred);
+	h->uid = BPF_CORE_READ(cred, uid.val);
+	h->gid = BPF_CORE_READ(cred, gid.val);
+	h->euid = BPF_CORE_READ(cred, euid.val);
+	h->egid = BPF_CORE_READ(cred, egid.val);
+	h->loginuid = BPF_CORE_READ(t, loginuid.val);
+
+	struct pid *p = BPF_CORE_READ(t, group_leader, thread_pid);
+	__u32 level = BPF_CORE_READ(p, level);
+	struct upid up = {};
+	void *nums = (void *)p + bpf_core_field_offset(struct pid, numbers);
+	bpf_probe_read_kernel(&up, sizeof(up), nums + (level & 31) * sizeof(struct upid));
+	h->vpid = up.nr;
+	h->pid_ns = BPF_CORE_READ(up.ns, ns.inum);
+	h->mnt_ns = task_mnt_ns(t);
+	h->_pad = 0;
+	bpf_probe_read_kernel_str(h->comm, sizeof(h->comm), t->comm);
+}
+
+/* ---- string area ----
+ *
+ * The write cursor lives in the scratch map value (s->off), read and written
+ * through volatile accesses: a value loaded from a map is an unknown scalar to
+ * the verifier, so loop iterations look alike and prune, and every write is at
+ * a masked offset the verifier can bound. */
+#define SOFF(s) (*(volatile __u32 *)&(s)->off)
+
+/* The empty asm hides the value from clang, which would otherwise drop the mask
+ * as redundant after an earlier range check. */
+static __always_inline __u32 masked(__u32 x)
+{
+	asm volatile("" : "+r"(x));
+	return x & REC_MASK;
+}
+
+static __always_inline struct event_hdr *hdr_of(struct scratch *s)
+{
+	return (void *)s->buf;
+}
+
+static __always_inline void item_end(struct scratch *s, __u32 at, __u32 id, __u32 kind, __u32 flags, __u32 len)
+{
+	struct str_item *it = (void *)(s->buf + masked(at));
+	it->len = len;
+	it->id = id;
+	it->kind_flags = (kind & 0xf) | ((flags & 0xf) << 4);
+}
+
+/* Whether an item can start at the cursor; flags the record when not. */
+static __always_inline bool has_room(struct scratch *s, __u32 off)
+{
+	if (off >= REC_STR_LIMIT) {
+		hdr_of(s)->flags |= EVF_STR_TRUNC;
+		return false;
+	}
+	return true;
+}
+
+static __noinline void append_user_str(struct scratch *s, __u32 id, const void *uptr)
+{
+	__u32 off = SOFF(s);
+	if (!uptr || !has_room(s, off))
+		return;
+	long n = bpf_probe_read_user_str(s->buf + masked(off + sizeof(struct str_item)), MAX_USER_STR, uptr);
+	if (n < 0)
+		return;
+	__u32 len = n & (2 * MAX_USER_STR - 1);
+	/* n counts the NUL; a full buffer means the string may have been cut */
+	item_end(s, off, id, STR_KIND_RAW, len >= MAX_USER_STR ? STRF_TRUNC : 0, len);
+	SOFF(s) = off + sizeof(struct str_item) + len;
+}
+
+static __always_inline void append_kernel_str(struct scratch *s, __u32 id, const void *kptr, __u32 max)
+{
+	__u32 off = SOFF(s);
+	if (!kptr || !has_room(s, off))
+		return;
+	long n = bpf_probe_read_kernel_str(s->buf + masked(off + sizeof(struct str_item)), max, kptr);
+	if (n < 0)
+		return;
+	__u32 len = n & (2 * MAX_USER_STR - 1);
+	item_end(s, off, id, STR_KIND_RAW, 0, len);
+	SOFF(s) = off + sizeof(struct str_item) + len;
+}
+
+/* Walk a (dentry, vfsmount) up to the current task's root, crossing mounts;
+ * components leaf first, each NUL-terminated. */
+static __noinline void append_walk(struct scratch *s, __u32 id, struct dentry *dentry, struct vfsmount *vfsmnt)
+{
+	__u32 start = SOFF(s);
+	if (!dentry || !vfsmnt || !has_room(s, start))
+		return;
+	SOFF(s) = start + sizeof(struct str_item);
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct dentry *root_dentry = BPF_CORE_READ(t, fs, root.dentry);
+	struct vfsmount *root_mnt = BPF_CORE_READ(t, fs, root.mnt);
+	struct mount *mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
+	__u32 fl = STRF_TRUNC;
+
+	for (int i = 0; i < MAX_PATH_DEPTH; i++) {
+		if (dentry == root_dentry && vfsmnt == root_mnt) {
+			fl = 0;
+			break;
+		}
+		struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+		if (dentry == mnt_root || dentry == parent) {
+			struct mount *mparent = BPF_CORE_READ(mnt, mnt_parent);
+			if (dentry != mnt_root || mparent == mnt || !mparent) {
+				/* the root of the namespace (or a detached/pseudo mount) */
+				fl = 0;
+				break;
+			}
+			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = mparent;
+			vfsmnt = (void *)mnt + bpf_core_field_offset(struct mount, mnt);
+			continue;
+		}
+		__u32 p = SOFF(s);
+		if (!has_room(s, p))
+			break;
+		const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
+		long n = bpf_probe_read_kernel_str(s->buf + masked(p), MAX_NAME_LEN, name);
+		if (n <= 0)
+			break;
+		SOFF(s) = p + (n & (2 * MAX_NAME_LEN - 1));
+		dentry = parent;
+	}
+	__u32 end = SOFF(s);
+	item_end(s, start, id, STR_KIND_WALK, fl, (end - start - sizeof(struct str_item)) & REC_MASK);
+}
+
+static __always_inline struct file *fd_file(struct task_struct *t, __s64 fd)
+{
+	if (fd < 0)
+		return NULL;
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	if (!fdt)
+		return NULL;
+	__u32 max = BPF_CORE_READ(fdt, max_fds);
+	if ((__u64)fd >= max)
+		return NULL;
+	struct file **arr = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &arr[fd]);
+	return f;
+}
+
+static __always_inline void append_walk_file(struct scratch *s, __u32 id, struct file *f)
+{
+	if (!f)
+		return;
+	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+	struct vfsmount *m = BPF_CORE_READ(f, f_path.mnt);
+	append_walk(s, id, d, m);
+}
+
+/* Start a record: header plus body_len bytes of body; the cursor goes after. */
+static __always_inline struct event_hdr *rec_begin(struct scratch *s, struct task_struct *t, __u32 type, __u32 body_len)
+{
+	struct event_hdr *h = hdr_of(s);
+	fill_hdr(h, t, type, body_len);
+	SOFF(s) = sizeof(struct event_hdr) + body_len;
+	return h;
+}
+
+/* Output the finished record (size = cursor), counting failures; releases s. */
+static __always_inline void submit(struct scratch *s)
+{
+	__u32 size = SOFF(s);
+	asm volatile("" : "+r"(size));
+	size &= 2 * REC_MAX - 1;
+	if (size > REC_MAX) {
+		count_lost();
+	} else {
+		hdr_of(s)->size = size;
+		if (bpf_ringbuf_output(&events, s->buf, size, BPF_RB_NO_WAKEUP))
+			count_lost();
+	}
+	put_scratch(s);
+}
+
+#endif /* RAMPART_COMMON_H */

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
+/* Process lifecycle: exec, fork, exit (sched tp_btf). Included by sensor.bpf.c. */
+#ifndef RAMPART_PROCESS_H
+#define RAMPART_PROCESS_H
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	if (current_is_self())
+		return 0;
+	if (!task_reported(p))
+		return 0;
+	struct scratch *s = get_scratch(SLOT_SCHED);
+	if (!s)
+		return 0;
+	rec_begin(s, p, EV_EXEC, sizeof(struct ev_exec));
+	struct ev_exec *b = (void *)(s->buf + sizeof(struct event_hdr));
+
+	const struct cred *cred = BPF_CORE_READ(p, cred);
+	b->cap_effective = BPF_CORE_READ(cred, cap_effective.val);
+	b->cap_permitted = BPF_CORE_READ(cred, cap_permitted.val);
+	b->flags = 0;
+	b->_pad = 0;
+
+	struct file *file = BPF_CORE_READ(bprm, file);
+	struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
+	char prefix[6] = {};
+	bpf_probe_read_kernel(prefix, sizeof(prefix), BPF_CORE_READ(dentry, d_name.name));
+	if (prefix[0] == 'm' && prefix[1] == 'e' && prefix[2] == 'm' && prefix[3] == 'f' && prefix[4] == 'd' &&
+	    prefix[5] == ':')
+		b->flags |= EXECF_MEMFD;
+
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	unsigned long magic = BPF_CORE_READ(inode, i_sb, s_magic);
+	if (magic == OVERLAYFS_SUPER_MAGIC && bpf_core_type_exists(struct ovl_inode)) {
+		struct ovl_inode *oi = (void *)inode - bpf_core_field_offset(struct ovl_inode, vfs_inode);
+		struct dentry *upper = BPF_CORE_READ(oi, __upperdentry);
+		b->flags |= EXECF_UPPER_KNOWN;
+		if (upper)
+			b->flags |= EXECF_UPPER;
+	}
+
+	append_kernel_str(s, STR_FILENAME, BPF_CORE_READ(bprm, filename), MAX_USER_STR);
+	append_walk_file(s, STR_EXE, file);
+
+	/* argv from the new mm (resident: exec just copied it there) */
+	struct mm_struct *mm = BPF_CORE_READ(p, mm);
+	unsigned long arg_start = BPF_CORE_READ(mm, arg_start);
+	unsigned long arg_end = BPF_CORE_READ(mm, arg_end);
+	__u32 off = SOFF(s);
+	if (arg_end > arg_start && has_room(s, off)) {
+		__u64 len = arg_end - arg_start;
+		__u32 fl = 0;
+		if (len > MAX_ARGV_LEN) {
+			len = MAX_ARGV_LEN;
+			fl = STRF_TRUNC;
+			b->flags |= EXECF_ARGV_TRUNC;
+		}
+		if (bpf_probe_read_user(s->buf + masked(off + sizeof(struct str_item)), len, (void *)arg_start) == 0) {
+			item_end(s, off, STR_ARGV, STR_KIND_RAW, fl, len);
+			SOFF(s) = off + sizeof(struct str_item) + len;
+		}
+	}
+
+	append_walk(s, STR_CWD, BPF_CORE_READ(p, fs, pwd.dentry), BPF_CORE_READ(p, fs, pwd.mnt));
+
+	struct tty_struct *tty = BPF_CORE_READ(p, signal, tty);
+	if (tty)
+		append_kernel_str(s, STR_TTY, __builtin_preserve_access_index(&tty->name), 64);
+
+	submit(s);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	if (current_is_self())
+		return 0;
+	if (!task_reported(parent) && !task_reported(child))
+		return 0;
+	struct scratch *s = get_scratch(SLOT_SCHED);
+	if (!s)
+		return 0;
+	rec_begin(s, parent, EV_FORK, sizeof(struct ev_fork));
+	struct ev_fork *b = (void *)(s->buf + sizeof(struct event_hdr));
+	b->child_pid = BPF_CORE_READ(child, tgid);
+	b->child_tid = BPF_CORE_READ(child, pid);
+	b->thread = b->child_pid == BPF_CORE_READ(parent, tgid);
+	b->_pad = 0;
+	submit(s);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *task, bool group_dead)
+{
+	if (!group_dead)
+		return 0;
+	if (current_is_self())
+		return 0;
+	if (!task_reported(task))
+		return 0;
+	struct scratch *s = get_scratch(SLOT_SCHED);
+	if (!s)
+		return 0;
+	rec_begin(s, task, EV_EXIT, sizeof(struct ev_exit));
+	struct ev_exit *b = (void *)(s->buf + sizeof(struct event_hdr));
+	b->exit_code = BPF_CORE_READ(task, exit_code);
+	b->_pad = 0;
+	submit(s);
+	return 0;
+}
+
+#endif /* RAMPART_PROCESS_H */

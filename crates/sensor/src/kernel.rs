@@ -1,0 +1,547 @@
+//! The kernel-touching part: feature probing, load, attach, ring buffer.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::mem::{ManuallyDrop, MaybeUninit};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Mutex;
+
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{
+    Link, MapCore, MapFlags, MapType, OpenObject, PrintLevel, ProgramType, RingBuffer, RingBufferBuilder,
+};
+use model::Event;
+
+use crate::abi::skel::{SensorSkel, SensorSkelBuilder};
+use crate::decode::{record_truncated, Decoder};
+use crate::{Feature, HookState, HookStatus, SensorConfig, SensorError, SensorStats, SensorStatus};
+
+const OBJECT: &str = "sensor.bpf.o";
+const TRACEFS: &str = "/sys/kernel/tracing";
+const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+/// Records consumed per ring-buffer pass before handing events to the caller.
+const BATCH: usize = 8192;
+const MAX_LOAD_ATTEMPTS: usize = 8;
+
+/// Last lines libbpf printed (verifier logs), to name a failing program.
+static LIBBPF_LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn libbpf_print(level: PrintLevel, msg: String) {
+    let msg = msg.trim_end().to_string();
+    match level {
+        PrintLevel::Warn => tracing::debug!(target: "libbpf", "{msg}"),
+        _ => tracing::trace!(target: "libbpf", "{msg}"),
+    }
+    if let Ok(mut log) = LIBBPF_LOG.lock() {
+        if log.len() >= 256 {
+            log.drain(..128);
+        }
+        log.push(msg);
+    }
+}
+
+fn take_log() -> Vec<String> {
+    LIBBPF_LOG.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default()
+}
+
+/// Name of the program libbpf reported as failing to load, and a short reason.
+fn failing_program(log: &[String]) -> Option<(String, String)> {
+    let line = log.iter().rev().find(|l| l.contains("failed to load") && l.contains("prog '"))?;
+    let start = line.find("prog '")? + 6;
+    let end = start + line[start..].find('\'')?;
+    let name = line[start..end].to_string();
+    // the verifier's last words before its summary usually say why
+    let reason = log
+        .iter()
+        .rev()
+        .filter(|l| {
+            !l.starts_with("libbpf:")
+                && !l.starts_with("processed")
+                && !l.starts_with("verification time")
+                && !l.starts_with("stack depth")
+                && !l.starts_with("--")
+        })
+        .take(2)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join(" / ");
+    Some((name, if reason.is_empty() { line.clone() } else { reason }))
+}
+
+/// Shared between the ring-buffer callback and `poll`.
+#[derive(Default)]
+struct Shared {
+    queue: Vec<Event>,
+    events: u64,
+    decode_errors: u64,
+    truncated: u64,
+}
+
+/// The loaded skeleton plus the storage its object lives in.
+struct Loaded {
+    skel: ManuallyDrop<SensorSkel<'static>>,
+    storage: *mut MaybeUninit<OpenObject>,
+}
+
+impl Drop for Loaded {
+    fn drop(&mut self) {
+        // SAFETY: `skel` is dropped exactly once, here, before `storage` (which
+        // it borrows) is freed.
+        unsafe { ManuallyDrop::drop(&mut self.skel) };
+        // SAFETY: `storage` came from Box::into_raw in `open_and_load` and is
+        // freed only here; the skeleton that referenced it was dropped above.
+        drop(unsafe { Box::from_raw(self.storage) });
+    }
+}
+
+/// The running sensor. Owned by one thread: call [`Sensor::poll`] in a loop
+/// with a short sleep ([`crate::POLL_PERIOD`]).
+pub struct Sensor {
+    // Field order is drop order: ring buffer and links before the object.
+    ringbuf: RingBuffer<'static>,
+    links: Vec<Link>,
+    loaded: Loaded,
+    shared: Rc<RefCell<Shared>>,
+    status: SensorStatus,
+}
+
+impl std::fmt::Debug for Sensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sensor").field("status", &self.status).finish_non_exhaustive()
+    }
+}
+
+fn ensure_tracefs() -> Result<(), SensorError> {
+    if Path::new(TRACEFS).join("events").is_dir() || Path::new("/sys/kernel/debug/tracing/events").is_dir() {
+        return Ok(());
+    }
+    let c = |s: &str| CString::new(s).expect("no NUL in constant");
+    let (src, target, fstype) = (c("nodev"), c(TRACEFS), c("tracefs"));
+    // SAFETY: all pointers are valid NUL-terminated strings that outlive the
+    // call; data may be NULL for tracefs.
+    let rc = unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
+    if rc != 0 {
+        return Err(SensorError::MountTracefs {
+            path: TRACEFS.into(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    tracing::info!(path = TRACEFS, "mounted tracefs");
+    Ok(())
+}
+
+/// Raise RLIMIT_MEMLOCK to infinity (kernels before 5.11 charge BPF maps to
+/// it). Without CAP_SYS_RESOURCE only the soft limit can go up to the hard
+/// one; newer kernels charge the memory cgroup instead, so that is not fatal.
+fn raise_memlock() {
+    let inf = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: `inf` is a valid rlimit that setrlimit only reads.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &inf) } == 0 {
+        return;
+    }
+    let err = std::io::Error::last_os_error();
+    let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `cur` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut cur) } == 0 {
+        cur.rlim_cur = cur.rlim_max;
+        // SAFETY: `cur` is a valid rlimit that setrlimit only reads.
+        unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &cur) };
+    }
+    tracing::debug!(error = %err, hard_limit = cur.rlim_max, "RLIMIT_MEMLOCK not raised to infinity");
+}
+
+/// The inode number of this process's mount namespace (`mnt:[N]`).
+fn own_mnt_ns() -> Result<u32, SensorError> {
+    let path = PathBuf::from("/proc/self/ns/mnt");
+    let link = std::fs::read_link(&path).map_err(|source| SensorError::Io { path: path.clone(), source })?;
+    let s = link.to_string_lossy();
+    s.strip_prefix("mnt:[").and_then(|r| r.strip_suffix(']')).and_then(|n| n.parse().ok()).ok_or_else(|| {
+        SensorError::Io {
+            path,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("unexpected link {s:?}")),
+        }
+    })
+}
+
+struct Probe {
+    features: Vec<Feature>,
+    tracefs_events: PathBuf,
+    btf: Option<libbpf_rs::Btf<'static>>,
+    tp_btf: bool,
+}
+
+impl Probe {
+    fn run() -> Probe {
+        let mut features = Vec::new();
+        let mut add = |name: &str, available: bool, detail: String| {
+            features.push(Feature { name: name.into(), available, detail });
+        };
+        let btf = libbpf_rs::Btf::from_vmlinux().ok();
+        add("btf", btf.is_some(), VMLINUX_BTF.into());
+        let ringbuf = MapType::RingBuf.is_supported();
+        add(
+            "ring_buffer",
+            matches!(ringbuf, Ok(true)),
+            ringbuf.err().map(|e| e.to_string()).unwrap_or_default(),
+        );
+        let tp = ProgramType::Tracepoint.is_supported();
+        add("tracepoint", matches!(tp, Ok(true)), tp.err().map(|e| e.to_string()).unwrap_or_default());
+        // libbpf cannot probe BPF_PROG_TYPE_TRACING without a target; tp_btf needs
+        // kernel BTF and raw tracepoint support (a missing tp is caught per hook).
+        let tp_btf = matches!(ProgramType::RawTracepoint.is_supported(), Ok(true)) && btf.is_some();
+        add("tp_btf", tp_btf, String::new());
+        let tracefs_events =
+            [Path::new(TRACEFS).join("events"), PathBuf::from("/sys/kernel/debug/tracing/events")]
+                .into_iter()
+                .find(|p| p.is_dir())
+                .unwrap_or_else(|| Path::new(TRACEFS).join("events"));
+        add("tracefs", tracefs_events.is_dir(), tracefs_events.display().to_string());
+        let syscalls = tracefs_events.join("syscalls").is_dir();
+        add("syscall_tracepoints", syscalls, String::new());
+        Probe { features, tracefs_events, btf, tp_btf }
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.features.iter().any(|f| f.name == name && f.available)
+    }
+
+    /// Why the hook of a program section cannot be used here, if it cannot.
+    fn missing(&self, section: &str) -> Option<String> {
+        if let Some(tp) = section.strip_prefix("tracepoint/") {
+            if !self.has("tracepoint") {
+                return Some("tracepoint programs not supported".into());
+            }
+            if !self.tracefs_events.join(tp).is_dir() {
+                return Some(format!("tracepoint {tp} not present"));
+            }
+            None
+        } else if let Some(name) = section.strip_prefix("tp_btf/") {
+            if !self.tp_btf {
+                return Some("tp_btf not supported".into());
+            }
+            let found = self
+                .btf
+                .as_ref()
+                .and_then(|b| {
+                    b.type_by_name::<libbpf_rs::btf::types::Typedef<'_>>(&format!("btf_trace_{name}"))
+                })
+                .is_some();
+            (!found).then(|| format!("raw tracepoint {name} not in kernel BTF"))
+        } else {
+            None
+        }
+    }
+}
+
+/// The partner of a syscall program (enter_X <-> exit_X): both or neither.
+fn partner(program: &str) -> Option<String> {
+    if let Some(s) = program.strip_prefix("enter_") {
+        Some(format!("exit_{s}"))
+    } else {
+        program.strip_prefix("exit_").map(|s| format!("enter_{s}"))
+    }
+}
+
+fn round_ring_size(bytes: usize) -> Result<u32, SensorError> {
+    let page = 4096usize;
+    if bytes > 1 << 30 {
+        return Err(SensorError::Config(format!("ring_buffer_bytes {bytes} is over 1 GiB")));
+    }
+    Ok(bytes.max(page).next_power_of_two() as u32)
+}
+
+fn open_and_load(
+    cfg: &SensorConfig,
+    host_mnt_ns: u32,
+    ring_bytes: u32,
+    skip: &BTreeMap<String, String>,
+) -> Result<Loaded, (Option<(String, String)>, SensorError)> {
+    let storage: *mut MaybeUninit<OpenObject> = Box::into_raw(Box::new(MaybeUninit::uninit()));
+    let free = move || {
+        // SAFETY: `storage` came from Box::into_raw above and no skeleton
+        // referencing it is alive any more when this runs.
+        drop(unsafe { Box::from_raw(storage) })
+    };
+    // SAFETY: `storage` is a valid, uniquely owned allocation; the skeleton that
+    // borrows it is dropped (in `Loaded::drop`, or on the error paths below)
+    // before the allocation is freed, so 'static never outlives it.
+    let obj_ref: &'static mut MaybeUninit<OpenObject> = unsafe { &mut *storage };
+    let mut open = match SensorSkelBuilder::default().open(obj_ref) {
+        Ok(o) => o,
+        Err(source) => {
+            free();
+            return Err((None, SensorError::Open { object: OBJECT.into(), source }));
+        }
+    };
+    let setup = (|| {
+        let ro = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .ok_or_else(|| SensorError::Config("bpf object has no mmapable .rodata".into()))?;
+        ro.include_host = cfg.include_host;
+        ro.self_tgid = std::process::id();
+        ro.host_mnt_ns = host_mnt_ns;
+        open.maps
+            .events
+            .set_max_entries(ring_bytes)
+            .map_err(|source| SensorError::Map { map: "events".into(), source })?;
+        for mut prog in open.open_object_mut().progs_mut() {
+            let name = prog.name().to_string_lossy().into_owned();
+            if skip.contains_key(&name) {
+                prog.set_autoload(false);
+            }
+        }
+        Ok::<(), SensorError>(())
+    })();
+    if let Err(e) = setup {
+        drop(open);
+        free();
+        return Err((None, e));
+    }
+    take_log();
+    match open.load() {
+        Ok(skel) => Ok(Loaded { skel: ManuallyDrop::new(skel), storage }),
+        Err(source) => {
+            free();
+            let failing = failing_program(&take_log());
+            let program = failing.as_ref().map(|f| f.0.clone()).unwrap_or_else(|| "unknown".into());
+            Err((failing, SensorError::Load { object: OBJECT.into(), program, source }))
+        }
+    }
+}
+
+impl Sensor {
+    /// Probe, load, attach. Hooks that do not exist or fail are recorded in
+    /// [`Sensor::status`] and the rest keep working; fails only when nothing
+    /// can run (no BTF, no ring buffer, nothing attached).
+    pub fn start(cfg: SensorConfig) -> Result<Sensor, SensorError> {
+        let ring_bytes = round_ring_size(cfg.ring_buffer_bytes)?;
+        libbpf_rs::set_print(Some((PrintLevel::Debug, libbpf_print)));
+        raise_memlock();
+        ensure_tracefs()?;
+        let host_mnt_ns = own_mnt_ns()?;
+        let probe = Probe::run();
+        for f in ["btf", "ring_buffer"] {
+            if !probe.has(f) {
+                return Err(SensorError::MissingFeature { feature: f.into(), detail: "required".into() });
+            }
+        }
+
+        // Which programs to leave out before loading.
+        let mut skip: BTreeMap<String, String> = BTreeMap::new();
+        let mut sections: BTreeMap<String, String> = BTreeMap::new();
+        {
+            // The object is only opened (not loaded) to list its programs.
+            let mut storage: Box<MaybeUninit<OpenObject>> = Box::new(MaybeUninit::uninit());
+            let open = SensorSkelBuilder::default()
+                .open(&mut storage)
+                .map_err(|source| SensorError::Open { object: OBJECT.into(), source })?;
+            for prog in open.open_object().progs() {
+                let name = prog.name().to_string_lossy().into_owned();
+                let section = prog.section().to_string_lossy().into_owned();
+                if cfg.disabled_programs.contains(&name) {
+                    skip.insert(name.clone(), "disabled by config".into());
+                } else if let Some(why) = probe.missing(&section) {
+                    skip.insert(name.clone(), why);
+                }
+                sections.insert(name, section);
+            }
+        }
+        let names: Vec<String> = sections.keys().cloned().collect();
+        for name in &names {
+            if let Some(p) = partner(name) {
+                if let (Some(why), false) = (skip.get(&p).cloned(), skip.contains_key(name)) {
+                    if sections.contains_key(&p) {
+                        skip.insert(name.clone(), format!("partner {p} skipped: {why}"));
+                    }
+                }
+            }
+        }
+
+        // Load; a program the verifier rejects is left out and the load retried.
+        let mut failed: BTreeMap<String, String> = BTreeMap::new();
+        let mut attempts = 0;
+        let loaded = loop {
+            attempts += 1;
+            let mut all_skip = skip.clone();
+            all_skip.extend(failed.clone());
+            match open_and_load(&cfg, host_mnt_ns, ring_bytes, &all_skip) {
+                Ok(l) => break l,
+                Err((Some((prog, reason)), err))
+                    if attempts < MAX_LOAD_ATTEMPTS
+                        && sections.contains_key(&prog)
+                        && !failed.contains_key(&prog) =>
+                {
+                    tracing::warn!(program = %prog, %reason, error = %err, "bpf program rejected; loading without it");
+                    if let Some(p) = partner(&prog).filter(|p| sections.contains_key(p)) {
+                        failed.insert(p, format!("partner {prog} failed to load"));
+                    }
+                    failed.insert(prog, format!("load failed: {reason}"));
+                }
+                Err((_, err)) => return Err(err),
+            }
+        };
+
+        // Attach each program independently.
+        let mut hooks = Vec::new();
+        let mut links = Vec::new();
+        for prog in loaded.skel.object().progs_mut() {
+            let name = prog.name().to_string_lossy().into_owned();
+            let hook = sections.get(&name).cloned().unwrap_or_default();
+            let state = if let Some(why) = skip.get(&name) {
+                HookState::Skipped { reason: why.clone() }
+            } else if let Some(why) = failed.get(&name) {
+                HookState::Failed { reason: why.clone() }
+            } else {
+                match prog.attach() {
+                    Ok(link) => {
+                        links.push(link);
+                        HookState::Attached
+                    }
+                    Err(e) => {
+                        tracing::warn!(program = %name, %hook, error = %e, "attach failed");
+                        HookState::Failed { reason: format!("attach failed: {e}") }
+                    }
+                }
+            };
+            hooks.push(HookStatus { program: name, hook, state });
+        }
+        if links.is_empty() {
+            let reasons =
+                hooks.iter().map(|h| format!("{}: {:?}", h.program, h.state)).collect::<Vec<_>>().join("; ");
+            return Err(SensorError::NothingAttached { reasons });
+        }
+
+        let shared = Rc::new(RefCell::new(Shared::default()));
+        let decoder = Decoder::from_clocks();
+        let cb_shared = Rc::clone(&shared);
+        let mut builder = RingBufferBuilder::new();
+        builder
+            .add(&loaded.skel.maps.events, move |rec: &[u8]| {
+                let mut sh = cb_shared.borrow_mut();
+                if record_truncated(rec) {
+                    sh.truncated += 1;
+                }
+                match decoder.decode(rec) {
+                    Ok(ev) => {
+                        sh.events += 1;
+                        sh.queue.push(ev);
+                    }
+                    Err(e) => {
+                        sh.decode_errors += 1;
+                        tracing::debug!(error = %e, "undecodable record");
+                    }
+                }
+                0
+            })
+            .map_err(|source| SensorError::RingBuffer { map: "events".into(), source })?;
+        let ringbuf =
+            builder.build().map_err(|source| SensorError::RingBuffer { map: "events".into(), source })?;
+
+        let attached = hooks.iter().filter(|h| h.state == HookState::Attached).count();
+        tracing::info!(
+            attached,
+            total = hooks.len(),
+            include_host = cfg.include_host,
+            host_mnt_ns,
+            "sensor started"
+        );
+        let status = SensorStatus {
+            features: probe.features,
+            hooks,
+            include_host: cfg.include_host,
+            host_mnt_ns,
+            ring_buffer_bytes: ring_bytes as usize,
+        };
+        Ok(Sensor { ringbuf, links, loaded, shared, status })
+    }
+
+    /// Drain everything in the ring buffer now (batched; no blocking), handing
+    /// each decoded event to `f`. Returns the number of events handed over.
+    pub fn poll(&mut self, f: &mut dyn FnMut(Event)) -> Result<usize, SensorError> {
+        let mut total = 0usize;
+        loop {
+            let n = self.ringbuf.consume_raw_n(BATCH);
+            if n < 0 {
+                return Err(SensorError::Poll { map: "events".into(), errno: -n });
+            }
+            let mut batch = std::mem::take(&mut self.shared.borrow_mut().queue);
+            total += batch.len();
+            for ev in batch.drain(..) {
+                f(ev);
+            }
+            // keep the allocation for the next batch
+            self.shared.borrow_mut().queue = batch;
+            if (n as usize) < BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    pub fn stats(&self) -> SensorStats {
+        let sh = self.shared.borrow();
+        let lost = match self.loaded.skel.maps.lost.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY) {
+            Ok(Some(per_cpu)) => per_cpu
+                .iter()
+                .map(|v| v.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes).unwrap_or(0))
+                .collect(),
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                tracing::warn!(error = %e, map = "lost", "reading lost counters");
+                Vec::new()
+            }
+        };
+        SensorStats { events: sh.events, lost, decode_errors: sh.decode_errors, truncated: sh.truncated }
+    }
+
+    pub fn status(&self) -> SensorStatus {
+        self.status.clone()
+    }
+
+    /// Number of attached hooks.
+    pub fn attached_hooks(&self) -> usize {
+        self.links.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failing_program_is_found_in_log() {
+        let log: Vec<String> = [
+            "libbpf: prog 'exit_open': BPF program load failed: Permission denied",
+            "0: R1=ctx() R10=fp0",
+            "invalid access to map value, value_size=20552 off=20611 size=64",
+            "R1 max value is outside of the allowed memory range",
+            "processed 547 insns (limit 1000000)",
+            "-- END PROG LOAD LOG --",
+            "libbpf: prog 'exit_open': failed to load: -13",
+            "libbpf: failed to load object 'sensor_bpf'",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (name, reason) = failing_program(&log).unwrap();
+        assert_eq!(name, "exit_open");
+        assert!(reason.contains("outside of the allowed memory range"), "{reason}");
+        assert!(failing_program(&["nothing".into()]).is_none());
+    }
+
+    #[test]
+    fn partners_and_ring_size() {
+        assert_eq!(partner("enter_openat").as_deref(), Some("exit_openat"));
+        assert_eq!(partner("exit_bpf").as_deref(), Some("enter_bpf"));
+        assert_eq!(partner("on_exec"), None);
+        assert_eq!(round_ring_size(0).unwrap(), 4096);
+        assert_eq!(round_ring_size(5 << 20).unwrap(), 8 << 20);
+        assert!(round_ring_size(2 << 30).is_err());
+    }
+}

@@ -1,0 +1,154 @@
+//! Privileged integration tests: load the real BPF programs and watch real
+//! processes. They need root and FAIL (not skip) without it.
+
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use model::{Event, EventKind};
+use sensor::{Sensor, SensorConfig};
+
+/// One sensor at a time: with include_host=true a sensor sees the other test's
+/// processes, and loading is CPU-heavy.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const CLONE_NEWNS: u64 = 0x0002_0000;
+
+fn require_root() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "the sensor integration tests must run as root (euid is {euid})");
+}
+
+fn start(include_host: bool) -> Sensor {
+    let sensor = Sensor::start(SensorConfig { include_host, ..Default::default() }).expect("sensor starts");
+    let status = sensor.status();
+    for prog in
+        ["on_exec", "on_fork", "on_exit", "exit_openat", "enter_openat", "exit_unshare", "on_cap_capable"]
+    {
+        assert!(status.is_attached(prog), "{prog} not attached: {:?}", status.hook(prog));
+    }
+    sensor
+}
+
+fn run(cmd: &str, args: &[&str]) -> u32 {
+    let mut child = Command::new(cmd).args(args).spawn().unwrap_or_else(|e| panic!("spawn {cmd}: {e}"));
+    let pid = child.id();
+    let st = child.wait().expect("wait");
+    assert!(st.success(), "{cmd} {args:?} failed: {st}");
+    pid
+}
+
+/// Poll until `done` holds over the events seen so far, or the deadline.
+fn collect(sensor: &mut Sensor, within: Duration, done: impl Fn(&[Event]) -> bool) -> Vec<Event> {
+    let end = Instant::now() + within;
+    let mut events = Vec::new();
+    loop {
+        sensor.poll(&mut |e| events.push(e)).expect("poll");
+        if done(&events) || Instant::now() > end {
+            return events;
+        }
+        std::thread::sleep(sensor::POLL_PERIOD);
+    }
+}
+
+#[test]
+fn reports_exec_open_unshare_with_host_included() {
+    require_root();
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut sensor = start(true);
+    let me = std::process::id();
+    let file = format!("rampart-sensor-test-{me}");
+    let abs = format!("/tmp/{file}");
+    let script = format!("cd /tmp && echo x > {file}");
+    let sh_pid = run("/bin/sh", &["-c", &script]);
+    let unshare_pid = run("unshare", &["-m", "/bin/true"]);
+    let _ = std::fs::remove_file(&abs);
+
+    let is_exec = |e: &Event| {
+        e.process.pid == sh_pid
+            && matches!(&e.kind, EventKind::Exec { filename, argv, .. } if filename == "/bin/sh" && argv.iter().any(|a| a == &script))
+    };
+    let is_open = |e: &Event| {
+        e.process.pid == sh_pid
+            && matches!(&e.kind, EventKind::Open { path, flags, .. } if path == &abs && flags.write && flags.create)
+    };
+    let is_unshare = |e: &Event| {
+        e.process.pid == unshare_pid
+            && matches!(e.kind, EventKind::Unshare { flags } if flags & CLONE_NEWNS != 0)
+    };
+    let events = collect(&mut sensor, Duration::from_secs(10), |evs| {
+        evs.iter().any(is_exec) && evs.iter().any(is_open) && evs.iter().any(is_unshare)
+    });
+
+    let exec = events.iter().find(|e| is_exec(e)).unwrap_or_else(|| panic!("no exec of /bin/sh by {sh_pid}"));
+    match &exec.kind {
+        EventKind::Exec { exe, cwd, argv, .. } => {
+            assert!(exe.starts_with('/') && exe.contains("sh"), "exe {exe}");
+            assert!(cwd.starts_with('/'), "cwd {cwd}");
+            assert_eq!(argv.first().map(String::as_str), Some("/bin/sh"));
+        }
+        _ => unreachable!(),
+    }
+    assert_eq!(exec.process.ppid, me);
+    assert_eq!(exec.process.comm, "sh");
+    assert_eq!(exec.ret, None);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+    assert!(exec.ts_ns.abs_diff(now) < 60_000_000_000, "ts {} vs now {now}", exec.ts_ns);
+
+    let open = events.iter().find(|e| is_open(e)).unwrap_or_else(|| panic!("no open of {abs} by {sh_pid}"));
+    assert!(matches!(open.ret, Some(fd) if fd >= 0), "open ret {:?}", open.ret);
+    assert_eq!(open.process.uid, 0);
+    match &open.kind {
+        EventKind::Open { flags, .. } => assert!(flags.truncate, "{flags:?}"),
+        _ => unreachable!(),
+    }
+
+    let unshare =
+        events.iter().find(|e| is_unshare(e)).unwrap_or_else(|| panic!("no unshare by {unshare_pid}"));
+    assert_eq!(unshare.ret, Some(0));
+    assert_eq!(unshare.process.comm, "unshare");
+
+    assert!(events.iter().all(|e| e.process.pid != me), "the agent's own events must be excluded");
+    assert!(events.iter().all(|e| e.container.is_none()));
+    let stats = sensor.stats();
+    assert!(stats.events >= 3, "{stats:?}");
+    assert_eq!(stats.decode_errors, 0, "{stats:?}");
+    assert!(!stats.lost.is_empty(), "per-CPU lost counters readable: {stats:?}");
+}
+
+#[test]
+fn host_processes_are_filtered_out_by_default() {
+    require_root();
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut sensor = start(false);
+    let host_ns = sensor.status().host_mnt_ns;
+    let me = std::process::id();
+    let host_file = format!("/tmp/rampart-sensor-host-{me}");
+    let ns_file = format!("/tmp/rampart-sensor-ns-{me}");
+    run("/bin/sh", &["-c", &format!("echo x > {host_file}")]);
+    let ns_pid = run("unshare", &["-m", "/bin/sh", "-c", &format!("echo y > {ns_file}")]);
+    let _ = std::fs::remove_file(&host_file);
+    let _ = std::fs::remove_file(&ns_file);
+
+    let opened = |evs: &[Event], path: &str| {
+        evs.iter().any(|e| matches!(&e.kind, EventKind::Open { path: p, .. } if p == path))
+    };
+    let events = collect(&mut sensor, Duration::from_secs(10), |evs| opened(evs, &ns_file));
+    assert!(opened(&events, &ns_file), "open in a new mount namespace not reported");
+    let ns_open = events
+        .iter()
+        .find(|e| matches!(&e.kind, EventKind::Open { path, .. } if path == &ns_file))
+        .expect("found above");
+    assert_eq!(ns_open.process.pid, ns_pid);
+    assert_ne!(ns_open.process.mnt_ns, host_ns);
+    // let any straggling host events arrive before asserting their absence
+    let mut rest = collect(&mut sensor, Duration::from_millis(300), |_| false);
+    let mut all = events;
+    all.append(&mut rest);
+    assert!(!opened(&all, &host_file), "a host process's open was reported with include_host=false");
+    assert!(
+        all.iter().filter(|e| matches!(e.kind, EventKind::Open { .. })).all(|e| e.process.mnt_ns != host_ns),
+        "an open from the host mount namespace was reported"
+    );
+}
