@@ -189,9 +189,12 @@ pub enum EventKind {
         fd: i32,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         local: Option<SockAddr>,
-        remote: SockAddr,
+        /// `None` when the address could not be read from the caller's memory.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        remote: Option<SockAddr>,
     },
     Accept {
+        /// The listening socket; the accepted connection's fd is the event's `ret`.
         fd: i32,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         local: Option<SockAddr>,
@@ -200,7 +203,8 @@ pub enum EventKind {
     },
     Bind {
         fd: i32,
-        addr: SockAddr,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        addr: Option<SockAddr>,
     },
     Listen {
         fd: i32,

@@ -88,8 +88,12 @@ fn append_args(s: &mut String, kind: &EventKind) {
             }
             r
         }
-        EventKind::Fork { child_pid, thread, .. } => {
-            write!(s, " child={child_pid}{}", if *thread { " (thread)" } else { "" })
+        EventKind::Fork { child_pid, child_tid, thread } => {
+            if *thread {
+                write!(s, " thread={child_tid}")
+            } else {
+                write!(s, " child={child_pid}")
+            }
         }
         EventKind::Exit { code, signal, core_dumped } => {
             write!(s, " code={code} signal={signal}{}", if *core_dumped { " core" } else { "" })
@@ -125,10 +129,13 @@ fn append_args(s: &mut String, kind: &EventKind) {
         EventKind::Socket { domain, sock_type, protocol } => {
             write!(s, " domain={domain} type={sock_type} proto={protocol}")
         }
-        EventKind::Connect { fd, local, remote } => match local {
-            Some(l) => write!(s, " fd={fd} {l} -> {remote}"),
-            None => write!(s, " fd={fd} -> {remote}"),
-        },
+        EventKind::Connect { fd, local, remote } => {
+            let remote = remote.as_ref().map_or_else(|| "?".to_string(), ToString::to_string);
+            match local {
+                Some(l) => write!(s, " fd={fd} {l} -> {remote}"),
+                None => write!(s, " fd={fd} -> {remote}"),
+            }
+        }
         EventKind::Accept { fd, local, remote } => {
             let mut r = write!(s, " fd={fd}");
             if let Some(remote) = remote {
@@ -139,7 +146,10 @@ fn append_args(s: &mut String, kind: &EventKind) {
             }
             r
         }
-        EventKind::Bind { fd, addr } => write!(s, " fd={fd} {addr}"),
+        EventKind::Bind { fd, addr } => match addr {
+            Some(a) => write!(s, " fd={fd} {a}"),
+            None => write!(s, " fd={fd} ?"),
+        },
         EventKind::Listen { fd, backlog, local } => match local {
             Some(l) => write!(s, " fd={fd} {l} backlog={backlog}"),
             None => write!(s, " fd={fd} backlog={backlog}"),
@@ -233,7 +243,8 @@ mod tests {
     #[test]
     fn human_failed_connect_names_errno() {
         let remote = SockAddr::Inet { ip: "127.0.0.1".parse().unwrap(), port: 9 };
-        let line = human_line(&ev(EventKind::Connect { fd: 3, local: None, remote }, Some(-111)));
+        let line =
+            human_line(&ev(EventKind::Connect { fd: 3, local: None, remote: Some(remote) }, Some(-111)));
         assert!(line.ends_with("connect fd=3 -> 127.0.0.1:9 = -111 (ECONNREFUSED)"), "{line}");
     }
 

@@ -313,7 +313,7 @@ impl Decoder {
                     ev::EV_CONNECT => EventKind::Connect {
                         fd: a[0] as i32,
                         local: skaddr(&n.local),
-                        remote: usockaddr(&n.user).unwrap_or(SockAddr::Other { number: 0 }),
+                        remote: usockaddr(&n.user),
                     },
                     ev::EV_ACCEPT | ev::EV_ACCEPT4 => EventKind::Accept {
                         fd: a[0] as i32,
@@ -322,9 +322,7 @@ impl Decoder {
                     },
                     ev::EV_BIND => EventKind::Bind {
                         fd: a[0] as i32,
-                        addr: usockaddr(&n.user)
-                            .or_else(|| skaddr(&n.local))
-                            .unwrap_or(SockAddr::Other { number: 0 }),
+                        addr: usockaddr(&n.user).or_else(|| skaddr(&n.local)),
                     },
                     ev::EV_LISTEN => {
                         EventKind::Listen { fd: a[0] as i32, backlog: a[1] as i32, local: skaddr(&n.local) }
@@ -781,7 +779,7 @@ mod tests {
             EventKind::Connect {
                 fd: 3,
                 local: Some(SockAddr::Inet { ip: "127.0.0.1".parse().unwrap(), port: 40000 }),
-                remote: SockAddr::Inet { ip: "10.0.0.1".parse().unwrap(), port: 8080 },
+                remote: Some(SockAddr::Inet { ip: "10.0.0.1".parse().unwrap(), port: 8080 }),
             }
         );
 
