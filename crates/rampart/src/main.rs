@@ -158,10 +158,11 @@ async fn events(args: EventsArgs) -> Result<()> {
 
 async fn status(args: StatusArgs) -> Result<()> {
     let (containers, _watchers) = registry(&args.runtime);
-    let sensor = SensorThread::start(SensorConfig::default()).await?;
+    let mut sensor = SensorThread::start(SensorConfig::default()).await?;
     // Give the runtime client a moment to connect before reporting its health.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let runtimes = containers.status();
+    sensor.stop().await;
     if args.json {
         let v = serde_json::json!({ "sensor": sensor.status, "runtimes": runtimes });
         println!("{}", serde_json::to_string_pretty(&v)?);
