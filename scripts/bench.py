@@ -1,0 +1,393 @@
+#!/usr/bin/env python3
+"""Overhead benchmark of rampart against no agent and against auditd.
+
+Runs, inside containers of rampart-test:latest (tests/image), three loops that
+time themselves (rtest bench-open / bench-exec / bench-connect), each several
+times in three modes:
+
+  none     no agent
+  rampart  `rampart events --json > /dev/null` attached (one agent per workload,
+           so its summary gives that workload's events seen and dropped)
+  auditd   auditd running with rules on the same syscalls
+           (open/openat/openat2, execve/execveat, connect), removed afterwards
+
+then a sustained run: a paced open loop at RATE events/s for SECS seconds with
+rampart attached, reporting drops, the agent's peak RSS (VmHWM) and CPU.
+
+Prints a table and writes JSON (default target/bench/results.json).
+Run through scripts/bench.sh, which builds rampart in release first. Root only.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+IMAGE = "rampart-test:latest"
+RTEST = "/usr/local/bin/rtest"
+AUDIT_KEY = "rampart-bench"
+AUDIT_RULES = [
+    ["-S", "open,openat,openat2"],
+    ["-S", "execve,execveat"],
+    ["-S", "connect"],
+]
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def docker_bin():
+    d = os.environ.get("DOCKER")
+    if d:
+        return d
+    return "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else "docker"
+
+
+def run(cmd, check=True, **kw):
+    return subprocess.run(cmd, check=check, text=True, capture_output=True, **kw)
+
+
+def in_container(args, name_hint):
+    """Run rtest ARGS in a fresh container; return (loop ns, n, output)."""
+    name = f"rampart-bench-{name_hint}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
+    t0 = time.monotonic()
+    p = run([docker_bin(), "run", "--rm", "--name", name, IMAGE, RTEST] + args, check=False)
+    wall = time.monotonic() - t0
+    if p.returncode != 0:
+        raise SystemExit(f"bench: rtest {' '.join(args)} failed ({p.returncode}):\n{p.stdout}{p.stderr}")
+    m = re.search(r"result op=\S+ n=(\d+) ns=(\d+)", p.stdout)
+    if not m:
+        raise SystemExit(f"bench: no result line from rtest {' '.join(args)}:\n{p.stdout}")
+    return int(m.group(2)), int(m.group(1)), wall, p.stdout
+
+
+# --------------------------------------------------------------------------
+# rampart
+# --------------------------------------------------------------------------
+
+
+class Agent:
+    def __init__(self, binary, extra=()):
+        self.errf = tempfile.NamedTemporaryFile(prefix="rampart-bench-", suffix=".stderr", delete=False)
+        self.proc = subprocess.Popen(
+            [binary, "events", "--json", *extra],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self.errf,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            text = self.stderr()
+            if "rampart: sensor ready" in text:
+                break
+            if self.proc.poll() is not None:
+                raise SystemExit(f"bench: rampart exited ({self.proc.returncode}) before ready:\n{text}")
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                raise SystemExit(f"bench: rampart not ready after 60 s:\n{text}")
+            time.sleep(0.05)
+        self.cpu0 = self.cpu_seconds()
+        self.t0 = time.monotonic()
+
+    def stderr(self):
+        with open(self.errf.name, errors="replace") as f:
+            return f.read()
+
+    def vm_hwm_kib(self):
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return None
+
+    def cpu_seconds(self):
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def stop(self):
+        hwm = self.vm_hwm_kib()
+        cpu1 = self.cpu_seconds()
+        elapsed = time.monotonic() - self.t0
+        alive = self.proc.poll() is None
+        if alive:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            rc = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        text = self.stderr()
+        os.unlink(self.errf.name)
+        m = None
+        for line in text.splitlines():
+            mm = re.search(r"(\d+) events seen, (\d+) dropped", line)
+            if mm:
+                m = mm
+                summary = line
+        if not alive or rc != 0 or not m:
+            raise SystemExit(f"bench: rampart ended badly (alive={alive}, rc={rc}):\n{text}")
+        return {
+            "seen": int(m.group(1)),
+            "dropped": int(m.group(2)),
+            "summary": summary.strip(),
+            "vm_hwm_kib": hwm,
+            "cpu_s": None if cpu1 is None or self.cpu0 is None else round(cpu1 - self.cpu0, 2),
+            "agent_wall_s": round(elapsed, 2),
+        }
+
+
+# --------------------------------------------------------------------------
+# auditd
+# --------------------------------------------------------------------------
+
+
+def audit_status():
+    out = run(["auditctl", "-s"]).stdout
+    st = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            st[parts[0]] = parts[1]
+    return st
+
+
+class Auditd:
+    """auditd with the benchmark's rules; undoes everything it changed on exit."""
+
+    def __enter__(self):
+        if not shutil.which("auditctl") or not shutil.which("auditd"):
+            raise SystemExit("bench: auditd is not installed (apt-get install auditd, or scripts/setup.sh)")
+        st = audit_status()
+        self.prev_enabled = st.get("enabled", "0")
+        self.prev_backlog = st.get("backlog_limit", "64")
+        self.started = False
+        if st.get("pid", "0") == "0":
+            log("starting auditd")
+            run(["auditd"])
+            for _ in range(100):
+                if audit_status().get("pid", "0") != "0":
+                    break
+                time.sleep(0.1)
+            else:
+                raise SystemExit("bench: auditd did not register with the kernel")
+            self.started = True
+        # A backlog large enough that bursts are queued, not dropped or waited on.
+        run(["auditctl", "-b", "65536"])
+        run(["auditctl", "-e", "1"])
+        for r in AUDIT_RULES:
+            run(["auditctl", "-a", "always,exit", "-F", "arch=b64", *r, "-k", AUDIT_KEY])
+        self.lost0 = int(audit_status().get("lost", "0"))
+        return self
+
+    def lost(self):
+        return int(audit_status().get("lost", "0")) - self.lost0
+
+    def __exit__(self, *exc):
+        for r in AUDIT_RULES:
+            run(["auditctl", "-d", "always,exit", "-F", "arch=b64", *r, "-k", AUDIT_KEY], check=False)
+        run(["auditctl", "-b", self.prev_backlog], check=False)
+        if self.started:
+            pid = audit_status().get("pid", "0")
+            if pid != "0":
+                os.kill(int(pid), signal.SIGTERM)
+                for _ in range(100):
+                    if not os.path.exists(f"/proc/{pid}"):
+                        break
+                    time.sleep(0.1)
+        run(["auditctl", "-e", self.prev_enabled], check=False)
+        return False
+
+
+# --------------------------------------------------------------------------
+
+
+def workloads(a):
+    return [
+        ("open", ["bench-open", str(a.open_n)], a.open_n, "open+read+close"),
+        ("exec", ["bench-exec", str(a.exec_n)], a.exec_n, "fork+exec of a static nop"),
+        ("connect", ["bench-connect", str(a.connect_n)], a.connect_n, "loopback connect+accept"),
+    ]
+
+
+def measure(w, reps):
+    name, args, n, _ = w
+    samples = []
+    for i in range(reps):
+        ns, got_n, wall, _ = in_container(args, name)
+        assert got_n == n
+        samples.append(ns)
+    return samples
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rampart", default=None, help="rampart binary (default target/release/rampart)")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--open-n", type=int, default=500_000,
+                    help="open loop iterations (auditd makes each ~15x slower here)")
+    ap.add_argument("--exec-n", type=int, default=5_000)
+    ap.add_argument("--connect-n", type=int, default=20_000)
+    ap.add_argument("--modes", default="none,rampart,auditd")
+    ap.add_argument("--sustained-rate", type=int, default=200_000)
+    ap.add_argument("--sustained-secs", type=int, default=30)
+    ap.add_argument("--sustained-workers", type=int, default=2,
+                    help="processes sharing the paced rate (one core cannot open 200k/s here)")
+    ap.add_argument("--no-sustained", action="store_true")
+    ap.add_argument("--out", default=None, help="JSON results (default target/bench/results.json)")
+    a = ap.parse_args()
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(root, "target")
+    binary = a.rampart or os.path.join(target, "release", "rampart")
+    out_path = a.out or os.path.join(root, "target", "bench", "results.json")
+    modes = [m for m in a.modes.split(",") if m]
+    if os.geteuid() != 0:
+        raise SystemExit("bench: must run as root")
+    need_agent = "rampart" in modes or not a.no_sustained
+    if need_agent and not os.access(binary, os.X_OK):
+        raise SystemExit(f"bench: no rampart binary at {binary} (cargo build --release -p rampart)")
+
+    results = {
+        "machine": {
+            "kernel": platform.release(),
+            "cpus": os.cpu_count(),
+            "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), ""),
+            "docker": run([docker_bin(), "version", "--format", "{{.Server.Version}}"], check=False).stdout.strip(),
+        },
+        "config": vars(a) | {"rampart": binary},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "workloads": {},
+    }
+    ws = workloads(a)
+    for name, _, n, what in ws:
+        results["workloads"][name] = {"n": n, "what": what, "modes": {}}
+
+    for mode in modes:
+        if mode == "none":
+            for w in ws:
+                log(f"{w[0]}: no agent, {a.reps} x {w[2]}")
+                s = measure(w, a.reps)
+                results["workloads"][w[0]]["modes"]["none"] = {"samples_ns": s}
+        elif mode == "rampart":
+            for w in ws:
+                log(f"{w[0]}: rampart attached, {a.reps} x {w[2]}")
+                agent = Agent(binary)
+                try:
+                    s = measure(w, a.reps)
+                finally:
+                    st = agent.stop()
+                loop_s = sum(s) / 1e9
+                st["events_per_s"] = round(st["seen"] / loop_s) if loop_s else None
+                results["workloads"][w[0]]["modes"]["rampart"] = {"samples_ns": s, "agent": st}
+        elif mode == "auditd":
+            with Auditd() as au:
+                for w in ws:
+                    log(f"{w[0]}: auditd rules, {a.reps} x {w[2]}")
+                    lost0 = au.lost()
+                    s = measure(w, a.reps)
+                    results["workloads"][w[0]]["modes"]["auditd"] = {"samples_ns": s, "lost": au.lost() - lost0}
+        else:
+            raise SystemExit(f"bench: unknown mode {mode}")
+
+    for w in results["workloads"].values():
+        base = w["modes"].get("none")
+        for m in w["modes"].values():
+            m["median_ns"] = int(statistics.median(m["samples_ns"]))
+            m["ns_per_op"] = round(m["median_ns"] / w["n"], 1)
+        if base:
+            for m in w["modes"].values():
+                m["ratio"] = round(m["median_ns"] / base["median_ns"], 2)
+
+    if not a.no_sustained:
+        rate, secs = a.sustained_rate, a.sustained_secs
+        log(f"sustained: {rate} opens/s for {secs} s ({a.sustained_workers} workers), rampart attached")
+        agent = Agent(binary)
+        try:
+            ns, done, _, out = in_container(
+                ["paced-open", str(rate), str(secs), str(a.sustained_workers)], "sustained")
+        finally:
+            st = agent.stop()
+        achieved = re.search(r"achieved_rate=(\d+)", out)
+        late = re.search(r"late_slices=(\d+)", out)
+        results["sustained"] = {
+            "target_rate": rate,
+            "seconds": secs,
+            "workers": a.sustained_workers,
+            "opens": done,
+            "achieved_rate": int(achieved.group(1)) if achieved else None,
+            "late_slices": int(late.group(1)) if late else None,
+            "agent": st,
+        }
+
+    os.makedirs(os.path.dirname(out_path), exist_ok=True)
+    with open(out_path, "w") as f:
+        json.dump(results, f, indent=2)
+    print_table(results, modes)
+    print(f"\nresults: {out_path}")
+
+
+def fmt_ms(ns):
+    return f"{ns / 1e6:,.0f}"
+
+
+def print_table(r, modes):
+    m = r["machine"]
+    print(f"\nrampart benchmark: {m['cpu']} x{m['cpus']}, kernel {m['kernel']}, dockerd {m['docker']}; "
+          f"median of {r['config']['reps']} runs, loop time inside the container\n")
+    hdr = f"{'workload':<9}{'n':>10}"
+    for mode in modes:
+        hdr += f"{mode + ' ms':>13}{'ns/op':>12}"
+        if mode != "none":
+            hdr += f"{'x':>8}"
+    hdr += f"{'rampart ev/s':>14}{'dropped':>9}{'audit lost':>11}"
+    print(hdr)
+    print("-" * len(hdr))
+    for name, w in r["workloads"].items():
+        line = f"{name:<9}{w['n']:>10,}"
+        for mode in modes:
+            d = w["modes"].get(mode)
+            if not d:
+                line += f"{'-':>13}{'-':>12}" + ("" if mode == "none" else f"{'-':>8}")
+                continue
+            line += f"{fmt_ms(d['median_ns']):>13}{d['ns_per_op']:>12,.0f}"
+            if mode != "none":
+                ratio = d.get("ratio")
+                line += f"{(str(ratio) + 'x') if ratio else '-':>8}"
+        ra = w["modes"].get("rampart", {}).get("agent")
+        au = w["modes"].get("auditd")
+        line += f"{(format(ra['events_per_s'], ',') if ra and ra['events_per_s'] is not None else '-'):>14}"
+        line += f"{(format(ra['dropped'], ',') if ra else '-'):>9}"
+        line += f"{(format(au['lost'], ',') if au else '-'):>11}"
+        print(line)
+    s = r.get("sustained")
+    if s:
+        ag = s["agent"]
+        hwm = f"{ag['vm_hwm_kib'] / 1024:.0f} MiB" if ag.get("vm_hwm_kib") else "?"
+        cpu = f"{100 * ag['cpu_s'] / ag['agent_wall_s']:.0f}% of a core" if ag.get("cpu_s") is not None else "?"
+        print(f"\nsustained: target {s['target_rate']:,} opens/s for {s['seconds']} s "
+              f"({s['workers']} workers), achieved {s['achieved_rate'] or 0:,}/s ({s['opens']:,} opens); "
+              f"rampart saw {ag['seen']:,}, dropped {ag['dropped']:,}, peak RSS {hwm}, CPU {cpu}")
+    for name, w in r["workloads"].items():
+        ra = w["modes"].get("rampart", {}).get("agent")
+        if ra:
+            print(f"rampart [{name}]: {ra['summary']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Overhead benchmark: rampart vs no agent vs auditd, side by side in one run.
+# Builds rampart in release, makes sure dockerd and the test image are there,
+# then runs scripts/bench.py (arguments pass through; see --help).
+#
+#   scripts/bench.sh                          full run (~8 min on 2 cores)
+#   scripts/bench.sh --reps 1 --open-n 200000 --sustained-secs 10   quick look
+#   scripts/bench.sh --modes none,auditd --no-sustained             without rampart
+#
+# Results: a table on stdout and JSON in target/bench/results.json.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+for a in "$@"; do
+    [[ $a == -h || $a == --help ]] && exec python3 "$ROOT/scripts/bench.py" --help
+done
+[[ $(id -u) == 0 ]] || { echo "bench.sh: must run as root" >&2; exit 1; }
+
+"$ROOT/scripts/dockerd.sh" start
+"$ROOT/tests/image/build.sh"
+
+needs_rampart=1
+args=" $* "
+if [[ $args == *" --no-sustained "* && ( $args != *"--modes"* || $args =~ --modes[\ =]([^ ]*) && ${BASH_REMATCH[1]} != *rampart* ) ]]; then
+    needs_rampart=0
+fi
+if ((needs_rampart)) && [[ $args != *" --rampart "* ]]; then
+    cargo build --release -p rampart
+fi
+exec python3 "$ROOT/scripts/bench.py" "$@"

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Start, stop or restart the Docker daemon on machines without systemd.
+#
+#   scripts/dockerd.sh start     start dockerd in the background unless it answers
+#   scripts/dockerd.sh stop      stop the dockerd this script started (pid file)
+#   scripts/dockerd.sh restart
+#   scripts/dockerd.sh status    exit 0 when the daemon answers
+#
+# Used by scripts/setup.sh and by the integration test that restarts dockerd.
+# Environment:
+#   RAMPART_DOCKERD_LOG      daemon log (default /var/log/rampart-dockerd.log)
+#   RAMPART_STORAGE_DRIVER   force a storage driver (default: dockerd's choice,
+#                            overlay2 where the filesystem allows it)
+#   RAMPART_DOCKERD_PIDFILE  pid file (default /var/run/docker.pid)
+#   RAMPART_DOCKERD_SOCK     API socket (default /var/run/docker.sock)
+#   RAMPART_DOCKERD_ARGS     extra dockerd arguments (e.g. a second daemon's
+#                            --data-root, --exec-root). Beware: a dockerd started
+#                            with --bridge=none deletes the docker0 interface that
+#                            the main daemon uses; give a second daemon its own
+#                            bridge (--bridge=NAME) instead.
+set -euo pipefail
+
+LOG=${RAMPART_DOCKERD_LOG:-/var/log/rampart-dockerd.log}
+PIDFILE=${RAMPART_DOCKERD_PIDFILE:-/var/run/docker.pid}
+SOCK=${RAMPART_DOCKERD_SOCK:-/var/run/docker.sock}
+
+# shellcheck source=scripts/docker-env.sh
+. "$(dirname "${BASH_SOURCE[0]}")/docker-env.sh"
+
+log() { echo "dockerd.sh: $*" >&2; }
+
+answers() { timeout 10 "$DOCKER" -H "unix://$SOCK" info >/dev/null 2>&1; }
+
+daemon_pid() {
+    local pid
+    [[ -s $PIDFILE ]] || return 1
+    pid=$(cat "$PIDFILE")
+    [[ -n $pid && -d /proc/$pid ]] || return 1
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == dockerd ]] || return 1
+    echo "$pid"
+}
+
+start() {
+    if answers; then
+        log "dockerd already answers"
+        return 0
+    fi
+    if pid=$(daemon_pid); then
+        log "dockerd (pid $pid) runs but does not answer yet; waiting"
+    else
+        if ! command -v dockerd >/dev/null; then
+            log "dockerd is not installed (apt-get install docker.io)"
+            return 1
+        fi
+        # A dockerd killed hard leaves its pid file and socket behind; dockerd
+        # refuses to start over a live pid file only, but clean both.
+        rm -f "$PIDFILE" "$SOCK"
+        mkdir -p "$(dirname "$LOG")"
+        local args=(--pidfile "$PIDFILE" -H "unix://$SOCK")
+        if [[ -n ${RAMPART_STORAGE_DRIVER:-} ]]; then
+            args+=(--storage-driver "$RAMPART_STORAGE_DRIVER")
+        fi
+        # shellcheck disable=SC2206
+        args+=(${RAMPART_DOCKERD_ARGS:-})
+        log "starting dockerd ${args[*]} (log: $LOG)"
+        # setsid: own session, so that the caller's Ctrl-C or process group kill
+        # does not take the daemon down with it.
+        setsid dockerd "${args[@]}" </dev/null >>"$LOG" 2>&1 &
+        disown || true
+    fi
+    for _ in $(seq 1 120); do
+        if answers; then
+            log "dockerd answers (storage driver: $("$DOCKER" -H "unix://$SOCK" info --format '{{.Driver}}' 2>/dev/null))"
+            return 0
+        fi
+        sleep 0.5
+    done
+    log "dockerd did not answer within 60 s; last lines of $LOG:"
+    tail -n 30 "$LOG" >&2 || true
+    return 1
+}
+
+stop() {
+    local pid
+    if ! pid=$(daemon_pid); then
+        if answers; then
+            log "a dockerd answers but was not started with pid file $PIDFILE; not stopping it"
+            return 1
+        fi
+        log "dockerd is not running"
+        return 0
+    fi
+    log "stopping dockerd (pid $pid)"
+    kill -TERM "$pid"
+    for _ in $(seq 1 60); do
+        [[ -d /proc/$pid ]] || { log "dockerd stopped"; return 0; }
+        sleep 0.5
+    done
+    log "dockerd did not stop within 30 s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 1
+}
+
+case ${1:-} in
+    start) start ;;
+    stop) stop ;;
+    restart) stop; start ;;
+    status) if answers; then echo running; else echo stopped; exit 1; fi ;;
+    *) echo "usage: $0 start|stop|restart|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Prepare a Debian/Ubuntu machine (as root) to build, run and test rampart:
+# install the packages, start dockerd (no systemd needed) and build the test
+# image. Idempotent: apt runs only when a package is missing.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+log() { echo "setup.sh: $*" >&2; }
+
+if [[ $(id -u) != 0 ]]; then
+    log "must run as root (it installs packages and starts dockerd)"
+    exit 1
+fi
+
+# Build: clang/llvm for the BPF objects, libelf/zlib/pkg-config for libbpf-sys.
+# Run and test: docker.io (dockerd, containerd, runc, Debian's 20.10 client),
+# busybox-static and gcc's static libc for the test image, auditd for the
+# benchmark's peer, python3 for scripts/bench.py.
+PACKAGES=(
+    clang llvm make gcc libc6-dev pkg-config libelf-dev zlib1g-dev
+    docker.io iptables busybox-static auditd iproute2 procps ca-certificates curl python3
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) != "install ok installed" ]]; then
+        missing+=("$p")
+    fi
+done
+if ((${#missing[@]})); then
+    log "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null
+else
+    log "all packages present"
+fi
+
+if ! command -v cargo >/dev/null && [[ ! -x ${CARGO_HOME:-$HOME/.cargo}/bin/cargo ]]; then
+    log "warning: cargo not found (install a Rust toolchain with rustup; setup.sh does not)"
+fi
+
+"$ROOT/scripts/dockerd.sh" start
+"$ROOT/tests/image/build.sh"
+log "done"
