@@ -22,7 +22,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	b->flags = 0;
 	b->_pad = 0;
 
-	struct file *file = BPF_CORE_READ(bprm, file);
+	struct file *file = bprm->file;
 	struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
 	char prefix[6] = {};
 	bpf_probe_read_kernel(prefix, sizeof(prefix), BPF_CORE_READ(dentry, d_name.name));
@@ -62,7 +62,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		}
 	}
 
-	append_walk(s, STR_CWD, BPF_CORE_READ(p, fs, pwd.dentry), BPF_CORE_READ(p, fs, pwd.mnt));
+	append_walk(s, STR_CWD, p->fs->pwd.dentry, p->fs->pwd.mnt);
 
 	struct tty_struct *tty = BPF_CORE_READ(p, signal, tty);
 	if (tty)

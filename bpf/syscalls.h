@@ -42,23 +42,20 @@ static __always_inline int sys_enter(struct trace_event_raw_sys_enter *ctx, cons
 	bool rep = task_reported(t);
 	if (!rep && !stash_always(type))
 		return 0;
-	struct pending pd = {};
-	if (nargs > 0)
-		pd.args[0] = ctx->args[0];
-	if (nargs > 1)
-		pd.args[1] = ctx->args[1];
-	if (nargs > 2)
-		pd.args[2] = ctx->args[2];
-	if (nargs > 3)
-		pd.args[3] = ctx->args[3];
-	if (nargs > 4)
-		pd.args[4] = ctx->args[4];
-	if (nargs > 5)
-		pd.args[5] = ctx->args[5];
-	pd.nr = (__u32)ctx->id;
-	pd.reported_at_enter = rep;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&pending_map, &tid, &pd, BPF_ANY);
+	struct pending *pd = bpf_task_storage_get(&pending_map, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!pd) {
+		count_lost();
+		return 0;
+	}
+	pd->args[0] = nargs > 0 ? ctx->args[0] : 0;
+	pd->args[1] = nargs > 1 ? ctx->args[1] : 0;
+	pd->args[2] = nargs > 2 ? ctx->args[2] : 0;
+	pd->args[3] = nargs > 3 ? ctx->args[3] : 0;
+	pd->args[4] = nargs > 4 ? ctx->args[4] : 0;
+	pd->args[5] = nargs > 5 ? ctx->args[5] : 0;
+	pd->nr = (__u32)ctx->id;
+	pd->reported_at_enter = rep;
+	pd->valid = 1;
 	return 0;
 }
 
@@ -74,7 +71,7 @@ static __noinline void emit_path(struct scratch *s, __u32 ids, __u64 dfd, __u64 
 		return;
 	struct task_struct *t = bpf_get_current_task_btf();
 	if ((int)dfd == AT_FDCWD)
-		append_walk(s, ids >> 8, BPF_CORE_READ(t, fs, pwd.dentry), BPF_CORE_READ(t, fs, pwd.mnt));
+		append_walk(s, ids >> 8, t->fs->pwd.dentry, t->fs->pwd.mnt);
 	else
 		append_walk_file(s, ids >> 8, fd_file(t, (int)dfd));
 }
@@ -133,13 +130,14 @@ static __always_inline void read_usockaddr(struct ev_usockaddr *u, __u64 uptr, _
 
 static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx, const __u32 type)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct pending *pdp = bpf_map_lookup_elem(&pending_map, &tid);
-	if (!pdp)
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct pending *pdp = bpf_task_storage_get(&pending_map, t, 0, 0);
+	/* nr guards against a stash whose exit never came (e.g. a successful
+	 * execve does not return) being taken for this syscall's. */
+	if (!pdp || !pdp->valid || pdp->nr != (__u32)ctx->id)
 		return 0;
 	struct pending a = *pdp;
-	bpf_map_delete_elem(&pending_map, &tid);
-	struct task_struct *t = bpf_get_current_task_btf();
+	pdp->valid = 0;
 	if (stash_always(type) && !a.reported_at_enter && !task_reported(t))
 		return 0;
 

@@ -15,14 +15,12 @@ use state::ProcessTable;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// How long the sensor thread sleeps when the ring buffer was empty. Short enough
-/// that 200k events/s fit the ring many times over between drains.
-const IDLE_DRAIN_PERIOD: Duration = Duration::from_millis(3);
-/// Batches in flight between the sensor thread and the consumer.
-const CHANNEL_BATCHES: usize = 256;
+/// Events per batch handed to the consumer, and batches in flight: together they
+/// bound the decoded events held in memory (~16k).
+const MAX_BATCH: usize = 1024;
+const CHANNEL_BATCHES: usize = 16;
 
 /// A running sensor on its own thread.
 pub struct SensorThread {
@@ -97,25 +95,39 @@ fn sensor_loop(
         }
     };
     let _ = ready.send(Ok(sensor.status()));
+    let mut consumer_gone = false;
     loop {
         // Read the flag before draining so the last drain happens after stop.
         let stopping = stop.load(Ordering::SeqCst);
-        let mut batch = Vec::new();
-        if let Err(e) = sensor.poll(&mut |ev| batch.push(ev)) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut sent_any = false;
+        // A full ring holds far more than we want in memory at once: hand over
+        // bounded batches while draining, so the channel bound is a memory bound.
+        let drained = sensor.poll(&mut |ev| {
+            batch.push(ev);
+            if batch.len() >= MAX_BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+                consumer_gone |= batches.blocking_send(full).is_err();
+                sent_any = true;
+            }
+        });
+        if let Err(e) = drained {
             tracing::warn!(error = %e, "ring buffer drain failed");
         }
         if let Ok(mut s) = shared_stats.lock() {
             *s = sensor.stats();
         }
-        let empty = batch.is_empty();
-        if !empty && batches.blocking_send(batch).is_err() {
-            return; // consumer gone
+        // Drain on a timer (the kernel never wakes us); skip the sleep only when
+        // a full batch suggests the ring holds more.
+        let pause = !sent_any;
+        if !batch.is_empty() {
+            consumer_gone |= batches.blocking_send(batch).is_err();
         }
-        if stopping {
+        if consumer_gone || stopping {
             return;
         }
-        if empty {
-            std::thread::sleep(IDLE_DRAIN_PERIOD);
+        if pause {
+            std::thread::sleep(sensor::POLL_PERIOD);
         }
     }
 }
