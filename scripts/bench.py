@@ -3,11 +3,11 @@
 
 Runs, inside containers of rampart-test:latest (tests/image), three loops that
 time themselves (rtest bench-open / bench-exec / bench-connect), each several
-times in three modes:
+times in three modes, interleaved within each repetition:
 
   none     no agent
-  rampart  `rampart events --json > /dev/null` attached (one agent per workload,
-           so its summary gives that workload's events seen and dropped)
+  rampart  `rampart events --json > /dev/null` attached (one agent per run,
+           so its summary gives that run's events seen and dropped)
   auditd   auditd running with rules on the same syscalls
            (open/openat/openat2, execve/execveat, connect), removed afterwards
 
@@ -279,31 +279,37 @@ def main():
         results["workloads"][name] = {"n": n, "what": what, "modes": {}}
 
     for mode in modes:
-        if mode == "none":
-            for w in ws:
-                log(f"{w[0]}: no agent, {a.reps} x {w[2]}")
-                s = measure(w, a.reps)
-                results["workloads"][w[0]]["modes"]["none"] = {"samples_ns": s}
-        elif mode == "rampart":
-            for w in ws:
-                log(f"{w[0]}: rampart attached, {a.reps} x {w[2]}")
-                agent = Agent(binary)
-                try:
-                    s = measure(w, a.reps)
-                finally:
-                    st = agent.stop()
-                loop_s = sum(s) / 1e9
-                st["events_per_s"] = round(st["seen"] / loop_s) if loop_s else None
-                results["workloads"][w[0]]["modes"]["rampart"] = {"samples_ns": s, "agent": st}
-        elif mode == "auditd":
-            with Auditd() as au:
-                for w in ws:
-                    log(f"{w[0]}: auditd rules, {a.reps} x {w[2]}")
-                    lost0 = au.lost()
-                    s = measure(w, a.reps)
-                    results["workloads"][w[0]]["modes"]["auditd"] = {"samples_ns": s, "lost": au.lost() - lost0}
-        else:
+        if mode not in ("none", "rampart", "auditd"):
             raise SystemExit(f"bench: unknown mode {mode}")
+    # Modes are interleaved within each repetition (none, rampart, auditd, then
+    # again) so that drift in the machine's speed hits every mode alike; one
+    # discarded warm-up run per workload first fills caches.
+    for w in ws:
+        in_container(w[1], w[0] + "-warmup")
+    for rep in range(a.reps):
+        for w in ws:
+            for mode in modes:
+                log(f"{w[0]}: {mode}, run {rep + 1}/{a.reps}, {w[2]} ops")
+                slot = results["workloads"][w[0]]["modes"].setdefault(mode, {"samples_ns": []})
+                if mode == "none":
+                    slot["samples_ns"] += measure(w, 1)
+                elif mode == "rampart":
+                    agent = Agent(binary)
+                    try:
+                        slot["samples_ns"] += measure(w, 1)
+                    finally:
+                        st = agent.stop()
+                    acc = slot.setdefault("agent", {"seen": 0, "dropped": 0, "vm_hwm_kib": 0})
+                    acc["seen"] += st["seen"]
+                    acc["dropped"] += st["dropped"]
+                    acc["vm_hwm_kib"] = max(acc["vm_hwm_kib"], st.get("vm_hwm_kib") or 0)
+                    loop_s = sum(slot["samples_ns"]) / 1e9
+                    acc["events_per_s"] = round(acc["seen"] / loop_s) if loop_s else None
+                else:
+                    with Auditd() as au:
+                        lost0 = au.lost()
+                        slot["samples_ns"] += measure(w, 1)
+                        slot["lost"] = slot.get("lost", 0) + au.lost() - lost0
 
     for w in results["workloads"].values():
         base = w["modes"].get("none")
@@ -386,7 +392,8 @@ def print_table(r, modes):
     for name, w in r["workloads"].items():
         ra = w["modes"].get("rampart", {}).get("agent")
         if ra:
-            print(f"rampart [{name}]: {ra['summary']}")
+            print(f"rampart [{name}]: {ra['seen']:,} events seen, {ra['dropped']:,} dropped over "
+                  f"{len(w['modes']['rampart']['samples_ns'])} runs, peak RSS {ra['vm_hwm_kib'] / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 use crate::{Container, SockAddr};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -18,6 +19,10 @@ pub struct Event {
     /// failure).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ret: Option<i64>,
+    /// The syscall, by Falco's `evt.type` name (`openat`, `execve`, `clone` for
+    /// fork, `procexit` for exit); `None` for events that are not syscalls.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub syscall: Option<Cow<'static, str>>,
     #[serde(flatten)]
     pub kind: EventKind,
 }
@@ -356,6 +361,7 @@ mod tests {
             process: ProcessCtx { pid: 7, comm: "sh".into(), ..Default::default() },
             container: None,
             ret: Some(3),
+            syscall: Some("openat".into()),
             kind: EventKind::Open { path: "/etc/passwd".into(), flags: OpenFlags::from_raw(0), mode: 0 },
         };
         let v: serde_json::Value = serde_json::to_value(&ev).unwrap();

@@ -53,6 +53,7 @@ mod tests {
                 Arc::new(Container { id: format!("{name}-id"), name: name.into(), ..Default::default() })
             }),
             ret: None,
+            syscall: None,
             kind,
         }
     }

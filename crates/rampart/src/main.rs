@@ -7,13 +7,11 @@ mod pipeline;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use filter::EventFilter;
-use output::Format;
-use pipeline::{Counts, Enricher, SensorThread};
+use output::{EventPrinter, Format};
+use pipeline::Consumer;
 use runtime::{ContainerRegistry, RegistryTasks};
 use sensor::{HookState, SensorConfig};
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Parser)]
 #[command(name = "rampart", version, about = "Container runtime security agent")]
@@ -26,6 +24,8 @@ struct Cli {
 enum Command {
     /// Stream, live, what processes in containers do (one event per line).
     Events(EventsArgs),
+    /// Record the enriched event stream to a file (JSON lines) for `replay`.
+    Capture(CaptureArgs),
     /// Load the sensor and report kernel features, hooks and runtimes.
     Status(StatusArgs),
 }
@@ -38,10 +38,7 @@ struct RuntimeArgs {
 }
 
 #[derive(Args)]
-struct EventsArgs {
-    /// Print JSON lines instead of readable text.
-    #[arg(long)]
-    json: bool,
+struct SelectArgs {
     /// Only this container (name or id prefix).
     #[arg(long, value_name = "NAME|ID")]
     container: Option<String>,
@@ -51,6 +48,36 @@ struct EventsArgs {
     /// Also report processes that are not in a container.
     #[arg(long)]
     host: bool,
+}
+
+impl SelectArgs {
+    fn filter(&self) -> Result<EventFilter> {
+        let types = match &self.types {
+            Some(list) => EventFilter::parse_types(list)?,
+            None => Default::default(),
+        };
+        Ok(EventFilter { container: self.container.clone(), types, include_host: self.host })
+    }
+}
+
+#[derive(Args)]
+struct EventsArgs {
+    /// Print JSON lines instead of readable text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    select: SelectArgs,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+#[derive(Args)]
+struct CaptureArgs {
+    /// File to write (JSON lines, one enriched event each).
+    #[arg(short, long)]
+    output: PathBuf,
+    #[command(flatten)]
+    select: SelectArgs,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -81,6 +108,7 @@ fn main() -> Result<()> {
     rt.block_on(async {
         match cli.command {
             Command::Events(args) => events(args).await,
+            Command::Capture(args) => capture(args).await,
             Command::Status(args) => status(args).await,
         }
     })
@@ -93,72 +121,32 @@ fn registry(args: &RuntimeArgs) -> (ContainerRegistry, RegistryTasks) {
     (registry, tasks)
 }
 
-async fn events(args: EventsArgs) -> Result<()> {
-    let types = match &args.types {
-        Some(list) => EventFilter::parse_types(list)?,
-        None => Default::default(),
-    };
-    let filter = EventFilter { container: args.container.clone(), types, include_host: args.host };
-    let format = if args.json { Format::Json } else { Format::Human };
-
-    let (containers, _watchers) = registry(&args.runtime);
-    let processes = state::ProcessTable::scan(Default::default()).context("scanning /proc")?;
-    let mut sensor =
-        SensorThread::start(SensorConfig { include_host: args.host, ..Default::default() }).await?;
-    for hook in &sensor.status.hooks {
-        if let HookState::Failed { reason } = &hook.state {
-            tracing::warn!(hook = %hook.hook, %reason, "hook not attached");
-        }
-    }
-    eprintln!("rampart: sensor ready");
-
-    let mut enricher = Enricher { processes, containers };
-    let mut counts = Counts::default();
-    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut write_result = Ok(());
-    loop {
-        tokio::select! {
-            batch = sensor.next_batch() => {
-                let Some(batch) = batch else { break };
-                let mut sink = |ev: &model::Event| output::write_event(&mut out, ev, format);
-                write_result =
-                    pipeline::process_batch(&mut enricher, &filter, batch, &mut counts, &mut sink).await;
-                write_result = write_result.and_then(|()| out.flush());
-                if write_result.is_err() {
-                    break; // stdout closed: stop like any filter in a pipe would
-                }
-            }
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
-        }
-    }
-    for batch in sensor.stop().await {
-        if write_result.is_err() {
-            counts.seen += batch.len() as u64;
-            continue;
-        }
-        let mut sink = |ev: &model::Event| output::write_event(&mut out, ev, format);
-        write_result = pipeline::process_batch(&mut enricher, &filter, batch, &mut counts, &mut sink).await;
-    }
-    let _ = out.flush();
-    let stats = sensor.stats();
-    let lost: u64 = stats.lost.iter().sum();
-    eprintln!(
-        "rampart: {} events seen, {} dropped ({} shown; lost in kernel per cpu {:?}; {} undecodable)",
-        counts.seen,
-        lost + stats.decode_errors,
-        counts.shown,
-        stats.lost,
-        stats.decode_errors
-    );
+/// Streams the selected events into `consumer` and prints the summary.
+async fn stream_to(select: &SelectArgs, runtime: &RuntimeArgs, consumer: &mut dyn Consumer) -> Result<()> {
+    let filter = select.filter()?;
+    let (containers, _watchers) = registry(runtime);
+    let config = SensorConfig { include_host: select.host, ..Default::default() };
+    let summary = pipeline::stream(config, containers, &filter, consumer).await?;
+    eprintln!("rampart: {}, {} shown", summary.line(), summary.counts.accepted);
     Ok(())
+}
+
+async fn events(args: EventsArgs) -> Result<()> {
+    let format = if args.json { Format::Json } else { Format::Human };
+    let mut printer = EventPrinter::new(std::io::stdout().lock(), format);
+    stream_to(&args.select, &args.runtime, &mut printer).await
+}
+
+async fn capture(args: CaptureArgs) -> Result<()> {
+    let file = std::fs::File::create(&args.output)
+        .with_context(|| format!("creating capture file {}", args.output.display()))?;
+    let mut printer = EventPrinter::new(file, Format::Json);
+    stream_to(&args.select, &args.runtime, &mut printer).await
 }
 
 async fn status(args: StatusArgs) -> Result<()> {
     let (containers, _watchers) = registry(&args.runtime);
-    let mut sensor = SensorThread::start(SensorConfig::default()).await?;
+    let mut sensor = pipeline::SensorThread::start(SensorConfig::default()).await?;
     // Give the runtime client a moment to connect before reporting its health.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let runtimes = containers.status();
@@ -183,7 +171,7 @@ async fn status(args: StatusArgs) -> Result<()> {
     }
     println!("runtimes:");
     for r in &runtimes.runtimes {
-        let health = if r.connected { "connected".to_string() } else { "unreachable".to_string() };
+        let health = if r.connected { "connected" } else { "unreachable" };
         let detail = r.last_error.as_deref().map(|e| format!(" (last error: {e})")).unwrap_or_default();
         println!("  {:<10} {:<12} {} {} containers{detail}", r.name, health, r.endpoint, r.containers);
     }

@@ -11,6 +11,29 @@ pub enum Format {
     Json,
 }
 
+/// Prints events as lines: `rampart events` to stdout, `rampart capture` to a
+/// file (JSON lines, the format `rampart replay` reads).
+pub struct EventPrinter<W: Write> {
+    out: io::BufWriter<W>,
+    format: Format,
+}
+
+impl<W: Write> EventPrinter<W> {
+    pub fn new(out: W, format: Format) -> Self {
+        EventPrinter { out: io::BufWriter::with_capacity(1 << 16, out), format }
+    }
+}
+
+impl<W: Write> crate::pipeline::Consumer for EventPrinter<W> {
+    fn event(&mut self, ev: &Event) -> io::Result<()> {
+        write_event(&mut self.out, ev, self.format)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// Writes one event as one line.
 pub fn write_event(out: &mut impl Write, ev: &Event, format: Format) -> io::Result<()> {
     match format {
@@ -222,6 +245,7 @@ mod tests {
                 ..Default::default()
             })),
             ret,
+            syscall: None,
             kind,
         }
     }

@@ -158,26 +158,123 @@ impl Enricher {
 /// Counts for the end-of-run summary.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counts {
+    /// Events that came off the sensor.
     pub seen: u64,
-    pub shown: u64,
+    /// Events that passed the filter and reached the consumer.
+    pub accepted: u64,
 }
 
-/// Runs batches through enrichment and the filter, handing accepted events to
-/// `sink`.
-pub async fn process_batch(
+/// What a command does with each enriched event that passed the filter.
+pub trait Consumer {
+    fn event(&mut self, ev: &Event) -> std::io::Result<()>;
+    /// Called after each batch.
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+    /// SIGHUP: reload configuration (rules). Must keep working on failure.
+    fn reload(&mut self) {}
+}
+
+/// The end-of-stream figures.
+#[derive(Debug, Clone)]
+pub struct StreamSummary {
+    pub counts: Counts,
+    pub sensor: SensorStats,
+}
+
+impl StreamSummary {
+    /// Everything that was lost: ring buffer overflows and undecodable records.
+    pub fn dropped(&self) -> u64 {
+        self.sensor.lost_total() + self.sensor.decode_errors
+    }
+
+    /// The summary line every streaming command prints on stderr.
+    pub fn line(&self) -> String {
+        format!(
+            "{} events seen, {} dropped (lost in kernel per cpu {:?}; {} undecodable)",
+            self.counts.seen,
+            self.dropped(),
+            self.sensor.lost,
+            self.sensor.decode_errors
+        )
+    }
+}
+
+/// Runs the sensor and feeds the consumer until SIGINT/SIGTERM (or until the
+/// consumer's output is closed). Prints `rampart: sensor ready` on stderr once
+/// the hooks are attached.
+pub async fn stream(
+    config: SensorConfig,
+    containers: ContainerRegistry,
+    filter: &EventFilter,
+    consumer: &mut dyn Consumer,
+) -> Result<StreamSummary> {
+    let processes = ProcessTable::scan(Default::default()).context("scanning /proc")?;
+    let mut sensor = SensorThread::start(config).await?;
+    for hook in &sensor.status.hooks {
+        if let sensor::HookState::Failed { reason } = &hook.state {
+            tracing::warn!(hook = %hook.hook, %reason, "hook not attached");
+        }
+    }
+    eprintln!("rampart: sensor ready");
+
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let mut enricher = Enricher { processes, containers };
+    let mut counts = Counts::default();
+    let mut output_open = true;
+    loop {
+        tokio::select! {
+            batch = sensor.next_batch() => {
+                let Some(batch) = batch else { break };
+                output_open = feed(&mut enricher, filter, batch, &mut counts, consumer).await;
+                if !output_open {
+                    break; // stdout closed: stop like any filter in a pipe would
+                }
+            }
+            _ = sighup.recv() => consumer.reload(),
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+        }
+    }
+    for batch in sensor.stop().await {
+        if output_open {
+            output_open = feed(&mut enricher, filter, batch, &mut counts, consumer).await;
+        } else {
+            counts.seen += batch.len() as u64;
+        }
+    }
+    Ok(StreamSummary { counts, sensor: sensor.stats() })
+}
+
+/// Enriches, filters and consumes one batch; false once the output is closed.
+async fn feed(
     enricher: &mut Enricher,
     filter: &EventFilter,
     batch: Vec<Event>,
     counts: &mut Counts,
-    sink: &mut dyn FnMut(&Event) -> std::io::Result<()>,
-) -> std::io::Result<()> {
+    consumer: &mut dyn Consumer,
+) -> bool {
+    let mut result = Ok(());
     for mut ev in batch {
         counts.seen += 1;
+        if result.is_err() {
+            continue;
+        }
         enricher.enrich(&mut ev).await;
         if filter.accepts(&ev) {
-            counts.shown += 1;
-            sink(&ev)?;
+            counts.accepted += 1;
+            result = consumer.event(&ev);
         }
     }
-    Ok(())
+    match result.and_then(|()| consumer.flush()) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => false,
+        Err(e) => {
+            tracing::error!(error = %e, "writing output");
+            false
+        }
+    }
 }

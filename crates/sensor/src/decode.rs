@@ -2,6 +2,7 @@
 //! either an event or a [`DecodeError`], never a panic; strings are bounded by
 //! the record and decoded as lossy UTF-8.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use model::{Event, EventKind, OpenFlags, ProcessCtx, SockAddr};
@@ -181,8 +182,46 @@ pub(crate) fn usockaddr(u: &abi::ev_usockaddr) -> Option<SockAddr> {
     }
 }
 
-fn syscall_name(t: u32) -> &'static str {
-    match t {
+/// The syscall behind a record type, by the name Falco's `evt.type` uses
+/// (`execve` for exec, `clone` for fork, `procexit` for exit); `None` for events
+/// that are not syscalls (capability checks).
+fn syscall_of(t: u32) -> Option<&'static str> {
+    Some(match t {
+        ev::EV_EXEC => "execve",
+        ev::EV_FORK => "clone",
+        ev::EV_EXIT => "procexit",
+        ev::EV_OPEN => "open",
+        ev::EV_OPENAT => "openat",
+        ev::EV_OPENAT2 => "openat2",
+        ev::EV_CREAT => "creat",
+        ev::EV_UNLINK => "unlink",
+        ev::EV_UNLINKAT => "unlinkat",
+        ev::EV_RMDIR => "rmdir",
+        ev::EV_RENAME => "rename",
+        ev::EV_RENAMEAT => "renameat",
+        ev::EV_RENAMEAT2 => "renameat2",
+        ev::EV_LINK => "link",
+        ev::EV_LINKAT => "linkat",
+        ev::EV_SYMLINK => "symlink",
+        ev::EV_SYMLINKAT => "symlinkat",
+        ev::EV_MKDIR => "mkdir",
+        ev::EV_MKDIRAT => "mkdirat",
+        ev::EV_CHMOD => "chmod",
+        ev::EV_FCHMOD => "fchmod",
+        ev::EV_FCHMODAT => "fchmodat",
+        ev::EV_FCHMODAT2 => "fchmodat2",
+        ev::EV_CHOWN => "chown",
+        ev::EV_LCHOWN => "lchown",
+        ev::EV_FCHOWN => "fchown",
+        ev::EV_FCHOWNAT => "fchownat",
+        ev::EV_MOUNT => "mount",
+        ev::EV_UMOUNT2 => "umount2",
+        ev::EV_SOCKET => "socket",
+        ev::EV_CONNECT => "connect",
+        ev::EV_ACCEPT => "accept",
+        ev::EV_ACCEPT4 => "accept4",
+        ev::EV_BIND => "bind",
+        ev::EV_LISTEN => "listen",
         ev::EV_SETUID => "setuid",
         ev::EV_SETGID => "setgid",
         ev::EV_SETREUID => "setreuid",
@@ -191,10 +230,20 @@ fn syscall_name(t: u32) -> &'static str {
         ev::EV_SETRESGID => "setresgid",
         ev::EV_SETFSUID => "setfsuid",
         ev::EV_SETFSGID => "setfsgid",
+        ev::EV_CAPSET => "capset",
+        ev::EV_PTRACE => "ptrace",
         ev::EV_INIT_MODULE => "init_module",
         ev::EV_FINIT_MODULE => "finit_module",
-        _ => "unknown",
-    }
+        ev::EV_SETNS => "setns",
+        ev::EV_UNSHARE => "unshare",
+        ev::EV_MEMFD_CREATE => "memfd_create",
+        ev::EV_BPF => "bpf",
+        _ => return None,
+    })
+}
+
+fn syscall_name(t: u32) -> &'static str {
+    syscall_of(t).unwrap_or("unknown")
 }
 
 impl Decoder {
@@ -358,6 +407,7 @@ impl Decoder {
             process,
             container: None,
             ret: (h.flags & evf::HAS_RET != 0).then_some(h.ret),
+            syscall: syscall_of(ty).map(Cow::Borrowed),
             kind,
         })
     }

@@ -13,7 +13,7 @@ fn ctx(pid: u32, ppid: u32, comm: &str) -> ProcessCtx {
 }
 
 fn ev(ts: u64, process: ProcessCtx, kind: EventKind) -> Event {
-    Event { ts_ns: ts, process, container: None, ret: Some(0), kind }
+    Event { ts_ns: ts, process, container: None, ret: Some(0), syscall: None, kind }
 }
 
 fn fork(ts: u64, parent: u32, pparent: u32, child: u32) -> Event {
