@@ -18,7 +18,7 @@ fi
 # benchmark's peer, python3 for scripts/bench.py.
 PACKAGES=(
     clang llvm make gcc libc6-dev pkg-config libelf-dev zlib1g-dev
-    docker.io iptables busybox-static auditd iproute2 procps ca-certificates curl python3
+    docker.io iptables busybox-static auditd iproute2 procps ca-certificates curl python3 openssl
 )
 
 missing=()

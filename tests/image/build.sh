@@ -53,6 +53,12 @@ cat >"$rootfs/etc/passwd" <<'EOF'
 root:x:0:0:root:/root:/bin/sh
 nobody:x:65534:65534:nobody:/nonexistent:/bin/false
 EOF
+# A shadow file, as real images have: the sensitive-file rules read it.
+cat >"$rootfs/etc/shadow" <<'EOF'
+root:*:19000:0:99999:7:::
+nobody:*:19000:0:99999:7:::
+EOF
+chmod 0640 "$rootfs/etc/shadow"
 cat >"$rootfs/etc/group" <<'EOF'
 root:x:0:
 nogroup:x:65534:

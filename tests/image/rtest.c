@@ -23,6 +23,17 @@
  *   rtest paced-open RATE SECS [WORKERS] [PATH]  open/close at RATE per second for SECS,
  *                                       shared by WORKERS processes
  *   rtest sleep-ms MS                   sleep
+ *   rtest spawn PATH [ARGS...]          fork, execv(PATH, [PATH, ARGS...]), wait; exit with its status
+ *                                       (a non-shell parent for the program it runs)
+ *   rtest setuid UID                    setuid(UID) (EPERM without CAP_SETUID); exit 0 either way
+ *   rtest capset-raise                  capset: clear the effective set, then raise it back to
+ *                                       the permitted set (capabilities added by capset)
+ *   rtest connect-port PORT             listen on 127.0.0.1:PORT, connect to it, accept
+ *   rtest connect-unix PATH             listen on the unix socket PATH, connect to it, accept
+ *   rtest module-load                   init_module(junk) and finit_module(/dev/null) (both fail:
+ *                                       EPERM without CAP_SYS_MODULE; nothing can load)
+ *   rtest bpf                           bpf(BPF_MAP_CREATE) of a tiny array map (EPERM without
+ *                                       CAP_BPF/CAP_SYS_ADMIN); exit 0 either way
  *
  * Build: gcc -static -O2 -o rtest rtest.c
  */
@@ -43,6 +54,9 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/un.h>
+#include <linux/bpf.h>
+#include <linux/capability.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -409,6 +423,126 @@ static int cmd_paced_open(int argc, char **argv) {
     return 0;
 }
 
+
+static int cmd_spawn(int argc, char **argv) {
+    if (argc < 1) return 2;
+    pid_t p = fork();
+    if (p < 0) die("fork");
+    if (p == 0) {
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int st;
+    if (waitpid(p, &st, 0) < 0) die("waitpid");
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    printf("spawned=%s pid=%d status=%d\n", argv[0], p, code);
+    return code;
+}
+
+static int cmd_setuid(int argc, char **argv) {
+    if (argc < 1) return 2;
+    uid_t uid = (uid_t)parse_count(argv[0]);
+    uid_t before = getuid();
+    int r = setuid(uid);
+    printf("setuid=%u from=%u ret=%d errno=%d\n", uid, before, r, r < 0 ? errno : 0);
+    return 0;
+}
+
+static int cmd_capset_raise(void) {
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capget, &hdr, data) < 0) die("capget");
+    struct __user_cap_data_struct dropped[2];
+    memcpy(dropped, data, sizeof data);
+    dropped[0].effective = 0;
+    dropped[1].effective = 0;
+    if (syscall(SYS_capset, &hdr, dropped) < 0) die("capset drop");
+    /* Raise: effective back to the whole permitted set. */
+    data[0].effective = data[0].permitted;
+    data[1].effective = data[1].permitted;
+    long r = syscall(SYS_capset, &hdr, data);
+    printf("capset=raise effective=0x%llx ret=%ld errno=%d\n",
+           ((unsigned long long)data[1].effective << 32) | data[0].effective, r, r < 0 ? errno : 0);
+    return r < 0 ? 1 : 0;
+}
+
+static int cmd_connect_port(int argc, char **argv) {
+    if (argc < 1) return 2;
+    int port = (int)parse_count(argv[0]);
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (ls < 0) die("socket");
+    int one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(ls, (struct sockaddr *)&a, sizeof a) < 0) die("bind");
+    if (listen(ls, 16) < 0) die("listen");
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c < 0) die("socket");
+    int r = connect(c, (struct sockaddr *)&a, sizeof a);
+    if (r < 0) die("connect");
+    int s = accept(ls, NULL, NULL);
+    if (s < 0) die("accept");
+    printf("connected=127.0.0.1:%d ret=%d port=%d\n", port, r, port);
+    close(s);
+    close(c);
+    close(ls);
+    return 0;
+}
+
+static int cmd_connect_unix(int argc, char **argv) {
+    if (argc < 1) return 2;
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (strlen(argv[0]) >= sizeof a.sun_path) return 2;
+    strcpy(a.sun_path, argv[0]);
+    unlink(argv[0]);
+    int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (ls < 0) die("socket");
+    if (bind(ls, (struct sockaddr *)&a, sizeof a) < 0) die("bind");
+    if (listen(ls, 16) < 0) die("listen");
+    int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c < 0) die("socket");
+    int r = connect(c, (struct sockaddr *)&a, sizeof a);
+    if (r < 0) die("connect");
+    int s = accept(ls, NULL, NULL);
+    if (s < 0) die("accept");
+    printf("connected=unix:%s ret=%d\n", argv[0], r);
+    close(s);
+    close(c);
+    close(ls);
+    unlink(argv[0]);
+    return 0;
+}
+
+static int cmd_module_load(void) {
+    /* Not a module: even with CAP_SYS_MODULE the kernel refuses it. */
+    static const char junk[64] = "rampart-test: not a kernel module";
+    long r1 = syscall(SYS_init_module, junk, sizeof junk, "");
+    int e1 = errno;
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    long r2 = syscall(SYS_finit_module, fd, "", 0);
+    int e2 = errno;
+    printf("init_module ret=%ld errno=%d\nfinit_module ret=%ld errno=%d\n", r1, r1 < 0 ? e1 : 0, r2,
+           r2 < 0 ? e2 : 0);
+    if (fd >= 0) close(fd);
+    return 0;
+}
+
+static int cmd_bpf(void) {
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.map_type = BPF_MAP_TYPE_ARRAY;
+    attr.key_size = 4;
+    attr.value_size = 4;
+    attr.max_entries = 1;
+    long r = syscall(SYS_bpf, BPF_MAP_CREATE, &attr, sizeof attr);
+    int e = errno;
+    printf("bpf=map_create ret=%ld errno=%d\n", r, r < 0 ? e : 0);
+    if (r >= 0) close((int)r);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) {
@@ -435,6 +569,13 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench-exec")) return cmd_bench_exec(n, a);
     if (!strcmp(cmd, "bench-connect")) return cmd_bench_connect(n, a);
     if (!strcmp(cmd, "paced-open")) return cmd_paced_open(n, a);
+    if (!strcmp(cmd, "spawn")) return cmd_spawn(n, a);
+    if (!strcmp(cmd, "setuid")) return cmd_setuid(n, a);
+    if (!strcmp(cmd, "capset-raise")) return cmd_capset_raise();
+    if (!strcmp(cmd, "connect-port")) return cmd_connect_port(n, a);
+    if (!strcmp(cmd, "connect-unix")) return cmd_connect_unix(n, a);
+    if (!strcmp(cmd, "module-load")) return cmd_module_load();
+    if (!strcmp(cmd, "bpf")) return cmd_bpf();
     if (!strcmp(cmd, "sleep-ms")) {
         if (n < 1) return 2;
         long ms = parse_count(a[0]);

@@ -1,8 +1,11 @@
 //! rampart: container runtime security agent.
 
+mod config;
+mod detect;
 mod filter;
 mod output;
 mod pipeline;
+mod replay;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -22,6 +25,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The agent: watch every container, evaluate the rules, raise alerts.
+    Run(RunArgs),
+    /// Check rule files, or list the fields rules can use.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Run rules over a capture file offline (no root needed).
+    Replay(ReplayArgs),
     /// Stream, live, what processes in containers do (one event per line).
     Events(EventsArgs),
     /// Record the enriched event stream to a file (JSON lines) for `replay`.
@@ -83,6 +93,79 @@ struct CaptureArgs {
 }
 
 #[derive(Args)]
+struct RuleSourceArgs {
+    /// Agent configuration file (YAML); command-line flags override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A rule file or directory, loaded after the defaults (repeatable).
+    #[arg(long = "rules", value_name = "PATH")]
+    rules: Vec<PathBuf>,
+    /// Do not load the rule set built into rampart.
+    #[arg(long)]
+    no_default_rules: bool,
+    /// Skip (and report) rules using fields rampart cannot provide.
+    #[arg(long)]
+    skip_unsupported_fields: bool,
+    /// Alerts on stdout as JSON lines (Falco's alert shape).
+    #[arg(long)]
+    json: bool,
+}
+
+impl RuleSourceArgs {
+    /// The config file (or defaults) with the command line applied on top.
+    fn config(&self) -> Result<config::AgentConfig> {
+        let mut cfg = match &self.config {
+            Some(path) => config::AgentConfig::load(path)?,
+            None => config::AgentConfig::default(),
+        };
+        cfg.rules.paths.extend(self.rules.iter().cloned());
+        if self.no_default_rules {
+            cfg.rules.default_rules = false;
+        }
+        if self.skip_unsupported_fields {
+            cfg.rules.skip_unsupported_fields = true;
+        }
+        if self.json {
+            cfg.alerts.outputs.stdout.format = alerts::Format::Json;
+        }
+        Ok(cfg)
+    }
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    source: RuleSourceArgs,
+    /// Also watch processes that are not in a container.
+    #[arg(long)]
+    host: bool,
+    /// Docker Engine API socket (default: the config's, /var/run/docker.sock).
+    #[arg(long)]
+    docker_socket: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Validate rule files (after the defaults unless --no-default-rules);
+    /// prints every error as file:line:col.
+    Check {
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        no_default_rules: bool,
+    },
+    /// Print the fields rule conditions and outputs can use (Markdown).
+    Fields,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// A file written by `rampart capture`.
+    file: PathBuf,
+    #[command(flatten)]
+    source: RuleSourceArgs,
+}
+
+#[derive(Args)]
 struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
@@ -107,6 +190,9 @@ fn main() -> Result<()> {
         .context("starting the async runtime")?;
     rt.block_on(async {
         match cli.command {
+            Command::Run(args) => run(args).await,
+            Command::Rules(cmd) => rules_command(cmd),
+            Command::Replay(args) => replay::replay(&args.file, &args.source.config()?).await,
             Command::Events(args) => events(args).await,
             Command::Capture(args) => capture(args).await,
             Command::Status(args) => status(args).await,
@@ -129,6 +215,78 @@ async fn stream_to(select: &SelectArgs, runtime: &RuntimeArgs, consumer: &mut dy
     let summary = pipeline::stream(config, containers, &filter, consumer).await?;
     eprintln!("rampart: {}, {} shown", summary.line(), summary.counts.accepted);
     Ok(())
+}
+
+/// Loads the rules or explains, every error on its own line, why not.
+fn load_rules(cfg: &config::RulesConfig) -> Result<rules::Ruleset> {
+    let (ruleset, warnings) = detect::load_rules(cfg)?;
+    for w in &warnings {
+        eprintln!("rampart: warning: {w}");
+    }
+    Ok(ruleset)
+}
+
+async fn run(args: RunArgs) -> Result<()> {
+    let mut cfg = args.source.config()?;
+    cfg.host |= args.host;
+    if let Some(socket) = args.docker_socket {
+        cfg.docker_socket = socket;
+    }
+    let ruleset = load_rules(&cfg.rules)?;
+    eprintln!("rampart: {} rules loaded", ruleset.len());
+    let dispatcher = std::sync::Arc::new(alerts::Dispatcher::new(&cfg.alerts)?);
+    let mut detector = detect::Detector::new(ruleset, cfg.rules.clone(), dispatcher.clone());
+
+    let filter = EventFilter { include_host: cfg.host, ..Default::default() };
+    let containers = ContainerRegistry::with_docker(&cfg.docker_socket);
+    let _watchers = containers.spawn();
+    let sensor_config = SensorConfig { include_host: cfg.host, ..Default::default() };
+    let summary = pipeline::stream(sensor_config, containers, &filter, &mut detector).await?;
+    let alerts_sent = detector.alerts;
+    drop(detector);
+    let stats = match std::sync::Arc::try_unwrap(dispatcher) {
+        Ok(d) => d.shutdown(std::time::Duration::from_secs(5)).await,
+        Err(d) => d.stats(),
+    };
+    eprintln!(
+        "rampart: {}, {alerts_sent} alerts ({} suppressed, {} dropped by outputs)",
+        summary.line(),
+        stats.suppressed,
+        stats.dropped()
+    );
+    Ok(())
+}
+
+fn rules_command(cmd: RulesCommand) -> Result<()> {
+    match cmd {
+        RulesCommand::Fields => {
+            print!("{}", rules::fields_markdown());
+            Ok(())
+        }
+        RulesCommand::Check { files, no_default_rules } => {
+            let cfg = config::RulesConfig {
+                default_rules: !no_default_rules,
+                paths: files,
+                skip_unsupported_fields: false,
+            };
+            match detect::load_rules(&cfg) {
+                Ok((ruleset, warnings)) => {
+                    for w in &warnings {
+                        println!("warning: {w}");
+                    }
+                    let enabled = ruleset.rules().iter().filter(|r| r.enabled).count();
+                    println!("ok: {} rules ({enabled} enabled)", ruleset.len());
+                    Ok(())
+                }
+                Err(refused) => {
+                    for e in &refused.0 {
+                        println!("{e}");
+                    }
+                    anyhow::bail!("{} error(s)", refused.0.len())
+                }
+            }
+        }
+    }
 }
 
 async fn events(args: EventsArgs) -> Result<()> {

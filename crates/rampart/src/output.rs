@@ -25,7 +25,7 @@ impl<W: Write> EventPrinter<W> {
 }
 
 impl<W: Write> crate::pipeline::Consumer for EventPrinter<W> {
-    fn event(&mut self, ev: &Event) -> io::Result<()> {
+    fn event(&mut self, ev: &Event, _: &state::ProcessTable) -> io::Result<()> {
         write_event(&mut self.out, ev, self.format)
     }
 

@@ -166,7 +166,9 @@ pub struct Counts {
 
 /// What a command does with each enriched event that passed the filter.
 pub trait Consumer {
-    fn event(&mut self, ev: &Event) -> std::io::Result<()>;
+    /// `processes` is the process table after this event was applied (for
+    /// lineage such as a rule's `proc.aname[2]`).
+    fn event(&mut self, ev: &Event, processes: &ProcessTable) -> std::io::Result<()>;
     /// Called after each batch.
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
@@ -266,7 +268,7 @@ async fn feed(
         enricher.enrich(&mut ev).await;
         if filter.accepts(&ev) {
             counts.accepted += 1;
-            result = consumer.event(&ev);
+            result = consumer.event(&ev, &enricher.processes);
         }
     }
     match result.and_then(|()| consumer.flush()) {

@@ -367,9 +367,22 @@ impl Agent {
     }
 
     pub fn start_with(extra: &[&str], mode: StdoutMode) -> Agent {
-        preflight();
         let mut args: Vec<String> = vec!["events".into(), "--json".into()];
         args.extend(extra.iter().map(|s| s.to_string()));
+        Agent::spawn(args, mode)
+    }
+
+    /// `rampart run --json EXTRA...` (the detection agent: alerts on stdout),
+    /// started and ready. Its stdout lines are alerts; see [`is_alert`].
+    pub fn start_run(extra: &[&str]) -> Agent {
+        let mut args: Vec<String> = vec!["run".into(), "--json".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Agent::spawn(args, StdoutMode::Parse)
+    }
+
+    /// Run `rampart ARGS...`, deliver its JSON stdout lines, wait for ready.
+    pub fn spawn(args: Vec<String>, mode: StdoutMode) -> Agent {
+        preflight();
         let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
             .args(&args)
             .stdin(Stdio::null())
@@ -647,6 +660,95 @@ pub fn parse_summary(stderr: &str) -> Option<Summary> {
         words.get(i.checked_sub(1)?)?.parse().ok()
     };
     Some(Summary { seen: before("events")?, dropped: before("dropped")?, line: line.to_string() })
+}
+
+// ---------------------------------------------------------------------------
+// Alerts (`rampart run --json`)
+// ---------------------------------------------------------------------------
+
+/// Priorities at or above WARNING, as Falco prints them.
+pub const WARNING_OR_ABOVE: &[&str] = &["Emergency", "Alert", "Critical", "Error", "Warning"];
+
+/// Whether a JSON line of `rampart run --json` is an alert (Falco's shape).
+pub fn is_alert(v: &Value) -> bool {
+    v["rule"].is_string() && v["priority"].is_string() && v["output"].is_string()
+}
+
+pub fn alert_rule(v: &Value) -> &str {
+    v["rule"].as_str().unwrap_or("")
+}
+
+pub fn alert_priority(v: &Value) -> &str {
+    v["priority"].as_str().unwrap_or("")
+}
+
+/// An alert of `rule` about the container named `name`.
+pub fn is_alert_of(v: &Value, rule: &str, name: &str) -> bool {
+    is_alert(v) && alert_rule(v) == rule && container_name(v) == name
+}
+
+/// One line describing an alert, for failure messages.
+pub fn alert_brief(v: &Value) -> String {
+    format!(
+        "[{}] {} in {}: {}",
+        alert_priority(v),
+        alert_rule(v),
+        if container_name(v).is_empty() { "?" } else { container_name(v) },
+        v["output"].as_str().unwrap_or("")
+    )
+}
+
+/// `rampart ARGS...` to completion (for `rules check` and refusals), with a timeout.
+pub fn rampart_output(args: &[&str], timeout: Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rampart");
+    let deadline = Instant::now() + timeout;
+    loop {
+        if child.try_wait().expect("wait rampart").is_some() {
+            return child.wait_with_output().expect("rampart output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("rampart output");
+            panic!(
+                "rampart {args:?} still runs after {timeout:?}; stdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The default rule files shipped under `rules/`, sorted.
+pub fn default_rule_files() -> Vec<PathBuf> {
+    let dir = repo_root().join("rules");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Names of the rules defined (`- rule: NAME`) in the default rule files.
+pub fn default_rule_names() -> Vec<String> {
+    let mut names = Vec::new();
+    for f in default_rule_files() {
+        let text = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("reading {}: {e}", f.display()));
+        for line in text.lines() {
+            if let Some(name) = line.strip_prefix("- rule:") {
+                names.push(name.trim().trim_matches('"').trim_matches('\'').to_string());
+            }
+        }
+    }
+    names
 }
 
 /// Run a command on the host and wait for it.

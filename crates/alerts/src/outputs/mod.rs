@@ -1,0 +1,137 @@
+//! The outputs: each runs on its own thread, fed by a bounded channel, so a
+//! slow or dead output never blocks the caller of `Dispatcher::emit`.
+
+pub(crate) mod file;
+pub(crate) mod stdout;
+pub(crate) mod syslog;
+pub(crate) mod webhook;
+
+use crate::{Alert, Error};
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Writes alerts somewhere. Runs on the output's own thread.
+pub(crate) trait Sink: Send {
+    fn write(&mut self, alert: &Alert, ctl: &Control) -> Result<(), Error>;
+
+    fn flush(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// Counters of one output.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub enqueued: AtomicU64,
+    pub sent: AtomicU64,
+    pub failed: AtomicU64,
+    pub dropped: AtomicU64,
+    pub retries: AtomicU64,
+    /// Taken from the queue but not sent because shutdown ran out of time.
+    pub abandoned: AtomicU64,
+}
+
+/// Delivery counts of one output.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OutputStats {
+    /// Alerts written or delivered.
+    pub sent: u64,
+    /// Alerts the output failed to write or deliver (after retries).
+    pub failed: u64,
+    /// Alerts dropped because the output's queue was full, or left unsent when
+    /// shutdown's deadline passed.
+    pub dropped: u64,
+    /// Repeated delivery attempts (webhook).
+    pub retries: u64,
+    /// Alerts waiting in the queue.
+    pub pending: u64,
+}
+
+impl Counters {
+    pub fn stats(&self) -> OutputStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let abandoned = get(&self.abandoned);
+        OutputStats {
+            sent: get(&self.sent),
+            failed: get(&self.failed),
+            dropped: get(&self.dropped) + abandoned,
+            retries: get(&self.retries),
+            pending: get(&self.enqueued).saturating_sub(get(&self.sent) + get(&self.failed) + abandoned),
+        }
+    }
+}
+
+/// What a sink may consult while it works: whether to give up, and counters.
+pub(crate) struct Control {
+    pub abort: Arc<AtomicBool>,
+    pub counters: Arc<Counters>,
+}
+
+impl Control {
+    pub fn aborted(&self) -> bool {
+        self.abort.load(Ordering::Relaxed)
+    }
+
+    /// Sleeps for `d`, waking early on abort; returns false when aborted.
+    pub fn sleep(&self, d: Duration) -> bool {
+        let end = Instant::now() + d;
+        loop {
+            if self.aborted() {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= end {
+                return true;
+            }
+            std::thread::sleep((end - now).min(Duration::from_millis(20)));
+        }
+    }
+}
+
+/// Whether a count is worth a log line: 1, 10, 100, ...
+pub(crate) fn log_worthy(n: u64) -> bool {
+    n > 0 && 10u64.pow(n.ilog10()) == n
+}
+
+/// The loop of an output's thread: writes queued alerts until the queue is
+/// closed, then flushes.
+pub(crate) fn run(name: &'static str, mut sink: Box<dyn Sink>, rx: Receiver<Arc<Alert>>, ctl: Control) {
+    let mut failures: u64 = 0;
+    while let Ok(alert) = rx.recv() {
+        if ctl.aborted() {
+            ctl.counters.abandoned.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        match sink.write(&alert, &ctl) {
+            Ok(()) => {
+                ctl.counters.sent.fetch_add(1, Ordering::Relaxed);
+                if failures > 0 {
+                    tracing::info!(output = name, failures, "alert output recovered");
+                    failures = 0;
+                }
+            }
+            Err(e) => {
+                ctl.counters.failed.fetch_add(1, Ordering::Relaxed);
+                failures += 1;
+                if log_worthy(failures) {
+                    tracing::warn!(output = name, failures, error = %e, rule = %alert.rule, "alert output failed");
+                }
+            }
+        }
+    }
+    if let Err(e) = sink.flush() {
+        tracing::warn!(output = name, error = %e, "alert output flush failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn log_worthy_powers_of_ten() {
+        let v: Vec<u64> = (0..2000).filter(|n| super::log_worthy(*n)).collect();
+        assert_eq!(v, [1, 10, 100, 1000]);
+    }
+}

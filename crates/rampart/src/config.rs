@@ -1,0 +1,104 @@
+//! The agent's configuration file (`rampart run --config FILE`), YAML.
+//!
+//! Every section refuses unknown keys: a typo in a security setting must be an
+//! error, not a silently ignored line.
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Also watch processes that are not in a container.
+    pub host: bool,
+    /// Docker Engine API socket.
+    pub docker_socket: PathBuf,
+    pub rules: RulesConfig,
+    pub alerts: alerts::AlertsConfig,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            host: false,
+            docker_socket: PathBuf::from(runtime::DEFAULT_DOCKER_SOCKET),
+            rules: RulesConfig::default(),
+            alerts: alerts::AlertsConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RulesConfig {
+    /// Load the rule set shipped inside the binary (rules/*.yaml).
+    pub default_rules: bool,
+    /// Rule files or directories (their `*.yaml`/`*.yml`, by name), loaded after
+    /// the defaults, in order; they may append to or override default items.
+    pub paths: Vec<PathBuf>,
+    /// Skip (and report) rules that use a field rampart cannot provide, instead
+    /// of refusing the file.
+    pub skip_unsupported_fields: bool,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig { default_rules: true, paths: Vec::new(), skip_unsupported_fields: false }
+    }
+}
+
+impl AgentConfig {
+    /// Reads and validates a config file; errors name the file and, for YAML
+    /// and unknown keys, the line and column.
+    pub fn load(path: &Path) -> Result<AgentConfig> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("config {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<AgentConfig> {
+        if text.trim().is_empty() {
+            return Ok(AgentConfig::default());
+        }
+        let cfg: AgentConfig = serde_yaml_ng::from_str(text).map_err(|e| match e.location() {
+            Some(l) => anyhow::anyhow!("{}:{}: {e}", l.line(), l.column()),
+            None => anyhow::anyhow!("{e}"),
+        })?;
+        cfg.alerts.validate().context("alerts")?;
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_the_defaults() {
+        let cfg = AgentConfig::parse("").unwrap();
+        assert!(cfg.rules.default_rules);
+        assert!(!cfg.host);
+        assert_eq!(cfg.docker_socket, PathBuf::from("/var/run/docker.sock"));
+    }
+
+    #[test]
+    fn full_config_parses() {
+        let cfg = AgentConfig::parse(
+            "host: true\nrules:\n  default_rules: false\n  paths: [/etc/rampart/rules.d]\nalerts:\n  min_priority: warning\n",
+        )
+        .unwrap();
+        assert!(cfg.host);
+        assert!(!cfg.rules.default_rules);
+        assert_eq!(cfg.rules.paths, vec![PathBuf::from("/etc/rampart/rules.d")]);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_position() {
+        let err = AgentConfig::parse("rules:\n  default_rule: false\n").unwrap_err().to_string();
+        assert!(err.contains("default_rule"), "{err}");
+        assert!(err.starts_with("2:"), "{err}");
+        let err = AgentConfig::parse("alerts:\n  outputs:\n    stdot: {}\n").unwrap_err().to_string();
+        assert!(err.contains("stdot"), "{err}");
+    }
+}

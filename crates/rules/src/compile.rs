@@ -1,0 +1,708 @@
+//! Compile condition ASTs into expression trees with precompiled matchers, and
+//! evaluate them.
+
+use crate::fields::{self, Arg, EvalCtx, FieldDef, FieldType, Val};
+use crate::matchers::{hex, icontains, Glob, IpNet, PrefixSet, StrSet};
+use crate::parse::{self, Ast, Op, ValTok};
+use model::Event;
+use regex::Regex;
+use std::collections::{BTreeSet, HashMap};
+
+#[derive(Debug, Clone)]
+pub(crate) enum Matcher {
+    Exists,
+    StrEq(Box<str>),
+    StrSet(StrSet),
+    StrOrd(Op, Box<str>),
+    Contains(Box<str>),
+    IContains(Box<str>),
+    BContains(Vec<u8>),
+    StartsWith(Box<str>),
+    BStartsWith(Vec<u8>),
+    EndsWith(Box<str>),
+    Glob(Box<Glob>),
+    PMatch(Box<PrefixSet>),
+    Regex(Box<Regex>),
+    Num(Op, i128),
+    NumSet(Box<[i128]>),
+    Bool(bool),
+    Ip(Box<[IpNet]>),
+}
+
+fn num_of(v: &Val<'_>) -> Option<i128> {
+    match v {
+        Val::U64(n) => Some(i128::from(*n)),
+        Val::I64(n) => Some(i128::from(*n)),
+        _ => None,
+    }
+}
+
+impl Matcher {
+    #[inline]
+    fn test(&self, v: &Val<'_>) -> bool {
+        match self {
+            Matcher::Exists => !v.is_none(),
+            Matcher::Num(op, x) => match num_of(v) {
+                Some(n) => match op {
+                    Op::Eq => n == *x,
+                    Op::Lt => n < *x,
+                    Op::Le => n <= *x,
+                    Op::Gt => n > *x,
+                    Op::Ge => n >= *x,
+                    _ => false,
+                },
+                None => false,
+            },
+            Matcher::NumSet(set) => num_of(v).is_some_and(|n| set.contains(&n)),
+            Matcher::Bool(b) => matches!(v, Val::Bool(x) if x == b),
+            Matcher::Ip(nets) => match v {
+                Val::Ip(ip) => nets.iter().any(|n| n.contains(ip)),
+                _ => false,
+            },
+            _ => {
+                let Val::Str(s) = v else { return false };
+                let s: &str = s;
+                match self {
+                    Matcher::StrEq(x) => s == &**x,
+                    Matcher::StrSet(set) => set.contains(s),
+                    Matcher::StrOrd(op, x) => match op {
+                        Op::Lt => s < &**x,
+                        Op::Le => s <= &**x,
+                        Op::Gt => s > &**x,
+                        Op::Ge => s >= &**x,
+                        _ => false,
+                    },
+                    Matcher::Contains(x) => s.contains(&**x),
+                    Matcher::IContains(x) => icontains(s, x),
+                    Matcher::BContains(x) => {
+                        x.is_empty() || s.as_bytes().windows(x.len()).any(|w| w == x.as_slice())
+                    }
+                    Matcher::StartsWith(x) => s.starts_with(&**x),
+                    Matcher::BStartsWith(x) => s.as_bytes().starts_with(x),
+                    Matcher::EndsWith(x) => s.ends_with(&**x),
+                    Matcher::Glob(g) => g.matches(s),
+                    Matcher::PMatch(p) => p.matches(s),
+                    Matcher::Regex(r) => r.is_match(s),
+                    _ => false,
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Cmp {
+    pub def: &'static FieldDef,
+    pub arg: Arg,
+    m: Matcher,
+    /// `!=`: false on a missing value, else the negation of `=`.
+    negate: bool,
+    /// `evt.type = x` / `evt.type in (...)`: the types it pins.
+    pub evt_types: Option<Vec<String>>,
+}
+
+impl Cmp {
+    #[inline]
+    fn eval(&self, ev: &Event, ctx: &EvalCtx<'_>) -> bool {
+        let v = (self.def.extract)(ev, ctx, &self.arg);
+        match &v {
+            Val::None => false,
+            Val::List(items) => items.iter().any(|x| self.m.test(x)) != self.negate,
+            v => self.m.test(v) != self.negate,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Expr {
+    And(Box<[Expr]>),
+    Or(Box<[Expr]>),
+    Not(Box<Expr>),
+    Cmp(Box<Cmp>),
+    Const(bool),
+}
+
+impl Expr {
+    pub fn eval(&self, ev: &Event, ctx: &EvalCtx<'_>) -> bool {
+        match self {
+            Expr::And(items) => items.iter().all(|e| e.eval(ev, ctx)),
+            Expr::Or(items) => items.iter().any(|e| e.eval(ev, ctx)),
+            Expr::Not(e) => !e.eval(ev, ctx),
+            Expr::Cmp(c) => c.eval(ev, ctx),
+            Expr::Const(b) => *b,
+        }
+    }
+
+    /// The event types this expression can match; `None` for any.
+    pub fn evt_types(&self) -> Option<BTreeSet<String>> {
+        match self {
+            Expr::And(items) => {
+                let mut acc: Option<BTreeSet<String>> = None;
+                for i in items.iter() {
+                    if let Some(t) = i.evt_types() {
+                        acc = Some(match acc {
+                            None => t,
+                            Some(a) => a.intersection(&t).cloned().collect(),
+                        });
+                    }
+                }
+                acc
+            }
+            Expr::Or(items) => {
+                let mut acc = BTreeSet::new();
+                for i in items.iter() {
+                    acc.extend(i.evt_types()?);
+                }
+                Some(acc)
+            }
+            Expr::Not(_) => None,
+            Expr::Cmp(c) => c.evt_types.as_ref().map(|v| v.iter().cloned().collect()),
+            Expr::Const(true) => None,
+            Expr::Const(false) => Some(BTreeSet::new()),
+        }
+    }
+
+    fn and(mut items: Vec<Expr>) -> Expr {
+        if items.len() == 1 {
+            return items.pop().unwrap_or(Expr::Const(true));
+        }
+        Expr::And(items.into_boxed_slice())
+    }
+
+    fn or(mut items: Vec<Expr>) -> Expr {
+        if items.len() == 1 {
+            return items.pop().unwrap_or(Expr::Const(false));
+        }
+        Expr::Or(items.into_boxed_slice())
+    }
+}
+
+/// A rough cost of evaluating a field, to order `and`/`or` operands cheapest first.
+fn field_cost(name: &str) -> u32 {
+    match name {
+        "evt.type"
+        | "evt.dir"
+        | "evt.source"
+        | "evt.failed"
+        | "evt.rawres"
+        | "evt.res"
+        | "evt.is_open_read"
+        | "evt.is_open_write"
+        | "evt.is_open_create"
+        | "evt.is_open_exec"
+        | "fd.typechar"
+        | "fd.num"
+        | "proc.pid"
+        | "proc.vpid"
+        | "thread.tid"
+        | "user.uid"
+        | "user.ruid"
+        | "group.gid"
+        | "user.loginuid"
+        | "container.id"
+        | "container.privileged"
+        | "proc.tty"
+        | "proc.is_exe_upper_layer"
+        | "proc.is_exe_from_memfd" => 1,
+        "proc.name" | "fd.name" | "fd.directory" | "fd.filename" | "container.name" | "container.image"
+        | "container.full_id" | "fd.sport" | "fd.dport" | "fd.cport" | "fd.lport" | "fd.rport" | "fd.sip"
+        | "fd.cip" | "fd.dip" | "fd.lip" | "fd.rip" | "fd.snet" | "fd.cnet" | "fd.rnet" | "fd.lnet"
+        | "fs.path.name" => 2,
+        "proc.exepath"
+        | "proc.exe"
+        | "proc.args"
+        | "proc.cwd"
+        | "proc.ppid"
+        | "container.image.repository"
+        | "container.image.tag"
+        | "fd.ip"
+        | "fd.net"
+        | "fd.port"
+        | "fd.type"
+        | "fd.l4proto"
+        | "fd.sockfamily" => 3,
+        "proc.cmdline" => 5,
+        n if n.starts_with("proc.p") || n.starts_with("proc.a") => 6,
+        n if n.starts_with("evt.arg") || n.starts_with("evt.rawarg") || n.starts_with("evt.time") => 8,
+        _ => 4,
+    }
+}
+
+impl Matcher {
+    fn cost(&self) -> u32 {
+        match self {
+            Matcher::IContains(_) | Matcher::PMatch(_) => 2,
+            Matcher::Glob(_) => 4,
+            Matcher::Regex(_) => 6,
+            _ => 0,
+        }
+    }
+}
+
+/// Fields whose value never depends on the event: comparisons on them fold.
+const CONSTANT_FIELDS: &[&str] = &[
+    "evt.dir",
+    "evt.source",
+    "proc.is_container_healthcheck",
+    "proc.is_container_liveness_probe",
+    "proc.is_container_readiness_probe",
+];
+
+impl Expr {
+    fn cost(&self) -> u32 {
+        match self {
+            Expr::And(v) | Expr::Or(v) => v.iter().map(Expr::cost).sum(),
+            Expr::Not(e) => e.cost(),
+            Expr::Cmp(c) => field_cost(c.def.name) + c.m.cost(),
+            Expr::Const(_) => 0,
+        }
+    }
+
+    /// Simplify for evaluation: comparisons on `evt.type` that the type index
+    /// already guarantees (the rule only meets events of `types`) and on constant
+    /// fields fold away; `and`/`or` operands are ordered cheapest first (they
+    /// have no side effects, so the result is the same).
+    pub fn optimize(self, types: Option<&BTreeSet<String>>) -> Expr {
+        match self {
+            Expr::And(items) => {
+                let mut v = Vec::with_capacity(items.len());
+                for i in items.into_vec() {
+                    match i.optimize(types) {
+                        Expr::Const(true) => {}
+                        Expr::Const(false) => return Expr::Const(false),
+                        Expr::And(inner) => v.extend(inner.into_vec()),
+                        e => v.push(e),
+                    }
+                }
+                if v.is_empty() {
+                    return Expr::Const(true);
+                }
+                v.sort_by_key(Expr::cost);
+                Expr::and(v)
+            }
+            Expr::Or(items) => {
+                let mut v = Vec::with_capacity(items.len());
+                for i in items.into_vec() {
+                    match i.optimize(types) {
+                        Expr::Const(false) => {}
+                        Expr::Const(true) => return Expr::Const(true),
+                        Expr::Or(inner) => v.extend(inner.into_vec()),
+                        e => v.push(e),
+                    }
+                }
+                if v.is_empty() {
+                    return Expr::Const(false);
+                }
+                v.sort_by_key(Expr::cost);
+                Expr::or(v)
+            }
+            Expr::Not(e) => match e.optimize(types) {
+                Expr::Const(b) => Expr::Const(!b),
+                e => Expr::Not(Box::new(e)),
+            },
+            Expr::Cmp(c) => {
+                if let (Some(t), Some(pins)) = (types, &c.evt_types) {
+                    if !t.is_empty() && t.iter().all(|x| pins.contains(x)) {
+                        return Expr::Const(true);
+                    }
+                }
+                if CONSTANT_FIELDS.contains(&c.def.name) {
+                    let dummy = Event {
+                        ts_ns: 0,
+                        process: Default::default(),
+                        container: None,
+                        ret: None,
+                        syscall: None,
+                        kind: model::EventKind::Bpf { cmd: 0 },
+                    };
+                    return Expr::Const(c.eval(&dummy, &EvalCtx::default()));
+                }
+                Expr::Cmp(c)
+            }
+            e @ Expr::Const(_) => e,
+        }
+    }
+}
+
+/// Why a comparison could not be built.
+#[derive(Debug, Clone)]
+pub(crate) struct CmpErr {
+    /// Which token: `None` the field, `Some(i)` the i-th value.
+    pub value: Option<usize>,
+    pub op: bool,
+    pub msg: String,
+    pub unknown_field: Option<String>,
+}
+
+impl CmpErr {
+    fn op(msg: String) -> Self {
+        CmpErr { value: None, op: true, msg, unknown_field: None }
+    }
+    fn value(i: usize, msg: String) -> Self {
+        CmpErr { value: Some(i), op: false, msg, unknown_field: None }
+    }
+}
+
+fn op_allowed(ty: FieldType, op: Op) -> bool {
+    use Op::*;
+    match ty {
+        FieldType::String => true,
+        FieldType::U64 | FieldType::I64 => {
+            matches!(op, Eq | Ne | Lt | Le | Gt | Ge | In | Intersects | Exists)
+        }
+        FieldType::Bool => matches!(op, Eq | Ne | In | Exists),
+        FieldType::IpAddr | FieldType::IpNet => matches!(op, Eq | Ne | In | Intersects | Exists),
+    }
+}
+
+fn parse_num(s: &str) -> Option<i128> {
+    let t = s.trim();
+    let (neg, t) = match t.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, t),
+    };
+    let n = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        i128::from_str_radix(h, 16).ok()?
+    } else {
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        t.parse::<i128>().ok()?
+    };
+    Some(if neg { -n } else { n })
+}
+
+/// Build one comparison. `values` are already list-expanded.
+pub(crate) fn build_cmp(field: &str, arg: Option<&str>, op: Op, values: &[ValTok]) -> Result<Cmp, CmpErr> {
+    let (def, arg) = fields::lookup(field, arg).map_err(|msg| {
+        let unknown = msg.starts_with("unknown field");
+        CmpErr { value: None, op: false, msg, unknown_field: unknown.then(|| field.to_string()) }
+    })?;
+    let shown = match &arg {
+        Arg::None => field.to_string(),
+        Arg::Index(i) if !field.contains('[') && def.name == field => format!("{field}[{i}]"),
+        Arg::Key(k) if def.name == field => format!("{field}[{k}]"),
+        _ => field.to_string(),
+    };
+    let ty = def.ty;
+    if !op_allowed(ty, op) {
+        return Err(CmpErr::op(format!(
+            "operator '{}' cannot be used with field {shown:?} of type {ty}",
+            op.as_str()
+        )));
+    }
+    let mut negate = false;
+    let one = |values: &[ValTok]| -> Result<String, CmpErr> {
+        match values {
+            [v] => Ok(v.text.clone()),
+            _ => Err(CmpErr::op(format!("operator '{}' takes one value", op.as_str()))),
+        }
+    };
+    let m = match op {
+        Op::Exists => Matcher::Exists,
+        Op::Ne | Op::Eq | Op::Lt | Op::Le | Op::Gt | Op::Ge => {
+            negate = op == Op::Ne;
+            let v = one(values)?;
+            match ty {
+                FieldType::String => match op {
+                    Op::Eq | Op::Ne => Matcher::StrEq(v.into()),
+                    _ => Matcher::StrOrd(op, v.into()),
+                },
+                FieldType::U64 | FieldType::I64 => {
+                    let n = parse_num(&v).ok_or_else(|| {
+                        CmpErr::value(0, format!("{v:?} is not a number (field {shown:?} is of type {ty})"))
+                    })?;
+                    Matcher::Num(if negate { Op::Eq } else { op }, n)
+                }
+                FieldType::Bool => match v.to_ascii_lowercase().as_str() {
+                    "true" => Matcher::Bool(true),
+                    "false" => Matcher::Bool(false),
+                    _ => {
+                        return Err(CmpErr::value(
+                            0,
+                            format!(
+                                "{v:?} is not a boolean (field {shown:?} is of type bool: use true or false)"
+                            ),
+                        ))
+                    }
+                },
+                FieldType::IpAddr | FieldType::IpNet => {
+                    let n = IpNet::parse(&v).map_err(|e| CmpErr::value(0, e))?;
+                    Matcher::Ip(vec![n].into_boxed_slice())
+                }
+            }
+        }
+        Op::In | Op::Intersects => match ty {
+            FieldType::String => Matcher::StrSet(StrSet::new(values.iter().map(|v| v.text.clone()))),
+            FieldType::U64 | FieldType::I64 => {
+                let mut out = Vec::new();
+                for (i, v) in values.iter().enumerate() {
+                    out.push(parse_num(&v.text).ok_or_else(|| {
+                        CmpErr::value(
+                            i,
+                            format!("{:?} is not a number (field {shown:?} is of type {ty})", v.text),
+                        )
+                    })?);
+                }
+                Matcher::NumSet(out.into_boxed_slice())
+            }
+            FieldType::Bool => {
+                let mut t = false;
+                let mut f = false;
+                for (i, v) in values.iter().enumerate() {
+                    match v.text.to_ascii_lowercase().as_str() {
+                        "true" => t = true,
+                        "false" => f = true,
+                        _ => return Err(CmpErr::value(i, format!("{:?} is not a boolean", v.text))),
+                    }
+                }
+                match (t, f) {
+                    (true, true) => Matcher::Exists,
+                    (true, false) => Matcher::Bool(true),
+                    (false, true) => Matcher::Bool(false),
+                    (false, false) => Matcher::NumSet(Box::new([])),
+                }
+            }
+            FieldType::IpAddr | FieldType::IpNet => {
+                let mut out = Vec::new();
+                for (i, v) in values.iter().enumerate() {
+                    out.push(IpNet::parse(&v.text).map_err(|e| CmpErr::value(i, e))?);
+                }
+                Matcher::Ip(out.into_boxed_slice())
+            }
+        },
+        Op::PMatch => Matcher::PMatch(Box::new(PrefixSet::new(values.iter().map(|v| v.text.clone())))),
+        Op::Contains => Matcher::Contains(one(values)?.into()),
+        Op::IContains => Matcher::IContains(one(values)?.to_ascii_lowercase().into()),
+        Op::StartsWith => Matcher::StartsWith(one(values)?.into()),
+        Op::EndsWith => Matcher::EndsWith(one(values)?.into()),
+        Op::BContains => Matcher::BContains(hex(&one(values)?).map_err(|e| CmpErr::value(0, e))?),
+        Op::BStartsWith => Matcher::BStartsWith(hex(&one(values)?).map_err(|e| CmpErr::value(0, e))?),
+        Op::Glob | Op::IGlob => Matcher::Glob(Box::new(
+            Glob::new(&one(values)?, op == Op::IGlob).map_err(|e| CmpErr::value(0, e))?,
+        )),
+        Op::Regex => {
+            let v = one(values)?;
+            // Falco's regex matches the whole value (RE2 full match).
+            let re = regex::RegexBuilder::new(&format!("^(?:{v})$"))
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| CmpErr::value(0, format!("bad regular expression {v:?}: {e}")))?;
+            Matcher::Regex(Box::new(re))
+        }
+    };
+    let evt_types = (def.name == "evt.type" && !negate && matches!(op, Op::Eq | Op::In | Op::Intersects))
+        .then(|| values.iter().map(|v| v.text.clone()).collect());
+    Ok(Cmp { def, arg, m, negate, evt_types })
+}
+
+/// A list as the loader has it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ListDef {
+    pub items: Vec<String>,
+}
+
+/// Where an error is: the condition of a macro or of the rule being compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Origin {
+    Macro(String),
+    Rule,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CErr {
+    pub origin: Origin,
+    pub off: usize,
+    pub msg: String,
+    pub unknown_field: Option<String>,
+}
+
+/// Why an expression could not be compiled.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Fail {
+    /// Fields rampart does not know, used by the expression.
+    pub unknown: Vec<String>,
+    /// Another error (bad operator, undefined macro, ...).
+    pub hard: bool,
+}
+
+impl Fail {
+    fn merge(&mut self, o: Fail) {
+        for u in o.unknown {
+            if !self.unknown.contains(&u) {
+                self.unknown.push(u);
+            }
+        }
+        self.hard |= o.hard;
+    }
+}
+
+pub(crate) struct MacroSrc {
+    pub text: String,
+}
+
+pub(crate) struct Compiler<'a> {
+    pub lists: &'a HashMap<String, ListDef>,
+    pub macros: &'a HashMap<String, MacroSrc>,
+    cache: HashMap<String, Result<Expr, Fail>>,
+    in_progress: Vec<String>,
+    /// Errors found in macro conditions (each reported once).
+    pub macro_errs: Vec<CErr>,
+}
+
+const MAX_LIST_DEPTH: usize = 32;
+
+impl<'a> Compiler<'a> {
+    pub fn new(lists: &'a HashMap<String, ListDef>, macros: &'a HashMap<String, MacroSrc>) -> Self {
+        Compiler { lists, macros, cache: HashMap::new(), in_progress: Vec::new(), macro_errs: Vec::new() }
+    }
+
+    fn expand_list(&self, name: &str, depth: usize, out: &mut Vec<String>) {
+        let Some(l) = self.lists.get(name) else { return };
+        for item in &l.items {
+            if depth < MAX_LIST_DEPTH && item != name && self.lists.contains_key(item.as_str()) {
+                self.expand_list(item, depth + 1, out);
+            } else {
+                out.push(item.clone());
+            }
+        }
+    }
+
+    /// Values with list names expanded (bare words only).
+    pub fn expand_values(&self, values: &[ValTok]) -> Vec<ValTok> {
+        let mut out = Vec::with_capacity(values.len());
+        for v in values {
+            if !v.quoted && self.lists.contains_key(v.text.as_str()) {
+                let mut items = Vec::new();
+                self.expand_list(&v.text, 0, &mut items);
+                out.extend(items.into_iter().map(|text| ValTok { text, quoted: true, off: v.off }));
+            } else {
+                out.push(v.clone());
+            }
+        }
+        out
+    }
+
+    /// Compile a macro (once) and return a copy of its expression.
+    pub fn macro_expr(&mut self, name: &str) -> Option<Result<Expr, Fail>> {
+        if let Some(r) = self.cache.get(name) {
+            return Some(r.clone());
+        }
+        let src = self.macros.get(name)?;
+        self.in_progress.push(name.to_string());
+        let origin = Origin::Macro(name.to_string());
+        let mut errs = Vec::new();
+        let res = match parse::parse(&src.text) {
+            Ok(ast) => self.compile(&ast, &origin, &mut errs),
+            Err(e) => {
+                errs.push(CErr { origin: origin.clone(), off: e.off, msg: e.message, unknown_field: None });
+                Err(Fail { unknown: Vec::new(), hard: true })
+            }
+        };
+        self.in_progress.pop();
+        self.macro_errs.extend(errs);
+        self.cache.insert(name.to_string(), res.clone());
+        Some(res)
+    }
+
+    pub fn compile(&mut self, ast: &Ast, origin: &Origin, errs: &mut Vec<CErr>) -> Result<Expr, Fail> {
+        match ast {
+            Ast::And(items) | Ast::Or(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                let mut fail: Option<Fail> = None;
+                for i in items {
+                    match self.compile(i, origin, errs) {
+                        Ok(e) => out.push(e),
+                        Err(f) => fail.get_or_insert_with(Fail::default).merge(f),
+                    }
+                }
+                if let Some(f) = fail {
+                    return Err(f);
+                }
+                Ok(if matches!(ast, Ast::And(_)) { Expr::and(out) } else { Expr::or(out) })
+            }
+            Ast::Not(inner) => Ok(Expr::Not(Box::new(self.compile(inner, origin, errs)?))),
+            Ast::Macro { name, off } => {
+                if self.in_progress.iter().any(|m| m == name) {
+                    errs.push(CErr {
+                        origin: origin.clone(),
+                        off: *off,
+                        msg: format!(
+                            "macro {name:?} refers to itself (cycle: {} -> {name})",
+                            self.in_progress.join(" -> ")
+                        ),
+                        unknown_field: None,
+                    });
+                    return Err(Fail { unknown: Vec::new(), hard: true });
+                }
+                match self.macro_expr(name) {
+                    Some(r) => r,
+                    None => {
+                        let msg = if self.lists.contains_key(name.as_str()) {
+                            format!("{name:?} is a list, not a macro: use it inside a list, e.g. in ({name})")
+                        } else {
+                            format!("undefined macro {name:?}")
+                        };
+                        errs.push(CErr { origin: origin.clone(), off: *off, msg, unknown_field: None });
+                        Err(Fail { unknown: Vec::new(), hard: true })
+                    }
+                }
+            }
+            Ast::Cmp { field, arg, off, op, op_off, values, bare_list } => {
+                let values = if *bare_list {
+                    let name = values.first().map(|v| v.text.as_str()).unwrap_or("");
+                    if !self.lists.contains_key(name) {
+                        errs.push(CErr {
+                            origin: origin.clone(),
+                            off: values.first().map(|v| v.off).unwrap_or(*op_off),
+                            msg: format!("undefined list {name:?}"),
+                            unknown_field: None,
+                        });
+                        return Err(Fail { unknown: Vec::new(), hard: true });
+                    }
+                    self.expand_values(values)
+                } else if op.takes_list() {
+                    self.expand_values(values)
+                } else {
+                    values.clone()
+                };
+                match build_cmp(field, arg.as_deref(), *op, &values) {
+                    Ok(c) => Ok(Expr::Cmp(Box::new(c))),
+                    Err(e) => {
+                        let at = match e.value {
+                            Some(i) => values.get(i).map(|v| v.off).unwrap_or(*op_off),
+                            None if e.op => *op_off,
+                            None => *off,
+                        };
+                        let fail = match &e.unknown_field {
+                            Some(u) => Fail { unknown: vec![u.clone()], hard: false },
+                            None => Fail { unknown: Vec::new(), hard: true },
+                        };
+                        errs.push(CErr {
+                            origin: origin.clone(),
+                            off: at,
+                            msg: e.msg,
+                            unknown_field: e.unknown_field,
+                        });
+                        Err(fail)
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_num("42"), Some(42));
+        assert_eq!(parse_num("-1"), Some(-1));
+        assert_eq!(parse_num("0x10"), Some(16));
+        assert_eq!(parse_num("4a"), None);
+        assert_eq!(parse_num(""), None);
+        assert_eq!(parse_num("99999999999999999999999999999999999999999999"), None);
+    }
+}

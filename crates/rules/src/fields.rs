@@ -1,0 +1,1110 @@
+//! The field registry: every field a condition or an output can use, with its
+//! type, documentation and extractor over [`model::Event`].
+
+use crate::names;
+use model::{Container, Event, EventKind, SockAddr};
+use state::{ProcInfo, ProcessTable};
+use std::borrow::Cow;
+use std::fmt;
+use std::net::IpAddr;
+
+/// What evaluation may use besides the event itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EvalCtx<'a> {
+    /// The process table, for parent and ancestor fields (`proc.pname`,
+    /// `proc.aname[N]`, ...). Without it those fields have no value.
+    pub procs: Option<&'a ProcessTable>,
+    /// The host name, for `evt.hostname`.
+    pub hostname: Option<&'a str>,
+    /// The event's sequence number, for `evt.num` (numbers start at 1; 0 = not
+    /// numbered, and `evt.num` is then 1).
+    pub event_num: u64,
+}
+
+/// The type of a field's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    String,
+    U64,
+    I64,
+    Bool,
+    IpAddr,
+    IpNet,
+}
+
+impl FieldType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldType::String => "string",
+            FieldType::U64 => "u64",
+            FieldType::I64 => "i64",
+            FieldType::Bool => "bool",
+            FieldType::IpAddr => "ipaddr",
+            FieldType::IpNet => "ipnet",
+        }
+    }
+
+    pub fn is_numeric(self) -> bool {
+        matches!(self, FieldType::U64 | FieldType::I64)
+    }
+}
+
+impl fmt::Display for FieldType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The argument a field takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgSpec {
+    /// No argument.
+    None,
+    /// Optional ancestor index `[N]` (0 = the process itself); without it the
+    /// field is a list over all ancestors (parent first).
+    Ancestor,
+    /// A required key, as `[KEY]` or `.KEY`.
+    Key,
+    /// An event argument, by name (`.name`, `[name]`) or by position (`[N]`).
+    EventArg,
+}
+
+/// A field's argument as written in a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arg {
+    None,
+    Index(usize),
+    Key(Box<str>),
+}
+
+/// One extracted value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val<'a> {
+    /// The field has no value on this event.
+    None,
+    Str(Cow<'a, str>),
+    U64(u64),
+    I64(i64),
+    Bool(bool),
+    Ip(IpAddr),
+    /// Several values (ancestor lists): a comparison holds when it holds for any.
+    List(Vec<Val<'a>>),
+}
+
+impl Val<'_> {
+    pub fn is_none(&self) -> bool {
+        matches!(self, Val::None)
+    }
+
+    /// As Falco prints it; `<NA>` when missing.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        match self {
+            Val::None => out.push_str("<NA>"),
+            Val::Str(s) => out.push_str(s),
+            Val::U64(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Val::I64(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Val::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Val::Ip(ip) => {
+                let _ = write!(out, "{ip}");
+            }
+            Val::List(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    v.render(out);
+                }
+            }
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            Val::None => Value::Null,
+            Val::Str(s) => Value::String(s.to_string()),
+            Val::U64(n) => Value::from(*n),
+            Val::I64(n) => Value::from(*n),
+            Val::Bool(b) => Value::Bool(*b),
+            Val::Ip(ip) => Value::String(ip.to_string()),
+            Val::List(items) => Value::Array(items.iter().map(Val::to_json).collect()),
+        }
+    }
+}
+
+pub type Extract = for<'a> fn(&'a Event, &EvalCtx<'a>, &'a Arg) -> Val<'a>;
+
+/// One field of the registry.
+pub struct FieldDef {
+    pub name: &'static str,
+    pub ty: FieldType,
+    pub arg: ArgSpec,
+    pub doc: &'static str,
+    pub(crate) extract: Extract,
+}
+
+impl fmt::Debug for FieldDef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FieldDef").field("name", &self.name).field("ty", &self.ty).finish_non_exhaustive()
+    }
+}
+
+impl FieldDef {
+    /// Whether a use with this argument yields a list.
+    pub fn is_list(&self, arg: &Arg) -> bool {
+        self.arg == ArgSpec::Ancestor && *arg == Arg::None
+    }
+}
+
+// ---------------------------------------------------------------------------
+// helpers
+
+fn s(x: &str) -> Val<'_> {
+    if x.is_empty() {
+        Val::None
+    } else {
+        Val::Str(Cow::Borrowed(x))
+    }
+}
+
+fn owned<'a>(x: String) -> Val<'a> {
+    if x.is_empty() {
+        Val::None
+    } else {
+        Val::Str(Cow::Owned(x))
+    }
+}
+
+fn opt<'a>(x: Option<Val<'a>>) -> Val<'a> {
+    x.unwrap_or(Val::None)
+}
+
+struct ExecRef<'a> {
+    filename: &'a str,
+    exe: &'a str,
+    argv: &'a [String],
+    cwd: &'a str,
+    tty: Option<&'a str>,
+    memfd: bool,
+    upper: Option<bool>,
+}
+
+fn exec(ev: &Event) -> Option<ExecRef<'_>> {
+    match &ev.kind {
+        EventKind::Exec { filename, exe, argv, cwd, tty, exe_from_memfd, exe_upper_layer, .. } => {
+            Some(ExecRef {
+                filename,
+                exe,
+                argv,
+                cwd,
+                tty: tty.as_deref(),
+                memfd: *exe_from_memfd,
+                upper: *exe_upper_layer,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A process as fields see it: the event's own process or an ancestor.
+struct PView<'a> {
+    pid: u32,
+    comm: &'a str,
+    exepath: &'a str,
+    argv: Option<&'a [String]>,
+    cmdline: &'a str,
+}
+
+impl<'a> PView<'a> {
+    fn from_info(p: &'a ProcInfo) -> Self {
+        PView {
+            pid: p.pid,
+            comm: &p.comm,
+            exepath: &p.exe,
+            argv: if p.argv.is_empty() { None } else { Some(&p.argv) },
+            cmdline: &p.cmdline,
+        }
+    }
+
+    fn of_event(ev: &'a Event, ctx: &EvalCtx<'a>) -> Self {
+        let info = ctx.procs.and_then(|t| t.get(ev.process.pid));
+        if let Some(x) = exec(ev) {
+            let exepath = if x.exe.is_empty() { x.filename } else { x.exe };
+            return PView {
+                pid: ev.process.pid,
+                comm: &ev.process.comm,
+                exepath,
+                argv: Some(x.argv),
+                cmdline: &ev.process.cmdline,
+            };
+        }
+        let exepath: &str =
+            if !ev.process.exe.is_empty() { &ev.process.exe } else { info.map(|i| &*i.exe).unwrap_or("") };
+        let argv = info.and_then(|i| if i.argv.is_empty() { None } else { Some(&*i.argv) });
+        let cmdline: &str = if !ev.process.cmdline.is_empty() {
+            &ev.process.cmdline
+        } else {
+            info.map(|i| &*i.cmdline).unwrap_or("")
+        };
+        PView { pid: ev.process.pid, comm: &ev.process.comm, exepath, argv, cmdline }
+    }
+
+    /// argv[0] (Falco's `proc.exe`).
+    fn arg0(&self) -> Val<'a> {
+        if let Some(a) = self.argv.and_then(|a| a.first()) {
+            return s(a);
+        }
+        s(self.cmdline.split(' ').next().unwrap_or(""))
+    }
+
+    /// The arguments without argv[0], joined by spaces (Falco's `proc.args`).
+    fn args(&self) -> Cow<'a, str> {
+        if let Some(a) = self.argv {
+            if a.len() <= 1 {
+                return Cow::Borrowed("");
+            }
+            if a.len() == 2 {
+                return Cow::Borrowed(&a[1]);
+            }
+            return Cow::Owned(a[1..].join(" "));
+        }
+        Cow::Borrowed(self.cmdline.split_once(' ').map(|(_, r)| r).unwrap_or(""))
+    }
+
+    /// `name args` (Falco's `proc.cmdline`).
+    fn cmdline(&self) -> Val<'a> {
+        let name =
+            if self.comm.is_empty() { self.exepath.rsplit('/').next().unwrap_or("") } else { self.comm };
+        // Already in Falco's format when argv[0] is the name.
+        if let Some(a) = self.argv {
+            if a.len() <= 1 && a.first().is_none_or(|a0| a0 == name) {
+                return s(name);
+            }
+        } else if let Some(rest) = self.cmdline.strip_prefix(name) {
+            if rest.is_empty() || rest.starts_with(' ') {
+                return s(self.cmdline);
+            }
+        }
+        let args = self.args();
+        if args.is_empty() {
+            return s(name);
+        }
+        let mut out = String::with_capacity(name.len() + 1 + args.len());
+        out.push_str(name);
+        out.push(' ');
+        out.push_str(&args);
+        owned(out)
+    }
+}
+
+const MAX_ANCESTORS: usize = 64;
+
+fn parent_pid(ev: &Event, ctx: &EvalCtx<'_>) -> u32 {
+    if ev.process.ppid != 0 {
+        return ev.process.ppid;
+    }
+    ctx.procs.and_then(|t| t.get(ev.process.pid)).map(|p| p.ppid).unwrap_or(0)
+}
+
+/// Ancestor `n` (1 = parent) from the process table.
+fn ancestor<'a>(ev: &'a Event, ctx: &EvalCtx<'a>, n: usize) -> Option<&'a ProcInfo> {
+    let table = ctx.procs?;
+    if n == 0 || n > MAX_ANCESTORS {
+        return None;
+    }
+    let mut pid = parent_pid(ev, ctx);
+    let mut prev = ev.process.pid;
+    for i in 1..=n {
+        if pid == 0 || pid == prev {
+            return None;
+        }
+        let p = table.get(pid)?;
+        if i == n {
+            return Some(p);
+        }
+        prev = pid;
+        pid = p.ppid;
+    }
+    None
+}
+
+fn ancestors<'a>(ev: &'a Event, ctx: &EvalCtx<'a>) -> Vec<&'a ProcInfo> {
+    let mut out = Vec::new();
+    let Some(table) = ctx.procs else { return out };
+    let mut pid = parent_pid(ev, ctx);
+    let mut seen = vec![ev.process.pid];
+    while out.len() < MAX_ANCESTORS && pid != 0 && !seen.contains(&pid) {
+        let Some(p) = table.get(pid) else { break };
+        out.push(p);
+        seen.push(pid);
+        pid = p.ppid;
+    }
+    out
+}
+
+/// An ancestor-indexed field: `[0]` is the process itself, `[1]` the parent;
+/// without index, the list of all ancestors.
+fn anc<'a>(ev: &'a Event, ctx: &EvalCtx<'a>, arg: &'a Arg, f: fn(&PView<'a>) -> Val<'a>) -> Val<'a> {
+    match arg {
+        Arg::Index(0) => f(&PView::of_event(ev, ctx)),
+        Arg::Index(n) => opt(ancestor(ev, ctx, *n).map(|p| f(&PView::from_info(p)))),
+        _ => {
+            let list: Vec<Val<'a>> = ancestors(ev, ctx)
+                .into_iter()
+                .map(|p| f(&PView::from_info(p)))
+                .filter(|v| !v.is_none())
+                .collect();
+            if list.is_empty() {
+                Val::None
+            } else {
+                Val::List(list)
+            }
+        }
+    }
+}
+
+fn parent<'a>(ev: &'a Event, ctx: &EvalCtx<'a>, f: fn(&PView<'a>) -> Val<'a>) -> Val<'a> {
+    opt(ancestor(ev, ctx, 1).map(|p| f(&PView::from_info(p))))
+}
+
+fn tty_nr(name: &str) -> u64 {
+    // new_encode_dev(major, minor)
+    fn enc(major: u64, minor: u64) -> u64 {
+        (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)
+    }
+    let name = name.trim_start_matches("/dev/");
+    if let Some(n) = name.strip_prefix("pts/").or_else(|| name.strip_prefix("pts")) {
+        if let Ok(n) = n.parse::<u64>() {
+            return enc(136 + n / 256, n % 256);
+        }
+    }
+    if let Some(n) = name.strip_prefix("tty") {
+        if let Ok(n) = n.parse::<u64>() {
+            return enc(4, n);
+        }
+    }
+    // Some terminal we cannot number: still not 0.
+    enc(5, 0)
+}
+
+fn container(ev: &Event) -> Option<&Container> {
+    ev.container.as_deref()
+}
+
+fn split_image(image: &str) -> (&str, Option<&str>) {
+    let image = image.split('@').next().unwrap_or(image);
+    let slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match image[slash..].rfind(':') {
+        Some(i) => (&image[..slash + i], Some(&image[slash + i + 1..])),
+        None => (image, None),
+    }
+}
+
+fn k8s<'a>(ev: &'a Event, pick: fn(&'a Container) -> Option<&'a str>, label: &str) -> Val<'a> {
+    let Some(c) = container(ev) else { return Val::None };
+    if let Some(v) = pick(c) {
+        return s(v);
+    }
+    opt(c.labels.get(label).map(|v| s(v)))
+}
+
+// --- network
+
+struct Net<'a> {
+    local: Option<&'a SockAddr>,
+    remote: Option<&'a SockAddr>,
+    /// The local end is the server (accept, bind, listen).
+    local_is_server: bool,
+}
+
+fn net(ev: &Event) -> Option<Net<'_>> {
+    match &ev.kind {
+        EventKind::Connect { local, remote, .. } => {
+            Some(Net { local: local.as_ref(), remote: remote.as_ref(), local_is_server: false })
+        }
+        EventKind::Accept { local, remote, .. } => {
+            Some(Net { local: local.as_ref(), remote: remote.as_ref(), local_is_server: true })
+        }
+        EventKind::Bind { addr, .. } => {
+            Some(Net { local: addr.as_ref(), remote: None, local_is_server: true })
+        }
+        EventKind::Listen { local, .. } => {
+            Some(Net { local: local.as_ref(), remote: None, local_is_server: true })
+        }
+        _ => None,
+    }
+}
+
+impl<'a> Net<'a> {
+    fn server(&self) -> Option<&'a SockAddr> {
+        if self.local_is_server {
+            self.local
+        } else {
+            self.remote
+        }
+    }
+    fn client(&self) -> Option<&'a SockAddr> {
+        if self.local_is_server {
+            self.remote
+        } else {
+            self.local
+        }
+    }
+    fn any(&self) -> Option<&'a SockAddr> {
+        self.remote.or(self.local)
+    }
+}
+
+fn ip_of(a: Option<&SockAddr>) -> Val<'static> {
+    opt(a.and_then(SockAddr::ip).map(Val::Ip))
+}
+
+fn port_of(a: Option<&SockAddr>) -> Val<'static> {
+    opt(a.and_then(SockAddr::port).map(|p| Val::U64(u64::from(p))))
+}
+
+fn sock_ip(ev: &Event, f: for<'b> fn(&Net<'b>) -> Option<&'b SockAddr>) -> Val<'static> {
+    opt(net(ev).map(|n| ip_of(f(&n))))
+}
+
+fn sock_port(ev: &Event, f: for<'b> fn(&Net<'b>) -> Option<&'b SockAddr>) -> Val<'static> {
+    opt(net(ev).map(|n| port_of(f(&n))))
+}
+
+fn both_ips(ev: &Event) -> Val<'static> {
+    let Some(n) = net(ev) else { return Val::None };
+    let v: Vec<Val<'static>> =
+        [n.local, n.remote].iter().filter_map(|a| a.and_then(SockAddr::ip)).map(Val::Ip).collect();
+    if v.is_empty() {
+        Val::None
+    } else {
+        Val::List(v)
+    }
+}
+
+fn both_ports(ev: &Event) -> Val<'static> {
+    let Some(n) = net(ev) else { return Val::None };
+    let v: Vec<Val<'static>> = [n.local, n.remote]
+        .iter()
+        .filter_map(|a| a.and_then(SockAddr::port))
+        .map(|p| Val::U64(u64::from(p)))
+        .collect();
+    if v.is_empty() {
+        Val::None
+    } else {
+        Val::List(v)
+    }
+}
+
+fn family_char(a: &SockAddr) -> &'static str {
+    match a {
+        SockAddr::Inet { .. } => "4",
+        SockAddr::Inet6 { .. } => "6",
+        SockAddr::Unix { .. } => "u",
+        SockAddr::Other { .. } => "o",
+    }
+}
+
+/// The path of a file descriptor event (open, finit_module).
+fn fd_path(ev: &Event) -> Option<&str> {
+    match &ev.kind {
+        EventKind::Open { path, .. } => Some(path),
+        EventKind::ModuleLoad { path: Some(p), .. } => Some(p),
+        _ => None,
+    }
+}
+
+fn fd_name(ev: &Event) -> Val<'_> {
+    if let Some(p) = fd_path(ev) {
+        return s(p);
+    }
+    match &ev.kind {
+        EventKind::MemfdCreate { name, .. } => owned(format!("memfd:{name}")),
+        EventKind::Setns { ns_path: Some(p), .. } => s(p),
+        _ => {
+            let Some(n) = net(ev) else { return Val::None };
+            if let Some(SockAddr::Unix { path }) = n.remote.or(n.local) {
+                return s(path);
+            }
+            match (n.client(), n.server()) {
+                (Some(c), Some(sv)) => owned(format!("{c}->{sv}")),
+                (None, Some(sv)) if n.local_is_server => owned(sv.to_string()),
+                (None, Some(sv)) => owned(format!("->{sv}")),
+                (Some(c), None) => owned(format!("{c}->")),
+                (None, None) => Val::None,
+            }
+        }
+    }
+}
+
+fn dirname(p: &str) -> &str {
+    match p.rfind('/') {
+        Some(0) => "/",
+        Some(i) => &p[..i],
+        None => "",
+    }
+}
+
+fn basename(p: &str) -> &str {
+    p.rsplit('/').next().unwrap_or(p)
+}
+
+/// The filesystem paths of an event: `(name, source, target)` as Falco's
+/// `fs.path.*` fields.
+fn fs_paths(ev: &Event) -> (Option<&str>, Option<&str>, Option<&str>) {
+    match &ev.kind {
+        EventKind::Open { path, .. }
+        | EventKind::Unlink { path, .. }
+        | EventKind::Mkdir { path, .. }
+        | EventKind::Chmod { path, .. }
+        | EventKind::Chown { path, .. } => (Some(path), None, None),
+        EventKind::ModuleLoad { path: Some(path), .. } => (Some(path), None, None),
+        EventKind::Rename { old_path, new_path } | EventKind::Link { old_path, new_path } => {
+            (None, Some(old_path), Some(new_path))
+        }
+        EventKind::Symlink { target, link_path } => (None, Some(target), Some(link_path)),
+        EventKind::Mount { source, target, .. } => (Some(target), Some(source), Some(target)),
+        EventKind::Umount { target, .. } => (Some(target), None, None),
+        _ => (None, None, None),
+    }
+}
+
+// --- event arguments
+
+/// One event argument: name, rendered text, raw number (when numeric).
+pub(crate) struct EvArg<'a> {
+    pub name: &'static str,
+    pub text: Cow<'a, str>,
+    pub raw: Option<i64>,
+}
+
+fn a_s<'a>(name: &'static str, v: &'a str) -> EvArg<'a> {
+    EvArg { name, text: Cow::Borrowed(v), raw: None }
+}
+fn a_n(name: &'static str, v: i64) -> EvArg<'static> {
+    EvArg { name, text: Cow::Owned(v.to_string()), raw: Some(v) }
+}
+fn a_r(name: &'static str, text: String, raw: i64) -> EvArg<'static> {
+    EvArg { name, text: Cow::Owned(text), raw: Some(raw) }
+}
+fn a_o(name: &'static str, text: String) -> EvArg<'static> {
+    EvArg { name, text: Cow::Owned(text), raw: None }
+}
+fn id(v: u32) -> i64 {
+    if v == u32::MAX {
+        -1
+    } else {
+        i64::from(v)
+    }
+}
+
+/// Every argument name some event has (for compile-time checks of `evt.arg.X`).
+pub(crate) const ARG_NAMES: &[&str] = &[
+    "res",
+    "filename",
+    "exe",
+    "args",
+    "cwd",
+    "tty",
+    "pid",
+    "ptid",
+    "comm",
+    "trusted_exepath",
+    "cap_effective",
+    "cap_permitted",
+    "cap_inheritable",
+    "child_pid",
+    "child_tid",
+    "flags",
+    "status",
+    "ret",
+    "sig",
+    "core",
+    "fd",
+    "name",
+    "path",
+    "mode",
+    "oldpath",
+    "newpath",
+    "target",
+    "linkpath",
+    "uid",
+    "gid",
+    "dev",
+    "dir",
+    "type",
+    "domain",
+    "proto",
+    "addr",
+    "tuple",
+    "backlog",
+    "ruid",
+    "euid",
+    "suid",
+    "rgid",
+    "egid",
+    "sgid",
+    "request",
+    "nstype",
+    "ns",
+    "cmd",
+    "cap",
+    "granted",
+];
+
+pub(crate) fn event_args(ev: &Event) -> Vec<EvArg<'_>> {
+    let mut v = Vec::new();
+    if let Some(r) = ev.ret {
+        if !matches!(ev.kind, EventKind::Exit { .. }) {
+            v.push(a_n("res", r));
+        }
+    }
+    match &ev.kind {
+        EventKind::Exec { filename, exe, argv, cwd, tty, cap_effective, cap_permitted, .. } => {
+            v.push(a_s("filename", filename));
+            v.push(a_s("exe", argv.first().map(String::as_str).unwrap_or(filename.as_str())));
+            v.push(a_o("args", argv.get(1..).map(|a| a.join(" ")).unwrap_or_default()));
+            v.push(a_s("cwd", cwd));
+            v.push(a_n("tty", tty.as_deref().map(tty_nr).unwrap_or(0) as i64));
+            v.push(a_n("pid", i64::from(ev.process.pid)));
+            v.push(a_n("ptid", i64::from(ev.process.ppid)));
+            v.push(a_s("comm", &ev.process.comm));
+            v.push(a_s("trusted_exepath", if exe.is_empty() { filename } else { exe }));
+            v.push(a_r("cap_effective", names::cap_set(*cap_effective), *cap_effective as i64));
+            v.push(a_r("cap_permitted", names::cap_set(*cap_permitted), *cap_permitted as i64));
+        }
+        EventKind::Fork { child_pid, child_tid, thread } => {
+            v.push(a_n("child_pid", i64::from(*child_pid)));
+            v.push(a_n("child_tid", i64::from(*child_tid)));
+            v.push(a_o("flags", if *thread { "CLONE_THREAD".into() } else { "0".into() }));
+        }
+        EventKind::Exit { code, signal, core_dumped } => {
+            v.push(a_n("status", i64::from(*code)));
+            v.push(a_n("ret", i64::from(*code)));
+            v.push(a_n("sig", i64::from(*signal)));
+            v.push(a_n("core", i64::from(*core_dumped)));
+        }
+        EventKind::Open { path, flags, mode } => {
+            if let Some(r) = ev.ret {
+                v.push(a_n("fd", r));
+            }
+            v.push(a_s("name", path));
+            v.push(a_r("flags", names::open_flags(flags.raw), i64::from(flags.raw)));
+            v.push(a_r("mode", format!("{mode:04o}"), i64::from(*mode)));
+        }
+        EventKind::Unlink { path, dir } => {
+            v.push(a_s("name", path));
+            v.push(a_s("path", path));
+            v.push(a_r(
+                "flags",
+                if *dir { "AT_REMOVEDIR".into() } else { "0".into() },
+                if *dir { 0x200 } else { 0 },
+            ));
+        }
+        EventKind::Rename { old_path, new_path } | EventKind::Link { old_path, new_path } => {
+            v.push(a_s("oldpath", old_path));
+            v.push(a_s("newpath", new_path));
+        }
+        EventKind::Symlink { target, link_path } => {
+            v.push(a_s("target", target));
+            v.push(a_s("linkpath", link_path));
+        }
+        EventKind::Mkdir { path, mode } => {
+            v.push(a_s("path", path));
+            v.push(a_r("mode", format!("{mode:04o}"), i64::from(*mode)));
+        }
+        EventKind::Chmod { path, mode } => {
+            v.push(a_s("filename", path));
+            v.push(a_s("path", path));
+            v.push(a_r("mode", names::mode_names(*mode), i64::from(*mode)));
+        }
+        EventKind::Chown { path, uid, gid } => {
+            v.push(a_s("path", path));
+            v.push(a_n("uid", id(*uid)));
+            v.push(a_n("gid", id(*gid)));
+        }
+        EventKind::Mount { source, target, fstype, flags } => {
+            v.push(a_s("dev", source));
+            v.push(a_s("dir", target));
+            v.push(a_s("type", fstype));
+            v.push(a_r("flags", names::mount_flags(*flags), *flags as i64));
+        }
+        EventKind::Umount { target, flags } => {
+            v.push(a_s("name", target));
+            v.push(a_n("flags", i64::from(*flags)));
+        }
+        EventKind::Socket { domain, sock_type, protocol } => {
+            v.push(a_r("domain", names::socket_family(*domain), i64::from(*domain)));
+            v.push(a_n("type", i64::from(*sock_type)));
+            v.push(a_n("proto", i64::from(*protocol)));
+        }
+        EventKind::Connect { fd, local, remote } => {
+            v.push(a_n("fd", i64::from(*fd)));
+            if let Some(r) = remote {
+                v.push(a_o("addr", r.to_string()));
+            }
+            if let Val::Str(t) = fd_name(ev) {
+                v.push(EvArg { name: "tuple", text: t, raw: None });
+            }
+            let _ = local;
+        }
+        EventKind::Accept { fd, .. } => {
+            v.push(a_n("fd", ev.ret.unwrap_or(i64::from(*fd))));
+            if let Val::Str(t) = fd_name(ev) {
+                v.push(EvArg { name: "tuple", text: t, raw: None });
+            }
+        }
+        EventKind::Bind { fd, addr } => {
+            v.push(a_n("fd", i64::from(*fd)));
+            if let Some(a) = addr {
+                v.push(a_o("addr", a.to_string()));
+            }
+        }
+        EventKind::Listen { fd, backlog, .. } => {
+            v.push(a_n("fd", i64::from(*fd)));
+            v.push(a_n("backlog", i64::from(*backlog)));
+        }
+        EventKind::Setuid { syscall, ids } | EventKind::Setgid { syscall, ids } => {
+            let is_uid = matches!(ev.kind, EventKind::Setuid { .. });
+            let names: &[&'static str] = match (syscall.as_str(), is_uid) {
+                ("setreuid", true) => &["ruid", "euid"],
+                ("setresuid", true) => &["ruid", "euid", "suid"],
+                (_, true) => &["uid"],
+                ("setregid", false) => &["rgid", "egid"],
+                ("setresgid", false) => &["rgid", "egid", "sgid"],
+                (_, false) => &["gid"],
+            };
+            for (n, i) in names.iter().zip(ids.iter()) {
+                v.push(a_n(n, id(*i)));
+            }
+        }
+        EventKind::Capset { effective, permitted, inheritable } => {
+            v.push(a_r("cap_inheritable", names::cap_set(*inheritable), *inheritable as i64));
+            v.push(a_r("cap_permitted", names::cap_set(*permitted), *permitted as i64));
+            v.push(a_r("cap_effective", names::cap_set(*effective), *effective as i64));
+        }
+        EventKind::Ptrace { request, target_pid } => {
+            v.push(a_r("request", names::ptrace_request(*request), *request));
+            v.push(a_n("pid", i64::from(*target_pid)));
+        }
+        EventKind::ModuleLoad { path, .. } => {
+            if let Some(p) = path {
+                v.push(a_s("path", p));
+                v.push(a_s("name", p));
+            }
+        }
+        EventKind::Setns { fd, ns_path, nstype } => {
+            v.push(a_n("fd", i64::from(*fd)));
+            v.push(a_r("nstype", names::clone_flags(u64::from(*nstype)), i64::from(*nstype)));
+            if let Some(p) = ns_path {
+                v.push(a_s("ns", p));
+            }
+        }
+        EventKind::Unshare { flags } => v.push(a_r("flags", names::clone_flags(*flags), *flags as i64)),
+        EventKind::MemfdCreate { name, flags } => {
+            v.push(a_s("name", name));
+            v.push(a_r("flags", names::memfd_flags(*flags), i64::from(*flags)));
+        }
+        EventKind::Bpf { cmd } => v.push(a_r("cmd", names::bpf_cmd(*cmd), i64::from(*cmd))),
+        EventKind::Capable { cap, cap_name, granted } => {
+            let text = if cap_name.is_empty() { names::cap_name(*cap) } else { cap_name.clone() };
+            v.push(a_r("cap", text, i64::from(*cap)));
+            v.push(a_r("granted", granted.to_string(), i64::from(*granted)));
+        }
+    }
+    v
+}
+
+fn evt_arg<'a>(ev: &'a Event, _c: &EvalCtx<'a>, arg: &'a Arg) -> Val<'a> {
+    let args = event_args(ev);
+    let found = match arg {
+        Arg::Index(i) => args.into_iter().nth(*i),
+        Arg::Key(k) => args.into_iter().find(|a| a.name == &**k),
+        Arg::None => None,
+    };
+    opt(found.map(|a| Val::Str(a.text)))
+}
+
+fn evt_rawarg<'a>(ev: &'a Event, _c: &EvalCtx<'a>, arg: &'a Arg) -> Val<'a> {
+    let Arg::Key(k) = arg else { return Val::None };
+    opt(event_args(ev).into_iter().find(|a| a.name == &**k).and_then(|a| a.raw).map(Val::I64))
+}
+
+fn evt_args<'a>(ev: &'a Event, _c: &EvalCtx<'a>, _a: &'a Arg) -> Val<'a> {
+    let mut out = String::new();
+    for a in event_args(ev) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(a.name);
+        out.push('=');
+        out.push_str(&a.text);
+    }
+    owned(out)
+}
+
+fn open_flags(ev: &Event) -> Option<(model::OpenFlags, u32)> {
+    match &ev.kind {
+        EventKind::Open { flags, mode, .. } => Some((*flags, *mode)),
+        _ => None,
+    }
+}
+
+fn user_name(uid: u32) -> Val<'static> {
+    if uid == 0 {
+        Val::Str(Cow::Borrowed("root"))
+    } else if uid == u32::MAX {
+        Val::None
+    } else {
+        Val::Str(Cow::Owned(uid.to_string()))
+    }
+}
+
+const O_DIRECTORY: u32 = 0o200000;
+
+macro_rules! field {
+    ($name:literal, $ty:ident, $arg:ident, $doc:literal, $ex:expr) => {
+        FieldDef { name: $name, ty: FieldType::$ty, arg: ArgSpec::$arg, doc: $doc, extract: $ex }
+    };
+}
+
+/// The registry. Order is the order of the generated documentation.
+pub static FIELDS: &[FieldDef] = &[
+    // ---- evt
+    field!("evt.type", String, None, "Event type: the syscall name as Falco names it (openat, execve, connect, clone for fork, procexit for exit, ...).", |ev, _, _| opt(ev.syscall.as_deref().map(s))),
+    field!("evt.time", String, None, "Event time as a UTC time of day with nanoseconds (HH:MM:SS.nnnnnnnnn), as Falco prints it.", |ev, _, _| owned(names::utc_parts(ev.ts_ns).1)),
+    field!("evt.datetime", String, None, "Event date and time, UTC (YYYY-MM-DD HH:MM:SS.nnnnnnnnn).", |ev, _, _| { let (d, t) = names::utc_parts(ev.ts_ns); owned(format!("{d} {t}")) }),
+    field!("evt.time.iso8601", String, None, "Event time in ISO 8601 (YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ).", |ev, _, _| { let (d, t) = names::utc_parts(ev.ts_ns); owned(format!("{d}T{t}Z")) }),
+    field!("evt.num", U64, None, "Event sequence number as the agent numbers events (from 1; never 0, so Falco's never_true macro (evt.num=0) stays false).", |_, c, _| Val::U64(c.event_num.max(1))),
+    field!("evt.rawtime", U64, None, "Event time in nanoseconds since the Unix epoch.", |ev, _, _| Val::U64(ev.ts_ns)),
+    field!("evt.time.s", U64, None, "Event time in whole seconds since the Unix epoch.", |ev, _, _| Val::U64(ev.ts_ns / 1_000_000_000)),
+    field!("evt.res", String, None, "Syscall result: SUCCESS, or the errno name (ENOENT, EPERM, ...) when it failed.", |ev, _, _| match ev.ret { Some(r) if r < 0 => owned(names::errno_name(-r)), Some(_) => s("SUCCESS"), None => Val::None }),
+    field!("evt.rawres", I64, None, "Syscall return value as a number (negative errno on failure).", |ev, _, _| opt(ev.ret.map(Val::I64))),
+    field!("evt.failed", Bool, None, "Whether the syscall failed (returned a negative errno).", |ev, _, _| Val::Bool(ev.failed())),
+    field!("evt.dir", String, None, "Event direction: always '<' (rampart emits syscall exit events only).", |_, _, _| s("<")),
+    field!("evt.source", String, None, "Event source: always 'syscall'.", |_, _, _| s("syscall")),
+    field!("evt.hostname", String, None, "Host name of the machine (given by the agent in the evaluation context).", |_, c, _| opt(c.hostname.map(s))),
+    field!("evt.arg", String, EventArg, "An event argument as text, by name (evt.arg.name, evt.arg[name]) or position (evt.arg[0]). Flags and modes are rendered as Falco does (O_WRONLY|O_CREAT, S_ISUID|..., CLONE_NEWNS|...). See the argument table below.", evt_arg),
+    field!("evt.rawarg", I64, Key, "A numeric event argument as a number, by name (evt.rawarg.flags, evt.rawarg.mode, evt.rawarg.request, ...).", evt_rawarg),
+    field!("evt.args", String, None, "All event arguments as text (name=value name=value ...).", evt_args),
+    field!("evt.is_open_read", Bool, None, "For open events, whether the file was opened for reading; false for other events.", |ev, _, _| Val::Bool(open_flags(ev).is_some_and(|(f, _)| f.read))),
+    field!("evt.is_open_write", Bool, None, "For open events, whether the file was opened for writing; false for other events.", |ev, _, _| Val::Bool(open_flags(ev).is_some_and(|(f, _)| f.write))),
+    field!("evt.is_open_create", Bool, None, "For open events, whether the open may create the file (O_CREAT, O_TMPFILE); false for other events.", |ev, _, _| Val::Bool(open_flags(ev).is_some_and(|(f, _)| f.create))),
+    field!("evt.is_open_exec", Bool, None, "For open events, whether a file is created with an execute bit in its mode; false for other events.", |ev, _, _| Val::Bool(open_flags(ev).is_some_and(|(f, m)| f.create && m & 0o111 != 0))),
+    // ---- proc
+    field!("proc.pid", U64, None, "Process id (thread group id), host view.", |ev, _, _| Val::U64(u64::from(ev.process.pid))),
+    field!("proc.vpid", U64, None, "Process id as seen inside its own pid namespace (container view).", |ev, _, _| Val::U64(u64::from(ev.process.vpid))),
+    field!("proc.ppid", U64, None, "Parent process id, host view.", |ev, c, _| { let p = parent_pid(ev, c); if p == 0 { Val::None } else { Val::U64(u64::from(p)) } }),
+    field!("proc.name", String, None, "Process name (the kernel's comm, at most 15 characters).", |ev, _, _| s(&ev.process.comm)),
+    field!("proc.exe", String, None, "First command line argument (argv[0]), usually the executable name or path as invoked.", |ev, c, _| PView::of_event(ev, c).arg0()),
+    field!("proc.exepath", String, None, "Full path of the executable, resolved.", |ev, c, _| s(PView::of_event(ev, c).exepath)),
+    field!("proc.args", String, None, "Command line arguments without argv[0], joined by spaces.", |ev, c, _| { let a = PView::of_event(ev, c).args(); if a.is_empty() { Val::None } else { Val::Str(a) } }),
+    field!("proc.cmdline", String, None, "Process name followed by its arguments (Falco format: 'name arg1 arg2').", |ev, c, _| PView::of_event(ev, c).cmdline()),
+    field!("proc.cwd", String, None, "Current working directory (from exec events, else the process table).", |ev, c, _| match exec(ev) { Some(x) if !x.cwd.is_empty() => s(x.cwd), _ => opt(c.procs.and_then(|t| t.get(ev.process.pid)).map(|p| s(&p.cwd))) }),
+    field!("proc.tty", U64, None, "Controlling terminal device number, 0 when none. Known on exec events only (no value on others).", |ev, _, _| opt(exec(ev).map(|x| Val::U64(x.tty.map(tty_nr).unwrap_or(0))))),
+    field!("proc.pname", String, None, "Parent process name (needs the process table).", |ev, c, _| parent(ev, c, |p| s(p.comm))),
+    field!("proc.pexe", String, None, "Parent's argv[0] (needs the process table).", |ev, c, _| parent(ev, c, |p| p.arg0())),
+    field!("proc.pexepath", String, None, "Parent's full executable path (needs the process table).", |ev, c, _| parent(ev, c, |p| s(p.exepath))),
+    field!("proc.pcmdline", String, None, "Parent's command line, Falco format (needs the process table).", |ev, c, _| parent(ev, c, |p| p.cmdline())),
+    field!("proc.aname", String, Ancestor, "Name of an ancestor: proc.aname[1] is the parent, [2] the grandparent, [0] the process itself; without index, any ancestor (a list: '=' and 'in' hold when any ancestor matches).", |ev, c, a| anc(ev, c, a, |p| s(p.comm))),
+    field!("proc.apid", U64, Ancestor, "Pid of an ancestor, indexed like proc.aname.", |ev, c, a| anc(ev, c, a, |p| Val::U64(u64::from(p.pid)))),
+    field!("proc.aexe", String, Ancestor, "argv[0] of an ancestor, indexed like proc.aname.", |ev, c, a| anc(ev, c, a, |p| p.arg0())),
+    field!("proc.aexepath", String, Ancestor, "Executable path of an ancestor, indexed like proc.aname.", |ev, c, a| anc(ev, c, a, |p| s(p.exepath))),
+    field!("proc.acmdline", String, Ancestor, "Command line of an ancestor (Falco format), indexed like proc.aname.", |ev, c, a| anc(ev, c, a, |p| p.cmdline())),
+    field!("proc.is_exe_upper_layer", Bool, None, "Whether the executable lives in the container's writable overlay layer (drift). Exec events only; no value when the filesystem cannot tell.", |ev, _, _| opt(exec(ev).and_then(|x| x.upper).map(Val::Bool))),
+    field!("proc.is_exe_from_memfd", Bool, None, "Whether the executable is a memfd (fileless execution). Exec events only.", |ev, _, _| opt(exec(ev).map(|x| Val::Bool(x.memfd)))),
+    field!("proc.is_container_healthcheck", Bool, None, "Always false: rampart does not tell health checks apart yet.", |_, _, _| Val::Bool(false)),
+    field!("proc.is_container_liveness_probe", Bool, None, "Always false: rampart does not tell probes apart yet.", |_, _, _| Val::Bool(false)),
+    field!("proc.is_container_readiness_probe", Bool, None, "Always false: rampart does not tell probes apart yet.", |_, _, _| Val::Bool(false)),
+    field!("thread.tid", U64, None, "Thread id, host view.", |ev, _, _| Val::U64(u64::from(ev.process.tid))),
+    field!("thread.cap_effective", String, None, "Effective capabilities (CAP_A|CAP_B...), on exec and capset events.", |ev, _, _| match &ev.kind { EventKind::Exec { cap_effective, .. } => Val::Str(Cow::Owned(names::cap_set(*cap_effective))), EventKind::Capset { effective, .. } => Val::Str(Cow::Owned(names::cap_set(*effective))), _ => Val::None }),
+    field!("thread.cap_permitted", String, None, "Permitted capabilities (CAP_A|CAP_B...), on exec and capset events.", |ev, _, _| match &ev.kind { EventKind::Exec { cap_permitted, .. } => Val::Str(Cow::Owned(names::cap_set(*cap_permitted))), EventKind::Capset { permitted, .. } => Val::Str(Cow::Owned(names::cap_set(*permitted))), _ => Val::None }),
+    // ---- user / group
+    field!("user.uid", U64, None, "Effective user id.", |ev, _, _| Val::U64(u64::from(ev.process.euid))),
+    field!("user.name", String, None, "User name: 'root' for uid 0, else the uid as text (rampart resolves no names).", |ev, _, _| user_name(ev.process.euid)),
+    field!("user.ruid", U64, None, "Real user id (rampart extension).", |ev, _, _| Val::U64(u64::from(ev.process.uid))),
+    field!("user.loginuid", I64, None, "Login user id (audit uid); -1 when unset.", |ev, _, _| Val::I64(id(ev.process.auid))),
+    field!("user.loginname", String, None, "Login user name: 'root' for 0, else the login uid as text; no value when unset.", |ev, _, _| user_name(ev.process.auid)),
+    field!("group.gid", U64, None, "Effective group id.", |ev, _, _| Val::U64(u64::from(ev.process.egid))),
+    field!("group.name", String, None, "Group name: 'root' for gid 0, else the gid as text.", |ev, _, _| user_name(ev.process.egid)),
+    // ---- fd
+    field!("fd.num", I64, None, "File descriptor number of the event (opened, connected, accepted...).", |ev, _, _| match &ev.kind { EventKind::Open { .. } | EventKind::Accept { .. } | EventKind::MemfdCreate { .. } => opt(ev.ret.map(Val::I64)), EventKind::Connect { fd, .. } | EventKind::Bind { fd, .. } | EventKind::Listen { fd, .. } | EventKind::Setns { fd, .. } => Val::I64(i64::from(*fd)), _ => Val::None }),
+    field!("fd.name", String, None, "File descriptor name: the file path for opens (and finit_module), 'client->server' (ip:port->ip:port) for inet sockets, the path for unix sockets, memfd:NAME for memfd_create, the namespace file for setns. No value on events without an fd (exec, ...).", |ev, _, _| fd_name(ev)),
+    field!("fd.directory", String, None, "Directory of the file of an fd (dirname of fd.name), file fds only.", |ev, _, _| opt(fd_path(ev).map(|p| s(dirname(p))))),
+    field!("fd.filename", String, None, "File name of an fd without its directory (basename of fd.name), file fds only.", |ev, _, _| opt(fd_path(ev).map(|p| s(basename(p))))),
+    field!("fd.typechar", String, None, "Type of the fd as one character: 'f' file, 'd' directory, '4' IPv4 socket, '6' IPv6 socket, 'u' unix socket, 'o' other socket.", |ev, _, _| match &ev.kind { EventKind::Open { flags, .. } => s(if flags.raw & O_DIRECTORY != 0 { "d" } else { "f" }), EventKind::ModuleLoad { path: Some(_), .. } => s("f"), _ => opt(net(ev).and_then(|n| n.any()).map(|a| s(family_char(a)))) }),
+    field!("fd.type", String, None, "Type of the fd: file, directory, ipv4, ipv6, unix, memfd.", |ev, _, _| match &ev.kind { EventKind::Open { flags, .. } => s(if flags.raw & O_DIRECTORY != 0 { "directory" } else { "file" }), EventKind::ModuleLoad { path: Some(_), .. } => s("file"), EventKind::MemfdCreate { .. } => s("memfd"), _ => opt(net(ev).and_then(|n| n.any()).map(|a| s(match a { SockAddr::Inet { .. } => "ipv4", SockAddr::Inet6 { .. } => "ipv6", SockAddr::Unix { .. } => "unix", SockAddr::Other { .. } => "other" }))) }),
+    field!("fd.sockfamily", String, None, "Socket family: 'ip' or 'unix'.", |ev, _, _| opt(net(ev).and_then(|n| n.any()).and_then(|a| match a { SockAddr::Inet { .. } | SockAddr::Inet6 { .. } => Some(s("ip")), SockAddr::Unix { .. } => Some(s("unix")), _ => None }))),
+    field!("fd.l4proto", String, None, "Layer 4 protocol: 'tcp' for accept and listen on inet sockets, from the socket type for socket events (tcp, udp, raw); no value for connect and bind (rampart does not know the socket type there).", |ev, _, _| match &ev.kind { EventKind::Accept { .. } | EventKind::Listen { .. } => opt(net(ev).and_then(|n| n.any()).and_then(|a| a.ip()).map(|_| s("tcp"))), EventKind::Socket { domain: 2 | 10, sock_type, .. } => match sock_type & 0xf { 1 => s("tcp"), 2 => s("udp"), 3 => s("raw"), _ => Val::None }, _ => Val::None }),
+    field!("fd.sip", IpAddr, None, "Server IP address (the remote end of a connect, the local end of accept/bind/listen).", |ev, _, _| sock_ip(ev, |n| n.server())),
+    field!("fd.sport", U64, None, "Server port.", |ev, _, _| sock_port(ev, |n| n.server())),
+    field!("fd.cip", IpAddr, None, "Client IP address.", |ev, _, _| sock_ip(ev, |n| n.client())),
+    field!("fd.cport", U64, None, "Client port.", |ev, _, _| sock_port(ev, |n| n.client())),
+    field!("fd.lip", IpAddr, None, "Local IP address.", |ev, _, _| sock_ip(ev, |n| n.local)),
+    field!("fd.lport", U64, None, "Local port.", |ev, _, _| sock_port(ev, |n| n.local)),
+    field!("fd.rip", IpAddr, None, "Remote IP address.", |ev, _, _| sock_ip(ev, |n| n.remote)),
+    field!("fd.rport", U64, None, "Remote port.", |ev, _, _| sock_port(ev, |n| n.remote)),
+    field!("fd.dip", IpAddr, None, "Destination IP address: same as fd.sip (rampart alias).", |ev, _, _| sock_ip(ev, |n| n.server())),
+    field!("fd.dport", U64, None, "Destination port: same as fd.sport (rampart alias).", |ev, _, _| sock_port(ev, |n| n.server())),
+    field!("fd.ip", IpAddr, None, "Either end's IP address (holds when the client or the server address matches).", |ev, _, _| both_ips(ev)),
+    field!("fd.port", U64, None, "Either end's port (holds when the client or the server port matches).", |ev, _, _| both_ports(ev)),
+    field!("fd.net", IpNet, None, "Either end's IP, for network (CIDR) matching: fd.net = 10.0.0.0/8.", |ev, _, _| both_ips(ev)),
+    field!("fd.snet", IpNet, None, "Server IP, for CIDR matching.", |ev, _, _| sock_ip(ev, |n| n.server())),
+    field!("fd.cnet", IpNet, None, "Client IP, for CIDR matching.", |ev, _, _| sock_ip(ev, |n| n.client())),
+    field!("fd.lnet", IpNet, None, "Local IP, for CIDR matching.", |ev, _, _| sock_ip(ev, |n| n.local)),
+    field!("fd.rnet", IpNet, None, "Remote IP, for CIDR matching.", |ev, _, _| sock_ip(ev, |n| n.remote)),
+    // ---- fs
+    field!("fs.path.name", String, None, "Path a filesystem syscall operates on (open, unlink, mkdir, chmod, chown, finit_module, mount target, umount).", |ev, _, _| opt(fs_paths(ev).0.map(s))),
+    field!("fs.path.source", String, None, "Source path of rename and link (old path), symlink (target) and mount (device or source).", |ev, _, _| opt(fs_paths(ev).1.map(s))),
+    field!("fs.path.target", String, None, "Target path of rename and link (new path), symlink (link path) and mount (mount point).", |ev, _, _| opt(fs_paths(ev).2.map(s))),
+    // ---- container
+    field!("container.id", String, None, "Container id, 12 characters; 'host' for host processes.", |ev, _, _| match container(ev) { Some(c) => s(c.short_id()), None => s("host") }),
+    field!("container.full_id", String, None, "Full container id; 'host' for host processes.", |ev, _, _| match container(ev) { Some(c) => s(&c.id), None => s("host") }),
+    field!("container.name", String, None, "Container name (without Docker's leading '/'); 'host' for host processes; no value while the runtime has not answered.", |ev, _, _| match container(ev) { Some(c) => s(c.name.trim_start_matches('/')), None => s("host") }),
+    field!("container.image", String, None, "Container image as the container was created with (e.g. nginx:1.25).", |ev, _, _| opt(container(ev).map(|c| s(&c.image)))),
+    field!("container.image.repository", String, None, "Image repository: the image without tag or digest.", |ev, _, _| opt(container(ev).map(|c| s(split_image(&c.image).0)))),
+    field!("container.image.tag", String, None, "Image tag ('latest' when the image names none).", |ev, _, _| opt(container(ev).filter(|c| !c.image.is_empty()).map(|c| if c.image.contains('@') && split_image(&c.image).1.is_none() { Val::None } else { s(split_image(&c.image).1.unwrap_or("latest")) }))),
+    field!("container.image.id", String, None, "Image id (without the sha256: prefix).", |ev, _, _| opt(container(ev).map(|c| s(c.image_id.trim_start_matches("sha256:"))))),
+    field!("container.type", String, None, "Container runtime: docker, containerd, crio, podman, kubernetes; 'host' for host processes.", |ev, _, _| match container(ev) { Some(c) => opt(c.runtime.map(|r| s(r.as_str()))), None => s("host") }),
+    field!("container.privileged", Bool, None, "Whether the container runs privileged; no value for host processes.", |ev, _, _| opt(container(ev).map(|c| Val::Bool(c.privileged)))),
+    field!("container.label", String, Key, "A container label: container.label[KEY] or container.label.KEY.", |ev, _, a| match (container(ev), a) { (Some(c), Arg::Key(k)) => opt(c.labels.get(&**k).map(|v| s(v))), _ => Val::None }),
+    field!("container.labels", String, None, "All container labels as 'k:v, k:v'.", |ev, _, _| opt(container(ev).map(|c| owned(c.labels.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(", "))))),
+    field!("container.user", String, None, "User the container's process runs as, as configured (rampart extension).", |ev, _, _| opt(container(ev).map(|c| s(&c.user)))),
+    field!("container.info", String, None, "Summary of the container for outputs (id, name, image).", |ev, _, _| match container(ev) { Some(c) => owned(format!("container_id={} container_name={} image={}", c.short_id(), c.name.trim_start_matches('/'), c.image)), None => s("host") }),
+    // ---- k8s
+    field!("k8s.pod.name", String, None, "Kubernetes pod name (from the runtime, or the io.kubernetes.pod.name label).", |ev, _, _| k8s(ev, |c| c.pod_name.as_deref(), "io.kubernetes.pod.name")),
+    field!("k8s.ns.name", String, None, "Kubernetes namespace (from the runtime, or the io.kubernetes.pod.namespace label).", |ev, _, _| k8s(ev, |c| c.pod_namespace.as_deref(), "io.kubernetes.pod.namespace")),
+    field!("k8s.pod.uid", String, None, "Kubernetes pod uid (from the runtime, or the io.kubernetes.pod.uid label).", |ev, _, _| k8s(ev, |c| c.pod_uid.as_deref(), "io.kubernetes.pod.uid")),
+];
+
+/// Find a field by name as written (`evt.arg.flags`, `proc.aname`, `container.label.app`)
+/// and its bracket argument (`proc.aname[2]` gives `Some("2")`).
+pub fn lookup(name: &str, bracket: Option<&str>) -> Result<(&'static FieldDef, Arg), String> {
+    let (def, dotted) = match FIELDS.iter().find(|f| f.name == name) {
+        Some(d) => (d, None),
+        None => {
+            let found = FIELDS.iter().find(|f| {
+                matches!(f.arg, ArgSpec::Key | ArgSpec::EventArg)
+                    && name.len() > f.name.len() + 1
+                    && name.starts_with(f.name)
+                    && name.as_bytes()[f.name.len()] == b'.'
+            });
+            match found {
+                Some(d) => (d, Some(&name[d.name.len() + 1..])),
+                None => return Err(format!("unknown field {name:?}")),
+            }
+        }
+    };
+    if dotted.is_some() && bracket.is_some() {
+        return Err(format!("field {name:?} takes one argument, not two"));
+    }
+    let raw = dotted.or(bracket);
+    let arg = match (def.arg, raw) {
+        (ArgSpec::None, None) => Arg::None,
+        (ArgSpec::None, Some(_)) => return Err(format!("field {:?} takes no argument", def.name)),
+        (ArgSpec::Ancestor, None) => Arg::None,
+        (ArgSpec::Ancestor, Some(a)) => match a.trim().parse::<usize>() {
+            Ok(n) if n <= MAX_ANCESTORS => Arg::Index(n),
+            _ => {
+                return Err(format!(
+                    "field {:?} needs an ancestor index 0..={MAX_ANCESTORS}, not {a:?}",
+                    def.name
+                ))
+            }
+        },
+        (ArgSpec::Key | ArgSpec::EventArg, None) => {
+            return Err(format!(
+                "field {:?} needs an argument ({}.NAME or {}[NAME])",
+                def.name, def.name, def.name
+            ))
+        }
+        (ArgSpec::Key, Some(a)) => {
+            if def.name == "evt.rawarg" && !ARG_NAMES.contains(&a) {
+                return Err(format!("unknown event argument {a:?} in {name:?}"));
+            }
+            Arg::Key(a.into())
+        }
+        (ArgSpec::EventArg, Some(a)) => match a.parse::<usize>() {
+            Ok(n) => Arg::Index(n),
+            Err(_) if ARG_NAMES.contains(&a) => Arg::Key(a.into()),
+            Err(_) => return Err(format!("unknown event argument {a:?} in {name:?}")),
+        },
+    };
+    Ok((def, arg))
+}
+
+/// The Markdown reference of every supported field (docs/fields.md).
+pub fn fields_markdown() -> String {
+    let mut out = String::new();
+    out.push_str("# Rule fields\n\n");
+    out.push_str(
+        "<!-- Generated by `cargo test -p rules` from crates/rules/src/fields.rs \
+                  (UPDATE_FIELDS_DOC=1 rewrites it). Do not edit by hand. -->\n\n",
+    );
+    out.push_str(
+        "Fields usable in rule conditions and in `%field` output placeholders. Names and meanings follow \
+         Falco's where rampart has the data, so existing Falco rules work unchanged. A field with no value \
+         on an event (for example `fd.name` on an exec) makes every comparison on it false, `exists` \
+         included, and prints as `<NA>` in outputs.\n\n",
+    );
+    out.push_str("| Field | Type | Description |\n|---|---|---|\n");
+    for f in FIELDS {
+        let name = match f.arg {
+            ArgSpec::None => format!("`{}`", f.name),
+            ArgSpec::Ancestor => format!("`{}`, `{}[N]`", f.name, f.name),
+            ArgSpec::Key => format!("`{}[KEY]`, `{}.KEY`", f.name, f.name),
+            ArgSpec::EventArg => format!("`{}.NAME`, `{}[NAME]`, `{}[N]`", f.name, f.name, f.name),
+        };
+        let ty = if f.arg == ArgSpec::Ancestor {
+            format!("{} (list without index)", f.ty)
+        } else {
+            f.ty.to_string()
+        };
+        out.push_str(&format!("| {name} | {ty} | {} |\n", f.doc.replace('|', "\\|")));
+    }
+    out.push_str("\n## Event arguments (`evt.arg.NAME`, `evt.rawarg.NAME`)\n\n");
+    out.push_str("| Event (`evt.type`) | Arguments |\n|---|---|\n");
+    for (ev, args) in ARG_DOC {
+        out.push_str(&format!("| {ev} | {args} |\n"));
+    }
+    out.push_str(
+        "\n`res` (the return value) is present on every syscall event except procexit. \
+         `evt.arg[N]` counts in the order listed, `res` first.\n",
+    );
+    out
+}
+
+const ARG_DOC: &[(&str, &str)] = &[
+    ("execve, execveat", "filename, exe (argv[0]), args, cwd, tty, pid, ptid, comm, trusted_exepath, cap_effective, cap_permitted"),
+    ("clone, fork, vfork, clone3", "child_pid, child_tid, flags"),
+    ("procexit", "status, ret, sig, core"),
+    ("open, openat, openat2, creat", "fd, name, flags (O_RDONLY\\|O_CREAT...), mode (octal)"),
+    ("unlink, unlinkat, rmdir", "name, path, flags (AT_REMOVEDIR)"),
+    ("rename, renameat, renameat2, link, linkat", "oldpath, newpath"),
+    ("symlink, symlinkat", "target, linkpath"),
+    ("mkdir, mkdirat", "path, mode (octal)"),
+    ("chmod, fchmod, fchmodat", "filename, path, mode (S_ISUID\\|S_IRUSR...)"),
+    ("chown, fchownat, lchown, ...", "path, uid, gid (-1 = unchanged)"),
+    ("mount", "dev, dir, type, flags (MS_BIND\\|...)"),
+    ("umount, umount2", "name, flags"),
+    ("socket", "domain (AF_INET...), type, proto"),
+    ("connect", "fd, addr, tuple"),
+    ("accept, accept4", "fd, tuple"),
+    ("bind", "fd, addr"),
+    ("listen", "fd, backlog"),
+    ("setuid, setreuid, setresuid, setfsuid", "uid / ruid, euid, suid"),
+    ("setgid, setregid, setresgid, setfsgid", "gid / rgid, egid, sgid"),
+    ("capset", "cap_inheritable, cap_permitted, cap_effective (CAP_...\\|CAP_...)"),
+    ("ptrace", "request (PTRACE_ATTACH...), pid"),
+    ("init_module, finit_module", "path, name (the module file, finit_module only)"),
+    ("setns", "fd, nstype (CLONE_NEW...), ns (namespace file)"),
+    ("unshare", "flags (CLONE_NEWNS\\|CLONE_NEWUSER...)"),
+    ("memfd_create", "name, flags (MFD_CLOEXEC...)"),
+    ("bpf", "cmd (BPF_PROG_LOAD...)"),
+    ("capable (rampart: capability checks)", "cap (CAP_SYS_ADMIN...), granted"),
+];

@@ -1,0 +1,255 @@
+//! rampart's rules engine: Falco's rule language (lists, macros, rules with
+//! exceptions, append and override) compiled once into expression trees with
+//! precompiled matchers, indexed by event type, and evaluated over
+//! [`model::Event`]s.
+//!
+//! Pure: no I/O. The caller passes file names and texts:
+//!
+//! ```
+//! use rules::{EvalCtx, RulesetBuilder};
+//! let mut b = RulesetBuilder::new();
+//! b.add_file("r.yaml", "- rule: shell\n  desc: d\n  condition: evt.type = execve and proc.name = sh\n  output: \"%proc.cmdline\"\n  priority: warning\n");
+//! let rules = b.build().expect("valid rules");
+//! assert_eq!(rules.len(), 1);
+//! ```
+
+mod compile;
+mod fields;
+mod loader;
+mod matchers;
+mod names;
+mod output;
+mod parse;
+mod priority;
+mod yaml;
+
+#[cfg(test)]
+mod tests;
+
+pub use fields::{fields_markdown, ArgSpec, EvalCtx, FieldDef, FieldType, FIELDS};
+pub use loader::RulesetBuilder;
+pub use priority::{Priority, UnknownPriority};
+
+use compile::Expr;
+use matchers::FxBuild;
+use model::Event;
+use output::Template;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+/// One problem in a rule file, with its position (line and column 1-based).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
+    }
+}
+
+/// Rule files refused: every error found (and the warnings).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", display_all(.errors))]
+pub struct LoadError {
+    pub errors: Vec<Diagnostic>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+fn display_all(errors: &[Diagnostic]) -> String {
+    let lines: Vec<String> = errors.iter().map(Diagnostic::to_string).collect();
+    lines.join("\n")
+}
+
+/// A rule key rampart does not interpret itself (e.g. `actions:`), kept as JSON
+/// with the position of its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extra {
+    pub value: serde_json::Value,
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    pub name: String,
+    pub desc: String,
+    pub priority: Priority,
+    pub tags: Vec<String>,
+    /// Always `syscall` for now.
+    pub source: String,
+    /// The output template as written (`%field` placeholders).
+    pub output: String,
+    pub enabled: bool,
+    /// Keys rampart does not interpret (e.g. `actions`), by key.
+    pub extra: BTreeMap<String, Extra>,
+    /// Where the rule was (last) defined.
+    pub file: String,
+    pub line: usize,
+    /// The event types the rule can match (`None`: any type).
+    pub evt_types: Option<Vec<String>>,
+    expr: Expr,
+    template: Template,
+}
+
+impl CompiledRule {
+    /// Whether the rule's condition holds for `ev` (ignores `enabled`).
+    pub fn matches(&self, ev: &Event, ctx: &EvalCtx<'_>) -> bool {
+        // The compiled expression relies on the type index: check the type here.
+        if let Some(types) = &self.evt_types {
+            match ev.syscall.as_deref() {
+                Some(t) if types.iter().any(|x| x == t) => {}
+                _ => return false,
+            }
+        }
+        self.expr.eval(ev, ctx)
+    }
+
+    /// The output with `%field` placeholders filled (`<NA>` for missing values)
+    /// and the fields it references (`null` for missing values).
+    pub fn render_output(
+        &self,
+        ev: &Event,
+        ctx: &EvalCtx<'_>,
+    ) -> (String, BTreeMap<String, serde_json::Value>) {
+        self.template.render(ev, ctx)
+    }
+}
+
+/// A compiled, indexed set of rules.
+#[derive(Debug, Default)]
+pub struct Ruleset {
+    rules: Vec<CompiledRule>,
+    /// Enabled rules per event type (including the rules for any type), in order.
+    by_type: HashMap<Box<str>, Box<[u32]>, FxBuild>,
+    /// Enabled rules that can match any event type.
+    any: Box<[u32]>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Ruleset {
+    fn new(rules: Vec<CompiledRule>, warnings: Vec<Diagnostic>) -> Ruleset {
+        let mut typed: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        let mut any = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            if !r.enabled {
+                continue;
+            }
+            match &r.evt_types {
+                None => any.push(i as u32),
+                Some(types) => {
+                    for t in types {
+                        typed.entry(t.clone()).or_default().push(i as u32);
+                    }
+                }
+            }
+        }
+        let by_type = typed
+            .into_iter()
+            .map(|(t, mut v)| {
+                v.extend(any.iter().copied());
+                v.sort_unstable();
+                v.dedup();
+                (t.into_boxed_str(), v.into_boxed_slice())
+            })
+            .collect();
+        Ruleset { rules, by_type, any: any.into_boxed_slice(), warnings }
+    }
+
+    /// A rule set with no rules.
+    pub fn empty() -> Ruleset {
+        Ruleset::default()
+    }
+
+    /// Every compiled rule, enabled or not, in definition order.
+    pub fn rules(&self) -> &[CompiledRule] {
+        &self.rules
+    }
+
+    pub fn get(&self, name: &str) -> Option<&CompiledRule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Warnings from loading (skipped rules, ignored items, ...).
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
+    }
+
+    fn candidates(&self, ev: &Event) -> &[u32] {
+        match ev.syscall.as_deref().and_then(|t| self.by_type.get(t)) {
+            Some(v) => v,
+            None => &self.any,
+        }
+    }
+
+    /// How many enabled rules an event of this type meets (after indexing).
+    pub fn candidates_for_type(&self, evt_type: &str) -> usize {
+        self.by_type.get(evt_type).map(|v| v.len()).unwrap_or(self.any.len())
+    }
+
+    /// The enabled rules matching `ev`, in definition order (lazy).
+    pub fn evaluate<'s: 'e, 'e>(
+        &'s self,
+        ev: &'e Event,
+        ctx: &'e EvalCtx<'e>,
+    ) -> impl Iterator<Item = &'s CompiledRule> + 'e {
+        self.candidates(ev).iter().map(|&i| &self.rules[i as usize]).filter(move |r| r.expr.eval(ev, ctx))
+    }
+
+    /// Push the enabled rules matching `ev` onto `out`; returns how many matched.
+    pub fn matches<'a>(&'a self, ev: &Event, ctx: &EvalCtx<'_>, out: &mut Vec<&'a CompiledRule>) -> usize {
+        let before = out.len();
+        for &i in self.candidates(ev) {
+            let r = &self.rules[i as usize];
+            if r.expr.eval(ev, ctx) {
+                out.push(r);
+            }
+        }
+        out.len() - before
+    }
+
+    /// The first enabled rule matching `ev` (Falco's default `rule_matching: first`).
+    pub fn first_match<'a>(&'a self, ev: &Event, ctx: &EvalCtx<'_>) -> Option<&'a CompiledRule> {
+        self.candidates(ev).iter().map(|&i| &self.rules[i as usize]).find(|r| r.expr.eval(ev, ctx))
+    }
+
+    /// See [`CompiledRule::render_output`].
+    pub fn render_output(
+        &self,
+        rule: &CompiledRule,
+        ev: &Event,
+        ctx: &EvalCtx<'_>,
+    ) -> (String, BTreeMap<String, serde_json::Value>) {
+        rule.render_output(ev, ctx)
+    }
+}
+
+/// Check one condition text against the field registry and operators (no
+/// macros or lists): for tools and tests. Errors carry the byte offset.
+pub fn check_condition(text: &str) -> Result<(), (usize, String)> {
+    let ast = parse::parse(text).map_err(|e| (e.off, e.message))?;
+    let lists = HashMap::new();
+    let macros = HashMap::new();
+    let mut c = compile::Compiler::new(&lists, &macros);
+    let mut errs = Vec::new();
+    match c.compile(&ast, &compile::Origin::Rule, &mut errs) {
+        Ok(_) => Ok(()),
+        Err(_) => {
+            Err(errs.first().map(|e| (e.off, e.msg.clone())).unwrap_or((0, "invalid condition".into())))
+        }
+    }
+}

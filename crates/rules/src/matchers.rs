@@ -1,0 +1,348 @@
+//! Precompiled matchers: string sets, path prefix sets, globs, IP networks.
+
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::IpAddr;
+
+/// A small fast hasher (FxHash) for string sets; keys come from rule files, not
+/// from events, so hash flooding is not a concern.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+        self.0 = h;
+    }
+}
+
+pub type FxBuild = BuildHasherDefault<FxHasher>;
+pub type FxSet<T> = HashSet<T, FxBuild>;
+
+/// A set of strings: linear for a few, hashed for more.
+#[derive(Debug, Clone)]
+pub enum StrSet {
+    Small(Box<[Box<str>]>),
+    Hashed(FxSet<Box<str>>),
+}
+
+impl StrSet {
+    pub fn new(items: impl IntoIterator<Item = String>) -> Self {
+        let mut v: Vec<Box<str>> = items.into_iter().map(String::into_boxed_str).collect();
+        v.sort();
+        v.dedup();
+        if v.len() <= 6 {
+            StrSet::Small(v.into_boxed_slice())
+        } else {
+            StrSet::Hashed(v.into_iter().collect())
+        }
+    }
+
+    #[inline]
+    pub fn contains(&self, s: &str) -> bool {
+        match self {
+            StrSet::Small(v) => v.iter().any(|x| &**x == s),
+            StrSet::Hashed(h) => h.contains(s),
+        }
+    }
+}
+
+/// Falco's `pmatch`: the value is one of the paths or below one of them.
+#[derive(Debug, Clone)]
+pub struct PrefixSet {
+    set: FxSet<Box<str>>,
+    root: bool,
+}
+
+impl PrefixSet {
+    pub fn new(items: impl IntoIterator<Item = String>) -> Self {
+        let mut set = FxSet::default();
+        let mut root = false;
+        for i in items {
+            let t = i.trim_end_matches('/');
+            if t.is_empty() {
+                if i.starts_with('/') {
+                    root = true;
+                }
+                continue;
+            }
+            set.insert(t.into());
+        }
+        PrefixSet { set, root }
+    }
+
+    pub fn matches(&self, v: &str) -> bool {
+        if self.root && v.starts_with('/') {
+            return true;
+        }
+        let v = v.trim_end_matches('/');
+        if self.set.contains(v) {
+            return true;
+        }
+        let mut end = v.len();
+        while let Some(i) = v[..end].rfind('/') {
+            if i > 0 && self.set.contains(&v[..i]) {
+                return true;
+            }
+            end = i;
+        }
+        false
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum G {
+    Lit(char),
+    Any,
+    Star,
+    Class(Vec<(char, char)>, bool),
+}
+
+/// A shell glob (`*` matches any characters, `/` included; `?` one character;
+/// `[a-z]`, `[!x]` classes; `\` escapes).
+#[derive(Debug, Clone)]
+pub struct Glob {
+    toks: Vec<G>,
+    fold: bool,
+}
+
+impl Glob {
+    pub fn new(pattern: &str, fold: bool) -> Result<Glob, String> {
+        let pat: Vec<char> =
+            if fold { pattern.to_lowercase().chars().collect() } else { pattern.chars().collect() };
+        let mut toks = Vec::new();
+        let mut i = 0;
+        while i < pat.len() {
+            let c = pat[i];
+            match c {
+                '*' => {
+                    if toks.last() != Some(&G::Star) {
+                        toks.push(G::Star);
+                    }
+                }
+                '?' => toks.push(G::Any),
+                '\\' => {
+                    i += 1;
+                    match pat.get(i) {
+                        Some(&e) => toks.push(G::Lit(e)),
+                        None => return Err("glob pattern ends with '\\'".into()),
+                    }
+                }
+                '[' => {
+                    let mut j = i + 1;
+                    let neg = matches!(pat.get(j), Some('!' | '^'));
+                    if neg {
+                        j += 1;
+                    }
+                    let mut ranges = Vec::new();
+                    let mut first = true;
+                    loop {
+                        let Some(&a) = pat.get(j) else { return Err("unclosed '[' in glob pattern".into()) };
+                        if a == ']' && !first {
+                            break;
+                        }
+                        first = false;
+                        if pat.get(j + 1) == Some(&'-') && pat.get(j + 2).is_some_and(|&b| b != ']') {
+                            let b = pat[j + 2];
+                            ranges.push((a.min(b), a.max(b)));
+                            j += 3;
+                        } else {
+                            ranges.push((a, a));
+                            j += 1;
+                        }
+                    }
+                    toks.push(G::Class(ranges, neg));
+                    i = j;
+                }
+                c => toks.push(G::Lit(c)),
+            }
+            i += 1;
+        }
+        Ok(Glob { toks, fold })
+    }
+
+    fn one(t: &G, c: char) -> bool {
+        match t {
+            G::Lit(l) => *l == c,
+            G::Any => true,
+            G::Class(r, neg) => r.iter().any(|&(a, b)| a <= c && c <= b) != *neg,
+            G::Star => false,
+        }
+    }
+
+    pub fn matches(&self, s: &str) -> bool {
+        if self.fold {
+            let lower = s.to_lowercase();
+            self.run(&lower)
+        } else {
+            self.run(s)
+        }
+    }
+
+    fn run(&self, s: &str) -> bool {
+        // Byte offsets into `s`; backtrack to the last star.
+        let (mut p, mut t) = (0usize, 0usize);
+        let mut star: Option<(usize, usize)> = None;
+        while t < s.len() {
+            let c = s[t..].chars().next().unwrap_or('\0');
+            if p < self.toks.len() && self.toks[p] == G::Star {
+                star = Some((p, t));
+                p += 1;
+            } else if p < self.toks.len() && Self::one(&self.toks[p], c) {
+                p += 1;
+                t += c.len_utf8();
+            } else if let Some((sp, st)) = star {
+                let sc = s[st..].chars().next().unwrap_or('\0');
+                p = sp + 1;
+                t = st + sc.len_utf8();
+                star = Some((sp, t));
+            } else {
+                return false;
+            }
+        }
+        while p < self.toks.len() && self.toks[p] == G::Star {
+            p += 1;
+        }
+        p == self.toks.len()
+    }
+}
+
+/// An IP network (an address is a /32 or /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(s: &str) -> Result<IpNet, String> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.parse().map_err(|_| format!("{s:?} is not an IP address or network"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= max => n,
+                _ => return Err(format!("{s:?}: bad prefix length")),
+            },
+        };
+        Ok(IpNet { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        let ip = match (self.addr, ip) {
+            (IpAddr::V4(_), IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => return false,
+            },
+            _ => *ip,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix)) };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Case-insensitive (ASCII) substring search; `needle` is lowercase.
+pub fn icontains(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    if n.is_empty() {
+        return true;
+    }
+    if h.len() < n.len() {
+        return false;
+    }
+    h.windows(n.len()).any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
+}
+
+/// Decode a hex string (`bcontains`, `bstartswith` values).
+pub fn hex(s: &str) -> Result<Vec<u8>, String> {
+    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    if s.len() & 1 == 1 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("{s:?} is not a hex byte string"));
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|e| e.to_string())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob() {
+        let g = Glob::new("/tmp/*.sh", false).unwrap();
+        assert!(g.matches("/tmp/a.sh"));
+        assert!(g.matches("/tmp/x/y.sh"));
+        assert!(!g.matches("/tmp/a.py"));
+        let g = Glob::new("/dev/sd[a-c]?", false).unwrap();
+        assert!(g.matches("/dev/sdb1"));
+        assert!(!g.matches("/dev/sdd1"));
+        let g = Glob::new("[!a]*", false).unwrap();
+        assert!(g.matches("bcd"));
+        assert!(!g.matches("abc"));
+        assert!(Glob::new("*A*", true).unwrap().matches("xax"));
+        assert!(Glob::new("[abc", false).is_err());
+        assert!(Glob::new("a\\*", false).unwrap().matches("a*"));
+        assert!(!Glob::new("a\\*", false).unwrap().matches("ab"));
+    }
+
+    #[test]
+    fn prefix() {
+        let p = PrefixSet::new(["/usr/bin".to_string(), "/etc/".to_string()]);
+        assert!(p.matches("/usr/bin"));
+        assert!(p.matches("/usr/bin/ls"));
+        assert!(p.matches("/etc/passwd"));
+        assert!(!p.matches("/usr/binx"));
+        assert!(!p.matches("/usr"));
+        assert!(PrefixSet::new(["/".to_string()]).matches("/x"));
+    }
+
+    #[test]
+    fn nets() {
+        let n = IpNet::parse("10.0.0.0/8").unwrap();
+        assert!(n.contains(&"10.1.2.3".parse().unwrap()));
+        assert!(!n.contains(&"11.1.2.3".parse().unwrap()));
+        assert!(n.contains(&"::ffff:10.0.0.1".parse().unwrap()));
+        let n = IpNet::parse("fd00::/8").unwrap();
+        assert!(n.contains(&"fd12::1".parse().unwrap()));
+        assert!(IpNet::parse("10.0.0.0/33").is_err());
+        assert!(IpNet::parse("nope").is_err());
+        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains(&"1.2.3.4".parse().unwrap()));
+    }
+
+    #[test]
+    fn sets() {
+        let s = StrSet::new((0..20).map(|i| i.to_string()));
+        assert!(s.contains("7"));
+        assert!(!s.contains("70"));
+        assert!(icontains("Hello World", "o w"));
+        assert!(!icontains("Hello", "hellox"));
+        assert_eq!(hex("41 42").unwrap(), b"AB");
+        assert!(hex("4").is_err());
+    }
+}
