@@ -94,6 +94,12 @@ mod tests {
     }
 
     #[test]
+    fn documented_example_parses() {
+        let text = include_str!("../../../docs/config.example.yaml");
+        AgentConfig::parse(text).unwrap();
+    }
+
+    #[test]
     fn unknown_keys_are_refused_with_position() {
         let err = AgentConfig::parse("rules:\n  default_rule: false\n").unwrap_err().to_string();
         assert!(err.contains("default_rule"), "{err}");

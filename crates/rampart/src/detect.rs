@@ -84,19 +84,22 @@ pub struct Detector {
     config: RulesConfig,
     dispatcher: Arc<Dispatcher>,
     hostname: String,
+    /// Events evaluated so far (`evt.num`, which Falco counts from 1).
+    events: u64,
     pub alerts: u64,
 }
 
 impl Detector {
     pub fn new(ruleset: Ruleset, config: RulesConfig, dispatcher: Arc<Dispatcher>) -> Self {
         let hostname = dispatcher.hostname().to_string();
-        Detector { ruleset, config, dispatcher, hostname, alerts: 0 }
+        Detector { ruleset, config, dispatcher, hostname, events: 0, alerts: 0 }
     }
 
     /// Evaluates one event and emits an alert per matching rule; returns how
     /// many rules matched.
     pub fn detect(&mut self, ev: &Event, processes: Option<&ProcessTable>) -> usize {
-        let ctx = EvalCtx { procs: processes, hostname: Some(&self.hostname) };
+        self.events += 1;
+        let ctx = EvalCtx { procs: processes, hostname: Some(&self.hostname), event_num: self.events };
         let mut matched = 0;
         for rule in self.ruleset.evaluate(ev, &ctx) {
             let (text, fields) = rule.render_output(ev, &ctx);

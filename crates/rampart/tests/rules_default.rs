@@ -358,18 +358,21 @@ fn every_default_rule_has_a_behaviour() {
 #[test]
 fn default_rule_files_check_clean() {
     preflight();
+    // The embedded defaults, and the files under rules/ on their own, in
+    // file-name order (the load order), must both load without error or warning.
     let files = default_rule_files();
-    let mut args: Vec<&str> = vec!["rules", "check"];
     let paths: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    args.extend(paths.iter().map(String::as_str));
-    let out = rampart_output(&args, Duration::from_secs(60));
-    assert!(
-        out.status.success(),
-        "rampart rules check {paths:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut from_files: Vec<&str> = vec!["rules", "check", "--no-default-rules"];
+    from_files.extend(paths.iter().map(String::as_str));
+    for args in [vec!["rules", "check"], from_files] {
+        let out = rampart_output(&args, Duration::from_secs(60));
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "rampart {args:?} failed ({}):\n{text}", out.status);
+        assert!(!text.contains("warning"), "rampart {args:?} warned:\n{text}");
+        let want = format!("ok: {} rules", default_rule_names().len());
+        assert!(text.contains(&want), "rampart {args:?} did not load every rule ({want}):\n{text}");
+    }
 }
 
 #[test]

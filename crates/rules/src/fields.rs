@@ -1067,6 +1067,18 @@ pub fn fields_markdown() -> String {
         };
         out.push_str(&format!("| {name} | {ty} | {} |\n", f.doc.replace('|', "\\|")));
     }
+    out.push_str(
+        "\n## Operators by type\n\n\
+         | Type | Operators |\n|---|---|\n\
+         | string | `=` `==` `!=` `<` `<=` `>` `>=` (byte order), `contains`, `icontains` (ASCII case-insensitive), \
+         `bcontains`/`bstartswith` (hex bytes), `startswith`, `endswith`, `glob`/`iglob` (`*` also matches `/`), \
+         `pmatch (paths)` (path or below), `regex` (RE2 syntax, whole value), `in (...)`, `intersects (...)`, `exists` |\n\
+         | u64, i64 | `=` `!=` `<` `<=` `>` `>=`, `in (...)`, `intersects (...)`, `exists`; decimal or 0x hex values |\n\
+         | bool | `=` `!=` (true, false), `in (...)`, `exists` |\n\
+         | ipaddr, ipnet | `=` `!=` `in (...)` `intersects (...)` `exists`; values are addresses or CIDR networks |\n\n\
+         On a list-valued field (`proc.aname` without index, `fd.ip`, `fd.port`, `fd.net`) a comparison holds \
+         when it holds for any element, and `!=` when no element equals the value.\n",
+    );
     out.push_str("\n## Event arguments (`evt.arg.NAME`, `evt.rawarg.NAME`)\n\n");
     out.push_str("| Event (`evt.type`) | Arguments |\n|---|---|\n");
     for (ev, args) in ARG_DOC {

@@ -525,13 +525,18 @@ impl RulesetBuilder {
             Kind::Map(e) => e.iter().filter_map(|(k, _)| k.as_str()).collect(),
             _ => Vec::new(),
         };
-        if let Some(i) = existing {
-            if keys.iter().all(|k| matches!(*k, "rule" | "enabled")) && keys.contains(&"enabled") {
-                if let Some(b) = self.boolean(file, item, "enabled", &what) {
-                    self.rules[i].enabled = b;
+        if keys.iter().all(|k| matches!(*k, "rule" | "enabled")) && keys.contains(&"enabled") {
+            match existing {
+                Some(i) => {
+                    if let Some(b) = self.boolean(file, item, "enabled", &what) {
+                        self.rules[i].enabled = b;
+                    }
                 }
-                return;
+                None => {
+                    self.error(file, item.pos, format!("{what}: cannot enable or disable an undefined rule"))
+                }
             }
+            return;
         }
         let mut missing = false;
         for key in ["condition", "output", "desc", "priority"] {

@@ -803,6 +803,10 @@ fn priority_and_misc_loader() {
     assert_eq!(rs.rules()[0].priority, Priority::Informational);
     assert!(build("").is_empty());
     assert!(build("# only a comment\n").is_empty());
+    assert_eq!(
+        errors("- rule: ghost\n  enabled: false\n"),
+        vec!["rules.yaml:1:3: rule \"ghost\": cannot enable or disable an undefined rule".to_string()]
+    );
     let rs = build("- something_else: 1\n");
     assert_eq!(rs.warnings().len(), 1);
 }
