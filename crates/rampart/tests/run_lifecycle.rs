@@ -1,0 +1,125 @@
+//! `rampart run` over its lifetime: rules reloaded on SIGHUP (a broken file
+//! keeps the running rules), and `capture` + `replay` giving the same alert
+//! offline. Real agent, real dockerd, real containers; fails without root.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn rule(name: &str, path_prefix: &str) -> String {
+    format!(
+        "- rule: {name}\n  desc: test rule\n  condition: evt.type in (open, openat, openat2) and fd.name startswith {path_prefix}\n  output: \"{name} file=%fd.name container=%container.name\"\n  priority: WARNING\n  tags: [test]\n"
+    )
+}
+
+fn wait_stderr(agent: &Agent, needle: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = agent.stderr_text();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "no `{needle}` on stderr within {timeout:?}:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn hup(agent: &Agent) {
+    // SAFETY: kill with the pid of the agent this test spawned and still owns.
+    let rc = unsafe { libc::kill(agent.pid as libc::pid_t, libc::SIGHUP) };
+    assert_eq!(rc, 0, "SIGHUP to rampart");
+}
+
+#[test]
+fn sighup_reloads_rules_and_a_broken_file_keeps_the_old_ones() {
+    let dir = std::env::temp_dir().join(unique("reload"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rules.yaml");
+    std::fs::write(&file, rule("reload_a", "/tmp/reload-a")).unwrap();
+    let mut agent = Agent::start_run(&["--no-default-rules", "--rules", file.to_str().unwrap()]);
+
+    let c1 = Container::sh("reload1", &[], "echo x > /tmp/reload-a-1");
+    let a = agent.expect("alert reload_a", |v| is_alert_of(v, "reload_a", &c1.name));
+    assert_eq!(alert_priority(&a), "Warning", "{a}");
+    assert_eq!(a["output_fields"]["fd.name"], "/tmp/reload-a-1", "{a}");
+
+    // Replace the rule: after SIGHUP only reload_b fires.
+    std::fs::write(&file, rule("reload_b", "/tmp/reload-b")).unwrap();
+    hup(&agent);
+    wait_stderr(&agent, "rules reloaded", Duration::from_secs(10));
+    let c2 = Container::sh("reload2", &[], "echo x > /tmp/reload-a-2; echo y > /tmp/reload-b-1");
+    agent.expect("alert reload_b", |v| is_alert_of(v, "reload_b", &c2.name));
+    c2.wait_ok(Duration::from_secs(30));
+    agent.collect_for(Duration::from_millis(500));
+    let stale: Vec<&Value> = agent.events.iter().filter(|v| is_alert_of(v, "reload_a", &c2.name)).collect();
+    assert!(stale.is_empty(), "the replaced rule still fired: {stale:?}");
+
+    // A broken file on reload is refused with its position; reload_b keeps working.
+    std::fs::write(
+        &file,
+        "- rule: broken\n  desc: d\n  condition: proc.nam = sh\n  output: x\n  priority: WARNING\n",
+    )
+    .unwrap();
+    hup(&agent);
+    let text = wait_stderr(&agent, "reload refused", Duration::from_secs(10));
+    let expected = format!("{}:3:14", file.display());
+    assert!(text.contains(&expected), "the refusal must point at {expected}:\n{text}");
+    assert!(text.contains("proc.nam"), "the refusal must name the field:\n{text}");
+    let c3 = Container::sh("reload3", &[], "echo y > /tmp/reload-b-2");
+    agent.expect("alert reload_b after a refused reload", |v| is_alert_of(v, "reload_b", &c3.name));
+    assert!(agent.is_running(), "a broken rule file must not stop the agent");
+    agent.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn capture_then_replay_raises_the_same_alert_offline() {
+    let dir = std::env::temp_dir().join(unique("replay"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let capture = dir.join("capture.jsonl");
+    let agent =
+        Agent::spawn(vec!["capture".into(), "-o".into(), capture.display().to_string()], StdoutMode::Parse);
+    let c = Container::sh("capture", &[], "cat /etc/hostname >/dev/null; echo x > /tmp/replay-target");
+    c.wait_ok(Duration::from_secs(30));
+    // The capture is written batch by batch: wait until our open is in it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&capture).unwrap_or_default().contains("/tmp/replay-target") {
+        assert!(Instant::now() < deadline, "the open never reached the capture file");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let summary = agent.stop();
+    assert!(summary.seen > 0, "{}", summary.line);
+
+    let rules = dir.join("rules.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "- rule: replayed_open\n  desc: d\n  condition: evt.type in (open, openat) and fd.name = /tmp/replay-target and container.name = {}\n  output: \"replayed %fd.name by %proc.name in %container.name\"\n  priority: NOTICE\n",
+            c.name
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["replay", capture.to_str().unwrap(), "--no-default-rules", "--json", "--rules"])
+        .arg(&rules)
+        .output()
+        .expect("run rampart replay");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "replay failed: {stderr}");
+    assert!(stderr.contains("replayed"), "replay summary missing: {stderr}");
+    let alerts: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("non-JSON alert line {l:?}: {e}")))
+        .collect();
+    assert_eq!(alerts.len(), 1, "exactly the one open matches: {alerts:#?}");
+    let a = &alerts[0];
+    assert_eq!(alert_rule(a), "replayed_open");
+    assert_eq!(alert_priority(a), "Notice");
+    assert_eq!(container_name(a), c.name, "{a}");
+    assert_eq!(a["output_fields"]["proc.name"], "sh", "{a}");
+    assert!(a["output"].as_str().unwrap_or("").contains("replayed /tmp/replay-target by sh"), "{a}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
