@@ -2,7 +2,7 @@
 //! evaluate them.
 
 use crate::fields::{self, Arg, EvalCtx, FieldDef, FieldType, Val};
-use crate::matchers::{hex, icontains, Glob, IpNet, PrefixSet, StrSet};
+use crate::matchers::{self, hex, icontains, Glob, IpNet, LitSet, PrefixSet, StrSet};
 use crate::parse::{self, Ast, Op, ValTok};
 use model::Event;
 use regex::Regex;
@@ -23,6 +23,8 @@ pub(crate) enum Matcher {
     Glob(Box<Glob>),
     PMatch(Box<PrefixSet>),
     Regex(Box<Regex>),
+    /// Several of the string matchers above, or-ed (built by [`Expr::optimize`]).
+    Lits(Box<LitSet>),
     Num(Op, i128),
     NumSet(Box<[i128]>),
     Bool(bool),
@@ -72,7 +74,7 @@ impl Matcher {
                         Op::Ge => s >= &**x,
                         _ => false,
                     },
-                    Matcher::Contains(x) => s.contains(&**x),
+                    Matcher::Contains(x) => matchers::contains(s, x),
                     Matcher::IContains(x) => icontains(s, x),
                     Matcher::BContains(x) => {
                         x.is_empty() || s.as_bytes().windows(x.len()).any(|w| w == x.as_slice())
@@ -83,6 +85,7 @@ impl Matcher {
                     Matcher::Glob(g) => g.matches(s),
                     Matcher::PMatch(p) => p.matches(s),
                     Matcher::Regex(r) => r.is_match(s),
+                    Matcher::Lits(l) => l.matches(s),
                     _ => false,
                 }
             }
@@ -162,7 +165,7 @@ impl Expr {
         }
     }
 
-    fn and(mut items: Vec<Expr>) -> Expr {
+    pub(crate) fn and(mut items: Vec<Expr>) -> Expr {
         if items.len() == 1 {
             return items.pop().unwrap_or(Expr::Const(true));
         }
@@ -234,7 +237,26 @@ impl Matcher {
             Matcher::IContains(_) | Matcher::PMatch(_) => 2,
             Matcher::Glob(_) => 4,
             Matcher::Regex(_) => 6,
+            Matcher::Lits(_) => 1,
             _ => 0,
+        }
+    }
+
+    /// A rough chance that the test holds on a value, to put selective tests
+    /// first: equality, set membership and substring tests rarely hold,
+    /// `exists` usually does, bounds and booleans are a coin toss.
+    fn p_true(&self) -> f64 {
+        match self {
+            Matcher::Exists => 0.9,
+            Matcher::Bool(_) | Matcher::StrOrd(..) => 0.5,
+            Matcher::Num(op, _) => {
+                if *op == Op::Eq {
+                    0.1
+                } else {
+                    0.5
+                }
+            }
+            _ => 0.1,
         }
     }
 }
@@ -248,20 +270,199 @@ const CONSTANT_FIELDS: &[&str] = &[
     "proc.is_container_readiness_probe",
 ];
 
+/// An event with nothing but its type, to fold comparisons whose value does
+/// not depend on anything else.
+fn dummy_event(evt_type: Option<&str>) -> Event {
+    Event {
+        ts_ns: 0,
+        process: Default::default(),
+        container: None,
+        ret: None,
+        syscall: evt_type.map(|t| t.to_string().into()),
+        kind: model::EventKind::Bpf { cmd: 0 },
+    }
+}
+
+/// The chance, clamped away from 0 and 1 so that ratios stay finite.
+fn clamp_p(p: f64) -> f64 {
+    p.clamp(0.01, 0.99)
+}
+
+/// The string tests of one comparison that an `or` can merge into a [`LitSet`]:
+/// (exact values, prefixes, suffixes, substrings).
+type LitParts = (Vec<String>, Vec<String>, Vec<String>, Vec<String>);
+
+fn lit_parts(c: &Cmp) -> Option<LitParts> {
+    // `!=` is false on a missing value; evt.type stays a plain comparison (the
+    // type index folds it).
+    if c.negate || c.def.ty != FieldType::String || c.def.name == "evt.type" {
+        return None;
+    }
+    let one = |x: &str| vec![x.to_string()];
+    Some(match &c.m {
+        Matcher::StrEq(x) => (one(x), vec![], vec![], vec![]),
+        Matcher::StrSet(set) => (set.items(), vec![], vec![], vec![]),
+        Matcher::StartsWith(x) => (vec![], one(x), vec![], vec![]),
+        Matcher::EndsWith(x) => (vec![], vec![], one(x), vec![]),
+        Matcher::Contains(x) => (vec![], vec![], vec![], one(x)),
+        Matcher::Lits(l) => l.parts(),
+        _ => return None,
+    })
+}
+
+/// In the operands of an `or`, merge the string tests on the same field (and
+/// argument) into one comparison: the field is extracted once and `contains`
+/// needles share one pass. `f op1 a or f op2 b` holds exactly when the value
+/// (or, for a list, some element) passes one of the tests, which is what the
+/// merged matcher tests.
+fn merge_or_strings(items: Vec<Expr>) -> Vec<Expr> {
+    let mut out: Vec<Expr> = Vec::with_capacity(items.len());
+    // Index in `out` of the merged comparison, and its parts, per field.
+    let mut groups: Vec<(usize, LitParts, usize)> = Vec::new();
+    for e in items {
+        let parts = match &e {
+            Expr::Cmp(c) => lit_parts(c),
+            _ => None,
+        };
+        let (Some(parts), Expr::Cmp(c)) = (parts, &e) else {
+            out.push(e);
+            continue;
+        };
+        let same = groups.iter_mut().find(|(i, _, _)| match &out[*i] {
+            Expr::Cmp(o) => std::ptr::eq(o.def, c.def) && o.arg == c.arg,
+            _ => false,
+        });
+        match same {
+            Some((_, acc, n)) => {
+                acc.0.extend(parts.0);
+                acc.1.extend(parts.1);
+                acc.2.extend(parts.2);
+                acc.3.extend(parts.3);
+                *n += 1;
+            }
+            None => {
+                groups.push((out.len(), parts, 1));
+                out.push(e);
+            }
+        }
+    }
+    for (i, (exact, pre, suf, inf), n) in groups {
+        if n < 2 {
+            continue;
+        }
+        if let Expr::Cmp(c) = &mut out[i] {
+            c.m = Matcher::Lits(Box::new(LitSet::new(exact, pre, suf, inf)));
+        }
+    }
+    out
+}
+
 impl Expr {
-    fn cost(&self) -> u32 {
+    /// (expected cost, chance to hold) of evaluating this expression, with
+    /// the operands in their current order.
+    fn stats(&self) -> (f64, f64) {
         match self {
-            Expr::And(v) | Expr::Or(v) => v.iter().map(Expr::cost).sum(),
-            Expr::Not(e) => e.cost(),
-            Expr::Cmp(c) => field_cost(c.def.name) + c.m.cost(),
-            Expr::Const(_) => 0,
+            Expr::And(v) => {
+                let (mut cost, mut p) = (0.0, 1.0);
+                for e in v.iter() {
+                    let (c, q) = e.stats();
+                    cost += p * c;
+                    p *= q;
+                }
+                (cost, p)
+            }
+            Expr::Or(v) => {
+                let (mut cost, mut miss) = (0.0, 1.0);
+                for e in v.iter() {
+                    let (c, q) = e.stats();
+                    cost += miss * c;
+                    miss *= 1.0 - q;
+                }
+                (cost, 1.0 - miss)
+            }
+            Expr::Not(e) => {
+                let (c, p) = e.stats();
+                (c, 1.0 - p)
+            }
+            Expr::Cmp(c) => {
+                let p = c.m.p_true();
+                (f64::from(field_cost(c.def.name) + c.m.cost()), if c.negate { 1.0 - p } else { p })
+            }
+            Expr::Const(b) => (0.0, if *b { 1.0 } else { 0.0 }),
+        }
+    }
+
+    /// Order operands for the least expected work: an `and` stops at the first
+    /// false operand, so cheap and likely-false ones go first (by cost / chance
+    /// of false); an `or` stops at the first true one (cost / chance of true).
+    fn sort_operands(v: &mut [Expr], and: bool) {
+        let key = |e: &Expr| {
+            let (c, p) = e.stats();
+            let stop = if and { 1.0 - p } else { p };
+            c / clamp_p(stop)
+        };
+        let mut keyed: Vec<(f64, usize)> = v.iter().map(key).zip(0..).collect();
+        // Stable on ties: the written order.
+        keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut slots: Vec<Option<Expr>> =
+            v.iter_mut().map(|e| Some(std::mem::replace(e, Expr::Const(false)))).collect();
+        for (dst, (_, src)) in v.iter_mut().zip(keyed) {
+            *dst = slots[src].take().unwrap_or(Expr::Const(false));
+        }
+    }
+
+    /// The operands of a top-level `and` (the expression itself otherwise).
+    pub(crate) fn into_conjuncts(self) -> Vec<Expr> {
+        match self {
+            Expr::And(v) => v.into_vec(),
+            e => vec![e],
+        }
+    }
+
+    /// For a comparison (or its negation) that is cheap to evaluate, a key that
+    /// is equal for comparisons that are the same test: such conjuncts, shared by
+    /// many rules (`evt.is_open_write = true`, `container.id != host`, ...), are
+    /// evaluated once per event (see `Ruleset`).
+    pub(crate) fn guard_key(&self) -> Option<String> {
+        let (c, not) = match self {
+            Expr::Cmp(c) => (c, false),
+            Expr::Not(e) => match &**e {
+                Expr::Cmp(c) => (c, true),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        if field_cost(c.def.name) > 2 || c.m.cost() > 1 {
+            return None;
+        }
+        // Debug shows the field, its argument, the operator and every value.
+        Some(format!("{not} {} {:?} {} {:?}", c.def.name, c.arg, c.negate, c.m))
+    }
+
+    /// The expression for events of type `evt_type` only: every comparison on
+    /// `evt.type` is decided (the type index guarantees the type), then the
+    /// result is simplified again.
+    pub fn specialize(&self, evt_type: &str) -> Expr {
+        let ev = dummy_event(Some(evt_type));
+        let types: BTreeSet<String> = [evt_type.to_string()].into();
+        self.clone().fold_evt_type(&ev).optimize(Some(&types))
+    }
+
+    fn fold_evt_type(self, ev: &Event) -> Expr {
+        match self {
+            Expr::And(v) => Expr::And(v.into_vec().into_iter().map(|e| e.fold_evt_type(ev)).collect()),
+            Expr::Or(v) => Expr::Or(v.into_vec().into_iter().map(|e| e.fold_evt_type(ev)).collect()),
+            Expr::Not(e) => Expr::Not(Box::new(e.fold_evt_type(ev))),
+            Expr::Cmp(c) if c.def.name == "evt.type" => Expr::Const(c.eval(ev, &EvalCtx::default())),
+            e => e,
         }
     }
 
     /// Simplify for evaluation: comparisons on `evt.type` that the type index
     /// already guarantees (the rule only meets events of `types`) and on constant
-    /// fields fold away; `and`/`or` operands are ordered cheapest first (they
-    /// have no side effects, so the result is the same).
+    /// fields fold away; string tests on one field under an `or` merge; `and`/`or`
+    /// operands are ordered for the least expected work (they have no side
+    /// effects, so the result is the same).
     pub fn optimize(self, types: Option<&BTreeSet<String>>) -> Expr {
         match self {
             Expr::And(items) => {
@@ -277,7 +478,7 @@ impl Expr {
                 if v.is_empty() {
                     return Expr::Const(true);
                 }
-                v.sort_by_key(Expr::cost);
+                Expr::sort_operands(&mut v, true);
                 Expr::and(v)
             }
             Expr::Or(items) => {
@@ -293,7 +494,8 @@ impl Expr {
                 if v.is_empty() {
                     return Expr::Const(false);
                 }
-                v.sort_by_key(Expr::cost);
+                let mut v = merge_or_strings(v);
+                Expr::sort_operands(&mut v, false);
                 Expr::or(v)
             }
             Expr::Not(e) => match e.optimize(types) {
@@ -307,15 +509,7 @@ impl Expr {
                     }
                 }
                 if CONSTANT_FIELDS.contains(&c.def.name) {
-                    let dummy = Event {
-                        ts_ns: 0,
-                        process: Default::default(),
-                        container: None,
-                        ret: None,
-                        syscall: None,
-                        kind: model::EventKind::Bpf { cmd: 0 },
-                    };
-                    return Expr::Const(c.eval(&dummy, &EvalCtx::default()));
+                    return Expr::Const(c.eval(&dummy_event(None), &EvalCtx::default()));
                 }
                 Expr::Cmp(c)
             }

