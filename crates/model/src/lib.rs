@@ -6,6 +6,7 @@
 
 mod container;
 mod event;
+pub mod names;
 mod net;
 
 pub use container::{Container, Mount, Runtime};

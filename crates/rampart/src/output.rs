@@ -86,7 +86,7 @@ pub fn human_line(ev: &Event) -> String {
     if let Some(ret) = ev.ret {
         let _ = write!(s, " = {ret}");
         if ret < 0 {
-            let _ = write!(s, " ({})", errno_name(-ret));
+            let _ = write!(s, " ({})", model::names::errno_name(-ret).unwrap_or("errno"));
         }
     }
     s
@@ -199,34 +199,6 @@ fn append_args(s: &mut String, kind: &EventKind) {
             write!(s, " {cap_name} {}", if *granted { "granted" } else { "denied" })
         }
     };
-}
-
-/// A short name for common errno values, for readable output.
-fn errno_name(errno: i64) -> &'static str {
-    match errno {
-        1 => "EPERM",
-        2 => "ENOENT",
-        4 => "EINTR",
-        9 => "EBADF",
-        11 => "EAGAIN",
-        13 => "EACCES",
-        14 => "EFAULT",
-        17 => "EEXIST",
-        20 => "ENOTDIR",
-        21 => "EISDIR",
-        22 => "EINVAL",
-        28 => "ENOSPC",
-        30 => "EROFS",
-        38 => "ENOSYS",
-        98 => "EADDRINUSE",
-        99 => "EADDRNOTAVAIL",
-        101 => "ENETUNREACH",
-        110 => "ETIMEDOUT",
-        111 => "ECONNREFUSED",
-        113 => "EHOSTUNREACH",
-        115 => "EINPROGRESS",
-        _ => "errno",
-    }
 }
 
 #[cfg(test)]

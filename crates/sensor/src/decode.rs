@@ -346,7 +346,7 @@ impl Decoder {
                 let b: abi::ev_capable = need(ty, body)?;
                 EventKind::Capable {
                     cap: b.cap,
-                    cap_name: crate::caps::cap_name(b.cap),
+                    cap_name: model::names::cap_name(b.cap),
                     granted: b.granted != 0,
                 }
             }

@@ -16,7 +16,6 @@
 //! kernel-touching code is in the private `kernel` module.
 
 mod abi;
-mod caps;
 pub mod decode;
 mod kernel;
 pub mod paths;
@@ -26,7 +25,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use caps::cap_name;
 pub use decode::{DecodeError, Decoder};
 pub use kernel::Sensor;
 pub use paths::{join_path, normalize};
