@@ -173,6 +173,13 @@ fn cases() -> Vec<Case> {
             "Warning",
             Sh("cp /usr/local/bin/rtest /tmp/payload && /tmp/payload nop tmp-exec"),
         ),
+        case_with(
+            "Execution from temporary directory in container",
+            "Warning",
+            // Docker mounts /dev/shm noexec by default; an exec-able tmpfs there.
+            &["--tmpfs", "/dev/shm:rw,exec"],
+            Sh("cp /usr/local/bin/rtest /dev/shm/payload && /dev/shm/payload nop shm-exec"),
+        ),
         case(
             "Base64-decoded payload piped to shell in container",
             "Warning",
@@ -307,8 +314,8 @@ fn check_alert(case: &Case, c: &Container, alert: &Value) -> Vec<String> {
     if alert_priority(alert) != case.priority {
         problems.push(format!("priority {:?}, want {:?}", alert_priority(alert), case.priority));
     }
-    if container_id(alert) != c.id {
-        problems.push(format!("container.id {:?}, want {:?}", container_id(alert), c.id));
+    if container_name(alert) != c.name {
+        problems.push(format!("container.name {:?}, want {:?}", container_name(alert), c.name));
     }
     if alert["container"]["image"] != IMAGE {
         problems.push(format!("container.image {}, want {IMAGE}", alert["container"]["image"]));
@@ -388,7 +395,8 @@ fn default_rules_fire_on_real_containers() {
     let mut missing = Vec::new();
     for (case, c) in cases.iter().zip(&containers) {
         let left = deadline.saturating_duration_since(Instant::now());
-        match agent.wait_for(left, |v| is_alert_of(v, case.rule, &c.name)) {
+        // Matched by container id; the name is checked with the other fields.
+        match agent.wait_for(left, |v| is_alert(v) && alert_rule(v) == case.rule && container_id(v) == c.id) {
             Some(alert) => problems.extend(check_alert(case, c, &alert)),
             None => missing.push(format!("{} (container {}; logs: {})", case.rule, c.name, c.logs().trim())),
         }
@@ -436,7 +444,8 @@ fn benign_workloads_raise_nothing_at_warning_or_above() {
         "benign-entry",
         &[],
         "echo starting; now=$(date); echo \"at $now\"; for f in a b c; do echo $f > /tmp/$f; done; \
-         cat /tmp/a /tmp/b /tmp/c | tr a-z A-Z; env | sort | head -3; id; hostname; sleep 1; echo done",
+         cat /tmp/a /tmp/b /tmp/c | tr a-z A-Z; env | sort | head -3; id; hostname; \
+         rpm -qa 2>/dev/null; dpkg -l 2>/dev/null; sleep 1; echo done",
     );
 
     // Requests to the web server from inside its container.
@@ -487,6 +496,16 @@ fn benign_workloads_raise_nothing_at_warning_or_above() {
         eprintln!("benign workloads raised these lower-priority alerts: {quiet:#?}");
     }
     assert!(loud.is_empty(), "benign workloads raised alerts at WARNING or above: {loud:#?}");
+    // A `sh -c` entrypoint (and the shells of `docker exec`) is the container's
+    // own entrypoint chain, not a shell spawned by a service.
+    let shells: Vec<String> = agent
+        .events
+        .iter()
+        .filter(|v| is_alert(v) && benign.contains(&container_name(v)))
+        .filter(|v| alert_rule(v).starts_with("Shell spawned by"))
+        .map(alert_brief)
+        .collect();
+    assert!(shells.is_empty(), "entrypoint shells reported as spawned by a service: {shells:#?}");
     agent.stop();
 }
 
@@ -521,15 +540,15 @@ fn broken_rule_file_is_refused_with_its_location() {
     std::fs::write(&file, BROKEN_RULES).unwrap();
     let path = file.display().to_string();
     // The unknown field is on line 3, at column 36 (1-based).
-    let want_line = 3;
+    let (want_line, want_col) = (3, 36);
 
     let out = rampart_output(&["rules", "check", &path], Duration::from_secs(60));
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(!out.status.success(), "rules check accepted a broken file:\n{text}");
     let errs = located_errors(&text, &path);
     assert!(
-        errs.iter().any(|(l, c, msg)| *l == want_line && *c >= 1 && msg.contains("no_such_field")),
-        "rules check must report {path}:{want_line}:COL: ... naming proc.no_such_field; got:\n{text}"
+        errs.iter().any(|(l, c, msg)| *l == want_line && *c == want_col && msg.contains("no_such_field")),
+        "rules check must report {path}:{want_line}:{want_col}: ... naming proc.no_such_field; got:\n{text}"
     );
 
     // The agent refuses to start with it (and says why), instead of running
@@ -540,8 +559,8 @@ fn broken_rule_file_is_refused_with_its_location() {
     assert!(!stderr.contains(READY_LINE), "rampart run attached its sensor before refusing:\n{stderr}");
     let errs = located_errors(&stderr, &path);
     assert!(
-        errs.iter().any(|(l, _, msg)| *l == want_line && msg.contains("no_such_field")),
-        "rampart run must name {path}:{want_line}:COL and the field; stderr:\n{stderr}"
+        errs.iter().any(|(l, c, msg)| *l == want_line && *c == want_col && msg.contains("no_such_field")),
+        "rampart run must name {path}:{want_line}:{want_col} and the field; stderr:\n{stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,9 +2,11 @@
 //!
 //! - [`preflight`] fails the test (never skips it) unless we are root and dockerd
 //!   answers, and builds the test image `rampart-test:latest` once per test binary.
-//! - [`Agent`] runs `rampart events --json ...`, reads its stdout on a thread into
-//!   a channel of JSON values, waits for `rampart: sensor ready` on stderr, and on
-//!   [`Agent::stop`] sends SIGINT and parses the summary line.
+//! - [`Agent`] runs `rampart events --json ...` (or, with [`Agent::start_run`],
+//!   the detection agent `rampart run --json ...`, whose lines are alerts), reads
+//!   its stdout on a thread into a channel of JSON values, waits for
+//!   `rampart: sensor ready` on stderr, and on [`Agent::stop`] sends SIGINT and
+//!   parses the summary line.
 //! - [`Container`] runs a uniquely named container of the test image and removes
 //!   it on drop.
 #![allow(dead_code)]
