@@ -123,3 +123,53 @@ fn capture_then_replay_raises_the_same_alert_offline() {
     assert!(a["output"].as_str().unwrap_or("").contains("replayed /tmp/replay-target by sh"), "{a}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn config_file_routes_alerts_to_a_file_output() {
+    let dir = std::env::temp_dir().join(unique("config"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = dir.join("rules.yaml");
+    std::fs::write(&rules, rule("config_file_rule", "/tmp/config-out")).unwrap();
+    let alerts_file = dir.join("alerts.json");
+    let config = dir.join("rampart.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "rules:\n  default_rules: false\n  paths: [{}]\nalerts:\n  outputs:\n    stdout:\n      format: json\n    file:\n      enabled: true\n      path: {}\n",
+            rules.display(),
+            alerts_file.display()
+        ),
+    )
+    .unwrap();
+    // No --json and no --rules: both come from the config file.
+    let mut agent =
+        Agent::spawn(vec!["run".into(), "--config".into(), config.display().to_string()], StdoutMode::Parse);
+    let c = Container::sh("config", &[], "echo x > /tmp/config-out");
+    agent.expect("alert on stdout", |v| is_alert_of(v, "config_file_rule", &c.name));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let text = std::fs::read_to_string(&alerts_file).unwrap_or_default();
+        if let Some(l) = text.lines().find(|l| l.contains(&c.name)) {
+            break l.to_string();
+        }
+        assert!(Instant::now() < deadline, "no alert for {} in {}", c.name, alerts_file.display());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let a: Value = serde_json::from_str(&line).expect("the file output holds JSON alerts");
+    assert_eq!(alert_rule(&a), "config_file_rule");
+    assert_eq!(container_name(&a), c.name);
+    assert_eq!(a["source"], "syscall");
+    agent.stop();
+
+    // A typo in the config is refused before the sensor starts.
+    std::fs::write(&config, "alerts:\n  outputs:\n    stdot: {}\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .output()
+        .expect("run rampart");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a bad config must be refused: {stderr}");
+    assert!(stderr.contains("stdot") && stderr.contains("rampart.yaml"), "{stderr}");
+    assert!(!stderr.contains("sensor ready"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
