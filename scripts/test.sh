@@ -26,4 +26,4 @@ export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
 if (($#)); then
     exec cargo test --release "$@"
 fi
-exec cargo test --workspace --release
+exec cargo test --workspace --release --no-fail-fast

@@ -363,7 +363,10 @@ fn silent_webhook_never_blocks_emit() {
     assert!(t0.elapsed() < Duration::from_secs(1), "shutdown took {:?}", t0.elapsed());
     let w = &stats.outputs["webhook"];
     assert_eq!(w.sent, 0);
-    assert!(w.dropped >= 9_900, "{w:?}");
+    // At most the queue (100) plus the one request in flight were taken in;
+    // everything else was dropped at once, and all of it is accounted for.
+    assert!(w.dropped >= 10_000 - 100 - 1, "{w:?}");
+    assert_eq!(w.dropped + w.failed + w.pending, 10_000, "{w:?}");
     assert!(!held.lock().unwrap().is_empty());
 }
 
