@@ -13,7 +13,6 @@ mod alert;
 mod config;
 mod dispatcher;
 mod outputs;
-mod priority;
 mod ratelimit;
 
 pub use alert::{clock_time, rfc3339_nanos, Alert, SOURCE_SYSCALL};
@@ -22,8 +21,8 @@ pub use config::{
     SyslogFormat, WebhookConfig, EXAMPLE_CONFIG,
 };
 pub use dispatcher::{Dispatcher, Emitted, Stats};
+pub use model::{Priority, UnknownPriority};
 pub use outputs::OutputStats;
-pub use priority::{Priority, UnknownPriority};
 pub use ratelimit::{Decision, RateLimiter, SuppressedStat};
 
 use std::path::PathBuf;

@@ -8,7 +8,9 @@ mod container;
 mod event;
 pub mod names;
 mod net;
+mod priority;
 
 pub use container::{Container, Mount, Runtime};
 pub use event::{Event, EventKind, EventType, OpenFlags, ProcessCtx, UnknownEventType};
 pub use net::SockAddr;
+pub use priority::{Priority, UnknownPriority};

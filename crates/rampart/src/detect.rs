@@ -3,7 +3,7 @@
 
 use crate::config::RulesConfig;
 use crate::pipeline::Consumer;
-use alerts::{Alert, Dispatcher, Priority};
+use alerts::{Alert, Dispatcher};
 use model::Event;
 use rules::{Diagnostic, EvalCtx, Ruleset, RulesetBuilder};
 use state::ProcessTable;
@@ -103,9 +103,7 @@ impl Detector {
         let mut matched = 0;
         for rule in self.ruleset.evaluate(ev, &ctx) {
             let (text, fields) = rule.render_output(ev, &ctx);
-            // Both priority types use Falco's names.
-            let priority = rule.priority.to_string().parse::<Priority>().unwrap_or(Priority::Warning);
-            let alert = Alert::for_event(ev, &rule.name, priority, &text)
+            let alert = Alert::for_event(ev, &rule.name, rule.priority, &text)
                 .with_output_fields(fields)
                 .with_tags(rule.tags.iter().cloned());
             self.dispatcher.emit(alert);

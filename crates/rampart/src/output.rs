@@ -49,24 +49,8 @@ pub fn write_event(out: &mut impl Write, ev: &Event, format: Format) -> io::Resu
     }
 }
 
-/// RFC 3339 UTC time with microseconds.
-pub fn format_time(ts_ns: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts_ns))
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.microsecond()
-    )
-}
-
 pub fn human_line(ev: &Event) -> String {
-    let mut s = format_time(ev.ts_ns);
+    let mut s = alerts::rfc3339_nanos(ev.ts_ns);
     match &ev.container {
         Some(c) if c.has_metadata() => {
             let _ = write!(s, " {}({})", c.name, c.short_id());
@@ -223,17 +207,12 @@ mod tests {
     }
 
     #[test]
-    fn time_is_rfc3339_utc() {
-        assert_eq!(format_time(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456Z");
-    }
-
-    #[test]
     fn human_open_line() {
         let line = human_line(&ev(
             EventKind::Open { path: "/tmp/x".into(), flags: OpenFlags::from_raw(0o1101), mode: 0o644 },
             Some(3),
         ));
-        assert_eq!(line, "2023-11-14T22:13:20.123456Z web(abcdef012345) sh[42] uid=0 open \"/tmp/x\" w create mode=644 trunc = 3");
+        assert_eq!(line, "2023-11-14T22:13:20.123456789Z web(abcdef012345) sh[42] uid=0 open \"/tmp/x\" w create mode=644 trunc = 3");
     }
 
     #[test]

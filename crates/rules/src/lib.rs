@@ -20,7 +20,6 @@ mod matchers;
 mod names;
 mod output;
 mod parse;
-mod priority;
 mod yaml;
 
 #[cfg(test)]
@@ -28,7 +27,7 @@ mod tests;
 
 pub use fields::{fields_markdown, ArgSpec, EvalCtx, FieldDef, FieldType, FIELDS};
 pub use loader::RulesetBuilder;
-pub use priority::{Priority, UnknownPriority};
+pub use model::{Priority, UnknownPriority};
 
 use compile::Expr;
 use matchers::FxBuild;

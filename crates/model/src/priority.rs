@@ -1,4 +1,5 @@
-//! Alert priority, with Falco's names and order.
+//! Rule and alert priority, with Falco's names and order (one type for the
+//! rules engine, alerts and outputs).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
