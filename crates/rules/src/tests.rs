@@ -604,7 +604,7 @@ fn error_positions() {
     // Bad priority, missing keys, unknown output field: all reported at once.
     let text = "- rule: A\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: loud\n- rule: B\n  desc: d\n  condition: evt.type = open\n- rule: C\n  desc: d\n  condition: evt.type = open\n  output: \"x %proc.nme y\"\n  priority: info\n";
     let e = errors(text);
-    assert!(e[0].starts_with("rules.yaml:5:13: rule \"A\": unknown priority \"loud\""), "{e:?}");
+    assert!(e[0].starts_with("rules.yaml:5:13: rule \"A\": unknown priority `loud`"), "{e:?}");
     assert!(e[1].starts_with("rules.yaml:6:3: rule \"B\": missing required key \"output\""), "{e:?}");
     assert!(e[2].starts_with("rules.yaml:6:3: rule \"B\": missing required key \"priority\""), "{e:?}");
     assert!(
