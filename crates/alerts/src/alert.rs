@@ -197,17 +197,9 @@ pub fn rfc3339_nanos(ts_ns: u64) -> String {
 
 /// RFC 3339 UTC with microseconds, as RFC 5424 allows at most 6 fraction digits.
 pub(crate) fn rfc3339_micros(ts_ns: u64) -> String {
-    let t = datetime(ts_ns);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.microsecond()
-    )
+    // The nanosecond form is fixed-width: drop its last three digits.
+    let nanos = rfc3339_nanos(ts_ns);
+    format!("{}Z", &nanos[..nanos.len() - 4])
 }
 
 /// RFC 3164 timestamp: `Nov  8 12:00:00` (UTC).
