@@ -175,6 +175,18 @@ struct ev_exit {
 struct ev_capable {
 	__u32 cap;
 	__u32 granted;
+	/* The syscall the check happened in (-1: none, e.g. a page fault). */
+	__s32 syscall_nr;
+	__u32 _pad;
+};
+
+/* The recorder's per-cgroup syscall bitmap (map syscall_sets, not the ring):
+ * bit n of `native` = syscall n of the kernel's own ABI (x86_64) was entered;
+ * `compat` the same for 32-bit (i386) tasks. */
+#define SYSCALL_SET_BITS 512
+struct syscall_set {
+	__u64 native[SYSCALL_SET_BITS / 64];
+	__u64 compat[SYSCALL_SET_BITS / 64];
 };
 
 /* A socket address read from a kernel struct sock. */
@@ -230,7 +242,8 @@ _Static_assert(sizeof(struct str_item) == 4, "str_item size");
 _Static_assert(sizeof(struct ev_exec) == 24, "ev_exec size");
 _Static_assert(sizeof(struct ev_fork) == 16, "ev_fork size");
 _Static_assert(sizeof(struct ev_exit) == 8, "ev_exit size");
-_Static_assert(sizeof(struct ev_capable) == 8, "ev_capable size");
+_Static_assert(sizeof(struct ev_capable) == 16, "ev_capable size");
+_Static_assert(sizeof(struct syscall_set) == 128, "syscall_set size");
 _Static_assert(sizeof(struct ev_skaddr) == 24, "ev_skaddr size");
 _Static_assert(sizeof(struct ev_usockaddr) == 120, "ev_usockaddr size");
 _Static_assert(sizeof(struct ev_sys) == 80, "ev_sys size");

@@ -18,6 +18,7 @@ struct ev_exec _abi_ev_exec = {};
 struct ev_fork _abi_ev_fork = {};
 struct ev_exit _abi_ev_exit = {};
 struct ev_capable _abi_ev_capable = {};
+struct syscall_set _abi_syscall_set = {};
 struct ev_sys _abi_ev_sys = {};
 struct ev_net _abi_ev_net = {};
 enum ev_type _abi_ev_type = EV_EXEC;
@@ -32,11 +33,16 @@ enum exec_flags _abi_exec_flags = EXECF_MEMFD;
 
 /* ---- capabilities ---- */
 
+/* One report per (process image, capability, result): an exec starts a new
+ * image (runc's init execs the workload in the same process, and its own
+ * checks must not hide the workload's). */
 struct cap_key {
 	__u64 start_time;
 	__u32 tgid;
+	__u32 exec_id;
 	__u16 cap;
 	__u16 granted;
+	__s32 syscall_nr;
 };
 
 struct {
@@ -55,10 +61,20 @@ int BPF_PROG(on_cap_capable, const struct cred *cred, struct user_namespace *tar
 	struct task_struct *t = bpf_get_current_task_btf();
 	if (!task_reported(t))
 		return 0;
+	/* A check with overridden credentials is not the task's own privilege:
+	 * overlayfs, for one, checks with its mounter's credentials (the runtime's,
+	 * with every capability) while a container lists a directory. */
+	if (cred != t->real_cred)
+		return 0;
 
 	struct cap_key key = {};
 	key.start_time = BPF_CORE_READ(t, group_leader, start_time);
 	key.tgid = t->tgid;
+	key.exec_id = t->self_exec_id;
+	/* The syscall in progress tells a probe (e.g. the overcommit check of
+	 * CAP_SYS_ADMIN that every mmap makes) from a real use (mount). */
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	key.syscall_nr = regs ? (__s32)regs->orig_ax : -1;
 	key.cap = cap;
 	key.granted = ret == 0;
 	__u8 one = 1;
@@ -72,6 +88,60 @@ int BPF_PROG(on_cap_capable, const struct cred *cred, struct user_namespace *tar
 	struct ev_capable *b = (void *)(s->buf + sizeof(struct event_hdr));
 	b->cap = cap;
 	b->granted = ret == 0;
+	b->syscall_nr = key.syscall_nr;
+	b->_pad = 0;
 	submit(s);
+	return 0;
+}
+
+/* ---- recorder: the set of syscalls each container uses ----
+ *
+ * Loaded only while `rampart record` runs (a program on every syscall costs
+ * ~90 ns even when empty). One bitmap per cgroup, set in place: no event per
+ * syscall crosses to userspace. */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64); /* cgroup v2 id */
+	__type(value, struct syscall_set);
+} syscall_sets SEC(".maps");
+
+#define TS_COMPAT 0x0002 /* arch/x86/include/asm/thread_info.h */
+
+static __always_inline bool is_runc_init(struct task_struct *t)
+{
+	/* runc's init ("runc:[2:INIT]") runs in the container's cgroup until it
+	 * execs the workload; its syscalls are the runtime's, not the workload's. */
+	return t->comm[0] == 'r' && t->comm[1] == 'u' && t->comm[2] == 'n' && t->comm[3] == 'c' &&
+	       t->comm[4] == ':';
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(record_sys_enter, struct pt_regs *regs, long id)
+{
+	if (current_is_self())
+		return 0;
+	struct task_struct *t = bpf_get_current_task_btf();
+	if (!task_reported(t) || is_runc_init(t))
+		return 0;
+	if (id < 0 || id >= SYSCALL_SET_BITS)
+		return 0; /* x32 numbers (bit 30 set) are not recorded */
+	__u64 cg = bpf_get_current_cgroup_id();
+	struct syscall_set *set = bpf_map_lookup_elem(&syscall_sets, &cg);
+	if (!set) {
+		struct syscall_set empty = {};
+		bpf_map_update_elem(&syscall_sets, &cg, &empty, BPF_NOEXIST);
+		set = bpf_map_lookup_elem(&syscall_sets, &cg);
+		if (!set)
+			return 0;
+	}
+	__u32 word = ((__u32)id >> 6) & (SYSCALL_SET_BITS / 64 - 1);
+	__u64 bit = 1ULL << (id & 63);
+	__u64 *words = set->native;
+	if (t->thread_info.status & TS_COMPAT)
+		words = set->compat; /* a 32-bit (i386) task: numbers from the i386 table */
+	if (!(words[word] & bit))
+		__sync_fetch_and_or(&words[word], bit);
 	return 0;
 }

@@ -16,9 +16,15 @@ fi
 # Run and test: docker.io (dockerd, containerd, runc, Debian's 20.10 client),
 # busybox-static and gcc's static libc for the test image, auditd for the
 # benchmark's peer, python3 for scripts/bench.py.
+# Hardening: libseccomp-dev (the reference the seccomp compiler is tested
+# against), golang-github-containers-common (its default seccomp profile, a test
+# fixture), and the SELinux toolchain and reference policy that generated CIL
+# modules are compiled and installed with.
 PACKAGES=(
     clang llvm make gcc libc6-dev pkg-config libelf-dev zlib1g-dev
     docker.io iptables busybox-static auditd iproute2 procps ca-certificates curl python3 openssl
+    libseccomp-dev golang-github-containers-common
+    selinux-policy-default secilc semodule-utils policycoreutils
 )
 
 missing=()

@@ -34,6 +34,14 @@
  *                                       EPERM without CAP_SYS_MODULE; nothing can load)
  *   rtest bpf                           bpf(BPF_MAP_CREATE) of a tiny array map (EPERM without
  *                                       CAP_BPF/CAP_SYS_ADMIN); exit 0 either way
+ *   rtest tcp-connect IP PORT           connect to IP:PORT (v4 or v6); exit 0 when connected
+ *   rtest udp-send IP PORT              sendto one datagram to IP:PORT; exit 0 when sent
+ *   rtest bind-port PORT                bind a TCP socket to 0.0.0.0:PORT; exit 0 when bound
+ *   rtest tcp-echo PORT                 serve TCP on 0.0.0.0:PORT, echo every byte back (forever)
+ *   rtest tcp-chat IP PORT              connect once, then forever: send 5 bytes, wait up to
+ *                                       300 ms for the echo, print `ok N` or `stall N`
+ *   rtest count PATH                    count as fast as possible, writing the counter to PATH
+ *                                       every 100000 increments (forever)
  *
  * Build: gcc -static -O2 -o rtest rtest.c
  */
@@ -543,6 +551,136 @@ static int cmd_bpf(void) {
     return 0;
 }
 
+/* IP (v4 or v6) and port into a sockaddr; returns its length, 0 if not an IP. */
+static socklen_t parse_addr(const char *ip, const char *port, struct sockaddr_storage *ss) {
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    int p = (int)parse_count(port);
+    if (inet_pton(AF_INET, ip, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(p);
+        return sizeof *a4;
+    }
+    if (inet_pton(AF_INET6, ip, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(p);
+        return sizeof *a6;
+    }
+    return 0;
+}
+
+static int cmd_tcp_connect(int argc, char **argv) {
+    if (argc < 2) return 2;
+    struct sockaddr_storage ss;
+    socklen_t len = parse_addr(argv[0], argv[1], &ss);
+    if (!len) return 2;
+    int c = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c < 0) die("socket");
+    int r = connect(c, (struct sockaddr *)&ss, len);
+    int e = errno;
+    printf("tcp-connect=%s:%s ret=%d errno=%d (%s)\n", argv[0], argv[1], r, r < 0 ? e : 0,
+           r < 0 ? strerror(e) : "ok");
+    close(c);
+    return r < 0 ? 1 : 0;
+}
+
+static int cmd_udp_send(int argc, char **argv) {
+    if (argc < 2) return 2;
+    struct sockaddr_storage ss;
+    socklen_t len = parse_addr(argv[0], argv[1], &ss);
+    if (!len) return 2;
+    int c = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (c < 0) die("socket");
+    ssize_t r = sendto(c, "rampart\n", 8, 0, (struct sockaddr *)&ss, len);
+    int e = errno;
+    printf("udp-send=%s:%s ret=%zd errno=%d (%s)\n", argv[0], argv[1], r, r < 0 ? e : 0,
+           r < 0 ? strerror(e) : "ok");
+    close(c);
+    return r < 0 ? 1 : 0;
+}
+
+static int cmd_bind_port(int argc, char **argv) {
+    if (argc < 1) return 2;
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0) die("socket");
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((int)parse_count(argv[0]))};
+    int r = bind(s, (struct sockaddr *)&a, sizeof a);
+    int e = errno;
+    printf("bind-port=%s ret=%d errno=%d (%s)\n", argv[0], r, r < 0 ? e : 0, r < 0 ? strerror(e) : "ok");
+    close(s);
+    return r < 0 ? 1 : 0;
+}
+
+static int cmd_tcp_echo(int argc, char **argv) {
+    if (argc < 1) return 2;
+    signal(SIGCHLD, SIG_IGN); /* no zombies */
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (ls < 0) die("socket");
+    int one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((int)parse_count(argv[0]))};
+    if (bind(ls, (struct sockaddr *)&a, sizeof a) < 0) die("bind");
+    if (listen(ls, 64) < 0) die("listen");
+    printf("echo-listening=0.0.0.0:%s\n", argv[0]);
+    for (;;) {
+        int c = accept(ls, NULL, NULL);
+        if (c < 0) continue;
+        if (fork() == 0) {
+            char buf[4096];
+            ssize_t n;
+            while ((n = read(c, buf, sizeof buf)) > 0)
+                if (write(c, buf, (size_t)n) != n) break;
+            _exit(0);
+        }
+        close(c);
+    }
+}
+
+static int cmd_tcp_chat(int argc, char **argv) {
+    if (argc < 2) return 2;
+    struct sockaddr_storage ss;
+    socklen_t len = parse_addr(argv[0], argv[1], &ss);
+    if (!len) return 2;
+    int c = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c < 0) die("socket");
+    if (connect(c, (struct sockaddr *)&ss, len) < 0) die("connect");
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 300000};
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    printf("chat-connected=%s:%s\n", argv[0], argv[1]);
+    char buf[4096];
+    for (long i = 1;; i++) {
+        if (send(c, "ping\n", 5, MSG_NOSIGNAL) < 0) die("send");
+        ssize_t n = recv(c, buf, sizeof buf, 0);
+        if (n > 0)
+            printf("ok %ld\n", i);
+        else if (n == 0)
+            die("peer closed");
+        else
+            printf("stall %ld\n", i);
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 100000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int cmd_count(int argc, char **argv) {
+    if (argc < 1) return 2;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", argv[0]);
+    for (unsigned long i = 0;; i++) {
+        if (i % 100000 == 0) {
+            /* write then rename: a reader never sees a half-written counter */
+            int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd < 0) die("open");
+            char b[32];
+            int n = snprintf(b, sizeof b, "%lu\n", i);
+            if (write(fd, b, (size_t)n) != n) die("write");
+            close(fd);
+            if (rename(tmp, argv[0]) < 0) die("rename");
+        }
+    }
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) {
@@ -576,6 +714,12 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "connect-unix")) return cmd_connect_unix(n, a);
     if (!strcmp(cmd, "module-load")) return cmd_module_load();
     if (!strcmp(cmd, "bpf")) return cmd_bpf();
+    if (!strcmp(cmd, "tcp-connect")) return cmd_tcp_connect(n, a);
+    if (!strcmp(cmd, "udp-send")) return cmd_udp_send(n, a);
+    if (!strcmp(cmd, "bind-port")) return cmd_bind_port(n, a);
+    if (!strcmp(cmd, "tcp-echo")) return cmd_tcp_echo(n, a);
+    if (!strcmp(cmd, "tcp-chat")) return cmd_tcp_chat(n, a);
+    if (!strcmp(cmd, "count")) return cmd_count(n, a);
     if (!strcmp(cmd, "sleep-ms")) {
         if (n < 1) return 2;
         long ms = parse_count(a[0]);

@@ -34,6 +34,9 @@ pub struct Mount {
     pub read_only: bool,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub propagation: String,
+    /// The mode string the mount was requested with (Docker's `ro,rslave`, `z`, ...).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mode: String,
 }
 
 /// A container, as far as rampart knows it.
@@ -63,6 +66,15 @@ pub struct Container {
     pub cap_drop: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub mounts: Vec<Mount>,
+    /// The container shares the host's pid namespace (`--pid host`, `hostPID`).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub host_pid: bool,
+    /// The container shares the host's network namespace.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub host_network: bool,
+    /// The container shares the host's IPC namespace.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub host_ipc: bool,
     /// The user the container's process runs as (`""` means the image default, root).
     #[serde(skip_serializing_if = "String::is_empty", default)]
     pub user: String,

@@ -265,6 +265,34 @@ pub enum EventKind {
         cap: u32,
         cap_name: String,
         granted: bool,
+        /// The syscall (native number) the check happened in; `None` outside
+        /// a syscall (e.g. a page fault).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        syscall_nr: Option<u32>,
+    },
+    /// The container's network policy (`rampart netpolicy`, isolation) denied
+    /// something in the kernel: a connect or UDP send (the caller got EPERM, so
+    /// the event's `ret` is -1), a bind, or packets (`ingress`/`egress`, no
+    /// process context: pid 0). `evt.type` is `netdeny`.
+    #[serde(rename = "netdeny")]
+    NetDeny {
+        /// connect, sendmsg, bind, ingress or egress.
+        op: String,
+        /// tcp, udp, icmp, ... or the IP protocol number.
+        proto: String,
+        /// The destination (connect, sendmsg, egress), the bind address, or the
+        /// packet's source (ingress).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        addr: Option<SockAddr>,
+        /// The policy entry that decided: `egress.deny[2]`, `egress.default`,
+        /// `ingress.bind.deny_ports[0]`, `ingress.bind.default`, `isolated`.
+        entry: String,
+        /// The entry as written (`10.0.0.0/8 ports 22 tcp`), when known.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        entry_detail: Option<String>,
+        /// Denials this event stands for: packet drops are reported at most once
+        /// a second per container and direction, with the count since.
+        count: u64,
     },
 }
 
@@ -272,8 +300,7 @@ macro_rules! event_types {
     ($($variant:ident => $name:literal),* $(,)?) => {
         /// The kind of an event without its arguments: for filters and counters.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum EventType { $($variant),* }
+        pub enum EventType { $(#[serde(rename = $name)] $variant),* }
 
         impl EventType {
             pub const ALL: &'static [EventType] = &[$(EventType::$variant),*];
@@ -299,7 +326,7 @@ event_types! {
     Listen => "listen", Setuid => "setuid", Setgid => "setgid", Capset => "capset",
     Ptrace => "ptrace", ModuleLoad => "module_load", Setns => "setns",
     Unshare => "unshare", MemfdCreate => "memfd_create", Bpf => "bpf",
-    Capable => "capable",
+    Capable => "capable", NetDeny => "netdeny",
 }
 
 impl fmt::Display for EventType {
@@ -352,6 +379,40 @@ mod tests {
             assert_eq!(t.as_str().parse::<EventType>().unwrap(), *t);
         }
         assert!("nope".parse::<EventType>().is_err());
+    }
+
+    #[test]
+    fn event_type_serde_names_are_the_type_names() {
+        for t in EventType::ALL {
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+    }
+
+    #[test]
+    fn netdeny_json_shape() {
+        let ev = Event {
+            ts_ns: 1,
+            process: ProcessCtx { pid: 7, comm: "curl".into(), ..Default::default() },
+            container: None,
+            ret: Some(-1),
+            syscall: Some("netdeny".into()),
+            kind: EventKind::NetDeny {
+                op: "connect".into(),
+                proto: "tcp".into(),
+                addr: Some(SockAddr::Inet { ip: "10.1.2.3".parse().unwrap(), port: 22 }),
+                entry: "egress.deny[0]".into(),
+                entry_detail: Some("10.0.0.0/8".into()),
+                count: 1,
+            },
+        };
+        assert_eq!(ev.event_type().as_str(), "netdeny");
+        let v: serde_json::Value = serde_json::to_value(&ev).unwrap();
+        assert_eq!(v["type"], "netdeny");
+        assert_eq!(v["args"]["op"], "connect");
+        assert_eq!(v["args"]["addr"]["port"], 22);
+        assert_eq!(v["args"]["entry"], "egress.deny[0]");
+        let back: Event = serde_json::from_value(v).unwrap();
+        assert_eq!(back, ev);
     }
 
     #[test]

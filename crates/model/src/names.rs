@@ -46,6 +46,57 @@ pub const CAPABILITIES: [&str; 41] = [
     "CAP_CHECKPOINT_RESTORE",
 ];
 
+/// The capabilities Docker grants a container by default (moby's
+/// `oci/caps/defaults.go`), the yardstick a learned set is compared with.
+pub const DOCKER_DEFAULT_CAPABILITIES: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Capabilities that let a container's root reach the host or other tenants
+/// (escape, kernel code, other processes' memory, host network or files), with
+/// why.
+pub const DANGEROUS_CAPABILITIES: [(&str, &str); 12] = [
+    ("CAP_SYS_ADMIN", "mount, namespaces, BPF and much more: the usual container escape"),
+    ("CAP_SYS_MODULE", "loads kernel modules: arbitrary kernel code"),
+    ("CAP_SYS_PTRACE", "reads and writes other processes' memory"),
+    ("CAP_SYS_RAWIO", "raw I/O ports and device memory"),
+    ("CAP_DAC_READ_SEARCH", "open_by_handle_at: reads host files outside the container (shocker)"),
+    ("CAP_NET_ADMIN", "reconfigures interfaces, routes and firewall rules"),
+    ("CAP_SYS_BOOT", "reboots the host"),
+    ("CAP_SYS_TIME", "sets the host clock"),
+    ("CAP_MAC_ADMIN", "changes the MAC (SELinux/AppArmor) policy"),
+    ("CAP_MAC_OVERRIDE", "bypasses the MAC policy"),
+    ("CAP_BPF", "loads BPF programs"),
+    ("CAP_PERFMON", "perf events on other processes and the kernel"),
+];
+
+/// Why a capability is dangerous, if it is.
+pub fn dangerous_capability(name: &str) -> Option<&'static str> {
+    let name =
+        if name.starts_with("CAP_") { name.to_string() } else { format!("CAP_{}", name.to_uppercase()) };
+    DANGEROUS_CAPABILITIES.iter().find(|(c, _)| *c == name).map(|(_, why)| *why)
+}
+
+/// The number of a capability name (`CAP_CHOWN` or `chown`).
+pub fn cap_number(name: &str) -> Option<u32> {
+    let upper = name.to_uppercase();
+    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
+    CAPABILITIES.iter().position(|c| *c == full).map(|n| n as u32)
+}
+
 /// `CAP_SYS_ADMIN` for 21; `CAP_<n>` for numbers this table does not know.
 pub fn cap_name(cap: u32) -> String {
     CAPABILITIES.get(cap as usize).map_or_else(|| format!("CAP_{cap}"), |n| (*n).to_string())

@@ -1,11 +1,18 @@
 //! rampart: container runtime security agent.
 
+mod audit_cmd;
+mod caps_cmd;
 mod config;
 mod detect;
 mod filter;
+mod harden;
+mod netdeny;
+mod netpolicy_cmd;
 mod output;
 mod pipeline;
+mod record;
 mod replay;
+mod seccomp_cmd;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -38,6 +45,33 @@ enum Command {
     Capture(CaptureArgs),
     /// Load the sensor and report kernel features, hooks and runtimes.
     Status(StatusArgs),
+    /// Record what a container does (syscalls, capabilities, files, network)
+    /// for `rampart profile`.
+    Record(record::RecordArgs),
+    /// Generate least-privilege profiles from a recording (seccomp, capabilities,
+    /// SELinux, network), or `verify` them by running the workload again.
+    Profile(harden::ProfileArgs),
+    /// Show container processes' capability sets, flag dangerous ones, and
+    /// compare with what a recording says is needed.
+    Caps(caps_cmd::CapsArgs),
+    /// Per-container network policy enforced in the kernel (cgroup eBPF):
+    /// apply, check, show, remove, reconcile.
+    #[command(subcommand)]
+    Netpolicy(netpolicy_cmd::NetpolicyCommand),
+    /// Cut a container off the network in the kernel (existing connections
+    /// too), keeping it running; `--release` undoes it.
+    Isolate(netpolicy_cmd::IsolateArgs),
+    /// Freeze every process of a container (cgroup freezer or runtime pause).
+    Freeze(netpolicy_cmd::FreezeArgs),
+    /// Thaw a frozen container, whichever way it was frozen.
+    Unfreeze(netpolicy_cmd::FreezeArgs),
+    /// Check container configuration and image posture (CIS Docker Benchmark,
+    /// Pod Security Standards): running containers, OCI bundles, Kubernetes manifests.
+    Audit(audit_cmd::AuditArgs),
+    /// Seccomp toolkit: compile a Docker/OCI profile to BPF (and disassemble
+    /// it), check what a syscall gets, diff two profiles, run a command under one.
+    #[command(subcommand)]
+    Seccomp(seccomp_cmd::SeccompCommand),
 }
 
 #[derive(Args)]
@@ -178,6 +212,11 @@ fn main() -> std::process::ExitCode {
     match real_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            // `audit --fail-on`: findings, not a failure of rampart; own exit status.
+            if let Some(f) = e.downcast_ref::<audit_cmd::FindingsAtOrAbove>() {
+                eprintln!("rampart: {f}");
+                return f.exit_code();
+            }
             // The cause chain, without a backtrace: a refused rule file or config
             // is the user's input, not a crash.
             eprintln!("rampart: {e:#}");
@@ -208,6 +247,15 @@ fn real_main() -> Result<()> {
             Command::Events(args) => events(args).await,
             Command::Capture(args) => capture(args).await,
             Command::Status(args) => status(args).await,
+            Command::Record(args) => record::record(args).await,
+            Command::Profile(args) => harden::run(args).await,
+            Command::Caps(args) => caps_cmd::caps(args).await,
+            Command::Netpolicy(cmd) => netpolicy_cmd::netpolicy(cmd).await,
+            Command::Isolate(args) => netpolicy_cmd::isolate(args).await,
+            Command::Freeze(args) => netpolicy_cmd::freeze(args).await,
+            Command::Unfreeze(args) => netpolicy_cmd::unfreeze(args).await,
+            Command::Audit(args) => audit_cmd::run(args).await,
+            Command::Seccomp(cmd) => seccomp_cmd::run(cmd),
         }
     })
 }

@@ -182,6 +182,17 @@ fn append_args(s: &mut String, kind: &EventKind) {
         EventKind::Capable { cap_name, granted, .. } => {
             write!(s, " {cap_name} {}", if *granted { "granted" } else { "denied" })
         }
+        EventKind::NetDeny { op, proto, addr, entry, entry_detail, count } => {
+            let addr = addr.as_ref().map_or_else(|| "?".to_string(), ToString::to_string);
+            let mut r = write!(s, " {op} {proto} {addr} by {entry}");
+            if let Some(d) = entry_detail {
+                r = r.and(write!(s, " ({d})"));
+            }
+            if *count > 1 {
+                r = r.and(write!(s, " x{count}"));
+            }
+            r
+        }
     };
 }
 

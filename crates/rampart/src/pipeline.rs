@@ -10,7 +10,7 @@ use crate::filter::EventFilter;
 use anyhow::{Context, Result};
 use model::Event;
 use runtime::{ContainerRegistry, Resolution};
-use sensor::{Sensor, SensorConfig, SensorStats, SensorStatus};
+use sensor::{Sensor, SensorConfig, SensorStats, SensorStatus, SyscallSet};
 use state::ProcessTable;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,6 +28,8 @@ pub struct SensorThread {
     batches: mpsc::Receiver<Vec<Event>>,
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<SensorStats>>,
+    /// The recorder's per-cgroup syscall sets, read after the final drain.
+    syscall_sets: Arc<Mutex<Vec<(u64, SyscallSet)>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -38,16 +40,17 @@ impl SensorThread {
         let (batch_tx, batches) = mpsc::channel(CHANNEL_BATCHES);
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Mutex::new(SensorStats::default()));
+        let syscall_sets = Arc::new(Mutex::new(Vec::new()));
         let thread = {
-            let stop = stop.clone();
-            let stats = stats.clone();
+            let shared =
+                Shared { stop: stop.clone(), stats: stats.clone(), syscall_sets: syscall_sets.clone() };
             std::thread::Builder::new()
                 .name("rampart-sensor".into())
-                .spawn(move || sensor_loop(config, ready_tx, batch_tx, stop, stats))
+                .spawn(move || sensor_loop(config, ready_tx, batch_tx, shared))
                 .context("spawning the sensor thread")?
         };
         let status = ready_rx.await.context("sensor thread ended before it was ready")??;
-        Ok(SensorThread { status, batches, stop, stats, thread: Some(thread) })
+        Ok(SensorThread { status, batches, stop, stats, syscall_sets, thread: Some(thread) })
     }
 
     pub async fn next_batch(&mut self) -> Option<Vec<Event>> {
@@ -72,6 +75,12 @@ impl SensorThread {
         }
         rest
     }
+
+    /// The recorder's syscall sets per cgroup id; filled once [`Self::stop`]
+    /// has returned (empty unless the config turned recording on).
+    pub fn syscall_sets(&self) -> Vec<(u64, SyscallSet)> {
+        self.syscall_sets.lock().map(|s| s.clone()).unwrap_or_default()
+    }
 }
 
 impl Drop for SensorThread {
@@ -80,13 +89,20 @@ impl Drop for SensorThread {
     }
 }
 
+/// What the sensor thread shares with its owner.
+struct Shared {
+    stop: Arc<AtomicBool>,
+    stats: Arc<Mutex<SensorStats>>,
+    syscall_sets: Arc<Mutex<Vec<(u64, SyscallSet)>>>,
+}
+
 fn sensor_loop(
     config: SensorConfig,
     ready: oneshot::Sender<Result<SensorStatus>>,
     batches: mpsc::Sender<Vec<Event>>,
-    stop: Arc<AtomicBool>,
-    shared_stats: Arc<Mutex<SensorStats>>,
+    shared: Shared,
 ) {
+    let recording = config.record_syscalls;
     let mut sensor = match Sensor::start(config) {
         Ok(s) => s,
         Err(e) => {
@@ -98,7 +114,7 @@ fn sensor_loop(
     let mut consumer_gone = false;
     loop {
         // Read the flag before draining so the last drain happens after stop.
-        let stopping = stop.load(Ordering::SeqCst);
+        let stopping = shared.stop.load(Ordering::SeqCst);
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut sent_any = false;
         // A full ring holds far more than we want in memory at once: hand over
@@ -114,7 +130,7 @@ fn sensor_loop(
         if let Err(e) = drained {
             tracing::warn!(error = %e, "ring buffer drain failed");
         }
-        if let Ok(mut s) = shared_stats.lock() {
+        if let Ok(mut s) = shared.stats.lock() {
             *s = sensor.stats();
         }
         // Drain on a timer (the kernel never wakes us); skip the sleep only when
@@ -124,6 +140,11 @@ fn sensor_loop(
             consumer_gone |= batches.blocking_send(batch).is_err();
         }
         if consumer_gone || stopping {
+            if recording {
+                if let Ok(mut sets) = shared.syscall_sets.lock() {
+                    *sets = sensor.syscall_sets();
+                }
+            }
             return;
         }
         if pause {
@@ -175,6 +196,13 @@ pub trait Consumer {
     }
     /// SIGHUP: reload configuration (rules). Must keep working on failure.
     fn reload(&mut self) {}
+    /// Called once the hooks are attached, before the first event.
+    fn started(&mut self) {}
+    /// Asked after each batch and on a short tick: true ends the stream (e.g. a
+    /// recording whose containers have all exited).
+    fn finished(&mut self) -> bool {
+        false
+    }
 }
 
 /// The end-of-stream figures.
@@ -182,6 +210,8 @@ pub trait Consumer {
 pub struct StreamSummary {
     pub counts: Counts,
     pub sensor: SensorStats,
+    /// Per cgroup id, when the sensor config turned recording on.
+    pub syscall_sets: Vec<(u64, SyscallSet)>,
 }
 
 impl StreamSummary {
@@ -218,7 +248,10 @@ pub async fn stream(
             tracing::warn!(hook = %hook.hook, %reason, "hook not attached");
         }
     }
+    // Network policy denials: a second source (and the policy reconciler).
+    let mut netdeny = crate::netdeny::NetDenyFeed::start(&containers);
     eprintln!("rampart: sensor ready");
+    consumer.started();
 
     use tokio::signal::unix::{signal, SignalKind};
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -227,6 +260,7 @@ pub async fn stream(
     let mut enricher = Enricher { processes, containers };
     let mut counts = Counts::default();
     let mut output_open = true;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
     loop {
         tokio::select! {
             batch = sensor.next_batch() => {
@@ -235,20 +269,34 @@ pub async fn stream(
                 if !output_open {
                     break; // stdout closed: stop like any filter in a pipe would
                 }
+                if consumer.finished() {
+                    break;
+                }
             }
+            Some(batch) = crate::netdeny::next(&mut netdeny) => {
+                output_open = feed(&mut enricher, filter, batch, &mut counts, consumer).await;
+                if !output_open {
+                    break;
+                }
+            }
+            _ = tick.tick() => if consumer.finished() { break },
             _ = sighup.recv() => consumer.reload(),
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }
     }
-    for batch in sensor.stop().await {
+    let mut rest = sensor.stop().await;
+    if let Some(mut nd) = netdeny.take() {
+        rest.extend(nd.stop().await);
+    }
+    for batch in rest {
         if output_open {
             output_open = feed(&mut enricher, filter, batch, &mut counts, consumer).await;
         } else {
             counts.seen += batch.len() as u64;
         }
     }
-    Ok(StreamSummary { counts, sensor: sensor.stats() })
+    Ok(StreamSummary { counts, sensor: sensor.stats(), syscall_sets: sensor.syscall_sets() })
 }
 
 /// Enriches, filters and consumes one batch; false once the output is closed.

@@ -396,6 +396,61 @@ fn container(ev: &Event) -> Option<&Container> {
     ev.container.as_deref()
 }
 
+// --- container mounts (Falco's container.mount* fields)
+
+/// One mount as Falco prints it: `source:dest:mode:rdrw:propagation`.
+fn mount_info(m: &model::Mount) -> String {
+    format!("{}:{}:{}:{}:{}", m.source, m.destination, m.mode, !m.read_only, m.propagation)
+}
+
+/// Whether `path` matches a mount argument: exact, or a glob when it has `*?[`.
+fn path_matches(pattern: &str, path: &str) -> bool {
+    if pattern.contains(['*', '?', '[']) {
+        crate::matchers::Glob::new(pattern, false).is_ok_and(|g| g.matches(path))
+    } else {
+        pattern == path
+    }
+}
+
+/// The mount an argument selects: `[N]` by position, else the first whose
+/// `by_dest` (destination) or source matches the argument as a path or glob.
+fn select_mount<'a>(ev: &'a Event, arg: &Arg, by_dest: bool) -> Option<&'a model::Mount> {
+    let c = container(ev)?;
+    let Arg::Key(k) = arg else { return None };
+    if let Ok(i) = k.trim().parse::<usize>() {
+        return c.mounts.get(i);
+    }
+    c.mounts.iter().find(|m| path_matches(k, if by_dest { &m.destination } else { &m.source }))
+}
+
+/// The container runtime API sockets whose exposure hands over the host.
+const RUNTIME_SOCKETS: &[&str] = &[
+    "/run/docker.sock",
+    "/run/containerd/containerd.sock",
+    "/run/crio/crio.sock",
+    "/run/podman/podman.sock",
+    "/run/cri-dockerd.sock",
+    "/run/k3s/containerd/containerd.sock",
+];
+
+/// Whether a mount of host path `source` makes a runtime socket reachable: the
+/// socket itself or a directory above it (`/var/run` is the usual link to `/run`).
+pub(crate) fn exposes_runtime_socket(source: &str) -> bool {
+    let norm = |p: &str| -> String {
+        let p = p.trim_end_matches('/');
+        match p.strip_prefix("/var/run") {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("/run{rest}"),
+            _ => p.to_string(),
+        }
+    };
+    // Only absolute host paths: tmpfs and named volumes have no (or no path) source.
+    if !source.starts_with('/') {
+        return false;
+    }
+    let src = norm(source);
+    RUNTIME_SOCKETS.iter().any(|s| *s == src || src.is_empty() || s.starts_with(&format!("{src}/")))
+}
+
 fn split_image(image: &str) -> (&str, Option<&str>) {
     let image = image.split('@').next().unwrap_or(image);
     let slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
@@ -435,6 +490,13 @@ fn net(ev: &Event) -> Option<Net<'_>> {
         }
         EventKind::Listen { local, .. } => {
             Some(Net { local: local.as_ref(), remote: None, local_is_server: true })
+        }
+        // A denied bind is the local (server) end; anything else names the peer.
+        EventKind::NetDeny { op, addr, .. } if op == "bind" => {
+            Some(Net { local: addr.as_ref(), remote: None, local_is_server: true })
+        }
+        EventKind::NetDeny { op, addr, .. } => {
+            Some(Net { local: None, remote: addr.as_ref(), local_is_server: op == "ingress" })
         }
         _ => None,
     }
@@ -655,6 +717,9 @@ pub(crate) const ARG_NAMES: &[&str] = &[
     "cmd",
     "cap",
     "granted",
+    "op",
+    "entry",
+    "count",
 ];
 
 pub(crate) fn event_args(ev: &Event) -> Vec<EvArg<'_>> {
@@ -811,10 +876,23 @@ pub(crate) fn event_args(ev: &Event) -> Vec<EvArg<'_>> {
             v.push(a_r("flags", names::memfd_flags(*flags), i64::from(*flags)));
         }
         EventKind::Bpf { cmd } => v.push(a_r("cmd", names::bpf_cmd(*cmd), i64::from(*cmd))),
-        EventKind::Capable { cap, cap_name, granted } => {
+        EventKind::Capable { cap, cap_name, granted, .. } => {
             let text = if cap_name.is_empty() { names::cap_name(*cap) } else { cap_name.clone() };
             v.push(a_r("cap", text, i64::from(*cap)));
             v.push(a_r("granted", granted.to_string(), i64::from(*granted)));
+        }
+        EventKind::NetDeny { op, proto, addr, entry, entry_detail, count } => {
+            v.push(a_s("op", op));
+            if let Some(a) = addr {
+                v.push(a_o("addr", a.to_string()));
+            }
+            v.push(a_s("proto", proto));
+            let entry = match entry_detail {
+                Some(d) => a_o("entry", format!("{entry} ({d})")),
+                None => a_s("entry", entry),
+            };
+            v.push(entry);
+            v.push(a_n("count", i64::try_from(*count).unwrap_or(i64::MAX)));
         }
     }
     v
@@ -876,7 +954,7 @@ macro_rules! field {
 /// The registry. Order is the order of the generated documentation.
 pub static FIELDS: &[FieldDef] = &[
     // ---- evt
-    field!("evt.type", String, None, "Event type: the syscall name as Falco names it (openat, execve, connect, clone for fork, procexit for exit, ...).", |ev, _, _| opt(ev.syscall.as_deref().map(s))),
+    field!("evt.type", String, None, "Event type: the syscall name as Falco names it (openat, execve, connect, clone for fork, procexit for exit, ...); netdeny for rampart's network policy denials.", |ev, _, _| opt(ev.syscall.as_deref().map(s))),
     field!("evt.time", String, None, "Event time as a UTC time of day with nanoseconds (HH:MM:SS.nnnnnnnnn), as Falco prints it.", |ev, _, _| owned(names::utc_parts(ev.ts_ns).1)),
     field!("evt.datetime", String, None, "Event date and time, UTC (YYYY-MM-DD HH:MM:SS.nnnnnnnnn).", |ev, _, _| { let (d, t) = names::utc_parts(ev.ts_ns); owned(format!("{d} {t}")) }),
     field!("evt.time.iso8601", String, None, "Event time in ISO 8601 (YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ).", |ev, _, _| { let (d, t) = names::utc_parts(ev.ts_ns); owned(format!("{d}T{t}Z")) }),
@@ -940,7 +1018,7 @@ pub static FIELDS: &[FieldDef] = &[
     field!("fd.typechar", String, None, "Type of the fd as one character: 'f' file, 'd' directory, '4' IPv4 socket, '6' IPv6 socket, 'u' unix socket, 'o' other socket.", |ev, _, _| match &ev.kind { EventKind::Open { flags, .. } => s(if flags.raw & O_DIRECTORY != 0 { "d" } else { "f" }), EventKind::ModuleLoad { path: Some(_), .. } => s("f"), _ => opt(net(ev).and_then(|n| n.any()).map(|a| s(family_char(a)))) }),
     field!("fd.type", String, None, "Type of the fd: file, directory, ipv4, ipv6, unix, memfd.", |ev, _, _| match &ev.kind { EventKind::Open { flags, .. } => s(if flags.raw & O_DIRECTORY != 0 { "directory" } else { "file" }), EventKind::ModuleLoad { path: Some(_), .. } => s("file"), EventKind::MemfdCreate { .. } => s("memfd"), _ => opt(net(ev).and_then(|n| n.any()).map(|a| s(match a { SockAddr::Inet { .. } => "ipv4", SockAddr::Inet6 { .. } => "ipv6", SockAddr::Unix { .. } => "unix", SockAddr::Other { .. } => "other" }))) }),
     field!("fd.sockfamily", String, None, "Socket family: 'ip' or 'unix'.", |ev, _, _| opt(net(ev).and_then(|n| n.any()).and_then(|a| match a { SockAddr::Inet { .. } | SockAddr::Inet6 { .. } => Some(s("ip")), SockAddr::Unix { .. } => Some(s("unix")), _ => None }))),
-    field!("fd.l4proto", String, None, "Layer 4 protocol: 'tcp' for accept and listen on inet sockets, from the socket type for socket events (tcp, udp, raw); no value for connect and bind (rampart does not know the socket type there).", |ev, _, _| match &ev.kind { EventKind::Accept { .. } | EventKind::Listen { .. } => opt(net(ev).and_then(|n| n.any()).and_then(|a| a.ip()).map(|_| s("tcp"))), EventKind::Socket { domain: 2 | 10, sock_type, .. } => match sock_type & 0xf { 1 => s("tcp"), 2 => s("udp"), 3 => s("raw"), _ => Val::None }, _ => Val::None }),
+    field!("fd.l4proto", String, None, "Layer 4 protocol: 'tcp' for accept and listen on inet sockets, from the socket type for socket events (tcp, udp, raw), the denied protocol for netdeny events; no value for connect and bind (rampart does not know the socket type there).", |ev, _, _| match &ev.kind { EventKind::Accept { .. } | EventKind::Listen { .. } => opt(net(ev).and_then(|n| n.any()).and_then(|a| a.ip()).map(|_| s("tcp"))), EventKind::Socket { domain: 2 | 10, sock_type, .. } => match sock_type & 0xf { 1 => s("tcp"), 2 => s("udp"), 3 => s("raw"), _ => Val::None }, EventKind::NetDeny { proto, .. } => s(proto), _ => Val::None }),
     field!("fd.sip", IpAddr, None, "Server IP address (the remote end of a connect, the local end of accept/bind/listen).", |ev, _, _| sock_ip(ev, |n| n.server())),
     field!("fd.sport", U64, None, "Server port.", |ev, _, _| sock_port(ev, |n| n.server())),
     field!("fd.cip", IpAddr, None, "Client IP address.", |ev, _, _| sock_ip(ev, |n| n.client())),
@@ -972,6 +1050,17 @@ pub static FIELDS: &[FieldDef] = &[
     field!("container.image.id", String, None, "Image id (without the sha256: prefix).", |ev, _, _| opt(container(ev).map(|c| s(c.image_id.trim_start_matches("sha256:"))))),
     field!("container.type", String, None, "Container runtime: docker, containerd, crio, podman, kubernetes; 'host' for host processes.", |ev, _, _| match container(ev) { Some(c) => opt(c.runtime.map(|r| s(r.as_str()))), None => s("host") }),
     field!("container.privileged", Bool, None, "Whether the container runs privileged; no value for host processes.", |ev, _, _| opt(container(ev).map(|c| Val::Bool(c.privileged)))),
+    field!("container.mounts", String, None, "All mounts, space-separated, each as source:dest:mode:rdrw:propagation (Falco's format).", |ev, _, _| opt(container(ev).map(|c| owned(c.mounts.iter().map(mount_info).collect::<Vec<_>>().join(" "))))),
+    field!("container.mount", String, Key, "One mount as source:dest:mode:rdrw:propagation, by position (container.mount[0]) or host source path or glob (container.mount[/var/run/*]); 'none' when no mount matches.", |ev, _, a| opt(container(ev).map(|_| owned(select_mount(ev, a, false).map(mount_info).unwrap_or_else(|| "none".into()))))),
+    field!("container.mount.source", String, Key, "Host source of a mount, by position or by destination path or glob (container.mount.source[/host/etc]).", |ev, _, a| opt(select_mount(ev, a, true).map(|m| s(&m.source)))),
+    field!("container.mount.dest", String, Key, "Destination of a mount in the container, by position or by host source path or glob (container.mount.dest[/var/run/docker.sock]).", |ev, _, a| opt(select_mount(ev, a, false).map(|m| s(&m.destination)))),
+    field!("container.mount.mode", String, Key, "Mode string of a mount (ro, rslave, z, ...), by position or host source path or glob.", |ev, _, a| opt(select_mount(ev, a, false).map(|m| s(&m.mode)))),
+    field!("container.mount.rdwr", String, Key, "Whether a mount is writable ('true'/'false'), by position or host source path or glob.", |ev, _, a| opt(select_mount(ev, a, false).map(|m| s(if m.read_only { "false" } else { "true" })))),
+    field!("container.mount.propagation", String, Key, "Propagation of a mount (rprivate, rslave, rshared, ...), by position or host source path or glob.", |ev, _, a| opt(select_mount(ev, a, false).map(|m| s(&m.propagation)))),
+    field!("container.host_pid", Bool, None, "Whether the container shares the host's pid namespace; no value for host processes.", |ev, _, _| opt(container(ev).map(|c| Val::Bool(c.host_pid)))),
+    field!("container.host_network", Bool, None, "Whether the container shares the host's network namespace; no value for host processes.", |ev, _, _| opt(container(ev).map(|c| Val::Bool(c.host_network)))),
+    field!("container.host_ipc", Bool, None, "Whether the container shares the host's IPC namespace; no value for host processes.", |ev, _, _| opt(container(ev).map(|c| Val::Bool(c.host_ipc)))),
+    field!("container.runtime_socket_mounted", Bool, None, "Whether a container runtime API socket (docker.sock, containerd.sock, crio.sock, podman.sock) or a host directory above one is mounted into the container: whoever reaches it controls the host (rampart extension).", |ev, _, _| opt(container(ev).map(|c| Val::Bool(c.mounts.iter().any(|m| exposes_runtime_socket(&m.source)))))),
     field!("container.label", String, Key, "A container label: container.label[KEY] or container.label.KEY.", |ev, _, a| match (container(ev), a) { (Some(c), Arg::Key(k)) => opt(c.labels.get(&**k).map(|v| s(v))), _ => Val::None }),
     field!("container.labels", String, None, "All container labels as 'k:v, k:v'.", |ev, _, _| opt(container(ev).map(|c| owned(c.labels.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(", "))))),
     field!("container.user", String, None, "User the container's process runs as, as configured (rampart extension).", |ev, _, _| opt(container(ev).map(|c| s(&c.user)))),
@@ -1119,4 +1208,8 @@ const ARG_DOC: &[(&str, &str)] = &[
     ("memfd_create", "name, flags (MFD_CLOEXEC...)"),
     ("bpf", "cmd (BPF_PROG_LOAD...)"),
     ("capable (rampart: capability checks)", "cap (CAP_SYS_ADMIN...), granted"),
+    (
+        "netdeny (rampart: network policy denials)",
+        "op (connect, sendmsg, bind, ingress, egress), addr (destination, bind address, or ingress source), proto (tcp, udp, icmp...), entry (the policy entry that decided, e.g. `egress.deny[0] (10.0.0.0/8)`, `egress.default`, `isolated`), count",
+    ),
 ];

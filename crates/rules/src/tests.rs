@@ -177,6 +177,38 @@ fn string_operators() {
     assert!(holds("fd.filename = shadow and fd.directory = /etc", &e));
 }
 
+fn netdeny(op: &str, addr: SockAddr) -> Event {
+    let mut e = base(
+        "netdeny",
+        EventKind::NetDeny {
+            op: op.into(),
+            proto: "tcp".into(),
+            addr: Some(addr),
+            entry: "egress.deny[0]".into(),
+            entry_detail: Some("10.0.0.0/8 ports 22".into()),
+            count: 1,
+        },
+    );
+    e.ret = Some(-1);
+    e
+}
+
+#[test]
+fn netdeny_fields() {
+    let e = netdeny("connect", SockAddr::Inet { ip: "10.1.2.3".parse().unwrap(), port: 22 });
+    assert!(holds("evt.type = netdeny and evt.arg.op = connect", &e));
+    assert!(holds("fd.sip = 10.1.2.3 and fd.sport = 22 and fd.rport = 22", &e));
+    assert!(holds("fd.snet = 10.0.0.0/8 and fd.l4proto = tcp", &e));
+    assert!(holds("evt.arg.entry = 'egress.deny[0] (10.0.0.0/8 ports 22)'", &e));
+    assert!(holds("evt.arg.addr = 10.1.2.3:22 and evt.rawarg.count = 1", &e));
+    assert!(holds("evt.res = EPERM", &e));
+    assert!(!holds("fd.lport exists", &e));
+    let b = netdeny("bind", SockAddr::Inet { ip: "0.0.0.0".parse().unwrap(), port: 2222 });
+    assert!(holds("fd.lport = 2222 and fd.sport = 2222 and not fd.rport exists", &b));
+    let i = netdeny("ingress", SockAddr::Inet6 { ip: "fd00::5".parse().unwrap(), port: 5555 });
+    assert!(holds("fd.rip = fd00::5 and fd.cport = 5555 and fd.typechar = 6", &i));
+}
+
 #[test]
 fn missing_values_make_comparisons_false() {
     let e = exec("sh", &["sh", "-c", "id"]);
@@ -303,7 +335,10 @@ fn event_fields() {
     assert!(holds("evt.arg.flags contains CLONE_NEWUSER", &un));
     let pt = base("ptrace", EventKind::Ptrace { request: 16, target_pid: 9 });
     assert!(holds("evt.arg.request = PTRACE_ATTACH and evt.rawarg.request = 16 and evt.arg.pid = 9", &pt));
-    let cap = base("capable", EventKind::Capable { cap: 21, cap_name: String::new(), granted: true });
+    let cap = base(
+        "capable",
+        EventKind::Capable { cap: 21, cap_name: String::new(), granted: true, syscall_nr: None },
+    );
     assert!(holds("evt.arg.cap = CAP_SYS_ADMIN", &cap));
     let m = base("memfd_create", EventKind::MemfdCreate { name: "x".into(), flags: 1 });
     assert!(holds("evt.arg.name = x and fd.name = memfd:x and evt.arg.flags = MFD_CLOEXEC", &m));
@@ -335,6 +370,70 @@ fn container_fields() {
     ct.image = "busybox".into();
     c.container = Some(Arc::new(ct));
     assert!(holds("container.image.tag = latest and container.image.repository = busybox", &c));
+}
+
+#[test]
+fn container_mount_and_namespace_fields() {
+    let mut e = open("/x", 0);
+    let mut ct = (*e.container.clone().unwrap()).clone();
+    assert!(holds("container.runtime_socket_mounted = false and container.host_pid = false", &e));
+    assert!(holds("container.mount[0] = none and not container.mount.source[0] exists", &e));
+    ct.privileged = true;
+    ct.host_pid = true;
+    ct.mounts = vec![
+        model::Mount {
+            source: "/var/run/docker.sock".into(),
+            destination: "/sock".into(),
+            read_only: false,
+            propagation: "rprivate".into(),
+            mode: String::new(),
+        },
+        model::Mount {
+            source: "/etc".into(),
+            destination: "/host/etc".into(),
+            read_only: true,
+            propagation: "rslave".into(),
+            mode: "ro,rslave".into(),
+        },
+    ];
+    e.container = Some(Arc::new(ct.clone()));
+    assert!(holds(
+        "container.privileged = true and container.host_pid = true and container.host_network = false",
+        &e
+    ));
+    assert!(holds("container.runtime_socket_mounted = true", &e));
+    assert!(holds("container.mounts = '/var/run/docker.sock:/sock::true:rprivate /etc:/host/etc:ro,rslave:false:rslave'", &e));
+    assert!(holds("container.mount[1] = '/etc:/host/etc:ro,rslave:false:rslave'", &e));
+    assert!(holds("container.mount[/var/run/*] startswith /var/run/docker.sock:", &e));
+    assert!(holds("container.mount.dest[/var/run/docker.sock] = /sock", &e));
+    assert!(holds(
+        "container.mount.source[/host/*] = /etc and container.mount.source[0] = /var/run/docker.sock",
+        &e
+    ));
+    assert!(holds("container.mount.mode[/etc] = 'ro,rslave' and container.mount.rdwr[/etc] = false", &e));
+    assert!(holds("container.mount.propagation[/etc] = rslave and container.mount.rdwr[0] = true", &e));
+    assert!(holds("container.mount[/nope] = none and not container.mount.dest[/nope] exists", &e));
+    // A parent directory of the socket exposes it too; tmpfs and other paths do not.
+    for (src, exposed) in [
+        ("/run", true),
+        ("/", true),
+        ("/var/run", true),
+        ("/run/containerd", true),
+        ("/srv", false),
+        ("", false),
+        ("tmpfs", false),
+        ("/run/docker.socket", false),
+    ] {
+        ct.mounts = vec![model::Mount {
+            source: src.into(),
+            destination: "/x".into(),
+            read_only: true,
+            propagation: String::new(),
+            mode: String::new(),
+        }];
+        e.container = Some(Arc::new(ct.clone()));
+        assert_eq!(holds("container.runtime_socket_mounted = true", &e), exposed, "{src}");
+    }
 }
 
 #[test]
@@ -1079,7 +1178,10 @@ fn indexed_evaluation_agrees_with_general_conditions() {
         "finit_module",
         EventKind::ModuleLoad { syscall: "finit_module".into(), path: Some("/x.ko".into()) },
     ));
-    let mut no_type = base("capable", EventKind::Capable { cap: 21, cap_name: String::new(), granted: true });
+    let mut no_type = base(
+        "capable",
+        EventKind::Capable { cap: 21, cap_name: String::new(), granted: true, syscall_nr: None },
+    );
     no_type.syscall = None;
     events.push(no_type);
 

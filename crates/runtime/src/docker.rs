@@ -161,6 +161,36 @@ impl DockerClient {
         .await
     }
 
+    /// The daemon's whole inspect answer (what `rampart audit` checks).
+    pub async fn inspect_raw(&self, id: &str) -> Result<ContainerInspectResponse, Error> {
+        let request = format!("inspect {id}");
+        self.with_timeout(&request, async {
+            let docker = self.connect().await?;
+            docker
+                .inspect_container(id, None::<InspectContainerOptions>)
+                .await
+                .map_err(|e| self.request_error(request.clone(), Some(id), e))
+        })
+        .await
+    }
+
+    /// Ids of the running containers.
+    pub async fn running_ids(&self) -> Result<Vec<String>, Error> {
+        let summaries = self
+            .with_timeout("list", async {
+                let docker = self.connect().await?;
+                docker
+                    .list_containers(Some(ListContainersOptions::<String> {
+                        all: false,
+                        ..Default::default()
+                    }))
+                    .await
+                    .map_err(|e| self.request_error("list".into(), None, e))
+            })
+            .await?;
+        Ok(summaries.into_iter().filter_map(|s| s.id).collect())
+    }
+
     pub async fn list_containers(&self) -> Result<Vec<Discovered>, Error> {
         let summaries = self
             .with_timeout("list", async {
@@ -287,6 +317,7 @@ pub fn container_from_inspect(resp: &ContainerInspectResponse) -> Option<Contain
                     destination: m.destination.clone().unwrap_or_default(),
                     read_only: !m.rw.unwrap_or(true),
                     propagation: m.propagation.clone().unwrap_or_default(),
+                    mode: m.mode.clone().unwrap_or_default(),
                 })
                 .collect()
         })
@@ -300,6 +331,9 @@ pub fn container_from_inspect(resp: &ContainerInspectResponse) -> Option<Contain
         cap_add: host.and_then(|h| h.cap_add.clone()).unwrap_or_default(),
         cap_drop: host.and_then(|h| h.cap_drop.clone()).unwrap_or_default(),
         mounts,
+        host_pid: host.and_then(|h| h.pid_mode.as_deref()) == Some("host"),
+        host_network: host.and_then(|h| h.network_mode.as_deref()) == Some("host"),
+        host_ipc: host.and_then(|h| h.ipc_mode.as_deref()) == Some("host"),
         user: config.and_then(|c| c.user.clone()).unwrap_or_default(),
         pod_name: label(LABEL_POD_NAME),
         pod_namespace: label(LABEL_POD_NAMESPACE),
@@ -353,6 +387,9 @@ mod tests {
                 privileged: Some(true),
                 cap_add: Some(vec!["NET_ADMIN".into()]),
                 cap_drop: Some(vec!["ALL".into()]),
+                pid_mode: Some("host".into()),
+                network_mode: Some("host".into()),
+                ipc_mode: Some("private".into()),
                 ..Default::default()
             }),
             mounts: Some(vec![
@@ -403,10 +440,12 @@ mod tests {
                 source: "/var/run/docker.sock".into(),
                 destination: "/var/run/docker.sock".into(),
                 read_only: false,
-                propagation: "rprivate".into()
+                propagation: "rprivate".into(),
+                mode: String::new(),
             }
         );
         assert!(c.mounts[1].read_only);
+        assert!(c.host_pid && c.host_network && !c.host_ipc);
         assert_eq!(c.upper_dir.as_deref(), Some("/var/lib/docker/overlay2/x/diff"));
         assert!(c.has_metadata());
     }
@@ -471,6 +510,8 @@ mod tests {
         assert_eq!(c.pod_name.as_deref(), Some("p1"));
         assert_eq!(c.pod_namespace.as_deref(), Some("ns1"));
         assert_eq!(c.mounts[0].propagation, "rslave");
+        assert_eq!(c.mounts[0].mode, "ro,rslave");
+        assert!(!c.host_pid && !c.host_network && !c.host_ipc);
         assert!(c.mounts[0].read_only);
         assert_eq!(c.upper_dir.as_deref(), Some("/var/lib/docker/overlay2/u/diff"));
     }

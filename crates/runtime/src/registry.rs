@@ -167,7 +167,12 @@ struct Inner {
     inspects: AtomicU64,
     inspect_failures: AtomicU64,
     without_metadata: AtomicU64,
+    /// Lifecycle events, after the registry handled them (see `subscribe`).
+    lifecycle: tokio::sync::broadcast::Sender<RuntimeEvent>,
 }
+
+/// Lifecycle events buffered per subscriber; a slower one sees `Lagged`.
+const LIFECYCLE_BUFFER: usize = 256;
 
 /// The container metadata cache: cheap to clone, `Send + Sync`.
 #[derive(Clone)]
@@ -226,6 +231,7 @@ impl ContainerRegistry {
                 inspects: AtomicU64::new(0),
                 inspect_failures: AtomicU64::new(0),
                 without_metadata: AtomicU64::new(0),
+                lifecycle: tokio::sync::broadcast::channel(LIFECYCLE_BUFFER).0,
             }),
         }
     }
@@ -338,6 +344,15 @@ impl ContainerRegistry {
             return None; // ambiguous prefix
         }
         Some(first.container.clone())
+    }
+
+    /// The runtimes' lifecycle events (started, died, destroyed, changed), each
+    /// delivered after the registry has learnt from it (a `Started` container
+    /// is known, with its metadata, by then). For responders that act on
+    /// container starts, e.g. re-applying a network policy to a restarted
+    /// container's new cgroup.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<RuntimeEvent> {
+        self.inner.lifecycle.subscribe()
     }
 
     /// A container by full id.
@@ -800,6 +815,7 @@ impl ContainerRegistry {
 
     async fn handle_event(&self, idx: usize, ev: RuntimeEvent) {
         let client = &self.inner.clients[idx];
+        let notify = ev.clone();
         match ev {
             RuntimeEvent::Started { id } | RuntimeEvent::Changed { id } => {
                 self.inner.inspects.fetch_add(1, Ordering::Relaxed);
@@ -820,6 +836,8 @@ impl ContainerRegistry {
                 self.mark_removed(&id);
             }
         }
+        // An error only means nobody subscribed.
+        let _ = self.inner.lifecycle.send(notify);
     }
 
     /// One runtime's watcher: list, follow events, reconnect with backoff.

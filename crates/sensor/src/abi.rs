@@ -20,7 +20,7 @@ const _: () = assert!(size_of::<str_item>() == 4);
 const _: () = assert!(size_of::<ev_exec>() == 24);
 const _: () = assert!(size_of::<ev_fork>() == 16);
 const _: () = assert!(size_of::<ev_exit>() == 8);
-const _: () = assert!(size_of::<ev_capable>() == 8);
+const _: () = assert!(size_of::<ev_capable>() == 16);
 const _: () = assert!(size_of::<ev_skaddr>() == 24);
 const _: () = assert!(size_of::<ev_usockaddr>() == 120);
 const _: () = assert!(size_of::<ev_sys>() == 80);

@@ -348,6 +348,7 @@ impl Decoder {
                     cap: b.cap,
                     cap_name: model::names::cap_name(b.cap),
                     granted: b.granted != 0,
+                    syscall_nr: u32::try_from(b.syscall_nr).ok(),
                 }
             }
             ev::EV_SOCKET..=ev::EV_LISTEN => {
@@ -894,10 +895,16 @@ mod tests {
             dec().decode(&rec).unwrap().kind,
             EventKind::Exit { code: 3, signal: 0, core_dumped: false }
         );
-        let rec = Rec::new(ev::EV_CAPABLE, &abi::ev_capable { cap: 21, granted: 0 }).bytes();
+        let rec = Rec::new(ev::EV_CAPABLE, &abi::ev_capable { cap: 21, granted: 0, syscall_nr: 9, _pad: 0 })
+            .bytes();
         assert_eq!(
             dec().decode(&rec).unwrap().kind,
-            EventKind::Capable { cap: 21, cap_name: "CAP_SYS_ADMIN".into(), granted: false }
+            EventKind::Capable {
+                cap: 21,
+                cap_name: "CAP_SYS_ADMIN".into(),
+                granted: false,
+                syscall_nr: Some(9)
+            }
         );
     }
 

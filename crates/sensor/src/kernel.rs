@@ -16,7 +16,9 @@ use model::Event;
 
 use crate::abi::skel::{SensorSkel, SensorSkelBuilder};
 use crate::decode::{record_truncated, Decoder};
-use crate::{Feature, HookState, HookStatus, SensorConfig, SensorError, SensorStats, SensorStatus};
+use crate::{
+    Feature, HookState, HookStatus, SensorConfig, SensorError, SensorStats, SensorStatus, SyscallSet,
+};
 
 const OBJECT: &str = "sensor.bpf.o";
 const TRACEFS: &str = "/sys/kernel/tracing";
@@ -316,6 +318,9 @@ fn open_and_load(
     }
 }
 
+/// The recorder's program: loaded only when recording.
+const RECORDER_PROGRAM: &str = "record_sys_enter";
+
 impl Sensor {
     /// Probe, load, attach. Hooks that do not exist or fail are recorded in
     /// [`Sensor::status`] and the rest keep working; fails only when nothing
@@ -347,6 +352,8 @@ impl Sensor {
                 let section = prog.section().to_string_lossy().into_owned();
                 if cfg.disabled_programs.contains(&name) {
                     skip.insert(name.clone(), "disabled by config".into());
+                } else if name == RECORDER_PROGRAM && !cfg.record_syscalls {
+                    skip.insert(name.clone(), "loaded only while recording".into());
                 } else if let Some(why) = probe.missing(&section) {
                     skip.insert(name.clone(), why);
                 }
@@ -502,6 +509,24 @@ impl Sensor {
 
     pub fn status(&self) -> SensorStatus {
         self.status.clone()
+    }
+
+    /// The syscalls each cgroup entered since the sensor started, from the
+    /// recorder's in-kernel bitmaps (empty unless [`SensorConfig::record_syscalls`]).
+    pub fn syscall_sets(&self) -> Vec<(u64, SyscallSet)> {
+        let map = &self.loaded.skel.maps.syscall_sets;
+        let mut sets = Vec::new();
+        for key in map.keys() {
+            let Some(cgroup_id) = key.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes) else {
+                continue;
+            };
+            match map.lookup(&key, MapFlags::ANY) {
+                Ok(Some(value)) => sets.push((cgroup_id, SyscallSet::from_bitmap(&value))),
+                Ok(None) => {} // the entry went away between keys() and lookup()
+                Err(e) => tracing::warn!(error = %e, cgroup_id, "reading a syscall set"),
+            }
+        }
+        sets
     }
 
     /// Number of attached hooks.

@@ -49,6 +49,10 @@ pub struct SensorConfig {
     pub ring_buffer_bytes: usize,
     /// BPF program names (e.g. `on_cap_capable`, `enter_openat`) not to load.
     pub disabled_programs: Vec<String>,
+    /// Load the recorder: a per-cgroup bitmap of every syscall entered (read
+    /// with [`Sensor::syscall_sets`]). Costs a program run on every syscall of
+    /// every task, so only `rampart record` turns it on.
+    pub record_syscalls: bool,
 }
 
 impl Default for SensorConfig {
@@ -57,6 +61,46 @@ impl Default for SensorConfig {
             include_host: false,
             ring_buffer_bytes: DEFAULT_RING_BUFFER_BYTES,
             disabled_programs: Vec::new(),
+            record_syscalls: false,
+        }
+    }
+}
+
+/// The syscall numbers one cgroup's tasks entered, from the recorder's bitmap.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyscallSet {
+    /// Numbers of the kernel's native ABI (x86_64 here), ascending.
+    pub native: Vec<u32>,
+    /// Numbers entered by 32-bit (i386 compat) tasks, ascending.
+    pub compat: Vec<u32>,
+}
+
+impl SyscallSet {
+    /// Decodes the kernel's `struct syscall_set` (bpf/events.h): two bitmaps of
+    /// 512 bits, native then compat, as native-endian u64 words.
+    pub fn from_bitmap(bytes: &[u8]) -> SyscallSet {
+        let bits = |half: &[u8]| -> Vec<u32> {
+            let mut nrs = Vec::new();
+            for (w, chunk) in half.chunks_exact(8).enumerate() {
+                let word = u64::from_ne_bytes(chunk.try_into().expect("8-byte chunk"));
+                for b in 0..64 {
+                    if word & (1 << b) != 0 {
+                        nrs.push((w * 64 + b) as u32);
+                    }
+                }
+            }
+            nrs
+        };
+        let half = bytes.len() / 2;
+        SyscallSet { native: bits(&bytes[..half]), compat: bits(&bytes[half..]) }
+    }
+
+    /// Adds another set's numbers (e.g. a container's restarted cgroup).
+    pub fn merge(&mut self, other: &SyscallSet) {
+        for (mine, theirs) in [(&mut self.native, &other.native), (&mut self.compat, &other.compat)] {
+            mine.extend_from_slice(theirs);
+            mine.sort_unstable();
+            mine.dedup();
         }
     }
 }
@@ -163,4 +207,23 @@ pub enum SensorError {
     RingBuffer { map: String, source: libbpf_rs::Error },
     #[error("consuming ring buffer {map}: errno {errno}")]
     Poll { map: String, errno: i32 },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SyscallSet;
+
+    #[test]
+    fn syscall_bitmap_decodes_native_and_compat_halves() {
+        let mut bytes = vec![0u8; 128];
+        bytes[0] = 0b1000_0001; // native 0 and 7
+        bytes[8 * 7 + 7] = 0x80; // native 511
+        bytes[64] = 0b10; // compat 1
+        let set = SyscallSet::from_bitmap(&bytes);
+        assert_eq!(set.native, vec![0, 7, 511]);
+        assert_eq!(set.compat, vec![1]);
+        let mut merged = set.clone();
+        merged.merge(&SyscallSet { native: vec![3, 7], compat: vec![] });
+        assert_eq!(merged.native, vec![0, 3, 7, 511]);
+    }
 }

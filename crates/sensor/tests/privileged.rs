@@ -152,3 +152,53 @@ fn host_processes_are_filtered_out_by_default() {
         "an open from the host mount namespace was reported"
     );
 }
+
+/// The cgroup v2 id (inode) of this test process's cgroup.
+fn own_cgroup_id() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").expect("read /proc/self/cgroup");
+    let rel = cgroup.lines().find_map(|l| l.strip_prefix("0::")).expect("a cgroup v2 line");
+    let root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .find(|r| std::path::Path::new(r).join("cgroup.controllers").exists())
+        .expect("a cgroup2 mount");
+    std::fs::metadata(format!("{root}{rel}")).expect("own cgroup directory").ino()
+}
+
+#[test]
+fn recorder_sets_a_bit_per_syscall_entered_in_the_kernel() {
+    require_root();
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+
+    // Off by default: the recorder costs every task a program run per syscall.
+    let plain = start(false);
+    assert!(!plain.status().is_attached("record_sys_enter"));
+    assert!(plain.syscall_sets().is_empty());
+    drop(plain);
+
+    let sensor =
+        Sensor::start(SensorConfig { record_syscalls: true, ..Default::default() }).expect("recorder starts");
+    assert!(
+        sensor.status().is_attached("record_sys_enter"),
+        "{:?}",
+        sensor.status().hook("record_sys_enter")
+    );
+    // A task in its own mount namespace counts as a container task; `sync` makes
+    // syscall 162 (x86_64), which nothing else in this cgroup's other mount
+    // namespaces would.
+    run("unshare", &["-m", "sync"]);
+    let cgroup = own_cgroup_id();
+    let sets = sensor.syscall_sets();
+    let (_, set) = sets.iter().find(|(id, _)| *id == cgroup).unwrap_or_else(|| {
+        panic!(
+            "no syscall set for our cgroup {cgroup}; sets for {:?}",
+            sets.iter().map(|s| s.0).collect::<Vec<_>>()
+        )
+    });
+    const SYNC: u32 = 162;
+    const EXECVE: u32 = 59;
+    const REBOOT: u32 = 169;
+    assert!(set.native.contains(&SYNC), "sync missing from {:?}", set.native);
+    assert!(set.native.contains(&EXECVE), "execve missing from {:?}", set.native);
+    assert!(!set.native.contains(&REBOOT), "reboot was never called: {:?}", set.native);
+}

@@ -384,9 +384,15 @@ impl Agent {
 
     /// Run `rampart ARGS...`, deliver its JSON stdout lines, wait for ready.
     pub fn spawn(args: Vec<String>, mode: StdoutMode) -> Agent {
+        Agent::spawn_env(args, mode, &[])
+    }
+
+    /// [`Agent::spawn`] with extra environment variables.
+    pub fn spawn_env(args: Vec<String>, mode: StdoutMode, env: &[(String, String)]) -> Agent {
         preflight();
         let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
             .args(&args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

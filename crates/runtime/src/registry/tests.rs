@@ -305,6 +305,26 @@ async fn events_fill_and_remove() {
 }
 
 #[tokio::test]
+async fn subscribers_get_lifecycle_events_after_the_registry_learnt() {
+    let t = FakeTree::new("subscribe");
+    let rt = FakeRuntime::new();
+    let reg = registry(&t, &rt);
+    let mut rx = reg.subscribe();
+    let tasks = reg.spawn();
+    eventually("connected", || reg.status().runtimes[0].connected).await;
+    rt.add(ID2, "worker");
+    rt.events.send(RuntimeEvent::Started { id: ID2.into() }).unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    assert_eq!(ev, RuntimeEvent::Started { id: ID2.into() });
+    // the registry knew the container, with its name, before telling
+    assert_eq!(reg.get(ID2).unwrap().name, "worker");
+    rt.events.send(RuntimeEvent::Died { id: ID2.into() }).unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    assert_eq!(ev, RuntimeEvent::Died { id: ID2.into() });
+    tasks.abort();
+}
+
+#[tokio::test]
 async fn vanished_cgroup_is_forgotten_without_destroy_event() {
     let t = FakeTree::new("vanish");
     let cg = t.mkdir(&format!("/docker/{ID}"));

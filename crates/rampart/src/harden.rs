@@ -1,0 +1,735 @@
+//! `rampart profile`: least-privilege profiles from a recording, and
+//! `rampart profile verify`: run the workload again under them.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use profile::recording::{Protocol, Recording};
+use profile::{seccomp_profile, selinux, CapabilityProfile};
+use serde::Serialize;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ProfileArgs {
+    #[command(subcommand)]
+    command: Option<ProfileCommand>,
+    #[command(flatten)]
+    generate: GenerateArgs,
+}
+
+#[derive(Subcommand)]
+enum ProfileCommand {
+    /// Run the recorded workload again, without and then with the generated
+    /// seccomp profile and capability set, and compare what it does.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// A directory holding `recording.json` (from `rampart record`), or the file.
+    #[arg(value_name = "RECORDING", required = true)]
+    recording: Option<PathBuf>,
+    /// Where to write the profiles (default: next to the recording).
+    #[arg(short, long, value_name = "DIR")]
+    output: Option<PathBuf>,
+    /// Name for the profiles (SELinux module, Kubernetes objects); default: the
+    /// recorded container's name.
+    #[arg(long)]
+    name: Option<String>,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// The directory `rampart profile` wrote (with `recording.json`).
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// How long each run may take to finish (batch) or to answer (service).
+    #[arg(long, value_parser = crate::record::parse_duration, default_value = "60s")]
+    timeout: Duration,
+    /// The docker client to run containers with.
+    #[arg(long, default_value = "docker")]
+    docker: String,
+}
+
+pub async fn run(args: ProfileArgs) -> Result<()> {
+    match args.command {
+        Some(ProfileCommand::Verify(v)) => verify(v),
+        None => generate(args.generate),
+    }
+}
+
+fn recording_path(p: &Path) -> PathBuf {
+    if p.is_dir() {
+        p.join("recording.json")
+    } else {
+        p.to_path_buf()
+    }
+}
+
+fn load_recording(p: &Path) -> Result<Recording> {
+    let path = recording_path(p);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let rec: Recording = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))?;
+    if rec.version != profile::recording::RECORDING_VERSION {
+        bail!(
+            "{}: recording version {} (this rampart reads {})",
+            path.display(),
+            rec.version,
+            profile::recording::RECORDING_VERSION
+        );
+    }
+    Ok(rec)
+}
+
+fn default_name(rec: &Recording) -> String {
+    rec.containers
+        .iter()
+        .map(|c| c.name.trim_start_matches('/'))
+        .find(|n| !n.is_empty())
+        .map(str::to_string)
+        .or_else(|| rec.containers.first().map(|c| c.id.chars().take(12).collect()))
+        .unwrap_or_else(|| "workload".into())
+}
+
+/// The port labels of the installed SELinux policy (its store's base module),
+/// or none when no policy is installed.
+fn selinux_port_labels() -> selinux::PortLabels {
+    let policy = std::fs::read_to_string("/etc/selinux/config")
+        .ok()
+        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("SELINUXTYPE=").map(|v| v.trim().to_string())))
+        .unwrap_or_else(|| "default".into());
+    let base = format!("/var/lib/selinux/{policy}/active/modules/100/base/cil");
+    if !Path::new(&base).exists() {
+        return selinux::PortLabels::default();
+    }
+    // The store keeps modules bzip2-compressed.
+    match Command::new("bzcat").arg(&base).stderr(Stdio::null()).output() {
+        Ok(o) if o.status.success() => selinux::PortLabels::from_cil(&String::from_utf8_lossy(&o.stdout)),
+        _ => selinux::PortLabels::default(),
+    }
+}
+
+/// File names written by `rampart profile`.
+pub const SECCOMP_JSON: &str = "seccomp.json";
+
+fn generate(args: GenerateArgs) -> Result<()> {
+    let input = args.recording.expect("clap requires it");
+    let rec = load_recording(&input)?;
+    let out = args.output.clone().unwrap_or_else(|| {
+        let p = recording_path(&input);
+        p.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let name = args.name.clone().unwrap_or_else(|| default_name(&rec));
+    let write = |file: &str, text: String| -> Result<()> {
+        let p = out.join(file);
+        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+        println!("  {}", p.display());
+        Ok(())
+    };
+    println!(
+        "rampart: profiles for {name} from {} syscalls, {} capability checks:",
+        rec.syscalls.len(),
+        rec.capabilities.len()
+    );
+
+    let seccomp = seccomp_profile::docker_profile(&rec);
+    write(SECCOMP_JSON, serde_json::to_string_pretty(&seccomp)? + "\n")?;
+    write("seccomp-profile.yaml", seccomp_profile::kubernetes_seccomp_profile(&rec, &k8s_name(&name)))?;
+
+    let caps = CapabilityProfile::from_recording(&rec);
+    write("capabilities.txt", caps.summary())?;
+    write("k8s-security-context.yaml", caps.kubernetes_yaml())?;
+
+    let labels = selinux_port_labels();
+    if labels.is_empty() {
+        eprintln!("rampart: note: no SELinux policy store found; ports in the CIL module use port_t");
+    }
+    let module = selinux::module_name(&name);
+    write(&format!("{module}.cil"), selinux::generate_cil(&rec, &name, &labels))?;
+
+    write("netpolicy.yaml", profile::network::rampart_net_policy_yaml(&rec, &name)?)?;
+    write("k8s-networkpolicy.yaml", profile::network::kubernetes_network_policy(&rec, &name))?;
+
+    let seccomp_path =
+        std::fs::canonicalize(out.join(SECCOMP_JSON)).unwrap_or_else(|_| out.join(SECCOMP_JSON));
+    let mut flags = vec!["--security-opt".to_string(), format!("seccomp={}", seccomp_path.display())];
+    flags.extend(caps.docker_args());
+    write("docker-flags.txt", flags.join(" ") + "\n")?;
+    Ok(())
+}
+
+fn k8s_name(name: &str) -> String {
+    let s: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    s.trim_matches('-').to_string()
+}
+
+// ---------------------------------------------------------------------------
+// verify
+// ---------------------------------------------------------------------------
+
+/// The syscall probe built from probe/syscall_probe.c (empty off x86_64).
+const SYSCALL_PROBE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/syscall-probe"));
+
+/// Harmless syscalls (zero arguments do nothing lasting) to show a denial with:
+/// the first one the profile does not allow is made under it.
+const PROBE_CANDIDATES: &[&str] = &[
+    "getcpu",
+    "sched_yield",
+    "getpriority",
+    "times",
+    "getrusage",
+    "sched_getscheduler",
+    "getitimer",
+    "alarm",
+    "umask",
+    "getpgrp",
+    "getsid",
+    "capget",
+];
+
+/// `docker run` options that take a value (the next argument) when written
+/// without `=`. Anything else starting with `-` is a switch; the first other
+/// argument is the image.
+const DOCKER_RUN_VALUE_OPTIONS: &[&str] = &[
+    "-a",
+    "--attach",
+    "--add-host",
+    "--annotation",
+    "--blkio-weight",
+    "--blkio-weight-device",
+    "--cap-add",
+    "--cap-drop",
+    "--cgroup-parent",
+    "--cgroupns",
+    "--cidfile",
+    "-c",
+    "--cpu-shares",
+    "--cpu-period",
+    "--cpu-quota",
+    "--cpu-rt-period",
+    "--cpu-rt-runtime",
+    "--cpus",
+    "--cpuset-cpus",
+    "--cpuset-mems",
+    "--detach-keys",
+    "--device",
+    "--device-cgroup-rule",
+    "--device-read-bps",
+    "--device-read-iops",
+    "--device-write-bps",
+    "--device-write-iops",
+    "--dns",
+    "--dns-option",
+    "--dns-search",
+    "--domainname",
+    "--entrypoint",
+    "-e",
+    "--env",
+    "--env-file",
+    "--expose",
+    "--gpus",
+    "--group-add",
+    "--health-cmd",
+    "--health-interval",
+    "--health-retries",
+    "--health-start-period",
+    "--health-timeout",
+    "-h",
+    "--hostname",
+    "--ip",
+    "--ip6",
+    "--ipc",
+    "--isolation",
+    "--kernel-memory",
+    "-l",
+    "--label",
+    "--label-file",
+    "--link",
+    "--link-local-ip",
+    "--log-driver",
+    "--log-opt",
+    "--mac-address",
+    "-m",
+    "--memory",
+    "--memory-reservation",
+    "--memory-swap",
+    "--memory-swappiness",
+    "--mount",
+    "--name",
+    "--network",
+    "--net",
+    "--network-alias",
+    "--net-alias",
+    "--oom-score-adj",
+    "--pid",
+    "--pids-limit",
+    "--platform",
+    "-p",
+    "--publish",
+    "--pull",
+    "--restart",
+    "--runtime",
+    "--security-opt",
+    "--shm-size",
+    "--stop-signal",
+    "--stop-timeout",
+    "--storage-opt",
+    "--sysctl",
+    "--tmpfs",
+    "--ulimit",
+    "-u",
+    "--user",
+    "--userns",
+    "--uts",
+    "-v",
+    "--volume",
+    "--volume-driver",
+    "--volumes-from",
+    "-w",
+    "--workdir",
+];
+
+/// A recorded `docker run` command, split so it can be started again with other
+/// options: the options before the image (minus those verify sets itself), the
+/// image, and the command after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DockerRun {
+    options: Vec<String>,
+    image: String,
+    rest: Vec<String>,
+}
+
+impl DockerRun {
+    fn parse(cmd: &[String]) -> Result<DockerRun> {
+        let run_at = cmd
+            .iter()
+            .position(|a| a == "run")
+            .filter(|&i| cmd[..i].iter().any(|a| a.ends_with("docker") || a.ends_with("podman")))
+            .with_context(|| format!("the recorded command is not a `docker run`: {}", cmd.join(" ")))?;
+        let args = &cmd[run_at + 1..];
+        let mut options = Vec::new();
+        let mut i = 0;
+        while i < args.len() {
+            let a = &args[i];
+            if !a.starts_with('-') || a == "-" {
+                break;
+            }
+            if a == "--" {
+                i += 1;
+                break;
+            }
+            let (flag, inline) = match a.split_once('=') {
+                Some((f, _)) if a.starts_with("--") => (f, true),
+                _ => (a.as_str(), false),
+            };
+            let takes_value = !inline && DOCKER_RUN_VALUE_OPTIONS.contains(&flag);
+            let value = if takes_value {
+                i += 1;
+                Some(args.get(i).with_context(|| format!("{flag} needs a value"))?.clone())
+            } else {
+                None
+            };
+            // Verify names, detaches and removes the containers itself.
+            let dropped = matches!(
+                flag,
+                "--name" | "--rm" | "-d" | "--detach" | "-i" | "--interactive" | "-t" | "--tty" | "--cidfile"
+            ) || (flag.starts_with('-')
+                && !flag.starts_with("--")
+                && flag.len() > 2
+                && flag[1..].chars().all(|c| "dit".contains(c)));
+            if !dropped {
+                options.push(a.clone());
+                options.extend(value);
+            }
+            i += 1;
+        }
+        let image = args
+            .get(i)
+            .with_context(|| format!("no image in the recorded command: {}", cmd.join(" ")))?
+            .clone();
+        Ok(DockerRun { options, image, rest: args[i + 1..].to_vec() })
+    }
+}
+
+/// What one run of the workload did.
+#[derive(Debug, Clone, Serialize)]
+struct RunOutcome {
+    mode: &'static str,
+    started: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_code: Option<i64>,
+    /// Per listening port: the answer to a probe (status line and body).
+    answers: Vec<(u16, String)>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    error: String,
+}
+
+#[derive(Debug, Serialize)]
+struct VerifyReport {
+    recorded_exit_code: Option<i32>,
+    baseline: RunOutcome,
+    profiled: RunOutcome,
+    same_behaviour: bool,
+    denied_syscall: Option<DeniedProbe>,
+    passed: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct DeniedProbe {
+    syscall: String,
+    number: u32,
+    errno_without_profile: i64,
+    errno_with_profile: i64,
+    denied_with_eperm: bool,
+}
+
+struct Docker {
+    bin: String,
+}
+
+impl Docker {
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(&self.bin);
+        if std::env::var_os("DOCKER_API_VERSION").is_none() {
+            // Debian's dockerd 20.10 speaks API 1.41; newer clients negotiate down.
+            c.env("DOCKER_API_VERSION", "1.41");
+        }
+        c
+    }
+
+    fn output(&self, args: &[String]) -> Result<String> {
+        let o = self.cmd().args(args).output().with_context(|| format!("running {}", self.bin))?;
+        if !o.status.success() {
+            bail!(
+                "{} {}: {}",
+                self.bin,
+                args.first().map(String::as_str).unwrap_or(""),
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+    }
+
+    fn remove(&self, name: &str) {
+        let _ = self.cmd().args(["rm", "-f", name]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    }
+}
+
+/// Sends a fixed request and returns the status line and body of the answer
+/// (headers such as Date differ between runs), or the raw bytes for non-HTTP.
+fn probe_port(ip: IpAddr, port: u16, deadline: Instant) -> Result<String> {
+    let addr = SocketAddr::new(ip, port);
+    let mut last_err = None;
+    while Instant::now() < deadline {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            Ok(mut s) => {
+                s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                s.write_all(b"GET / HTTP/1.0\r\nHost: rampart-verify\r\n\r\n")?;
+                let mut buf = Vec::new();
+                let _ = s.take(1 << 16).read_to_end(&mut buf);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                return Ok(match text.split_once("\r\n\r\n") {
+                    Some((head, body)) if head.starts_with("HTTP/") => {
+                        format!("{}\n{body}", head.lines().next().unwrap_or(""))
+                    }
+                    _ => text,
+                });
+            }
+            Err(e) => last_err = Some(e),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bail!("{addr} did not answer: {}", last_err.map(|e| e.to_string()).unwrap_or_else(|| "timeout".into()))
+}
+
+fn run_once(
+    docker: &Docker,
+    mode: &'static str,
+    launch: &[String],
+    extra: &[String],
+    ports: &[u16],
+    timeout: Duration,
+) -> RunOutcome {
+    let name = format!("rampart-verify-{}-{mode}", std::process::id());
+    docker.remove(&name);
+    let mut outcome =
+        RunOutcome { mode, started: false, exit_code: None, answers: Vec::new(), error: String::new() };
+    let mut args = vec!["run".to_string(), "-d".into(), "--name".into(), name.clone()];
+    args.extend(extra.iter().cloned());
+    args.extend(launch.iter().cloned());
+    if let Err(e) = docker.output(&args) {
+        outcome.error = format!("{e:#}");
+        docker.remove(&name);
+        return outcome;
+    }
+    outcome.started = true;
+    let deadline = Instant::now() + timeout;
+    if !ports.is_empty() {
+        let ip = docker
+            .output(&[
+                "inspect".into(),
+                "-f".into(),
+                "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}".into(),
+                name.clone(),
+            ])
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|ip| ip.parse::<IpAddr>().ok()))
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        for &port in ports {
+            match probe_port(ip, port, deadline) {
+                Ok(answer) => outcome.answers.push((port, answer)),
+                Err(e) => {
+                    outcome.answers.push((port, String::new()));
+                    outcome.error = format!("{e:#}");
+                }
+            }
+        }
+        let running =
+            docker.output(&["inspect".into(), "-f".into(), "{{.State.Running}}".into(), name.clone()]);
+        match running {
+            Ok(r) if r == "true" => {}
+            Ok(r) => outcome.error = format!("the service stopped while being probed (running: {r})"),
+            Err(e) => outcome.error = format!("the service stopped while being probed ({e:#})"),
+        }
+    } else {
+        // A batch job: wait for it to finish.
+        let mut wait = docker.cmd();
+        wait.args(["wait", &name]).stdout(Stdio::piped()).stderr(Stdio::null());
+        match wait.spawn() {
+            Ok(mut child) => loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => {
+                        let mut s = String::new();
+                        if let Some(mut out) = child.stdout.take() {
+                            let _ = out.read_to_string(&mut s);
+                        }
+                        outcome.exit_code = s.trim().parse().ok();
+                        break;
+                    }
+                    Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+                    _ => {
+                        let _ = child.kill();
+                        outcome.error = format!("did not finish within {timeout:?}");
+                        break;
+                    }
+                }
+            },
+            Err(e) => outcome.error = format!("docker wait: {e}"),
+        }
+    }
+    docker.remove(&name);
+    outcome
+}
+
+/// Runs the syscall probe in the image, with `extra` options, and returns the
+/// errno the syscall got (0 = it succeeded).
+fn run_probe(docker: &Docker, image: &str, probe: &Path, nr: u32, extra: &[String]) -> Result<i64> {
+    let mut args = vec!["run".to_string(), "--rm".into()];
+    args.extend(extra.iter().cloned());
+    args.extend([
+        "--user".into(),
+        "0".into(),
+        "-v".into(),
+        format!("{}:/.rampart-probe:ro", probe.display()),
+        "--entrypoint".into(),
+        "/.rampart-probe".into(),
+        image.to_string(),
+        nr.to_string(),
+    ]);
+    let status = docker.cmd().args(&args).stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
+    match status.status.code() {
+        Some(c) if c < 125 => Ok(c as i64),
+        _ => bail!("the probe container failed: {}", String::from_utf8_lossy(&status.stderr).trim()),
+    }
+}
+
+fn verify(args: VerifyArgs) -> Result<()> {
+    let rec = load_recording(&args.dir)?;
+    let seccomp_path = std::fs::canonicalize(args.dir.join(SECCOMP_JSON)).with_context(|| {
+        format!("no {SECCOMP_JSON} in {}: run `rampart profile` first", args.dir.display())
+    })?;
+    let allowed: std::collections::BTreeSet<String> =
+        seccomp_profile::allowed_groups(&rec).into_iter().flat_map(|g| g.names).collect();
+    let caps = CapabilityProfile::from_recording(&rec);
+    let mut extra = vec!["--security-opt".to_string(), format!("seccomp={}", seccomp_path.display())];
+    extra.extend(caps.docker_args());
+
+    let (launch, image) = if let Some(spec) = &rec.run {
+        (spec.docker_run_args(&[]), spec.image.clone())
+    } else if !rec.command.is_empty() {
+        let run = DockerRun::parse(&rec.command)?;
+        let mut launch = run.options.clone();
+        launch.push(run.image.clone());
+        launch.extend(run.rest.iter().cloned());
+        (launch, run.image)
+    } else {
+        bail!("the recording has neither a command nor the container's start configuration");
+    };
+    let ports: Vec<u16> = rec
+        .network
+        .listen
+        .iter()
+        .filter(|e| {
+            e.protocol != Protocol::Udp && !e.address.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        })
+        .map(|e| e.port)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let docker = Docker { bin: args.docker.clone() };
+    println!("rampart: verifying {} ({}) under {}", default_name(&rec), image, seccomp_path.display());
+    println!("  capabilities: {}", caps.docker_args().join(" "));
+
+    let baseline = run_once(&docker, "baseline", &launch, &[], &ports, args.timeout);
+    let profiled = run_once(&docker, "profiled", &launch, &extra, &ports, args.timeout);
+    for o in [&baseline, &profiled] {
+        let what = match (o.exit_code, o.answers.is_empty()) {
+            (Some(c), _) => format!("exit code {c}"),
+            (None, false) => {
+                format!("{} port(s) answered", o.answers.iter().filter(|a| !a.1.is_empty()).count())
+            }
+            _ => "no result".into(),
+        };
+        let err = if o.error.is_empty() { String::new() } else { format!(" ({})", o.error) };
+        println!("  {:<9} {what}{err}", o.mode);
+    }
+    let recorded_matches = match (rec.exit_code, profiled.exit_code) {
+        (Some(r), Some(p)) if ports.is_empty() => r as i64 == p,
+        _ => true,
+    };
+    let same_behaviour = baseline.started
+        && profiled.started
+        && baseline.error.is_empty()
+        && profiled.error.is_empty()
+        && baseline.exit_code == profiled.exit_code
+        && baseline.answers == profiled.answers
+        && recorded_matches;
+
+    let denied_syscall = match denied_probe(&docker, &image, &allowed, &extra) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("  denial probe: {e:#}");
+            None
+        }
+    };
+    if let Some(p) = &denied_syscall {
+        println!(
+            "  {} (nr {}) outside the profile: errno {} without it, {} with it{}",
+            p.syscall,
+            p.number,
+            p.errno_without_profile,
+            p.errno_with_profile,
+            if p.denied_with_eperm { " (EPERM: denied)" } else { "" }
+        );
+    }
+    let passed = same_behaviour && denied_syscall.as_ref().is_some_and(|p| p.denied_with_eperm);
+    let report = VerifyReport {
+        recorded_exit_code: rec.exit_code,
+        baseline,
+        profiled,
+        same_behaviour,
+        denied_syscall,
+        passed,
+    };
+    let path = args.dir.join("verify.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("writing {}", path.display()))?;
+    if !report.same_behaviour {
+        bail!(
+            "verification failed: the workload behaves differently under the profile (details in {})",
+            path.display()
+        );
+    }
+    if !passed {
+        bail!(
+            "verification incomplete: no syscall outside the profile could be shown denied (details in {})",
+            path.display()
+        );
+    }
+    println!("rampart: verified: same behaviour under the profile; details in {}", path.display());
+    Ok(())
+}
+
+/// Makes the first harmless syscall the profile does not allow, without and
+/// with the profile.
+fn denied_probe(
+    docker: &Docker,
+    image: &str,
+    allowed: &std::collections::BTreeSet<String>,
+    extra: &[String],
+) -> Result<Option<DeniedProbe>> {
+    if SYSCALL_PROBE.is_empty() {
+        bail!("no syscall probe for this architecture");
+    }
+    let arch = seccomp::Arch::native();
+    let Some((name, nr)) = PROBE_CANDIDATES
+        .iter()
+        .filter(|n| !allowed.contains(**n))
+        .find_map(|n| seccomp::syscalls::number(arch, n).map(|nr| (n.to_string(), nr)))
+    else {
+        return Ok(None);
+    };
+    let probe = std::env::temp_dir().join(format!("rampart-syscall-probe-{}", std::process::id()));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(&probe, SYSCALL_PROBE).with_context(|| format!("writing {}", probe.display()))?;
+        std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let result = (|| {
+        let without = run_probe(docker, image, &probe, nr, &[])?;
+        let with = run_probe(docker, image, &probe, nr, extra)?;
+        Ok(DeniedProbe {
+            syscall: name,
+            number: nr,
+            errno_without_profile: without,
+            errno_with_profile: with,
+            denied_with_eperm: without != 1 && with == 1,
+        })
+    })();
+    let _ = std::fs::remove_file(&probe);
+    result.map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn docker_run_commands_split_at_the_image() {
+        let r = DockerRun::parse(&s(&[
+            "/usr/bin/docker",
+            "run",
+            "--rm",
+            "-it",
+            "--name",
+            "web",
+            "-p",
+            "8080:80",
+            "--env=A=1",
+            "-v",
+            "/x:/y",
+            "rampart-test:latest",
+            "httpd",
+            "-f",
+            "-d",
+            "/www",
+        ]))
+        .unwrap();
+        assert_eq!(r.options, s(&["-p", "8080:80", "--env=A=1", "-v", "/x:/y"]));
+        assert_eq!(r.image, "rampart-test:latest");
+        assert_eq!(r.rest, s(&["httpd", "-f", "-d", "/www"]));
+        assert!(DockerRun::parse(&s(&["ls", "-l"])).is_err());
+        assert!(DockerRun::parse(&s(&["docker", "run", "--name"])).is_err());
+    }
+}

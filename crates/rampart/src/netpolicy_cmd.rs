@@ -1,0 +1,303 @@
+//! `rampart netpolicy`, `rampart isolate`, `rampart freeze`/`unfreeze`: the
+//! response primitives of crates/respond from the command line.
+//!
+//! Policies and isolation are stored (RAMPART_NETPOLICY_DIR, default
+//! /var/lib/rampart/netpolicy) and enforced in the kernel by pinned cgroup BPF
+//! programs (RAMPART_NETPOLICY_PIN, default /sys/fs/bpf/rampart/netpolicy):
+//! they stay in force after this command exits, and the agent re-applies them
+//! when a container restarts.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use respond::freezer::{self, FreezeOptions, Mechanism};
+use respond::{Enforced, NetPolicy, NetPolicyStore, StoreConfig, Target};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args, Clone)]
+pub struct StoreArgs {
+    /// Docker Engine API socket.
+    #[arg(long, default_value = "/var/run/docker.sock")]
+    docker_socket: PathBuf,
+    /// Policy store directory (default: $RAMPART_NETPOLICY_DIR or
+    /// /var/lib/rampart/netpolicy).
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
+    /// BPF pin directory (default: $RAMPART_NETPOLICY_PIN or
+    /// /sys/fs/bpf/rampart/netpolicy).
+    #[arg(long, value_name = "DIR")]
+    pin_dir: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    fn store(&self) -> NetPolicyStore {
+        let mut cfg = StoreConfig { docker_socket: self.docker_socket.clone(), ..Default::default() };
+        if let Some(d) = &self.store {
+            cfg.dir = d.clone();
+        }
+        if let Some(d) = &self.pin_dir {
+            cfg.pin_dir = d.clone();
+        }
+        NetPolicyStore::new(cfg)
+    }
+}
+
+#[derive(Subcommand)]
+pub enum NetpolicyCommand {
+    /// Store a policy for a container and enforce it in the kernel now (and
+    /// whenever the container restarts).
+    Apply {
+        /// The container (name or id prefix).
+        #[arg(long, value_name = "NAME|ID")]
+        container: String,
+        /// The policy (YAML; see docs/ARCHITECTURE.md or `rampart profile`).
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Validate a policy file (errors as file:line:column).
+    Check {
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Stored policies, where they are attached, and denial counters.
+    Show {
+        #[arg(long, value_name = "NAME|ID")]
+        container: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Drop a container's policy and detach it (isolation, if any, stays).
+    Remove {
+        #[arg(long, value_name = "NAME|ID")]
+        container: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Enforce every stored policy on its container's current cgroup, detach
+    /// what no stored container uses (the agent does this by itself).
+    Reconcile {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Args)]
+pub struct IsolateArgs {
+    /// The container (name or id prefix).
+    #[arg(long, value_name = "NAME|ID")]
+    container: String,
+    /// Undo the isolation.
+    #[arg(long)]
+    release: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Args)]
+pub struct FreezeArgs {
+    /// The container (name or id prefix).
+    #[arg(long, value_name = "NAME|ID")]
+    container: String,
+    /// cgroup-v2, cgroup-v1 or runtime (default: the first that works, in
+    /// that order).
+    #[arg(long, value_name = "MECHANISM")]
+    mechanism: Option<Mechanism>,
+    /// Seconds to wait for the kernel to report the container frozen.
+    #[arg(long, default_value_t = 5)]
+    timeout: u64,
+    /// Docker Engine API socket.
+    #[arg(long, default_value = "/var/run/docker.sock")]
+    docker_socket: PathBuf,
+}
+
+impl FreezeArgs {
+    fn options(&self) -> FreezeOptions {
+        FreezeOptions {
+            mechanism: self.mechanism,
+            timeout: Duration::from_secs(self.timeout.max(1)),
+            docker_socket: self.docker_socket.clone(),
+        }
+    }
+}
+
+fn describe(e: &Enforced) -> String {
+    let who = label(&e.container_name, &e.container_id);
+    let what = match (e.has_policy, e.isolated) {
+        (true, true) => "policy and isolation",
+        (true, false) => "policy",
+        (false, true) => "isolation",
+        (false, false) => "nothing",
+    };
+    match &e.cgroup {
+        Some(cg) => format!("{who}: {what} enforced on cgroup {} (id {})", cg.path, cg.id),
+        None if !e.has_policy && !e.isolated => format!("{who}: no policy, no isolation: detached"),
+        None => format!("{who}: {what} stored; the container does not run, it applies when it starts"),
+    }
+}
+
+fn label(name: &str, id: &str) -> String {
+    let short = &id[..id.len().min(12)];
+    if name.is_empty() {
+        short.to_string()
+    } else {
+        format!("{name} ({short})")
+    }
+}
+
+pub async fn netpolicy(cmd: NetpolicyCommand) -> Result<()> {
+    match cmd {
+        NetpolicyCommand::Check { file } => {
+            let p = NetPolicy::load(&file)?;
+            let c = p.compile().map_err(anyhow::Error::msg)?;
+            println!(
+                "ok: {} ({} egress prefixes, {} bind rules)",
+                file.display(),
+                c.prefixes.len(),
+                c.bind.len()
+            );
+            Ok(())
+        }
+        NetpolicyCommand::Apply { container, file, json, store } => {
+            let policy = NetPolicy::load(&file)?;
+            let e = store.store().apply(&container, policy).await?;
+            print_enforced(&e, json)
+        }
+        NetpolicyCommand::Remove { container, store } => {
+            let e = store.store().remove(&container).await?;
+            println!("{}", describe(&e));
+            Ok(())
+        }
+        NetpolicyCommand::Reconcile { json, store } => {
+            let r = store.store().reconcile().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                if r.recreated {
+                    println!("kernel state (re)created");
+                }
+                for e in &r.enforced {
+                    println!("{}", describe(e));
+                }
+                for n in &r.not_running {
+                    println!("{n}: not running");
+                }
+                for f in &r.forgotten {
+                    println!("{f}: container gone, policy dropped");
+                }
+                for cg in &r.detached {
+                    println!("cgroup {cg}: detached (no stored container there)");
+                }
+                for e in &r.errors {
+                    println!("error: {e}");
+                }
+            }
+            if !r.errors.is_empty() {
+                bail!("{} container(s) could not be reconciled", r.errors.len());
+            }
+            Ok(())
+        }
+        NetpolicyCommand::Show { container, json, store } => {
+            let s = store.store();
+            let list = s.show(container.as_deref())?;
+            if let Some(q) = &container {
+                if list.is_empty() {
+                    bail!("no network policy or isolation stored for {q:?}");
+                }
+            }
+            if json {
+                let v = serde_json::json!({ "containers": list, "ring_buffer_lost": s.lost() });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            if list.is_empty() {
+                println!("no network policies stored in {}", s.config().dir.display());
+            }
+            for st in &list {
+                let r = &st.record;
+                println!("{}", label(&r.container_name, &r.container_id));
+                println!("  isolated: {}", if r.isolated { "yes" } else { "no" });
+                match st.cgroup_id {
+                    Some(id) => println!(
+                        "  cgroup: {} (id {id}), {}/{} hooks attached{}",
+                        r.cgroup_path,
+                        st.attached_hooks,
+                        respond::kernel::Hook::ALL.len(),
+                        if st.kernel_flags.is_some() { "" } else { ", no policy in the kernel map" }
+                    ),
+                    None => println!("  cgroup: none (the container does not run)"),
+                }
+                if !st.denied.is_empty() {
+                    let d: Vec<String> = respond::store::OPS
+                        .iter()
+                        .map(|op| format!("{op} {}", st.denied.get(op).copied().unwrap_or(0)))
+                        .collect();
+                    println!("  denied: {}", d.join(", "));
+                }
+                match &r.policy {
+                    Some(p) => {
+                        println!("  policy:");
+                        for line in p.to_yaml().lines() {
+                            println!("    {line}");
+                        }
+                    }
+                    None => println!("  policy: none"),
+                }
+            }
+            if let Some(lost) = s.lost().filter(|n| *n > 0) {
+                println!("denial records lost (ring buffer full): {lost}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_enforced(e: &Enforced, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(e)?);
+    } else {
+        println!("{}", describe(e));
+    }
+    Ok(())
+}
+
+pub async fn isolate(args: IsolateArgs) -> Result<()> {
+    let e = args.store.store().isolate(&args.container, !args.release).await?;
+    println!("{}", describe(&e));
+    Ok(())
+}
+
+async fn target(container: &str, docker_socket: &std::path::Path) -> Result<Target> {
+    let docker = runtime::DockerClient::with_socket(docker_socket);
+    let t = Target::resolve(&docker, container).await?;
+    if !t.running() {
+        bail!("container {} is not running", t.label());
+    }
+    Ok(t)
+}
+
+pub async fn freeze(args: FreezeArgs) -> Result<()> {
+    let t = target(&args.container, &args.docker_socket).await?;
+    let m = freezer::freeze(&t, &args.options()).await.with_context(|| format!("freezing {}", t.label()))?;
+    println!("{}: frozen with the {}", t.label(), m.describe());
+    Ok(())
+}
+
+pub async fn unfreeze(args: FreezeArgs) -> Result<()> {
+    let t = target(&args.container, &args.docker_socket).await?;
+    let done = freezer::thaw(&t, &args.options()).await.with_context(|| format!("thawing {}", t.label()))?;
+    if done.is_empty() {
+        println!("{}: was not frozen", t.label());
+    } else {
+        let how: Vec<&str> = done.iter().map(|m| m.describe()).collect();
+        println!("{}: thawed ({})", t.label(), how.join(", "));
+    }
+    Ok(())
+}

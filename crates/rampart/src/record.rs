@@ -1,0 +1,356 @@
+//! `rampart record`: watch one workload and write what it did to
+//! `recording.json`, the input of `rampart profile`.
+//!
+//! Files, executables, network and capability checks come from the event
+//! stream; the syscall set comes from the sensor's in-kernel per-cgroup bitmap
+//! (no event per syscall). The workload is a running container (`--container`),
+//! every container of an image or label (merged), or the containers a command
+//! starts (`rampart record -o DIR -- docker run ...`), recorded from their
+//! first instruction.
+
+use crate::filter::EventFilter;
+use crate::pipeline::{self, Consumer};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use model::{Container, Event, EventKind};
+use profile::recording::{Recorder, Recording, RunSpec};
+use runtime::{ContainerRegistry, DockerClient};
+use sensor::{SensorConfig, SyscallSet};
+use state::ProcessTable;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(Args)]
+pub struct RecordArgs {
+    /// A running container to record (name or id prefix; repeatable: merged).
+    #[arg(long = "container", value_name = "NAME|ID")]
+    containers: Vec<String>,
+    /// Record every container of this image (repeatable).
+    #[arg(long = "image", value_name = "IMAGE")]
+    images: Vec<String>,
+    /// Record every container with this label (`key=value`, repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// Stop after this long (e.g. `90s`, `5m`); otherwise until the recorded
+    /// containers exit, or Ctrl-C.
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Directory to write `recording.json` to (created if missing).
+    #[arg(short, long, value_name = "DIR")]
+    output: PathBuf,
+    /// Docker Engine API socket.
+    #[arg(long, default_value = "/var/run/docker.sock")]
+    docker_socket: PathBuf,
+    /// Start the workload with this command (e.g. `docker run ...`) once the
+    /// recorder is running; the containers it creates are recorded.
+    #[arg(last = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+/// `90s`, `5m`, `1h`, `250ms` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?} (e.g. 90s, 5m, 1h)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?} (use ms, s, m or h)")),
+    };
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(format!("duration must be positive: {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Which containers are recorded.
+struct Selection {
+    /// Container ids named with --container (resolved at start).
+    ids: BTreeSet<String>,
+    images: Vec<String>,
+    labels: Vec<(String, String)>,
+    /// Command mode: containers that existed before the command are not its own.
+    preexisting: Option<HashSet<String>>,
+}
+
+impl Selection {
+    fn matches(&self, c: &Container) -> bool {
+        self.ids.contains(&c.id)
+            || self.images.iter().any(|i| image_matches(&c.image, i))
+            || self.labels.iter().any(|(k, v)| c.labels.get(k) == Some(v))
+            || self.preexisting.as_ref().is_some_and(|pre| !pre.contains(&c.id))
+    }
+}
+
+/// `nginx` matches `nginx`, `nginx:1.25` and `nginx@sha256:...`.
+fn image_matches(image: &str, want: &str) -> bool {
+    image == want
+        || image.strip_prefix(want).is_some_and(|rest| rest.starts_with(':') || rest.starts_with('@'))
+}
+
+struct RecordConsumer {
+    selection: Selection,
+    recorder: Recorder,
+    /// Containers recorded so far, and those whose init (pid 1 in the
+    /// container) has exited, with its code.
+    seen: BTreeSet<String>,
+    exited: BTreeMap<String, i32>,
+    /// How long to record, and until when (set once the sensor is ready).
+    duration: Option<Duration>,
+    deadline: Option<Instant>,
+    command: Vec<String>,
+    child: Option<Child>,
+    child_exit: Option<(Instant, i32)>,
+    spawn_error: Option<anyhow::Error>,
+}
+
+impl Consumer for RecordConsumer {
+    fn event(&mut self, ev: &Event, _: &ProcessTable) -> std::io::Result<()> {
+        let Some(c) = ev.container.as_deref() else { return Ok(()) };
+        if !self.selection.matches(c) {
+            return Ok(());
+        }
+        if self.seen.insert(c.id.clone()) {
+            eprintln!("rampart: recording container {} ({})", display_name(c), c.image);
+        }
+        self.recorder.observe(ev);
+        if let EventKind::Exit { code, signal, .. } = ev.kind {
+            if ev.process.vpid == 1 {
+                let status = if signal != 0 { 128 + signal } else { code };
+                self.exited.insert(c.id.clone(), status);
+            }
+        }
+        Ok(())
+    }
+
+    fn started(&mut self) {
+        self.deadline = self.duration.map(|d| Instant::now() + d);
+        if self.command.is_empty() {
+            return;
+        }
+        eprintln!("rampart: starting: {}", self.command.join(" "));
+        match Command::new(&self.command[0]).args(&self.command[1..]).spawn() {
+            Ok(child) => self.child = Some(child),
+            Err(e) => self.spawn_error = Some(anyhow::anyhow!("starting {:?}: {e}", self.command[0])),
+        }
+    }
+
+    fn finished(&mut self) -> bool {
+        if self.spawn_error.is_some() || self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return true;
+        }
+        let all_exited = !self.seen.is_empty() && self.seen.iter().all(|id| self.exited.contains_key(id));
+        if let Some(child) = self.child.as_mut() {
+            if self.child_exit.is_none() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child_exit = Some((Instant::now(), exit_status_code(status)));
+                }
+            }
+            // The command is done: stop once its containers have exited too
+            // (a `docker run -d` returns while its container runs on). The grace
+            // lets the container's last events arrive.
+            return self.child_exit.is_some_and(|(at, _)| {
+                at.elapsed() > Duration::from_secs(1) && (self.seen.is_empty() || all_exited)
+            });
+        }
+        // Attached to named containers: done when they have all exited.
+        !self.selection.ids.is_empty() && self.selection.ids.iter().all(|id| self.exited.contains_key(id))
+    }
+}
+
+fn exit_status_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+fn display_name(c: &Container) -> String {
+    if c.name.is_empty() {
+        c.id.chars().take(12).collect()
+    } else {
+        c.name.trim_start_matches('/').to_string()
+    }
+}
+
+fn now_rfc3339() -> String {
+    let ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    alerts::rfc3339_nanos(ns)
+}
+
+/// How a running container was started, for `profile verify`.
+async fn run_spec(docker: &DockerClient, id: &str) -> Result<RunSpec> {
+    let raw = docker.inspect_raw(id).await.with_context(|| format!("inspecting container {id}"))?;
+    let config = raw.config.unwrap_or_default();
+    Ok(RunSpec {
+        image: config.image.unwrap_or_default(),
+        entrypoint: config.entrypoint.unwrap_or_default(),
+        cmd: config.cmd.unwrap_or_default(),
+        env: config.env.unwrap_or_default(),
+        user: config.user.unwrap_or_default(),
+        workdir: config.working_dir.unwrap_or_default(),
+    })
+}
+
+pub async fn record(args: RecordArgs) -> Result<()> {
+    if args.containers.is_empty()
+        && args.images.is_empty()
+        && args.labels.is_empty()
+        && args.command.is_empty()
+    {
+        bail!("nothing to record: give --container, --image, --label, or a command after `--`");
+    }
+    let mut labels = Vec::new();
+    for l in &args.labels {
+        let (k, v) = l.split_once('=').with_context(|| format!("--label {l:?}: expected key=value"))?;
+        labels.push((k.to_string(), v.to_string()));
+    }
+    std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
+
+    let registry = ContainerRegistry::with_docker(&args.docker_socket);
+    registry.refresh().await.context("listing containers through the Docker API")?;
+    let docker = DockerClient::with_socket(&args.docker_socket);
+    let mut ids = BTreeSet::new();
+    let mut run = None;
+    for q in &args.containers {
+        let c = registry
+            .find(q)
+            .with_context(|| format!("no running container matches {q:?} (or the name is ambiguous)"))?;
+        if args.containers.len() == 1 {
+            run = Some(run_spec(&docker, &c.id).await?);
+        }
+        ids.insert(c.id.clone());
+    }
+    let preexisting = if args.command.is_empty() {
+        None
+    } else {
+        Some(docker.running_ids().await.context("listing running containers")?.into_iter().collect())
+    };
+    let selection = Selection { ids, images: args.images.clone(), labels, preexisting };
+
+    let _watchers = registry.spawn();
+    let mut consumer = RecordConsumer {
+        selection,
+        recorder: Recorder::new(std::env::consts::ARCH),
+        seen: BTreeSet::new(),
+        exited: BTreeMap::new(),
+        duration: args.duration,
+        deadline: None,
+        command: args.command.clone(),
+        child: None,
+        child_exit: None,
+        spawn_error: None,
+    };
+    let started = now_rfc3339();
+    let config = SensorConfig { record_syscalls: true, ..Default::default() };
+    let filter = EventFilter::default();
+    let summary = pipeline::stream(config, registry, &filter, &mut consumer).await?;
+    if let Some(e) = consumer.spawn_error.take() {
+        return Err(e);
+    }
+    if let Some(mut child) = consumer.child.take() {
+        if consumer.child_exit.is_none() {
+            // Stopped by Ctrl-C or the deadline: the command keeps running.
+            eprintln!("rampart: the command (pid {}) is still running; not waiting for it", child.id());
+            let _ = child.try_wait();
+        }
+    }
+    if consumer.seen.is_empty() {
+        bail!("no matching container was seen while recording: nothing written");
+    }
+
+    let cgroups = consumer.recorder.cgroups().clone();
+    let mut recording: Recording = consumer.recorder.finish();
+    recording.started = started;
+    recording.ended = now_rfc3339();
+    recording.command = args.command.clone();
+    recording.run = run;
+    recording.events_lost = summary.dropped();
+    let mut set = SyscallSet::default();
+    for (cgroup, s) in &summary.syscall_sets {
+        if cgroups.contains_key(cgroup) {
+            set.merge(s);
+        }
+    }
+    name_syscalls(&mut recording, &set);
+    recording.exit_code = match (consumer.exited.len(), consumer.child_exit) {
+        (1, _) => consumer.exited.values().next().copied(),
+        (_, Some((_, code))) => Some(code),
+        _ => None,
+    };
+
+    let path = args.output.join("recording.json");
+    let text = serde_json::to_string_pretty(&recording)?;
+    std::fs::write(&path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    eprintln!(
+        "rampart: recorded {} container(s): {} syscalls, {} capabilities needed, {} files, {} executables, {} connects, {} listening ports{}",
+        recording.containers.len(),
+        recording.syscalls.len() + recording.compat_syscalls.len(),
+        recording.needed_capabilities().len(),
+        recording.files.len(),
+        recording.executables.len(),
+        recording.network.connect.len(),
+        recording.network.listen.len(),
+        match recording.exit_code {
+            Some(c) => format!(", exit code {c}"),
+            None => String::new(),
+        }
+    );
+    if recording.events_lost > 0 {
+        eprintln!(
+            "rampart: warning: {} events were lost while recording; the profiles may miss behaviour",
+            recording.events_lost
+        );
+    }
+    eprintln!("rampart: wrote {}; next: rampart profile {}", path.display(), args.output.display());
+    Ok(())
+}
+
+/// Adds the syscall names of the kernel's numbers to the recording.
+fn name_syscalls(recording: &mut Recording, set: &SyscallSet) {
+    use seccomp::{syscalls, Arch};
+    let native = Arch::native();
+    // The 32-bit ABI the native kernel runs compat tasks with.
+    let compat = match native {
+        Arch::X86_64 => Some(Arch::X86),
+        Arch::Aarch64 => Some(Arch::Arm),
+        _ => None,
+    };
+    let mut unknown = BTreeSet::new();
+    let mut resolve = |arch: Option<Arch>, nrs: &[u32]| -> Vec<String> {
+        let mut names = Vec::new();
+        for &nr in nrs {
+            match arch.and_then(|a| syscalls::name(a, nr)) {
+                Some(n) => names.push(n.to_string()),
+                None => {
+                    unknown.insert(nr);
+                }
+            }
+        }
+        names
+    };
+    let native_names = resolve(Some(native), &set.native);
+    let compat_names = resolve(compat, &set.compat);
+    recording.add_syscalls(native_names, compat_names);
+    recording.unknown_syscalls.extend(unknown);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_images() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(image_matches("nginx:1.25", "nginx"));
+        assert!(image_matches("nginx", "nginx"));
+        assert!(!image_matches("nginx-proxy:1", "nginx"));
+    }
+}

@@ -1,0 +1,67 @@
+//! rampart's responses to what it detects: act on a container, in the kernel
+//! where possible.
+//!
+//! * [`policy`]: THE network policy format ([`NetPolicy`], YAML) and its
+//!   compilation to kernel rule tables (pure).
+//! * [`store`]: [`NetPolicyStore`], the policies and isolation of containers,
+//!   stored per container id and enforced by cgroup BPF programs on the
+//!   container's current cgroup ([`NetPolicyStore::reconcile`] follows
+//!   restarts).
+//! * [`kernel`]: load/pin/attach of bpf/netpolicy.bpf.c and its maps.
+//! * [`deny`]: denial records from the kernel as `netdeny` events.
+//! * [`freezer`]: freeze/thaw (cgroup v2, cgroup v1, runtime pause) and stop.
+//! * [`target`]: the container acted on: cgroup, init pid, network namespace.
+//!
+//! What each mechanism can and cannot prevent is in docs/ARCHITECTURE.md.
+
+pub mod abi;
+pub mod deny;
+mod docker;
+mod error;
+pub mod freezer;
+pub mod kernel;
+pub mod policy;
+pub mod store;
+pub mod target;
+
+pub use docker::DockerActions;
+pub use error::Error;
+pub use freezer::{FreezeOptions, FreezerState, Mechanism};
+pub use policy::{NetPolicy, PolicyError};
+pub use store::{Enforced, NetPolicyStore, ReconcileReport, Record, Status, StoreConfig};
+pub use target::{CgroupRef, Target};
+
+use model::Container;
+
+/// Freeze a container as the rules engine knows it (by its cgroup path);
+/// returns the mechanism used.
+pub async fn freeze(c: &Container, opts: &FreezeOptions) -> Result<Mechanism, Error> {
+    freezer::freeze(&Target::from_container(c)?, opts).await
+}
+
+/// Thaw a container frozen by any mechanism; returns those that thawed it.
+pub async fn thaw(c: &Container, opts: &FreezeOptions) -> Result<Vec<Mechanism>, Error> {
+    freezer::thaw(&Target::from_container(c)?, opts).await
+}
+
+/// Stop a container through its runtime (`docker stop -t GRACE`).
+pub async fn stop(
+    c: &Container,
+    grace: std::time::Duration,
+    docker_socket: &std::path::Path,
+) -> Result<(), Error> {
+    let t = Target { id: c.id.clone(), name: c.name.clone(), pid: None, cgroup: None, private_netns: None };
+    freezer::stop(&t, grace, docker_socket).await
+}
+
+/// Cut a container off the network, in the kernel, with the default store
+/// (`RAMPART_NETPOLICY_DIR`, `RAMPART_NETPOLICY_PIN`); the isolation is stored
+/// and follows the container across restarts until released.
+pub fn isolate(c: &Container) -> Result<Enforced, Error> {
+    NetPolicyStore::new(StoreConfig::default()).isolate_container(c, true)
+}
+
+/// Undo [`isolate`].
+pub fn release(c: &Container) -> Result<Enforced, Error> {
+    NetPolicyStore::new(StoreConfig::default()).isolate_container(c, false)
+}
