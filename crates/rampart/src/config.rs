@@ -16,6 +16,8 @@ pub struct AgentConfig {
     pub docker_socket: PathBuf,
     pub rules: RulesConfig,
     pub alerts: alerts::AlertsConfig,
+    /// Rule actions (`actions:` on rules): dry run, rate limit, protections.
+    pub response: crate::actions::ResponseConfig,
 }
 
 impl Default for AgentConfig {
@@ -25,6 +27,7 @@ impl Default for AgentConfig {
             docker_socket: PathBuf::from(runtime::DEFAULT_DOCKER_SOCKET),
             rules: RulesConfig::default(),
             alerts: alerts::AlertsConfig::default(),
+            response: crate::actions::ResponseConfig::default(),
         }
     }
 }

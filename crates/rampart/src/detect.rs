@@ -1,6 +1,7 @@
 //! Detection: rule loading (embedded defaults + user files), evaluation of each
 //! event against the compiled rule set, and alerts handed to the dispatcher.
 
+use crate::actions::{self, Responder};
 use crate::config::RulesConfig;
 use crate::pipeline::Consumer;
 use alerts::{Alert, Dispatcher};
@@ -66,6 +67,8 @@ pub fn load_rules(cfg: &RulesConfig) -> Result<(Ruleset, Vec<Diagnostic>), Rules
     }
     match builder.build() {
         Ok(ruleset) if io_errors.is_empty() => {
+            // `actions:` is rampart's extension: check it as strictly as the rest.
+            actions::plans(&ruleset).map_err(RulesRefused)?;
             let warnings = ruleset.warnings().to_vec();
             Ok((ruleset, warnings))
         }
@@ -87,12 +90,20 @@ pub struct Detector {
     /// Events evaluated so far (`evt.num`, which Falco counts from 1).
     events: u64,
     pub alerts: u64,
+    /// Rule actions; `None` offline (replay never acts).
+    responder: Option<Responder>,
 }
 
 impl Detector {
     pub fn new(ruleset: Ruleset, config: RulesConfig, dispatcher: Arc<Dispatcher>) -> Self {
         let hostname = dispatcher.hostname().to_string();
-        Detector { ruleset, config, dispatcher, hostname, events: 0, alerts: 0 }
+        Detector { ruleset, config, dispatcher, hostname, events: 0, alerts: 0, responder: None }
+    }
+
+    /// Acts on matches of rules with `actions:`.
+    pub fn with_responder(mut self, responder: Responder) -> Self {
+        self.responder = Some(responder);
+        self
     }
 
     /// Evaluates one event and emits an alert per matching rule; returns how
@@ -107,6 +118,9 @@ impl Detector {
                 .with_output_fields(fields)
                 .with_tags(rule.tags.iter().cloned());
             self.dispatcher.emit(alert);
+            if let Some(r) = self.responder.as_mut() {
+                r.respond(rule, ev);
+            }
             matched += 1;
         }
         self.alerts += matched as u64;
@@ -129,6 +143,9 @@ impl Consumer for Detector {
                 }
                 tracing::info!(rules = ruleset.len(), "rules reloaded");
                 eprintln!("rampart: rules reloaded ({} rules)", ruleset.len());
+                if let (Some(r), Ok(plans)) = (self.responder.as_mut(), actions::plans(&ruleset)) {
+                    r.set_plans(plans);
+                }
                 self.ruleset = ruleset;
             }
             Err(e) => {

@@ -1,5 +1,6 @@
 //! rampart: container runtime security agent.
 
+mod actions;
 mod audit_cmd;
 mod caps_cmd;
 mod config;
@@ -176,6 +177,9 @@ struct RunArgs {
     /// Docker Engine API socket (default: the config's, /var/run/docker.sock).
     #[arg(long)]
     docker_socket: Option<PathBuf>,
+    /// Report what rule actions would do, do nothing (response.dry_run).
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Subcommand)]
@@ -289,13 +293,22 @@ fn load_rules(cfg: &config::RulesConfig) -> Result<rules::Ruleset> {
 async fn run(args: RunArgs) -> Result<()> {
     let mut cfg = args.source.config()?;
     cfg.host |= args.host;
+    cfg.response.dry_run |= args.dry_run;
     if let Some(socket) = args.docker_socket {
         cfg.docker_socket = socket;
     }
     let ruleset = load_rules(&cfg.rules)?;
     eprintln!("rampart: {} rules loaded", ruleset.len());
     let dispatcher = std::sync::Arc::new(alerts::Dispatcher::new(&cfg.alerts)?);
-    let mut detector = detect::Detector::new(ruleset, cfg.rules.clone(), dispatcher.clone());
+    let plans = actions::plans(&ruleset).map_err(detect::RulesRefused)?;
+    if !plans.is_empty() {
+        let mode = if cfg.response.dry_run { " (dry run)" } else { "" };
+        eprintln!("rampart: {} rules with actions{mode}", plans.len());
+    }
+    let responder =
+        actions::Responder::new(cfg.response.clone(), plans, dispatcher.clone(), cfg.docker_socket.clone());
+    let mut detector =
+        detect::Detector::new(ruleset, cfg.rules.clone(), dispatcher.clone()).with_responder(responder);
 
     let filter = EventFilter { include_host: cfg.host, ..Default::default() };
     let containers = ContainerRegistry::with_docker(&cfg.docker_socket);
