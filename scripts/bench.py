@@ -3,11 +3,13 @@
 
 Runs, inside containers of rampart-test:latest (tests/image), three loops that
 time themselves (rtest bench-open / bench-exec / bench-connect), each several
-times in three modes, interleaved within each repetition:
+times in each mode, interleaved within each repetition:
 
   none     no agent
   rampart  `rampart events --json > /dev/null` attached (one agent per run,
            so its summary gives that run's events seen and dropped)
+  record   `rampart record --image rampart-test:latest -o TMPDIR` attached (the
+           events of `rampart` plus record_sys_enter on every syscall entry)
   auditd   auditd running with rules on the same syscalls
            (open/openat/openat2, execve/execveat, connect), removed afterwards
 
@@ -84,10 +86,10 @@ def in_container(args, name_hint, pinned=True):
 
 
 class Agent:
-    def __init__(self, binary, extra=()):
+    def __init__(self, binary, args=("events", "--json")):
         self.errf = tempfile.NamedTemporaryFile(prefix="rampart-bench-", suffix=".stderr", delete=False)
         self.proc = subprocess.Popen(
-            [binary, "events", "--json", *extra],
+            [binary, *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=self.errf,
@@ -128,7 +130,7 @@ class Agent:
         except (OSError, IndexError, ValueError):
             return None
 
-    def stop(self):
+    def stop(self, summary=True):
         hwm = self.vm_hwm_kib()
         cpu1 = self.cpu_seconds()
         elapsed = time.monotonic() - self.t0
@@ -142,22 +144,45 @@ class Agent:
             rc = self.proc.wait()
         text = self.stderr()
         os.unlink(self.errf.name)
-        m = None
+        m, summary_line = None, None
         for line in text.splitlines():
             mm = re.search(r"(\d+) events seen, (\d+) dropped", line)
             if mm:
                 m = mm
-                summary = line
-        if not alive or rc != 0 or not m:
+                summary_line = line
+        if not alive or rc != 0 or (summary and not m):
             raise SystemExit(f"bench: rampart ended badly (alive={alive}, rc={rc}):\n{text}")
         return {
-            "seen": int(m.group(1)),
-            "dropped": int(m.group(2)),
-            "summary": summary.strip(),
+            "seen": int(m.group(1)) if m else None,
+            "dropped": int(m.group(2)) if m else None,
+            "summary": summary_line.strip() if m else None,
             "vm_hwm_kib": hwm,
             "cpu_s": None if cpu1 is None or self.cpu0 is None else round(cpu1 - self.cpu0, 2),
             "agent_wall_s": round(elapsed, 2),
         }
+
+
+class Recorder(Agent):
+    """`rampart record` of every container of the test image: the event hooks
+    plus record_sys_enter, which sets a bit per syscall in a per-cgroup bitmap."""
+
+    def __init__(self, binary):
+        self.dir = tempfile.mkdtemp(prefix="rampart-bench-record-")
+        super().__init__(binary, ["record", "--image", IMAGE, "-o", self.dir])
+
+    def stop(self):
+        st = super().stop(summary=False)
+        path = os.path.join(self.dir, "recording.json")
+        try:
+            with open(path) as f:
+                rec = json.load(f)
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"bench: rampart record wrote no usable {path}: {e}")
+        shutil.rmtree(self.dir)
+        if not rec.get("syscalls"):
+            raise SystemExit(f"bench: rampart record saw no syscalls ({path})")
+        st |= {"seen": rec["events"], "dropped": rec["events_lost"], "syscalls": len(rec["syscalls"])}
+        return st
 
 
 # --------------------------------------------------------------------------
@@ -271,7 +296,7 @@ def main():
         CPUSET[:] = ["--cpuset-cpus", a.cpuset]
     if os.geteuid() != 0:
         raise SystemExit("bench: must run as root")
-    need_agent = "rampart" in modes or not a.no_sustained
+    need_agent = "rampart" in modes or "record" in modes or not a.no_sustained
     if need_agent and not os.access(binary, os.X_OK):
         raise SystemExit(f"bench: no rampart binary at {binary} (cargo build --release -p rampart)")
 
@@ -291,10 +316,10 @@ def main():
         results["workloads"][name] = {"n": n, "what": what, "modes": {}}
 
     for mode in modes:
-        if mode not in ("none", "rampart", "auditd"):
+        if mode not in ("none", "rampart", "record", "auditd"):
             raise SystemExit(f"bench: unknown mode {mode}")
-    # Modes are interleaved within each repetition (none, rampart, auditd, then
-    # again) so that drift in the machine's speed hits every mode alike; one
+    # Modes are interleaved within each repetition (none, rampart, record,
+    # auditd, then again) so that drift in the machine's speed hits every mode alike; one
     # discarded warm-up run per workload first fills caches.
     for w in ws:
         in_container(w[1], w[0] + "-warmup")
@@ -305,8 +330,8 @@ def main():
                 slot = results["workloads"][w[0]]["modes"].setdefault(mode, {"samples_ns": []})
                 if mode == "none":
                     slot["samples_ns"] += measure(w, 1)
-                elif mode == "rampart":
-                    agent = Agent(binary)
+                elif mode in ("rampart", "record"):
+                    agent = Agent(binary) if mode == "rampart" else Recorder(binary)
                     try:
                         slot["samples_ns"] += measure(w, 1)
                     finally:
@@ -317,6 +342,8 @@ def main():
                     acc["vm_hwm_kib"] = max(acc["vm_hwm_kib"], st.get("vm_hwm_kib") or 0)
                     loop_s = sum(slot["samples_ns"]) / 1e9
                     acc["events_per_s"] = round(acc["seen"] / loop_s) if loop_s else None
+                    if "syscalls" in st:
+                        acc["syscalls"] = max(acc.get("syscalls", 0), st["syscalls"])
                 else:
                     with Auditd() as au:
                         lost0 = au.lost()
@@ -406,6 +433,12 @@ def print_table(r, modes):
         if ra:
             print(f"rampart [{name}]: {ra['seen']:,} events seen, {ra['dropped']:,} dropped over "
                   f"{len(w['modes']['rampart']['samples_ns'])} runs, peak RSS {ra['vm_hwm_kib'] / 1024:.0f} MiB")
+    for name, w in r["workloads"].items():
+        rr = w["modes"].get("record", {}).get("agent")
+        if rr:
+            print(f"record [{name}]: {rr['seen']:,} events recorded, {rr['dropped']:,} lost, "
+                  f"{rr['syscalls']} syscalls in the recording over "
+                  f"{len(w['modes']['record']['samples_ns'])} runs, peak RSS {rr['vm_hwm_kib'] / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":

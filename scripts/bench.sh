@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Overhead benchmark: rampart vs no agent vs auditd, side by side in one run.
+# Overhead benchmark: rampart (events, record) vs no agent vs auditd, side by side.
 # Builds rampart in release, makes sure dockerd and the test image are there,
 # then runs scripts/bench.py (arguments pass through; see --help).
 #
 #   scripts/bench.sh                          full run (~8 min on 2 cores)
 #   scripts/bench.sh --reps 1 --open-n 200000 --sustained-secs 10   quick look
 #   scripts/bench.sh --modes none,auditd --no-sustained             without rampart
+#   scripts/bench.sh --modes none,rampart,record --no-sustained     cost of `rampart record`
 #
 # Results: a table on stdout and JSON in target/bench/results.json.
 set -euo pipefail
@@ -22,7 +23,8 @@ done
 
 needs_rampart=1
 args=" $* "
-if [[ $args == *" --no-sustained "* && ( $args != *"--modes"* || $args =~ --modes[\ =]([^ ]*) && ${BASH_REMATCH[1]} != *rampart* ) ]]; then
+# Without --modes the default modes include rampart.
+if [[ $args == *" --no-sustained "* && $args =~ --modes[\ =]([^ ]*) && ${BASH_REMATCH[1]} != *rampart* && ${BASH_REMATCH[1]} != *record* ]]; then
     needs_rampart=0
 fi
 if ((needs_rampart)) && [[ $args != *" --rampart "* ]]; then
