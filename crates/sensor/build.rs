@@ -1,4 +1,4 @@
-//! Compiles bpf/*.bpf.c with clang and generates libbpf-rs skeletons into OUT_DIR.
+//! Compiles bpf/sensor.bpf.c with clang and generates its libbpf-rs skeleton into OUT_DIR.
 
 use std::env;
 use std::fs;
@@ -19,7 +19,9 @@ fn main() {
         // Headers too, so an edit to events.h rebuilds.
         println!("cargo:rerun-if-changed={}", entry.display());
     }
-    for src in sources.iter().filter(|p| p.to_string_lossy().ends_with(".bpf.c")) {
+    // Only the sensor's object: other bpf/*.bpf.c belong to other crates
+    // (netpolicy.bpf.c to respond).
+    for src in sources.iter().filter(|p| p.file_name().is_some_and(|n| n == "sensor.bpf.c")) {
         let file = src.file_name().unwrap().to_string_lossy().to_string();
         let stem = file.trim_end_matches(".bpf.c");
         let skel = out_dir.join(format!("{stem}.skel.rs"));

@@ -215,7 +215,8 @@ async fn reconcile_loop(store: NetPolicyStore, mut starts: tokio::sync::broadcas
     }
 }
 
-fn label(name: &str, id: &str) -> String {
+/// `web (1958f123c5fa)`, or the short id alone.
+pub fn label(name: &str, id: &str) -> String {
     let short = &id[..id.len().min(12)];
     if name.is_empty() {
         short.to_string()

@@ -143,14 +143,7 @@ fn describe(e: &Enforced) -> String {
     }
 }
 
-fn label(name: &str, id: &str) -> String {
-    let short = &id[..id.len().min(12)];
-    if name.is_empty() {
-        short.to_string()
-    } else {
-        format!("{name} ({short})")
-    }
-}
+use crate::netdeny::label;
 
 pub async fn netpolicy(cmd: NetpolicyCommand) -> Result<()> {
     match cmd {

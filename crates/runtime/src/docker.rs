@@ -192,19 +192,7 @@ impl DockerClient {
     }
 
     pub async fn list_containers(&self) -> Result<Vec<Discovered>, Error> {
-        let summaries = self
-            .with_timeout("list", async {
-                let docker = self.connect().await?;
-                docker
-                    .list_containers(Some(ListContainersOptions::<String> {
-                        all: false,
-                        ..Default::default()
-                    }))
-                    .await
-                    .map_err(|e| self.request_error("list".into(), None, e))
-            })
-            .await?;
-        let ids: Vec<String> = summaries.into_iter().filter_map(|s| s.id).collect();
+        let ids = self.running_ids().await?;
         let results: Vec<Result<Discovered, Error>> = stream::iter(ids)
             .map(|id| async move { self.inspect_container(&id).await })
             .buffer_unordered(self.config.list_concurrency.max(1))
