@@ -73,7 +73,11 @@ struct Selection {
     ids: BTreeSet<String>,
     images: Vec<String>,
     labels: Vec<(String, String)>,
-    /// Command mode: containers that existed before the command are not its own.
+    /// Command mode, `--name X` in the command: exactly that container.
+    name: Option<String>,
+    /// Command mode without a name: containers that existed before the command
+    /// are not its own (a container someone else starts meanwhile would be
+    /// taken for the command's; naming it avoids that).
     preexisting: Option<HashSet<String>>,
 }
 
@@ -82,8 +86,25 @@ impl Selection {
         self.ids.contains(&c.id)
             || self.images.iter().any(|i| image_matches(&c.image, i))
             || self.labels.iter().any(|(k, v)| c.labels.get(k) == Some(v))
-            || self.preexisting.as_ref().is_some_and(|pre| !pre.contains(&c.id))
+            || match &self.name {
+                Some(name) => c.name.trim_start_matches('/') == name,
+                None => self.preexisting.as_ref().is_some_and(|pre| !pre.contains(&c.id)),
+            }
     }
+}
+
+/// The `--name` a `docker run`-like command gives its container.
+fn command_container_name(cmd: &[String]) -> Option<String> {
+    let mut it = cmd.iter();
+    while let Some(a) = it.next() {
+        if a == "--name" {
+            return it.next().cloned();
+        }
+        if let Some(n) = a.strip_prefix("--name=") {
+            return Some(n.to_string());
+        }
+    }
+    None
 }
 
 /// `nginx` matches `nginx`, `nginx:1.25` and `nginx@sha256:...`.
@@ -228,7 +249,13 @@ pub async fn record(args: RecordArgs) -> Result<()> {
     } else {
         Some(docker.running_ids().await.context("listing running containers")?.into_iter().collect())
     };
-    let selection = Selection { ids, images: args.images.clone(), labels, preexisting };
+    let selection = Selection {
+        ids,
+        images: args.images.clone(),
+        labels,
+        name: command_container_name(&args.command),
+        preexisting,
+    };
 
     let _watchers = registry.spawn();
     let mut consumer = RecordConsumer {
@@ -352,5 +379,12 @@ mod tests {
         assert!(image_matches("nginx:1.25", "nginx"));
         assert!(image_matches("nginx", "nginx"));
         assert!(!image_matches("nginx-proxy:1", "nginx"));
+        let cmd = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            command_container_name(&cmd(&["docker", "run", "--name", "web", "img"])),
+            Some("web".into())
+        );
+        assert_eq!(command_container_name(&cmd(&["docker", "run", "--name=web", "img"])), Some("web".into()));
+        assert_eq!(command_container_name(&cmd(&["docker", "run", "img"])), None);
     }
 }
