@@ -309,27 +309,7 @@ pub fn sensitive_host_path(source: &str) -> bool {
         || DIRS.iter().any(|d| *d != "/" && d.starts_with(&format!("{p}/")))
 }
 
-/// Whether a host path mount makes a container runtime's API socket
-/// reachable (the socket, or a directory above it).
-pub fn exposes_runtime_socket(source: &str) -> bool {
-    const SOCKETS: &[&str] = &[
-        "/run/docker.sock",
-        "/run/containerd/containerd.sock",
-        "/run/crio/crio.sock",
-        "/run/podman/podman.sock",
-        "/run/cri-dockerd.sock",
-        "/run/k3s/containerd/containerd.sock",
-    ];
-    if !source.starts_with('/') {
-        return false;
-    }
-    let trimmed = source.trim_end_matches('/');
-    let norm = match trimmed.strip_prefix("/var/run") {
-        Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("/run{rest}"),
-        _ => trimmed.to_string(),
-    };
-    SOCKETS.iter().any(|s| *s == norm || norm.is_empty() || s.starts_with(&format!("{norm}/")))
-}
+pub use model::exposes_runtime_socket;
 
 /// Sysctls the Pod Security Standards (baseline) allow.
 const SAFE_SYSCTLS: &[&str] = &[

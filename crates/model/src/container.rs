@@ -128,3 +128,29 @@ mod tests {
         assert_eq!(c.short_id(), "0123456789ab");
     }
 }
+
+/// The container runtime API sockets whose exposure hands over the host.
+const RUNTIME_SOCKETS: &[&str] = &[
+    "/run/docker.sock",
+    "/run/containerd/containerd.sock",
+    "/run/crio/crio.sock",
+    "/run/podman/podman.sock",
+    "/run/cri-dockerd.sock",
+    "/run/k3s/containerd/containerd.sock",
+];
+
+/// Whether a mount of host path `source` makes a runtime socket reachable: the
+/// socket itself or a directory above it (`/var/run` is the usual link to
+/// `/run`). Only absolute host paths count: tmpfs and named volumes have no
+/// path source.
+pub fn exposes_runtime_socket(source: &str) -> bool {
+    if !source.starts_with('/') {
+        return false;
+    }
+    let trimmed = source.trim_end_matches('/');
+    let norm = match trimmed.strip_prefix("/var/run") {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("/run{rest}"),
+        _ => trimmed.to_string(),
+    };
+    RUNTIME_SOCKETS.iter().any(|s| *s == norm || norm.is_empty() || s.starts_with(&format!("{norm}/")))
+}

@@ -10,7 +10,7 @@ pub mod names;
 mod net;
 mod priority;
 
-pub use container::{Container, Mount, Runtime};
+pub use container::{exposes_runtime_socket, Container, Mount, Runtime};
 pub use event::{Event, EventKind, EventType, OpenFlags, ProcessCtx, UnknownEventType};
 pub use net::SockAddr;
 pub use priority::{Priority, UnknownPriority};

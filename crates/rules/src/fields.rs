@@ -423,34 +423,6 @@ fn select_mount<'a>(ev: &'a Event, arg: &Arg, by_dest: bool) -> Option<&'a model
     c.mounts.iter().find(|m| path_matches(k, if by_dest { &m.destination } else { &m.source }))
 }
 
-/// The container runtime API sockets whose exposure hands over the host.
-const RUNTIME_SOCKETS: &[&str] = &[
-    "/run/docker.sock",
-    "/run/containerd/containerd.sock",
-    "/run/crio/crio.sock",
-    "/run/podman/podman.sock",
-    "/run/cri-dockerd.sock",
-    "/run/k3s/containerd/containerd.sock",
-];
-
-/// Whether a mount of host path `source` makes a runtime socket reachable: the
-/// socket itself or a directory above it (`/var/run` is the usual link to `/run`).
-pub(crate) fn exposes_runtime_socket(source: &str) -> bool {
-    let norm = |p: &str| -> String {
-        let p = p.trim_end_matches('/');
-        match p.strip_prefix("/var/run") {
-            Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("/run{rest}"),
-            _ => p.to_string(),
-        }
-    };
-    // Only absolute host paths: tmpfs and named volumes have no (or no path) source.
-    if !source.starts_with('/') {
-        return false;
-    }
-    let src = norm(source);
-    RUNTIME_SOCKETS.iter().any(|s| *s == src || src.is_empty() || s.starts_with(&format!("{src}/")))
-}
-
 fn split_image(image: &str) -> (&str, Option<&str>) {
     let image = image.split('@').next().unwrap_or(image);
     let slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
@@ -1060,7 +1032,7 @@ pub static FIELDS: &[FieldDef] = &[
     field!("container.host_pid", Bool, None, "Whether the container shares the host's pid namespace; no value for host processes.", |ev, _, _| opt(container(ev).map(|c| Val::Bool(c.host_pid)))),
     field!("container.host_network", Bool, None, "Whether the container shares the host's network namespace; no value for host processes.", |ev, _, _| opt(container(ev).map(|c| Val::Bool(c.host_network)))),
     field!("container.host_ipc", Bool, None, "Whether the container shares the host's IPC namespace; no value for host processes.", |ev, _, _| opt(container(ev).map(|c| Val::Bool(c.host_ipc)))),
-    field!("container.runtime_socket_mounted", Bool, None, "Whether a container runtime API socket (docker.sock, containerd.sock, crio.sock, podman.sock) or a host directory above one is mounted into the container: whoever reaches it controls the host (rampart extension).", |ev, _, _| opt(container(ev).map(|c| Val::Bool(c.mounts.iter().any(|m| exposes_runtime_socket(&m.source)))))),
+    field!("container.runtime_socket_mounted", Bool, None, "Whether a container runtime API socket (docker.sock, containerd.sock, crio.sock, podman.sock) or a host directory above one is mounted into the container: whoever reaches it controls the host (rampart extension).", |ev, _, _| opt(container(ev).map(|c| Val::Bool(c.mounts.iter().any(|m| model::exposes_runtime_socket(&m.source)))))),
     field!("container.label", String, Key, "A container label: container.label[KEY] or container.label.KEY.", |ev, _, a| match (container(ev), a) { (Some(c), Arg::Key(k)) => opt(c.labels.get(&**k).map(|v| s(v))), _ => Val::None }),
     field!("container.labels", String, None, "All container labels as 'k:v, k:v'.", |ev, _, _| opt(container(ev).map(|c| owned(c.labels.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(", "))))),
     field!("container.user", String, None, "User the container's process runs as, as configured (rampart extension).", |ev, _, _| opt(container(ev).map(|c| s(&c.user)))),
