@@ -153,7 +153,7 @@ static __noinline void fill_hdr(struct event_hdr *h, struct task_struct *t, __u3
 	h->vpid = up->nr;
 	h->pid_ns = up->ns->ns.inum;
 	h->mnt_ns = task_mnt_ns(t);
-	h->_pad = 0;
+	h->kill_trigger = 0;
 	bpf_probe_read_kernel_str(h->comm, sizeof(h->comm), t->comm);
 }
 

@@ -86,6 +86,7 @@ enum ev_type {
 enum ev_flags {
 	EVF_HAS_RET = 1,      /* hdr.ret is a syscall result */
 	EVF_STR_TRUNC = 2,    /* the string area ran out of room: some item is cut or missing */
+	EVF_KILLED = 4,       /* the kernel sent SIGKILL in this syscall (kill trigger hdr.kill_trigger) */
 };
 
 /* String item ids. */
@@ -141,7 +142,7 @@ struct event_hdr {
 	__u32 loginuid;
 	__u32 pid_ns;
 	__u32 mnt_ns;
-	__u32 _pad;
+	__u32 kill_trigger;   /* with EVF_KILLED: the trigger's id (struct kill_val) */
 	char comm[16];
 };
 
@@ -222,6 +223,27 @@ struct ev_net {
 	struct ev_skaddr peer;     /* accept */
 };
 
+/* In-kernel kill triggers (maps kill_cgroups, kill_triggers): userspace
+ * compiles rules whose whole condition the kernel can test (a container, an
+ * event type, an exact path) into keys; the sensor looks up the path it already
+ * built (the new fd's path at open exit, the new image's path at exec) and on a hit
+ * sends SIGKILL in the same syscall.
+ *
+ * path: the path in walk form (components leaf first, each followed by a
+ * NUL, exactly as a STR_KIND_WALK item), zero-padded; len: its length. */
+#define KILL_PATH_MAX 256
+struct kill_key {
+	__u64 cgroup_id;
+	__u32 ev_type;        /* EV_EXEC, EV_OPEN, EV_OPENAT, EV_OPENAT2, EV_CREAT */
+	__u32 len;
+	__u8 path[KILL_PATH_MAX];
+};
+
+struct kill_val {
+	__u32 trigger_id;
+	__u32 _pad;
+};
+
 /* Kernel-side capture bounds. */
 #define MAX_PATH_DEPTH 48
 #define MAX_NAME_LEN 256
@@ -248,5 +270,7 @@ _Static_assert(sizeof(struct ev_skaddr) == 24, "ev_skaddr size");
 _Static_assert(sizeof(struct ev_usockaddr) == 120, "ev_usockaddr size");
 _Static_assert(sizeof(struct ev_sys) == 80, "ev_sys size");
 _Static_assert(sizeof(struct ev_net) == 248, "ev_net size");
+_Static_assert(sizeof(struct kill_key) == 272, "kill_key size");
+_Static_assert(sizeof(struct kill_val) == 8, "kill_val size");
 
 #endif /* RAMPART_EVENTS_H */

@@ -21,6 +21,8 @@ struct ev_capable _abi_ev_capable = {};
 struct syscall_set _abi_syscall_set = {};
 struct ev_sys _abi_ev_sys = {};
 struct ev_net _abi_ev_net = {};
+struct kill_key _abi_kill_key = {};
+struct kill_val _abi_kill_val = {};
 enum ev_type _abi_ev_type = EV_EXEC;
 enum ev_flags _abi_ev_flags = EVF_HAS_RET;
 enum str_id _abi_str_id = STR_ARG0;
@@ -28,6 +30,7 @@ enum str_kind _abi_str_kind = STR_KIND_RAW;
 enum str_item_flags _abi_str_item_flags = STRF_TRUNC;
 enum exec_flags _abi_exec_flags = EXECF_MEMFD;
 
+#include "kill.h"
 #include "process.h"
 #include "syscalls.h"
 

@@ -193,9 +193,13 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx, const 
 				sys->extra[1] = how.mode;
 			}
 		}
-		if (ret >= 0)
+		if (ret >= 0) {
+			__u32 at = SOFF(s);
 			append_walk_file(s, STR_FDPATH, fd_file(t, ret));
-		else
+			/* Killed here, the file is open but never read: the signal
+			 * is taken on the way back to userspace. */
+			kill_check(s, at, type);
+		} else
 			emit_path(s, STR_ARG0 | (STR_BASE0 << 8), dfd, path);
 	} else if (type == EV_UNLINK || type == EV_RMDIR || type == EV_MKDIR || type == EV_CHMOD ||
 		   type == EV_CHOWN || type == EV_LCHOWN || type == EV_UMOUNT2) {

@@ -25,6 +25,12 @@ PACKAGES=(
     docker.io iptables busybox-static auditd iproute2 procps ca-certificates curl python3 openssl
     libseccomp-dev golang-github-containers-common
     selinux-policy-default secilc semodule-utils policycoreutils
+    # protoc: the gRPC stubs of the Kubernetes CRI client (k8s-cri) and of the
+    # containerd client (containerd-client) are generated at build time.
+    protobuf-compiler
+    # podman 4.3 (pulls conmon, runc/crun, containernetworking-plugins): the podman
+    # runtime client's live and end-to-end tests; scripts/podman.sh serves its API.
+    podman
 )
 
 missing=()
@@ -47,5 +53,11 @@ if ! command -v cargo >/dev/null && [[ ! -x ${CARGO_HOME:-$HOME/.cargo}/bin/carg
 fi
 
 "$ROOT/scripts/dockerd.sh" start
+# A standalone containerd with its CRI plugin on the usual socket, after dockerd
+# (which then keeps its own private containerd): the containerd and CRI tests.
+"$ROOT/scripts/containerd.sh" start
+"$ROOT/scripts/podman.sh" start
 "$ROOT/tests/image/build.sh"
+# The CRI plugin's pod sandbox image (needs containerd started above).
+"$ROOT/tests/image/pause.sh"
 log "done"

@@ -84,6 +84,13 @@ pub struct Container {
     pub pod_namespace: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub pod_uid: Option<String>,
+    /// The pod's labels (from the CRI pod sandbox; empty outside Kubernetes).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub pod_labels: BTreeMap<String, String>,
+    /// The runtime's own namespace the container lives in (containerd's
+    /// namespace, e.g. `k8s.io`; none for Docker and podman).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub runtime_namespace: Option<String>,
     /// The cgroup v2 path (relative to the cgroup2 mount) the container lives in.
     #[serde(skip_serializing_if = "String::is_empty", default)]
     pub cgroup_path: String,

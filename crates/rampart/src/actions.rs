@@ -10,8 +10,11 @@
 //! itself, host PID 1, the container runtime's own processes, and anything not
 //! in a container unless `response.allow_host` is set.
 //!
-//! What each action can prevent (docs/ARCHITECTURE.md): a kill lands after
-//! the syscall that matched (its effects stay); `deny` blocks later
+//! What each action can prevent (docs/ARCHITECTURE.md): a kill from here
+//! lands after the syscall that matched (its effects stay), a few ms late;
+//! rules the kernel can test exactly also kill in the kernel, in the same
+//! syscall (`kernel_kill`, opt out with `{kill: {in_kernel: false}}`); the
+//! responder then only reports it. `deny` blocks later
 //! connections to the destination, in the kernel, not the one that matched;
 //! freeze stops progress from then on; isolate drops packets of existing and
 //! new connections.
@@ -101,6 +104,9 @@ impl ActionKind {
 pub struct RulePlan {
     pub actions: Vec<ActionKind>,
     pub dry_run: bool,
+    /// `kill` may run in the kernel when the condition allows
+    /// (`{kill: {in_kernel: false}}` turns it off; see `kernel_kill`).
+    pub kill_in_kernel: bool,
 }
 
 /// Parses `actions: [kill, {kill: {process_group: true}}, freeze]` and
@@ -143,6 +149,7 @@ fn plan_of(rule: &CompiledRule) -> Result<Option<RulePlan>, String> {
         other => return Err(at(format!("expected a list of actions, got {other}"))),
     };
     let mut actions = Vec::new();
+    let mut kill_in_kernel = true;
     for item in items {
         let (name, opts) = match &item {
             serde_json::Value::String(s) => (s.clone(), None),
@@ -161,10 +168,11 @@ fn plan_of(rule: &CompiledRule) -> Result<Option<RulePlan>, String> {
                     for (k, v) in m {
                         match (k.as_str(), v) {
                             ("process_group", serde_json::Value::Bool(b)) => process_group = *b,
+                            ("in_kernel", serde_json::Value::Bool(b)) => kill_in_kernel = *b,
                             _ => {
                                 return Err(at(format!(
-                                    "kill: unknown option {k}: {v} (known: process_group: bool)"
-                                )))
+                                "kill: unknown option {k}: {v} (known: process_group: bool, in_kernel: bool)"
+                            )))
                             }
                         }
                     }
@@ -194,7 +202,7 @@ fn plan_of(rule: &CompiledRule) -> Result<Option<RulePlan>, String> {
             format!("{}:{}:{}: rule {:?}: dry_run must be true or false", d.file, d.line, d.col, rule.name)
         })?,
     };
-    Ok(Some(RulePlan { actions, dry_run }))
+    Ok(Some(RulePlan { actions, dry_run, kill_in_kernel }))
 }
 
 /// Why a target is off limits, if it is.
@@ -248,6 +256,8 @@ pub struct Responder {
     rate: RateLimit,
     /// Container-wide actions already taken: (action, container id).
     taken: HashMap<(&'static str, String), Instant>,
+    /// The in-kernel kill fast path, once the sensor runs.
+    kernel: Option<crate::kernel_kill::KernelKill>,
     pub reported: u64,
 }
 
@@ -267,11 +277,23 @@ impl Responder {
             own_pid: std::process::id(),
             rate,
             taken: HashMap::new(),
+            kernel: None,
             reported: 0,
         }
     }
 
-    pub fn set_plans(&mut self, plans: HashMap<String, RulePlan>) {
+    /// Starts the in-kernel kill fast path for `ruleset`'s kill rules.
+    pub fn attach_kernel(&mut self, handles: crate::kernel_kill::KernelHandles, ruleset: Arc<Ruleset>) {
+        let plan = crate::kernel_kill::KernelPlan::new(ruleset, &self.plans, &self.cfg);
+        let mut names: Vec<String> = PROTECTED_NAMES.iter().map(|s| s.to_string()).collect();
+        names.extend(self.cfg.protected_process_names.iter().cloned());
+        self.kernel = crate::kernel_kill::KernelKill::start(handles, plan, names);
+    }
+
+    pub fn set_plans(&mut self, plans: HashMap<String, RulePlan>, ruleset: Arc<Ruleset>) {
+        if let Some(k) = &self.kernel {
+            k.set_plan(crate::kernel_kill::KernelPlan::new(ruleset, &plans, &self.cfg));
+        }
         self.plans = plans;
     }
 
@@ -285,6 +307,17 @@ impl Responder {
     }
 
     fn act(&mut self, action: ActionKind, plan: &RulePlan, ev: &Event) -> Outcome {
+        if let ActionKind::Kill { .. } = action {
+            // The kernel already killed it in the syscall: a second signal
+            // could only reach a reused pid.
+            if let Some(t) = self.kernel.as_ref().and_then(|k| k.killed(ev)) {
+                let syscall = ev.syscall.as_deref().unwrap_or(t.point.evt_type());
+                return Outcome::Done(format!(
+                    "killed in the kernel at {syscall} (trigger of rule {:?} on {})",
+                    t.rule, t.path
+                ));
+            }
+        }
         if let Some(why) = protected(ev, &self.cfg, self.own_pid) {
             return Outcome::Refused(why);
         }

@@ -22,9 +22,8 @@ pub struct CapsArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
-    /// Docker Engine API socket.
-    #[arg(long, default_value = "/var/run/docker.sock")]
-    docker_socket: PathBuf,
+    #[command(flatten)]
+    runtime: crate::RuntimeArgs,
 }
 
 /// A process's capability sets, from /proc/<pid>/status.
@@ -79,9 +78,9 @@ struct ContainerCaps {
 }
 
 pub async fn caps(args: CapsArgs) -> Result<()> {
-    let registry = ContainerRegistry::with_docker(&args.docker_socket);
+    let registry = ContainerRegistry::with_endpoints(&args.runtime.endpoints());
     if let Err(e) = registry.refresh().await {
-        eprintln!("rampart: warning: Docker API unavailable ({e}); containers shown by id only");
+        eprintln!("rampart: warning: no runtime API answered ({e}); containers shown by id only");
     }
     let needed: Option<BTreeSet<String>> = match &args.recording {
         Some(p) => {

@@ -14,6 +14,8 @@ pub struct AgentConfig {
     pub host: bool,
     /// Docker Engine API socket.
     pub docker_socket: PathBuf,
+    /// The other runtimes' sockets (containerd, crio, podman): auto, off or a path.
+    pub runtimes: runtime::RuntimeEndpoints,
     pub rules: RulesConfig,
     pub alerts: alerts::AlertsConfig,
     /// Rule actions (`actions:` on rules): dry run, rate limit, protections.
@@ -25,6 +27,7 @@ impl Default for AgentConfig {
         AgentConfig {
             host: false,
             docker_socket: PathBuf::from(runtime::DEFAULT_DOCKER_SOCKET),
+            runtimes: runtime::RuntimeEndpoints::default(),
             rules: RulesConfig::default(),
             alerts: alerts::AlertsConfig::default(),
             response: crate::actions::ResponseConfig::default(),
@@ -52,6 +55,14 @@ impl Default for RulesConfig {
 }
 
 impl AgentConfig {
+    /// Every runtime endpoint, Docker's from `docker_socket`.
+    pub fn runtime_endpoints(&self) -> runtime::RuntimeEndpoints {
+        runtime::RuntimeEndpoints {
+            docker: runtime::Endpoint::Socket(self.docker_socket.clone()),
+            ..self.runtimes.clone()
+        }
+    }
+
     /// Reads and validates a config file; errors name the file and, for YAML
     /// and unknown keys, the line and column.
     pub fn load(path: &Path) -> Result<AgentConfig> {
@@ -109,5 +120,16 @@ mod tests {
         assert!(err.starts_with("2:"), "{err}");
         let err = AgentConfig::parse("alerts:\n  outputs:\n    stdot: {}\n").unwrap_err().to_string();
         assert!(err.contains("stdot"), "{err}");
+        let err = AgentConfig::parse("runtimes:\n  podman: relative.sock\n").unwrap_err().to_string();
+        assert!(err.starts_with("2:") && err.contains("absolute socket path"), "{err}");
+    }
+
+    #[test]
+    fn runtime_endpoints_take_docker_from_docker_socket() {
+        let cfg = AgentConfig::parse("docker_socket: /d.sock\nruntimes:\n  crio: off\n").unwrap();
+        let eps = cfg.runtime_endpoints();
+        assert_eq!(eps.docker, runtime::Endpoint::Socket("/d.sock".into()));
+        assert_eq!(eps.crio, runtime::Endpoint::Off);
+        assert_eq!(eps.containerd, runtime::Endpoint::Auto);
     }
 }

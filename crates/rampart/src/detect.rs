@@ -83,7 +83,7 @@ pub fn load_rules(cfg: &RulesConfig) -> Result<(Ruleset, Vec<Diagnostic>), Rules
 /// The consumer of `rampart run` and `rampart replay`: rules over events,
 /// alerts to the dispatcher.
 pub struct Detector {
-    ruleset: Ruleset,
+    ruleset: Arc<Ruleset>,
     config: RulesConfig,
     dispatcher: Arc<Dispatcher>,
     hostname: String,
@@ -97,7 +97,15 @@ pub struct Detector {
 impl Detector {
     pub fn new(ruleset: Ruleset, config: RulesConfig, dispatcher: Arc<Dispatcher>) -> Self {
         let hostname = dispatcher.hostname().to_string();
-        Detector { ruleset, config, dispatcher, hostname, events: 0, alerts: 0, responder: None }
+        Detector {
+            ruleset: Arc::new(ruleset),
+            config,
+            dispatcher,
+            hostname,
+            events: 0,
+            alerts: 0,
+            responder: None,
+        }
     }
 
     /// Acts on matches of rules with `actions:`.
@@ -129,6 +137,12 @@ impl Detector {
 }
 
 impl Consumer for Detector {
+    fn attach_kernel(&mut self, handles: crate::kernel_kill::KernelHandles) {
+        if let Some(r) = self.responder.as_mut() {
+            r.attach_kernel(handles, self.ruleset.clone());
+        }
+    }
+
     fn event(&mut self, ev: &Event, processes: &ProcessTable) -> std::io::Result<()> {
         self.detect(ev, Some(processes));
         Ok(())
@@ -143,8 +157,9 @@ impl Consumer for Detector {
                 }
                 tracing::info!(rules = ruleset.len(), "rules reloaded");
                 eprintln!("rampart: rules reloaded ({} rules)", ruleset.len());
+                let ruleset = Arc::new(ruleset);
                 if let (Some(r), Ok(plans)) = (self.responder.as_mut(), actions::plans(&ruleset)) {
-                    r.set_plans(plans);
+                    r.set_plans(plans, ruleset.clone());
                 }
                 self.ruleset = ruleset;
             }

@@ -7,6 +7,7 @@ mod config;
 mod detect;
 mod filter;
 mod harden;
+mod kernel_kill;
 mod netdeny;
 mod netpolicy_cmd;
 mod output;
@@ -20,7 +21,7 @@ use clap::{Args, Parser, Subcommand};
 use filter::EventFilter;
 use output::{EventPrinter, Format};
 use pipeline::Consumer;
-use runtime::{ContainerRegistry, RegistryTasks};
+use runtime::{ContainerRegistry, Endpoint, RegistryTasks, RuntimeEndpoints};
 use sensor::{HookState, SensorConfig};
 use std::path::PathBuf;
 
@@ -80,6 +81,47 @@ struct RuntimeArgs {
     /// Docker Engine API socket.
     #[arg(long, default_value = "/var/run/docker.sock")]
     docker_socket: PathBuf,
+    #[command(flatten)]
+    others: OtherRuntimeArgs,
+}
+
+impl RuntimeArgs {
+    fn endpoints(&self) -> RuntimeEndpoints {
+        let mut eps =
+            RuntimeEndpoints { docker: Endpoint::Socket(self.docker_socket.clone()), ..Default::default() };
+        self.others.apply(&mut eps);
+        eps
+    }
+}
+
+/// The runtimes besides Docker; each is `auto` (its usual socket, when it
+/// exists), `off`, or a socket path.
+#[derive(Args)]
+struct OtherRuntimeArgs {
+    /// containerd's socket, for its own API and its CRI plugin [default: auto,
+    /// /run/containerd/containerd.sock].
+    #[arg(long, value_name = "auto|off|PATH")]
+    containerd_socket: Option<Endpoint>,
+    /// CRI-O's socket [default: auto, /run/crio/crio.sock].
+    #[arg(long, value_name = "auto|off|PATH")]
+    crio_socket: Option<Endpoint>,
+    /// podman's API socket [default: auto, /run/podman/podman.sock].
+    #[arg(long, value_name = "auto|off|PATH")]
+    podman_socket: Option<Endpoint>,
+}
+
+impl OtherRuntimeArgs {
+    /// Overrides the endpoints given on the command line.
+    fn apply(&self, eps: &mut RuntimeEndpoints) {
+        let set = |slot: &mut Endpoint, arg: &Option<Endpoint>| {
+            if let Some(ep) = arg {
+                *slot = ep.clone();
+            }
+        };
+        set(&mut eps.containerd, &self.containerd_socket);
+        set(&mut eps.crio, &self.crio_socket);
+        set(&mut eps.podman, &self.podman_socket);
+    }
 }
 
 #[derive(Args)]
@@ -177,6 +219,8 @@ struct RunArgs {
     /// Docker Engine API socket (default: the config's, /var/run/docker.sock).
     #[arg(long)]
     docker_socket: Option<PathBuf>,
+    #[command(flatten)]
+    other_runtimes: OtherRuntimeArgs,
     /// Report what rule actions would do, do nothing (response.dry_run).
     #[arg(long)]
     dry_run: bool,
@@ -266,7 +310,7 @@ fn real_main() -> Result<()> {
 
 /// The container registry with its background runtime watchers running.
 fn registry(args: &RuntimeArgs) -> (ContainerRegistry, RegistryTasks) {
-    let registry = ContainerRegistry::with_docker(&args.docker_socket);
+    let registry = ContainerRegistry::with_endpoints(&args.endpoints());
     let tasks = registry.spawn();
     (registry, tasks)
 }
@@ -297,6 +341,7 @@ async fn run(args: RunArgs) -> Result<()> {
     if let Some(socket) = args.docker_socket {
         cfg.docker_socket = socket;
     }
+    args.other_runtimes.apply(&mut cfg.runtimes);
     let ruleset = load_rules(&cfg.rules)?;
     eprintln!("rampart: {} rules loaded", ruleset.len());
     let dispatcher = std::sync::Arc::new(alerts::Dispatcher::new(&cfg.alerts)?);
@@ -311,7 +356,7 @@ async fn run(args: RunArgs) -> Result<()> {
         detect::Detector::new(ruleset, cfg.rules.clone(), dispatcher.clone()).with_responder(responder);
 
     let filter = EventFilter { include_host: cfg.host, ..Default::default() };
-    let containers = ContainerRegistry::with_docker(&cfg.docker_socket);
+    let containers = ContainerRegistry::with_endpoints(&cfg.runtime_endpoints());
     let _watchers = containers.spawn();
     let sensor_config = SensorConfig { include_host: cfg.host, ..Default::default() };
     let summary = pipeline::stream(sensor_config, containers, &filter, &mut detector).await?;
@@ -348,7 +393,12 @@ fn rules_command(cmd: RulesCommand) -> Result<()> {
                         println!("warning: {w}");
                     }
                     let enabled = ruleset.rules().iter().filter(|r| r.enabled).count();
-                    println!("ok: {} rules ({enabled} enabled)", ruleset.len());
+                    let count = ruleset.len();
+                    // Where each kill rule acts (no dry run: what `run` would arm).
+                    let plans = actions::plans(&ruleset).map_err(detect::RulesRefused)?;
+                    let kernel = kernel_kill::KernelPlan::new(ruleset.into(), &plans, &Default::default());
+                    kernel.describe().iter().for_each(|l| println!("{l}"));
+                    println!("ok: {count} rules ({enabled} enabled)");
                     Ok(())
                 }
                 Err(refused) => {
@@ -378,8 +428,13 @@ async fn capture(args: CaptureArgs) -> Result<()> {
 async fn status(args: StatusArgs) -> Result<()> {
     let (containers, _watchers) = registry(&args.runtime);
     let mut sensor = pipeline::SensorThread::start(SensorConfig::default()).await?;
-    // Give the runtime client a moment to connect before reporting its health.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Give the runtime clients up to 3 s to connect before reporting their health.
+    for _ in 0..30 {
+        if containers.status().runtimes.iter().all(|r| r.connected) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let runtimes = containers.status();
     sensor.stop().await;
     if args.json {
@@ -404,7 +459,7 @@ async fn status(args: StatusArgs) -> Result<()> {
     for r in &runtimes.runtimes {
         let health = if r.connected { "connected" } else { "unreachable" };
         let detail = r.last_error.as_deref().map(|e| format!(" (last error: {e})")).unwrap_or_default();
-        println!("  {:<10} {:<12} {} {} containers{detail}", r.name, health, r.endpoint, r.containers);
+        println!("  {:<15} {:<12} {:<36} {} containers{detail}", r.name, health, r.endpoint, r.containers);
     }
     Ok(())
 }

@@ -25,6 +25,10 @@ const CHANNEL_BATCHES: usize = 16;
 /// A running sensor on its own thread.
 pub struct SensorThread {
     pub status: SensorStatus,
+    /// The in-kernel kill maps (`None` if they could not be opened).
+    pub kill_maps: Option<Arc<sensor::KillMaps>>,
+    /// Events whose process the kernel killed.
+    pub kernel_kills: sensor::KernelKills,
     batches: mpsc::Receiver<Vec<Event>>,
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<SensorStats>>,
@@ -49,8 +53,18 @@ impl SensorThread {
                 .spawn(move || sensor_loop(config, ready_tx, batch_tx, shared))
                 .context("spawning the sensor thread")?
         };
-        let status = ready_rx.await.context("sensor thread ended before it was ready")??;
-        Ok(SensorThread { status, batches, stop, stats, syscall_sets, thread: Some(thread) })
+        let (status, kill_maps, kernel_kills) =
+            ready_rx.await.context("sensor thread ended before it was ready")??;
+        Ok(SensorThread {
+            status,
+            kill_maps,
+            kernel_kills,
+            batches,
+            stop,
+            stats,
+            syscall_sets,
+            thread: Some(thread),
+        })
     }
 
     pub async fn next_batch(&mut self) -> Option<Vec<Event>> {
@@ -96,9 +110,11 @@ struct Shared {
     syscall_sets: Arc<Mutex<Vec<(u64, SyscallSet)>>>,
 }
 
+type Ready = (SensorStatus, Option<Arc<sensor::KillMaps>>, sensor::KernelKills);
+
 fn sensor_loop(
     config: SensorConfig,
-    ready: oneshot::Sender<Result<SensorStatus>>,
+    ready: oneshot::Sender<Result<Ready>>,
     batches: mpsc::Sender<Vec<Event>>,
     shared: Shared,
 ) {
@@ -110,7 +126,14 @@ fn sensor_loop(
             return;
         }
     };
-    let _ = ready.send(Ok(sensor.status()));
+    let kill_maps = match sensor.kill_maps() {
+        Ok(m) => Some(Arc::new(m)),
+        Err(e) => {
+            tracing::warn!(error = %e, "in-kernel kill maps unavailable");
+            None
+        }
+    };
+    let _ = ready.send(Ok((sensor.status(), kill_maps, sensor.kernel_kills())));
     let mut consumer_gone = false;
     loop {
         // Read the flag before draining so the last drain happens after stop.
@@ -196,6 +219,9 @@ pub trait Consumer {
     }
     /// SIGHUP: reload configuration (rules). Must keep working on failure.
     fn reload(&mut self) {}
+    /// Called once the hooks are attached, before `started`: the kernel's
+    /// response maps (in-kernel kill triggers).
+    fn attach_kernel(&mut self, _handles: crate::kernel_kill::KernelHandles) {}
     /// Called once the hooks are attached, before the first event.
     fn started(&mut self) {}
     /// Asked after each batch and on a short tick: true ends the stream (e.g. a
@@ -250,6 +276,12 @@ pub async fn stream(
     }
     // Network policy denials: a second source (and the policy reconciler).
     let mut netdeny = crate::netdeny::NetDenyFeed::start(&containers);
+    consumer.attach_kernel(crate::kernel_kill::KernelHandles {
+        maps: sensor.kill_maps.clone(),
+        kills: sensor.kernel_kills.clone(),
+        containers: containers.clone(),
+        filter: filter.clone(),
+    });
     eprintln!("rampart: sensor ready");
     consumer.started();
 

@@ -342,6 +342,66 @@ pub async fn stop(t: &Target, grace: Duration, docker_socket: &Path) -> Result<(
     Ok(())
 }
 
+/// Stop a container without its runtime's API, as every runtime's stop does
+/// underneath: SIGTERM to each of its processes, SIGKILL (`cgroup.kill`, or
+/// each process) to what is left after `grace`. The runtime sees its init exit
+/// and marks the container stopped. Used for the runtimes whose clients rampart
+/// has no stop call for (containerd, CRI, podman).
+pub async fn stop_by_signals(t: &Target, grace: Duration) -> Result<(), Error> {
+    let cg = t.require_cgroup()?;
+    let deadline = tokio::time::Instant::now() + grace;
+    signal_cgroup(&cg.dir, libc::SIGTERM);
+    while tokio::time::Instant::now() < deadline {
+        if cgroup_pids(&cg.dir).is_empty() {
+            tracing::info!(container = %t.label(), "container stopped (SIGTERM)");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // cgroup.kill (kernel 5.14+) also kills processes forked meanwhile.
+    if std::fs::write(cg.dir.join("cgroup.kill"), "1").is_err() {
+        signal_cgroup(&cg.dir, libc::SIGKILL);
+    }
+    for _ in 0..50 {
+        if cgroup_pids(&cg.dir).is_empty() {
+            tracing::info!(container = %t.label(), "container stopped (SIGKILL after {grace:?})");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(Error::Io {
+        what: "stopping container: processes survive SIGKILL in",
+        path: cg.dir.clone(),
+        source: std::io::Error::other(format!("{} processes left", cgroup_pids(&cg.dir).len())),
+    })
+}
+
+/// Every process of a cgroup and its sub-cgroups.
+fn cgroup_pids(dir: &Path) -> Vec<i32> {
+    let mut pids: Vec<i32> = std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                pids.extend(cgroup_pids(&e.path()));
+            }
+        }
+    }
+    pids
+}
+
+fn signal_cgroup(dir: &Path, sig: i32) {
+    for pid in cgroup_pids(dir) {
+        if pid > 1 {
+            // SAFETY: kill(2) with a pid read from the container's cgroup; no memory is shared.
+            unsafe { libc::kill(pid, sig) };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,14 +44,26 @@ pub async fn thaw(c: &Container, opts: &FreezeOptions) -> Result<Vec<Mechanism>,
     freezer::thaw(&Target::from_container(c)?, opts).await
 }
 
-/// Stop a container through its runtime (`docker stop -t GRACE`).
+/// Stop a container: Docker's through its API (`docker stop -t GRACE`), the
+/// other runtimes' by signalling its processes (see [`freezer::stop_by_signals`]).
 pub async fn stop(
     c: &Container,
     grace: std::time::Duration,
     docker_socket: &std::path::Path,
 ) -> Result<(), Error> {
-    let t = Target { id: c.id.clone(), name: c.name.clone(), pid: None, cgroup: None, private_netns: None };
-    freezer::stop(&t, grace, docker_socket).await
+    match c.runtime {
+        Some(model::Runtime::Docker) | None => {
+            let t = Target {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                pid: None,
+                cgroup: None,
+                private_netns: None,
+            };
+            freezer::stop(&t, grace, docker_socket).await
+        }
+        Some(_) => freezer::stop_by_signals(&Target::from_container(c)?, grace).await,
+    }
 }
 
 /// Cut a container off the network, in the kernel, with the default store

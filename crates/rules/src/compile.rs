@@ -411,6 +411,32 @@ impl Expr {
         }
     }
 
+    /// The names of the fields this expression reads.
+    pub(crate) fn fields(&self, out: &mut Vec<&'static str>) {
+        match self {
+            Expr::And(v) | Expr::Or(v) => v.iter().for_each(|e| e.fields(out)),
+            Expr::Not(e) => e.fields(out),
+            Expr::Cmp(c) => out.push(c.def.name),
+            Expr::Const(_) => {}
+        }
+    }
+
+    /// `field = x` or `field in (x, y)` on a field without argument: exact
+    /// string equality, not negated. The field and the values.
+    pub(crate) fn string_equality(&self) -> Option<(&'static str, Vec<String>)> {
+        let Expr::Cmp(c) = self else { return None };
+        if c.negate || c.arg != Arg::None {
+            return None;
+        }
+        let values = match &c.m {
+            Matcher::StrEq(x) => vec![x.to_string()],
+            Matcher::StrSet(set) => set.items(),
+            Matcher::Lits(l) => l.exact_only()?,
+            _ => return None,
+        };
+        Some((c.def.name, values))
+    }
+
     /// The operands of a top-level `and` (the expression itself otherwise).
     pub(crate) fn into_conjuncts(self) -> Vec<Expr> {
         match self {

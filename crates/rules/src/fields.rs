@@ -1041,6 +1041,11 @@ pub static FIELDS: &[FieldDef] = &[
     field!("k8s.pod.name", String, None, "Kubernetes pod name (from the runtime, or the io.kubernetes.pod.name label).", |ev, _, _| k8s(ev, |c| c.pod_name.as_deref(), "io.kubernetes.pod.name")),
     field!("k8s.ns.name", String, None, "Kubernetes namespace (from the runtime, or the io.kubernetes.pod.namespace label).", |ev, _, _| k8s(ev, |c| c.pod_namespace.as_deref(), "io.kubernetes.pod.namespace")),
     field!("k8s.pod.uid", String, None, "Kubernetes pod uid (from the runtime, or the io.kubernetes.pod.uid label).", |ev, _, _| k8s(ev, |c| c.pod_uid.as_deref(), "io.kubernetes.pod.uid")),
+    field!("k8s.pod.id", String, None, "Kubernetes pod uid (Falco's older name for k8s.pod.uid).", |ev, _, _| k8s(ev, |c| c.pod_uid.as_deref(), "io.kubernetes.pod.uid")),
+    field!("k8s.pod.label", String, Key, "A label of the pod: k8s.pod.label[KEY] or k8s.pod.label.KEY (from the CRI pod sandbox).", |ev, _, a| match (container(ev), a) { (Some(c), Arg::Key(k)) => opt(c.pod_labels.get(&**k).map(|v| s(v))), _ => Val::None }),
+    field!("k8s.pod.labels", String, None, "All labels of the pod as 'k:v, k:v'.", |ev, _, _| opt(container(ev).filter(|c| c.pod_name.is_some() || !c.pod_labels.is_empty()).map(|c| owned(c.pod_labels.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(", "))))),
+    field!("k8s.container.name", String, None, "Name of the container within its pod (from the runtime, or the io.kubernetes.container.name label; rampart extension: Falco shows it as container.name).", |ev, _, _| match container(ev) { Some(c) if c.pod_name.is_some() && !c.name.is_empty() => s(c.name.trim_start_matches('/')), Some(c) => opt(c.labels.get("io.kubernetes.container.name").map(|v| s(v))), None => Val::None }),
+    field!("container.runtime_namespace", String, None, "The runtime's namespace of the container (containerd's, e.g. k8s.io; rampart extension).", |ev, _, _| opt(container(ev).and_then(|c| c.runtime_namespace.as_deref()).map(s))),
 ];
 
 /// Find a field by name as written (`evt.arg.flags`, `proc.aname`, `container.label.app`)

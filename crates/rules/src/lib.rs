@@ -97,7 +97,44 @@ pub struct CompiledRule {
     template: Template,
 }
 
+/// One operand of a rule condition's top-level `and` (after compilation and
+/// simplification; `evt.type` tests are folded into [`CompiledRule::evt_types`]),
+/// for callers that move a rule, or part of it, elsewhere (e.g. into the
+/// kernel) and must know exactly what it tests.
+#[derive(Debug, Clone, Copy)]
+pub struct Conjunct<'a>(&'a compile::Expr);
+
+impl Conjunct<'_> {
+    /// The names of the fields the operand reads.
+    pub fn fields(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        self.0.fields(&mut v);
+        v
+    }
+
+    /// `field = x` / `field in (x, ...)`, exact string equality on a field
+    /// without argument, not negated: the field and its values.
+    pub fn string_equality(&self) -> Option<(&'static str, Vec<String>)> {
+        self.0.string_equality()
+    }
+
+    /// Evaluates the operand alone.
+    pub fn eval(&self, ev: &Event, ctx: &EvalCtx<'_>) -> bool {
+        self.0.eval(ev, ctx)
+    }
+}
+
 impl CompiledRule {
+    /// The operands of the condition's top-level `and` (one for a condition
+    /// that is not an `and`; none for a condition that always holds).
+    pub fn conjuncts(&self) -> Vec<Conjunct<'_>> {
+        match &self.expr {
+            Expr::And(v) => v.iter().map(Conjunct).collect(),
+            Expr::Const(true) => Vec::new(),
+            e => vec![Conjunct(e)],
+        }
+    }
+
     /// Whether the rule's condition holds for `ev` (ignores `enabled`).
     pub fn matches(&self, ev: &Event, ctx: &EvalCtx<'_>) -> bool {
         // The compiled expression relies on the type index: check the type here.

@@ -117,6 +117,15 @@ pub struct LitSet {
 }
 
 impl LitSet {
+    /// The exact strings, when the set tests nothing else (no prefixes,
+    /// suffixes or substrings).
+    pub fn exact_only(&self) -> Option<Vec<String>> {
+        if !self.prefixes.is_empty() || !self.suffixes.is_empty() || !self.by_first.is_empty() || self.any {
+            return None;
+        }
+        Some(self.exact.as_ref().map(StrSet::items).unwrap_or_default())
+    }
+
     pub fn new(
         exact: Vec<String>,
         prefixes: Vec<String>,

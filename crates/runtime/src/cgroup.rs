@@ -10,7 +10,7 @@
 //! | Docker, systemd | `/system.slice/docker-<64hex>.scope` |
 //! | containerd (`ctr`) | `/<namespace>/<id>` |
 //! | CRI-O | `/machine.slice/crio-<64hex>.scope` (`crio-conmon-<id>.scope` is its monitor) |
-//! | podman, cgroupfs | `/libpod_parent/libpod-<64hex>` |
+//! | podman, cgroupfs | `/libpod_parent/libpod-<64hex>`; in a pod `/libpod_parent/<pod id>/libpod-<64hex>`; `--cgroup-parent /x`: `/x/libpod-<64hex>` |
 //! | podman, systemd | `/machine.slice/libpod-<64hex>.scope` (`libpod-conmon-*` is the monitor) |
 //! | Kubernetes, cgroupfs | `/kubepods/burstable/pod<uid>/<64hex>` |
 //! | Kubernetes, systemd | `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid_>.slice/cri-containerd-<64hex>.scope` |
@@ -51,6 +51,13 @@ const MAX_NAMED_ID: usize = 76;
 /// `/user.slice/...`), runtime monitors (conmon) and pod-level cgroups that hold
 /// no container.
 pub fn parse_cgroup_path(path: &str) -> Option<CgroupContainer> {
+    parse_cgroup_path_with(path, &|_| false)
+}
+
+/// [`parse_cgroup_path`], also taking named (non-hex) ids under the containerd
+/// namespaces `namespace` accepts: the registry passes the namespaces its
+/// containerd client has reported, so `ctr -n myns run img name` resolves too.
+pub fn parse_cgroup_path_with(path: &str, namespace: &dyn Fn(&str) -> bool) -> Option<CgroupContainer> {
     let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
     let kube = comps.first().is_some_and(|c| *c == "kubepods" || *c == "kubepods.slice");
     let mut pod_uid: Option<String> = None;
@@ -63,7 +70,7 @@ pub fn parse_cgroup_path(path: &str) -> Option<CgroupContainer> {
             }
         }
         let parent = if i > 0 { Some(comps[i - 1]) } else { None };
-        if let Some((runtime, id, namespace)) = match_component(comp, parent, i) {
+        if let Some((runtime, id, namespace)) = match_component(comp, parent, i, namespace) {
             found = Some(CgroupContainer {
                 runtime,
                 id: id.to_string(),
@@ -86,6 +93,7 @@ fn match_component<'a>(
     comp: &'a str,
     parent: Option<&'a str>,
     depth: usize,
+    known_namespace: &dyn Fn(&str) -> bool,
 ) -> Option<(Runtime, &'a str, Option<&'a str>)> {
     // systemd scope units: <prefix>-<id>.scope
     if let Some(unit) = comp.strip_suffix(".scope") {
@@ -106,7 +114,9 @@ fn match_component<'a>(
     }
     // cgroupfs-style names.
     if let Some(id) = comp.strip_prefix("libpod-") {
-        return (parent == Some("libpod_parent") && is_hex64(id)).then_some((Runtime::Podman, id, None));
+        // Under libpod_parent, under a pod's cgroup (/libpod_parent/<pod id>) or
+        // under a --cgroup-parent: only podman names a cgroup libpod-<64hex>.
+        return (parent.is_some() && is_hex64(id)).then_some((Runtime::Podman, id, None));
     }
     if let Some(id) = comp.strip_prefix("crio-") {
         // CRI-O with the cgroupfs manager: /kubepods/<qos>/pod<uid>/crio-<id>
@@ -133,7 +143,11 @@ fn match_component<'a>(
         return None;
     }
     // /<known namespace>/<any id>
-    if depth == 1 && KNOWN_CONTAINERD_NAMESPACES.contains(&parent) && is_named_id(comp) {
+    if depth == 1
+        && (KNOWN_CONTAINERD_NAMESPACES.contains(&parent)
+            || (is_namespace_like(parent) && known_namespace(parent)))
+        && is_named_id(comp)
+    {
         return Some((Runtime::Containerd, comp, Some(parent)));
     }
     None
@@ -245,6 +259,13 @@ mod tests {
         assert_eq!((c.runtime, c.id.as_str()), (Runtime::Containerd, "my-redis"));
         assert_eq!(parse("/moby/web.1"), Some((Runtime::Containerd, "web.1".into(), None)));
         assert_eq!(parse("/somens/my-redis"), None);
+        // ... unless the namespace is one containerd reported
+        let c = parse_cgroup_path_with("/somens/my-redis", &|ns| ns == "somens").unwrap();
+        assert_eq!(
+            (c.runtime, c.id.as_str(), c.namespace.as_deref()),
+            (Runtime::Containerd, "my-redis", Some("somens"))
+        );
+        assert_eq!(parse_cgroup_path_with("/system.slice/my-redis", &|_| true).map(|c| c.id), None);
         // systemd driver
         assert_eq!(
             parse(&format!("/system.slice/cri-containerd-{ID}.scope")),
@@ -281,8 +302,18 @@ mod tests {
             parse(&format!("/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope")),
             Some((Runtime::Podman, ID.into(), None))
         );
-        // a libpod- name outside libpod_parent is not podman's cgroupfs layout
-        assert_eq!(parse(&format!("/other/libpod-{ID}")), None);
+        // cgroupfs, a container in a pod (observed with podman 4.3)
+        assert_eq!(
+            parse(&format!("/libpod_parent/{ID2}/libpod-{ID}")),
+            Some((Runtime::Podman, ID.into(), None))
+        );
+        // the pod's own cgroup is no container
+        assert_eq!(parse(&format!("/libpod_parent/{ID2}")), None);
+        // cgroupfs with --cgroup-parent /rampart-custom (observed)
+        assert_eq!(parse(&format!("/rampart-custom/libpod-{ID}")), Some((Runtime::Podman, ID.into(), None)));
+        assert_eq!(parse(&format!("/rampart-custom/libpod-conmon-{ID}")), None);
+        // a top-level libpod- name has no parent: not podman's layout
+        assert_eq!(parse(&format!("/libpod-{ID}")), None);
     }
 
     #[test]

@@ -326,6 +326,8 @@ pub fn container_from_inspect(resp: &ContainerInspectResponse) -> Option<Contain
         pod_name: label(LABEL_POD_NAME),
         pod_namespace: label(LABEL_POD_NAMESPACE),
         pod_uid: label(LABEL_POD_UID),
+        pod_labels: BTreeMap::new(),
+        runtime_namespace: None,
         cgroup_path: String::new(),
         upper_dir: resp
             .graph_driver

@@ -9,16 +9,16 @@
 //!   containers are known, with names, before their first event, and keeps
 //!   retrying (with backoff) while a runtime is unreachable.
 
-use crate::cgroup::{parse_cgroup_path, CgroupContainer};
+use crate::cgroup::{parse_cgroup_path_with, CgroupContainer};
 use crate::cgroupfs::{cgroup_path_of_pid, CgroupTree, CgroupTreeStats};
 use crate::client::{Discovered, RuntimeClient, RuntimeEvent};
-use crate::docker::{DockerClient, DockerConfig};
+use crate::endpoints::RuntimeEndpoints;
 use crate::Error;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use futures_util::StreamExt;
 use model::{Container, Runtime};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -169,6 +169,9 @@ struct Inner {
     without_metadata: AtomicU64,
     /// Lifecycle events, after the registry handled them (see `subscribe`).
     lifecycle: tokio::sync::broadcast::Sender<RuntimeEvent>,
+    /// containerd namespaces runtimes reported containers in: their named
+    /// (non-hex) container ids are recognised in cgroup paths.
+    containerd_namespaces: RwLock<HashSet<String>>,
 }
 
 /// Lifecycle events buffered per subscriber; a slower one sees `Lagged`.
@@ -232,6 +235,7 @@ impl ContainerRegistry {
                 inspect_failures: AtomicU64::new(0),
                 without_metadata: AtomicU64::new(0),
                 lifecycle: tokio::sync::broadcast::channel(LIFECYCLE_BUFFER).0,
+                containerd_namespaces: RwLock::new(HashSet::new()),
             }),
         }
     }
@@ -239,6 +243,12 @@ impl ContainerRegistry {
     /// This machine's cgroup2 tree and a Docker client at `docker_socket`, default
     /// tunables. Without a cgroup2 mount the registry still answers `find`.
     pub fn with_docker(docker_socket: impl Into<PathBuf>) -> Self {
+        Self::with_endpoints(&RuntimeEndpoints::docker_only(docker_socket))
+    }
+
+    /// This machine's cgroup2 tree and a client for every runtime endpoint that
+    /// resolves ([`RuntimeEndpoints::resolve`]), default tunables.
+    pub fn with_endpoints(endpoints: &RuntimeEndpoints) -> Self {
         let tree = match CgroupTree::discover() {
             Ok(t) => Some(Arc::new(t)),
             Err(e) => {
@@ -246,8 +256,7 @@ impl ContainerRegistry {
                 None
             }
         };
-        let docker = DockerClient::new(DockerConfig { socket: docker_socket.into(), ..Default::default() });
-        Self::new(RegistryConfig::default(), tree, vec![Arc::new(docker)])
+        Self::new(RegistryConfig::default(), tree, endpoints.clients())
     }
 
     pub fn cgroup_tree(&self) -> Option<&Arc<CgroupTree>> {
@@ -307,7 +316,7 @@ impl ContainerRegistry {
                 return None;
             }
         };
-        match parse_cgroup_path(&path) {
+        match self.parse_path(&path) {
             None => {
                 self.learn_host(cgroup_id);
                 None
@@ -536,6 +545,13 @@ impl ContainerRegistry {
 
     // ----- internals -----
 
+    /// Which container a cgroup path names, knowing the containerd namespaces
+    /// seen so far.
+    fn parse_path(&self, path: &str) -> Option<CgroupContainer> {
+        let namespaces = self.inner.containerd_namespaces.read().unwrap_or_else(|e| e.into_inner());
+        parse_cgroup_path_with(path, &|ns| namespaces.contains(ns))
+    }
+
     fn attempt_due(&self, r: &Record, now: Instant) -> bool {
         r.next_attempt.is_none_or(|t| now >= t)
     }
@@ -626,7 +642,7 @@ impl ContainerRegistry {
         };
         // The pid may have been reused by another process: the path must name
         // this container.
-        if parse_cgroup_path(&path).map(|p| p.id).as_deref() != Some(id) {
+        if self.parse_path(&path).map(|p| p.id).as_deref() != Some(id) {
             debug!(%id, pid, path, "init pid's cgroup does not name the container");
             return None;
         }
@@ -642,6 +658,12 @@ impl ContainerRegistry {
     fn upsert_from(&self, source: Option<usize>, d: Discovered) -> Arc<Container> {
         let Discovered { mut container, pid } = d;
         let id = container.id.clone();
+        if let (Some(Runtime::Containerd), Some(ns)) = (container.runtime, &container.runtime_namespace) {
+            let mut namespaces = self.inner.containerd_namespaces.write().unwrap_or_else(|e| e.into_inner());
+            if !namespaces.contains(ns) {
+                namespaces.insert(ns.clone());
+            }
+        }
         let known_cgroup = {
             let cache = self.read();
             cache

@@ -10,7 +10,8 @@ pub(crate) mod skel {
 }
 
 pub(crate) use skel::types::{
-    ev_capable, ev_exec, ev_exit, ev_fork, ev_net, ev_skaddr, ev_sys, ev_usockaddr, event_hdr, str_item,
+    ev_capable, ev_exec, ev_exit, ev_fork, ev_net, ev_skaddr, ev_sys, ev_usockaddr, event_hdr, kill_key,
+    kill_val, str_item,
 };
 
 use std::mem::size_of;
@@ -25,6 +26,8 @@ const _: () = assert!(size_of::<ev_skaddr>() == 24);
 const _: () = assert!(size_of::<ev_usockaddr>() == 120);
 const _: () = assert!(size_of::<ev_sys>() == 80);
 const _: () = assert!(size_of::<ev_net>() == 248);
+const _: () = assert!(size_of::<kill_key>() == 272);
+const _: () = assert!(size_of::<kill_val>() == 8);
 
 pub(crate) const HDR_LEN: usize = size_of::<event_hdr>();
 pub(crate) const ITEM_LEN: usize = size_of::<str_item>();
@@ -96,6 +99,7 @@ pub(crate) mod evf {
     use super::skel::types::ev_flags as F;
     pub(crate) const HAS_RET: u32 = F::EVF_HAS_RET.0;
     pub(crate) const STR_TRUNC: u32 = F::EVF_STR_TRUNC.0;
+    pub(crate) const KILLED: u32 = F::EVF_KILLED.0;
 }
 
 /// String item ids (enum str_id).

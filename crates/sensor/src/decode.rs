@@ -512,6 +512,12 @@ pub fn record_truncated(rec: &[u8]) -> bool {
     abi::read::<abi::event_hdr>(rec).is_some_and(|h| h.flags & evf::STR_TRUNC != 0)
 }
 
+/// The kill trigger's id when the kernel killed the process in this record's
+/// syscall (`EVF_KILLED`).
+pub fn record_killed(rec: &[u8]) -> Option<u32> {
+    abi::read::<abi::event_hdr>(rec).filter(|h| h.flags & evf::KILLED != 0).map(|h| h.kill_trigger)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

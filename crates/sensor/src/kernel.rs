@@ -10,12 +10,14 @@ use std::sync::Mutex;
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{
-    Link, MapCore, MapFlags, MapType, OpenObject, PrintLevel, ProgramType, RingBuffer, RingBufferBuilder,
+    Link, MapCore, MapFlags, MapHandle, MapType, OpenObject, PrintLevel, ProgramType, RingBuffer,
+    RingBufferBuilder,
 };
 use model::Event;
 
 use crate::abi::skel::{SensorSkel, SensorSkelBuilder};
-use crate::decode::{record_truncated, Decoder};
+use crate::decode::{record_killed, record_truncated, Decoder};
+use crate::kill::{key_bytes, walk_form, KernelKills, KillTrigger};
 use crate::{
     Feature, HookState, HookStatus, SensorConfig, SensorError, SensorStats, SensorStatus, SyscallSet,
 };
@@ -110,6 +112,7 @@ pub struct Sensor {
     loaded: Loaded,
     shared: Rc<RefCell<Shared>>,
     status: SensorStatus,
+    kernel_kills: KernelKills,
 }
 
 impl std::fmt::Debug for Sensor {
@@ -428,6 +431,8 @@ impl Sensor {
         let shared = Rc::new(RefCell::new(Shared::default()));
         let decoder = Decoder::from_clocks();
         let cb_shared = Rc::clone(&shared);
+        let kernel_kills = KernelKills::default();
+        let cb_kills = kernel_kills.clone();
         let mut builder = RingBufferBuilder::new();
         builder
             .add(&loaded.skel.maps.events, move |rec: &[u8]| {
@@ -437,6 +442,9 @@ impl Sensor {
                 }
                 match decoder.decode(rec) {
                     Ok(ev) => {
+                        if let Some(trigger) = record_killed(rec) {
+                            cb_kills.record(ev.process.tid, ev.ts_ns, trigger);
+                        }
                         sh.events += 1;
                         sh.queue.push(ev);
                     }
@@ -466,7 +474,7 @@ impl Sensor {
             host_mnt_ns,
             ring_buffer_bytes: ring_bytes as usize,
         };
-        Ok(Sensor { ringbuf, links, loaded, shared, status })
+        Ok(Sensor { ringbuf, links, loaded, shared, status, kernel_kills })
     }
 
     /// Drain everything in the ring buffer now (batched; no blocking), handing
@@ -529,9 +537,119 @@ impl Sensor {
         sets
     }
 
+    /// Events whose process the kernel killed (in-kernel kill triggers).
+    pub fn kernel_kills(&self) -> KernelKills {
+        self.kernel_kills.clone()
+    }
+
+    /// Handles on the in-kernel kill maps, usable from any thread.
+    pub fn kill_maps(&self) -> Result<KillMaps, SensorError> {
+        let maps = &self.loaded.skel.maps;
+        let h = |name: &str, m: &libbpf_rs::Map<'_>| {
+            MapHandle::try_from(m).map_err(|source| SensorError::Map { map: name.into(), source })
+        };
+        Ok(KillMaps {
+            cgroups: h("kill_cgroups", &maps.kill_cgroups)?,
+            triggers: h("kill_triggers", &maps.kill_triggers)?,
+            protected: h("kill_protected", &maps.kill_protected)?,
+            count: h("kill_count", &maps.kill_count)?,
+            armed: Mutex::new(BTreeMap::new()),
+        })
+    }
+
     /// Number of attached hooks.
     pub fn attached_hooks(&self) -> usize {
         self.links.len()
+    }
+}
+
+/// The in-kernel kill maps (bpf/kill.h): which cgroups are armed with which
+/// triggers, and the process names never killed. `Send + Sync`; the maps stay
+/// valid while the sensor runs (and are emptied with it).
+#[derive(Debug)]
+pub struct KillMaps {
+    cgroups: MapHandle,
+    triggers: MapHandle,
+    protected: MapHandle,
+    count: MapHandle,
+    /// What this handle put in the kernel: cgroup id -> trigger keys.
+    armed: Mutex<BTreeMap<u64, Vec<Vec<u8>>>>,
+}
+
+impl KillMaps {
+    fn map_err(name: &str) -> impl Fn(libbpf_rs::Error) -> SensorError + '_ {
+        move |source| SensorError::Map { map: name.into(), source }
+    }
+
+    /// Makes `triggers` the set of one cgroup (an empty set disarms it).
+    /// Triggers whose path cannot be reported exactly (see
+    /// [`crate::kill::walk_form`]) are refused, naming the path.
+    pub fn arm(&self, cgroup_id: u64, triggers: &[KillTrigger]) -> Result<(), SensorError> {
+        let mut keys = Vec::with_capacity(triggers.len());
+        for t in triggers {
+            let walk = walk_form(&t.path).map_err(SensorError::Config)?;
+            keys.push((key_bytes(cgroup_id, t.point, &walk), t.id));
+        }
+        if keys.is_empty() {
+            self.disarm(cgroup_id);
+            return Ok(());
+        }
+        let mut armed = self.armed.lock().unwrap_or_else(|e| e.into_inner());
+        // New keys first, then the cgroup: the kernel never sees a half set
+        // as armed for the first time.
+        for (k, id) in &keys {
+            let mut v = [0u8; 8];
+            v[..4].copy_from_slice(&id.to_ne_bytes());
+            self.triggers.update(k, &v, MapFlags::ANY).map_err(Self::map_err("kill_triggers"))?;
+        }
+        self.cgroups
+            .update(&cgroup_id.to_ne_bytes(), &(keys.len() as u32).to_ne_bytes(), MapFlags::ANY)
+            .map_err(Self::map_err("kill_cgroups"))?;
+        let new: Vec<Vec<u8>> = keys.into_iter().map(|(k, _)| k).collect();
+        if let Some(old) = armed.insert(cgroup_id, new.clone()) {
+            for k in old.iter().filter(|k| !new.contains(k)) {
+                let _ = self.triggers.delete(k);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every trigger of a cgroup.
+    pub fn disarm(&self, cgroup_id: u64) {
+        let mut armed = self.armed.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self.cgroups.delete(&cgroup_id.to_ne_bytes());
+        for k in armed.remove(&cgroup_id).unwrap_or_default() {
+            let _ = self.triggers.delete(&k);
+        }
+    }
+
+    /// The armed cgroup ids.
+    pub fn armed(&self) -> Vec<u64> {
+        self.armed.lock().unwrap_or_else(|e| e.into_inner()).keys().copied().collect()
+    }
+
+    /// Process names (comm, at most 15 bytes: longer names are cut as the
+    /// kernel cuts comm) the kernel never kills.
+    pub fn protect<S: AsRef<str>>(&self, names: &[S]) -> Result<(), SensorError> {
+        for n in names {
+            let mut key = [0u8; 16];
+            let b = n.as_ref().as_bytes();
+            let len = b.len().min(15);
+            key[..len].copy_from_slice(&b[..len]);
+            self.protected.update(&key, &[1], MapFlags::ANY).map_err(Self::map_err("kill_protected"))?;
+        }
+        Ok(())
+    }
+
+    /// SIGKILLs the kernel sent so far.
+    pub fn kills_sent(&self) -> u64 {
+        match self.count.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY) {
+            Ok(Some(per_cpu)) => per_cpu
+                .iter()
+                .map(|v| v.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes).unwrap_or(0))
+                .sum(),
+            _ => 0,
+        }
     }
 }
 

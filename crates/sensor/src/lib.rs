@@ -18,6 +18,7 @@
 mod abi;
 pub mod decode;
 mod kernel;
+pub mod kill;
 pub mod paths;
 
 use std::path::PathBuf;
@@ -26,7 +27,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use decode::{DecodeError, Decoder};
-pub use kernel::Sensor;
+pub use kernel::{KillMaps, Sensor};
+pub use kill::{KernelKills, KillPoint, KillTrigger};
 pub use paths::{join_path, normalize};
 
 /// A drain period that keeps a 16 MiB ring far from full at 200k events/s

@@ -202,3 +202,59 @@ fn recorder_sets_a_bit_per_syscall_entered_in_the_kernel() {
     assert!(set.native.contains(&EXECVE), "execve missing from {:?}", set.native);
     assert!(!set.native.contains(&REBOOT), "reboot was never called: {:?}", set.native);
 }
+
+#[test]
+fn kill_trigger_kills_in_the_syscall_only_what_it_names() {
+    use std::os::unix::process::ExitStatusExt;
+    require_root();
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let sensor = start(false);
+    let maps = sensor.kill_maps().expect("kill maps");
+    let kills = sensor.kernel_kills();
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let target = std::env::temp_dir().join(format!("rampart-kill-{}-{nanos}", std::process::id()));
+    let other = target.with_extension("other");
+    for p in [&target, &other] {
+        std::fs::write(p, "secret\n").expect("write test file");
+    }
+    let target_s = target.to_str().unwrap().to_string();
+    // Our own cgroup, armed with one trigger on a path nothing else opens;
+    // only tasks in another mount namespace are looked at (`unshare -m`).
+    let cgroup = own_cgroup_id();
+    let trigger = sensor::KillTrigger { point: sensor::KillPoint::Openat, path: target_s.clone(), id: 7 };
+    maps.arm(cgroup, &[trigger]).expect("arm");
+    assert_eq!(maps.armed(), vec![cgroup]);
+    let cat = |path: &std::path::Path| {
+        Command::new("unshare").args(["-m", "cat"]).arg(path).output().expect("spawn unshare cat")
+    };
+
+    let hit = cat(&target);
+    assert_eq!(hit.status.signal(), Some(9), "cat of the trigger path was not killed: {:?}", hit.status);
+    assert!(hit.stdout.is_empty(), "cat printed the file before dying: {:?}", hit.stdout);
+    let miss = cat(&other);
+    assert!(miss.status.success(), "cat of another path was harmed: {:?}", miss.status);
+    assert_eq!(maps.kills_sent(), 1);
+
+    // The record of the killed open says so.
+    let mut sensor = sensor;
+    let events = collect(&mut sensor, Duration::from_secs(5), |evs| {
+        evs.iter().any(|e| matches!(&e.kind, EventKind::Open { path, .. } if *path == target_s))
+    });
+    let open = events
+        .iter()
+        .find(|e| matches!(&e.kind, EventKind::Open { path, .. } if *path == target_s))
+        .expect("the killed open is reported");
+    assert_eq!(kills.get(open.process.tid, open.ts_ns), Some(7));
+
+    // Protected names are never killed in the kernel.
+    maps.protect(&["cat"]).expect("protect");
+    let spared = cat(&target);
+    assert!(spared.status.success(), "a protected process was killed: {:?}", spared.status);
+    // Disarmed, nothing is killed.
+    maps.disarm(cgroup);
+    assert!(maps.armed().is_empty());
+    assert_eq!(maps.kills_sent(), 1);
+    for p in [&target, &other] {
+        let _ = std::fs::remove_file(p);
+    }
+}

@@ -1,0 +1,486 @@
+//! The in-kernel kill fast path: rules with a `kill` action whose whole
+//! condition the kernel can test are compiled into kill triggers (bpf/kill.h)
+//! that the sensor checks where it already holds the path, so the kill
+//! happens in the same syscall, with no round trip to userspace.
+//!
+//! A rule qualifies when its condition is a conjunction of:
+//! - its event types (`evt.type`, `open`/`openat`/`openat2`/`creat` or
+//!   `execve`, and macros such as `spawned_process`);
+//! - exact path tests: `fd.name = X` / `fd.name in (...)` for the open types,
+//!   `proc.exepath = X` / `proc.exepath in (...)` for exec;
+//! - tests that read only the container (`container.*`, e.g. `container.id !=
+//!   host` or `container.name startswith web`): evaluated here, per
+//!   container, and decide which container cgroups are armed.
+//!
+//! Anything else (a process name, a parent, an exception, a negated path, a
+//! glob) keeps the rule in userspace: the kernel never kills more than the rule
+//! matches. Neither do the guards: only container cgroups are armed (never the
+//! host), rampart's own process and protected process names (runtimes,
+//! `response.protected_process_names`) are skipped in the kernel, and a dry run
+//! (global or per rule) or `kill: {process_group: true}` arms nothing. What
+//! the kernel cannot do is the rate limit (`max_actions_per_minute`): a kernel
+//! trigger kills every matching process; `kill: {in_kernel: false}` keeps a
+//! rule in userspace, under the rate limit.
+//!
+//! The kernel only sees successful opens (the path of the new fd) and the
+//! image an exec loads; a failed open, or a container armed late, still gets the
+//! userspace kill.
+
+use crate::actions::{ActionKind, ResponseConfig, RulePlan};
+use crate::filter::EventFilter;
+use model::{Container, Event, EventKind, ProcessCtx};
+use rules::{CompiledRule, EvalCtx, Ruleset};
+use runtime::ContainerRegistry;
+use sensor::{KernelKills, KillMaps, KillPoint, KillTrigger};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often armed cgroups are checked against the registry (new containers
+/// are also armed as soon as the runtime reports them).
+const RECONCILE_PERIOD: Duration = Duration::from_secs(1);
+
+/// The fields each kill point can test exactly in the kernel.
+fn path_field_applies(field: &str, point: KillPoint) -> bool {
+    match field {
+        "fd.name" => point != KillPoint::Exec,
+        "proc.exepath" => point == KillPoint::Exec,
+        _ => false,
+    }
+}
+
+/// A rule's kernel form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelRule {
+    pub rule: String,
+    /// Indices of the conjuncts that test the container alone.
+    container_terms: Vec<usize>,
+    /// Per kill point, the exact paths.
+    pub points: BTreeMap<KillPoint, BTreeSet<String>>,
+}
+
+/// Compiles one rule, or says why it stays in userspace.
+pub fn compile_rule(rule: &CompiledRule, plan: &RulePlan) -> Result<KernelRule, String> {
+    if !plan.actions.contains(&ActionKind::Kill { process_group: false }) {
+        if plan.actions.iter().any(|a| matches!(a, ActionKind::Kill { .. })) {
+            return Err("kills a process group (userspace only)".into());
+        }
+        return Err("no kill action".into());
+    }
+    if plan.dry_run {
+        return Err("dry run".into());
+    }
+    if !plan.kill_in_kernel {
+        return Err("in_kernel: false".into());
+    }
+    if !rule.enabled {
+        return Err("disabled".into());
+    }
+    let Some(types) = &rule.evt_types else {
+        return Err("no event type in the condition".into());
+    };
+    let mut container_terms = Vec::new();
+    // Each path field's allowed values: all of its tests must hold.
+    let mut paths: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
+    for (i, term) in rule.conjuncts().iter().enumerate() {
+        let fields = term.fields();
+        if !fields.is_empty() && fields.iter().all(|f| f.starts_with("container.")) {
+            container_terms.push(i);
+            continue;
+        }
+        match term.string_equality() {
+            Some((field @ ("fd.name" | "proc.exepath"), values)) => {
+                let values: BTreeSet<String> = values.into_iter().collect();
+                let entry = paths.entry(field).or_insert_with(|| values.clone());
+                *entry = entry.intersection(&values).cloned().collect();
+            }
+            _ => {
+                return Err(format!(
+                    "tests {} in a way the kernel cannot",
+                    fields.first().copied().unwrap_or("a constant")
+                ))
+            }
+        }
+    }
+    if paths.is_empty() {
+        return Err("no exact fd.name or proc.exepath test".into());
+    }
+    let mut points = BTreeMap::new();
+    for t in types {
+        let Some(point) = KillPoint::from_evt_type(t) else { continue };
+        // Every path test must be one the kernel makes at this point (fd.name
+        // has no value on exec events: such a rule never matches them).
+        if !paths.keys().all(|f| path_field_applies(f, point)) {
+            continue;
+        }
+        let mut set: Option<BTreeSet<String>> = None;
+        for values in paths.values() {
+            set = Some(match set {
+                None => values.clone(),
+                Some(s) => s.intersection(values).cloned().collect(),
+            });
+        }
+        let set: BTreeSet<String> =
+            set.unwrap_or_default().into_iter().filter(|p| sensor::kill::walk_form(p).is_ok()).collect();
+        if !set.is_empty() {
+            points.insert(point, set);
+        }
+    }
+    if points.is_empty() {
+        return Err("no event type and path the kernel sees (open, openat, openat2, creat with fd.name; execve with proc.exepath; absolute normalised paths)".into());
+    }
+    Ok(KernelRule { rule: rule.name.clone(), container_terms, points })
+}
+
+/// One trigger, as userspace reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerInfo {
+    pub rule: String,
+    pub point: KillPoint,
+    pub path: String,
+}
+
+/// The kernel forms of a rule set's kill rules, with the trigger table.
+pub struct KernelPlan {
+    ruleset: Arc<Ruleset>,
+    pub rules: Vec<KernelRule>,
+    /// Kill rules that stay in userspace, with why.
+    pub userspace: Vec<(String, String)>,
+    /// Trigger id (index) -> what it is.
+    pub table: Vec<TriggerInfo>,
+    ids: HashMap<(String, KillPoint, String), u32>,
+}
+
+impl KernelPlan {
+    /// Nothing runs in the kernel under a global dry run.
+    pub fn new(ruleset: Arc<Ruleset>, plans: &HashMap<String, RulePlan>, cfg: &ResponseConfig) -> KernelPlan {
+        let mut rules = Vec::new();
+        let mut userspace = Vec::new();
+        let mut table = Vec::new();
+        let mut ids = HashMap::new();
+        for rule in ruleset.rules() {
+            let Some(plan) = plans.get(&rule.name) else { continue };
+            if !plan.actions.iter().any(|a| matches!(a, ActionKind::Kill { .. })) {
+                continue;
+            }
+            let compiled = if cfg.dry_run { Err("dry run".to_string()) } else { compile_rule(rule, plan) };
+            match compiled {
+                Ok(k) => {
+                    for (point, set) in &k.points {
+                        for path in set {
+                            ids.insert((k.rule.clone(), *point, path.clone()), table.len() as u32);
+                            table.push(TriggerInfo {
+                                rule: k.rule.clone(),
+                                point: *point,
+                                path: path.clone(),
+                            });
+                        }
+                    }
+                    rules.push(k);
+                }
+                Err(why) => userspace.push((rule.name.clone(), why)),
+            }
+        }
+        KernelPlan { ruleset, rules, userspace, table, ids }
+    }
+
+    /// The triggers to arm in this container's cgroup.
+    pub fn triggers_for(&self, c: &Arc<Container>) -> Vec<KillTrigger> {
+        let probe = Event {
+            ts_ns: 0,
+            process: ProcessCtx::default(),
+            container: Some(c.clone()),
+            ret: None,
+            syscall: None,
+            kind: EventKind::Exit { code: 0, signal: 0, core_dumped: false },
+        };
+        let ctx = EvalCtx::default();
+        let mut out = Vec::new();
+        for k in &self.rules {
+            let Some(rule) = self.ruleset.get(&k.rule) else { continue };
+            let terms = rule.conjuncts();
+            if !k.container_terms.iter().all(|&i| terms.get(i).is_some_and(|t| t.eval(&probe, &ctx))) {
+                continue;
+            }
+            for (point, set) in &k.points {
+                for path in set {
+                    if let Some(&id) = self.ids.get(&(k.rule.clone(), *point, path.clone())) {
+                        out.push(KillTrigger { point: *point, path: path.clone(), id });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// One line per kill rule: where it runs.
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for k in &self.rules {
+            let what: Vec<String> = k
+                .points
+                .iter()
+                .map(|(p, set)| {
+                    format!("{} {}", p.evt_type(), set.iter().cloned().collect::<Vec<_>>().join(","))
+                })
+                .collect();
+            lines.push(format!("kill in kernel: {} ({})", k.rule, what.join("; ")));
+        }
+        for (rule, why) in &self.userspace {
+            lines.push(format!("kill in userspace: {rule} ({why})"));
+        }
+        lines
+    }
+}
+
+/// What the pipeline hands a consumer once the sensor runs.
+#[derive(Clone)]
+pub struct KernelHandles {
+    pub maps: Option<Arc<KillMaps>>,
+    pub kills: KernelKills,
+    pub containers: ContainerRegistry,
+    pub filter: EventFilter,
+}
+
+/// The running fast path: the plan, and the task arming container cgroups.
+pub struct KernelKill {
+    plan: Arc<Mutex<Arc<KernelPlan>>>,
+    kills: KernelKills,
+    wake: Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for KernelKill {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl KernelKill {
+    pub fn start(h: KernelHandles, plan: KernelPlan, protected_names: Vec<String>) -> Option<KernelKill> {
+        let maps = h.maps?;
+        if let Err(e) = maps.protect(&protected_names) {
+            eprintln!("rampart: in-kernel kill off: {e}");
+            return None;
+        }
+        for line in plan.describe() {
+            eprintln!("rampart: {line}");
+        }
+        let plan = Arc::new(Mutex::new(Arc::new(plan)));
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let task = tokio::spawn(arm_loop(maps, plan.clone(), h.containers, h.filter, wake.clone()));
+        Some(KernelKill { plan, kills: h.kills, wake, task })
+    }
+
+    /// Rules were reloaded.
+    pub fn set_plan(&self, plan: KernelPlan) {
+        for line in plan.describe() {
+            eprintln!("rampart: {line}");
+        }
+        *self.plan.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(plan);
+        self.wake.notify_one();
+    }
+
+    /// The trigger the kernel killed this event's process for, if it did.
+    pub fn killed(&self, ev: &Event) -> Option<TriggerInfo> {
+        let id = self.kills.get(ev.process.tid, ev.ts_ns)?;
+        let plan = self.plan.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Some(plan.table.get(id as usize).cloned().unwrap_or(TriggerInfo {
+            rule: format!("trigger {id} of an earlier rule set"),
+            point: KillPoint::Open,
+            path: String::new(),
+        }))
+    }
+}
+
+/// The cgroup id of a container (the inode of its cgroup v2 directory).
+fn cgroup_id(c: &Container) -> Option<u64> {
+    respond::target::Target::from_container(c).ok()?.cgroup.map(|cg| cg.id)
+}
+
+/// Keeps the armed cgroups equal to the containers (accepted by the filter)
+/// the plan has triggers for: on every runtime event and every second.
+async fn arm_loop(
+    maps: Arc<KillMaps>,
+    plan: Arc<Mutex<Arc<KernelPlan>>>,
+    containers: ContainerRegistry,
+    filter: EventFilter,
+    wake: Arc<tokio::sync::Notify>,
+) {
+    let mut events = containers.subscribe();
+    let mut current: HashMap<u64, Vec<KillTrigger>> = HashMap::new();
+    let mut tick = tokio::time::interval(RECONCILE_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let plan_now = plan.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut desired: HashMap<u64, (String, Vec<KillTrigger>)> = HashMap::new();
+        // `--type` narrows what the agent looks at: then only userspace acts.
+        if filter.types.is_empty() && !plan_now.rules.is_empty() {
+            for c in containers.containers() {
+                if filter.container.as_deref().is_some_and(|q| !c.matches(q)) {
+                    continue;
+                }
+                let triggers = plan_now.triggers_for(&c);
+                if triggers.is_empty() {
+                    continue;
+                }
+                if let Some(cg) = cgroup_id(&c) {
+                    let label = if c.name.is_empty() { c.short_id().to_string() } else { c.name.clone() };
+                    desired.insert(cg, (label, triggers));
+                }
+            }
+        }
+        let gone: Vec<u64> = current.keys().filter(|cg| !desired.contains_key(cg)).copied().collect();
+        for cg in gone {
+            maps.disarm(cg);
+            current.remove(&cg);
+        }
+        for (cg, (label, triggers)) in desired {
+            if current.get(&cg) == Some(&triggers) {
+                continue;
+            }
+            match maps.arm(cg, &triggers) {
+                Ok(()) => {
+                    eprintln!(
+                        "rampart: kernel kill armed for container {label} (cgroup {cg}, {} triggers)",
+                        triggers.len()
+                    );
+                    current.insert(cg, triggers);
+                }
+                Err(e) => tracing::warn!(container = %label, error = %e, "arming kernel kill triggers"),
+            }
+        }
+        tokio::select! {
+            ev = events.recv() => {
+                if let Err(tokio::sync::broadcast::error::RecvError::Closed) = ev {
+                    // No more runtime events: the tick still reconciles.
+                    events = containers.subscribe();
+                }
+            }
+            _ = tick.tick() => {}
+            _ = wake.notified() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ruleset(text: &str) -> Arc<Ruleset> {
+        let mut b = rules::RulesetBuilder::new();
+        b.add_file("t.yaml", text);
+        Arc::new(b.build().expect("rules load"))
+    }
+
+    fn rule(cond: &str, actions: &str) -> String {
+        format!("- rule: R\n  desc: d\n  condition: {cond}\n  output: o\n  priority: WARNING\n  actions: {actions}\n")
+    }
+
+    const MACROS: &str = "- macro: container\n  condition: container.id != host\n- macro: spawned_process\n  condition: evt.type in (execve, execveat) and evt.dir = <\n- macro: open_read\n  condition: evt.type in (open, openat, openat2) and evt.is_open_read = true\n- list: secrets\n  items: [/etc/shadow, /etc/gshadow]\n";
+
+    fn compile(cond: &str, actions: &str) -> Result<KernelRule, String> {
+        let rs = ruleset(&format!("{MACROS}{}", rule(cond, actions)));
+        let plans = crate::actions::plans(&rs).unwrap();
+        compile_rule(rs.get("R").unwrap(), &plans["R"])
+    }
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn eligible_conditions() {
+        let k =
+            compile("evt.type in (open, openat) and fd.name = /etc/shadow and container", "[kill]").unwrap();
+        assert_eq!(k.points.len(), 2);
+        assert_eq!(k.points[&KillPoint::Openat], set(&["/etc/shadow"]));
+        assert_eq!(k.container_terms.len(), 1);
+
+        let k = compile(
+            "evt.type = openat2 and fd.name in (secrets) and container.name startswith web",
+            "[kill, freeze]",
+        )
+        .unwrap();
+        assert_eq!(k.points[&KillPoint::Openat2], set(&["/etc/gshadow", "/etc/shadow"]));
+
+        let k = compile("spawned_process and container and proc.exepath in (/usr/bin/nc, /bin/nc)", "[kill]")
+            .unwrap();
+        assert_eq!(k.points.keys().copied().collect::<Vec<_>>(), vec![KillPoint::Exec]);
+        assert_eq!(k.points[&KillPoint::Exec], set(&["/bin/nc", "/usr/bin/nc"]));
+
+        // Two tests on one field: both must hold.
+        let k = compile("evt.type = openat and fd.name in (secrets) and fd.name = /etc/shadow", "[kill]")
+            .unwrap();
+        assert_eq!(k.points[&KillPoint::Openat], set(&["/etc/shadow"]));
+
+        // `or` of equalities on one field merges into one set.
+        let k = compile("evt.type = openat and (fd.name = /a or fd.name = /b)", "[kill]").unwrap();
+        assert_eq!(k.points[&KillPoint::Openat], set(&["/a", "/b"]));
+
+        // Exec types only get proc.exepath; a mixed rule keeps the kinds that fit.
+        let k = compile("evt.type in (execve, openat) and fd.name = /etc/shadow", "[kill]").unwrap();
+        assert_eq!(k.points.keys().copied().collect::<Vec<_>>(), vec![KillPoint::Openat]);
+    }
+
+    #[test]
+    fn ineligible_conditions() {
+        let no = |cond: &str, actions: &str| {
+            let r = compile(cond, actions);
+            assert!(r.is_err(), "{cond} / {actions}: {r:?}");
+            r.unwrap_err()
+        };
+        // Anything the kernel cannot test exactly.
+        no("evt.type = openat and fd.name = /etc/shadow and proc.name = cat", "[kill]");
+        no("open_read and fd.name = /etc/shadow", "[kill]");
+        no("evt.type = openat and fd.name startswith /etc/", "[kill]");
+        no("evt.type = openat and fd.name != /etc/shadow", "[kill]");
+        no("evt.type = openat and not fd.name = /etc/shadow", "[kill]");
+        no("evt.type = openat and (fd.name = /a or proc.name = x)", "[kill]");
+        no("evt.type = openat and fd.name glob '/etc/*'", "[kill]");
+        no("evt.type = openat and container", "[kill]");
+        no("fd.name = /etc/shadow", "[kill]");
+        no("evt.type = connect and fd.name = /etc/shadow", "[kill]");
+        no("spawned_process and fd.name = /etc/shadow", "[kill]");
+        no("evt.type = openat and fd.name = etc/shadow", "[kill]");
+        no("evt.type = openat and fd.name = /etc/../shadow", "[kill]");
+        // Not the kind of kill the kernel does.
+        no("evt.type = openat and fd.name = /etc/shadow", "[freeze]");
+        assert!(no("evt.type = openat and fd.name = /etc/shadow", "[{kill: {process_group: true}}]")
+            .contains("process group"));
+        assert!(no("evt.type = openat and fd.name = /etc/shadow", "[{kill: {in_kernel: false}}]")
+            .contains("in_kernel"));
+        let rs = ruleset(&format!(
+            "{MACROS}{}  dry_run: true\n",
+            rule("evt.type = openat and fd.name = /etc/shadow", "[kill]")
+        ));
+        let plans = crate::actions::plans(&rs).unwrap();
+        assert_eq!(compile_rule(rs.get("R").unwrap(), &plans["R"]).unwrap_err(), "dry run");
+    }
+
+    #[test]
+    fn triggers_follow_container_terms_and_global_dry_run() {
+        let rs = ruleset(&format!(
+            "{MACROS}{}",
+            rule("evt.type = openat and fd.name = /etc/shadow and container.name startswith web", "[kill]")
+        ));
+        let plans = crate::actions::plans(&rs).unwrap();
+        let plan = KernelPlan::new(rs.clone(), &plans, &ResponseConfig::default());
+        let c =
+            |name: &str| Arc::new(Container { id: "c".repeat(64), name: name.into(), ..Default::default() });
+        let t = plan.triggers_for(&c("web-1"));
+        assert_eq!(t, vec![KillTrigger { point: KillPoint::Openat, path: "/etc/shadow".into(), id: 0 }]);
+        assert_eq!(plan.table[0].rule, "R");
+        assert!(plan.triggers_for(&c("db")).is_empty());
+        assert!(
+            plan.describe()[0].starts_with("kill in kernel: R (openat /etc/shadow)"),
+            "{:?}",
+            plan.describe()
+        );
+
+        let dry = KernelPlan::new(rs, &plans, &ResponseConfig { dry_run: true, ..Default::default() });
+        assert!(dry.rules.is_empty());
+        assert!(dry.triggers_for(&c("web-1")).is_empty());
+        assert_eq!(dry.userspace, vec![("R".to_string(), "dry run".to_string())]);
+    }
+}
