@@ -253,12 +253,19 @@ impl Out<'_> {
         });
     }
 
-    /// Remediation phrased for the subject's source.
+    /// Remediation phrased for how the subject is configured: Docker flags,
+    /// the same flags for podman (its CLI takes Docker's), the pod spec for a
+    /// container of a Kubernetes pod whatever its runtime, OCI fields otherwise.
     fn fix(&self, docker: &str, oci: &str, k8s: &str) -> String {
         match self.subject.kind {
-            SourceKind::Docker => docker.to_string(),
-            SourceKind::Oci => oci.to_string(),
+            _ if self.subject.pod.is_some() => k8s.to_string(),
             SourceKind::Kubernetes => k8s.to_string(),
+            SourceKind::Docker => docker.to_string(),
+            SourceKind::Podman => docker
+                .replace(" (or set \"no-new-privileges\": true in daemon.json)", "")
+                .replace("(Docker then applies docker-default)", "(podman then applies its default)")
+                .replace("docker ", "podman "),
+            SourceKind::Oci | SourceKind::Containerd | SourceKind::Crio => oci.to_string(),
         }
     }
 
@@ -474,12 +481,17 @@ fn namespaces(out: &mut Out, c: &ContainerConfig) {
             &format!("remove {k8s} from the pod spec (or set it to false)"),
         );
         let evidence = match out.subject.kind {
+            _ if out.subject.pod.is_some() && !k8s.is_empty() && name != "uts" => {
+                format!("{k8s} (the node's {name} namespace)")
+            }
             SourceKind::Docker if name == "cgroup" => {
                 "cgroupns mode host (the host's cgroup namespace; Docker's default on cgroup v1 hosts)"
                     .to_string()
             }
             SourceKind::Docker => format!("{flag} (the host's {name} namespace)"),
-            SourceKind::Oci => format!("linux.namespaces has no private {name} namespace"),
+            SourceKind::Oci | SourceKind::Containerd | SourceKind::Crio | SourceKind::Podman => {
+                format!("linux.namespaces has no private {name} namespace")
+            }
             SourceKind::Kubernetes => format!("{k8s} (the node's {name} namespace)"),
         };
         out.add(id, None, evidence, "", fix);
@@ -559,7 +571,9 @@ fn lsm(out: &mut Out, c: &ContainerConfig) {
             );
             let evidence = match out.subject.kind {
                 SourceKind::Docker => "seccomp=unconfined".to_string(),
-                SourceKind::Oci => "no effective linux.seccomp filter".to_string(),
+                SourceKind::Oci | SourceKind::Containerd | SourceKind::Crio | SourceKind::Podman => {
+                    "no effective linux.seccomp filter".to_string()
+                }
                 SourceKind::Kubernetes => "seccompProfile.type: Unconfined".to_string(),
             };
             out.add("seccomp-unconfined", None, evidence, "", fix);
@@ -617,7 +631,9 @@ fn escalation(out: &mut Out, c: &ContainerConfig) {
     );
     let evidence = match out.subject.kind {
         SourceKind::Docker => "no-new-privileges not set",
-        SourceKind::Oci => "process.noNewPrivileges is not true",
+        SourceKind::Oci | SourceKind::Containerd | SourceKind::Crio | SourceKind::Podman => {
+            "process.noNewPrivileges is not true"
+        }
         SourceKind::Kubernetes if c.privileged => "privileged containers always allow privilege escalation",
         SourceKind::Kubernetes => "allowPrivilegeEscalation is not false (it defaults to true)",
     };
@@ -701,7 +717,9 @@ fn filesystem(out: &mut Out, c: &ContainerConfig) {
         );
         let evidence = match out.subject.kind {
             SourceKind::Docker => "systempaths=unconfined",
-            SourceKind::Oci => "linux.maskedPaths is empty",
+            SourceKind::Oci | SourceKind::Containerd | SourceKind::Crio | SourceKind::Podman => {
+                "linux.maskedPaths is empty"
+            }
             SourceKind::Kubernetes => "procMount: Unmasked",
         };
         out.add("unmasked-proc", None, evidence.into(), "", fix);

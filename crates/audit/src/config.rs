@@ -16,6 +16,14 @@ pub enum SourceKind {
     Oci,
     /// A container of a Kubernetes pod or pod template.
     Kubernetes,
+    /// A running container of containerd (its own API: `ctr`, nerdctl), or of
+    /// containerd's CRI plugin (then [`Subject::pod`] is set), audited from the
+    /// OCI spec the runtime wrote for it.
+    Containerd,
+    /// A running container of CRI-O, audited from its OCI spec.
+    Crio,
+    /// A running container of podman, audited from its OCI spec.
+    Podman,
 }
 
 impl SourceKind {
@@ -24,7 +32,15 @@ impl SourceKind {
             SourceKind::Docker => "docker",
             SourceKind::Oci => "oci",
             SourceKind::Kubernetes => "kubernetes",
+            SourceKind::Containerd => "containerd",
+            SourceKind::Crio => "crio",
+            SourceKind::Podman => "podman",
         }
+    }
+
+    /// A running container (as opposed to a file describing one).
+    pub fn is_running(self) -> bool {
+        !matches!(self, SourceKind::Oci | SourceKind::Kubernetes)
     }
 }
 
@@ -41,11 +57,19 @@ pub struct Location {
 pub struct Subject {
     pub kind: SourceKind,
     /// Docker: the container name; Kubernetes: `namespace/Kind/name/container`;
-    /// OCI: the bundle's config file path.
+    /// OCI: the bundle's config file path; containerd, CRI-O, podman: the
+    /// container's name (`namespace/pod/container` for a Kubernetes pod's).
     pub name: String,
-    /// Docker: the full container id.
+    /// Docker and the other runtimes: the full container id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The Kubernetes pod (`namespace/name`) of a running container started
+    /// through the CRI; remediations are then phrased for the pod spec.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// containerd's namespace of the container (`default`, `k8s.io`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_namespace: Option<String>,
     pub image: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,

@@ -10,7 +10,7 @@
 //! by name when the alert has no id.
 
 use crate::checks::{Finding, Severity};
-use crate::config::{SourceKind, Subject};
+use crate::config::Subject;
 use crate::Error;
 use model::Priority;
 use serde::{Deserialize, Serialize};
@@ -113,13 +113,14 @@ impl Alerts {
 
     /// The alerts of a subject, per rule, highest priority first.
     pub fn for_subject(&self, s: &Subject) -> Vec<AlertSummary> {
-        if s.kind != SourceKind::Docker {
+        if !s.kind.is_running() {
             return Vec::new();
         }
         let id = s.id.as_deref().unwrap_or("");
         let matches = |a: &Seen| {
             if !a.id.is_empty() {
-                a.id.len() >= 12 && !id.is_empty() && id.starts_with(&a.id)
+                // containerd ids are any string: exact; Docker short ids: a prefix.
+                !id.is_empty() && (a.id == id || (a.id.len() >= 12 && id.starts_with(&a.id)))
             } else {
                 !s.name.is_empty() && a.name == s.name
             }

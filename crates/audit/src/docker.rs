@@ -141,6 +141,8 @@ pub fn subject_from_inspect(resp: &ContainerInspectResponse) -> Subject {
         kind: SourceKind::Docker,
         name: resp.name.as_deref().unwrap_or("").trim_start_matches('/').to_string(),
         id: resp.id.clone(),
+        pod: None,
+        runtime_namespace: None,
         image: cfg.image.clone().unwrap_or_default(),
         location: None,
         rootfs: pid.map(|p| PathBuf::from(format!("/proc/{p}/root"))),

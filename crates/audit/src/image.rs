@@ -217,7 +217,7 @@ fn listed(items: &[String], max: usize) -> String {
 /// The findings of a scan.
 pub fn findings(subject: &Subject, scan: &Scan, limits: Limits) -> Vec<Finding> {
     let mut out = Vec::new();
-    let docker = subject.kind == SourceKind::Docker;
+    let docker = matches!(subject.kind, SourceKind::Docker | SourceKind::Podman);
     let mut add = |check: &'static str, severity: Severity, evidence: String, remediation: &str| {
         out.push(Finding {
             check,

@@ -514,6 +514,8 @@ fn subject(
         kind: SourceKind::Kubernetes,
         name: format!("{prefix}/{}", c.name),
         id: None,
+        pod: None,
+        runtime_namespace: None,
         image: c.image.clone().unwrap_or_default(),
         location: Some(Location { file: path.to_path_buf(), line }),
         rootfs: None,

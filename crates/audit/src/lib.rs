@@ -2,7 +2,8 @@
 //!
 //! * [`config`]: the normalised configuration a container runs with;
 //!   [`docker`], [`oci`] and [`k8s`] build it from Docker inspect, an OCI
-//!   bundle's `config.json` and Kubernetes manifests.
+//!   bundle's `config.json` and Kubernetes manifests; [`running`] finds and
+//!   reads the OCI spec of running containerd, CRI-O and podman containers.
 //! * [`checks`]: the catalog (ids mapped to the CIS Docker Benchmark v1.6.0
 //!   and the Pod Security Standards) and the configuration checks; [`image`]
 //!   the image content checks through a container's root filesystem;
@@ -22,6 +23,7 @@ pub mod image;
 pub mod k8s;
 pub mod oci;
 pub mod report;
+pub mod running;
 #[cfg(test)]
 mod tests;
 
@@ -70,7 +72,7 @@ pub fn audit(mut subject: Subject, opts: &Options, alerts: Option<&context::Aler
                 }
                 Err(e) => notes.push(format!("image checks skipped: cannot read {}: {e}", root.display())),
             },
-            None if subject.kind == SourceKind::Docker => {
+            None if subject.kind.is_running() => {
                 notes.push("image checks skipped: the container is not running".into())
             }
             None if subject.kind == SourceKind::Oci => {

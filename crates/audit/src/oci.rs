@@ -168,6 +168,10 @@ struct LinuxSeccomp {
     syscalls: Vec<IgnoredAny>,
 }
 
+/// The kernel's default cgroup v1 cpu.shares (what `ctr run` writes): no priority
+/// was asked for.
+const DEFAULT_CPU_SHARES: u64 = 1024;
+
 /// Device nodes every container gets (runc creates them whatever the config).
 const STANDARD_DEVICES: &[&str] = &[
     "/dev/null",
@@ -321,7 +325,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Subject, Error> {
     let cpu = res.cpu.as_ref().and_then(|c| {
         if let Some(q) = c.quota.filter(|q| *q > 0) {
             Some(format!("quota {q}/{}", c.period.unwrap_or(100_000)))
-        } else if let Some(s) = c.shares.filter(|s| *s > 0) {
+        } else if let Some(s) = c.shares.filter(|s| *s > 0 && *s != DEFAULT_CPU_SHARES) {
             Some(format!("shares {s}"))
         } else {
             c.cpus.clone().filter(|s| !s.is_empty()).map(|s| format!("cpuset {s}"))
@@ -361,6 +365,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Subject, Error> {
             format!("{} ({})", path.display(), spec.hostname)
         },
         id: None,
+        pod: None,
+        runtime_namespace: None,
         image,
         location: Some(crate::config::Location { file: path.to_path_buf(), line: None }),
         rootfs: rootfs.filter(|p| p.is_dir()),

@@ -226,6 +226,9 @@ impl Report {
             if !sub.image.is_empty() {
                 let _ = write!(head, " image {}", sub.image);
             }
+            if let Some(ns) = &sub.runtime_namespace {
+                let _ = write!(head, " namespace {ns}");
+            }
             if let Some(loc) = &sub.location {
                 if sub.kind == SourceKind::Kubernetes {
                     let _ = write!(head, " at {}", loc.file.display());
@@ -320,6 +323,8 @@ impl Report {
                     "kind": sub.kind,
                     "id": sub.id,
                     "image": sub.image,
+                    "pod": sub.pod,
+                    "runtime_namespace": sub.runtime_namespace,
                     "location": sub.location,
                     "alerts": s.alerts,
                     "notes": s.notes,

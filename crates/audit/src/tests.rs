@@ -16,6 +16,8 @@ fn hardened(kind: SourceKind) -> Subject {
             _ => "web".into(),
         },
         id: (kind == SourceKind::Docker).then(|| "0123456789abcdef".repeat(4)),
+        pod: None,
+        runtime_namespace: None,
         image: "registry.local/web:1.0".into(),
         location: None,
         rootfs: None,
@@ -466,6 +468,25 @@ fn runtime_alerts_mark_the_container() {
     assert_eq!(rt[0].severity, Severity::Critical);
     assert_eq!(rt[1].severity, Severity::Low);
     assert_eq!(context::findings(&[]), vec![]);
+}
+
+#[test]
+fn runtime_alerts_of_other_runtimes() {
+    // containerd ids are any string: matched whole, not as a prefix.
+    let mut s = hardened(SourceKind::Containerd);
+    s.id = Some("web-1".into());
+    let mut alerts = Alerts::default();
+    for id in ["web-1", "web"] {
+        alerts.add_line(&format!(
+            r#"{{"time":"t","rule":"Shell in {id}","priority":"Warning","output":"x","output_fields":{{"container.id":"{id}"}}}}"#
+        ));
+    }
+    let rep = audit(s, &Options::default(), Some(&alerts));
+    let rules: Vec<&str> = rep.alerts.iter().map(|a| a.rule.as_str()).collect();
+    assert_eq!(rules, vec!["Shell in web-1"]);
+    // Files are not running containers: no alerts are theirs.
+    let rep = audit(hardened(SourceKind::Oci), &Options::default(), Some(&alerts));
+    assert!(rep.alerts.is_empty());
 }
 
 #[test]

@@ -119,22 +119,6 @@ impl Container {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn matches_by_name_and_id_prefix() {
-        let c = Container { id: "0123456789abcdef".into(), name: "web".into(), ..Default::default() };
-        assert!(c.matches("web"));
-        assert!(c.matches("/web"));
-        assert!(c.matches("0123"));
-        assert!(!c.matches("we"));
-        assert!(!c.matches("123"));
-        assert!(!c.matches(""));
-        assert_eq!(c.short_id(), "0123456789ab");
-    }
-}
 
 /// The container runtime API sockets whose exposure hands over the host.
 const RUNTIME_SOCKETS: &[&str] = &[
@@ -160,4 +144,21 @@ pub fn exposes_runtime_socket(source: &str) -> bool {
         _ => trimmed.to_string(),
     };
     RUNTIME_SOCKETS.iter().any(|s| *s == norm || norm.is_empty() || s.starts_with(&format!("{norm}/")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_by_name_and_id_prefix() {
+        let c = Container { id: "0123456789abcdef".into(), name: "web".into(), ..Default::default() };
+        assert!(c.matches("web"));
+        assert!(c.matches("/web"));
+        assert!(c.matches("0123"));
+        assert!(!c.matches("we"));
+        assert!(!c.matches("123"));
+        assert!(!c.matches(""));
+        assert_eq!(c.short_id(), "0123456789ab");
+    }
 }

@@ -1,16 +1,19 @@
 //! `rampart audit`: configuration and image posture of running containers
-//! (Docker), OCI bundles and Kubernetes manifests.
+//! (Docker from its inspect answer; containerd, CRI-O and podman from the OCI
+//! spec they wrote for the container), OCI bundles and Kubernetes manifests.
 //!
 //! Exit status: 0 when the audit ran (and no finding reaches `--fail-on`),
-//! 1 on errors (unreadable or malformed input, dockerd unreachable), 2 on
+//! 1 on errors (unreadable or malformed input, a runtime given by its socket
+//! that is unreachable, a `--container` found nowhere), 2 on
 //! usage errors (clap), [`EXIT_FINDINGS`] (3) when findings at or above
 //! `--fail-on` remain after the baseline.
 
 use anyhow::{bail, Context, Result};
 use audit::{Baseline, Options, Report, Severity};
-use runtime::DockerClient;
+use runtime::{DockerClient, Endpoint, RuntimeEndpoints};
+use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The exit status when findings at or above `--fail-on` remain.
 pub const EXIT_FINDINGS: u8 = 3;
@@ -65,9 +68,13 @@ pub struct AuditArgs {
     /// setuid files, world-writable PATH directories).
     #[arg(long)]
     no_image_checks: bool,
-    /// Docker Engine API socket.
-    #[arg(long, default_value = "/var/run/docker.sock")]
-    docker_socket: PathBuf,
+    /// Docker Engine API socket [default: /var/run/docker.sock]; when given,
+    /// dockerd not answering is an error, otherwise it is reported and the
+    /// other runtimes are audited.
+    #[arg(long, value_name = "PATH")]
+    docker_socket: Option<PathBuf>,
+    #[command(flatten)]
+    runtimes: crate::OtherRuntimeArgs,
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -123,38 +130,18 @@ pub async fn run(args: AuditArgs) -> Result<()> {
     }
     let files = !args.oci.is_empty() || !args.k8s.is_empty();
     if !files || args.running || !args.containers.is_empty() {
-        let docker = DockerClient::with_socket(&args.docker_socket);
-        let (ids, named) = if args.containers.is_empty() {
-            let ids = docker
-                .running_ids()
-                .await
-                .with_context(|| format!("listing containers at {}", args.docker_socket.display()))?;
-            (ids, false)
-        } else {
-            (args.containers.clone(), true)
-        };
-        for id in ids {
-            match docker.inspect_raw(&id).await {
-                Ok(resp) => subjects.push(audit::docker::subject_from_inspect(&resp)),
-                Err(runtime::Error::NotFound { .. }) if !named => {
-                    report.errors.push(format!("container {id} went away before it was inspected"))
-                }
-                Err(runtime::Error::NotFound { .. }) => bail!("no container {id:?}"),
-                Err(e) => return Err(e).with_context(|| format!("inspecting container {id}")),
-            }
-        }
+        subjects.extend(running_subjects(&args, &mut report.errors).await?);
     }
-    // File order for manifests; by name for containers.
+    // File order for manifests (a stable sort keeps documents in order); by
+    // name for running containers.
     subjects.sort_by(|a, b| {
-        (a.kind, a.location.as_ref().map(|l| l.file.clone()))
-            .cmp(&(b.kind, b.location.as_ref().map(|l| l.file.clone())))
-            .then_with(|| {
-                if a.kind == audit::SourceKind::Docker {
-                    a.name.cmp(&b.name)
-                } else {
-                    std::cmp::Ordering::Equal
-                }
-            })
+        a.kind.cmp(&b.kind).then_with(|| {
+            if a.kind.is_running() {
+                a.name.cmp(&b.name)
+            } else {
+                a.location.as_ref().map(|l| &l.file).cmp(&b.location.as_ref().map(|l| &l.file))
+            }
+        })
     });
     // Image walks read the disk: off the async workers.
     report.subjects = tokio::task::spawn_blocking(move || {
@@ -195,4 +182,128 @@ pub async fn run(args: AuditArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `c` is what `query` names: name, id prefix, or for a container of
+/// a Kubernetes pod `namespace/pod/container`.
+fn names(c: &model::Container, query: &str) -> bool {
+    c.matches(query) || audit::running::subject_name(c) == query
+}
+
+/// The running containers of every runtime (or those `--container` names),
+/// as audit subjects. A runtime found at its usual socket that does not
+/// answer is reported in `errors`; one given by its socket is an error.
+async fn running_subjects(args: &AuditArgs, errors: &mut Vec<String>) -> Result<Vec<audit::Subject>> {
+    let mut subjects = Vec::new();
+    let named = !args.containers.is_empty();
+    let mut wanted: Vec<&str> = args.containers.iter().map(String::as_str).collect();
+
+    // Docker: its inspect answer says more than the spec (ports, restart
+    // policy, health check).
+    let docker_socket = args.docker_socket.clone().unwrap_or_else(|| runtime::DEFAULT_DOCKER_SOCKET.into());
+    let docker_explicit = args.docker_socket.is_some();
+    let docker = DockerClient::with_socket(&docker_socket);
+    let unreachable = |errors: &mut Vec<String>, e: runtime::Error| -> Result<()> {
+        if docker_explicit {
+            return Err(e).with_context(|| format!("listing containers at {}", docker_socket.display()));
+        }
+        errors.push(format!("docker at {}: {e}", docker_socket.display()));
+        Ok(())
+    };
+    if !named {
+        match docker.running_ids().await {
+            Ok(ids) => {
+                for id in ids {
+                    match docker.inspect_raw(&id).await {
+                        Ok(resp) => subjects.push(audit::docker::subject_from_inspect(&resp)),
+                        Err(runtime::Error::NotFound { .. }) => {
+                            errors.push(format!("container {id} went away before it was inspected"))
+                        }
+                        Err(e) => return Err(e).with_context(|| format!("inspecting container {id}")),
+                    }
+                }
+            }
+            Err(e) => unreachable(errors, e)?,
+        }
+    } else if docker_explicit || Path::new(&docker_socket).exists() {
+        let mut docker_down = false;
+        for q in std::mem::take(&mut wanted) {
+            if docker_down {
+                wanted.push(q);
+                continue;
+            }
+            match docker.inspect_raw(q).await {
+                Ok(resp) => subjects.push(audit::docker::subject_from_inspect(&resp)),
+                Err(runtime::Error::NotFound { .. }) => wanted.push(q),
+                Err(e) => {
+                    unreachable(errors, e)?;
+                    docker_down = true;
+                    wanted.push(q);
+                }
+            }
+        }
+    }
+    if named && wanted.is_empty() {
+        return Ok(subjects);
+    }
+
+    // containerd (its API and its CRI plugin), CRI-O, podman: listed through
+    // their APIs, audited from their specs.
+    let mut eps = RuntimeEndpoints { docker: Endpoint::Off, ..Default::default() };
+    args.runtimes.apply(&mut eps);
+    let explicit: BTreeSet<String> = [&eps.containerd, &eps.crio, &eps.podman]
+        .into_iter()
+        .filter_map(|e| match e {
+            Endpoint::Socket(p) => Some(p.display().to_string()),
+            _ => None,
+        })
+        .collect();
+    let roots = audit::running::SpecRoots::default();
+    let mut seen: BTreeSet<String> = subjects.iter().filter_map(|s| s.id.clone()).collect();
+    let mut found: BTreeSet<&str> = BTreeSet::new();
+    for client in eps.clients() {
+        let listed = match client.list().await {
+            Ok(l) => l,
+            Err(e) if explicit.contains(&client.endpoint()) => {
+                return Err(e).with_context(|| {
+                    format!("listing {} containers at {}", client.name(), client.endpoint())
+                })
+            }
+            Err(e) => {
+                errors.push(format!("{} at {}: {e}", client.name(), client.endpoint()));
+                continue;
+            }
+        };
+        for d in listed {
+            let c = &d.container;
+            if audit::running::kind_of(c.runtime).is_none()
+                || audit::running::is_pod_sandbox(c)
+                || seen.contains(&c.id)
+            {
+                continue;
+            }
+            if named {
+                let Some(q) = wanted.iter().find(|q| names(c, q)) else { continue };
+                found.insert(q);
+            }
+            seen.insert(c.id.clone());
+            match audit::running::load(c, d.pid, &roots) {
+                Ok(s) => subjects.push(s),
+                Err(e) if named => return Err(e).context(format!("auditing container {}", c.id)),
+                Err(e) => errors.push(format!(
+                    "{} container {} ({}): {e}",
+                    c.runtime.map_or("unknown", |r| r.as_str()),
+                    audit::running::subject_name(c),
+                    c.short_id()
+                )),
+            }
+        }
+    }
+    if let Some(q) = wanted.iter().find(|q| !found.contains(*q)) {
+        match errors.is_empty() {
+            true => bail!("no container {q:?}"),
+            false => bail!("no container {q:?} ({})", errors.join("; ")),
+        }
+    }
+    Ok(subjects)
 }

@@ -75,3 +75,28 @@ pub trait RuntimeClient: Send + Sync + 'static {
         since_unix: i64,
     ) -> BoxFuture<'_, Result<BoxStream<'static, Result<RuntimeEvent, Error>>, Error>>;
 }
+
+/// Inspects every listed id, at most `concurrency` at once; a container removed
+/// between the list and its inspect is skipped, any other error fails the list.
+pub(crate) async fn inspect_listed<F, Fut>(
+    ids: Vec<String>,
+    concurrency: usize,
+    inspect: F,
+) -> Result<Vec<Discovered>, Error>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Discovered, Error>>,
+{
+    use futures_util::stream::{self, StreamExt};
+    let results: Vec<Result<Discovered, Error>> =
+        stream::iter(ids).map(inspect).buffer_unordered(concurrency.max(1)).collect().await;
+    let mut out = Vec::with_capacity(results.len());
+    for r in results {
+        match r {
+            Ok(d) => out.push(d),
+            Err(Error::NotFound { id, .. }) => tracing::debug!(%id, "container vanished while listing"),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}

@@ -3,20 +3,20 @@
 //! The API version is negotiated on every (re)connect: dockerd 20.10 speaks 1.41
 //! and refuses bollard's newer default.
 
-use crate::client::{Discovered, RuntimeClient, RuntimeEvent};
+use crate::client::{inspect_listed, Discovered, RuntimeClient, RuntimeEvent};
 use crate::Error;
 use bollard::container::{InspectContainerOptions, ListContainersOptions};
 use bollard::models::{ContainerInspectResponse, EventMessage, EventMessageTypeEnum};
 use bollard::system::EventsOptions;
 use bollard::{Docker, API_DEFAULT_VERSION};
 use futures_util::future::BoxFuture;
-use futures_util::stream::{self, BoxStream, StreamExt};
+use futures_util::stream::{BoxStream, StreamExt};
 use model::{Container, Mount, Runtime};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
-use tracing::{debug, info};
+use tracing::info;
 
 pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
@@ -193,21 +193,10 @@ impl DockerClient {
 
     pub async fn list_containers(&self) -> Result<Vec<Discovered>, Error> {
         let ids = self.running_ids().await?;
-        let results: Vec<Result<Discovered, Error>> = stream::iter(ids)
-            .map(|id| async move { self.inspect_container(&id).await })
-            .buffer_unordered(self.config.list_concurrency.max(1))
-            .collect()
-            .await;
-        let mut out = Vec::with_capacity(results.len());
-        for r in results {
-            match r {
-                Ok(d) => out.push(d),
-                // Removed between list and inspect.
-                Err(Error::NotFound { id, .. }) => debug!(%id, "container vanished while listing"),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
+        inspect_listed(ids, self.config.list_concurrency, |id: String| async move {
+            self.inspect_container(&id).await
+        })
+        .await
     }
 
     pub async fn event_stream(

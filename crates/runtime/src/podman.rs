@@ -30,7 +30,7 @@
 //!   in the cgroup2 tree on hybrid hosts).
 
 use crate::cgroup::parse_cgroup_path;
-use crate::client::{Discovered, RuntimeClient, RuntimeEvent};
+use crate::client::{inspect_listed, Discovered, RuntimeClient, RuntimeEvent};
 use crate::docker::{LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID};
 use crate::Error;
 use futures_util::future::BoxFuture;
@@ -219,21 +219,10 @@ impl PodmanClient {
 
     pub async fn list_containers(&self) -> Result<Vec<Discovered>, Error> {
         let ids = self.running_ids().await?;
-        let results: Vec<Result<Discovered, Error>> = stream::iter(ids)
-            .map(|id| async move { self.inspect_container(&id).await })
-            .buffer_unordered(self.config.list_concurrency.max(1))
-            .collect()
-            .await;
-        let mut out = Vec::with_capacity(results.len());
-        for r in results {
-            match r {
-                Ok(d) => out.push(d),
-                // Removed between list and inspect.
-                Err(Error::NotFound { id, .. }) => debug!(%id, "container vanished while listing"),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
+        inspect_listed(ids, self.config.list_concurrency, |id: String| async move {
+            self.inspect_container(&id).await
+        })
+        .await
     }
 
     pub async fn event_stream(
