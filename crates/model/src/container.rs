@@ -119,7 +119,6 @@ impl Container {
     }
 }
 
-
 /// The container runtime API sockets whose exposure hands over the host.
 const RUNTIME_SOCKETS: &[&str] = &[
     "/run/docker.sock",

@@ -245,6 +245,12 @@ impl CgroupTree {
         self.lock().by_id.remove(&id);
     }
 
+    /// Forget the cgroup at `rel_path` (its directory was removed).
+    pub fn forget_path(&self, rel_path: &str) {
+        let path = normalize(rel_path);
+        self.lock().by_id.retain(|_, p| *p != path);
+    }
+
     /// Walk the hierarchy now (ignores the rate limit).
     pub fn refresh(&self) {
         let mut st = self.lock();

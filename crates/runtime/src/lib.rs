@@ -14,6 +14,7 @@
 
 pub mod cgroup;
 pub mod cgroupfs;
+mod cgroupwatch;
 pub mod client;
 pub mod containerd;
 pub mod cri;

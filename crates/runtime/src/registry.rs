@@ -172,6 +172,8 @@ struct Inner {
     /// containerd namespaces runtimes reported containers in: their named
     /// (non-hex) container ids are recognised in cgroup paths.
     containerd_namespaces: RwLock<HashSet<String>>,
+    /// The cgroup tree watcher runs (started once, by `spawn`).
+    watching_cgroups: std::sync::atomic::AtomicBool,
 }
 
 /// Lifecycle events buffered per subscriber; a slower one sees `Lagged`.
@@ -236,6 +238,7 @@ impl ContainerRegistry {
                 without_metadata: AtomicU64::new(0),
                 lifecycle: tokio::sync::broadcast::channel(LIFECYCLE_BUFFER).0,
                 containerd_namespaces: RwLock::new(HashSet::new()),
+                watching_cgroups: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -428,6 +431,13 @@ impl ContainerRegistry {
     /// runtime client (list at start and on every reconnect, then follow the
     /// event stream) and a sweeper. Must be called from within a tokio runtime.
     pub fn spawn(&self) -> RegistryTasks {
+        if let Some(tree) = &self.inner.tree {
+            if !self.inner.watching_cgroups.swap(true, Ordering::SeqCst) {
+                if let Err(e) = crate::cgroupwatch::spawn_cgroup_watcher(tree.clone()) {
+                    warn!(error = %e, "cannot watch the cgroup tree: short-lived containers may go unattributed");
+                }
+            }
+        }
         let mut handles = Vec::new();
         for idx in 0..self.inner.clients.len() {
             let this = self.clone();
