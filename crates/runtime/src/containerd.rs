@@ -67,24 +67,10 @@ const TOPICS: &[&str] = &[
 /// Bound on remembered id -> namespace entries (forgotten all at once when reached).
 const MAX_REMEMBERED_IDS: usize = 65_536;
 
-/// The capabilities containerd (and Docker) give a container by default
-/// (containerd's `oci.defaultUnixCaps`): `cap_add`/`cap_drop` are relative to them.
-pub const DEFAULT_CAPABILITIES: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+/// The capabilities containerd gives a container by default (its
+/// `oci.defaultUnixCaps`, the same set as Docker's): `cap_add`/`cap_drop` are
+/// relative to them.
+pub const DEFAULT_CAPABILITIES: [&str; 14] = model::names::DOCKER_DEFAULT_CAPABILITIES;
 
 /// How to reach containerd.
 #[derive(Debug, Clone)]
