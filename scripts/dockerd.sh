@@ -40,6 +40,36 @@ daemon_pid() {
     echo "$pid"
 }
 
+# dockerd 20.10 takes any file at containerd's usual socket path for a running
+# system containerd (it only lstat()s the path) and then dials it instead of
+# starting its own. A containerd killed hard (e.g. the standalone one of
+# scripts/containerd.sh when a session ends) leaves that socket behind, and
+# dockerd then retries the dead socket for a minute and exits. Remove a socket
+# that refuses connections, so dockerd starts its own containerd.
+SYSTEM_CONTAINERD_SOCK=/run/containerd/containerd.sock
+
+socket_refuses() {
+    python3 - "$1" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+try:
+    s.connect(sys.argv[1])
+except (ConnectionRefusedError, FileNotFoundError):
+    sys.exit(0)
+except OSError:
+    sys.exit(1)
+sys.exit(1)
+PY
+}
+
+remove_stale_system_containerd_socket() {
+    if [[ -S $SYSTEM_CONTAINERD_SOCK ]] && socket_refuses "$SYSTEM_CONTAINERD_SOCK"; then
+        log "removing stale $SYSTEM_CONTAINERD_SOCK (nothing listens on it)"
+        rm -f "$SYSTEM_CONTAINERD_SOCK"
+    fi
+}
+
 start() {
     if answers; then
         log "dockerd already answers"
@@ -55,6 +85,7 @@ start() {
         # A dockerd killed hard leaves its pid file and socket behind; dockerd
         # refuses to start over a live pid file only, but clean both.
         rm -f "$PIDFILE" "$SOCK"
+        remove_stale_system_containerd_socket
         mkdir -p "$(dirname "$LOG")"
         local args=(--pidfile "$PIDFILE" -H "unix://$SOCK")
         if [[ -n ${RAMPART_STORAGE_DRIVER:-} ]]; then
