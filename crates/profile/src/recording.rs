@@ -114,6 +114,9 @@ impl RunSpec {
 #[serde(deny_unknown_fields)]
 pub struct RecordedContainer {
     pub id: String,
+    /// The runtime the container ran under (`docker`, `podman`, `containerd`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<model::Runtime>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -291,6 +294,7 @@ impl Recorder {
         if !self.recording.containers.iter().any(|c| c.id == container.id) {
             self.recording.containers.push(RecordedContainer {
                 id: container.id.clone(),
+                runtime: container.runtime,
                 name: container.name.clone(),
                 image: container.image.clone(),
                 labels: container.labels.clone(),

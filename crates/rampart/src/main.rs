@@ -76,7 +76,7 @@ enum Command {
     Seccomp(seccomp_cmd::SeccompCommand),
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct RuntimeArgs {
     /// Docker Engine API socket.
     #[arg(long, default_value = "/var/run/docker.sock")]
@@ -96,7 +96,7 @@ impl RuntimeArgs {
 
 /// The runtimes besides Docker; each is `auto` (its usual socket, when it
 /// exists), `off`, or a socket path.
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct OtherRuntimeArgs {
     /// containerd's socket, for its own API and its CRI plugin [default: auto,
     /// /run/containerd/containerd.sock].

@@ -14,7 +14,6 @@ use runtime::{ContainerRegistry, RuntimeEvent};
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,11 +39,7 @@ pub struct NetDenyFeed {
 impl NetDenyFeed {
     /// Start the reader and reconciler unless another process has them.
     pub fn start(containers: &ContainerRegistry) -> Option<NetDenyFeed> {
-        let mut cfg = StoreConfig::default();
-        // The registry's Docker endpoint (`--docker-socket`), for reconcile.
-        if let Some(r) = containers.status().runtimes.iter().find(|r| r.name == "docker") {
-            cfg.docker_socket = PathBuf::from(&r.endpoint);
-        }
+        let cfg = StoreConfig::default();
         let lock = match reader_lock(&cfg) {
             Ok(Some(f)) => f,
             Ok(None) => {
@@ -69,7 +64,11 @@ impl NetDenyFeed {
                 .map_err(|e| tracing::warn!(error = %e, "cannot start the netdeny reader"))
                 .ok()?
         };
-        let reconciler = tokio::spawn(reconcile_loop(NetPolicyStore::new(cfg), containers.subscribe()));
+        let reconciler = tokio::spawn(reconcile_loop(
+            // The registry's clients: the runtimes the agent was configured with.
+            NetPolicyStore::with_runtimes(cfg, containers.runtimes()),
+            containers.subscribe(),
+        ));
         Some(NetDenyFeed { batches, stop, thread: Some(thread), reconciler, _lock: lock })
     }
 
@@ -123,7 +122,8 @@ fn reader_lock(cfg: &StoreConfig) -> std::io::Result<Option<File>> {
 }
 
 fn reader_loop(cfg: StoreConfig, tx: mpsc::Sender<Vec<Event>>, stop: Arc<AtomicBool>) {
-    let store = NetPolicyStore::new(cfg.clone());
+    // Reads records and kernel state only: no runtime clients.
+    let store = NetPolicyStore::with_runtimes(cfg.clone(), runtime::Runtimes::new(Vec::new()));
     let clock = Clock::now();
     let mut reader: Option<DenyReader> = None;
     let mut checked = Instant::now() - REOPEN_PERIOD;

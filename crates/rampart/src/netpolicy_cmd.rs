@@ -16,9 +16,8 @@ use std::time::Duration;
 
 #[derive(Args, Clone)]
 pub struct StoreArgs {
-    /// Docker Engine API socket.
-    #[arg(long, default_value = "/var/run/docker.sock")]
-    docker_socket: PathBuf,
+    #[command(flatten)]
+    runtime: crate::RuntimeArgs,
     /// Policy store directory (default: $RAMPART_NETPOLICY_DIR or
     /// /var/lib/rampart/netpolicy).
     #[arg(long, value_name = "DIR")]
@@ -31,7 +30,7 @@ pub struct StoreArgs {
 
 impl StoreArgs {
     fn store(&self) -> NetPolicyStore {
-        let mut cfg = StoreConfig { docker_socket: self.docker_socket.clone(), ..Default::default() };
+        let mut cfg = StoreConfig { endpoints: self.runtime.endpoints(), ..Default::default() };
         if let Some(d) = &self.store {
             cfg.dir = d.clone();
         }
@@ -113,9 +112,8 @@ pub struct FreezeArgs {
     /// Seconds to wait for the kernel to report the container frozen.
     #[arg(long, default_value_t = 5)]
     timeout: u64,
-    /// Docker Engine API socket.
-    #[arg(long, default_value = "/var/run/docker.sock")]
-    docker_socket: PathBuf,
+    #[command(flatten)]
+    runtime: crate::RuntimeArgs,
 }
 
 impl FreezeArgs {
@@ -123,7 +121,7 @@ impl FreezeArgs {
         FreezeOptions {
             mechanism: self.mechanism,
             timeout: Duration::from_secs(self.timeout.max(1)),
-            docker_socket: self.docker_socket.clone(),
+            docker_socket: self.runtime.docker_socket.clone(),
         }
     }
 }
@@ -267,9 +265,9 @@ pub async fn isolate(args: IsolateArgs) -> Result<()> {
     Ok(())
 }
 
-async fn target(container: &str, docker_socket: &std::path::Path) -> Result<Target> {
-    let docker = runtime::DockerClient::with_socket(docker_socket);
-    let t = Target::resolve(&docker, container).await?;
+/// The running container `container` names, in any configured runtime.
+async fn target(container: &str, runtimes: &crate::RuntimeArgs) -> Result<Target> {
+    let t = Target::resolve(&runtime::Runtimes::from_endpoints(&runtimes.endpoints()), container).await?;
     if !t.running() {
         bail!("container {} is not running", t.label());
     }
@@ -277,14 +275,14 @@ async fn target(container: &str, docker_socket: &std::path::Path) -> Result<Targ
 }
 
 pub async fn freeze(args: FreezeArgs) -> Result<()> {
-    let t = target(&args.container, &args.docker_socket).await?;
+    let t = target(&args.container, &args.runtime).await?;
     let m = freezer::freeze(&t, &args.options()).await.with_context(|| format!("freezing {}", t.label()))?;
     println!("{}: frozen with the {}", t.label(), m.describe());
     Ok(())
 }
 
 pub async fn unfreeze(args: FreezeArgs) -> Result<()> {
-    let t = target(&args.container, &args.docker_socket).await?;
+    let t = target(&args.container, &args.runtime).await?;
     let done = freezer::thaw(&t, &args.options()).await.with_context(|| format!("thawing {}", t.label()))?;
     if done.is_empty() {
         println!("{}: was not frozen", t.label());

@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use model::{Container, Event, EventKind};
 use profile::recording::{Recorder, Recording, RunSpec};
-use runtime::{ContainerRegistry, DockerClient};
+use runtime::{ContainerRegistry, Discovered, DockerClient, PodmanClient, Runtimes};
 use sensor::{SensorConfig, SyscallSet};
 use state::ProcessTable;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -40,9 +40,8 @@ pub struct RecordArgs {
     /// Directory to write `recording.json` to (created if missing).
     #[arg(short, long, value_name = "DIR")]
     output: PathBuf,
-    /// Docker Engine API socket.
-    #[arg(long, default_value = "/var/run/docker.sock")]
-    docker_socket: PathBuf,
+    #[command(flatten)]
+    runtime: crate::RuntimeArgs,
     /// Start the workload with this command (e.g. `docker run ...`) once the
     /// recorder is running; the containers it creates are recorded.
     #[arg(last = true, value_name = "CMD")]
@@ -201,18 +200,54 @@ fn now_rfc3339() -> String {
     alerts::rfc3339_nanos(ns)
 }
 
-/// How a running container was started, for `profile verify`.
-async fn run_spec(docker: &DockerClient, id: &str) -> Result<RunSpec> {
-    let raw = docker.inspect_raw(id).await.with_context(|| format!("inspecting container {id}"))?;
-    let config = raw.config.unwrap_or_default();
-    Ok(RunSpec {
-        image: config.image.unwrap_or_default(),
-        entrypoint: config.entrypoint.unwrap_or_default(),
-        cmd: config.cmd.unwrap_or_default(),
-        env: config.env.unwrap_or_default(),
-        user: config.user.unwrap_or_default(),
-        workdir: config.working_dir.unwrap_or_default(),
-    })
+/// How a running container was started, for `profile verify` (which starts it
+/// again with docker or podman): from Docker's or podman's inspect. Containers
+/// of containerd and CRI runtimes were not started from a docker or podman
+/// image, so they have none; verifying those needs the recorded command.
+async fn run_spec(
+    runtimes: &Runtimes,
+    docker_socket: &std::path::Path,
+    d: &Discovered,
+) -> Result<Option<RunSpec>> {
+    let id = d.container.id.as_str();
+    match d.container.runtime {
+        Some(model::Runtime::Docker) => {
+            let raw = DockerClient::with_socket(docker_socket)
+                .inspect_raw(id)
+                .await
+                .with_context(|| format!("inspecting container {id}"))?;
+            let config = raw.config.unwrap_or_default();
+            Ok(Some(RunSpec {
+                image: config.image.unwrap_or_default(),
+                entrypoint: config.entrypoint.unwrap_or_default(),
+                cmd: config.cmd.unwrap_or_default(),
+                env: config.env.unwrap_or_default(),
+                user: config.user.unwrap_or_default(),
+                workdir: config.working_dir.unwrap_or_default(),
+            }))
+        }
+        Some(model::Runtime::Podman) => {
+            let Some(client) = runtimes.clients().iter().find(|c| c.runtime() == model::Runtime::Podman)
+            else {
+                return Ok(None);
+            };
+            let raw = PodmanClient::with_socket(client.endpoint())
+                .inspect_raw(id)
+                .await
+                .with_context(|| format!("inspecting podman container {id}"))?;
+            let c = raw.config;
+            Ok(Some(RunSpec {
+                image: if raw.image_name.is_empty() { c.image } else { raw.image_name },
+                entrypoint: c.entrypoint,
+                cmd: c.cmd,
+                // The hostname podman set is the old container's.
+                env: c.env.into_iter().filter(|e| !e.starts_with("HOSTNAME=")).collect(),
+                user: c.user,
+                workdir: c.working_dir,
+            }))
+        }
+        _ => Ok(None),
+    }
 }
 
 pub async fn record(args: RecordArgs) -> Result<()> {
@@ -230,24 +265,40 @@ pub async fn record(args: RecordArgs) -> Result<()> {
     }
     std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
 
-    let registry = ContainerRegistry::with_docker(&args.docker_socket);
-    registry.refresh().await.context("listing containers through the Docker API")?;
-    let docker = DockerClient::with_socket(&args.docker_socket);
+    let registry = ContainerRegistry::with_endpoints(&args.runtime.endpoints());
+    registry.refresh().await.context("listing containers through the runtimes' APIs")?;
+    let runtimes = registry.runtimes();
     let mut ids = BTreeSet::new();
     let mut run = None;
     for q in &args.containers {
-        let c = registry
-            .find(q)
-            .with_context(|| format!("no running container matches {q:?} (or the name is ambiguous)"))?;
-        if args.containers.len() == 1 {
-            run = Some(run_spec(&docker, &c.id).await?);
+        let d = runtimes.find(q).await?;
+        if d.pid.is_none() {
+            bail!(
+                "container {} ({}) is not running",
+                d.container.name.trim_start_matches('/'),
+                d.container.short_id()
+            );
         }
-        ids.insert(c.id.clone());
+        if args.containers.len() == 1 {
+            run = run_spec(&runtimes, &args.runtime.docker_socket, &d).await?;
+            if run.is_none() {
+                eprintln!(
+                    "rampart: {} containers have no docker/podman start configuration: `profile verify` will need a recorded command",
+                    d.container.runtime.map(|r| r.as_str()).unwrap_or("these")
+                );
+            }
+        }
+        registry.upsert(d.clone());
+        ids.insert(d.container.id);
     }
     let preexisting = if args.command.is_empty() {
         None
     } else {
-        Some(docker.running_ids().await.context("listing running containers")?.into_iter().collect())
+        let (running, unreachable) = runtimes.list().await;
+        for u in unreachable {
+            eprintln!("rampart: warning: cannot list containers of {u}");
+        }
+        Some(running.into_iter().map(|d| d.container.id).collect())
     };
     let selection = Selection {
         ids,

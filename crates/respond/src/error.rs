@@ -19,8 +19,9 @@ pub enum Error {
     #[error("bpf: {op} {target}: {message}")]
     Bpf { op: String, target: String, message: String },
 
-    #[error("no container {query:?} (by name or id prefix)")]
-    NoSuchContainer { query: String },
+    /// No single container has that name or id (none, or several).
+    #[error(transparent)]
+    NoSuchContainer(#[from] runtime::FindError),
 
     #[error("container {name} ({id}) is not running")]
     NotRunning { id: String, name: String },

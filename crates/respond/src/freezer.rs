@@ -7,7 +7,10 @@
 //!    state, so a `docker pause`/`unpause` cycle cannot thaw it behind our back);
 //! 2. the cgroup v1 freezer (`freezer.state`), where the container sits in a v1
 //!    freezer hierarchy and the v2 file is missing (older kernels, v1 hosts);
-//! 3. the runtime's pause (`docker pause`), when no cgroup file is writable.
+//! 3. the runtime's pause (`docker pause`), when no cgroup file is writable;
+//!    Docker containers only. Containers of the other runtimes (containerd,
+//!    CRI, podman) are frozen with the cgroup freezer, which is what those
+//!    runtimes' own pause does too.
 //!
 //! A freeze waits until the kernel reports the cgroup frozen (`cgroup.events`
 //! `frozen 1`, `freezer.state` `FROZEN`); on timeout it thaws again and fails,
@@ -252,6 +255,13 @@ pub async fn freeze(t: &Target, opts: &FreezeOptions) -> Result<Mechanism, Error
                 Some(st) => freeze_v1(t, st, opts.timeout).await,
                 None => continue,
             },
+            Mechanism::Runtime if !docker_pausable(t) => {
+                let runtime = t.runtime.map(|r| r.as_str()).unwrap_or("?");
+                reasons.push(format!(
+                    "runtime: the runtime pause is Docker's; {runtime} containers use the cgroup freezer"
+                ));
+                continue;
+            }
             Mechanism::Runtime => match DockerActions::connect(&opts.docker_socket, opts.timeout).await {
                 Ok(d) => d.pause(&t.id).await,
                 Err(e) => Err(e),
@@ -270,6 +280,12 @@ pub async fn freeze(t: &Target, opts: &FreezeOptions) -> Result<Mechanism, Error
     Err(Error::NoFreezer { id: t.id.clone(), reasons: reasons.join("; ") })
 }
 
+/// Whether the runtime mechanism (Docker's pause) applies: a Docker container,
+/// or one whose runtime is not known.
+fn docker_pausable(t: &Target) -> bool {
+    matches!(t.runtime, None | Some(model::Runtime::Docker))
+}
+
 /// The state each mechanism reports.
 pub async fn state(t: &Target, opts: &FreezeOptions) -> Result<FreezerState, Error> {
     let f = files(t)?;
@@ -280,8 +296,10 @@ pub async fn state(t: &Target, opts: &FreezeOptions) -> Result<FreezerState, Err
     if let Some(st) = &f.v1_state {
         s.cgroup_v1_state = Some(read_trim(st)?);
     }
-    if let Ok(d) = DockerActions::connect(&opts.docker_socket, opts.timeout).await {
-        s.runtime_paused = d.is_paused(&t.id).await.ok();
+    if docker_pausable(t) {
+        if let Ok(d) = DockerActions::connect(&opts.docker_socket, opts.timeout).await {
+            s.runtime_paused = d.is_paused(&t.id).await.ok();
+        }
     }
     Ok(s)
 }
@@ -294,8 +312,14 @@ pub async fn thaw(t: &Target, opts: &FreezeOptions) -> Result<Vec<Mechanism>, Er
     let f = files(t)?;
     let mut done = Vec::new();
     let mut errors = Vec::new();
-    match DockerActions::connect(&opts.docker_socket, opts.timeout).await {
-        Ok(d) => match d.is_paused(&t.id).await {
+    let docker = if docker_pausable(t) {
+        Some(DockerActions::connect(&opts.docker_socket, opts.timeout).await)
+    } else {
+        None
+    };
+    match docker {
+        None => {}
+        Some(Ok(d)) => match d.is_paused(&t.id).await {
             Ok(true) => match d.unpause(&t.id).await {
                 Ok(()) => done.push(Mechanism::Runtime),
                 Err(e) => errors.push(format!("runtime: {e}")),
@@ -303,7 +327,7 @@ pub async fn thaw(t: &Target, opts: &FreezeOptions) -> Result<Vec<Mechanism>, Er
             Ok(false) => {}
             Err(e) => tracing::debug!(error = %e, "docker does not know the container"),
         },
-        Err(e) => tracing::debug!(error = %e, "docker unreachable while thawing"),
+        Some(Err(e)) => tracing::debug!(error = %e, "docker unreachable while thawing"),
     }
     if let (Some(fr), Some(ev)) = (&f.v2_freeze, &f.v2_events) {
         if read_trim(fr)? == "1" {

@@ -56,6 +56,7 @@ pub async fn stop(
             let t = Target {
                 id: c.id.clone(),
                 name: c.name.clone(),
+                runtime: c.runtime,
                 pid: None,
                 cgroup: None,
                 private_netns: None,

@@ -15,9 +15,9 @@ use crate::kernel::{self, NetKernel};
 use crate::policy::NetPolicy;
 use crate::target::{private_netns, CgroupRef, Target};
 use crate::Error;
-use model::Container;
+use model::{Container, Runtime};
 use runtime::cgroupfs::find_cgroup2_mount;
-use runtime::DockerClient;
+use runtime::{Discovered, FindError, RuntimeEndpoints, Runtimes};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
@@ -29,17 +29,20 @@ pub const DEFAULT_STORE_DIR: &str = "/var/lib/rampart/netpolicy";
 /// Environment variable overriding [`DEFAULT_STORE_DIR`] (tests use their own).
 pub const STORE_DIR_ENV: &str = "RAMPART_NETPOLICY_DIR";
 
-/// Where the store, the pins and the runtime are.
+/// Where the store, the pins and the runtimes are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
     pub dir: PathBuf,
     pub pin_dir: PathBuf,
-    pub docker_socket: PathBuf,
+    /// The runtimes containers are looked up in (every runtime's, so a policy
+    /// follows a containerd or podman container as it does a Docker one).
+    pub endpoints: RuntimeEndpoints,
 }
 
 impl Default for StoreConfig {
     /// The directories from the environment (`RAMPART_NETPOLICY_DIR`,
-    /// `RAMPART_NETPOLICY_PIN`) or their defaults, Docker's default socket.
+    /// `RAMPART_NETPOLICY_PIN`) or their defaults, every runtime at its usual
+    /// socket.
     fn default() -> Self {
         StoreConfig {
             dir: std::env::var_os(STORE_DIR_ENV)
@@ -47,7 +50,7 @@ impl Default for StoreConfig {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| DEFAULT_STORE_DIR.into()),
             pin_dir: kernel::pin_dir(),
-            docker_socket: PathBuf::from(runtime::DEFAULT_DOCKER_SOCKET),
+            endpoints: RuntimeEndpoints::default(),
         }
     }
 }
@@ -59,6 +62,10 @@ pub struct Record {
     pub container_id: String,
     #[serde(default)]
     pub container_name: String,
+    /// The runtime that runs it: a record is only dropped as gone when that
+    /// runtime says so, never because it is not configured here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<Runtime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<NetPolicy>,
     #[serde(default)]
@@ -76,6 +83,7 @@ impl Record {
         Record {
             container_id: t.id.clone(),
             container_name: t.name.clone(),
+            runtime: t.runtime,
             policy: None,
             isolated: false,
             cgroup_path: String::new(),
@@ -151,7 +159,7 @@ pub const OPS: [&str; abi::OP_MAX] = ["connect", "sendmsg", "bind", "ingress", "
 /// The stored policies and the kernel state that enforces them.
 pub struct NetPolicyStore {
     cfg: StoreConfig,
-    docker: DockerClient,
+    runtimes: Runtimes,
 }
 
 impl std::fmt::Debug for NetPolicyStore {
@@ -182,8 +190,14 @@ fn valid_id(id: &str) -> bool {
 
 impl NetPolicyStore {
     pub fn new(cfg: StoreConfig) -> Self {
-        let docker = DockerClient::with_socket(&cfg.docker_socket);
-        NetPolicyStore { cfg, docker }
+        let runtimes = Runtimes::from_endpoints(&cfg.endpoints);
+        NetPolicyStore { cfg, runtimes }
+    }
+
+    /// A store that looks containers up in `runtimes` (the agent's registry
+    /// clients) instead of clients of its own for `cfg.endpoints`.
+    pub fn with_runtimes(cfg: StoreConfig, runtimes: Runtimes) -> Self {
+        NetPolicyStore { cfg, runtimes }
     }
 
     pub fn config(&self) -> &StoreConfig {
@@ -303,9 +317,20 @@ impl NetPolicyStore {
         Ok(if m.next().is_some() { None } else { first })
     }
 
-    /// The running container named by `query`, through the runtime.
+    /// The running container named by `query`, through the runtimes.
     pub async fn resolve(&self, query: &str) -> Result<Target, Error> {
-        Target::resolve(&self.docker, query).await
+        Target::resolve(&self.runtimes, query).await
+    }
+
+    /// The runtimes' answer about a stored container. A record whose runtime
+    /// has no client here counts as unreachable, never as gone.
+    async fn inspect_record(&self, rec: &Record) -> Result<Discovered, runtime::Error> {
+        if let Some(r) = rec.runtime {
+            if !self.runtimes.clients().iter().any(|c| c.runtime() == r || c.handles(r)) {
+                return Err(runtime::Error::NoClient { id: rec.container_id.clone() });
+            }
+        }
+        self.runtimes.inspect(&rec.container_id).await
     }
 
     /// Open the kernel state (creating it if needed); when it was recreated,
@@ -337,6 +362,9 @@ impl NetPolicyStore {
         let mut rec = self.load(&t.id)?.unwrap_or_else(|| Record::new(t));
         if !t.name.is_empty() {
             rec.container_name = t.name.clone();
+        }
+        if t.runtime.is_some() {
+            rec.runtime = t.runtime;
         }
         change(&mut rec);
         let mut cgroup = None;
@@ -449,7 +477,7 @@ impl NetPolicyStore {
     async fn resolve_or_stored(&self, query: &str) -> Result<Target, Error> {
         match self.resolve(query).await {
             Ok(t) => Ok(t),
-            Err(e @ (Error::NoSuchContainer { .. } | Error::Runtime(_))) => {
+            Err(e @ (Error::NoSuchContainer(FindError::NotFound { .. }) | Error::Runtime(_))) => {
                 let Some(rec) = self.find_record(query)? else { return Err(e) };
                 Ok(self.stored_target(&rec))
             }
@@ -468,6 +496,7 @@ impl NetPolicyStore {
         Target {
             id: rec.container_id.clone(),
             name: rec.container_name.clone(),
+            runtime: rec.runtime,
             pid,
             private_netns: pid.and_then(private_netns),
             cgroup: cg,
@@ -477,10 +506,10 @@ impl NetPolicyStore {
     /// Enforce the stored record of one container on its current cgroup (for
     /// a container that just started).
     pub async fn reconcile_container(&self, id: &str) -> Result<Option<Enforced>, Error> {
-        if self.load(id)?.is_none() {
+        let Some(rec) = self.load(id)? else {
             return Ok(None);
-        }
-        let t = match self.docker.inspect_container(id).await {
+        };
+        let t = match self.inspect_record(&rec).await {
             Ok(d) => Target::from_discovered(&d)?,
             Err(runtime::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
@@ -507,7 +536,7 @@ impl NetPolicyStore {
         // Ask the runtime before taking the lock.
         let mut plan: Vec<(String, Option<Target>)> = Vec::new();
         for rec in &records {
-            match self.docker.inspect_container(&rec.container_id).await {
+            match self.inspect_record(rec).await {
                 Ok(d) => match Target::from_discovered(&d) {
                     Ok(t) => plan.push((rec.container_id.clone(), Some(t))),
                     Err(e) => {
@@ -688,7 +717,7 @@ mod tests {
         NetPolicyStore::new(StoreConfig {
             dir,
             pin_dir: "/nonexistent/pins".into(),
-            docker_socket: "/nonexistent/docker.sock".into(),
+            endpoints: RuntimeEndpoints::docker_only("/nonexistent/docker.sock"),
         })
     }
 
@@ -696,6 +725,7 @@ mod tests {
         Record {
             container_id: id.into(),
             container_name: name.into(),
+            runtime: None,
             policy: Some(NetPolicy::from_yaml("egress: {default: deny}", "t").unwrap()),
             isolated: false,
             cgroup_path: "/docker/x".into(),
@@ -750,6 +780,7 @@ mod tests {
         let t = Target {
             id: "cccc3333".into(),
             name: "web".into(),
+            runtime: None,
             pid: None,
             cgroup: None,
             private_netns: None,
@@ -771,6 +802,32 @@ mod tests {
         assert!(c.egress_verdict("192.0.2.7".parse().unwrap(), 4444, 6).is_err());
         assert!(c.egress_verdict("192.0.2.7".parse().unwrap(), 4445, 6).is_ok());
         std::fs::remove_dir_all(&s.cfg.dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_record_of_a_runtime_not_configured_here_is_unreachable_not_gone() {
+        let off = RuntimeEndpoints {
+            docker: runtime::Endpoint::Off,
+            containerd: runtime::Endpoint::Off,
+            crio: runtime::Endpoint::Off,
+            podman: runtime::Endpoint::Off,
+        };
+        let s = NetPolicyStore::new(StoreConfig {
+            dir: std::env::temp_dir().join("rampart-np-store-noclient"),
+            pin_dir: "/nonexistent/pins".into(),
+            endpoints: off,
+        });
+        let mut r = rec("dddd4444", "db");
+        // No runtime recorded and none configured: nobody has it.
+        assert!(matches!(s.inspect_record(&r).await, Err(runtime::Error::NotFound { .. })));
+        // A podman container's record while podman is not configured: kept.
+        r.runtime = Some(Runtime::Podman);
+        let e = s.inspect_record(&r).await.unwrap_err();
+        assert!(matches!(e, runtime::Error::NoClient { .. }), "{e}");
+        assert!(!matches!(e, runtime::Error::NotFound { .. }));
+        // Older records (no `runtime` key) still load.
+        let old: Record = serde_json::from_str(r#"{"container_id": "eeee", "isolated": true}"#).unwrap();
+        assert_eq!(old.runtime, None);
     }
 
     #[tokio::test]

@@ -3,9 +3,9 @@
 //! process, whether it has a network namespace of its own.
 
 use crate::Error;
-use model::Container;
+use model::{Container, Runtime};
 use runtime::cgroupfs::{cgroup_path_of_pid, find_cgroup2_mount};
-use runtime::{parse_cgroup_path, Discovered, DockerClient};
+use runtime::{parse_cgroup_path, Discovered, Runtimes};
 use serde::Serialize;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -44,6 +44,8 @@ impl CgroupRef {
 pub struct Target {
     pub id: String,
     pub name: String,
+    /// The runtime that runs it (`None`: not known, e.g. a stored record).
+    pub runtime: Option<Runtime>,
     /// Host pid of a process of the container (its init when known); `None`
     /// when it does not run.
     pub pid: Option<u32>,
@@ -79,6 +81,7 @@ impl Target {
         let mut t = Target {
             id: d.container.id.clone(),
             name: d.container.name.trim_start_matches('/').to_string(),
+            runtime: d.container.runtime,
             pid: d.pid,
             cgroup: None,
             private_netns: None,
@@ -86,7 +89,7 @@ impl Target {
         let Some(pid) = d.pid else { return Ok(t) };
         let no_cgroup = |reason: String| Error::NoCgroup { id: t.id.clone(), reason };
         let path = cgroup_path_of_pid(pid).map_err(|e| no_cgroup(e.to_string()))?;
-        if parse_cgroup_path(&path).map(|p| p.id).as_deref() != Some(t.id.as_str()) {
+        if !cgroup_names_container(&path, &t.id) {
             return Err(no_cgroup(format!(
                 "pid {pid} is in cgroup {path}, which does not name the container"
             )));
@@ -105,6 +108,7 @@ impl Target {
         let mut t = Target {
             id: c.id.clone(),
             name: c.name.trim_start_matches('/').to_string(),
+            runtime: c.runtime,
             pid: None,
             cgroup: None,
             private_netns: None,
@@ -127,19 +131,33 @@ impl Target {
         Ok(t)
     }
 
-    /// Ask the runtime (Docker resolves names and unique id prefixes itself).
-    pub async fn resolve(docker: &DockerClient, query: &str) -> Result<Target, Error> {
-        let q = query.trim().trim_start_matches('/');
-        if q.is_empty() {
-            return Err(Error::NoSuchContainer { query: query.to_string() });
-        }
-        match docker.inspect_container(q).await {
-            Ok(d) => Target::from_discovered(&d),
-            Err(runtime::Error::NotFound { .. }) => Err(Error::NoSuchContainer { query: query.to_string() }),
-            Err(e) => Err(e.into()),
-        }
+    /// The container `query` names (name, id or unique id prefix), asked of
+    /// every runtime in `runtimes`.
+    pub async fn resolve(runtimes: &Runtimes, query: &str) -> Result<Target, Error> {
+        let d = runtimes.find(query).await?;
+        Target::from_discovered(&d)
     }
 }
+
+/// Whether the cgroup path of a container's init names that container (its
+/// pid may have been reused): as the runtimes' naming says, or, for ids users
+/// choose (`ctr run img myname` lives in `/<namespace>/myname`), as the last
+/// path component, bare or as a runtime's `<prefix>-<id>[.scope]`.
+pub fn cgroup_names_container(path: &str, id: &str) -> bool {
+    if id.is_empty() {
+        return false;
+    }
+    if parse_cgroup_path(path).map(|p| p.id).as_deref() == Some(id) {
+        return true;
+    }
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    let last = last.strip_suffix(".scope").unwrap_or(last);
+    let prefixed = last.strip_suffix(id).and_then(|p| p.strip_suffix('-'));
+    last == id || prefixed.is_some_and(|p| RUNTIME_PREFIXES.contains(&p))
+}
+
+/// How the runtimes prefix a container id in a cgroup's name.
+const RUNTIME_PREFIXES: [&str; 4] = ["docker", "cri-containerd", "crio", "libpod"];
 
 /// Whether `pid` is in a network namespace other than ours (rampart runs in
 /// the host's).
@@ -168,6 +186,7 @@ mod tests {
         let t = Target {
             id: "0123456789abcdef".into(),
             name: "web".into(),
+            runtime: None,
             pid: None,
             cgroup: None,
             private_netns: None,
@@ -177,6 +196,19 @@ mod tests {
         let c = Container { id: "x".into(), ..Default::default() };
         assert!(matches!(Target::from_container(&c), Err(Error::NoCgroup { .. })));
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn cgroup_paths_name_their_containers() {
+        let docker = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert!(cgroup_names_container(&format!("/docker/{docker}"), docker));
+        assert!(cgroup_names_container(&format!("/system.slice/docker-{docker}.scope"), docker));
+        assert!(cgroup_names_container(&format!("/libpod_parent/libpod-{docker}"), docker));
+        assert!(cgroup_names_container("/trytest/ctr-try", "ctr-try"), "a ctr id users chose");
+        assert!(!cgroup_names_container("/trytest/ctr-try", "try"), "a suffix is not the id");
+        assert!(!cgroup_names_container("/trytest/other", "ctr-try"));
+        assert!(!cgroup_names_container("/user.slice", ""));
+        assert!(!cgroup_names_container(&format!("/docker/{docker}"), "abc"));
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! * [`registry`]: [`ContainerRegistry`], the metadata cache the rest of rampart
 //!   uses: a fast synchronous lookup per event, an async resolve for unknown
 //!   cgroups, and a background task following the runtimes' events.
+//! * [`runtimes`]: [`Runtimes`], every configured client asked together: the
+//!   container a user names (name, id, id prefix), whatever runtime runs it.
 
 pub mod cgroup;
 pub mod cgroupfs;
@@ -23,6 +25,7 @@ pub mod endpoints;
 mod error;
 pub mod podman;
 pub mod registry;
+pub mod runtimes;
 
 pub use cgroup::{parse_cgroup_path, CgroupContainer};
 pub use cgroupfs::{find_cgroup2_mount, CgroupTree, CgroupTreeConfig, CgroupTreeStats};
@@ -36,3 +39,4 @@ pub use podman::{PodmanClient, PodmanConfig, DEFAULT_PODMAN_SOCKET};
 pub use registry::{
     ContainerRegistry, RegistryConfig, RegistryStatus, RegistryTasks, Resolution, RuntimeStatus,
 };
+pub use runtimes::{FindError, Runtimes};

@@ -483,6 +483,30 @@ pub struct InspectConfig {
     pub image: String,
     #[serde(deserialize_with = "nullable")]
     pub labels: BTreeMap<String, String>,
+    /// podman 4 reports the entrypoint as one space-joined string, podman 5
+    /// as a list; both are read as a list (4's split at spaces).
+    #[serde(deserialize_with = "string_or_list")]
+    pub entrypoint: Vec<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub cmd: Vec<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub env: Vec<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub working_dir: String,
+}
+
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<Either>::deserialize(d)? {
+        None => Vec::new(),
+        Some(Either::One(s)) => s.split_whitespace().map(str::to_string).collect(),
+        Some(Either::Many(v)) => v,
+    })
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -747,6 +771,25 @@ mod tests {
       "Labels": {"tier": "db"}, "CreateCgroup": true, "CgroupParent": "/libpod_parent",
       "CgroupPath": "/libpod_parent/015450beb2cb8bc9a1a480dec909a7675c08883aa1f1f7ed0abaab53ef619752",
       "CreateInfra": true, "NumContainers": 2, "Containers": null}"#;
+
+    #[test]
+    fn entrypoint_is_read_from_podman_4_strings_and_podman_5_lists() {
+        let v4: InspectConfig =
+            serde_json::from_str(r#"{"Entrypoint": "/bin/sh -c", "Cmd": ["sleep 5"], "WorkingDir": "/tmp"}"#)
+                .unwrap();
+        assert_eq!(v4.entrypoint, ["/bin/sh", "-c"]);
+        assert_eq!(v4.cmd, ["sleep 5"]);
+        assert_eq!(v4.working_dir, "/tmp");
+        let v5: InspectConfig =
+            serde_json::from_str(r#"{"Entrypoint": ["/bin/sh", "-c"], "Cmd": null}"#).unwrap();
+        assert_eq!(v5.entrypoint, ["/bin/sh", "-c"]);
+        assert!(v5.cmd.is_empty());
+        let none: InspectConfig = serde_json::from_str(r#"{"Entrypoint": null}"#).unwrap();
+        assert!(none.entrypoint.is_empty());
+        let real: PodmanInspect = serde_json::from_str(INSPECT_JSON).unwrap();
+        assert!(real.config.entrypoint.is_empty());
+        assert_eq!(real.config.cmd, ["sleep", "600"]);
+    }
 
     #[test]
     fn maps_real_inspect_json() {

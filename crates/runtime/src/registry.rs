@@ -367,6 +367,12 @@ impl ContainerRegistry {
         self.inner.lifecycle.subscribe()
     }
 
+    /// The registry's runtime clients as a [`Runtimes`] set (sharing their
+    /// connections), for finding containers by name or id.
+    pub fn runtimes(&self) -> crate::Runtimes {
+        crate::Runtimes::new(self.inner.clients.clone())
+    }
+
     /// A container by full id.
     pub fn get(&self, id: &str) -> Option<Arc<Container>> {
         self.read().by_id.get(id).map(|r| r.container.clone())
