@@ -90,15 +90,6 @@ fn dry_run_reports_and_does_nothing() {
     let _ = std::fs::remove_file(rules);
 }
 
-/// The value the container's counter file holds, read from the host through
-/// /proc (a frozen container cannot run `docker exec`).
-fn counter(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/root/tmp/count"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn freeze_action_stops_progress_until_unfreeze() {
     let rules = rules_file(
@@ -116,21 +107,21 @@ fn freeze_action_stops_progress_until_unfreeze() {
     let c = Container::sh(
         "freeze",
         &[],
-        "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; if [ $i = 10 ]; then read x < /etc/shadow; fi; sleep 0.2; done",
+        "i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; if [ $i = 10 ]; then read x < /etc/shadow; fi; sleep 0.2; done",
     );
     let action = agent
         .expect_within("freeze action done", Duration::from_secs(30), |v| is_action(v, "freeze", "done"));
     assert!(action["output_fields"]["detail"].as_str().unwrap_or("").starts_with("frozen"), "{action:#}");
-    let pid = docker_ok(&["inspect", "-f", "{{.State.Pid}}", &c.name]);
-    let frozen_at = counter(&pid);
+    let pid: u32 = docker_ok(&["inspect", "-f", "{{.State.Pid}}", &c.name]).parse().expect("pid");
+    let frozen_at = counter(pid);
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(counter(&pid), frozen_at, "the frozen container kept counting");
+    assert_eq!(counter(pid), frozen_at, "the frozen container kept counting");
     assert!((10..14).contains(&frozen_at), "frozen right after the match, at {frozen_at}");
 
     let out = rampart_output(&["unfreeze", "--container", &c.name], Duration::from_secs(60));
     assert!(out.status.success(), "unfreeze: {}", String::from_utf8_lossy(&out.stderr));
     let deadline = Instant::now() + Duration::from_secs(10);
-    while counter(&pid) <= frozen_at {
+    while counter(pid) <= frozen_at {
         assert!(Instant::now() < deadline, "the container did not resume after unfreeze");
         std::thread::sleep(Duration::from_millis(200));
     }

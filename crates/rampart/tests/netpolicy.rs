@@ -13,102 +13,9 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
 use std::thread;
-use std::time::{Duration, Instant};
-
-const CLI_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A private policy store and pin directory, removed on drop (unpinning the
-/// links detaches the programs).
-struct Np {
-    store: PathBuf,
-    pin: PathBuf,
-}
-
-impl Np {
-    fn new(tag: &str) -> Np {
-        preflight();
-        let name = unique(tag);
-        let np = Np {
-            store: std::env::temp_dir().join(format!("{name}-store")),
-            pin: PathBuf::from(format!("/sys/fs/bpf/{name}")),
-        };
-        let _ = std::fs::remove_dir_all(&np.store);
-        let _ = std::fs::remove_dir_all(&np.pin);
-        np
-    }
-
-    fn env(&self) -> Vec<(String, String)> {
-        vec![
-            ("RAMPART_NETPOLICY_DIR".into(), self.store.display().to_string()),
-            ("RAMPART_NETPOLICY_PIN".into(), self.pin.display().to_string()),
-        ]
-    }
-
-    /// `rampart ARGS` with this store; output whatever the status.
-    fn cli(&self, args: &[&str]) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-            .args(args)
-            .envs(self.env())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn rampart");
-        let deadline = Instant::now() + CLI_TIMEOUT;
-        while child.try_wait().expect("wait rampart").is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("rampart {args:?} still runs after {CLI_TIMEOUT:?}");
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        child.wait_with_output().expect("rampart output")
-    }
-
-    /// `rampart ARGS`, which must succeed; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.cli(args);
-        let out = String::from_utf8_lossy(&o.stdout).to_string();
-        assert!(
-            o.status.success(),
-            "rampart {args:?} failed ({}):\nstdout:\n{out}\nstderr:\n{}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr)
-        );
-        out
-    }
-
-    /// `rampart events --json EXTRA...` with this store.
-    fn events_agent(&self, extra: &[&str]) -> Agent {
-        let mut args: Vec<String> = vec!["events".into(), "--json".into()];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Agent::spawn_env(args, StdoutMode::Parse, &self.env())
-    }
-
-    /// `netpolicy show --json` of one container.
-    fn show(&self, container: &str) -> Value {
-        let out = self.ok(&["netpolicy", "show", "--container", container, "--json"]);
-        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("show --json: {e}\n{out}"));
-        v["containers"][0].clone()
-    }
-
-    fn write_policy(&self, name: &str, yaml: &str) -> PathBuf {
-        std::fs::create_dir_all(&self.store).unwrap();
-        let p = self.store.join(format!("{name}.policy.yaml"));
-        std::fs::write(&p, yaml).unwrap();
-        p
-    }
-}
-
-impl Drop for Np {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.pin);
-        let _ = std::fs::remove_dir_all(&self.store);
-    }
-}
+use std::time::Duration;
 
 fn ip_of(c: &Container) -> String {
     let ip = docker_ok(&["inspect", "--format", "{{.NetworkSettings.IPAddress}}", &c.name]);
@@ -122,34 +29,17 @@ fn pid_of(c: &Container) -> u32 {
 
 /// `docker exec NAME rtest ARGS...`: (succeeded, output).
 fn rtest(c: &Container, args: &[&str]) -> (bool, String) {
-    let mut a = vec!["exec", c.name.as_str(), RTEST];
-    a.extend_from_slice(args);
-    let o = docker(&a);
-    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    (o.status.success(), text)
+    let mut exec = docker_cmd();
+    exec.args(["exec", c.name.as_str()]);
+    rtest_through(exec, args)
 }
 
 fn assert_allowed(c: &Container, args: &[&str]) {
-    let (ok, out) = rtest(c, args);
-    assert!(ok, "rtest {args:?} in {} should succeed: {out}", c.name);
+    assert_rtest_ok(&format!("{args:?} in {}", c.name), rtest(c, args));
 }
 
 fn assert_eperm(c: &Container, args: &[&str]) {
-    let (ok, out) = rtest(c, args);
-    assert!(
-        !ok && kv(&out, "errno").as_deref() == Some("1"),
-        "rtest {args:?} in {} should fail with EPERM: {out}",
-        c.name
-    );
-}
-
-/// Poll `f` until it holds (panics with `what` after `timeout`).
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        thread::sleep(Duration::from_millis(100));
-    }
+    assert_rtest_eperm(&format!("{args:?} in {}", c.name), rtest(c, args));
 }
 
 fn is_netdeny(ev: &Value, id: &str, op: &str, port: u64) -> bool {
@@ -417,11 +307,6 @@ fn policy_survives_cli_exit_follows_restarts_and_remove_detaches() {
     assert!(!o.status.success(), "show of a removed policy should fail");
 }
 
-fn counter(pid: u32) -> u64 {
-    let p = format!("/proc/{pid}/root/tmp/counter");
-    std::fs::read_to_string(&p).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
-}
-
 fn cgroup_file(c: &Container, file: &str) -> String {
     let pid = pid_of(c);
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
@@ -443,13 +328,6 @@ fn v1_freezer_state(c: &Container) -> String {
     .unwrap()
     .trim()
     .to_string()
-}
-
-/// The counter stands still for a second (frozen) or moves (running).
-fn progresses(pid: u32) -> bool {
-    let a = counter(pid);
-    thread::sleep(Duration::from_secs(1));
-    counter(pid) > a
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! non-default namespaces, one running before the agent starts (found by its
 //! first list) and one started after it in a namespace created meanwhile (found
 //! through containerd's events). An exec inside each must carry the container's
-//! id, name, image, runtime and namespace.
+//! id, name, image, runtime and namespace. The commands that act on a
+//! container (`freeze`, `netpolicy`, `isolate`, `record`) find ctr containers
+//! by id or name label.
 //!
 //! Needs root, dockerd (the test image is saved from Docker) and containerd on
 //! /run/containerd/containerd.sock (scripts/setup.sh); fails, never skips,
@@ -68,12 +70,38 @@ impl Namespace {
 
     /// `ctr run -d LABELS IMAGE ID sleep 300`.
     fn run(&self, id: &str, labels: &[&str]) {
+        self.run_cmd(id, labels, &["sleep", "300"]);
+    }
+
+    /// `ctr run -d LABELS IMAGE ID CMD...`.
+    fn run_cmd(&self, id: &str, labels: &[&str], cmd: &[&str]) {
         let mut args = vec!["run", "-d"];
         for l in labels {
             args.extend(["--label", l]);
         }
-        args.extend([CTR_IMAGE, id, "sleep", "300"]);
+        args.extend([CTR_IMAGE, id]);
+        args.extend_from_slice(cmd);
         ctr_ok(&self.name, &args);
+    }
+
+    /// The host pid of container `id`'s task, from `ctr tasks ls`.
+    fn pid(&self, id: &str) -> u32 {
+        let tasks = ctr_ok(&self.name, &["tasks", "ls"]);
+        tasks
+            .lines()
+            .find_map(|l| {
+                let mut cols = l.split_whitespace();
+                (cols.next() == Some(id)).then(|| cols.next()?.parse().ok()).flatten()
+            })
+            .unwrap_or_else(|| panic!("no task {id} in:\n{tasks}"))
+    }
+
+    /// `rtest ARGS` in container `id` (a fresh exec id each call): (succeeded, output).
+    fn rtest(&self, id: &str, args: &[&str]) -> (bool, String) {
+        let mut exec = Command::new("ctr");
+        exec.args(["--address", SOCKET, "-n", &self.name, "task", "exec", "--exec-id"]);
+        exec.args([unique("x").as_str(), id]);
+        rtest_through(exec, args)
     }
 
     /// `ctr task exec` in container `id`; panics unless it exits 0.
@@ -156,4 +184,80 @@ fn exec_in_ctr_containers_names_them() {
     // Without a name label, containerd's id is the name.
     assert_ctr_container(&ev, &late_id, &late_id, &late.name);
     agent.stop();
+}
+
+/// The response commands find a ctr container by its name label and act on
+/// its cgroup (`/<namespace>/<id>`) in the kernel: `freeze` stops its
+/// processes and `unfreeze` resumes them; under `netpolicy apply` a bind of a
+/// forbidden port fails with EPERM and the denial is an event naming the
+/// containerd container; `isolate` and its release are recorded in the store;
+/// `netpolicy remove` detaches. (A ctr container has only loopback, which a
+/// policy never filters, so binds are what it can be denied.)
+#[test]
+fn response_commands_act_on_a_ctr_container() {
+    let ns = Namespace::new("ctrd-respond");
+    let np = Np::new("ctrd-respond");
+    let id = format!("respond-{}", std::process::id());
+    let name = format!("nice-{id}");
+    ns.run_cmd(&id, &[&format!("nerdctl/name={name}")], &[RTEST, "count", "/tmp/counter"]);
+    let pid = ns.pid(&id);
+    wait_until("the counter", Duration::from_secs(10), || counter(pid) > 0);
+
+    let out = np.ok(&["freeze", "--container", &name]);
+    assert!(out.contains("frozen with the cgroup v2 freezer"), "{out}");
+    assert!(!progresses(pid), "the ctr container's counter advanced while frozen");
+    let out = np.ok(&["unfreeze", "--container", &name]);
+    assert!(out.contains("thawed"), "{out}");
+    assert!(progresses(pid), "the ctr container's counter did not resume");
+
+    let mut agent = np.events_agent(&["--container", &name]);
+    let policy = np.write_policy("ctr", "ingress:\n  bind: {default: deny, allow_ports: [8080]}\n");
+    let out = np.ok(&["netpolicy", "apply", "--container", &name, "-f", policy.to_str().unwrap()]);
+    assert!(out.contains(&format!("enforced on cgroup /{}/{id}", ns.name)), "{out}");
+    assert_rtest_ok("bind of the allowed port", ns.rtest(&id, &["bind-port", "8080"]));
+    assert_rtest_eperm("bind of another port", ns.rtest(&id, &["bind-port", "9090"]));
+    let ev = agent.expect("netdeny of the bind of port 9090", |e| {
+        is_type(e, "netdeny")
+            && in_container(e, &id)
+            && e["args"]["op"] == "bind"
+            && e["args"]["addr"]["port"] == 9090
+    });
+    assert_ctr_container(&ev, &id, &name, &ns.name);
+    assert_eq!(ev["args"]["entry"], "ingress.bind.default", "{ev}");
+
+    np.ok(&["isolate", "--container", &name]);
+    assert_eq!(np.show(&name)["record"]["isolated"], true);
+    np.ok(&["isolate", "--release", "--container", &name]);
+    assert_eq!(np.show(&name)["record"]["isolated"], false);
+
+    let out = np.ok(&["netpolicy", "remove", "--container", &id]);
+    assert!(out.contains("detached"), "{out}");
+    assert_rtest_ok("bind of any port after remove", ns.rtest(&id, &["bind-port", "9090"]));
+    agent.stop();
+}
+
+/// `rampart record --container` attaches to a ctr container found by id: the
+/// recording names it and its runtime; containerd keeps no start configuration
+/// rampart can replay, so the recording has none (verify needs `-- cmd`). (ctr gives a container no /etc/hostname; the
+/// image's /etc/passwd is read instead.)
+#[test]
+fn record_attaches_to_a_ctr_container() {
+    let ns = Namespace::new("ctrd-record");
+    let id = format!("record-{}", std::process::id());
+    ns.run_cmd(&id, &[], &["sh", "-c", "while true; do cat /etc/passwd > /dev/null; sleep 0.3; done"]);
+    let dir = std::env::temp_dir().join(unique("ctrd-record"));
+    let out = rampart_output(
+        &["record", "--container", &id, "--duration", "4s", "-o", dir.to_str().unwrap()],
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "rampart record: {}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(dir.join("recording.json")).expect("recording.json");
+    let rec: Value = serde_json::from_str(&text).expect("recording.json is JSON");
+    let recorded = &rec["containers"][0];
+    assert_eq!(recorded["id"], id.as_str(), "{recorded}");
+    assert_eq!(recorded["runtime"], "containerd", "{recorded}");
+    assert_eq!(recorded["image"], CTR_IMAGE, "{recorded}");
+    assert!(rec["run"].is_null(), "no run spec from containerd: {:#}", rec["run"]);
+    assert_eq!(rec["files"]["/etc/passwd"]["read"], true, "{:#}", rec["files"]);
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -3,7 +3,7 @@
 //! rampart.local/pause, host network, cgroup parent /kubepods/besteffort/pod<uid>,
 //! and a rampart-test container in it). An exec inside the pod's container
 //! (CRI ExecSync) must carry the container and its pod; a rule on `k8s.pod.name`
-//! must fire naming the pod.
+//! must fire naming the pod; `freeze` must find the container by id.
 //!
 //! Needs root, dockerd and containerd with its CRI plugin on
 //! /run/containerd/containerd.sock (scripts/setup.sh); fails, never skips,
@@ -138,4 +138,24 @@ fn rule_on_pod_name_alerts_naming_the_pod() {
     let _ = std::fs::remove_dir_all(&dir);
     drop(pod);
     agent.stop();
+}
+
+/// `freeze` finds a CRI container by an id prefix (through containerd's
+/// containers in namespace k8s.io) and freezes its cgroup under the pod's;
+/// `unfreeze` thaws it.
+#[test]
+fn freeze_finds_a_cri_container_by_id_prefix() {
+    let pod = Pod::start("cri-freeze");
+    let np = Np::new("cri-freeze");
+    let events = Path::new("/sys/fs/cgroup/unified")
+        .join(format!("kubepods/besteffort/pod{}/{}", pod.uid, pod.id))
+        .join("cgroup.events");
+    let frozen = || std::fs::read_to_string(&events).unwrap_or_else(|e| panic!("{}: {e}", events.display()));
+    assert!(frozen().contains("frozen 0"), "{}", frozen());
+    let out = np.ok(&["freeze", "--container", &pod.id[..12]]);
+    assert!(out.contains("frozen with the cgroup v2 freezer"), "{out}");
+    assert!(frozen().contains("frozen 1"), "{}", frozen());
+    let out = np.ok(&["unfreeze", "--container", &pod.id[..12]]);
+    assert!(out.contains("thawed"), "{out}");
+    assert!(frozen().contains("frozen 0"), "{}", frozen());
 }

@@ -3,7 +3,9 @@
 //! running before the agent starts (found by the agent's first list), in a
 //! podman pod, and one started after it (found through podman's events). An
 //! exec inside each must carry the podman container's id, name, image, runtime
-//! and labels (the pod's name as `io.podman.pod.name`).
+//! and labels (the pod's name as `io.podman.pod.name`). The commands that act
+//! on a container (the `stop` action, `freeze`, `netpolicy`, `isolate`,
+//! `record`, `caps`) find podman containers by their podman name.
 //!
 //! Needs root, dockerd (the test image is saved from Docker) and the podman
 //! service (scripts/podman.sh start, run by scripts/setup.sh); fails, never
@@ -14,6 +16,7 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 const SOCKET: &str = "/run/podman/podman.sock";
 /// The name `podman load` gives the image saved from Docker.
@@ -65,10 +68,16 @@ struct Podman {
 impl Podman {
     /// `podman run -d --name NAME ARGS rampart-test:latest sleep 300`; returns it and its id.
     fn run(prefix: &str, args: &[&str]) -> (Podman, String) {
+        Podman::run_cmd(prefix, args, &["sleep", "300"])
+    }
+
+    /// `podman run -d --name NAME ARGS rampart-test:latest CMD...`; returns it and its id.
+    fn run_cmd(prefix: &str, args: &[&str], cmd: &[&str]) -> (Podman, String) {
         let name = unique(prefix);
         let mut full = vec!["run", "-d", "--name", &name];
         full.extend_from_slice(args);
-        full.extend([IMAGE, "sleep", "300"]);
+        full.push(IMAGE);
+        full.extend_from_slice(cmd);
         let guard = Podman { kind: "container", name: name.clone() };
         let id = podman_ok(&full);
         assert!(is_full_id(&id), "podman run printed {id:?}");
@@ -80,6 +89,17 @@ impl Podman {
         // No infra container: it would need a pause image.
         podman_ok(&["pod", "create", "--infra=false", "--name", &name]);
         Podman { kind: "pod", name }
+    }
+
+    /// `rtest ARGS` in the container: (succeeded, output).
+    fn rtest(&self, args: &[&str]) -> (bool, String) {
+        let mut exec = Command::new("podman");
+        exec.args(["exec", self.name.as_str()]);
+        rtest_through(exec, args)
+    }
+
+    fn inspect(&self, format: &str) -> String {
+        podman_ok(&["inspect", "-f", format, &self.name])
     }
 
     fn exec(&self, cmd: &[&str]) -> String {
@@ -160,7 +180,7 @@ fn stop_action_stops_a_podman_container() {
     let (c, id) = Podman::run("podman-stop", &[]);
     // The stop may end this exec before podman reports it: its result is moot.
     let _ = podman(&["exec", &c.name, "sh", "-c", "read x < /etc/shadow"]);
-    let action = agent.expect_within("stop action done", std::time::Duration::from_secs(60), |v| {
+    let action = agent.expect_within("stop action done", Duration::from_secs(60), |v| {
         alert_rule(v) == "Response action"
             && v["output_fields"]["action"] == "stop"
             && v["output_fields"]["outcome"] == "done"
@@ -172,7 +192,7 @@ fn stop_action_stops_a_podman_container() {
         if running == "false" {
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(running, "false", "podman still shows {} running", c.name);
     agent.stop();
@@ -202,4 +222,103 @@ fn caps_shows_a_podman_containers_capabilities() {
         .collect();
     assert!(effective.contains(&"CAP_SYS_ADMIN"), "{effective:?}");
     assert!(!effective.contains(&"CAP_CHOWN"), "{effective:?}");
+}
+
+/// The response commands find a podman container by its podman name and act
+/// on its cgroup in the kernel: `freeze` stops its processes and `unfreeze`
+/// resumes them; under `netpolicy apply` a connect to its own address on the
+/// allowed port succeeds while another port and a forbidden bind fail with
+/// EPERM, and the denial is an event naming the podman container; `isolate`
+/// denies even the allowed port until released; `netpolicy remove` detaches.
+#[test]
+fn response_commands_act_on_a_podman_container() {
+    podman_preflight();
+    let np = Np::new("podman-respond");
+    let (c, id) = Podman::run_cmd(
+        "podman-respond",
+        &[],
+        &["sh", "-c", "rtest tcp-echo 7000 & rtest tcp-echo 7001 & exec rtest count /tmp/counter"],
+    );
+    let pid: u32 = c.inspect("{{.State.Pid}}").parse().expect("pid");
+    let ip = c.inspect("{{.NetworkSettings.IPAddress}}");
+    assert!(!ip.is_empty(), "podman container {} has no address", c.name);
+    wait_until("the counter and both echo servers", Duration::from_secs(10), || {
+        counter(pid) > 0
+            && c.rtest(&["tcp-connect", &ip, "7000"]).0
+            && c.rtest(&["tcp-connect", &ip, "7001"]).0
+    });
+
+    let out = np.ok(&["freeze", "--container", &c.name]);
+    assert!(out.contains("frozen with the cgroup v2 freezer"), "{out}");
+    assert!(!progresses(pid), "the podman container's counter advanced while frozen");
+    let out = np.ok(&["unfreeze", "--container", &c.name]);
+    assert!(out.contains("thawed"), "{out}");
+    assert!(progresses(pid), "the podman container's counter did not resume");
+
+    let mut agent = np.events_agent(&["--container", &c.name]);
+    let policy = np.write_policy(
+        "podman",
+        &format!(
+            "egress:\n  default: deny\n  allow:\n    - {{cidr: {ip}/32, ports: [7000], protocol: tcp}}\ningress:\n  bind: {{default: deny, allow_ports: [8080]}}\n"
+        ),
+    );
+    let out = np.ok(&["netpolicy", "apply", "--container", &c.name, "-f", policy.to_str().unwrap()]);
+    assert!(out.contains("enforced on cgroup /libpod_parent/libpod-"), "{out}");
+    assert_rtest_ok("connect to the allowed port", c.rtest(&["tcp-connect", &ip, "7000"]));
+    assert_rtest_eperm("connect to another port", c.rtest(&["tcp-connect", &ip, "7001"]));
+    assert_rtest_ok("bind of the allowed port", c.rtest(&["bind-port", "8080"]));
+    assert_rtest_eperm("bind of another port", c.rtest(&["bind-port", "9090"]));
+    let ev = agent.expect("netdeny of the connect to port 7001", |e| {
+        is_type(e, "netdeny")
+            && in_container(e, &id)
+            && e["args"]["op"] == "connect"
+            && e["args"]["addr"]["port"] == 7001
+    });
+    assert_podman_container(&ev, &id, &c.name);
+    assert_eq!(ev["args"]["entry"], "egress.default", "{ev}");
+    agent.expect("netdeny of the bind of port 9090", |e| {
+        is_type(e, "netdeny")
+            && in_container(e, &id)
+            && e["args"]["op"] == "bind"
+            && e["args"]["addr"]["port"] == 9090
+    });
+
+    np.ok(&["isolate", "--container", &c.name]);
+    assert_rtest_eperm("connect to the allowed port while isolated", c.rtest(&["tcp-connect", &ip, "7000"]));
+    np.ok(&["isolate", "--release", "--container", &c.name]);
+    assert_rtest_ok("connect to the allowed port after release", c.rtest(&["tcp-connect", &ip, "7000"]));
+
+    let out = np.ok(&["netpolicy", "remove", "--container", &c.name]);
+    assert!(out.contains("detached"), "{out}");
+    assert_rtest_ok("connect to any port after remove", c.rtest(&["tcp-connect", &ip, "7001"]));
+    agent.stop();
+}
+
+/// `rampart record --container` attaches to a running podman container: the
+/// recording names it and its runtime, and keeps podman's start configuration
+/// (image, command) for `verify`.
+#[test]
+fn record_attaches_to_a_podman_container() {
+    podman_preflight();
+    let (c, id) = Podman::run_cmd(
+        "podman-record",
+        &[],
+        &["sh", "-c", "while true; do cat /etc/hostname > /dev/null; sleep 0.3; done"],
+    );
+    let dir = std::env::temp_dir().join(unique("podman-record"));
+    let out = rampart_output(
+        &["record", "--container", &c.name, "--duration", "4s", "-o", dir.to_str().unwrap()],
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "rampart record: {}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(dir.join("recording.json")).expect("recording.json");
+    let rec: Value = serde_json::from_str(&text).expect("recording.json is JSON");
+    let recorded = &rec["containers"][0];
+    assert_eq!(recorded["id"], id.as_str(), "{recorded}");
+    assert_eq!(recorded["name"], c.name.as_str(), "{recorded}");
+    assert_eq!(recorded["runtime"], "podman", "{recorded}");
+    assert_eq!(rec["run"]["image"], PODMAN_IMAGE, "{:#}", rec["run"]);
+    assert_eq!(rec["run"]["cmd"][0], "sh", "{:#}", rec["run"]);
+    assert_eq!(rec["files"]["/etc/hostname"]["read"], true, "{:#}", rec["files"]);
+    let _ = std::fs::remove_dir_all(dir);
 }

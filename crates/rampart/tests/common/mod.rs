@@ -9,6 +9,8 @@
 //!   parses the summary line.
 //! - [`Container`] runs a uniquely named container of the test image and removes
 //!   it on drop.
+//! - [`Np`] gives a test its own network-policy store and BPF pin directory for
+//!   the `netpolicy`, `isolate` and `freeze` commands.
 #![allow(dead_code)]
 
 use serde_json::Value;
@@ -763,6 +765,144 @@ pub fn default_rule_names() -> Vec<String> {
 pub fn host_run(cmd: &str, args: &[&str]) {
     let st = Command::new(cmd).args(args).status().unwrap_or_else(|e| panic!("running {cmd}: {e}"));
     assert!(st.success(), "{cmd} {args:?} failed: {st}");
+}
+
+/// How long a one-shot rampart command (netpolicy, isolate, freeze) may take.
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A private policy store and pin directory, removed on drop (unpinning the
+/// links detaches the programs). Every rampart a test starts through it gets
+/// them (RAMPART_NETPOLICY_DIR / RAMPART_NETPOLICY_PIN), so tests run in
+/// parallel without sharing kernel state or the denial ring.
+pub struct Np {
+    pub store: PathBuf,
+    pub pin: PathBuf,
+}
+
+impl Np {
+    pub fn new(tag: &str) -> Np {
+        preflight();
+        let name = unique(tag);
+        let np = Np {
+            store: std::env::temp_dir().join(format!("{name}-store")),
+            pin: PathBuf::from(format!("/sys/fs/bpf/{name}")),
+        };
+        let _ = std::fs::remove_dir_all(&np.store);
+        let _ = std::fs::remove_dir_all(&np.pin);
+        np
+    }
+
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("RAMPART_NETPOLICY_DIR".into(), self.store.display().to_string()),
+            ("RAMPART_NETPOLICY_PIN".into(), self.pin.display().to_string()),
+        ]
+    }
+
+    /// `rampart ARGS` with this store; output whatever the status.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(args)
+            .envs(self.env())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn rampart");
+        let deadline = Instant::now() + CLI_TIMEOUT;
+        while child.try_wait().expect("wait rampart").is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("rampart {args:?} still runs after {CLI_TIMEOUT:?}");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().expect("rampart output")
+    }
+
+    /// `rampart ARGS`, which must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.cli(args);
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(
+            o.status.success(),
+            "rampart {args:?} failed ({}):\nstdout:\n{out}\nstderr:\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        out
+    }
+
+    /// `rampart events --json EXTRA...` with this store.
+    pub fn events_agent(&self, extra: &[&str]) -> Agent {
+        let mut args: Vec<String> = vec!["events".into(), "--json".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Agent::spawn_env(args, StdoutMode::Parse, &self.env())
+    }
+
+    /// `netpolicy show --json` of one container.
+    pub fn show(&self, container: &str) -> Value {
+        let out = self.ok(&["netpolicy", "show", "--container", container, "--json"]);
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("show --json: {e}\n{out}"));
+        v["containers"][0].clone()
+    }
+
+    pub fn write_policy(&self, name: &str, yaml: &str) -> PathBuf {
+        std::fs::create_dir_all(&self.store).unwrap();
+        let p = self.store.join(format!("{name}.policy.yaml"));
+        std::fs::write(&p, yaml).unwrap();
+        p
+    }
+}
+
+impl Drop for Np {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.pin);
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+/// Poll `f` until it holds (panics with `what` after `timeout`).
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `rtest ARGS` through `exec`, a command that runs its trailing arguments in
+/// a container (`docker exec NAME`, `podman exec NAME`, `ctr task exec ...`):
+/// whether it succeeded, and what it printed.
+pub fn rtest_through(mut exec: Command, args: &[&str]) -> (bool, String) {
+    let o = exec.arg(RTEST).args(args).stdin(Stdio::null()).output().expect("run rtest in a container");
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    (o.status.success(), text)
+}
+
+/// Panics unless the rtest call `what` succeeded.
+pub fn assert_rtest_ok(what: &str, (ok, out): (bool, String)) {
+    assert!(ok, "rtest {what} should succeed: {out}");
+}
+
+/// Panics unless the rtest call `what` failed with EPERM (a policy's denial).
+pub fn assert_rtest_eperm(what: &str, (ok, out): (bool, String)) {
+    assert!(!ok && kv(&out, "errno").as_deref() == Some("1"), "rtest {what} should fail with EPERM: {out}");
+}
+
+/// The number a container's counter (`rtest count /tmp/counter`, or a shell
+/// loop writing that file) last wrote, read from the host through /proc (a
+/// frozen container cannot run an exec).
+pub fn counter(pid: u32) -> u64 {
+    let p = format!("/proc/{pid}/root/tmp/counter");
+    std::fs::read_to_string(&p).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+}
+
+/// The counter stands still for a second (frozen) or moves (running).
+pub fn progresses(pid: u32) -> bool {
+    let a = counter(pid);
+    thread::sleep(Duration::from_secs(1));
+    counter(pid) > a
 }
 
 #[cfg(test)]
