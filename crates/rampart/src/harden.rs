@@ -50,9 +50,21 @@ struct VerifyArgs {
     /// How long each run may take to finish (batch) or to answer (service).
     #[arg(long, value_parser = crate::record::parse_duration, default_value = "60s")]
     timeout: Duration,
-    /// The docker client to run containers with.
-    #[arg(long, default_value = "docker")]
-    docker: String,
+    /// The client to run containers with (a docker-compatible CLI). Default:
+    /// `podman` for a recording of a podman container, else `docker`.
+    #[arg(long, value_name = "CLIENT")]
+    docker: Option<String>,
+}
+
+/// The container client `verify` runs with: the user's, or the CLI of the
+/// runtime the recording's container ran under (podman's takes docker's flags).
+fn verify_client(rec: &Recording, chosen: Option<&str>) -> String {
+    if let Some(c) = chosen {
+        return c.to_string();
+    }
+    let podman = rec.command.is_empty()
+        && rec.containers.first().and_then(|c| c.runtime) == Some(model::Runtime::Podman);
+    if podman { "podman" } else { "docker" }.to_string()
 }
 
 pub async fn run(args: ProfileArgs) -> Result<()> {
@@ -583,7 +595,7 @@ fn verify(args: VerifyArgs) -> Result<()> {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let docker = Docker { bin: args.docker.clone() };
+    let docker = Docker { bin: verify_client(&rec, args.docker.as_deref()) };
     println!("rampart: verifying {} ({}) under {}", default_name(&rec), image, seccomp_path.display());
     println!("  capabilities: {}", caps.docker_args().join(" "));
 
@@ -731,5 +743,19 @@ mod tests {
         assert_eq!(r.rest, s(&["httpd", "-f", "-d", "/www"]));
         assert!(DockerRun::parse(&s(&["ls", "-l"])).is_err());
         assert!(DockerRun::parse(&s(&["docker", "run", "--name"])).is_err());
+    }
+
+    #[test]
+    fn verify_runs_a_podman_recording_with_podman() {
+        let mut rec = Recording::default();
+        assert_eq!(verify_client(&rec, None), "docker");
+        rec.containers.push(profile::recording::RecordedContainer {
+            runtime: Some(model::Runtime::Podman),
+            ..Default::default()
+        });
+        assert_eq!(verify_client(&rec, None), "podman");
+        assert_eq!(verify_client(&rec, Some("/opt/docker")), "/opt/docker", "the user's choice wins");
+        rec.command = s(&["docker", "run", "rampart-test:latest"]);
+        assert_eq!(verify_client(&rec, None), "docker", "a recorded command is replayed as recorded");
     }
 }

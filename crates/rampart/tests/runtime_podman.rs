@@ -296,18 +296,21 @@ fn response_commands_act_on_a_podman_container() {
 
 /// `rampart record --container` attaches to a running podman container: the
 /// recording names it and its runtime, and keeps podman's start configuration
-/// (image, command) for `verify`.
+/// (image, command), which `profile verify` replays with podman: the batch
+/// exits 3 with and without the learned profiles, and a syscall outside them
+/// is denied.
 #[test]
-fn record_attaches_to_a_podman_container() {
+fn record_and_verify_a_podman_container() {
     podman_preflight();
-    let (c, id) = Podman::run_cmd(
-        "podman-record",
-        &[],
-        &["sh", "-c", "while true; do cat /etc/hostname > /dev/null; sleep 0.3; done"],
-    );
+    // A batch of about 15 s: long enough for `record` to attach (the sensor
+    // loads first) and to be replayed twice by verify.
+    let batch =
+        "i=0; while [ $i -lt 50 ]; do cat /etc/hostname > /dev/null; sleep 0.3; i=$((i+1)); done; exit 3";
+    let (c, id) = Podman::run_cmd("podman-record", &[], &["sh", "-c", batch]);
     let dir = std::env::temp_dir().join(unique("podman-record"));
+    let dir_arg = dir.to_str().unwrap();
     let out = rampart_output(
-        &["record", "--container", &c.name, "--duration", "4s", "-o", dir.to_str().unwrap()],
+        &["record", "--container", &c.name, "--duration", "3s", "-o", dir_arg],
         Duration::from_secs(120),
     );
     assert!(out.status.success(), "rampart record: {}", String::from_utf8_lossy(&out.stderr));
@@ -318,7 +321,20 @@ fn record_attaches_to_a_podman_container() {
     assert_eq!(recorded["name"], c.name.as_str(), "{recorded}");
     assert_eq!(recorded["runtime"], "podman", "{recorded}");
     assert_eq!(rec["run"]["image"], PODMAN_IMAGE, "{:#}", rec["run"]);
-    assert_eq!(rec["run"]["cmd"][0], "sh", "{:#}", rec["run"]);
+    assert_eq!(rec["run"]["cmd"], serde_json::json!(["sh", "-c", batch]), "{:#}", rec["run"]);
     assert_eq!(rec["files"]["/etc/hostname"]["read"], true, "{:#}", rec["files"]);
+
+    let out = rampart_output(&["profile", dir_arg], Duration::from_secs(60));
+    assert!(out.status.success(), "rampart profile: {}", String::from_utf8_lossy(&out.stderr));
+    let out = rampart_output(&["profile", "verify", dir_arg, "--timeout", "60s"], Duration::from_secs(240));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "verify failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("verify.json")).expect("verify.json"))
+            .unwrap();
+    assert_eq!(report["baseline"]["exit_code"], 3, "{report:#}");
+    assert_eq!(report["profiled"]["exit_code"], 3, "{report:#}");
+    assert_eq!(report["denied_syscall"]["denied_with_eperm"], true, "{report:#}");
+    assert_eq!(report["passed"], true, "{report:#}");
     let _ = std::fs::remove_dir_all(dir);
 }
