@@ -19,7 +19,8 @@ fi
 # Test binaries run one after another; inside one binary, this many tests run at
 # once. Each integration test starts its own agent and its own uniquely named
 # containers, so two at a time share dockerd safely on a 2-core machine. The
-# flood and dockerd-restart tests each have a test binary of their own.
+# flood, dockerd-restart and containerd-restart tests each have a test binary
+# of their own.
 export RUST_TEST_THREADS=${RUST_TEST_THREADS:-2}
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
 

@@ -13,6 +13,8 @@
 //!   the `netpolicy`, `isolate` and `freeze` commands.
 #![allow(dead_code)]
 
+pub mod ctr;
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};

@@ -1,0 +1,90 @@
+//! containerd stops and starts while `rampart events` runs: the agent lives
+//! on, a container that outlived the restart (its shim keeps it running) is
+//! still attributed, and a container started after the restart, in a
+//! namespace the agent has never seen, gets its name (rampart reconnected to
+//! containerd's API and its events).
+//!
+//! A test binary of its own: stopping containerd stops every ctr and CRI
+//! test beside it. scripts/containerd.sh is the same start/stop that
+//! scripts/setup.sh uses; on any failure containerd is started again.
+
+mod common;
+
+use common::ctr::*;
+use common::*;
+use std::process::Command;
+use std::time::Duration;
+
+fn containerd_sh(action: &str) {
+    let script = repo_root().join("scripts/containerd.sh");
+    let out = Command::new("bash").arg(&script).arg(action).output().expect("run scripts/containerd.sh");
+    assert!(
+        out.status.success(),
+        "scripts/containerd.sh {action} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Starts containerd again on drop, whatever happened in between.
+struct ContainerdBack;
+
+impl Drop for ContainerdBack {
+    fn drop(&mut self) {
+        let script = repo_root().join("scripts/containerd.sh");
+        let _ = Command::new("bash").arg(script).arg("start").status();
+    }
+}
+
+#[test]
+fn names_come_back_across_containerd_restart() {
+    let early = Namespace::new("ctrd-restart-a");
+    let early_id = format!("survivor-{}", std::process::id());
+    early.run(&early_id, &[]);
+    let mut agent = Agent::start(&[]);
+
+    let _back = ContainerdBack;
+    containerd_sh("stop");
+    assert!(
+        ctr("default", &["version"]).is_err(),
+        "containerd still answers after scripts/containerd.sh stop"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(agent.is_running(), "rampart died when containerd stopped:\n{}", agent.diagnosis());
+    containerd_sh("start");
+    assert!(agent.is_running(), "rampart died when containerd started:\n{}", agent.diagnosis());
+
+    // The survivor: still running under its shim, still named.
+    let mark = unique("survivor").replace("rampart-it-", "mark-");
+    early.exec(&early_id, "after-restart", &[RTEST, "nop", &mark]);
+    let ev = agent.expect(&format!("exec in {early_id} after the restart"), |e| is_exec_with(e, &mark));
+    assert_eq!(container_id(&ev), early_id, "{ev}");
+    assert_eq!(container_name(&ev), early_id, "{ev}");
+
+    // A new namespace and container after the restart: learned through the
+    // reconnected event stream (or the list that follows a reconnect). It
+    // execs a marker every 250 ms for 10 s; one of them must carry its name.
+    let late = Namespace::new("ctrd-restart-b");
+    let late_id = format!("newcomer-{}", std::process::id());
+    let late_name = format!("nice-{late_id}");
+    let mark2 = unique("newcomer").replace("rampart-it-", "mark-");
+    late.run_cmd(
+        &late_id,
+        &[&format!("nerdctl/name={late_name}")],
+        &[
+            "sh",
+            "-c",
+            &format!("i=0; while [ $i -lt 40 ]; do {RTEST} nop {mark2}; i=$((i+1)); sleep 0.25; done"),
+        ],
+    );
+    let ev = agent.expect(&format!("exec in {late_name} with its name after the restart"), |e| {
+        is_exec_with(e, &mark2) && container_name(e) == late_name
+    });
+    assert_eq!(container_id(&ev), late_id, "{ev}");
+    assert_eq!(ev["container"]["image"], CTR_IMAGE, "{ev}");
+    assert_eq!(ev["container"]["runtime_namespace"], late.name.as_str(), "{ev}");
+    drop(late);
+    drop(early);
+    let summary = agent.stop();
+    assert!(summary.seen > 0, "{summary:?}");
+}
