@@ -18,6 +18,9 @@
 #   RAMPART_CONTAINERD_LOG    log (default /var/log/rampart-containerd.log)
 set -euo pipefail
 
+# shellcheck source=scripts/daemon-pid.sh
+. "$(dirname "${BASH_SOURCE[0]}")/daemon-pid.sh"
+
 SOCK=${RAMPART_CONTAINERD_SOCK:-/run/containerd/containerd.sock}
 LOG=${RAMPART_CONTAINERD_LOG:-/var/log/rampart-containerd.log}
 DIR=/var/lib/rampart/containerd
@@ -29,13 +32,7 @@ log() { echo "containerd.sh: $*" >&2; }
 
 answers() { timeout 10 ctr --address "$SOCK" version >/dev/null 2>&1; }
 
-daemon_pid() {
-    local pid
-    [[ -s $PIDFILE ]] || return 1
-    pid=$(cat "$PIDFILE")
-    [[ -n $pid && -d /proc/$pid && $(cat "/proc/$pid/comm" 2>/dev/null) == containerd ]] || return 1
-    echo "$pid"
-}
+daemon_pid() { daemon_pid_of "$PIDFILE" containerd; }
 
 write_config() {
     mkdir -p "$DIR"

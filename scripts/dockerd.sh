@@ -20,6 +20,9 @@
 #                            bridge (--bridge=NAME) instead.
 set -euo pipefail
 
+# shellcheck source=scripts/daemon-pid.sh
+. "$(dirname "${BASH_SOURCE[0]}")/daemon-pid.sh"
+
 LOG=${RAMPART_DOCKERD_LOG:-/var/log/rampart-dockerd.log}
 PIDFILE=${RAMPART_DOCKERD_PIDFILE:-/var/run/docker.pid}
 SOCK=${RAMPART_DOCKERD_SOCK:-/var/run/docker.sock}
@@ -31,14 +34,7 @@ log() { echo "dockerd.sh: $*" >&2; }
 
 answers() { timeout 10 "$DOCKER" -H "unix://$SOCK" info >/dev/null 2>&1; }
 
-daemon_pid() {
-    local pid
-    [[ -s $PIDFILE ]] || return 1
-    pid=$(cat "$PIDFILE")
-    [[ -n $pid && -d /proc/$pid ]] || return 1
-    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == dockerd ]] || return 1
-    echo "$pid"
-}
+daemon_pid() { daemon_pid_of "$PIDFILE" dockerd; }
 
 # dockerd 20.10 takes any file at containerd's usual socket path for a running
 # system containerd (it only lstat()s the path) and then dials it instead of

@@ -26,6 +26,9 @@
 #   RAMPART_PODMAN_LOG    service log (default /var/log/rampart-podman.log)
 set -euo pipefail
 
+# shellcheck source=scripts/daemon-pid.sh
+. "$(dirname "${BASH_SOURCE[0]}")/daemon-pid.sh"
+
 SOCK=${RAMPART_PODMAN_SOCK:-/run/podman/podman.sock}
 LOG=${RAMPART_PODMAN_LOG:-/var/log/rampart-podman.log}
 DIR=/var/lib/rampart/podman
@@ -40,13 +43,7 @@ answers() {
     [[ $(timeout 10 curl -s --unix-socket "$SOCK" http://d/v4.0.0/libpod/_ping 2>/dev/null) == OK ]]
 }
 
-daemon_pid() {
-    local pid
-    [[ -s $PIDFILE ]] || return 1
-    pid=$(cat "$PIDFILE")
-    [[ -n $pid && -d /proc/$pid && $(cat "/proc/$pid/comm" 2>/dev/null) == podman ]] || return 1
-    echo "$pid"
-}
+daemon_pid() { daemon_pid_of "$PIDFILE" podman; }
 
 write_config() {
     local nofile nproc pid_max conf
