@@ -12,29 +12,7 @@ mod common;
 
 use common::ctr::*;
 use common::*;
-use std::process::Command;
 use std::time::Duration;
-
-fn containerd_sh(action: &str) {
-    let script = repo_root().join("scripts/containerd.sh");
-    let out = Command::new("bash").arg(&script).arg(action).output().expect("run scripts/containerd.sh");
-    assert!(
-        out.status.success(),
-        "scripts/containerd.sh {action} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Starts containerd again on drop, whatever happened in between.
-struct ContainerdBack;
-
-impl Drop for ContainerdBack {
-    fn drop(&mut self) {
-        let script = repo_root().join("scripts/containerd.sh");
-        let _ = Command::new("bash").arg(script).arg("start").status();
-    }
-}
 
 #[test]
 fn names_come_back_across_containerd_restart() {
@@ -43,15 +21,15 @@ fn names_come_back_across_containerd_restart() {
     early.run(&early_id, &[]);
     let mut agent = Agent::start(&[]);
 
-    let _back = ContainerdBack;
-    containerd_sh("stop");
+    let _back = StartsOnDrop("containerd.sh");
+    daemon_script("containerd.sh", "stop");
     assert!(
         ctr("default", &["version"]).is_err(),
         "containerd still answers after scripts/containerd.sh stop"
     );
     std::thread::sleep(Duration::from_secs(3));
     assert!(agent.is_running(), "rampart died when containerd stopped:\n{}", agent.diagnosis());
-    containerd_sh("start");
+    daemon_script("containerd.sh", "start");
     assert!(agent.is_running(), "rampart died when containerd started:\n{}", agent.diagnosis());
 
     // The survivor: still running under its shim, still named.

@@ -8,29 +8,7 @@
 mod common;
 
 use common::*;
-use std::process::Command;
 use std::time::Duration;
-
-fn dockerd_sh(action: &str) {
-    let script = repo_root().join("scripts/dockerd.sh");
-    let out = Command::new("bash").arg(&script).arg(action).output().expect("run scripts/dockerd.sh");
-    assert!(
-        out.status.success(),
-        "scripts/dockerd.sh {action} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Starts dockerd again on drop, whatever happened in between.
-struct DockerdBack;
-
-impl Drop for DockerdBack {
-    fn drop(&mut self) {
-        let script = repo_root().join("scripts/dockerd.sh");
-        let _ = Command::new("bash").arg(script).arg("start").status();
-    }
-}
 
 #[test]
 fn events_keep_flowing_across_dockerd_restart() {
@@ -43,12 +21,12 @@ fn events_keep_flowing_across_dockerd_restart() {
     c1.wait_ok(Duration::from_secs(30));
     drop(c1);
 
-    let _back = DockerdBack;
-    dockerd_sh("stop");
+    let _back = StartsOnDrop("dockerd.sh");
+    daemon_script("dockerd.sh", "stop");
     assert!(!docker(&["info"]).status.success(), "dockerd still answers after scripts/dockerd.sh stop");
     std::thread::sleep(Duration::from_secs(2));
     assert!(agent.is_running(), "rampart died when dockerd stopped:\n{}", agent.diagnosis());
-    dockerd_sh("start");
+    daemon_script("dockerd.sh", "start");
     assert!(agent.is_running(), "rampart died when dockerd started:\n{}", agent.diagnosis());
 
     // A container started after the restart: its events flow, and its name

@@ -118,13 +118,7 @@ fn record_attaches_to_a_ctr_container() {
     let id = format!("record-{}", std::process::id());
     ns.run_cmd(&id, &[], &["sh", "-c", "while true; do cat /etc/passwd > /dev/null; sleep 0.3; done"]);
     let dir = std::env::temp_dir().join(unique("ctrd-record"));
-    let out = rampart_output(
-        &["record", "--container", &id, "--duration", "4s", "-o", dir.to_str().unwrap()],
-        Duration::from_secs(120),
-    );
-    assert!(out.status.success(), "rampart record: {}", String::from_utf8_lossy(&out.stderr));
-    let text = std::fs::read_to_string(dir.join("recording.json")).expect("recording.json");
-    let rec: Value = serde_json::from_str(&text).expect("recording.json is JSON");
+    let rec = record_attached(&id, "4s", &dir);
     let recorded = &rec["containers"][0];
     assert_eq!(recorded["id"], id.as_str(), "{recorded}");
     assert_eq!(recorded["runtime"], "containerd", "{recorded}");

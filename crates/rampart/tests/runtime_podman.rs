@@ -309,13 +309,7 @@ fn record_and_verify_a_podman_container() {
     let (c, id) = Podman::run_cmd("podman-record", &[], &["sh", "-c", batch]);
     let dir = std::env::temp_dir().join(unique("podman-record"));
     let dir_arg = dir.to_str().unwrap();
-    let out = rampart_output(
-        &["record", "--container", &c.name, "--duration", "3s", "-o", dir_arg],
-        Duration::from_secs(120),
-    );
-    assert!(out.status.success(), "rampart record: {}", String::from_utf8_lossy(&out.stderr));
-    let text = std::fs::read_to_string(dir.join("recording.json")).expect("recording.json");
-    let rec: Value = serde_json::from_str(&text).expect("recording.json is JSON");
+    let rec = record_attached(&c.name, "3s", &dir);
     let recorded = &rec["containers"][0];
     assert_eq!(recorded["id"], id.as_str(), "{recorded}");
     assert_eq!(recorded["name"], c.name.as_str(), "{recorded}");

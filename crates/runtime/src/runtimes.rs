@@ -10,7 +10,7 @@ use crate::client::{Discovered, RuntimeClient};
 use crate::endpoints::RuntimeEndpoints;
 use crate::Error;
 use futures_util::future::join_all;
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// The runtime clients of one configuration.
@@ -68,14 +68,8 @@ fn describe(d: &Discovered) -> String {
 /// One container per id (two clients may report the same one, e.g. CRI and
 /// containerd on one socket if a namespace is not skipped), in client order.
 fn dedup(found: Vec<Discovered>) -> Vec<Discovered> {
-    let mut seen = BTreeMap::new();
-    let mut out = Vec::new();
-    for d in found {
-        if seen.insert(d.container.id.clone(), ()).is_none() {
-            out.push(d);
-        }
-    }
-    out
+    let mut seen = BTreeSet::new();
+    found.into_iter().filter(|d| seen.insert(d.container.id.clone())).collect()
 }
 
 /// Picks the container `query` names among `candidates` (every running

@@ -712,8 +712,14 @@ pub fn alert_brief(v: &Value) -> String {
 
 /// `rampart ARGS...` to completion (for `rules check` and refusals), with a timeout.
 pub fn rampart_output(args: &[&str], timeout: Duration) -> Output {
+    rampart_output_env(args, &[], timeout)
+}
+
+/// [`rampart_output`] with extra environment variables.
+pub fn rampart_output_env(args: &[&str], env: &[(String, String)], timeout: Duration) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -769,6 +775,40 @@ pub fn host_run(cmd: &str, args: &[&str]) {
     assert!(st.success(), "{cmd} {args:?} failed: {st}");
 }
 
+/// `rampart record --container C --duration D -o DIR`, which must succeed;
+/// returns the recording it wrote.
+pub fn record_attached(container: &str, duration: &str, dir: &Path) -> Value {
+    let out = rampart_output(
+        &["record", "--container", container, "--duration", duration, "-o", dir.to_str().unwrap()],
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "rampart record: {}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(dir.join("recording.json")).expect("recording.json");
+    serde_json::from_str(&text).expect("recording.json is JSON")
+}
+
+/// `bash scripts/NAME ACTION` (the daemon scripts' start/stop), which must succeed.
+pub fn daemon_script(name: &str, action: &str) {
+    let script = repo_root().join("scripts").join(name);
+    let out = Command::new("bash").arg(&script).arg(action).output().expect("run a daemon script");
+    assert!(
+        out.status.success(),
+        "scripts/{name} {action} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `scripts/NAME start` on drop, whatever happened in between, so a test
+/// that stops a daemon leaves it running.
+pub struct StartsOnDrop(pub &'static str);
+
+impl Drop for StartsOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("bash").arg(repo_root().join("scripts").join(self.0)).arg("start").status();
+    }
+}
+
 /// How long a one-shot rampart command (netpolicy, isolate, freeze) may take.
 pub const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -803,23 +843,7 @@ impl Np {
 
     /// `rampart ARGS` with this store; output whatever the status.
     pub fn cli(&self, args: &[&str]) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-            .args(args)
-            .envs(self.env())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn rampart");
-        let deadline = Instant::now() + CLI_TIMEOUT;
-        while child.try_wait().expect("wait rampart").is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("rampart {args:?} still runs after {CLI_TIMEOUT:?}");
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        child.wait_with_output().expect("rampart output")
+        rampart_output_env(args, &self.env(), CLI_TIMEOUT)
     }
 
     /// `rampart ARGS`, which must succeed; returns stdout.
