@@ -9,8 +9,10 @@ mod event;
 pub mod names;
 mod net;
 mod priority;
+mod process;
 
 pub use container::{exposes_runtime_socket, Container, Mount, Runtime};
 pub use event::{Event, EventKind, EventType, OpenFlags, ProcessCtx, UnknownEventType};
 pub use net::SockAddr;
 pub use priority::{Priority, UnknownPriority};
+pub use process::{ProcInfo, ProcSource, ProcessLookup};

@@ -114,9 +114,9 @@ fn quote(v: &str) -> String {
 /// The allow-list as rampart's own network policy (`rampart netpolicy apply
 /// -f`): egress only to what was seen, binds only on the ports seen, every
 /// other destination or port denied in the kernel.
-pub fn rampart_net_policy(rec: &Recording) -> respond::policy::NetPolicy {
-    use respond::policy::{Action, BindPolicy, Cidr, Entry, PortRange};
-    let mut policy = respond::policy::NetPolicy::default();
+pub fn rampart_net_policy(rec: &Recording) -> policy::NetPolicy {
+    use policy::{Action, BindPolicy, Cidr, Entry, PortRange};
+    let mut policy = policy::NetPolicy::default();
     policy.egress.default = Action::Deny;
     for ((addr, proto), ports) in egress_destinations(rec) {
         let Ok(ip) = addr.parse::<IpAddr>() else { continue };
@@ -137,11 +137,11 @@ pub fn rampart_net_policy(rec: &Recording) -> respond::policy::NetPolicy {
     policy
 }
 
-fn net_protocol(p: Protocol) -> respond::policy::Protocol {
+fn net_protocol(p: Protocol) -> policy::Protocol {
     match p {
-        Protocol::Tcp => respond::policy::Protocol::Tcp,
-        Protocol::Udp => respond::policy::Protocol::Udp,
-        Protocol::Any => respond::policy::Protocol::Any,
+        Protocol::Tcp => policy::Protocol::Tcp,
+        Protocol::Udp => policy::Protocol::Udp,
+        Protocol::Any => policy::Protocol::Any,
     }
 }
 
@@ -192,11 +192,11 @@ mod tests {
         rec.network.listen.insert(ep(Protocol::Tcp, "0.0.0.0", 8080));
         let yaml = rampart_net_policy_yaml(&rec, "web").unwrap();
         // The respond crate's own parser accepts it (THE format).
-        let parsed: respond::policy::NetPolicy = serde_yaml_ng::from_str(&yaml).unwrap();
+        let parsed: policy::NetPolicy = serde_yaml_ng::from_str(&yaml).unwrap();
         assert_eq!(parsed, rampart_net_policy(&rec));
-        assert_eq!(parsed.egress.default, respond::policy::Action::Deny);
+        assert_eq!(parsed.egress.default, policy::Action::Deny);
         assert_eq!(parsed.egress.allow.len(), 2);
         assert_eq!(parsed.egress.allow[0].describe(), "172.17.0.3/32 ports 80 tcp");
-        assert_eq!(parsed.ingress.bind.allow_ports, vec![respond::policy::PortRange::single(8080)]);
+        assert_eq!(parsed.ingress.bind.allow_ports, vec![policy::PortRange::single(8080)]);
     }
 }

@@ -11,8 +11,7 @@ pub(crate) mod skel {
 use std::mem::size_of;
 use std::net::IpAddr;
 
-pub const MAX_RULES: usize = 32;
-pub const MAX_BIND: usize = 32;
+pub use policy::{flags, Rule, RuleAction, MAX_BIND, MAX_RULES};
 /// Bits of an LPM key before the address: cgroup id, generation, family.
 pub const KEY_FIXED_BITS: u32 = 104;
 
@@ -31,42 +30,13 @@ const _: () = assert!(size_of::<skel::types::np_lpm_key>() == KEY_LEN);
 const _: () = assert!(size_of::<skel::types::np_stats>() == STATS_LEN);
 const _: () = assert!(size_of::<skel::types::np_event>() == EVENT_LEN);
 
-/// `enum np_flags`.
-pub mod flags {
-    pub const ISOLATED: u32 = 1 << 0;
-    pub const EGRESS_DENY: u32 = 1 << 1;
-    pub const BIND_DENY: u32 = 1 << 2;
-    pub const LOOPBACK_ALLOW: u32 = 1 << 3;
-    pub const LOOPBACK_PRIVATE: u32 = 1 << 4;
-}
-
-/// `enum np_action`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum RuleAction {
-    Allow = 1,
-    Deny = 2,
-}
-
-/// `struct np_rule`: ports inclusive, host order; proto 0 = any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rule {
-    pub port_lo: u16,
-    pub port_hi: u16,
-    pub proto: u8,
-    pub action: RuleAction,
-    /// Index of the entry in its policy list (`egress.deny[entry]`, ...).
-    pub entry: u16,
-}
-
-impl Rule {
-    fn write(&self, out: &mut [u8]) {
-        out[0..2].copy_from_slice(&self.port_lo.to_ne_bytes());
-        out[2..4].copy_from_slice(&self.port_hi.to_ne_bytes());
-        out[4] = self.proto;
-        out[5] = self.action as u8;
-        out[6..8].copy_from_slice(&self.entry.to_ne_bytes());
-    }
+/// `struct np_rule` bytes.
+fn write_rule(r: &Rule, out: &mut [u8]) {
+    out[0..2].copy_from_slice(&r.port_lo.to_ne_bytes());
+    out[2..4].copy_from_slice(&r.port_hi.to_ne_bytes());
+    out[4] = r.proto;
+    out[5] = r.action as u8;
+    out[6..8].copy_from_slice(&r.entry.to_ne_bytes());
 }
 
 /// `struct np_rules`, the value of an LPM entry.
@@ -75,7 +45,7 @@ pub fn encode_rules(rules: &[Rule]) -> [u8; RULES_LEN] {
     let mut out = [0u8; RULES_LEN];
     out[0..4].copy_from_slice(&(rules.len() as u32).to_ne_bytes());
     for (i, r) in rules.iter().enumerate() {
-        r.write(&mut out[8 + i * RULE_LEN..8 + (i + 1) * RULE_LEN]);
+        write_rule(r, &mut out[8 + i * RULE_LEN..8 + (i + 1) * RULE_LEN]);
     }
     out
 }
@@ -88,7 +58,7 @@ pub fn encode_policy(flags: u32, gen: u32, bind: &[Rule]) -> [u8; POLICY_LEN] {
     out[4..8].copy_from_slice(&gen.to_ne_bytes());
     out[8..12].copy_from_slice(&(bind.len() as u32).to_ne_bytes());
     for (i, r) in bind.iter().enumerate() {
-        r.write(&mut out[16 + i * RULE_LEN..16 + (i + 1) * RULE_LEN]);
+        write_rule(r, &mut out[16 + i * RULE_LEN..16 + (i + 1) * RULE_LEN]);
     }
     out
 }

@@ -2,32 +2,38 @@
 //! where possible.
 //!
 //! * [`policy`]: THE network policy format ([`NetPolicy`], YAML) and its
-//!   compilation to kernel rule tables (pure).
+//!   compilation to kernel rule tables: the pure `policy` crate, re-exported.
 //! * [`store`]: [`NetPolicyStore`], the policies and isolation of containers,
 //!   stored per container id and enforced by cgroup BPF programs on the
 //!   container's current cgroup ([`NetPolicyStore::reconcile`] follows
 //!   restarts).
 //! * [`kernel`]: load/pin/attach of bpf/netpolicy.bpf.c and its maps.
-//! * [`deny`]: denial records from the kernel as `netdeny` events.
+//! * [`deny`]: denial records from the kernel as `netdeny` events, and the
+//!   feed that streams them and keeps stored policies enforced.
+//! * [`actions`]: the response engine: rule `actions:` parsed into plans,
+//!   guards, the responder, and the in-kernel kill compiler.
 //! * [`freezer`]: freeze/thaw (cgroup v2, cgroup v1, runtime pause) and stop.
 //! * [`target`]: the container acted on: cgroup, init pid, network namespace.
 //!
 //! What each mechanism can and cannot prevent is in docs/ARCHITECTURE.md.
 
 pub mod abi;
+pub mod actions;
 pub mod deny;
 mod docker;
 mod error;
 pub mod freezer;
 pub mod kernel;
-pub mod policy;
 pub mod store;
 pub mod target;
 
 pub use docker::DockerActions;
 pub use error::Error;
 pub use freezer::{FreezeOptions, FreezerState, Mechanism};
-pub use policy::{NetPolicy, PolicyError};
+/// The network policy as data lives in its own pure crate; re-exported so
+/// `respond::policy::Entry` reads as before.
+pub use ::policy;
+pub use ::policy::{NetPolicy, PolicyError};
 pub use store::{Enforced, NetPolicyStore, ReconcileReport, Record, Status, StoreConfig};
 pub use target::{CgroupRef, Target};
 
@@ -77,4 +83,16 @@ pub fn isolate(c: &Container) -> Result<Enforced, Error> {
 /// Undo [`isolate`].
 pub fn release(c: &Container) -> Result<Enforced, Error> {
     NetPolicyStore::new(StoreConfig::default()).isolate_container(c, false)
+}
+
+/// Reads and validates a policy file (the `policy` crate parses text only);
+/// errors carry `file:line:column`.
+pub fn load_policy(path: &std::path::Path) -> Result<NetPolicy, PolicyError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+        source_name: name.clone(),
+        location: None,
+        message: format!("cannot read: {e}"),
+    })?;
+    NetPolicy::from_yaml(&text, &name)
 }

@@ -5,7 +5,8 @@
 
 use model::{Container, Event, EventKind, OpenFlags, ProcessCtx, Runtime, SockAddr};
 use rules::{EvalCtx, RulesetBuilder};
-use state::{ProcInfo, ProcSource, ProcessTable, TableConfig};
+use model::{ProcInfo, ProcSource};
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Instant;
@@ -172,11 +173,11 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let mut table = ProcessTable::new(TableConfig::default());
+    let mut table = HashMap::new();
     for (pid, ppid, comm) in
         [(1, 0, "init"), (10, 1, "sshd"), (20, 10, "bash"), (30, 20, "nginx"), (40, 30, "sh")]
     {
-        table.insert(ProcInfo {
+        table.insert(pid, ProcInfo {
             pid,
             ppid,
             comm: comm.into(),

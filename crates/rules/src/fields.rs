@@ -3,7 +3,7 @@
 
 use crate::names;
 use model::{Container, Event, EventKind, SockAddr};
-use state::{ProcInfo, ProcessTable};
+use model::{ProcInfo, ProcessLookup};
 use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
@@ -11,9 +11,9 @@ use std::net::IpAddr;
 /// What evaluation may use besides the event itself.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EvalCtx<'a> {
-    /// The process table, for parent and ancestor fields (`proc.pname`,
+    /// Processes by pid, for parent and ancestor fields (`proc.pname`,
     /// `proc.aname[N]`, ...). Without it those fields have no value.
-    pub procs: Option<&'a ProcessTable>,
+    pub procs: Option<&'a dyn ProcessLookup>,
     /// The host name, for `evt.hostname`.
     pub hostname: Option<&'a str>,
     /// The event's sequence number, for `evt.num` (numbers start at 1; 0 = not
@@ -232,7 +232,7 @@ impl<'a> PView<'a> {
     }
 
     fn of_event(ev: &'a Event, ctx: &EvalCtx<'a>) -> Self {
-        let info = ctx.procs.and_then(|t| t.get(ev.process.pid));
+        let info = ctx.procs.and_then(|t| t.process(ev.process.pid));
         if let Some(x) = exec(ev) {
             let exepath = if x.exe.is_empty() { x.filename } else { x.exe };
             return PView {
@@ -308,7 +308,7 @@ fn parent_pid(ev: &Event, ctx: &EvalCtx<'_>) -> u32 {
     if ev.process.ppid != 0 {
         return ev.process.ppid;
     }
-    ctx.procs.and_then(|t| t.get(ev.process.pid)).map(|p| p.ppid).unwrap_or(0)
+    ctx.procs.and_then(|t| t.process(ev.process.pid)).map(|p| p.ppid).unwrap_or(0)
 }
 
 /// Ancestor `n` (1 = parent) from the process table.
@@ -323,7 +323,7 @@ fn ancestor<'a>(ev: &'a Event, ctx: &EvalCtx<'a>, n: usize) -> Option<&'a ProcIn
         if pid == 0 || pid == prev {
             return None;
         }
-        let p = table.get(pid)?;
+        let p = table.process(pid)?;
         if i == n {
             return Some(p);
         }
@@ -339,7 +339,7 @@ fn ancestors<'a>(ev: &'a Event, ctx: &EvalCtx<'a>) -> Vec<&'a ProcInfo> {
     let mut pid = parent_pid(ev, ctx);
     let mut seen = vec![ev.process.pid];
     while out.len() < MAX_ANCESTORS && pid != 0 && !seen.contains(&pid) {
-        let Some(p) = table.get(pid) else { break };
+        let Some(p) = table.process(pid) else { break };
         out.push(p);
         seen.push(pid);
         pid = p.ppid;
@@ -955,7 +955,7 @@ pub static FIELDS: &[FieldDef] = &[
     field!("proc.exepath", String, None, "Full path of the executable, resolved.", |ev, c, _| s(PView::of_event(ev, c).exepath)),
     field!("proc.args", String, None, "Command line arguments without argv[0], joined by spaces.", |ev, c, _| { let a = PView::of_event(ev, c).args(); if a.is_empty() { Val::None } else { Val::Str(a) } }),
     field!("proc.cmdline", String, None, "Process name followed by its arguments (Falco format: 'name arg1 arg2').", |ev, c, _| PView::of_event(ev, c).cmdline()),
-    field!("proc.cwd", String, None, "Current working directory (from exec events, else the process table).", |ev, c, _| match exec(ev) { Some(x) if !x.cwd.is_empty() => s(x.cwd), _ => opt(c.procs.and_then(|t| t.get(ev.process.pid)).map(|p| s(&p.cwd))) }),
+    field!("proc.cwd", String, None, "Current working directory (from exec events, else the process table).", |ev, c, _| match exec(ev) { Some(x) if !x.cwd.is_empty() => s(x.cwd), _ => opt(c.procs.and_then(|t| t.process(ev.process.pid)).map(|p| s(&p.cwd))) }),
     field!("proc.tty", U64, None, "Controlling terminal device number, 0 when none. Known on exec events only (no value on others).", |ev, _, _| opt(exec(ev).map(|x| Val::U64(x.tty.map(tty_nr).unwrap_or(0))))),
     field!("proc.pname", String, None, "Parent process name (needs the process table).", |ev, c, _| parent(ev, c, |p| s(p.comm))),
     field!("proc.pexe", String, None, "Parent's argv[0] (needs the process table).", |ev, c, _| parent(ev, c, |p| p.arg0())),

@@ -1,6 +1,7 @@
 use crate::*;
 use model::{Container, Event, EventKind, OpenFlags, ProcessCtx, Runtime, SockAddr};
-use state::{ProcInfo, ProcSource, ProcessTable, TableConfig};
+use model::{ProcInfo, ProcSource};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub(crate) fn base(syscall: &'static str, kind: EventKind) -> Event {
@@ -80,8 +81,8 @@ pub(crate) fn connect(ip: &str, port: u16) -> Event {
     )
 }
 
-fn table() -> ProcessTable {
-    let mut t = ProcessTable::new(TableConfig::default());
+fn table() -> HashMap<u32, ProcInfo> {
+    let mut t = HashMap::new();
     let p = |pid: u32, ppid: u32, comm: &str, argv: &[&str]| ProcInfo {
         pid,
         ppid,
@@ -94,10 +95,14 @@ fn table() -> ProcessTable {
         exited_at_ns: None,
         source: ProcSource::Event,
     };
-    t.insert(p(1, 0, "containerd-shim", &["containerd-shim"]));
-    t.insert(p(20, 1, "sshd", &["/usr/sbin/sshd", "-D"]));
-    t.insert(p(50, 20, "nginx", &["nginx", "-g", "daemon off;"]));
-    t.insert(p(100, 50, "bash", &["bash", "-i"]));
+    for info in [
+        p(1, 0, "containerd-shim", &["containerd-shim"]),
+        p(20, 1, "sshd", &["/usr/sbin/sshd", "-D"]),
+        p(50, 20, "nginx", &["nginx", "-g", "daemon off;"]),
+        p(100, 50, "bash", &["bash", "-i"]),
+    ] {
+        t.insert(info.pid, info);
+    }
     t
 }
 

@@ -17,7 +17,7 @@ use model::{Event, EventKind};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use tracing::{debug, warn};
 
 /// Errors of the state crate; each carries the path that failed.
@@ -33,49 +33,7 @@ pub enum Error {
     BadStat { path: PathBuf },
 }
 
-/// Where an entry came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProcSource {
-    /// Read from procfs (start-up scan or a lazy read).
-    Proc,
-    /// Built from events (fork, exec).
-    Event,
-}
-
-/// One process (thread group) as the table knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProcInfo {
-    pub pid: u32,
-    pub ppid: u32,
-    pub comm: String,
-    /// Executable path (as the process sees it: the container's view).
-    pub exe: Arc<str>,
-    /// argv, bounded in count and length.
-    pub argv: Arc<[String]>,
-    /// argv joined by spaces, bounded.
-    pub cmdline: Arc<str>,
-    pub cwd: Arc<str>,
-    /// Start time, nanoseconds since the epoch (0 when unknown).
-    pub start_time_ns: u64,
-    /// When the process exited (event time), if it did.
-    pub exited_at_ns: Option<u64>,
-    pub source: ProcSource,
-}
-
-impl ProcInfo {
-    pub fn is_alive(&self) -> bool {
-        self.exited_at_ns.is_none()
-    }
-
-    /// The basename of `exe`, or `comm` when the executable is unknown.
-    pub fn name(&self) -> &str {
-        if self.exe.is_empty() {
-            &self.comm
-        } else {
-            self.exe.rsplit('/').next().unwrap_or(&self.exe)
-        }
-    }
-}
+pub use model::{ProcInfo, ProcSource};
 
 /// Tunables and bounds of [`ProcessTable`].
 #[derive(Debug, Clone)]
@@ -545,3 +503,9 @@ fn fill(ev: &mut Event, info: &ProcInfo) {
 
 #[cfg(test)]
 mod tests;
+
+impl model::ProcessLookup for ProcessTable {
+    fn process(&self, pid: u32) -> Option<&ProcInfo> {
+        self.get(pid)
+    }
+}

@@ -5,6 +5,8 @@
 //! agent). The per-cgroup counters (`rampart netpolicy show`) are exact
 //! whatever happens to the records.
 
+pub mod feed;
+
 use crate::abi::{self, RawEvent};
 use crate::policy::{DenyReason, NetPolicy};
 use crate::Error;

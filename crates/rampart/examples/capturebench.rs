@@ -4,7 +4,7 @@
 //! only `Ruleset::evaluate` is timed; it also prints where the time goes by
 //! event type and, with `--per-rule`, by rule.
 //!
-//! `taskset -c 0 cargo run --release -p rules --example capturebench -- CAPTURE [--per-rule] [--repeat N] [--rules DIR]`
+//! `taskset -c 0 cargo run --release -p rampart --example capturebench -- CAPTURE [--per-rule] [--repeat N] [--rules DIR]`
 
 use model::Event;
 use rules::{EvalCtx, RulesetBuilder};

@@ -8,8 +8,8 @@
 //! starts (`rampart record -o DIR -- docker run ...`), recorded from their
 //! first instruction.
 
-use crate::filter::EventFilter;
-use crate::pipeline::{self, Consumer};
+use crate::agent::filter::EventFilter;
+use crate::agent::pipeline::{self, Consumer};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use model::{Container, Event, EventKind};
@@ -41,7 +41,7 @@ pub struct RecordArgs {
     #[arg(short, long, value_name = "DIR")]
     output: PathBuf,
     #[command(flatten)]
-    runtime: crate::RuntimeArgs,
+    runtime: super::RuntimeArgs,
     /// Start the workload with this command (e.g. `docker run ...`) once the
     /// recorder is running; the containers it creates are recorded.
     #[arg(last = true, value_name = "CMD")]
@@ -147,7 +147,7 @@ impl Consumer for RecordConsumer {
         Ok(())
     }
 
-    fn started(&mut self) {
+    fn started(&mut self, _: &pipeline::SensorHandles) {
         self.deadline = self.duration.map(|d| Instant::now() + d);
         if self.command.is_empty() {
             return;

@@ -26,8 +26,8 @@
 //! image an exec loads; a failed open, or a container armed late, still gets the
 //! userspace kill.
 
-use crate::actions::{ActionKind, ResponseConfig, RulePlan};
-use crate::filter::EventFilter;
+use super::guard::ResponseConfig;
+use super::plan::{ActionKind, Plans, RulePlan};
 use model::{Container, Event, EventKind, ProcessCtx};
 use rules::{CompiledRule, EvalCtx, Ruleset};
 use runtime::ContainerRegistry;
@@ -153,7 +153,7 @@ pub struct KernelPlan {
 
 impl KernelPlan {
     /// Nothing runs in the kernel under a global dry run.
-    pub fn new(ruleset: Arc<Ruleset>, plans: &HashMap<String, RulePlan>, cfg: &ResponseConfig) -> KernelPlan {
+    pub fn new(ruleset: Arc<Ruleset>, plans: &Plans, cfg: &ResponseConfig) -> KernelPlan {
         let mut rules = Vec::new();
         let mut userspace = Vec::new();
         let mut table = Vec::new();
@@ -233,13 +233,32 @@ impl KernelPlan {
     }
 }
 
-/// What the pipeline hands a consumer once the sensor runs.
+/// Which containers the kernel may act in: those the agent watches.
+#[derive(Debug, Clone)]
+pub struct KernelScope {
+    /// Only this container (name or id prefix); `None`: every container.
+    pub container: Option<String>,
+    /// False when the agent looks at only some event types: a rule's other
+    /// events would never reach userspace, so nothing is armed and only
+    /// userspace acts.
+    pub every_event_type: bool,
+}
+
+impl Default for KernelScope {
+    fn default() -> Self {
+        KernelScope { container: None, every_event_type: true }
+    }
+}
+
+/// What the kernel path needs of the running sensor and agent.
 #[derive(Clone)]
 pub struct KernelHandles {
+    /// The sensor's kill maps (`None` if they could not be opened).
     pub maps: Option<Arc<KillMaps>>,
+    /// Events whose process the kernel killed.
     pub kills: KernelKills,
     pub containers: ContainerRegistry,
-    pub filter: EventFilter,
+    pub scope: KernelScope,
 }
 
 /// The running fast path: the plan, and the task arming container cgroups.
@@ -268,7 +287,7 @@ impl KernelKill {
         }
         let plan = Arc::new(Mutex::new(Arc::new(plan)));
         let wake = Arc::new(tokio::sync::Notify::new());
-        let task = tokio::spawn(arm_loop(maps, plan.clone(), h.containers, h.filter, wake.clone()));
+        let task = tokio::spawn(arm_loop(maps, plan.clone(), h.containers, h.scope, wake.clone()));
         Some(KernelKill { plan, kills: h.kills, wake, task })
     }
 
@@ -295,16 +314,16 @@ impl KernelKill {
 
 /// The cgroup id of a container (the inode of its cgroup v2 directory).
 fn cgroup_id(c: &Container) -> Option<u64> {
-    respond::target::Target::from_container(c).ok()?.cgroup.map(|cg| cg.id)
+    crate::target::Target::from_container(c).ok()?.cgroup.map(|cg| cg.id)
 }
 
-/// Keeps the armed cgroups equal to the containers (accepted by the filter)
+/// Keeps the armed cgroups equal to the containers (in the scope)
 /// the plan has triggers for: on every runtime event and every second.
 async fn arm_loop(
     maps: Arc<KillMaps>,
     plan: Arc<Mutex<Arc<KernelPlan>>>,
     containers: ContainerRegistry,
-    filter: EventFilter,
+    scope: KernelScope,
     wake: Arc<tokio::sync::Notify>,
 ) {
     let mut events = containers.subscribe();
@@ -314,10 +333,9 @@ async fn arm_loop(
     loop {
         let plan_now = plan.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut desired: HashMap<u64, (String, Vec<KillTrigger>)> = HashMap::new();
-        // `--type` narrows what the agent looks at: then only userspace acts.
-        if filter.types.is_empty() && !plan_now.rules.is_empty() {
+        if scope.every_event_type && !plan_now.rules.is_empty() {
             for c in containers.containers() {
-                if filter.container.as_deref().is_some_and(|q| !c.matches(q)) {
+                if scope.container.as_deref().is_some_and(|q| !c.matches(q)) {
                     continue;
                 }
                 let triggers = plan_now.triggers_for(&c);
@@ -368,9 +386,7 @@ mod tests {
     use super::*;
 
     fn ruleset(text: &str) -> Arc<Ruleset> {
-        let mut b = rules::RulesetBuilder::new();
-        b.add_file("t.yaml", text);
-        Arc::new(b.build().expect("rules load"))
+        Arc::new(crate::actions::testing::ruleset(text))
     }
 
     fn rule(cond: &str, actions: &str) -> String {

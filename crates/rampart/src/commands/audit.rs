@@ -74,7 +74,7 @@ pub struct AuditArgs {
     #[arg(long, value_name = "PATH")]
     docker_socket: Option<PathBuf>,
     #[command(flatten)]
-    runtimes: crate::OtherRuntimeArgs,
+    runtimes: super::OtherRuntimeArgs,
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {

@@ -19,7 +19,7 @@ pub struct AgentConfig {
     pub rules: RulesConfig,
     pub alerts: alerts::AlertsConfig,
     /// Rule actions (`actions:` on rules): dry run, rate limit, protections.
-    pub response: crate::actions::ResponseConfig,
+    pub response: respond::actions::ResponseConfig,
 }
 
 impl Default for AgentConfig {
@@ -30,7 +30,7 @@ impl Default for AgentConfig {
             runtimes: runtime::RuntimeEndpoints::default(),
             rules: RulesConfig::default(),
             alerts: alerts::AlertsConfig::default(),
-            response: crate::actions::ResponseConfig::default(),
+            response: respond::actions::ResponseConfig::default(),
         }
     }
 }
@@ -109,7 +109,7 @@ mod tests {
 
     #[test]
     fn documented_example_parses() {
-        let text = include_str!("../../../docs/config.example.yaml");
+        let text = include_str!("../../../../docs/config.example.yaml");
         AgentConfig::parse(text).unwrap();
     }
 

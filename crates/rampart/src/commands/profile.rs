@@ -48,7 +48,7 @@ struct VerifyArgs {
     #[arg(value_name = "DIR")]
     dir: PathBuf,
     /// How long each run may take to finish (batch) or to answer (service).
-    #[arg(long, value_parser = crate::record::parse_duration, default_value = "60s")]
+    #[arg(long, value_parser = super::record::parse_duration, default_value = "60s")]
     timeout: Duration,
     /// The client to run containers with (a docker-compatible CLI). Default:
     /// `podman` for a recording of a podman container, else `docker`.

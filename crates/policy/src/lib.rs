@@ -1,5 +1,8 @@
-//! The network policy file format ([`NetPolicy`], YAML) and its compilation to
-//! the kernel's rule tables. Pure: no I/O besides reading the file.
+//! rampart's network policy as data: THE file format ([`NetPolicy`], YAML),
+//! its limits, and its compilation to the rule tables the kernel's maps hold
+//! ([`Compiled`]). Pure: no I/O; callers read the file and hand over its text.
+//! `respond` encodes the tables into map bytes and enforces them; `profile`
+//! writes policies from recordings.
 //!
 //! ```yaml
 //! egress:
@@ -28,19 +31,50 @@
 //!   network (`--network host`) loopback is the host's and always goes through
 //!   the rules. `policy` sends loopback through the rules too.
 
-use crate::abi::{self, Rule, RuleAction};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::net::IpAddr;
-use std::path::Path;
 use std::str::FromStr;
 
 /// Entries per list (egress allow, egress deny).
 pub const MAX_ENTRIES: usize = 1024;
 /// Port ranges per entry.
-pub const MAX_PORT_RANGES: usize = abi::MAX_RULES;
+pub const MAX_PORT_RANGES: usize = MAX_RULES;
+/// Rules per destination prefix (`struct np_rules` in bpf/netpolicy.h; respond's
+/// ABI asserts the C struct's size from this).
+pub const MAX_RULES: usize = 32;
+/// Bind port rules per policy (`struct np_policy`).
+pub const MAX_BIND: usize = 32;
+
+/// `enum np_flags` of bpf/netpolicy.h.
+pub mod flags {
+    pub const ISOLATED: u32 = 1 << 0;
+    pub const EGRESS_DENY: u32 = 1 << 1;
+    pub const BIND_DENY: u32 = 1 << 2;
+    pub const LOOPBACK_ALLOW: u32 = 1 << 3;
+    pub const LOOPBACK_PRIVATE: u32 = 1 << 4;
+}
+
+/// `enum np_action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RuleAction {
+    Allow = 1,
+    Deny = 2,
+}
+
+/// `struct np_rule`: ports inclusive, host order; proto 0 = any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub port_lo: u16,
+    pub port_hi: u16,
+    pub proto: u8,
+    pub action: RuleAction,
+    /// Index of the entry in its policy list (`egress.deny[entry]`, ...).
+    pub entry: u16,
+}
 
 /// A container's network policy: THE format of `rampart netpolicy apply -f`
 /// and of the allow-lists the profile recorder writes.
@@ -422,17 +456,6 @@ impl NetPolicy {
         Ok(policy)
     }
 
-    /// Read, parse and validate a policy file.
-    pub fn load(path: &Path) -> Result<NetPolicy, PolicyError> {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
-            source_name: name.clone(),
-            location: None,
-            message: format!("cannot read: {e}"),
-        })?;
-        Self::from_yaml(&text, &name)
-    }
-
     /// The policy as YAML (the format [`NetPolicy::from_yaml`] reads).
     pub fn to_yaml(&self) -> String {
         serde_yaml_ng::to_string(self).unwrap_or_else(|e| format!("# cannot serialize: {e}\n"))
@@ -514,13 +537,13 @@ fn entry_rules(e: &Entry, action: RuleAction, index: usize) -> Vec<Rule> {
 fn compile(p: &NetPolicy) -> Result<Compiled, String> {
     let mut flags = 0;
     if p.egress.default == Action::Deny {
-        flags |= abi::flags::EGRESS_DENY;
+        flags |= flags::EGRESS_DENY;
     }
     if p.ingress.bind.default == Action::Deny {
-        flags |= abi::flags::BIND_DENY;
+        flags |= flags::BIND_DENY;
     }
     if p.loopback == Loopback::Allow {
-        flags |= abi::flags::LOOPBACK_ALLOW;
+        flags |= flags::LOOPBACK_ALLOW;
     }
     for (list, entries) in [("allow", &p.egress.allow), ("deny", &p.egress.deny)] {
         if entries.len() > MAX_ENTRIES {
@@ -537,11 +560,11 @@ fn compile(p: &NetPolicy) -> Result<Compiled, String> {
         }
     }
     let b = &p.ingress.bind;
-    if b.allow_ports.len() + b.deny_ports.len() > abi::MAX_BIND {
+    if b.allow_ports.len() + b.deny_ports.len() > MAX_BIND {
         return Err(format!(
             "ingress.bind: {} port ranges in allow_ports and deny_ports, at most {}",
             b.allow_ports.len() + b.deny_ports.len(),
-            abi::MAX_BIND
+            MAX_BIND
         ));
     }
     let mut bind = Vec::new();
@@ -573,12 +596,12 @@ fn compile(p: &NetPolicy) -> Result<Compiled, String> {
                 from.push(format!("egress.{list}[{i}]"));
             }
         }
-        if rules.len() > abi::MAX_RULES {
+        if rules.len() > MAX_RULES {
             return Err(format!(
                 "destinations in {prefix} match {} port rules (from {}), at most {}: merge port ranges or entries",
                 rules.len(),
                 from.join(", "),
-                abi::MAX_RULES
+                MAX_RULES
             ));
         }
         prefixes.push((prefix, rules));
@@ -607,7 +630,7 @@ impl Compiled {
                 };
             }
         }
-        if self.flags & abi::flags::EGRESS_DENY != 0 {
+        if self.flags & flags::EGRESS_DENY != 0 {
             Err((DenyReason::Default, 0))
         } else {
             Ok(())
@@ -644,7 +667,7 @@ ingress:
         assert_eq!(p.ingress.bind.deny_ports, vec![PortRange { lo: 20, hi: 23 }]);
         assert_eq!(p.loopback, Loopback::Allow);
         // the module documentation's example too
-        let doc = include_str!("policy.rs");
+        let doc = include_str!("lib.rs");
         let start = doc.find("//! ```yaml\n").unwrap() + 12;
         let end = start + doc[start..].find("//! ```\n").unwrap();
         let text: String = doc[start..end].lines().map(|l| format!("{}\n", &l[4.min(l.len())..])).collect();
@@ -782,8 +805,8 @@ ingress:
                 (RuleAction::Allow, 1)
             ]
         );
-        assert_eq!(c.flags & abi::flags::EGRESS_DENY, abi::flags::EGRESS_DENY);
-        assert_eq!(c.flags & abi::flags::LOOPBACK_ALLOW, abi::flags::LOOPBACK_ALLOW);
+        assert_eq!(c.flags & flags::EGRESS_DENY, flags::EGRESS_DENY);
+        assert_eq!(c.flags & flags::LOOPBACK_ALLOW, flags::LOOPBACK_ALLOW);
     }
 
     #[test]
@@ -797,8 +820,8 @@ ingress:
         assert_eq!(c.bind[0].action, RuleAction::Deny);
         assert_eq!((c.bind[0].port_lo, c.bind[0].port_hi), (8080, 8080));
         assert_eq!(c.bind[1].action, RuleAction::Allow);
-        assert_eq!(c.flags & abi::flags::BIND_DENY, abi::flags::BIND_DENY);
-        assert_eq!(c.flags & abi::flags::LOOPBACK_ALLOW, 0);
+        assert_eq!(c.flags & flags::BIND_DENY, flags::BIND_DENY);
+        assert_eq!(c.flags & flags::LOOPBACK_ALLOW, 0);
         assert_eq!(
             p.entry_for(DenyReason::BindEntry, 0),
             ("ingress.bind.deny_ports[0]".to_string(), Some("8080".to_string()))

@@ -23,7 +23,7 @@ pub struct CapsArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    runtime: crate::RuntimeArgs,
+    runtime: super::RuntimeArgs,
 }
 
 /// A process's capability sets, from /proc/<pid>/status.

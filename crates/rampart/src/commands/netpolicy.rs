@@ -1,5 +1,5 @@
-//! `rampart netpolicy`, `rampart isolate`, `rampart freeze`/`unfreeze`: the
-//! response primitives of crates/respond from the command line.
+//! `rampart netpolicy`: per-container network policy in the kernel, from the
+//! command line.
 //!
 //! Policies and isolation are stored (RAMPART_NETPOLICY_DIR, default
 //! /var/lib/rampart/netpolicy) and enforced in the kernel by pinned cgroup BPF
@@ -7,17 +7,15 @@
 //! they stay in force after this command exits, and the agent re-applies them
 //! when a container restarts.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use respond::freezer::{self, FreezeOptions, Mechanism};
-use respond::{Enforced, NetPolicy, NetPolicyStore, StoreConfig, Target};
+use respond::{Enforced, NetPolicyStore, StoreConfig};
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Args, Clone)]
 pub struct StoreArgs {
     #[command(flatten)]
-    runtime: crate::RuntimeArgs,
+    runtime: super::RuntimeArgs,
     /// Policy store directory (default: $RAMPART_NETPOLICY_DIR or
     /// /var/lib/rampart/netpolicy).
     #[arg(long, value_name = "DIR")]
@@ -29,7 +27,7 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    fn store(&self) -> NetPolicyStore {
+    pub(super) fn store(&self) -> NetPolicyStore {
         let mut cfg = StoreConfig { endpoints: self.runtime.endpoints(), ..Default::default() };
         if let Some(d) = &self.store {
             cfg.dir = d.clone();
@@ -88,45 +86,7 @@ pub enum NetpolicyCommand {
     },
 }
 
-#[derive(Args)]
-pub struct IsolateArgs {
-    /// The container (name or id prefix).
-    #[arg(long, value_name = "NAME|ID")]
-    container: String,
-    /// Undo the isolation.
-    #[arg(long)]
-    release: bool,
-    #[command(flatten)]
-    store: StoreArgs,
-}
-
-#[derive(Args)]
-pub struct FreezeArgs {
-    /// The container (name or id prefix).
-    #[arg(long, value_name = "NAME|ID")]
-    container: String,
-    /// cgroup-v2, cgroup-v1 or runtime (default: the first that works, in
-    /// that order).
-    #[arg(long, value_name = "MECHANISM")]
-    mechanism: Option<Mechanism>,
-    /// Seconds to wait for the kernel to report the container frozen.
-    #[arg(long, default_value_t = 5)]
-    timeout: u64,
-    #[command(flatten)]
-    runtime: crate::RuntimeArgs,
-}
-
-impl FreezeArgs {
-    fn options(&self) -> FreezeOptions {
-        FreezeOptions {
-            mechanism: self.mechanism,
-            timeout: Duration::from_secs(self.timeout.max(1)),
-            docker_socket: self.runtime.docker_socket.clone(),
-        }
-    }
-}
-
-fn describe(e: &Enforced) -> String {
+pub(super) fn describe(e: &Enforced) -> String {
     let who = label(&e.container_name, &e.container_id);
     let what = match (e.has_policy, e.isolated) {
         (true, true) => "policy and isolation",
@@ -141,12 +101,12 @@ fn describe(e: &Enforced) -> String {
     }
 }
 
-use crate::netdeny::label;
+use respond::deny::feed::label;
 
 pub async fn netpolicy(cmd: NetpolicyCommand) -> Result<()> {
     match cmd {
         NetpolicyCommand::Check { file } => {
-            let p = NetPolicy::load(&file)?;
+            let p = respond::load_policy(&file)?;
             let c = p.compile().map_err(anyhow::Error::msg)?;
             println!(
                 "ok: {} ({} egress prefixes, {} bind rules)",
@@ -157,7 +117,7 @@ pub async fn netpolicy(cmd: NetpolicyCommand) -> Result<()> {
             Ok(())
         }
         NetpolicyCommand::Apply { container, file, json, store } => {
-            let policy = NetPolicy::load(&file)?;
+            let policy = respond::load_policy(&file)?;
             let e = store.store().apply(&container, policy).await?;
             print_enforced(&e, json)
         }
@@ -259,36 +219,3 @@ fn print_enforced(e: &Enforced, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn isolate(args: IsolateArgs) -> Result<()> {
-    let e = args.store.store().isolate(&args.container, !args.release).await?;
-    println!("{}", describe(&e));
-    Ok(())
-}
-
-/// The running container `container` names, in any configured runtime.
-async fn target(container: &str, runtimes: &crate::RuntimeArgs) -> Result<Target> {
-    let t = Target::resolve(&runtime::Runtimes::from_endpoints(&runtimes.endpoints()), container).await?;
-    if !t.running() {
-        bail!("container {} is not running", t.label());
-    }
-    Ok(t)
-}
-
-pub async fn freeze(args: FreezeArgs) -> Result<()> {
-    let t = target(&args.container, &args.runtime).await?;
-    let m = freezer::freeze(&t, &args.options()).await.with_context(|| format!("freezing {}", t.label()))?;
-    println!("{}: frozen with the {}", t.label(), m.describe());
-    Ok(())
-}
-
-pub async fn unfreeze(args: FreezeArgs) -> Result<()> {
-    let t = target(&args.container, &args.runtime).await?;
-    let done = freezer::thaw(&t, &args.options()).await.with_context(|| format!("thawing {}", t.label()))?;
-    if done.is_empty() {
-        println!("{}: was not frozen", t.label());
-    } else {
-        let how: Vec<&str> = done.iter().map(|m| m.describe()).collect();
-        println!("{}: thawed ({})", t.label(), how.join(", "));
-    }
-    Ok(())
-}

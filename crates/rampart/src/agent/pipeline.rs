@@ -6,9 +6,10 @@
 //! back into the kernel ring, where overflow is counted as drops rather than
 //! growing our memory.
 
-use crate::filter::EventFilter;
+use super::filter::EventFilter;
 use anyhow::{Context, Result};
 use model::Event;
+use respond::deny::feed::NetDenyFeed;
 use runtime::{ContainerRegistry, Resolution};
 use sensor::{Sensor, SensorConfig, SensorStats, SensorStatus, SyscallSet};
 use state::ProcessTable;
@@ -219,16 +220,24 @@ pub trait Consumer {
     }
     /// SIGHUP: reload configuration (rules). Must keep working on failure.
     fn reload(&mut self) {}
-    /// Called once the hooks are attached, before `started`: the kernel's
-    /// response maps (in-kernel kill triggers).
-    fn attach_kernel(&mut self, _handles: crate::kernel_kill::KernelHandles) {}
-    /// Called once the hooks are attached, before the first event.
-    fn started(&mut self) {}
+    /// Called once the hooks are attached, before the first event, with what
+    /// the running sensor offers besides events.
+    fn started(&mut self, _sensor: &SensorHandles) {}
     /// Asked after each batch and on a short tick: true ends the stream (e.g. a
     /// recording whose containers have all exited).
     fn finished(&mut self) -> bool {
         false
     }
+}
+
+/// The running sensor's kernel maps and the registry, for consumers that act
+/// in the kernel (the agent's in-kernel kill).
+pub struct SensorHandles {
+    /// The in-kernel kill maps (`None` if they could not be opened).
+    pub kill_maps: Option<Arc<sensor::KillMaps>>,
+    /// Events whose process the kernel killed.
+    pub kernel_kills: sensor::KernelKills,
+    pub containers: ContainerRegistry,
 }
 
 /// The end-of-stream figures.
@@ -275,15 +284,13 @@ pub async fn stream(
         }
     }
     // Network policy denials: a second source (and the policy reconciler).
-    let mut netdeny = crate::netdeny::NetDenyFeed::start(&containers);
-    consumer.attach_kernel(crate::kernel_kill::KernelHandles {
-        maps: sensor.kill_maps.clone(),
-        kills: sensor.kernel_kills.clone(),
-        containers: containers.clone(),
-        filter: filter.clone(),
-    });
+    let mut netdeny = NetDenyFeed::start(&containers);
     eprintln!("rampart: sensor ready");
-    consumer.started();
+    consumer.started(&SensorHandles {
+        kill_maps: sensor.kill_maps.clone(),
+        kernel_kills: sensor.kernel_kills.clone(),
+        containers: containers.clone(),
+    });
 
     use tokio::signal::unix::{signal, SignalKind};
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -305,7 +312,7 @@ pub async fn stream(
                     break;
                 }
             }
-            Some(batch) = crate::netdeny::next(&mut netdeny) => {
+            Some(batch) = respond::deny::feed::next(&mut netdeny) => {
                 output_open = feed(&mut enricher, filter, batch, &mut counts, consumer).await;
                 if !output_open {
                     break;

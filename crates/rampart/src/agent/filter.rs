@@ -24,6 +24,13 @@ impl EventFilter {
         self.types.is_empty() || self.types.contains(&t)
     }
 
+    /// Where the kernel may act for an agent watching what this filter
+    /// accepts: the same container, and nothing when only some event types
+    /// are looked at (a rule's other events would never reach userspace).
+    pub fn kernel_scope(&self) -> respond::actions::KernelScope {
+        respond::actions::KernelScope { container: self.container.clone(), every_event_type: self.types.is_empty() }
+    }
+
     /// Decides on a fully enriched event.
     pub fn accepts(&self, ev: &Event) -> bool {
         if !self.wants_type(ev.event_type()) {

@@ -1,9 +1,11 @@
 //! `rampart replay`: rules over a capture file, offline, with a timing
 //! breakdown (parse, process table, rule evaluation) for the benchmark.
 
-use crate::config::AgentConfig;
-use crate::detect::{self, Detector};
+use super::RuleSourceArgs;
+use crate::agent::detect::{self, Detector};
 use anyhow::{Context, Result};
+use clap::Args;
+use std::path::PathBuf;
 use model::Event;
 use state::ProcessTable;
 use std::io::BufRead;
@@ -14,13 +16,21 @@ use std::time::{Duration, Instant};
 /// Unreadable lines reported individually before we only count them.
 const REPORTED_BAD_LINES: u64 = 5;
 
-pub async fn replay(file: &Path, cfg: &AgentConfig) -> Result<()> {
-    let (ruleset, warnings) = detect::load_rules(&cfg.rules)?;
-    for w in &warnings {
-        eprintln!("rampart: warning: {w}");
-    }
+#[derive(Args)]
+pub struct ReplayArgs {
+    /// A file written by `rampart capture`.
+    file: PathBuf,
+    #[command(flatten)]
+    source: RuleSourceArgs,
+}
+
+pub async fn replay(args: ReplayArgs) -> Result<()> {
+    let cfg = args.source.config()?;
+    let file: &Path = &args.file;
+    let loaded = detect::load_rules(&cfg.rules)?;
+    loaded.print_warnings();
     let dispatcher = Arc::new(alerts::Dispatcher::new(&cfg.alerts)?);
-    let mut detector = Detector::new(ruleset, cfg.rules.clone(), dispatcher.clone());
+    let mut detector = Detector::new(loaded, cfg.rules.clone(), dispatcher.clone());
     // Lineage comes from the capture itself: the process table is rebuilt from
     // its fork/exec/exit events (processes older than the capture have none).
     let mut table = ProcessTable::new(Default::default());

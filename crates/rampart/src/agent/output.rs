@@ -24,7 +24,7 @@ impl<W: Write> EventPrinter<W> {
     }
 }
 
-impl<W: Write> crate::pipeline::Consumer for EventPrinter<W> {
+impl<W: Write> super::pipeline::Consumer for EventPrinter<W> {
     fn event(&mut self, ev: &Event, _: &state::ProcessTable) -> io::Result<()> {
         write_event(&mut self.out, ev, self.format)
     }

@@ -1,4 +1,4 @@
-//! The network policy's side of the agent: a second event source next to the
+//! The network policy's side of a streaming command: a second event source next to the
 //! sensor (denial records from the pinned ring buffer, as `netdeny` events),
 //! and the reconciler that keeps stored policies enforced on the containers'
 //! current cgroups (at start, when a container starts, every minute).
@@ -8,8 +8,8 @@
 //! the policy store. Others run without it and say so.
 
 use model::Event;
-use respond::deny::{to_event, Clock, DenyReader};
-use respond::{NetPolicyStore, StoreConfig};
+use super::{to_event, Clock, DenyReader};
+use crate::{NetPolicyStore, Record, StoreConfig};
 use runtime::{ContainerRegistry, RuntimeEvent};
 use std::collections::HashMap;
 use std::fs::File;
@@ -127,7 +127,7 @@ fn reader_loop(cfg: StoreConfig, tx: mpsc::Sender<Vec<Event>>, stop: Arc<AtomicB
     let clock = Clock::now();
     let mut reader: Option<DenyReader> = None;
     let mut checked = Instant::now() - REOPEN_PERIOD;
-    let mut policies: HashMap<u64, respond::Record> = HashMap::new();
+    let mut policies: HashMap<u64, Record> = HashMap::new();
     let mut policies_at = Instant::now() - REOPEN_PERIOD;
     loop {
         let stopping = stop.load(Ordering::SeqCst);
@@ -163,7 +163,7 @@ fn send(
     r: &mut DenyReader,
     clock: &Clock,
     store: &NetPolicyStore,
-    policies: &mut HashMap<u64, respond::Record>,
+    policies: &mut HashMap<u64, Record>,
     policies_at: &mut Instant,
 ) -> bool {
     let raws = match r.drain() {

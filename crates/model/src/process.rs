@@ -1,0 +1,62 @@
+//! A process as the process table knows it, and the lookup the rules engine
+//! walks parents through. The table itself (fed from /proc and events) is in
+//! `state`; the rules engine sees only [`ProcessLookup`], so it stays pure and
+//! an offline replay can hand it a table built from the capture alone.
+
+use std::sync::Arc;
+
+/// Where an entry came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcSource {
+    /// Read from procfs (start-up scan or a lazy read).
+    Proc,
+    /// Built from events (fork, exec).
+    Event,
+}
+
+/// One process (thread group) as the table knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: String,
+    /// Executable path (as the process sees it: the container's view).
+    pub exe: Arc<str>,
+    /// argv, bounded in count and length.
+    pub argv: Arc<[String]>,
+    /// argv joined by spaces, bounded.
+    pub cmdline: Arc<str>,
+    pub cwd: Arc<str>,
+    /// Start time, nanoseconds since the epoch (0 when unknown).
+    pub start_time_ns: u64,
+    /// When the process exited (event time), if it did.
+    pub exited_at_ns: Option<u64>,
+    pub source: ProcSource,
+}
+
+impl ProcInfo {
+    pub fn is_alive(&self) -> bool {
+        self.exited_at_ns.is_none()
+    }
+
+    /// The basename of `exe`, or `comm` when the executable is unknown.
+    pub fn name(&self) -> &str {
+        if self.exe.is_empty() {
+            &self.comm
+        } else {
+            self.exe.rsplit('/').next().unwrap_or(&self.exe)
+        }
+    }
+}
+
+/// Processes by pid: what parent and ancestor fields (`proc.pname`,
+/// `proc.aname[N]`) are read from. Implementations must not block.
+pub trait ProcessLookup: std::fmt::Debug {
+    fn process(&self, pid: u32) -> Option<&ProcInfo>;
+}
+
+impl ProcessLookup for std::collections::HashMap<u32, ProcInfo> {
+    fn process(&self, pid: u32) -> Option<&ProcInfo> {
+        self.get(&pid)
+    }
+}

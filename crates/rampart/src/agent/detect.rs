@@ -1,0 +1,235 @@
+//! Detection: rule loading (embedded defaults + user files, with their
+//! actions), evaluation of each event against the compiled rule set, alerts
+//! handed to the dispatcher, and matches handed to the responder.
+
+use super::config::RulesConfig;
+use super::pipeline::{Consumer, SensorHandles};
+use alerts::{Alert, Dispatcher};
+use model::{Event, Priority, ProcessLookup};
+use respond::actions::{self, KernelHandles, KernelScope, Plans, Responder};
+use rules::{Diagnostic, EvalCtx, Ruleset, RulesetBuilder};
+use state::ProcessTable;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+
+include!(concat!(env!("OUT_DIR"), "/default_rules.rs"));
+
+/// The rule name a refused reload is reported under (an internal alert).
+pub const RELOAD_REFUSED_RULE: &str = "Rules reload refused";
+
+/// Why rules could not be loaded: every problem, each `file:line:col: reason`
+/// (or the file and its I/O error).
+#[derive(Debug)]
+pub struct RulesRefused(pub Vec<String>);
+
+impl std::fmt::Display for RulesRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "rules refused:\n{}", self.0.join("\n"))
+    }
+}
+
+impl std::error::Error for RulesRefused {}
+
+/// A rule set with its action plans: loaded, checked and swapped as one.
+pub struct Loaded {
+    pub ruleset: Ruleset,
+    pub plans: Plans,
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    pub fn print_warnings(&self) {
+        for w in &self.warnings {
+            eprintln!("rampart: warning: {w}");
+        }
+    }
+}
+
+/// The `*.yaml`/`*.yml` files of a path: the file itself, or a directory's
+/// files sorted by name.
+fn rule_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Loads the configured rules: the embedded defaults (when enabled), then each
+/// path in order, and their `actions:` (rampart's extension, checked as
+/// strictly as the rest). All errors are collected, not just the first.
+pub fn load_rules(cfg: &RulesConfig) -> Result<Loaded, RulesRefused> {
+    let mut builder = RulesetBuilder::new().skip_unknown_fields(cfg.skip_unsupported_fields);
+    if cfg.default_rules {
+        for (name, text) in DEFAULT_RULES {
+            builder.add_file(name, text);
+        }
+    }
+    let mut io_errors = Vec::new();
+    for path in &cfg.paths {
+        match rule_files(path) {
+            Ok(files) => {
+                for file in files {
+                    match std::fs::read_to_string(&file) {
+                        Ok(text) => {
+                            builder.add_file(&file.display().to_string(), &text);
+                        }
+                        Err(e) => io_errors.push(format!("{}: {e}", file.display())),
+                    }
+                }
+            }
+            Err(e) => io_errors.push(format!("{}: {e}", path.display())),
+        }
+    }
+    match builder.build() {
+        Ok(ruleset) if io_errors.is_empty() => {
+            let plans = actions::plans(&ruleset).map_err(RulesRefused)?;
+            let warnings = ruleset.warnings().to_vec();
+            Ok(Loaded { ruleset, plans, warnings })
+        }
+        Ok(_) => Err(RulesRefused(io_errors)),
+        Err(e) => {
+            io_errors.extend(e.errors.iter().map(ToString::to_string));
+            Err(RulesRefused(io_errors))
+        }
+    }
+}
+
+/// The consumer of `rampart run` and `rampart replay`: rules over events,
+/// alerts to the dispatcher, matches to the responder.
+pub struct Detector {
+    ruleset: Arc<Ruleset>,
+    config: RulesConfig,
+    dispatcher: Arc<Dispatcher>,
+    hostname: String,
+    /// Events evaluated so far (`evt.num`, which Falco counts from 1).
+    events: u64,
+    pub alerts: u64,
+    /// Rule actions and where the kernel may act; `None` offline (replay
+    /// never acts).
+    responder: Option<(Responder, KernelScope)>,
+}
+
+impl Detector {
+    /// A detector without actions (replay); see [`Detector::with_responder`].
+    pub fn new(loaded: Loaded, config: RulesConfig, dispatcher: Arc<Dispatcher>) -> Self {
+        Self::build(loaded, config, dispatcher, None)
+    }
+
+    /// Acts on matches of rules with `actions:`; the kernel only in `scope`.
+    pub fn with_responder(
+        loaded: Loaded,
+        config: RulesConfig,
+        dispatcher: Arc<Dispatcher>,
+        responder: Responder,
+        scope: KernelScope,
+    ) -> Self {
+        Self::build(loaded, config, dispatcher, Some((responder, scope)))
+    }
+
+    fn build(
+        loaded: Loaded,
+        config: RulesConfig,
+        dispatcher: Arc<Dispatcher>,
+        mut responder: Option<(Responder, KernelScope)>,
+    ) -> Self {
+        let hostname = dispatcher.hostname().to_string();
+        let ruleset = Arc::new(loaded.ruleset);
+        if let Some((r, _)) = responder.as_mut() {
+            r.set_rules(ruleset.clone(), loaded.plans);
+        }
+        Detector { ruleset, config, dispatcher, hostname, events: 0, alerts: 0, responder }
+    }
+
+    /// Evaluates one event and emits an alert per matching rule; returns how
+    /// many rules matched.
+    pub fn detect(&mut self, ev: &Event, processes: Option<&dyn ProcessLookup>) -> usize {
+        self.events += 1;
+        let ctx = EvalCtx { procs: processes, hostname: Some(&self.hostname), event_num: self.events };
+        let mut matched = 0;
+        for rule in self.ruleset.evaluate(ev, &ctx) {
+            let (text, fields) = rule.render_output(ev, &ctx);
+            let alert = Alert::for_event(ev, &rule.name, rule.priority, &text)
+                .with_output_fields(fields)
+                .with_tags(rule.tags.iter().cloned());
+            self.dispatcher.emit(alert);
+            if let Some((r, _)) = self.responder.as_mut() {
+                r.respond(rule, ev);
+            }
+            matched += 1;
+        }
+        self.alerts += matched as u64;
+        matched
+    }
+
+    /// Loads the rules again and swaps rules and actions together; on any
+    /// error nothing changes, and the refusal is said on stderr and raised as
+    /// an internal alert through every output.
+    pub fn reload(&mut self) -> Result<usize, RulesRefused> {
+        match load_rules(&self.config) {
+            Ok(loaded) => {
+                for w in &loaded.warnings {
+                    tracing::warn!("{w}");
+                }
+                let count = loaded.ruleset.len();
+                let ruleset = Arc::new(loaded.ruleset);
+                if let Some((r, _)) = self.responder.as_mut() {
+                    r.set_rules(ruleset.clone(), loaded.plans);
+                }
+                self.ruleset = ruleset;
+                tracing::info!(rules = count, "rules reloaded");
+                eprintln!("rampart: rules reloaded ({count} rules)");
+                Ok(count)
+            }
+            Err(refused) => {
+                let kept = self.ruleset.len();
+                eprintln!("rampart: reload refused, keeping the {kept} loaded rules and their actions; {refused}");
+                let text = format!(
+                    "rules reload refused, keeping the {kept} loaded rules and their actions: {}",
+                    refused.0.join("; ")
+                );
+                let mut alert =
+                    Alert::new(now_ns(), RELOAD_REFUSED_RULE, Priority::Error, &text)
+                        .with_field("errors", refused.0.clone())
+                        .with_field("rules_kept", kept)
+                        .with_tags(["rampart".to_string()])
+                        .with_hostname(self.hostname.clone());
+                alert.source = "internal".into();
+                self.dispatcher.emit(alert);
+                Err(refused)
+            }
+        }
+    }
+}
+
+impl Consumer for Detector {
+    fn started(&mut self, sensor: &SensorHandles) {
+        if let Some((r, scope)) = self.responder.as_mut() {
+            r.attach_kernel(KernelHandles {
+                maps: sensor.kill_maps.clone(),
+                kills: sensor.kernel_kills.clone(),
+                containers: sensor.containers.clone(),
+                scope: scope.clone(),
+            });
+        }
+    }
+
+    fn event(&mut self, ev: &Event, processes: &ProcessTable) -> std::io::Result<()> {
+        self.detect(ev, Some(processes));
+        Ok(())
+    }
+
+    /// SIGHUP: all or nothing; a refused reload keeps the running rules.
+    fn reload(&mut self) {
+        let _ = Detector::reload(self);
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}

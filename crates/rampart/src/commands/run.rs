@@ -1,0 +1,71 @@
+//! `rampart run`: the agent. Watch every container, evaluate the rules, raise
+//! alerts, act on rules with `actions:`.
+
+use super::{OtherRuntimeArgs, RuleSourceArgs};
+use crate::agent::detect::{self, Detector};
+use crate::agent::filter::EventFilter;
+use crate::agent::pipeline;
+use anyhow::Result;
+use clap::Args;
+use respond::actions::Responder;
+use runtime::ContainerRegistry;
+use sensor::SensorConfig;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    source: RuleSourceArgs,
+    /// Also watch processes that are not in a container.
+    #[arg(long)]
+    host: bool,
+    /// Docker Engine API socket (default: the config's, /var/run/docker.sock).
+    #[arg(long)]
+    docker_socket: Option<PathBuf>,
+    #[command(flatten)]
+    other_runtimes: OtherRuntimeArgs,
+    /// Report what rule actions would do, do nothing (response.dry_run).
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub async fn run(args: RunArgs) -> Result<()> {
+    let mut cfg = args.source.config()?;
+    cfg.host |= args.host;
+    cfg.response.dry_run |= args.dry_run;
+    if let Some(socket) = args.docker_socket {
+        cfg.docker_socket = socket;
+    }
+    args.other_runtimes.apply(&mut cfg.runtimes);
+    let loaded = detect::load_rules(&cfg.rules)?;
+    loaded.print_warnings();
+    eprintln!("rampart: {} rules loaded", loaded.ruleset.len());
+    if !loaded.plans.is_empty() {
+        let mode = if cfg.response.dry_run { " (dry run)" } else { "" };
+        eprintln!("rampart: {} rules with actions{mode}", loaded.plans.len());
+    }
+    let dispatcher = Arc::new(alerts::Dispatcher::new(&cfg.alerts)?);
+    let responder = Responder::new(cfg.response.clone(), dispatcher.clone(), cfg.docker_socket.clone());
+    let filter = EventFilter { include_host: cfg.host, ..Default::default() };
+    let mut detector =
+        Detector::with_responder(loaded, cfg.rules.clone(), dispatcher.clone(), responder, filter.kernel_scope());
+
+    let containers = ContainerRegistry::with_endpoints(&cfg.runtime_endpoints());
+    let _watchers = containers.spawn();
+    let sensor_config = SensorConfig { include_host: cfg.host, ..Default::default() };
+    let summary = pipeline::stream(sensor_config, containers, &filter, &mut detector).await?;
+    let alerts_sent = detector.alerts;
+    drop(detector);
+    let stats = match Arc::try_unwrap(dispatcher) {
+        Ok(d) => d.shutdown(std::time::Duration::from_secs(5)).await,
+        Err(d) => d.stats(),
+    };
+    eprintln!(
+        "rampart: {}, {alerts_sent} alerts ({} suppressed, {} dropped by outputs)",
+        summary.line(),
+        stats.suppressed,
+        stats.dropped()
+    );
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! `rampart status`: load the sensor and report kernel features, hooks and
+//! runtimes.
+
+use super::RuntimeArgs;
+use crate::agent::pipeline;
+use anyhow::Result;
+use clap::Args;
+use sensor::{HookState, SensorConfig};
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+pub async fn status(args: StatusArgs) -> Result<()> {
+    let (containers, _watchers) = args.runtime.registry();
+    let mut sensor = pipeline::SensorThread::start(SensorConfig::default()).await?;
+    // Give the runtime clients up to 3 s to connect before reporting their health.
+    for _ in 0..30 {
+        if containers.status().runtimes.iter().all(|r| r.connected) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let runtimes = containers.status();
+    sensor.stop().await;
+    if args.json {
+        let v = serde_json::json!({ "sensor": sensor.status, "runtimes": runtimes });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("kernel features:");
+    for f in &sensor.status.features {
+        println!("  {:<28} {:<4} {}", f.name, if f.available { "yes" } else { "no" }, f.detail);
+    }
+    let attached = sensor.status.hooks.iter().filter(|h| matches!(h.state, HookState::Attached)).count();
+    println!("hooks: {attached}/{} attached", sensor.status.hooks.len());
+    for h in &sensor.status.hooks {
+        match &h.state {
+            HookState::Attached => println!("  {:<52} attached", h.hook),
+            HookState::Failed { reason } => println!("  {:<52} FAILED: {reason}", h.hook),
+            HookState::Skipped { reason } => println!("  {:<52} skipped: {reason}", h.hook),
+        }
+    }
+    println!("runtimes:");
+    for r in &runtimes.runtimes {
+        let health = if r.connected { "connected" } else { "unreachable" };
+        let detail = r.last_error.as_deref().map(|e| format!(" (last error: {e})")).unwrap_or_default();
+        println!("  {:<15} {:<12} {:<36} {} containers{detail}", r.name, health, r.endpoint, r.containers);
+    }
+    Ok(())
+}

@@ -1,0 +1,258 @@
+//! What a rule asks for: its `actions:` and `dry_run:` keys, deserialised into
+//! typed values. Unknown action names and options are errors with the rule
+//! file's position, never ignored: a typo must not leave a rule that never acts.
+
+use rules::{CompiledRule, Extra, Ruleset};
+use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+
+/// An action's name, as written in `actions:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionName {
+    Kill,
+    Freeze,
+    Stop,
+    Isolate,
+    Deny,
+}
+
+/// `{kill: {process_group: true, in_kernel: false}}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KillOptions {
+    /// Kill the process group, not only the process (userspace only).
+    pub process_group: bool,
+    /// Let the kernel kill in the syscall when the condition allows it.
+    pub in_kernel: bool,
+}
+
+impl Default for KillOptions {
+    fn default() -> Self {
+        KillOptions { process_group: false, in_kernel: true }
+    }
+}
+
+/// One item of `actions:`: a name (`kill`), or a name with options
+/// (`{kill: {process_group: true}}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionSpec {
+    Kill(KillOptions),
+    Freeze,
+    Stop,
+    Isolate,
+    Deny,
+}
+
+impl ActionSpec {
+    fn from_name(name: ActionName) -> Self {
+        match name {
+            ActionName::Kill => ActionSpec::Kill(KillOptions::default()),
+            ActionName::Freeze => ActionSpec::Freeze,
+            ActionName::Stop => ActionSpec::Stop,
+            ActionName::Isolate => ActionSpec::Isolate,
+            ActionName::Deny => ActionSpec::Deny,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ActionSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SpecVisitor;
+        impl<'de> Visitor<'de> for SpecVisitor {
+            type Value = ActionSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an action name (kill, freeze, stop, isolate, deny) or {name: options}")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ActionSpec, E> {
+                let name = ActionName::deserialize(v.into_deserializer())?;
+                Ok(ActionSpec::from_name(name))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ActionSpec, A::Error> {
+                let Some(name) = map.next_key::<ActionName>()? else {
+                    return Err(de::Error::custom("an empty map names no action"));
+                };
+                let spec = match name {
+                    ActionName::Kill => {
+                        ActionSpec::Kill(map.next_value::<Option<KillOptions>>()?.unwrap_or_default())
+                    }
+                    other => {
+                        let opts = map.next_value::<Option<serde_json::Map<String, serde_json::Value>>>()?;
+                        if opts.is_some_and(|o| !o.is_empty()) {
+                            return Err(de::Error::custom(format!(
+                                "{} takes no options",
+                                ActionKind::from(ActionSpec::from_name(other)).name()
+                            )));
+                        }
+                        ActionSpec::from_name(other)
+                    }
+                };
+                if map.next_key::<de::IgnoredAny>()?.is_some() {
+                    return Err(de::Error::custom("one action per list item"));
+                }
+                Ok(spec)
+            }
+        }
+        d.deserialize_any(SpecVisitor)
+    }
+}
+
+/// What the responder does, options folded in (a rule may list kill twice:
+/// once for the process, once for its group).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActionKind {
+    Kill { process_group: bool },
+    Freeze,
+    Stop,
+    Isolate,
+    Deny,
+}
+
+impl From<ActionSpec> for ActionKind {
+    fn from(s: ActionSpec) -> Self {
+        match s {
+            ActionSpec::Kill(o) => ActionKind::Kill { process_group: o.process_group },
+            ActionSpec::Freeze => ActionKind::Freeze,
+            ActionSpec::Stop => ActionKind::Stop,
+            ActionSpec::Isolate => ActionKind::Isolate,
+            ActionSpec::Deny => ActionKind::Deny,
+        }
+    }
+}
+
+impl ActionKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ActionKind::Kill { .. } => "kill",
+            ActionKind::Freeze => "freeze",
+            ActionKind::Stop => "stop",
+            ActionKind::Isolate => "isolate",
+            ActionKind::Deny => "deny",
+        }
+    }
+}
+
+/// A rule's actions, parsed from its `actions:` and `dry_run:` keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RulePlan {
+    pub actions: Vec<ActionKind>,
+    pub dry_run: bool,
+    /// `kill` may run in the kernel when the condition allows
+    /// (`{kill: {in_kernel: false}}` turns it off; see [`super::kernel`]).
+    pub kill_in_kernel: bool,
+}
+
+/// Every rule's plan, by rule name.
+pub type Plans = HashMap<String, RulePlan>;
+
+/// Parses `actions:` and `dry_run:` of every rule; every error, each with the
+/// rule file's `file:line:col`.
+pub fn plans(ruleset: &Ruleset) -> Result<Plans, Vec<String>> {
+    let mut plans = HashMap::new();
+    let mut errors = Vec::new();
+    for rule in ruleset.rules() {
+        match plan_of(rule) {
+            Ok(Some(p)) => {
+                plans.insert(rule.name.clone(), p);
+            }
+            Ok(None) => {}
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(plans)
+    } else {
+        Err(errors)
+    }
+}
+
+fn at(x: &Extra, rule: &str, key: &str, msg: impl fmt::Display) -> String {
+    format!("{}:{}:{}: rule {rule:?}: {key}: {msg}", x.file, x.line, x.col)
+}
+
+fn plan_of(rule: &CompiledRule) -> Result<Option<RulePlan>, String> {
+    let dry_run = match rule.extra.get("dry_run") {
+        None => false,
+        Some(d) => bool::deserialize(&d.value).map_err(|e| at(d, &rule.name, "dry_run", e))?,
+    };
+    let Some(extra) = rule.extra.get("actions") else {
+        if let Some(d) = rule.extra.get("dry_run") {
+            return Err(at(d, &rule.name, "dry_run", "without actions"));
+        }
+        return Ok(None);
+    };
+    // A list, or one action on its own.
+    let items: Vec<ActionSpec> = match &extra.value {
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| ActionSpec::deserialize(v).map_err(|e| at(extra, &rule.name, &format!("actions[{i}]"), e)))
+            .collect::<Result<_, _>>()?,
+        v => vec![ActionSpec::deserialize(v).map_err(|e| at(extra, &rule.name, "actions", e))?],
+    };
+    let mut actions = Vec::new();
+    let mut kill_in_kernel = true;
+    for spec in items {
+        if let ActionSpec::Kill(o) = spec {
+            kill_in_kernel &= o.in_kernel;
+        }
+        let kind = ActionKind::from(spec);
+        if !actions.contains(&kind) {
+            actions.push(kind);
+        }
+    }
+    Ok(Some(RulePlan { actions, dry_run, kill_in_kernel }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::testing::{ruleset, BASE};
+
+    #[test]
+    fn actions_parse_in_both_shapes() {
+        let rs = ruleset(&format!(
+            "{BASE}  actions: [kill, {{kill: {{process_group: true}}}}, freeze, isolate, {{deny: }}]\n  dry_run: true\n"
+        ));
+        let all = plans(&rs).unwrap();
+        let p = &all["R"];
+        assert!(p.dry_run);
+        assert!(p.kill_in_kernel);
+        assert_eq!(
+            p.actions,
+            vec![
+                ActionKind::Kill { process_group: false },
+                ActionKind::Kill { process_group: true },
+                ActionKind::Freeze,
+                ActionKind::Isolate,
+                ActionKind::Deny,
+            ]
+        );
+        assert!(plans(&ruleset(BASE)).unwrap().is_empty());
+        let one = plans(&ruleset(&format!("{BASE}  actions: stop\n"))).unwrap();
+        assert_eq!(one["R"].actions, vec![ActionKind::Stop]);
+        let off = plans(&ruleset(&format!("{BASE}  actions: [{{kill: {{in_kernel: false}}}}]\n"))).unwrap();
+        assert!(!off["R"].kill_in_kernel);
+    }
+
+    #[test]
+    fn bad_actions_are_refused_with_position() {
+        let err_at = |actions: &str, line: usize| {
+            let errs = plans(&ruleset(&format!("{BASE}{actions}"))).unwrap_err();
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert!(errs[0].starts_with(&format!("t.yaml:{line}:")), "{errs:?}");
+            errs[0].clone()
+        };
+        let err = |actions: &str| err_at(actions, 6);
+        assert!(err("  actions: [kil]\n").contains("unknown variant `kil`"));
+        assert!(err("  actions: [{kill: {group: true}}]\n").contains("unknown field `group`"));
+        assert!(err("  actions: [{kill: {process_group: 3}}]\n").contains("actions[0]"));
+        assert!(err("  actions: [{freeze: {now: true}}]\n").contains("freeze takes no options"));
+        assert!(err("  actions: [{kill: , stop: }]\n").contains("one action per list item"));
+        assert!(err("  actions: 3\n").contains("an action name"));
+        assert!(err_at("  actions: [stop]\n  dry_run: maybe\n", 7).contains("dry_run: invalid type"));
+        assert!(err("  dry_run: true\n").contains("without actions"));
+    }
+}
