@@ -3,9 +3,11 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use profile::recording::{Protocol, Recording};
+use profile::recording::Recording;
+use profile::verify::{
+    default_name, denial_probe, verify_client, DeniedProbe, Launch, RunOutcome, VerifyReport,
+};
 use profile::{seccomp_profile, selinux, CapabilityProfile};
-use serde::Serialize;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -56,17 +58,6 @@ struct VerifyArgs {
     docker: Option<String>,
 }
 
-/// The container client `verify` runs with: the user's, or the CLI of the
-/// runtime the recording's container ran under (podman's takes docker's flags).
-fn verify_client(rec: &Recording, chosen: Option<&str>) -> String {
-    if let Some(c) = chosen {
-        return c.to_string();
-    }
-    let podman = rec.command.is_empty()
-        && rec.containers.first().and_then(|c| c.runtime) == Some(model::Runtime::Podman);
-    if podman { "podman" } else { "docker" }.to_string()
-}
-
 pub async fn run(args: ProfileArgs) -> Result<()> {
     match args.command {
         Some(ProfileCommand::Verify(v)) => verify(v),
@@ -96,16 +87,6 @@ fn load_recording(p: &Path) -> Result<Recording> {
         );
     }
     Ok(rec)
-}
-
-fn default_name(rec: &Recording) -> String {
-    rec.containers
-        .iter()
-        .map(|c| c.name.trim_start_matches('/'))
-        .find(|n| !n.is_empty())
-        .map(str::to_string)
-        .or_else(|| rec.containers.first().map(|c| c.id.chars().take(12).collect()))
-        .unwrap_or_else(|| "workload".into())
 }
 
 /// The port labels of the installed SELinux policy (its store's base module),
@@ -188,219 +169,6 @@ fn k8s_name(name: &str) -> String {
 
 /// The syscall probe built from probe/syscall_probe.c (empty off x86_64).
 const SYSCALL_PROBE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/syscall-probe"));
-
-/// Harmless syscalls (zero arguments do nothing lasting) to show a denial with:
-/// the first one the profile does not allow is made under it.
-const PROBE_CANDIDATES: &[&str] = &[
-    "getcpu",
-    "sched_yield",
-    "getpriority",
-    "times",
-    "getrusage",
-    "sched_getscheduler",
-    "getitimer",
-    "alarm",
-    "umask",
-    "getpgrp",
-    "getsid",
-    "capget",
-];
-
-/// `docker run` options that take a value (the next argument) when written
-/// without `=`. Anything else starting with `-` is a switch; the first other
-/// argument is the image.
-const DOCKER_RUN_VALUE_OPTIONS: &[&str] = &[
-    "-a",
-    "--attach",
-    "--add-host",
-    "--annotation",
-    "--blkio-weight",
-    "--blkio-weight-device",
-    "--cap-add",
-    "--cap-drop",
-    "--cgroup-parent",
-    "--cgroupns",
-    "--cidfile",
-    "-c",
-    "--cpu-shares",
-    "--cpu-period",
-    "--cpu-quota",
-    "--cpu-rt-period",
-    "--cpu-rt-runtime",
-    "--cpus",
-    "--cpuset-cpus",
-    "--cpuset-mems",
-    "--detach-keys",
-    "--device",
-    "--device-cgroup-rule",
-    "--device-read-bps",
-    "--device-read-iops",
-    "--device-write-bps",
-    "--device-write-iops",
-    "--dns",
-    "--dns-option",
-    "--dns-search",
-    "--domainname",
-    "--entrypoint",
-    "-e",
-    "--env",
-    "--env-file",
-    "--expose",
-    "--gpus",
-    "--group-add",
-    "--health-cmd",
-    "--health-interval",
-    "--health-retries",
-    "--health-start-period",
-    "--health-timeout",
-    "-h",
-    "--hostname",
-    "--ip",
-    "--ip6",
-    "--ipc",
-    "--isolation",
-    "--kernel-memory",
-    "-l",
-    "--label",
-    "--label-file",
-    "--link",
-    "--link-local-ip",
-    "--log-driver",
-    "--log-opt",
-    "--mac-address",
-    "-m",
-    "--memory",
-    "--memory-reservation",
-    "--memory-swap",
-    "--memory-swappiness",
-    "--mount",
-    "--name",
-    "--network",
-    "--net",
-    "--network-alias",
-    "--net-alias",
-    "--oom-score-adj",
-    "--pid",
-    "--pids-limit",
-    "--platform",
-    "-p",
-    "--publish",
-    "--pull",
-    "--restart",
-    "--runtime",
-    "--security-opt",
-    "--shm-size",
-    "--stop-signal",
-    "--stop-timeout",
-    "--storage-opt",
-    "--sysctl",
-    "--tmpfs",
-    "--ulimit",
-    "-u",
-    "--user",
-    "--userns",
-    "--uts",
-    "-v",
-    "--volume",
-    "--volume-driver",
-    "--volumes-from",
-    "-w",
-    "--workdir",
-];
-
-/// A recorded `docker run` command, split so it can be started again with other
-/// options: the options before the image (minus those verify sets itself), the
-/// image, and the command after it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct DockerRun {
-    options: Vec<String>,
-    image: String,
-    rest: Vec<String>,
-}
-
-impl DockerRun {
-    fn parse(cmd: &[String]) -> Result<DockerRun> {
-        let run_at = cmd
-            .iter()
-            .position(|a| a == "run")
-            .filter(|&i| cmd[..i].iter().any(|a| a.ends_with("docker") || a.ends_with("podman")))
-            .with_context(|| format!("the recorded command is not a `docker run`: {}", cmd.join(" ")))?;
-        let args = &cmd[run_at + 1..];
-        let mut options = Vec::new();
-        let mut i = 0;
-        while i < args.len() {
-            let a = &args[i];
-            if !a.starts_with('-') || a == "-" {
-                break;
-            }
-            if a == "--" {
-                i += 1;
-                break;
-            }
-            let (flag, inline) = match a.split_once('=') {
-                Some((f, _)) if a.starts_with("--") => (f, true),
-                _ => (a.as_str(), false),
-            };
-            let takes_value = !inline && DOCKER_RUN_VALUE_OPTIONS.contains(&flag);
-            let value = if takes_value {
-                i += 1;
-                Some(args.get(i).with_context(|| format!("{flag} needs a value"))?.clone())
-            } else {
-                None
-            };
-            // Verify names, detaches and removes the containers itself.
-            let dropped = matches!(
-                flag,
-                "--name" | "--rm" | "-d" | "--detach" | "-i" | "--interactive" | "-t" | "--tty" | "--cidfile"
-            ) || (flag.starts_with('-')
-                && !flag.starts_with("--")
-                && flag.len() > 2
-                && flag[1..].chars().all(|c| "dit".contains(c)));
-            if !dropped {
-                options.push(a.clone());
-                options.extend(value);
-            }
-            i += 1;
-        }
-        let image = args
-            .get(i)
-            .with_context(|| format!("no image in the recorded command: {}", cmd.join(" ")))?
-            .clone();
-        Ok(DockerRun { options, image, rest: args[i + 1..].to_vec() })
-    }
-}
-
-/// What one run of the workload did.
-#[derive(Debug, Clone, Serialize)]
-struct RunOutcome {
-    mode: &'static str,
-    started: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    exit_code: Option<i64>,
-    /// Per listening port: the answer to a probe (status line and body).
-    answers: Vec<(u16, String)>,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    error: String,
-}
-
-#[derive(Debug, Serialize)]
-struct VerifyReport {
-    recorded_exit_code: Option<i32>,
-    baseline: RunOutcome,
-    profiled: RunOutcome,
-    same_behaviour: bool,
-    denied_syscall: Option<DeniedProbe>,
-    passed: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct DeniedProbe {
-    syscall: String,
-    number: u32,
-    errno_without_profile: i64,
-    errno_with_profile: i64,
-    denied_with_eperm: bool,
-}
 
 struct Docker {
     bin: String,
@@ -573,28 +341,7 @@ fn verify(args: VerifyArgs) -> Result<()> {
     let mut extra = vec!["--security-opt".to_string(), format!("seccomp={}", seccomp_path.display())];
     extra.extend(caps.docker_args());
 
-    let (launch, image) = if let Some(spec) = &rec.run {
-        (spec.docker_run_args(&[]), spec.image.clone())
-    } else if !rec.command.is_empty() {
-        let run = DockerRun::parse(&rec.command)?;
-        let mut launch = run.options.clone();
-        launch.push(run.image.clone());
-        launch.extend(run.rest.iter().cloned());
-        (launch, run.image)
-    } else {
-        bail!("the recording has neither a command nor the container's start configuration");
-    };
-    let ports: Vec<u16> = rec
-        .network
-        .listen
-        .iter()
-        .filter(|e| {
-            e.protocol != Protocol::Udp && !e.address.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        })
-        .map(|e| e.port)
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let Launch { args: launch, image, ports } = Launch::from_recording(&rec)?;
     let docker = Docker { bin: verify_client(&rec, args.docker.as_deref()) };
     println!("rampart: verifying {} ({}) under {}", default_name(&rec), image, seccomp_path.display());
     println!("  capabilities: {}", caps.docker_args().join(" "));
@@ -681,11 +428,7 @@ fn denied_probe(
         bail!("no syscall probe for this architecture");
     }
     let arch = seccomp::Arch::native();
-    let Some((name, nr)) = PROBE_CANDIDATES
-        .iter()
-        .filter(|n| !allowed.contains(**n))
-        .find_map(|n| seccomp::syscalls::number(arch, n).map(|nr| (n.to_string(), nr)))
-    else {
+    let Some((name, nr)) = denial_probe(allowed, arch) else {
         return Ok(None);
     };
     let probe = std::env::temp_dir().join(format!("rampart-syscall-probe-{}", std::process::id()));
@@ -709,53 +452,3 @@ fn denied_probe(
     result.map(Some)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
-    }
-
-    #[test]
-    fn docker_run_commands_split_at_the_image() {
-        let r = DockerRun::parse(&s(&[
-            "/usr/bin/docker",
-            "run",
-            "--rm",
-            "-it",
-            "--name",
-            "web",
-            "-p",
-            "8080:80",
-            "--env=A=1",
-            "-v",
-            "/x:/y",
-            "rampart-test:latest",
-            "httpd",
-            "-f",
-            "-d",
-            "/www",
-        ]))
-        .unwrap();
-        assert_eq!(r.options, s(&["-p", "8080:80", "--env=A=1", "-v", "/x:/y"]));
-        assert_eq!(r.image, "rampart-test:latest");
-        assert_eq!(r.rest, s(&["httpd", "-f", "-d", "/www"]));
-        assert!(DockerRun::parse(&s(&["ls", "-l"])).is_err());
-        assert!(DockerRun::parse(&s(&["docker", "run", "--name"])).is_err());
-    }
-
-    #[test]
-    fn verify_runs_a_podman_recording_with_podman() {
-        let mut rec = Recording::default();
-        assert_eq!(verify_client(&rec, None), "docker");
-        rec.containers.push(profile::recording::RecordedContainer {
-            runtime: Some(model::Runtime::Podman),
-            ..Default::default()
-        });
-        assert_eq!(verify_client(&rec, None), "podman");
-        assert_eq!(verify_client(&rec, Some("/opt/docker")), "/opt/docker", "the user's choice wins");
-        rec.command = s(&["docker", "run", "rampart-test:latest"]);
-        assert_eq!(verify_client(&rec, None), "docker", "a recorded command is replayed as recorded");
-    }
-}

@@ -14,10 +14,11 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use model::{Container, Event, EventKind};
 use profile::recording::{Recorder, Recording, RunSpec};
+use profile::select::{command_container_name, Selection};
 use runtime::{ContainerRegistry, Discovered, DockerClient, PodmanClient, Runtimes};
 use sensor::{SensorConfig, SyscallSet};
 use state::ProcessTable;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -64,52 +65,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("duration must be positive: {s:?}"));
     }
     Ok(Duration::from_secs_f64(secs))
-}
-
-/// Which containers are recorded.
-struct Selection {
-    /// Container ids named with --container (resolved at start).
-    ids: BTreeSet<String>,
-    images: Vec<String>,
-    labels: Vec<(String, String)>,
-    /// Command mode, `--name X` in the command: exactly that container.
-    name: Option<String>,
-    /// Command mode without a name: containers that existed before the command
-    /// are not its own (a container someone else starts meanwhile would be
-    /// taken for the command's; naming it avoids that).
-    preexisting: Option<HashSet<String>>,
-}
-
-impl Selection {
-    fn matches(&self, c: &Container) -> bool {
-        self.ids.contains(&c.id)
-            || self.images.iter().any(|i| image_matches(&c.image, i))
-            || self.labels.iter().any(|(k, v)| c.labels.get(k) == Some(v))
-            || match &self.name {
-                Some(name) => c.name.trim_start_matches('/') == name,
-                None => self.preexisting.as_ref().is_some_and(|pre| !pre.contains(&c.id)),
-            }
-    }
-}
-
-/// The `--name` a `docker run`-like command gives its container.
-fn command_container_name(cmd: &[String]) -> Option<String> {
-    let mut it = cmd.iter();
-    while let Some(a) = it.next() {
-        if a == "--name" {
-            return it.next().cloned();
-        }
-        if let Some(n) = a.strip_prefix("--name=") {
-            return Some(n.to_string());
-        }
-    }
-    None
-}
-
-/// `nginx` matches `nginx`, `nginx:1.25` and `nginx@sha256:...`.
-fn image_matches(image: &str, want: &str) -> bool {
-    image == want
-        || image.strip_prefix(want).is_some_and(|rest| rest.starts_with(':') || rest.starts_with('@'))
 }
 
 struct RecordConsumer {
@@ -352,7 +307,7 @@ pub async fn record(args: RecordArgs) -> Result<()> {
             set.merge(s);
         }
     }
-    name_syscalls(&mut recording, &set);
+    profile::select::name_syscalls(&mut recording, &set.native, &set.compat);
     recording.exit_code = match (consumer.exited.len(), consumer.child_exit) {
         (1, _) => consumer.exited.values().next().copied(),
         (_, Some((_, code))) => Some(code),
@@ -386,56 +341,17 @@ pub async fn record(args: RecordArgs) -> Result<()> {
     Ok(())
 }
 
-/// Adds the syscall names of the kernel's numbers to the recording.
-fn name_syscalls(recording: &mut Recording, set: &SyscallSet) {
-    use seccomp::{syscalls, Arch};
-    let native = Arch::native();
-    // The 32-bit ABI the native kernel runs compat tasks with.
-    let compat = match native {
-        Arch::X86_64 => Some(Arch::X86),
-        Arch::Aarch64 => Some(Arch::Arm),
-        _ => None,
-    };
-    let mut unknown = BTreeSet::new();
-    let mut resolve = |arch: Option<Arch>, nrs: &[u32]| -> Vec<String> {
-        let mut names = Vec::new();
-        for &nr in nrs {
-            match arch.and_then(|a| syscalls::name(a, nr)) {
-                Some(n) => names.push(n.to_string()),
-                None => {
-                    unknown.insert(nr);
-                }
-            }
-        }
-        names
-    };
-    let native_names = resolve(Some(native), &set.native);
-    let compat_names = resolve(compat, &set.compat);
-    recording.add_syscalls(native_names, compat_names);
-    recording.unknown_syscalls.extend(unknown);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn durations_and_images() {
+    fn durations() {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5 parsecs").is_err());
-        assert!(image_matches("nginx:1.25", "nginx"));
-        assert!(image_matches("nginx", "nginx"));
-        assert!(!image_matches("nginx-proxy:1", "nginx"));
-        let cmd = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            command_container_name(&cmd(&["docker", "run", "--name", "web", "img"])),
-            Some("web".into())
-        );
-        assert_eq!(command_container_name(&cmd(&["docker", "run", "--name=web", "img"])), Some("web".into()));
-        assert_eq!(command_container_name(&cmd(&["docker", "run", "img"])), None);
     }
 }
