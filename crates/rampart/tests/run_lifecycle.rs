@@ -75,6 +75,51 @@ fn sighup_reloads_rules_and_a_broken_file_keeps_the_old_ones() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A reload is all or nothing: rules whose conditions are valid but whose
+/// `actions:` are not are refused whole, the old rules keep their actions (the
+/// kill still happens), and the refusal is said on stderr and raised as an
+/// internal alert through the outputs.
+#[test]
+fn reload_with_broken_actions_keeps_the_old_rules_and_actions() {
+    let dir = std::env::temp_dir().join(unique("reload-actions"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rules.yaml");
+    let kill_rule = |actions: &str| {
+        format!(
+            "- rule: reload_kill\n  desc: d\n  condition: evt.type in (open, openat, openat2) and fd.name = /tmp/reload-kill and container.id != host\n  output: \"reload_kill file=%fd.name\"\n  priority: WARNING\n  actions: {actions}\n"
+        )
+    };
+    std::fs::write(&file, kill_rule("[kill]")).unwrap();
+    let mut agent = Agent::start_run(&["--no-default-rules", "--rules", file.to_str().unwrap()]);
+    let c = Container::run("reloadkill", &[], &["sleep", "300"]);
+    wait_stderr(&agent, &format!("kernel kill armed for container {}", c.name), Duration::from_secs(20));
+    let write = || docker(&["exec", &c.name, "sh", "-c", "echo x > /tmp/reload-kill; echo survived"]);
+    let before = write();
+    assert_eq!(before.status.code(), Some(137), "the kill rule must kill: {before:?}");
+
+    // Same condition, a misspelled action: the whole reload is refused.
+    std::fs::write(&file, kill_rule("[kil]")).unwrap();
+    hup(&agent);
+    let text = wait_stderr(&agent, "reload refused", Duration::from_secs(10));
+    let expected = format!("{}:6:", file.display());
+    assert!(text.contains(&expected), "the refusal must point at {expected}:\n{text}");
+    assert!(text.contains("kil"), "the refusal must name the bad action:\n{text}");
+    assert!(!text.contains("rules reloaded"), "nothing may be swapped in:\n{text}");
+    let internal = agent.expect("the internal alert of the refused reload", |v| alert_rule(v) == "Rules reload refused");
+    assert_eq!(internal["source"], "internal", "{internal}");
+    assert_eq!(alert_priority(&internal), "Error", "{internal}");
+    assert!(internal["output"].as_str().unwrap_or("").contains(&expected), "{internal}");
+
+    // The old rule and its action are still in force.
+    let after = write();
+    assert_eq!(after.status.code(), Some(137), "the old kill action must still kill: {after:?}");
+    assert!(!String::from_utf8_lossy(&after.stdout).contains("survived"), "{after:?}");
+    agent.expect("the old rule still alerts", |v| alert_rule(v) == "reload_kill" && container_name(v) == c.name);
+    assert!(agent.is_running());
+    agent.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn capture_then_replay_raises_the_same_alert_offline() {
     let dir = std::env::temp_dir().join(unique("replay"));
