@@ -6,11 +6,14 @@
 
 mod container;
 mod event;
+mod hash;
 pub mod names;
 mod net;
 mod priority;
+pub mod utc;
 
 pub use container::{exposes_runtime_socket, Container, Mount, Runtime};
+pub use hash::fnv1a;
 pub use event::{Event, EventKind, EventType, OpenFlags, ProcessCtx, UnknownEventType};
 pub use net::SockAddr;
 pub use priority::{Priority, UnknownPriority};
