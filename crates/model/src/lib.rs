@@ -13,7 +13,7 @@ mod priority;
 pub mod utc;
 
 pub use container::{exposes_runtime_socket, Container, Mount, Runtime};
-pub use hash::fnv1a;
 pub use event::{Event, EventKind, EventType, OpenFlags, ProcessCtx, UnknownEventType};
+pub use hash::fnv1a;
 pub use net::SockAddr;
 pub use priority::{Priority, UnknownPriority};

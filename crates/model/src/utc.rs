@@ -3,7 +3,8 @@
 
 fn datetime(ts_ns: u64) -> time::OffsetDateTime {
     // u64 nanoseconds end in 2554, well inside time's range.
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts_ns)).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts_ns))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
 /// `(date "YYYY-MM-DD", time "HH:MM:SS.nnnnnnnnn")` in UTC.

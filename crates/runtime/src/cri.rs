@@ -49,8 +49,8 @@ mod events;
 mod translate;
 
 pub use events::{diff_lifecycles, runtime_event_from_cri, Life};
-pub use translate::{discovered_from_container, discovered_from_sandbox, VerboseInfo};
 use translate::fill_from_list_entry;
+pub use translate::{discovered_from_container, discovered_from_sandbox, VerboseInfo};
 // The unit tests (cri/tests.rs) reach these through `super::*`.
 #[cfg(test)]
 use {

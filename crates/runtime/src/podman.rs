@@ -52,8 +52,8 @@ mod translate;
 
 use api::ListEntry;
 pub use api::{
-    EventActor, GraphDriver, InspectConfig, InspectHostConfig, InspectMount, InspectState, PodmanEvent, PodmanInspect,
-    PodmanPod,
+    EventActor, GraphDriver, InspectConfig, InspectHostConfig, InspectMount, InspectState, PodmanEvent,
+    PodmanInspect, PodmanPod,
 };
 pub use translate::{container_from_inspect, discovered_from_inspect, runtime_event_from_podman};
 // The unit tests below reach it through `super::*`.

@@ -577,7 +577,6 @@ impl Policy {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,20 +15,7 @@ impl RulesetBuilder {
                 return;
             }
         };
-        let append = self.boolean(file, item, "append", &what).unwrap_or(false);
-        let mut mode = append.then_some(true);
-        if let Some(ov) = self.overrides(file, item, &what) {
-            if append {
-                self.error(file, item.pos, format!("{what}: use either append or override, not both"));
-            }
-            for (k, app, pos) in ov {
-                if k == "items" {
-                    mode = Some(app);
-                } else {
-                    self.error(file, pos, format!("{what}: cannot override {k:?} of a list (only items)"));
-                }
-            }
-        }
+        let mode = self.merge_mode(file, item, &what, "list", "items");
         match mode {
             None => {
                 self.lists.insert(name, ListEntry { items });
@@ -54,24 +41,7 @@ impl RulesetBuilder {
             return;
         };
         let Some(cond) = self.string(file, item, "condition", &what) else { return };
-        let append = self.boolean(file, item, "append", &what).unwrap_or(false);
-        let mut mode = append.then_some(true);
-        if let Some(ov) = self.overrides(file, item, &what) {
-            if append {
-                self.error(file, item.pos, format!("{what}: use either append or override, not both"));
-            }
-            for (k, app, pos) in ov {
-                if k == "condition" {
-                    mode = Some(app);
-                } else {
-                    self.error(
-                        file,
-                        pos,
-                        format!("{what}: cannot override {k:?} of a macro (only condition)"),
-                    );
-                }
-            }
-        }
+        let mode = self.merge_mode(file, item, &what, "macro", "condition");
         match mode {
             None => {
                 if !self.macros.contains_key(&name) {

@@ -4,6 +4,34 @@
 use super::*;
 
 impl RulesetBuilder {
+    /// How a list or macro item applies to an earlier definition: `None`
+    /// defines it, `Some(true)` appends, `Some(false)` overrides. `key` is the
+    /// one key of a `kind` that `override:` may name.
+    pub(super) fn merge_mode(
+        &mut self,
+        file: usize,
+        item: &Node,
+        what: &str,
+        kind: &str,
+        key: &str,
+    ) -> Option<bool> {
+        let append = self.boolean(file, item, "append", what).unwrap_or(false);
+        let mut mode = append.then_some(true);
+        if let Some(ov) = self.overrides(file, item, what) {
+            if append {
+                self.error(file, item.pos, format!("{what}: use either append or override, not both"));
+            }
+            for (k, app, pos) in ov {
+                if k == key {
+                    mode = Some(app);
+                } else {
+                    self.error(file, pos, format!("{what}: cannot override {k:?} of a {kind} (only {key})"));
+                }
+            }
+        }
+        mode
+    }
+
     pub(super) fn merge_exceptions(&mut self, rule: usize, new: Vec<ExceptionEntry>, what: &str) {
         for e in new {
             let existing = self.rules[rule].exceptions.iter().position(|x| x.name == e.name);

@@ -129,7 +129,6 @@ impl Policy {
     }
 }
 
-
 /// A conditional syscall: each rule's comparisons, failing to the next rule.
 fn emit_rules(asm: &mut Asm, rules: &[Rule], wide: bool, default: Action) {
     for rule in rules {
