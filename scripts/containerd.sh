@@ -5,6 +5,7 @@
 #
 #   scripts/containerd.sh start     start containerd in the background unless it answers
 #   scripts/containerd.sh stop      stop the containerd this script started (pid file)
+#   scripts/containerd.sh restart
 #   scripts/containerd.sh status    exit 0 when it answers
 #
 # It listens on containerd's usual socket (/run/containerd/containerd.sock), so
@@ -18,8 +19,8 @@
 #   RAMPART_CONTAINERD_LOG    log (default /var/log/rampart-containerd.log)
 set -euo pipefail
 
-# shellcheck source=scripts/daemon-pid.sh
-. "$(dirname "${BASH_SOURCE[0]}")/daemon-pid.sh"
+# shellcheck source=scripts/lib/daemon.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/daemon.sh"
 
 SOCK=${RAMPART_CONTAINERD_SOCK:-/run/containerd/containerd.sock}
 LOG=${RAMPART_CONTAINERD_LOG:-/var/log/rampart-containerd.log}
@@ -28,6 +29,7 @@ PIDFILE=$DIR/containerd.pid
 CONFIG=$DIR/config.toml
 PAUSE_IMAGE=${RAMPART_PAUSE_IMAGE:-rampart.local/pause:latest}
 
+NAME=containerd
 log() { echo "containerd.sh: $*" >&2; }
 
 answers() { timeout 10 ctr --address "$SOCK" version >/dev/null 2>&1; }
@@ -61,38 +63,18 @@ start() {
     if ! pid=$(daemon_pid); then
         write_config
         rm -f "$SOCK"
-        mkdir -p "$(dirname "$SOCK")" "$(dirname "$LOG")"
+        mkdir -p "$(dirname "$SOCK")"
         log "starting containerd --config $CONFIG (log: $LOG)"
-        setsid containerd --config "$CONFIG" </dev/null >>"$LOG" 2>&1 &
-        echo $! >"$PIDFILE"
-        disown || true
+        daemon_spawn "$PIDFILE" containerd --config "$CONFIG"
     fi
-    for _ in $(seq 1 60); do
-        if answers; then
-            log "containerd answers on $SOCK"
-            return 0
-        fi
-        sleep 0.5
-    done
-    log "containerd did not answer within 30 s; last lines of $LOG:"
-    tail -n 30 "$LOG" >&2 || true
-    return 1
+    daemon_wait 30 || return 1
+    log "containerd answers on $SOCK"
 }
 
 stop() {
     local pid
     pid=$(daemon_pid) || { log "no containerd started by this script"; return 0; }
-    kill -TERM "$pid"
-    for _ in $(seq 1 40); do
-        [[ -d /proc/$pid ]] || { log "containerd stopped"; return 0; }
-        sleep 0.5
-    done
-    kill -KILL "$pid" 2>/dev/null || true
+    daemon_kill "$pid" 20
 }
 
-case ${1:-} in
-    start) start ;;
-    stop) stop ;;
-    status) if answers; then echo running; else echo stopped; exit 1; fi ;;
-    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
-esac
+daemon_main "$@"

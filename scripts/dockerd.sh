@@ -20,8 +20,8 @@
 #                            bridge (--bridge=NAME) instead.
 set -euo pipefail
 
-# shellcheck source=scripts/daemon-pid.sh
-. "$(dirname "${BASH_SOURCE[0]}")/daemon-pid.sh"
+# shellcheck source=scripts/lib/daemon.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/daemon.sh"
 
 LOG=${RAMPART_DOCKERD_LOG:-/var/log/rampart-dockerd.log}
 PIDFILE=${RAMPART_DOCKERD_PIDFILE:-/var/run/docker.pid}
@@ -30,6 +30,7 @@ SOCK=${RAMPART_DOCKERD_SOCK:-/var/run/docker.sock}
 # shellcheck source=scripts/docker-env.sh
 . "$(dirname "${BASH_SOURCE[0]}")/docker-env.sh"
 
+NAME=dockerd
 log() { echo "dockerd.sh: $*" >&2; }
 
 answers() { timeout 10 "$DOCKER" -H "unix://$SOCK" info >/dev/null 2>&1; }
@@ -82,7 +83,6 @@ start() {
         # refuses to start over a live pid file only, but clean both.
         rm -f "$PIDFILE" "$SOCK"
         remove_stale_system_containerd_socket
-        mkdir -p "$(dirname "$LOG")"
         local args=(--pidfile "$PIDFILE" -H "unix://$SOCK")
         if [[ -n ${RAMPART_STORAGE_DRIVER:-} ]]; then
             args+=(--storage-driver "$RAMPART_STORAGE_DRIVER")
@@ -90,21 +90,11 @@ start() {
         # shellcheck disable=SC2206
         args+=(${RAMPART_DOCKERD_ARGS:-})
         log "starting dockerd ${args[*]} (log: $LOG)"
-        # setsid: own session, so that the caller's Ctrl-C or process group kill
-        # does not take the daemon down with it.
-        setsid dockerd "${args[@]}" </dev/null >>"$LOG" 2>&1 &
-        disown || true
+        # dockerd writes its own pid file (--pidfile).
+        daemon_spawn "" dockerd "${args[@]}"
     fi
-    for _ in $(seq 1 120); do
-        if answers; then
-            log "dockerd answers (storage driver: $("$DOCKER" -H "unix://$SOCK" info --format '{{.Driver}}' 2>/dev/null))"
-            return 0
-        fi
-        sleep 0.5
-    done
-    log "dockerd did not answer within 60 s; last lines of $LOG:"
-    tail -n 30 "$LOG" >&2 || true
-    return 1
+    daemon_wait 60 || return 1
+    log "dockerd answers (storage driver: $("$DOCKER" -H "unix://$SOCK" info --format '{{.Driver}}' 2>/dev/null))"
 }
 
 stop() {
@@ -117,21 +107,7 @@ stop() {
         log "dockerd is not running"
         return 0
     fi
-    log "stopping dockerd (pid $pid)"
-    kill -TERM "$pid"
-    for _ in $(seq 1 60); do
-        [[ -d /proc/$pid ]] || { log "dockerd stopped"; return 0; }
-        sleep 0.5
-    done
-    log "dockerd did not stop within 30 s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-    sleep 1
+    daemon_kill "$pid" 30
 }
 
-case ${1:-} in
-    start) start ;;
-    stop) stop ;;
-    restart) stop; start ;;
-    status) if answers; then echo running; else echo stopped; exit 1; fi ;;
-    *) echo "usage: $0 start|stop|restart|status" >&2; exit 2 ;;
-esac
+daemon_main "$@"

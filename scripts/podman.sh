@@ -26,8 +26,8 @@
 #   RAMPART_PODMAN_LOG    service log (default /var/log/rampart-podman.log)
 set -euo pipefail
 
-# shellcheck source=scripts/daemon-pid.sh
-. "$(dirname "${BASH_SOURCE[0]}")/daemon-pid.sh"
+# shellcheck source=scripts/lib/daemon.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/daemon.sh"
 
 SOCK=${RAMPART_PODMAN_SOCK:-/run/podman/podman.sock}
 LOG=${RAMPART_PODMAN_LOG:-/var/log/rampart-podman.log}
@@ -36,6 +36,7 @@ PIDFILE=$DIR/podman.pid
 CONF_DIR=/etc/containers/containers.conf.d
 CONF=$CONF_DIR/50-rampart.conf
 
+NAME="podman service"
 log() { echo "podman.sh: $*" >&2; }
 
 answers() {
@@ -82,24 +83,13 @@ start() {
     fi
     if ! pid=$(daemon_pid); then
         rm -f "$SOCK"
-        mkdir -p "$(dirname "$SOCK")" "$(dirname "$LOG")" "$DIR"
+        mkdir -p "$(dirname "$SOCK")"
         log "starting podman system service on unix://$SOCK (log: $LOG)"
-        # setsid: own session, so that the caller's Ctrl-C or process group kill
-        # does not take the service down with it. --time=0: never exit when idle.
-        setsid podman system service --time=0 "unix://$SOCK" </dev/null >>"$LOG" 2>&1 &
-        echo $! >"$PIDFILE"
-        disown || true
+        # --time=0: never exit when idle.
+        daemon_spawn "$PIDFILE" podman system service --time=0 "unix://$SOCK"
     fi
-    for _ in $(seq 1 60); do
-        if answers; then
-            log "podman service answers on $SOCK ($(podman --version))"
-            return 0
-        fi
-        sleep 0.5
-    done
-    log "podman service did not answer within 30 s; last lines of $LOG:"
-    tail -n 30 "$LOG" >&2 || true
-    return 1
+    daemon_wait 30 || return 1
+    log "podman service answers on $SOCK ($(podman --version))"
 }
 
 stop() {
@@ -112,21 +102,8 @@ stop() {
         log "podman service is not running"
         return 0
     fi
-    log "stopping podman service (pid $pid)"
-    kill -TERM "$pid"
-    for _ in $(seq 1 40); do
-        [[ -d /proc/$pid ]] || { log "podman service stopped"; rm -f "$PIDFILE"; return 0; }
-        sleep 0.5
-    done
-    log "podman service did not stop within 20 s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
+    daemon_kill "$pid" 20
     rm -f "$PIDFILE"
 }
 
-case ${1:-} in
-    start) start ;;
-    stop) stop ;;
-    restart) stop; start ;;
-    status) if answers; then echo running; else echo stopped; exit 1; fi ;;
-    *) echo "usage: $0 start|stop|restart|status" >&2; exit 2 ;;
-esac
+daemon_main "$@"

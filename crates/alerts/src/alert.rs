@@ -175,25 +175,7 @@ pub(crate) fn escape_control(s: &str) -> String {
     out
 }
 
-fn datetime(ts_ns: u64) -> time::OffsetDateTime {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts_ns))
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-}
-
-/// RFC 3339 UTC with nanoseconds: `2026-11-28T12:00:00.123456789Z`.
-pub fn rfc3339_nanos(ts_ns: u64) -> String {
-    let t = datetime(ts_ns);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.nanosecond()
-    )
-}
+pub use model::utc::rfc3339_nanos;
 
 /// RFC 3339 UTC with microseconds, as RFC 5424 allows at most 6 fraction digits.
 pub(crate) fn rfc3339_micros(ts_ns: u64) -> String {
@@ -206,15 +188,14 @@ pub(crate) fn rfc3339_micros(ts_ns: u64) -> String {
 pub(crate) fn bsd_time(ts_ns: u64) -> String {
     const MONTHS: [&str; 12] =
         ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let t = datetime(ts_ns);
+    let t = model::utc::utc(ts_ns);
     let month = MONTHS[usize::from(u8::from(t.month())).saturating_sub(1).min(11)];
     format!("{} {:>2} {:02}:{:02}:{:02}", month, t.day(), t.hour(), t.minute(), t.second())
 }
 
 /// Falco's output prefix clock: `12:00:00.123456789` (UTC).
 pub fn clock_time(ts_ns: u64) -> String {
-    let t = datetime(ts_ns);
-    format!("{:02}:{:02}:{:02}.{:09}", t.hour(), t.minute(), t.second(), t.nanosecond())
+    model::utc::utc_parts(ts_ns).1
 }
 
 mod time_serde {

@@ -22,17 +22,6 @@ pub struct SubjectReport {
     pub notes: Vec<String>,
 }
 
-/// 64-bit FNV-1a: stable across builds and versions (std's hasher is not
-/// guaranteed to be), which fingerprints in baselines and CI systems need.
-fn fnv1a(data: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in data {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h
-}
-
 /// The image without tag or digest: a new image version keeps fingerprints.
 pub fn image_repository(image: &str) -> &str {
     let image = image.split('@').next().unwrap_or(image);
@@ -50,7 +39,7 @@ pub fn subject_key(s: &Subject) -> String {
 
 /// The fingerprint of a finding: check id, subject key and evidence key.
 pub fn fingerprint(check: &str, subject_key: &str, key: &str) -> String {
-    format!("{:016x}", fnv1a(format!("{check}\0{subject_key}\0{key}").as_bytes()))
+    format!("{:016x}", model::fnv1a(format!("{check}\0{subject_key}\0{key}").as_bytes()))
 }
 
 impl SubjectReport {
@@ -475,10 +464,10 @@ mod tests {
         // Pinned: a change breaks every baseline and CI history.
         assert_eq!(
             fingerprint("privileged", "docker:web|nginx", ""),
-            format!("{:016x}", fnv1a(b"privileged\0docker:web|nginx\0"))
+            format!("{:016x}", model::fnv1a(b"privileged\0docker:web|nginx\0"))
         );
-        assert_eq!(fnv1a(b""), 0xcbf29ce484222325);
-        assert_eq!(fnv1a(b"a"), 0xaf63dc4c8601ec8c);
+        assert_eq!(model::fnv1a(b""), 0xcbf29ce484222325);
+        assert_eq!(model::fnv1a(b"a"), 0xaf63dc4c8601ec8c);
         assert_ne!(fingerprint("a", "b", "c"), fingerprint("a", "b", "d"));
         assert_eq!(image_repository("registry:5000/team/nginx:1.25"), "registry:5000/team/nginx");
         assert_eq!(image_repository("nginx@sha256:abc"), "nginx");

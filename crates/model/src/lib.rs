@@ -6,13 +6,16 @@
 
 mod container;
 mod event;
+mod hash;
 pub mod names;
 mod net;
 mod priority;
 mod process;
+pub mod utc;
 
 pub use container::{exposes_runtime_socket, Container, Mount, Runtime};
 pub use event::{Event, EventKind, EventType, OpenFlags, ProcessCtx, UnknownEventType};
+pub use hash::fnv1a;
 pub use net::SockAddr;
 pub use priority::{Priority, UnknownPriority};
 pub use process::{ProcInfo, ProcSource, ProcessLookup};

@@ -248,31 +248,9 @@ pub fn errno_name(e: i64) -> String {
     model::names::errno_name(e).map_or_else(|| format!("E{e}"), str::to_string)
 }
 
-/// `(days since 1970-01-01) -> (year, month, day)` (proleptic Gregorian).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 /// `(date "YYYY-MM-DD", time "HH:MM:SS.nnnnnnnnn")` in UTC.
 pub fn utc_parts(ts_ns: u64) -> (String, String) {
-    let secs = (ts_ns / 1_000_000_000) as i64;
-    let nanos = ts_ns % 1_000_000_000;
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    (
-        format!("{y:04}-{m:02}-{d:02}"),
-        format!("{:02}:{:02}:{:02}.{nanos:09}", sod / 3600, (sod / 60) % 60, sod % 60),
-    )
+    model::utc::utc_parts(ts_ns)
 }
 
 #[cfg(test)]

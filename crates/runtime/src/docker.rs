@@ -5,7 +5,7 @@
 
 use crate::client::{inspect_listed, Discovered, RuntimeClient, RuntimeEvent};
 use crate::Error;
-use bollard::container::{InspectContainerOptions, ListContainersOptions};
+use bollard::container::{InspectContainerOptions, ListContainersOptions, StopContainerOptions};
 use bollard::models::{ContainerInspectResponse, EventMessage, EventMessageTypeEnum};
 use bollard::system::EventsOptions;
 use bollard::{Docker, API_DEFAULT_VERSION};
@@ -172,6 +172,50 @@ impl DockerClient {
                 .map_err(|e| self.request_error(request.clone(), Some(id), e))
         })
         .await
+    }
+
+    /// Connect now (and negotiate the API version), so that an absent daemon
+    /// shows here rather than at the first request.
+    pub async fn connect_now(&self) -> Result<(), Error> {
+        self.with_timeout("version", self.connect()).await.map(drop)
+    }
+
+    /// One action on container `id`, with the client's timeout and error mapping.
+    async fn act<T, F, Fut>(&self, what: &str, id: &str, call: F) -> Result<T, Error>
+    where
+        F: FnOnce(Docker) -> Fut,
+        Fut: std::future::Future<Output = Result<T, bollard::errors::Error>>,
+    {
+        let request = format!("{what} {id}");
+        self.with_timeout(&request, async {
+            let docker = self.connect().await?;
+            call(docker).await.map_err(|e| self.request_error(request.clone(), Some(id), e))
+        })
+        .await
+    }
+
+    /// `docker stop -t SECS`: SIGTERM, then SIGKILL after `grace` (the request
+    /// timeout must outlast it).
+    pub async fn stop(&self, id: &str, grace: Duration) -> Result<(), Error> {
+        let t = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+        self.act("stop", id, |d| async move { d.stop_container(id, Some(StopContainerOptions { t })).await })
+            .await
+    }
+
+    /// `docker pause`.
+    pub async fn pause(&self, id: &str) -> Result<(), Error> {
+        self.act("pause", id, |d| async move { d.pause_container(id).await }).await
+    }
+
+    /// `docker unpause`.
+    pub async fn unpause(&self, id: &str) -> Result<(), Error> {
+        self.act("unpause", id, |d| async move { d.unpause_container(id).await }).await
+    }
+
+    /// Whether Docker has the container paused (its own state, `docker pause`).
+    pub async fn is_paused(&self, id: &str) -> Result<bool, Error> {
+        let r = self.inspect_raw(id).await?;
+        Ok(r.state.and_then(|s| s.paused).unwrap_or(false))
     }
 
     /// Ids of the running containers.
