@@ -367,7 +367,9 @@ fn unknown_type_is_refused() {
 }
 
 #[test]
+#[ignore = "privileged: needs root and BPF (scripts/test.sh runs it)"]
 fn status_reports_kernel_features() {
+    testkit::require_bpf();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(["status", "--json"])
         .stdin(std::process::Stdio::null())

@@ -36,7 +36,7 @@ fn runtimes(v: &Value) -> Vec<(String, String, bool)> {
 }
 
 #[test]
-#[ignore = "privileged: needs root, dockerd, containerd with its CRI plugin and podman (scripts/test.sh runs it)"]
+#[ignore = "privileged: needs root, BPF, dockerd, containerd with its CRI plugin and podman (scripts/test.sh runs it)"]
 fn status_lists_every_running_runtime_connected() {
     preflight_containerd();
     preflight_podman();
@@ -57,7 +57,9 @@ fn status_lists_every_running_runtime_connected() {
 }
 
 #[test]
+#[ignore = "privileged: needs root and BPF (scripts/test.sh runs it)"]
 fn status_reports_an_unreachable_runtime_and_honours_off() {
+    testkit::require_bpf();
     let dir = tempfile_dir();
     let missing = format!("{dir}/crio.sock");
     let v = status(&["--crio-socket", &missing, "--podman-socket", "off", "--containerd-socket", "off"]);

@@ -7,7 +7,7 @@
 //! FAILS (never skips) when not root or when containerd does not answer on its
 //! usual socket. The test image is `rampart-test:latest`, saved from Docker.
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, Context, Result};
 use futures_util::StreamExt;
 use model::Runtime;
 use runtime::{
