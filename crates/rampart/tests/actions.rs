@@ -44,7 +44,9 @@ const KILL_RULES: &str = r#"
 const VICTIM: &str = "sleep 2; read x < /etc/shadow; sleep 6; echo survived";
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn kill_action_kills_the_process_and_protects_host_processes() {
+    preflight();
     let rules = rules_file("kill-rules", KILL_RULES);
     let mut agent = Agent::start_run(&["--no-default-rules", "--host", "--rules", rules.to_str().unwrap()]);
 
@@ -78,7 +80,9 @@ fn kill_action_kills_the_process_and_protects_host_processes() {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn dry_run_reports_and_does_nothing() {
+    preflight();
     let rules = rules_file("dry-rules", KILL_RULES);
     let mut agent =
         Agent::start_run(&["--no-default-rules", "--dry-run", "--rules", rules.to_str().unwrap()]);
@@ -91,7 +95,9 @@ fn dry_run_reports_and_does_nothing() {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn freeze_action_stops_progress_until_unfreeze() {
+    preflight();
     let rules = rules_file(
         "freeze-rules",
         r#"
@@ -153,7 +159,9 @@ fn exec_status(c: &Container, cmd: &[&str]) -> (i32, String, String) {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn kernel_kill_at_open_lands_before_the_file_is_read() {
+    preflight();
     // /etc/shadow of the container is a host file holding a marker, so the
     // test can tell whether `cat` got to print any of it.
     let marker = unique("shadow-marker");
@@ -217,7 +225,9 @@ fn kernel_kill_at_open_lands_before_the_file_is_read() {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn kernel_kill_at_exec_runs_no_instruction_of_the_program() {
+    preflight();
     let marker = unique("exec-marker");
     let rules = rules_file(
         "kk-exec-rules",
@@ -266,7 +276,9 @@ fn connect_errno(c: &Container, ip: &str, port: &str) -> String {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn deny_action_blocks_repeats_of_the_connection() {
+    preflight();
     // The test's own server container and client container.
     let server = Container::run("denysrv", &[], &[RTEST, "tcp-echo", "7000"]);
     let sip = ip_of(&server);
@@ -310,7 +322,9 @@ fn deny_action_blocks_repeats_of_the_connection() {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn stop_action_stops_the_container() {
+    preflight();
     let rules = rules_file(
         "stop-rules",
         r#"

@@ -170,6 +170,7 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 #[test]
+#[ignore = "privileged: needs root and dockerd (scripts/test.sh runs it)"]
 fn audit_live_containers() {
     preflight();
     let bad: Vec<(Container, &str)> =
@@ -383,7 +384,6 @@ fn check_sarif(sarif: &Value, report: &Value) {
 
 #[test]
 fn audit_files_without_docker_access() {
-    preflight();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../audit/tests/fixtures");
     let k8s = fixtures.join("k8s-workloads.yaml").display().to_string();
     let oci = fixtures.join("oci-misconfigured.json").display().to_string();

@@ -19,34 +19,8 @@ use runtime::DEFAULT_CRI_CONTAINERD_SOCKET;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
-const CTR_SOCKET: &str = "/run/containerd/containerd.sock";
-const CTR_IMAGE: &str = "docker.io/library/rampart-test:latest";
-const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
-const PODMAN_IMAGE: &str = "localhost/rampart-test:latest";
-
-fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("running {cmd}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("{cmd} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-fn sh(script: &str) {
-    let st = Command::new("bash")
-        .arg("-c")
-        .arg(format!("set -o pipefail; {script}"))
-        .env("DOCKER_API_VERSION", "1.41")
-        .status()
-        .expect("bash");
-    assert!(st.success(), "{script} failed");
-}
+use testkit::{podman, CTR_IMAGE, PODMAN_IMAGE};
 
 /// A podman container, removed on drop.
 struct PodmanCtr {
@@ -56,21 +30,12 @@ struct PodmanCtr {
 
 impl PodmanCtr {
     fn run(prefix: &str, args: &[&str]) -> PodmanCtr {
-        let ping = run(
-            "curl",
-            &["-s", "--max-time", "10", "--unix-socket", PODMAN_SOCKET, "http://d/v4.0.0/libpod/_ping"],
-        );
-        assert_eq!(
-            ping.as_deref(),
-            Ok("OK"),
-            "podman's API service does not answer on {PODMAN_SOCKET}; start it with scripts/podman.sh start"
-        );
-        sh(&format!("{} save {IMAGE} | podman load -q >/dev/null", docker_bin()));
+        preflight_podman();
         let name = unique(prefix);
         let mut full = vec!["run", "-d", "--name", &name];
         full.extend_from_slice(args);
         full.extend([IMAGE, "sleep", "600"]);
-        let id = run("podman", &full).unwrap_or_else(|e| panic!("{e}"));
+        let id = podman(&full).unwrap_or_else(|e| panic!("{e}"));
         assert!(is_full_id(&id), "podman run printed {id:?}");
         PodmanCtr { name, id }
     }
@@ -78,7 +43,7 @@ impl PodmanCtr {
 
 impl Drop for PodmanCtr {
     fn drop(&mut self) {
-        let _ = run("podman", &["rm", "-f", "-t", "0", &self.name]);
+        let _ = podman(&["rm", "-f", "-t", "0", &self.name]);
     }
 }
 
@@ -90,23 +55,14 @@ struct CtrNamespace {
 
 impl CtrNamespace {
     fn new(prefix: &str) -> CtrNamespace {
-        if let Err(e) = run("ctr", &["--address", CTR_SOCKET, "version"]) {
-            panic!(
-                "containerd does not answer on {CTR_SOCKET} ({e}); start it with scripts/containerd.sh start"
-            );
-        }
+        preflight_containerd();
         let name = unique(prefix);
-        sh(&format!(
-            "{} save {IMAGE} | ctr --address {CTR_SOCKET} -n {name} images import - >/dev/null",
-            docker_bin()
-        ));
+        testkit::import_into_containerd(&name);
         CtrNamespace { name }
     }
 
     fn ctr(&self, args: &[&str]) -> Result<String, String> {
-        let mut full = vec!["--address", CTR_SOCKET, "-n", &self.name];
-        full.extend_from_slice(args);
-        run("ctr", &full)
+        testkit::ctr(&self.name, args)
     }
 
     fn run(&self, id: &str, flags: &[&str]) {
@@ -119,36 +75,7 @@ impl CtrNamespace {
 
 impl Drop for CtrNamespace {
     fn drop(&mut self) {
-        if let Ok(ids) = self.ctr(&["containers", "ls", "-q"]) {
-            for id in ids.lines() {
-                let _ = self.ctr(&["tasks", "kill", "-s", "SIGKILL", id]);
-                for _ in 0..20 {
-                    if self.ctr(&["tasks", "rm", "-f", id]).is_ok() {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                let _ = self.ctr(&["containers", "rm", id]);
-            }
-        }
-        if let Ok(images) = self.ctr(&["images", "ls", "-q"]) {
-            for i in images.lines() {
-                let _ = self.ctr(&["images", "rm", "--sync", i]);
-            }
-        }
-        // runc leaves the namespace's parent cgroup behind in every hierarchy.
-        if let Ok(mounts) = std::fs::read_dir("/sys/fs/cgroup") {
-            for m in mounts.flatten() {
-                let _ = std::fs::remove_dir(m.path().join(&self.name));
-            }
-        }
-        for _ in 0..20 {
-            if run("ctr", &["--address", CTR_SOCKET, "namespaces", "rm", &self.name]).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        eprintln!("warning: containerd namespace {} was not removed", self.name);
+        testkit::remove_containerd_namespace(&self.name);
     }
 }
 
@@ -243,8 +170,10 @@ fn spec_file(c: &Value) -> String {
 }
 
 #[test]
+#[ignore = "privileged: needs root, dockerd, containerd with its CRI plugin and podman (scripts/test.sh runs it)"]
 fn audits_running_containers_of_every_runtime() {
-    preflight();
+    preflight_containerd();
+    preflight_podman();
     let podman = PodmanCtr::run("audit-podman", &["--cap-add", "SYS_ADMIN", "--pid", "host"]);
     let ns = CtrNamespace::new("audit-ctrd");
     let (priv_id, net_id) = (format!("priv-{}", std::process::id()), format!("net-{}", std::process::id()));

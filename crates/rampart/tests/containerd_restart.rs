@@ -15,7 +15,9 @@ use common::*;
 use std::time::Duration;
 
 #[test]
+#[ignore = "privileged: needs root, BPF, dockerd and containerd (scripts/test.sh runs it)"]
 fn names_come_back_across_containerd_restart() {
+    preflight_containerd();
     let early = Namespace::new("ctrd-restart-a");
     let early_id = format!("survivor-{}", std::process::id());
     early.run(&early_id, &[]);

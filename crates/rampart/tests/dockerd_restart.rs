@@ -11,7 +11,9 @@ use common::*;
 use std::time::Duration;
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn events_keep_flowing_across_dockerd_restart() {
+    preflight();
     let mut agent = Agent::start(&[]);
 
     let before = unique("before").replace("rampart-it-", "mark-");

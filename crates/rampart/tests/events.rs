@@ -24,7 +24,9 @@ fn marker(what: &str) -> String {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn exec_in_container_carries_container_and_process() {
+    preflight();
     let mut agent = Agent::start(&[]);
     let host_mark = marker("host");
     let mark = marker("exec");
@@ -69,7 +71,9 @@ fn exec_in_container_carries_container_and_process() {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn host_processes_are_reported_with_host_flag() {
+    preflight();
     let mut agent = Agent::start(&["--host"]);
     let mark = marker("hostflag");
     host_run("/bin/true", &[&mark]);
@@ -82,7 +86,9 @@ fn host_processes_are_reported_with_host_flag() {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn open_reports_container_absolute_paths() {
+    preflight();
     let mut agent = Agent::start(&[]);
     let c = Container::sh(
         "open",
@@ -126,7 +132,9 @@ fn open_reports_container_absolute_paths() {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn connect_reports_remote_address_and_result() {
+    preflight();
     let mut agent = Agent::start(&[]);
     let c = Container::sh("connect", &[], &format!("{RTEST} connect-local && {RTEST} connect-refused"));
     let logs = c.wait_ok(WAIT);
@@ -151,7 +159,9 @@ fn connect_reports_remote_address_and_result() {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn chmod_setuid_is_reported() {
+    preflight();
     let mut agent = Agent::start(&[]);
     let c = Container::run("chmod", &[], &[RTEST, "chmod-suid", "/tmp/rampart-suid"]);
     let id = c.id.clone();
@@ -167,7 +177,9 @@ fn chmod_setuid_is_reported() {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn ptrace_attach_and_seize_are_reported() {
+    preflight();
     let mut agent = Agent::start(&["--type", "ptrace,fork,exec"]);
     let c = Container::sh("ptrace", &[], &format!("{RTEST} ptrace attach && {RTEST} ptrace seize"));
     let logs = c.wait_ok(WAIT);
@@ -198,7 +210,9 @@ fn ptrace_attach_and_seize_are_reported() {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn memfd_exec_is_reported_as_fileless() {
+    preflight();
     let mut agent = Agent::start(&[]);
     let mark = marker("memfd");
     let c = Container::run("memfd", &[], &[RTEST, "memfd-exec", &mark]);
@@ -226,7 +240,9 @@ fn memfd_exec_is_reported_as_fileless() {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn unshare_flags_are_reported() {
+    preflight();
     let mut agent = Agent::start(&[]);
     // unshare needs CAP_SYS_ADMIN, and Docker's default seccomp profile blocks it
     // without; --privileged does not work on these machines (see DESIGN.md).
@@ -253,7 +269,9 @@ fn unshare_flags_are_reported() {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn capability_checks_are_reported_with_result() {
+    preflight();
     let mut agent = Agent::start(&["--type", "capable,exec"]);
     // sethostname needs CAP_SYS_ADMIN, which a default container lacks (EPERM);
     // chown to another uid needs CAP_CHOWN, which it has.
@@ -285,7 +303,9 @@ fn capability_checks_are_reported_with_result() {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn container_filter_by_name_and_id_prefix() {
+    preflight();
     let a = Container::run("filter-a", &[], &["sleep", "300"]);
     let b = Container::run("filter-b", &[], &["sleep", "300"]);
     let mut by_name = Agent::start(&["--container", &a.name]);
@@ -313,7 +333,9 @@ fn container_filter_by_name_and_id_prefix() {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn type_filter_passes_only_those_types() {
+    preflight();
     let mut agent = Agent::start(&["--type", "exec,connect"]);
     let mark = marker("types");
     let c = Container::sh(
@@ -334,7 +356,6 @@ fn type_filter_passes_only_those_types() {
 
 #[test]
 fn unknown_type_is_refused() {
-    preflight();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(["events", "--json", "--type", "exec,no-such-type"])
         .stdin(std::process::Stdio::null())
@@ -346,8 +367,9 @@ fn unknown_type_is_refused() {
 }
 
 #[test]
+#[ignore = "privileged: needs root and BPF (scripts/test.sh runs it)"]
 fn status_reports_kernel_features() {
-    preflight();
+    testkit::require_bpf();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(["status", "--json"])
         .stdin(std::process::Stdio::null())

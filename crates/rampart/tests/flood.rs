@@ -16,7 +16,9 @@ const FLOOD_PATH: &str = "/tmp/rampart-flood";
 const RSS_LIMIT_KIB: u64 = 200 * 1024;
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn flood_keeps_agent_alive_bounded_and_counted() {
+    preflight();
     let mut agent = Agent::start_with(&[], StdoutMode::CountMatching(format!("\"{FLOOD_PATH}\"")));
     let started = Instant::now();
     let c = Container::run("flood", &[], &[RTEST, "flood", &OPS.to_string(), FLOOD_PATH]);

@@ -112,6 +112,7 @@ fn assert_fewer_caps_than_docker(dir: &TempDir) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn batch_job_is_recorded_profiled_and_verified() {
     preflight();
     // A server of the test's own for the job to fetch from: a network
@@ -237,6 +238,7 @@ fn batch_job_is_recorded_profiled_and_verified() {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn service_started_under_recording_keeps_answering_under_its_profile() {
     preflight();
     let dir = TempDir::new("svc");
@@ -353,6 +355,7 @@ fn service_started_under_recording_keeps_answering_under_its_profile() {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn attach_to_a_running_container_and_compare_its_capabilities() {
     preflight();
     let c = Container::sh(

@@ -378,7 +378,6 @@ fn every_default_rule_has_a_behaviour() {
 
 #[test]
 fn default_rule_files_check_clean() {
-    preflight();
     // The embedded defaults, and the files under rules/ on their own, in
     // file-name order (the load order), must both load without error or warning.
     let files = default_rule_files();
@@ -397,7 +396,9 @@ fn default_rule_files_check_clean() {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn default_rules_fire_on_real_containers() {
+    preflight();
     let mut agent = Agent::start_run(&[]);
     let cases = cases();
     let t0 = Instant::now();
@@ -435,7 +436,9 @@ fn default_rules_fire_on_real_containers() {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn benign_workloads_raise_nothing_at_warning_or_above() {
+    preflight();
     let mut agent = Agent::start_run(&[]);
 
     // A web server serving requests over loopback.
@@ -547,7 +550,6 @@ fn located_errors(text: &str, file: &str) -> Vec<(u64, u64, String)> {
 
 #[test]
 fn broken_rule_file_is_refused_with_its_location() {
-    preflight();
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("broken-rules"));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("broken.yaml");

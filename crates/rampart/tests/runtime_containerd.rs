@@ -27,7 +27,9 @@ fn assert_ctr_container(v: &Value, id: &str, name: &str, ns: &str) {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF, dockerd and containerd (scripts/test.sh runs it)"]
 fn exec_in_ctr_containers_names_them() {
+    preflight_containerd();
     // Before the agent: found by the agent's first list.
     let early = Namespace::new("ctrd-early");
     let early_id = format!("early-{}", std::process::id());
@@ -66,7 +68,9 @@ fn exec_in_ctr_containers_names_them() {
 /// `netpolicy remove` detaches. (A ctr container has only loopback, which a
 /// policy never filters, so binds are what it can be denied.)
 #[test]
+#[ignore = "privileged: needs root, BPF, dockerd and containerd (scripts/test.sh runs it)"]
 fn response_commands_act_on_a_ctr_container() {
+    preflight_containerd();
     let ns = Namespace::new("ctrd-respond");
     let np = Np::new("ctrd-respond");
     let id = format!("respond-{}", std::process::id());
@@ -113,7 +117,9 @@ fn response_commands_act_on_a_ctr_container() {
 /// rampart can replay, so the recording has none (verify needs `-- cmd`). (ctr gives a container no /etc/hostname; the
 /// image's /etc/passwd is read instead.)
 #[test]
+#[ignore = "privileged: needs root, BPF, dockerd and containerd (scripts/test.sh runs it)"]
 fn record_attaches_to_a_ctr_container() {
+    preflight_containerd();
     let ns = Namespace::new("ctrd-record");
     let id = format!("record-{}", std::process::id());
     ns.run_cmd(&id, &[], &["sh", "-c", "while true; do cat /etc/passwd > /dev/null; sleep 0.3; done"]);

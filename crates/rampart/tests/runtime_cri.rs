@@ -81,7 +81,9 @@ fn assert_pod_container(v: &Value, pod: &Pod) {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF, dockerd and containerd's CRI plugin (scripts/test.sh runs it)"]
 fn exec_in_cri_pod_carries_pod_fields() {
+    preflight_containerd();
     // The agent first: the pod is learned from the CRI's lifecycle.
     let mut agent = Agent::start(&[]);
     let mut pod = Pod::start("cri-ev");
@@ -102,7 +104,9 @@ fn exec_in_cri_pod_carries_pod_fields() {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF, dockerd and containerd's CRI plugin (scripts/test.sh runs it)"]
 fn rule_on_pod_name_alerts_naming_the_pod() {
+    preflight_containerd();
     // The pod first: the agent learns it from its list at start.
     let mut pod = Pod::start("cri-run");
     let dir = std::env::temp_dir().join(unique("cri-rules"));
@@ -144,7 +148,9 @@ fn rule_on_pod_name_alerts_naming_the_pod() {
 /// containers in namespace k8s.io) and freezes its cgroup under the pod's;
 /// `unfreeze` thaws it.
 #[test]
+#[ignore = "privileged: needs root, BPF, dockerd and containerd's CRI plugin (scripts/test.sh runs it)"]
 fn freeze_finds_a_cri_container_by_id_prefix() {
+    preflight_containerd();
     let pod = Pod::start("cri-freeze");
     let np = Np::new("cri-freeze");
     let events = Path::new("/sys/fs/cgroup/unified")

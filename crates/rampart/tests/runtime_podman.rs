@@ -18,45 +18,10 @@ use serde_json::Value;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const SOCKET: &str = "/run/podman/podman.sock";
-/// The name `podman load` gives the image saved from Docker.
-const PODMAN_IMAGE: &str = "localhost/rampart-test:latest";
-
-fn podman(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("podman")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("running podman: {e} (apt-get install podman)"))?;
-    if !out.status.success() {
-        return Err(format!("podman {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
+use testkit::{podman, PODMAN_IMAGE};
 
 fn podman_ok(args: &[&str]) -> String {
     podman(args).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Root, dockerd, the test image in Docker, the podman service, and the image
-/// loaded into podman.
-fn podman_preflight() {
-    preflight();
-    let ping = Command::new("curl")
-        .args(["-s", "--max-time", "10", "--unix-socket", SOCKET, "http://d/v4.0.0/libpod/_ping"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-    match ping {
-        Ok(s) if s == "OK" => {}
-        other => panic!("podman's API service does not answer on {SOCKET} ({other:?}); start it with scripts/podman.sh start"),
-    }
-    let status = Command::new("bash")
-        .arg("-c")
-        .arg(format!("set -o pipefail; {} save {IMAGE} | podman load -q >/dev/null", docker_bin()))
-        .env("DOCKER_API_VERSION", "1.41")
-        .status()
-        .expect("running docker save | podman load");
-    assert!(status.success(), "loading {IMAGE} into podman failed");
 }
 
 /// A podman container or pod, removed on drop.
@@ -127,8 +92,9 @@ fn assert_podman_container(v: &Value, id: &str, name: &str) {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF, dockerd and podman (scripts/test.sh runs it)"]
 fn exec_in_podman_containers_names_them() {
-    podman_preflight();
+    preflight_podman();
     // Before the agent, in a pod: found by the agent's first list.
     let pod = Podman::pod("podman-pod");
     let (early, early_id) = Podman::run("podman-early", &["--pod", &pod.name, "--label", "rampart.test=e2e"]);
@@ -159,8 +125,9 @@ fn exec_in_podman_containers_names_them() {
 /// `stop` on a container of a runtime other than Docker: rampart signals its
 /// processes (SIGTERM, then cgroup.kill), and podman sees it exit.
 #[test]
+#[ignore = "privileged: needs root, BPF, dockerd and podman (scripts/test.sh runs it)"]
 fn stop_action_stops_a_podman_container() {
-    podman_preflight();
+    preflight_podman();
     let rules = std::env::temp_dir().join(format!("{}.yaml", unique("podman-stop-rules")));
     std::fs::write(
         &rules,
@@ -201,8 +168,9 @@ fn stop_action_stops_a_podman_container() {
 
 /// `rampart caps` finds a podman container by name and decodes its sets.
 #[test]
+#[ignore = "privileged: needs root, BPF, dockerd and podman (scripts/test.sh runs it)"]
 fn caps_shows_a_podman_containers_capabilities() {
-    podman_preflight();
+    preflight_podman();
     let (c, id) = Podman::run("podman-caps", &["--cap-add", "SYS_ADMIN", "--cap-drop", "CHOWN"]);
     let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(["caps", "--json", "--container", &c.name])
@@ -231,8 +199,9 @@ fn caps_shows_a_podman_containers_capabilities() {
 /// EPERM, and the denial is an event naming the podman container; `isolate`
 /// denies even the allowed port until released; `netpolicy remove` detaches.
 #[test]
+#[ignore = "privileged: needs root, BPF, dockerd and podman (scripts/test.sh runs it)"]
 fn response_commands_act_on_a_podman_container() {
-    podman_preflight();
+    preflight_podman();
     let np = Np::new("podman-respond");
     let (c, id) = Podman::run_cmd(
         "podman-respond",
@@ -300,8 +269,9 @@ fn response_commands_act_on_a_podman_container() {
 /// exits 3 with and without the learned profiles, and a syscall outside them
 /// is denied.
 #[test]
+#[ignore = "privileged: needs root, BPF, dockerd and podman (scripts/test.sh runs it)"]
 fn record_and_verify_a_podman_container() {
-    podman_preflight();
+    preflight_podman();
     // A batch of about 15 s: long enough for `record` to attach (the sensor
     // loads first) and to be replayed twice by verify.
     let batch =

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::preflight;
+use common::{preflight_containerd, preflight_podman};
 use serde_json::Value;
 
 fn status(extra: &[&str]) -> Value {
@@ -36,8 +36,10 @@ fn runtimes(v: &Value) -> Vec<(String, String, bool)> {
 }
 
 #[test]
+#[ignore = "privileged: needs root, BPF, dockerd, containerd with its CRI plugin and podman (scripts/test.sh runs it)"]
 fn status_lists_every_running_runtime_connected() {
-    preflight();
+    preflight_containerd();
+    preflight_podman();
     let v = status(&[]);
     let found = runtimes(&v);
     let connected =
@@ -55,8 +57,9 @@ fn status_lists_every_running_runtime_connected() {
 }
 
 #[test]
+#[ignore = "privileged: needs root and BPF (scripts/test.sh runs it)"]
 fn status_reports_an_unreachable_runtime_and_honours_off() {
-    preflight();
+    testkit::require_bpf();
     let dir = tempfile_dir();
     let missing = format!("{dir}/crio.sock");
     let v = status(&["--crio-socket", &missing, "--podman-socket", "off", "--containerd-socket", "off"]);

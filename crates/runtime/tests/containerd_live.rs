@@ -2,10 +2,12 @@
 //! container in a fresh, non-default namespace is listed, inspected, followed
 //! through its events and resolved from its cgroup by the registry.
 //!
-//! FAILS (does not skip) when not root, when containerd does not answer on its
-//! usual socket, or when the test image is missing (tests/image/build.sh).
+//! Privileged (root, dockerd for the test image, containerd): ignored by a
+//! plain `cargo test`, run by `scripts/test.sh` (`--include-ignored`); then it
+//! FAILS (never skips) when not root or when containerd does not answer on its
+//! usual socket. The test image is `rampart-test:latest`, saved from Docker.
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, Context, Result};
 use futures_util::StreamExt;
 use model::Runtime;
 use runtime::{
@@ -13,90 +15,30 @@ use runtime::{
     Error, RegistryConfig, Resolution, RuntimeClient, RuntimeEvent, DEFAULT_CONTAINERD_SOCKET,
 };
 use std::os::unix::fs::MetadataExt;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-const DOCKER_IMAGE: &str = "rampart-test:latest";
-/// The name `ctr images import` gives the image saved from Docker.
-const IMAGE: &str = "docker.io/library/rampart-test:latest";
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
+use testkit::CTR_IMAGE as IMAGE;
 
 fn ctr(ns: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new("ctr")
-        .args(["--address", DEFAULT_CONTAINERD_SOCKET, "-n", ns])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .context("running ctr (apt-get install containerd)")?;
-    if !out.status.success() {
-        bail!("ctr -n {ns} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    testkit::ctr(ns, args).map_err(anyhow::Error::msg)
 }
 
-/// `docker save rampart-test:latest | ctr -n NS images import -`.
-fn import_image(ns: &str) -> Result<()> {
-    let status = Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "set -o pipefail; DOCKER_API_VERSION=1.41 docker save {DOCKER_IMAGE} | \
-             ctr --address {DEFAULT_CONTAINERD_SOCKET} -n {ns} images import - >/dev/null"
-        ))
-        .status()
-        .context("running docker save | ctr images import")?;
-    ensure!(
-        status.success(),
-        "importing {DOCKER_IMAGE} into containerd namespace {ns} failed (is it built? tests/image/build.sh)"
-    );
-    Ok(())
-}
-
-/// A namespace of its own, removed with everything in it at the end.
+/// A namespace of its own with the test image, removed with everything in it
+/// at the end.
 struct Namespace(String);
 
 impl Namespace {
     fn new(prefix: &str) -> Self {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        Namespace(format!("{prefix}-{}-{nanos:x}", std::process::id()))
+        let ns = Namespace(testkit::unique(prefix));
+        testkit::import_into_containerd(&ns.0);
+        ns
     }
 }
 
 impl Drop for Namespace {
     fn drop(&mut self) {
-        let ns = &self.0;
-        if let Ok(ids) = ctr(ns, &["containers", "ls", "-q"]) {
-            for id in ids.lines() {
-                let _ = ctr(ns, &["tasks", "kill", "-s", "SIGKILL", id]);
-                let _ = ctr(ns, &["tasks", "rm", "-f", id]);
-                let _ = ctr(ns, &["containers", "rm", id]);
-            }
-        }
-        if let Ok(images) = ctr(ns, &["images", "ls", "-q"]) {
-            for i in images.lines() {
-                let _ = ctr(ns, &["images", "rm", "--sync", i]);
-            }
-        }
-        // Content is collected asynchronously: the namespace empties shortly after.
-        // runc leaves the namespace's parent cgroup (`/<ns>`) behind in every
-        // hierarchy; rmdir removes it once empty.
-        if let Ok(mounts) = std::fs::read_dir("/sys/fs/cgroup") {
-            for m in mounts.flatten() {
-                let _ = std::fs::remove_dir(m.path().join(ns));
-            }
-        }
-        let _ = std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup").join(ns));
-        for _ in 0..20 {
-            if ctr("default", &["namespaces", "rm", ns]).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        eprintln!("warning: containerd namespace {ns} was not removed");
+        testkit::remove_containerd_namespace(&self.0);
     }
 }
 
@@ -133,15 +75,16 @@ where
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "privileged: needs root, dockerd and containerd (scripts/test.sh runs it)"]
 async fn follows_a_ctr_container_in_its_own_namespace() -> Result<()> {
-    ensure!(is_root(), "the containerd live test needs root (ctr and containerd's socket)");
+    testkit::require_containerd();
+    testkit::test_image();
     let client = ContainerdClient::with_socket(DEFAULT_CONTAINERD_SOCKET);
     if let Err(e) = client.namespaces().await {
         bail!("containerd does not answer on {DEFAULT_CONTAINERD_SOCKET} ({e}); start it with scripts/containerd.sh start");
     }
     let ns = Namespace::new("rampart-lt");
     let ns = ns.0.as_str();
-    import_image(ns)?;
 
     let mut events = client.event_stream().await?;
     // A named (non-hex) id: containerd's own naming, found by the cgroup path

@@ -4,10 +4,12 @@
 //! it. Asserts what `CriClient` inspects, lists and streams, and that the
 //! registry resolves the pod's cgroups to the pod's containers.
 //!
-//! As root this test FAILS when containerd does not answer on
-//! /run/containerd/containerd.sock (start it with `scripts/containerd.sh start`;
-//! the images come from tests/image/pause.sh and tests/image/build.sh); as
-//! another user it is skipped.
+//! Privileged (root, dockerd for the test image, containerd's CRI plugin):
+//! ignored by a plain `cargo test`, run by `scripts/test.sh`
+//! (`--include-ignored`); then it FAILS (never skips) when containerd does not
+//! answer on /run/containerd/containerd.sock (start it with
+//! `scripts/containerd.sh start`; the images come from tests/image/pause.sh
+//! and tests/image/build.sh).
 
 use anyhow::{bail, Context, Result};
 use futures_util::StreamExt;
@@ -21,19 +23,9 @@ use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-const IMAGE: &str = "rampart-test:latest";
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn unique(prefix: &str) -> String {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    format!("{prefix}-{}-{:x}", std::process::id(), t.subsec_nanos())
-}
+use testkit::{unique, IMAGE};
 
 /// The cgroup v2 path (relative to the cgroup2 mount) of a process.
 fn cgroup_of_pid(pid: u32) -> Result<String> {
@@ -71,11 +63,10 @@ fn registry(client: Arc<dyn RuntimeClient>) -> Result<ContainerRegistry> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "privileged: needs root, dockerd and containerd's CRI plugin (scripts/test.sh runs it)"]
 async fn cri_pod_inspect_list_events() -> Result<()> {
-    if !is_root() {
-        eprintln!("skipped: needs root and containerd");
-        return Ok(());
-    }
+    testkit::require_containerd();
+    testkit::test_image();
     let sock = Path::new(DEFAULT_CRI_CONTAINERD_SOCKET);
     let client = Arc::new(CriClient::with_socket(sock));
     let v = client.version().await.with_context(|| {

@@ -1,7 +1,9 @@
-//! Against the real dockerd: resolve a running container from its cgroup id.
+//! Against the real dockerd: resolve a running container of the test image
+//! (`rampart-test:latest`) from its cgroup id, and follow Docker's events.
 //!
-//! As root this test FAILS when dockerd is unreachable (start it with
-//! `dockerd >/tmp/dockerd.log 2>&1 &`); as another user it is skipped.
+//! Privileged (root and dockerd): ignored by a plain `cargo test`, run by
+//! `scripts/test.sh` (`--include-ignored`); then it FAILS when dockerd is
+//! unreachable (start it with `scripts/dockerd.sh start`), never skips.
 
 use anyhow::{bail, Context, Result};
 use model::Runtime;
@@ -10,64 +12,13 @@ use runtime::{
     Resolution, RuntimeClient, DEFAULT_DOCKER_SOCKET,
 };
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const IMAGE: &str = "rampart-dev:latest";
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
+use testkit::IMAGE;
 
 fn docker(args: &[&str]) -> Result<String> {
-    let out = Command::new("docker").args(args).output().context("running the docker CLI")?;
-    if !out.status.success() {
-        bail!("docker {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// Build `rampart-dev:latest` (busybox-static rootfs, `docker import`) if missing.
-fn ensure_image() -> Result<()> {
-    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _once = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    if docker(&["image", "inspect", IMAGE]).is_ok() {
-        return Ok(());
-    }
-    let busybox = Path::new("/bin/busybox");
-    if !busybox.exists() {
-        bail!("{IMAGE} is missing and /bin/busybox is not installed (apt-get install busybox-static)");
-    }
-    let dir = std::env::temp_dir().join(format!("rampart-rootfs-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    for d in ["bin", "etc", "tmp", "proc", "sys", "dev"] {
-        std::fs::create_dir_all(dir.join(d))?;
-    }
-    std::fs::copy(busybox, dir.join("bin/busybox"))?;
-    let list = Command::new(busybox).arg("--list").output()?;
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        let applet = applet.trim();
-        if !applet.is_empty() && applet != "busybox" {
-            let _ = std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet));
-        }
-    }
-    std::fs::write(
-        dir.join("etc/passwd"),
-        "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
-    )?;
-    std::fs::write(dir.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(format!("tar -C {} -c . | docker import -c 'ENV PATH=/bin' - {IMAGE} >/dev/null", dir.display()))
-        .status()?;
-    let _ = std::fs::remove_dir_all(&dir);
-    if !status.success() {
-        bail!("docker import of the busybox rootfs failed");
-    }
-    Ok(())
+    testkit::docker_stdout(args).map_err(anyhow::Error::msg)
 }
 
 /// Removes the container even when the test panics.
@@ -121,16 +72,10 @@ fn registry() -> Result<ContainerRegistry> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "privileged: needs root and dockerd (scripts/test.sh runs it)"]
 async fn resolves_a_real_docker_container() -> Result<()> {
-    if !is_root() {
-        eprintln!("skipped: needs root and dockerd");
-        return Ok(());
-    }
-    let client = DockerClient::with_socket(DEFAULT_DOCKER_SOCKET);
-    if let Err(e) = client.list_containers().await {
-        bail!("dockerd is unreachable as root ({e}); start it with `dockerd >/tmp/dockerd.log 2>&1 &`");
-    }
-    ensure_image()?;
+    testkit::require_dockerd();
+    testkit::test_image();
     let name = format!("rt-test-{}", std::process::id());
     let (_guard, id) = run_container(&name)?;
     let (cg, path, pid) = cgroup_id_of_container(&name)?;
@@ -170,16 +115,10 @@ async fn resolves_a_real_docker_container() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "privileged: needs root and dockerd (scripts/test.sh runs it)"]
 async fn follows_docker_events() -> Result<()> {
-    if !is_root() {
-        eprintln!("skipped: needs root and dockerd");
-        return Ok(());
-    }
-    let client = DockerClient::with_socket(DEFAULT_DOCKER_SOCKET);
-    if let Err(e) = client.list_containers().await {
-        bail!("dockerd is unreachable as root ({e}); start it with `dockerd >/tmp/dockerd.log 2>&1 &`");
-    }
-    ensure_image()?;
+    testkit::require_dockerd();
+    testkit::test_image();
     let reg = registry()?;
     let tasks = reg.spawn();
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -3,9 +3,11 @@
 //! events (start, rename, died, remove) and resolved from its cgroup by the
 //! registry; a container in a podman pod carries the pod's name as a label.
 //!
-//! FAILS (does not skip) when not root, when the service does not answer on
-//! /run/podman/podman.sock, or when the test image is missing from Docker
-//! (tests/image/build.sh): the test loads it into podman itself.
+//! Privileged (root, dockerd for the test image, podman): ignored by a plain
+//! `cargo test`, run by `scripts/test.sh` (`--include-ignored`); then it FAILS
+//! (never skips) when not root or when the service does not answer on
+//! /run/podman/podman.sock. The test image `rampart-test:latest` is built in
+//! Docker and loaded into podman (testkit).
 
 use anyhow::{bail, ensure, Context, Result};
 use futures_util::StreamExt;
@@ -16,56 +18,13 @@ use runtime::{
     PodmanClient, RegistryConfig, Resolution, RuntimeClient, RuntimeEvent, DEFAULT_PODMAN_SOCKET,
 };
 use std::os::unix::fs::MetadataExt;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const DOCKER_IMAGE: &str = "rampart-test:latest";
-/// The name `podman load` gives the image saved from Docker.
-const IMAGE: &str = "localhost/rampart-test:latest";
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
+use testkit::{unique, IMAGE as DOCKER_IMAGE, PODMAN_IMAGE as IMAGE};
 
 fn podman(args: &[&str]) -> Result<String> {
-    let out = Command::new("podman")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .context("running the podman CLI (apt-get install podman)")?;
-    if !out.status.success() {
-        bail!("podman {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// `docker save rampart-test:latest | podman load`, once per test binary.
-fn load_image() -> Result<()> {
-    static LOAD: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
-    let mut done = LOAD.lock().unwrap_or_else(|e| e.into_inner());
-    if *done {
-        return Ok(());
-    }
-    let status = Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "set -o pipefail; DOCKER_API_VERSION=1.41 docker save {DOCKER_IMAGE} | podman load -q >/dev/null"
-        ))
-        .status()
-        .context("running docker save | podman load")?;
-    ensure!(
-        status.success(),
-        "loading {DOCKER_IMAGE} into podman failed (is it built? tests/image/build.sh)"
-    );
-    *done = true;
-    Ok(())
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("{prefix}-{}-{nanos:x}", std::process::id())
+    testkit::podman(args).map_err(anyhow::Error::msg)
 }
 
 /// Removes the container (or pod) even when the test panics.
@@ -81,14 +40,15 @@ impl Drop for Guard {
     }
 }
 
-/// Fail unless root and the service answers.
+/// Root, the service answering and the test image loaded into podman (panics
+/// otherwise); a client of the service.
 async fn preflight() -> Result<PodmanClient> {
-    ensure!(is_root(), "the podman live tests need root (rootful podman)");
+    testkit::require_podman();
+    testkit::load_into_podman();
     let client = PodmanClient::with_socket(DEFAULT_PODMAN_SOCKET);
     if let Err(e) = client.running_ids().await {
         bail!("podman's API service is unreachable ({e}); start it with scripts/podman.sh start");
     }
-    load_image()?;
     Ok(client)
 }
 
@@ -111,6 +71,7 @@ async fn next_for(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "privileged: needs root, dockerd and podman (scripts/test.sh runs it)"]
 async fn podman_container_list_inspect_events_and_cgroup() -> Result<()> {
     let client = preflight().await?;
     let since = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64 - 1;
@@ -207,6 +168,7 @@ async fn podman_container_list_inspect_events_and_cgroup() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "privileged: needs root, dockerd and podman (scripts/test.sh runs it)"]
 async fn podman_pod_name_is_a_label() -> Result<()> {
     let client = preflight().await?;
     let pod = unique("rt-podman-pod");
@@ -228,6 +190,7 @@ async fn podman_pod_name_is_a_label() -> Result<()> {
 }
 
 #[tokio::test]
+#[ignore = "privileged: needs root, dockerd and podman (scripts/test.sh runs it)"]
 async fn unknown_container_is_not_found() -> Result<()> {
     let client = preflight().await?;
     let id = "0".repeat(64);
@@ -245,6 +208,7 @@ fn open_fds() -> Result<usize> {
 /// The registry drops and reopens event streams on every reconnect: a dropped
 /// stream must close its connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "privileged: needs root, dockerd and podman (scripts/test.sh runs it)"]
 async fn dropped_event_streams_close_their_connections() -> Result<()> {
     let client = preflight().await?;
     // Warm up (runtime threads, lazily opened files).
@@ -274,6 +238,7 @@ async fn dropped_event_streams_close_their_connections() -> Result<()> {
 /// podman 4.3 reports `IpcMode: "shareable"` for `--ipc host`; the client
 /// still tells host namespaces.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "privileged: needs root, dockerd and podman (scripts/test.sh runs it)"]
 async fn host_namespaces() -> Result<()> {
     let client = preflight().await?;
     let name = unique("rt-podman-hostns");

@@ -1,5 +1,7 @@
 //! Privileged integration tests: load the real BPF programs and watch real
-//! processes. They need root and FAIL (not skip) without it.
+//! processes. Ignored by a plain `cargo test` (`privileged: needs root and
+//! BPF`); `scripts/test.sh` runs them (`--include-ignored`), and then they FAIL
+//! (never skip) without root.
 
 use std::process::Command;
 use std::sync::Mutex;
@@ -13,12 +15,6 @@ use sensor::{Sensor, SensorConfig};
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const CLONE_NEWNS: u64 = 0x0002_0000;
-
-fn require_root() {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "the sensor integration tests must run as root (euid is {euid})");
-}
 
 fn start(include_host: bool) -> Sensor {
     let sensor = Sensor::start(SensorConfig { include_host, ..Default::default() }).expect("sensor starts");
@@ -53,8 +49,9 @@ fn collect(sensor: &mut Sensor, within: Duration, done: impl Fn(&[Event]) -> boo
 }
 
 #[test]
+#[ignore = "privileged: needs root and BPF (scripts/test.sh runs it)"]
 fn reports_exec_open_unshare_with_host_included() {
-    require_root();
+    testkit::require_bpf();
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut sensor = start(true);
     let me = std::process::id();
@@ -118,8 +115,9 @@ fn reports_exec_open_unshare_with_host_included() {
 }
 
 #[test]
+#[ignore = "privileged: needs root and BPF (scripts/test.sh runs it)"]
 fn host_processes_are_filtered_out_by_default() {
-    require_root();
+    testkit::require_bpf();
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut sensor = start(false);
     let host_ns = sensor.status().host_mnt_ns;
@@ -166,8 +164,9 @@ fn own_cgroup_id() -> u64 {
 }
 
 #[test]
+#[ignore = "privileged: needs root and BPF (scripts/test.sh runs it)"]
 fn recorder_sets_a_bit_per_syscall_entered_in_the_kernel() {
-    require_root();
+    testkit::require_bpf();
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
 
     // Off by default: the recorder costs every task a program run per syscall.
@@ -204,9 +203,10 @@ fn recorder_sets_a_bit_per_syscall_entered_in_the_kernel() {
 }
 
 #[test]
+#[ignore = "privileged: needs root and BPF (scripts/test.sh runs it)"]
 fn kill_trigger_kills_in_the_syscall_only_what_it_names() {
     use std::os::unix::process::ExitStatusExt;
-    require_root();
+    testkit::require_bpf();
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let sensor = start(false);
     let maps = sensor.kill_maps().expect("kill maps");

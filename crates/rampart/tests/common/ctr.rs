@@ -3,29 +3,9 @@
 //! imported, containers run in it, execs, and cleanup.
 
 use super::*;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-pub const SOCKET: &str = "/run/containerd/containerd.sock";
-/// The name `ctr images import` gives the image saved from Docker.
-pub const CTR_IMAGE: &str = "docker.io/library/rampart-test:latest";
-
-pub fn ctr(ns: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("ctr")
-        .args(["--address", SOCKET, "-n", ns])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("running ctr: {e} (apt-get install containerd)"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "ctr -n {ns} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
+pub use testkit::{ctr, CONTAINERD_SOCKET as SOCKET, CTR_IMAGE};
 
 pub fn ctr_ok(ns: &str, args: &[&str]) -> String {
     ctr(ns, args).unwrap_or_else(|e| panic!("{e}"))
@@ -39,21 +19,9 @@ pub struct Namespace {
 
 impl Namespace {
     pub fn new(prefix: &str) -> Namespace {
-        preflight();
-        if let Err(e) = ctr("default", &["version"]) {
-            panic!("containerd does not answer on {SOCKET} ({e}); start it with scripts/containerd.sh start");
-        }
+        preflight_containerd();
         let name = unique(prefix);
-        let status = Command::new("bash")
-            .arg("-c")
-            .arg(format!(
-                "set -o pipefail; {} save {IMAGE} | ctr --address {SOCKET} -n {name} images import - >/dev/null",
-                docker_bin()
-            ))
-            .env("DOCKER_API_VERSION", "1.41")
-            .status()
-            .expect("running docker save | ctr images import");
-        assert!(status.success(), "importing {IMAGE} into containerd namespace {name} failed");
+        testkit::import_into_containerd(&name);
         Namespace { name }
     }
 
@@ -103,33 +71,6 @@ impl Namespace {
 
 impl Drop for Namespace {
     fn drop(&mut self) {
-        let ns = self.name.as_str();
-        if let Ok(ids) = ctr(ns, &["containers", "ls", "-q"]) {
-            for id in ids.lines() {
-                let _ = ctr(ns, &["tasks", "kill", "-s", "SIGKILL", id]);
-                let _ = ctr(ns, &["tasks", "rm", "-f", id]);
-                let _ = ctr(ns, &["containers", "rm", id]);
-            }
-        }
-        if let Ok(images) = ctr(ns, &["images", "ls", "-q"]) {
-            for i in images.lines() {
-                let _ = ctr(ns, &["images", "rm", "--sync", i]);
-            }
-        }
-        // runc leaves the namespace's parent cgroup (`/<ns>`) behind in every
-        // hierarchy; rmdir removes it once empty.
-        if let Ok(mounts) = std::fs::read_dir("/sys/fs/cgroup") {
-            for m in mounts.flatten() {
-                let _ = std::fs::remove_dir(m.path().join(ns));
-            }
-        }
-        let _ = std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup").join(ns));
-        for _ in 0..20 {
-            if ctr("default", &["namespaces", "rm", ns]).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        eprintln!("warning: containerd namespace {ns} was not removed");
+        testkit::remove_containerd_namespace(&self.name);
     }
 }

@@ -1,7 +1,11 @@
 //! Shared harness of rampart's integration tests: real agent, real containers.
 //!
 //! - [`preflight`] fails the test (never skips it) unless we are root and dockerd
-//!   answers, and builds the test image `rampart-test:latest` once per test binary.
+//!   answers, and builds the test image `rampart-test:latest` once per test binary
+//!   (through the shared `testkit` crate, which also holds the docker client,
+//!   the containerd and podman image imports and the containerd cleanup).
+//!   Tests that need it are `#[ignore = "privileged: needs root, ..."]`: plain
+//!   `cargo test` lists them as ignored, `scripts/test.sh` runs them.
 //! - [`Agent`] runs `rampart events --json ...` (or, with [`Agent::start_run`],
 //!   the detection agent `rampart run --json ...`, whose lines are alerts), reads
 //!   its stdout on a thread into a channel of JSON values, waits for
@@ -26,7 +30,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub const IMAGE: &str = "rampart-test:latest";
+// Re-exported for the test files (not every binary uses every one).
+#[allow(unused_imports)]
+pub use testkit::{docker_bin, docker_cmd, is_root, repo_root, IMAGE};
 pub const RTEST: &str = "/usr/local/bin/rtest";
 pub const READY_LINE: &str = "rampart: sensor ready";
 /// How long the agent may take to load and attach its BPF programs.
@@ -34,86 +40,37 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default wait for an expected event.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
-}
-
 // ---------------------------------------------------------------------------
 // Preflight
 // ---------------------------------------------------------------------------
 
-static PREFLIGHT: Mutex<Option<Result<(), String>>> = Mutex::new(None);
-
-/// Check root and dockerd, build the test image (once per test binary).
-/// Panics with the reason on failure: these tests must not pass vacuously.
+/// The preflight of a test that runs the agent against Docker containers:
+/// root and BPF, dockerd, and the test image built (once per test binary).
+/// Panics with the reason when a need is not met: these tests never pass
+/// vacuously. Every such test is `#[ignore = "privileged: ..."]` and calls this
+/// (or [`preflight_containerd`], [`preflight_podman`]) first.
 pub fn preflight() {
-    let mut state = PREFLIGHT.lock().unwrap_or_else(|e| e.into_inner());
-    if state.is_none() {
-        *state = Some(run_preflight());
-    }
-    if let Some(Err(e)) = state.as_ref() {
-        panic!("preflight failed: {e}");
-    }
+    testkit::require_bpf();
+    testkit::require_dockerd();
+    testkit::test_image();
 }
 
-fn run_preflight() -> Result<(), String> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    if euid != 0 {
-        return Err(format!(
-            "integration tests load BPF programs and run containers: they need root (euid is {euid}); \
-             run `scripts/test.sh` as root"
-        ));
-    }
-    let info = docker_cmd().args(["info", "--format", "{{.ServerVersion}}"]).output();
-    match info {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => {
-            return Err(format!(
-                "dockerd is unreachable ({}): start it with `scripts/dockerd.sh start` (or scripts/setup.sh)",
-                String::from_utf8_lossy(&o.stderr).trim()
-            ))
-        }
-        Err(e) => return Err(format!("cannot run the docker client {}: {e}", docker_bin())),
-    }
-    let build = repo_root().join("tests/image/build.sh");
-    let out = Command::new("bash")
-        .arg(&build)
-        .env("DOCKER", docker_bin())
-        .output()
-        .map_err(|e| format!("running {}: {e}", build.display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{} failed:\n{}{}",
-            build.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(())
+/// [`preflight`], and containerd answering on its socket.
+pub fn preflight_containerd() {
+    preflight();
+    testkit::require_containerd();
+}
+
+/// [`preflight`], podman's API service answering, and the test image loaded
+/// into podman.
+pub fn preflight_podman() {
+    preflight();
+    testkit::load_into_podman();
 }
 
 // ---------------------------------------------------------------------------
 // Docker
 // ---------------------------------------------------------------------------
-
-/// The docker client to use: $DOCKER, else Debian's /usr/bin/docker (matches
-/// Debian's dockerd 20.10), else `docker` from PATH.
-pub fn docker_bin() -> String {
-    if let Ok(d) = std::env::var("DOCKER") {
-        if !d.is_empty() {
-            return d;
-        }
-    }
-    if Path::new("/usr/bin/docker").exists() {
-        return "/usr/bin/docker".into();
-    }
-    "docker".into()
-}
-
-pub fn docker_cmd() -> Command {
-    Command::new(docker_bin())
-}
 
 /// Run `docker ARGS`; return its output whatever the exit status.
 pub fn docker(args: &[&str]) -> Output {
@@ -823,7 +780,6 @@ pub struct Np {
 
 impl Np {
     pub fn new(tag: &str) -> Np {
-        preflight();
         let name = unique(tag);
         let np = Np {
             store: std::env::temp_dir().join(format!("{name}-store")),
