@@ -247,12 +247,24 @@ pub struct StreamSummary {
     pub sensor: SensorStats,
     /// Per cgroup id, when the sensor config turned recording on.
     pub syscall_sets: Vec<(u64, SyscallSet)>,
+    /// The process table and the container registry at the end (their bounds
+    /// are what a soak checks).
+    pub processes: state::TableStats,
+    pub containers: usize,
 }
 
 impl StreamSummary {
     /// Everything that was lost: ring buffer overflows and undecodable records.
     pub fn dropped(&self) -> u64 {
         self.sensor.lost_total() + self.sensor.decode_errors
+    }
+
+    /// The state line: what the agent holds in memory at the end.
+    pub fn state_line(&self) -> String {
+        format!(
+            "process table {} entries ({} live, {} exited), {} containers known",
+            self.processes.entries, self.processes.live, self.processes.exited, self.containers
+        )
     }
 
     /// The summary line every streaming command prints on stderr.
@@ -335,7 +347,13 @@ pub async fn stream(
             counts.seen += batch.len() as u64;
         }
     }
-    Ok(StreamSummary { counts, sensor: sensor.stats(), syscall_sets: sensor.syscall_sets() })
+    Ok(StreamSummary {
+        counts,
+        sensor: sensor.stats(),
+        syscall_sets: sensor.syscall_sets(),
+        processes: enricher.processes.stats(),
+        containers: enricher.containers.containers().len(),
+    })
 }
 
 /// Enriches, filters and consumes one batch; false once the output is closed.

@@ -55,6 +55,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let _watchers = containers.spawn();
     let sensor_config = SensorConfig { include_host: cfg.host, ..Default::default() };
     let summary = pipeline::stream(sensor_config, containers, &filter, &mut detector).await?;
+    eprintln!("rampart: {}", summary.state_line());
     let alerts_sent = detector.alerts;
     drop(detector);
     let stats = match Arc::try_unwrap(dispatcher) {
@@ -62,10 +63,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
         Err(d) => d.stats(),
     };
     eprintln!(
-        "rampart: {}, {alerts_sent} alerts ({} suppressed, {} dropped by outputs)",
+        "rampart: {}, {alerts_sent} alerts ({} suppressed, {} dropped by outputs, {} failed in outputs)",
         summary.line(),
         stats.suppressed,
-        stats.dropped()
+        stats.dropped(),
+        stats.failed()
     );
     Ok(())
 }
