@@ -196,7 +196,9 @@ mod load_tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("alerts.json");
         let alert = |rule: &str| {
-            format!(r#"{{"time":"t","rule":"{rule}","priority":"Warning","output":"x","output_fields":{{"container.id":"abcdefabcdef"}}}}"#)
+            format!(
+                r#"{{"time":"t","rule":"{rule}","priority":"Warning","output":"x","output_fields":{{"container.id":"abcdefabcdef"}}}}"#
+            )
         };
         let mut bytes = alert("one").into_bytes();
         bytes.extend_from_slice(b"\n{\"rule\":\"x\xff\"}\n\nnot json\n");
@@ -208,7 +210,10 @@ mod load_tests {
         assert_eq!(a.skipped[0], (2, "invalid UTF-8 at column 11".to_string()));
         assert_eq!(a.skipped[1].0, 4);
         assert!(a.skipped[1].1.starts_with("not an alert: "), "{:?}", a.skipped);
-        assert_eq!(a.skipped[2], (5, "line longer than 1048576 bytes (limit for alerts file lines)".to_string()));
+        assert_eq!(
+            a.skipped[2],
+            (5, "line longer than 1048576 bytes (limit for alerts file lines)".to_string())
+        );
     }
 
     #[test]

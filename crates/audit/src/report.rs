@@ -104,7 +104,7 @@ pub struct BaselineEntry {
 
 impl Baseline {
     pub fn load(path: &Path) -> Result<Baseline, Error> {
-            let text = model::input::read_text(path, model::input::limits::BASELINE)?;
+        let text = model::input::read_text(path, model::input::limits::BASELINE)?;
         let b: Baseline = crate::oci::parse_json(path, &text)?;
         if b.version != 1 {
             return Err(Error::Baseline {

@@ -104,7 +104,8 @@ pub fn open_regular(path: &Path) -> Result<File, InputError> {
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(|source| InputError::Open { path: path.to_path_buf(), source })?;
-    let ft = file.metadata().map_err(|source| InputError::Read { path: path.to_path_buf(), source })?.file_type();
+    let ft =
+        file.metadata().map_err(|source| InputError::Read { path: path.to_path_buf(), source })?.file_type();
     if ft.is_file() {
         return Ok(file);
     }
@@ -392,7 +393,10 @@ mod tests {
     #[test]
     fn invalid_utf8_is_located() {
         // Columns count characters: "é" is one.
-        let p = write("utf8", "x\n\u{e9}b".as_bytes().iter().copied().chain([0xff, b'\n']).collect::<Vec<_>>().as_slice());
+        let p = write(
+            "utf8",
+            "x\n\u{e9}b".as_bytes().iter().copied().chain([0xff, b'\n']).collect::<Vec<_>>().as_slice(),
+        );
         let e = read_text(&p, L).unwrap_err();
         assert_eq!(e.to_string(), format!("invalid UTF-8 at {}:2:3", p.display()));
     }

@@ -244,7 +244,9 @@ impl NetPolicyStore {
         let path = self.record_path(id);
         let text = match model::input::read_text(&path, model::input::limits::NETPOLICY) {
             Ok(t) => t,
-            Err(model::input::InputError::Open { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(model::input::InputError::Open { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
                 return Ok(None)
             }
             Err(e) => return Err(e.into()),
