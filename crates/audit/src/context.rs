@@ -15,7 +15,6 @@ use crate::Error;
 use model::Priority;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::Path;
 
 /// Alerts of one rule for one container.
@@ -63,30 +62,49 @@ pub struct Alerts {
     /// Lines that were not alerts (reported, not fatal: the file may be
     /// rotated or still being written).
     pub unreadable: u64,
+    /// The first unreadable lines (at most [`Alerts::REPORTED`]): line
+    /// number and why.
+    pub skipped: Vec<(u64, String)>,
     pub total: u64,
 }
 
 impl Alerts {
+    /// Unreadable lines kept with their number and reason; the others are
+    /// only counted.
+    pub const REPORTED: usize = 5;
+
+    /// Reads an alerts file. A line that is too long, not UTF-8 or not an
+    /// alert is skipped and counted, and the rest is read.
     pub fn load(path: &Path) -> Result<Alerts, Error> {
-        let io = |source| Error::Io { path: path.to_path_buf(), source };
-        let file = std::fs::File::open(path).map_err(io)?;
+        use model::input::{limits, open_stream};
         let mut out = Alerts::default();
-        for line in std::io::BufReader::new(file).lines() {
-            let line = line.map_err(io)?;
-            if line.trim().is_empty() {
-                continue;
+        for line in open_stream(path, limits::ALERTS, limits::ALERTS_LINE)? {
+            let line = line?;
+            let why = match &line.text {
+                Ok(text) if text.trim().is_empty() => continue,
+                Ok(text) => match out.add(text) {
+                    Ok(()) => continue,
+                    Err(e) => format!("not an alert: {e}"),
+                },
+                Err(bad) => bad.to_string(),
+            };
+            out.unreadable += 1;
+            if out.skipped.len() < Self::REPORTED {
+                out.skipped.push((line.number, why));
             }
-            out.add_line(&line);
         }
         Ok(out)
     }
 
     /// Adds one JSON line (an alert); counts it as unreadable otherwise.
     pub fn add_line(&mut self, line: &str) {
-        let Ok(a) = serde_json::from_str::<Line>(line) else {
+        if self.add(line).is_err() {
             self.unreadable += 1;
-            return;
-        };
+        }
+    }
+
+    fn add(&mut self, line: &str) -> Result<(), serde_json::Error> {
+        let a = serde_json::from_str::<Line>(line)?;
         let field = |k: &str| a.output_fields.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
         let (mut id, mut name) = a.container.map(|c| (c.id, c.name)).unwrap_or_default();
         if id.is_empty() {
@@ -99,7 +117,7 @@ impl Alerts {
             name = field("container.name");
         }
         if id == "host" || (id.is_empty() && (name.is_empty() || name == "host")) {
-            return;
+            return Ok(());
         }
         self.total += 1;
         self.seen.push(Seen {
@@ -109,6 +127,7 @@ impl Alerts {
             priority: a.priority,
             time: a.time,
         });
+        Ok(())
     }
 
     /// The alerts of a subject, per rule, highest priority first.
@@ -166,4 +185,40 @@ pub fn findings(alerts: &[AlertSummary]) -> Vec<Finding> {
             baselined: false,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+
+    #[test]
+    fn bad_lines_are_skipped_with_their_number_and_the_rest_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("alerts.json");
+        let alert = |rule: &str| {
+            format!(
+                r#"{{"time":"t","rule":"{rule}","priority":"Warning","output":"x","output_fields":{{"container.id":"abcdefabcdef"}}}}"#
+            )
+        };
+        let mut bytes = alert("one").into_bytes();
+        bytes.extend_from_slice(b"\n{\"rule\":\"x\xff\"}\n\nnot json\n");
+        bytes.extend_from_slice(&vec![b'x'; 2 << 20]);
+        bytes.extend_from_slice(format!("\n{}\n", alert("two")).as_bytes());
+        std::fs::write(&p, bytes).unwrap();
+        let a = Alerts::load(&p).unwrap();
+        assert_eq!((a.total, a.unreadable), (2, 3));
+        assert_eq!(a.skipped[0], (2, "invalid UTF-8 at column 11".to_string()));
+        assert_eq!(a.skipped[1].0, 4);
+        assert!(a.skipped[1].1.starts_with("not an alert: "), "{:?}", a.skipped);
+        assert_eq!(
+            a.skipped[2],
+            (5, "line longer than 1048576 bytes (limit for alerts file lines)".to_string())
+        );
+    }
+
+    #[test]
+    fn a_device_is_refused() {
+        let e = Alerts::load(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(e.to_string(), "/dev/zero is a character device, not a regular file");
+    }
 }

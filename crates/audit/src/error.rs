@@ -22,6 +22,11 @@ pub enum Error {
 
     #[error("{path}: {reason}")]
     Baseline { path: PathBuf, reason: String },
+
+    /// A file refused before parsing (not a regular file, too large, not
+    /// text); the error names the file.
+    #[error(transparent)]
+    Input(#[from] model::input::InputError),
 }
 
 fn location(line: Option<usize>, column: Option<usize>) -> String {

@@ -291,8 +291,7 @@ fn yaml_error(path: &Path, e: serde_yaml_ng::Error) -> Error {
 
 /// Reads a manifest file.
 pub fn load(path: &Path) -> Result<Vec<Subject>, Error> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let text = model::input::read_text(path, model::input::limits::MANIFEST)?;
     parse(path, &text)
 }
 

@@ -214,8 +214,7 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(path: &Path, text: &str
 
 /// Reads and checks the shape of a bundle's `config.json`.
 pub fn load(path: &Path) -> Result<Subject, Error> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let text = model::input::read_text(path, model::input::limits::OCI_SPEC)?;
     parse(path, &text)
 }
 

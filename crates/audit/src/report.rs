@@ -104,8 +104,7 @@ pub struct BaselineEntry {
 
 impl Baseline {
     pub fn load(path: &Path) -> Result<Baseline, Error> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let text = model::input::read_text(path, model::input::limits::BASELINE)?;
         let b: Baseline = crate::oci::parse_json(path, &text)?;
         if b.version != 1 {
             return Err(Error::Baseline {

@@ -19,7 +19,6 @@
 use crate::config::{all_capabilities, Location, SourceKind, Subject};
 use crate::Error;
 use model::{Container, Runtime};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// A spec larger than this is not a runtime's (runc refuses far smaller ones
@@ -239,16 +238,7 @@ pub fn subject_from_spec(
 /// Finds, reads and parses the spec of a running container.
 pub fn load(c: &Container, pid: Option<u32>, roots: &SpecRoots) -> Result<Subject, Error> {
     let path = find_spec(c, pid, roots)?;
-    let io = |source| Error::Io { path: path.clone(), source };
-    let f = std::fs::File::open(&path).map_err(io)?;
-    let mut text = String::new();
-    f.take(MAX_SPEC_BYTES + 1).read_to_string(&mut text).map_err(io)?;
-    if text.len() as u64 > MAX_SPEC_BYTES {
-        return Err(Error::Invalid {
-            path,
-            reason: format!("larger than {MAX_SPEC_BYTES} bytes: not a runtime's spec"),
-        });
-    }
+    let text = model::input::read_text(&path, model::input::limits::OCI_SPEC.with_bytes(MAX_SPEC_BYTES))?;
     subject_from_spec(c, pid, &path, &text, &roots.proc)
 }
 

@@ -7,6 +7,7 @@
 mod container;
 mod event;
 mod hash;
+pub mod input;
 pub mod names;
 mod net;
 mod priority;

@@ -16,6 +16,11 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A file refused before parsing (not a regular file, too large, not
+    /// text); the error names the file.
+    #[error(transparent)]
+    Input(#[from] model::input::InputError),
+
     #[error("bpf: {op} {target}: {message}")]
     Bpf { op: String, target: String, message: String },
 

@@ -89,10 +89,14 @@ pub fn release(c: &Container) -> Result<Enforced, Error> {
 /// errors carry `file:line:column`.
 pub fn load_policy(path: &std::path::Path) -> Result<NetPolicy, PolicyError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
-        source_name: name.clone(),
-        location: None,
-        message: format!("cannot read: {e}"),
+    use model::input::InputError;
+    let text = model::input::read_text(path, model::input::limits::NETPOLICY).map_err(|e| {
+        let (location, message) = match e {
+            InputError::Nul { line, column, .. } => (Some((line as usize, column as usize)), "NUL byte".into()),
+            InputError::Utf8 { line, column, .. } => (Some((line as usize, column as usize)), "invalid UTF-8".into()),
+            e => (None, format!("cannot read: {e}")),
+        };
+        PolicyError { source_name: name.clone(), location, message }
     })?;
     NetPolicy::from_yaml(&text, &name)
 }

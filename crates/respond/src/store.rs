@@ -242,10 +242,14 @@ impl NetPolicyStore {
             return Ok(None);
         }
         let path = self.record_path(id);
-        let text = match std::fs::read_to_string(&path) {
+        let text = match model::input::read_text(&path, model::input::limits::NETPOLICY) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(Error::Io { what: "reading", path, source }),
+            Err(model::input::InputError::Open { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(e.into()),
         };
         let rec: Record = serde_json::from_str(&text)
             .map_err(|e| self.store_err(&path, format!("{}:{}: {e}", e.line(), e.column())))?;

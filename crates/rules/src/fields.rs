@@ -406,7 +406,21 @@ fn mount_info(m: &model::Mount) -> String {
 /// Whether `path` matches a mount argument: exact, or a glob when it has `*?[`.
 fn path_matches(pattern: &str, path: &str) -> bool {
     if pattern.contains(['*', '?', '[']) {
-        crate::matchers::Glob::new(pattern, false).is_ok_and(|g| g.matches(path))
+        use crate::matchers::Glob;
+        use std::collections::HashMap;
+        // Patterns come from rule field arguments (few); compiling a glob
+        // costs far more than matching it, so each is compiled once.
+        thread_local!(static GLOBS: std::cell::RefCell<HashMap<String, Option<Glob>>> = Default::default());
+        GLOBS.with(|globs| {
+            let mut globs = globs.borrow_mut();
+            if globs.len() >= 1024 && !globs.contains_key(pattern) {
+                globs.clear();
+            }
+            if !globs.contains_key(pattern) {
+                globs.insert(pattern.to_string(), Glob::new(pattern, false).ok());
+            }
+            globs[pattern].as_ref().is_some_and(|g| g.matches(path))
+        })
     } else {
         pattern == path
     }

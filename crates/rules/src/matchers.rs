@@ -259,14 +259,49 @@ enum G {
 
 /// A shell glob (`*` matches any characters, `/` included; `?` one character;
 /// `[a-z]`, `[!x]` classes; `\` escapes).
+///
+/// Compiled to an anchored regex: its matching is linear in the path for a
+/// given pattern, where star backtracking is O(path x pattern) (a hostile
+/// path on the live event path would stall the agent).
 #[derive(Debug, Clone)]
 pub struct Glob {
-    toks: Vec<G>,
+    re: regex::Regex,
     fold: bool,
 }
 
+/// Memory the lazy DFA of one glob may use: a pattern of many stars
+/// (`*a*a*...`) needs one DFA state per star, and a cache too small for
+/// them would make the regex fall back to its slower engine.
+const GLOB_DFA_LIMIT: usize = 32 << 20;
+
 impl Glob {
     pub fn new(pattern: &str, fold: bool) -> Result<Glob, String> {
+        let toks = Self::tokens(pattern, fold)?;
+        let mut re = String::from(r"\A");
+        for t in &toks {
+            match t {
+                G::Lit(c) => re.push_str(&regex::escape(c.encode_utf8(&mut [0; 4]))),
+                G::Any => re.push_str("(?s:.)"),
+                G::Star => re.push_str("(?s:.*)"),
+                G::Class(ranges, neg) => {
+                    re.push_str(if *neg { "[^" } else { "[" });
+                    for &(a, b) in ranges {
+                        // Hex escapes: no class character can be read as syntax.
+                        re.push_str(&format!(r"\x{{{:x}}}-\x{{{:x}}}", a as u32, b as u32));
+                    }
+                    re.push(']');
+                }
+            }
+        }
+        re.push_str(r"\z");
+        let re = regex::RegexBuilder::new(&re)
+            .dfa_size_limit(GLOB_DFA_LIMIT)
+            .build()
+            .map_err(|e| format!("glob pattern cannot be compiled: {e}"))?;
+        Ok(Glob { re, fold })
+    }
+
+    fn tokens(pattern: &str, fold: bool) -> Result<Vec<G>, String> {
         let pat: Vec<char> =
             if fold { pattern.to_lowercase().chars().collect() } else { pattern.chars().collect() };
         let mut toks = Vec::new();
@@ -317,52 +352,15 @@ impl Glob {
             }
             i += 1;
         }
-        Ok(Glob { toks, fold })
-    }
-
-    fn one(t: &G, c: char) -> bool {
-        match t {
-            G::Lit(l) => *l == c,
-            G::Any => true,
-            G::Class(r, neg) => r.iter().any(|&(a, b)| a <= c && c <= b) != *neg,
-            G::Star => false,
-        }
+        Ok(toks)
     }
 
     pub fn matches(&self, s: &str) -> bool {
         if self.fold {
-            let lower = s.to_lowercase();
-            self.run(&lower)
+            self.re.is_match(&s.to_lowercase())
         } else {
-            self.run(s)
+            self.re.is_match(s)
         }
-    }
-
-    fn run(&self, s: &str) -> bool {
-        // Byte offsets into `s`; backtrack to the last star.
-        let (mut p, mut t) = (0usize, 0usize);
-        let mut star: Option<(usize, usize)> = None;
-        while t < s.len() {
-            let c = s[t..].chars().next().unwrap_or('\0');
-            if p < self.toks.len() && self.toks[p] == G::Star {
-                star = Some((p, t));
-                p += 1;
-            } else if p < self.toks.len() && Self::one(&self.toks[p], c) {
-                p += 1;
-                t += c.len_utf8();
-            } else if let Some((sp, st)) = star {
-                let sc = s[st..].chars().next().unwrap_or('\0');
-                p = sp + 1;
-                t = st + sc.len_utf8();
-                star = Some((sp, t));
-            } else {
-                return false;
-            }
-        }
-        while p < self.toks.len() && self.toks[p] == G::Star {
-            p += 1;
-        }
-        p == self.toks.len()
     }
 }
 
@@ -454,6 +452,152 @@ mod tests {
         assert!(Glob::new("[abc", false).is_err());
         assert!(Glob::new("a\\*", false).unwrap().matches("a*"));
         assert!(!Glob::new("a\\*", false).unwrap().matches("ab"));
+    }
+
+    /// The star-backtracking matcher globs used before the regex: the
+    /// reference the compiled globs must agree with.
+    fn reference(pattern: &str, fold: bool, s: &str) -> bool {
+        let toks = Glob::tokens(pattern, fold).unwrap();
+        let lower;
+        let s = if fold {
+            lower = s.to_lowercase();
+            &lower
+        } else {
+            s
+        };
+        let one = |t: &G, c: char| match t {
+            G::Lit(l) => *l == c,
+            G::Any => true,
+            G::Class(r, neg) => r.iter().any(|&(a, b)| a <= c && c <= b) != *neg,
+            G::Star => false,
+        };
+        let (mut p, mut t) = (0usize, 0usize);
+        let mut star: Option<(usize, usize)> = None;
+        while t < s.len() {
+            let c = s[t..].chars().next().unwrap_or('\0');
+            if p < toks.len() && toks[p] == G::Star {
+                star = Some((p, t));
+                p += 1;
+            } else if p < toks.len() && one(&toks[p], c) {
+                p += 1;
+                t += c.len_utf8();
+            } else if let Some((sp, st)) = star {
+                let sc = s[st..].chars().next().unwrap_or('\0');
+                p = sp + 1;
+                t = st + sc.len_utf8();
+                star = Some((sp, t));
+            } else {
+                return false;
+            }
+        }
+        while p < toks.len() && toks[p] == G::Star {
+            p += 1;
+        }
+        p == toks.len()
+    }
+
+    #[test]
+    fn glob_agrees_with_the_backtracking_reference() {
+        let patterns = [
+            "*",
+            "",
+            "?",
+            "a*",
+            "*a",
+            "*a*",
+            "a?c",
+            "[a-c]*",
+            "[!a-c]*",
+            "[]]x",
+            "[!]]",
+            "[a-]",
+            "[-a]",
+            "[^x]?",
+            "\\[a]",
+            "a\\?",
+            "*.*",
+            "/etc/*ow",
+            "*/.ssh/*",
+            "[\\]*",
+            "[&&]",
+            "[~-~]",
+            "[.]",
+            "x[z-a]y",
+            "\u{e9}*",
+            "*\u{c9}",
+            "[\u{e0}-\u{ff}]",
+            "a*b*c",
+            "**a**",
+            "*\n*",
+            "?\n",
+            "[^\n]",
+            "(a|b)",
+            "a{2}",
+            "^$",
+            ".+",
+        ];
+        let hays = [
+            "",
+            "a",
+            "b",
+            "abc",
+            "aXc",
+            "a\nc",
+            "]x",
+            "]",
+            "-",
+            "x",
+            "[a]",
+            "a?",
+            "ab",
+            "/etc/shadow",
+            "/etc/sha",
+            "/root/.ssh/id_rsa",
+            "\\",
+            "&",
+            "~",
+            ".",
+            "zy",
+            "xzy",
+            "\u{e9}t\u{e9}",
+            "\u{c9}T\u{c9}",
+            "\u{f1}",
+            "aXbYc",
+            "acb",
+            "\n",
+            "\na",
+            "(a|b)",
+            "aa",
+            "a{2}",
+            "^$",
+            "..",
+            "?",
+            "*",
+        ];
+        for fold in [false, true] {
+            for p in patterns {
+                let g = Glob::new(p, fold).unwrap();
+                for h in hays {
+                    assert_eq!(g.matches(h), reference(p, fold, h), "glob {p:?} fold {fold} on {h:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn glob_is_linear_in_the_path() {
+        // 3,000 characters of `*a` then `*b`, against 1 MiB of `a`: the
+        // backtracking matcher took seconds per event.
+        let pattern = format!("{}*b", "*a".repeat(1500));
+        let g = Glob::new(&pattern, false).unwrap();
+        let hay = "a".repeat(1 << 20);
+        let t = std::time::Instant::now();
+        assert!(!g.matches(&hay));
+        assert!(g.matches(&format!("{hay}b")));
+        assert!(!g.matches(&format!("{}b", "a".repeat(1499))));
+        assert!(g.matches(&format!("{}b", "a".repeat(1500))));
+        assert!(Glob::new(&pattern, true).unwrap().matches(&format!("{}B", "A".repeat(1 << 20))));
+        assert!(t.elapsed() < std::time::Duration::from_secs(20), "took {:?}", t.elapsed());
     }
 
     #[test]

@@ -1,18 +1,13 @@
 //! The crate's one error type.
 
-use std::path::PathBuf;
-
 /// Everything that can go wrong in the seccomp toolkit; each variant carries
 /// the failing input (file, syscall, field, value).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The profile file could not be read.
-    #[error("reading seccomp profile {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The profile file could not be read, or was refused before parsing (not a regular file, too
+    /// large, not text); the error names the file.
+    #[error("reading seccomp profile: {0}")]
+    Input(#[from] model::input::InputError),
     /// The profile is not valid JSON or not a valid profile; `origin` is the
     /// file name (or `<string>`), `line` and `column` come from the JSON parser.
     #[error("{origin}:{line}:{column}: {message}")]

@@ -79,7 +79,6 @@ pub fn compile_source(text: &str, origin: &str, opts: &CompileOptions) -> Result
 
 /// [`compile_source`] for a file.
 pub fn compile_file(path: &std::path::Path, opts: &CompileOptions) -> Result<(Profile, Policy)> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+    let text = model::input::read_text(path, model::input::limits::SECCOMP_PROFILE)?;
     compile_source(&text, &path.display().to_string(), opts)
 }

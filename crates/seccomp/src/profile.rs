@@ -542,8 +542,7 @@ impl Profile {
 
     /// Reads and parses a profile file.
     pub fn load(path: &Path) -> Result<Profile> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+        let text = model::input::read_text(path, model::input::limits::SECCOMP_PROFILE)?;
         Profile::from_json_str(&text, &path.display().to_string())
     }
 

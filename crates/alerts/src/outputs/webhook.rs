@@ -61,7 +61,8 @@ impl WebhookSink {
         let mut tls = ureq::tls::TlsConfig::builder();
         if let Some(path) = &cfg.ca_file {
             let ca_err = |reason: String| Error::CaFile { path: path.clone(), reason };
-            let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
+            let pem = model::input::read_bytes(path, model::input::limits::CA_BUNDLE)
+                .map_err(|e| ca_err(e.to_string()))?;
             let mut certs = Vec::new();
             for item in ureq::tls::parse_pem(&pem) {
                 if let ureq::tls::PemItem::Certificate(c) = item.map_err(|e| ca_err(e.to_string()))? {

@@ -46,11 +46,18 @@ pub struct RulesConfig {
     /// Skip (and report) rules that use a field rampart cannot provide, instead
     /// of refusing the file.
     pub skip_unsupported_fields: bool,
+    /// Largest rule file read, in bytes; a larger one is refused.
+    pub max_file_bytes: u64,
 }
 
 impl Default for RulesConfig {
     fn default() -> Self {
-        RulesConfig { default_rules: true, paths: Vec::new(), skip_unsupported_fields: false }
+        RulesConfig {
+            default_rules: true,
+            paths: Vec::new(),
+            skip_unsupported_fields: false,
+            max_file_bytes: model::input::limits::RULES.bytes,
+        }
     }
 }
 
@@ -66,8 +73,7 @@ impl AgentConfig {
     /// Reads and validates a config file; errors name the file and, for YAML
     /// and unknown keys, the line and column.
     pub fn load(path: &Path) -> Result<AgentConfig> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        let text = model::input::read_text(path, model::input::limits::CONFIG).context("reading config")?;
         Self::parse(&text).with_context(|| format!("config {}", path.display()))
     }
 

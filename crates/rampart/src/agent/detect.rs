@@ -54,7 +54,9 @@ fn rule_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        // Not only regular files: a FIFO or device named *.yaml is refused
+        // when read, not skipped silently.
+        .filter(|p| !p.is_dir() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
         .collect();
     files.sort();
     Ok(files)
@@ -75,11 +77,13 @@ pub fn load_rules(cfg: &RulesConfig) -> Result<Loaded, RulesRefused> {
         match rule_files(path) {
             Ok(files) => {
                 for file in files {
-                    match std::fs::read_to_string(&file) {
+                    let limit = model::input::limits::RULES.with_bytes(cfg.max_file_bytes);
+                    match model::input::read_text(&file, limit) {
                         Ok(text) => {
                             builder.add_file(&file.display().to_string(), &text);
                         }
-                        Err(e) => io_errors.push(format!("{}: {e}", file.display())),
+                        // The error names the file (and line:column for bad bytes).
+                        Err(e) => io_errors.push(e.to_string()),
                     }
                 }
             }

@@ -113,6 +113,9 @@ pub async fn run(args: AuditArgs) -> Result<()> {
     let alerts = match &args.alerts {
         Some(path) => {
             let a = audit::context::Alerts::load(path)?;
+            for (line, why) in &a.skipped {
+                eprintln!("rampart: {}:{line}: skipped: {why}", path.display());
+            }
             if a.unreadable > 0 {
                 eprintln!("rampart: {}: {} lines are not alerts, skipped", path.display(), a.unreadable);
             }

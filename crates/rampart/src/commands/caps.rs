@@ -85,8 +85,7 @@ pub async fn caps(args: CapsArgs) -> Result<()> {
     let needed: Option<BTreeSet<String>> = match &args.recording {
         Some(p) => {
             let path = if p.is_dir() { p.join("recording.json") } else { p.clone() };
-            let text =
-                std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let text = model::input::read_text(&path, model::input::limits::RECORDING)?;
             let rec: profile::Recording = serde_json::from_str(&text)
                 .map_err(|e| anyhow::anyhow!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))?;
             Some(rec.needed_capabilities().into_iter().collect())

@@ -75,7 +75,7 @@ fn recording_path(p: &Path) -> PathBuf {
 
 fn load_recording(p: &Path) -> Result<Recording> {
     let path = recording_path(p);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text = model::input::read_text(&path, model::input::limits::RECORDING)?;
     let rec: Recording = serde_json::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))?;
     if rec.version != profile::recording::RECORDING_VERSION {

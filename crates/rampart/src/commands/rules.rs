@@ -29,7 +29,7 @@ pub fn rules(cmd: RulesCommand) -> Result<()> {
             Ok(())
         }
         RulesCommand::Check { files, no_default_rules } => {
-            let cfg = RulesConfig { default_rules: !no_default_rules, paths: files, skip_unsupported_fields: false };
+            let cfg = RulesConfig { default_rules: !no_default_rules, paths: files, ..RulesConfig::default() };
             match detect::load_rules(&cfg) {
                 Ok(loaded) => {
                     for w in &loaded.warnings {

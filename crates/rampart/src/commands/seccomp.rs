@@ -126,8 +126,8 @@ pub fn run(cmd: SeccompCommand) -> Result<()> {
 
 /// Reads and compiles a profile; errors carry file:line:column.
 fn load(path: &Path, opts: &CompileOptions) -> Result<(String, Profile, Policy)> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading seccomp profile {}", path.display()))?;
+    let text = model::input::read_text(path, model::input::limits::SECCOMP_PROFILE)
+        .context("reading seccomp profile")?;
     let (profile, policy) = seccomp::compile_source(&text, &path.display().to_string(), opts)?;
     for note in &policy.notes {
         eprintln!("rampart: note: {}: {note}", path.display());

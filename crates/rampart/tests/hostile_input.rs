@@ -1,0 +1,100 @@
+//! Hostile file inputs end with a clear error or a skipped line, never a hang
+//! or an abort: FIFOs, devices, invalid bytes in captures and alerts files.
+//! Offline: no root, no runtime.
+
+use model::{Event, EventKind, OpenFlags, ProcessCtx};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const RAMPART: &str = env!("CARGO_BIN_EXE_rampart");
+
+/// Runs rampart, killing it after 60 s (a hang is the bug these tests catch).
+fn rampart(args: &[&str]) -> Output {
+    let mut child = Command::new(RAMPART)
+        .args(args)
+        .env("RAMPART_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running rampart");
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("rampart {args:?} still running after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn mkfifo(p: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+fn event(path: &str, ts: u64) -> Vec<u8> {
+    let ev = Event {
+        ts_ns: ts,
+        process: ProcessCtx { pid: 7, tid: 7, comm: "sh".into(), ..Default::default() },
+        container: None,
+        ret: Some(3),
+        syscall: Some("openat".into()),
+        kind: EventKind::Open { path: path.into(), flags: OpenFlags::from_raw(0), mode: 0 },
+    };
+    serde_json::to_vec(&ev).unwrap()
+}
+
+#[test]
+fn replay_refuses_devices_and_fifos_without_blocking() {
+    let dir = tempfile_dir("replay-fifo");
+    let fifo = dir.join("capture.fifo");
+    mkfifo(&fifo);
+    for (file, what) in [("/dev/zero", "is a character device"), (fifo.to_str().unwrap(), "is a fifo")] {
+        let o = rampart(&["replay", "--no-default-rules", file]);
+        assert!(!o.status.success());
+        let err = stderr(&o);
+        assert!(err.contains(&format!("{file} {what}, not a regular file")), "{err}");
+    }
+}
+
+#[test]
+fn replay_skips_an_invalid_line_and_replays_the_rest() {
+    let dir = tempfile_dir("replay-bad-line");
+    let file = dir.join("capture.jsonl");
+    let mut bytes = event("/one", 1);
+    bytes.extend_from_slice(b"\n{\"ts_ns\":\xff}\n");
+    bytes.extend(event("/three", 3));
+    bytes.push(b'\n');
+    std::fs::write(&file, bytes).unwrap();
+    let o = rampart(&["replay", "--no-default-rules", file.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains(&format!("{}:2: skipped: invalid UTF-8 at column 10", file.display())), "{err}");
+    assert!(err.contains("replayed 2 events (1 unreadable lines)"), "{err}");
+}
+
+fn tempfile_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("rampart-hostile-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn rules_check_refuses_a_fifo_in_a_rules_directory() {
+    let dir = tempfile_dir("rules-fifo");
+    mkfifo(&dir.join("b.yaml"));
+    let o = rampart(&["rules", "check", dir.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(out.contains("b.yaml is a fifo, not a regular file"), "{out}");
+}
