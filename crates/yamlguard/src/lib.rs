@@ -78,9 +78,15 @@ pub fn check(text: &str, limits: &Limits) -> Result<(), GuardError> {
     // The whole document so far, aliases expanded.
     let (mut bytes, mut nodes) = (0usize, 0usize);
     loop {
-        let (ev, mark) = parser
-            .next_token()
-            .map_err(|e| GuardError::at(e.marker(), format!("invalid YAML: {}", e.info())))?;
+        let (ev, mark) = parser.next_token().map_err(|e| {
+            // The scanner looks ahead through flow collections and has its own
+            // nesting limit, which may trip before ours.
+            let message = match e.info() {
+                "recursion limit exceeded" => format!("nesting deeper than {} levels", limits.max_depth),
+                info => format!("invalid YAML: {info}"),
+            };
+            GuardError::at(e.marker(), message)
+        })?;
         // The weight of the node this event completes, with its anchor.
         let done = match ev {
             Event::StreamEnd => return Ok(()),
