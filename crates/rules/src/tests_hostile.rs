@@ -89,3 +89,69 @@ fn many_bad_rules_are_all_reported() {
     assert_eq!(e.len(), 20_000);
     assert!(e[19_999].starts_with("h.yaml:99998:36: unknown field \"proc.nam\""), "{}", e[19_999]);
 }
+
+#[test]
+fn macro_chain_of_1000_ends_in_an_error_not_an_abort() {
+    // Defined bottom-up (each macro compiled from the cache) and top-down
+    // (each use recurses into the next definition).
+    for order in ["up", "down"] {
+        let mut items: Vec<String> = vec!["- macro: m0\n  condition: proc.name = a\n".into()];
+        for i in 1..1000 {
+            items.push(format!("- macro: m{i}\n  condition: not m{}\n", i - 1));
+        }
+        if order == "down" {
+            items.reverse();
+        }
+        let mut text = items.concat();
+        text.push_str(&rule("").replace("evt.type = execve", "evt.type = execve and m999"));
+        let e = load(&text).unwrap_err();
+        assert!(
+            e.iter().any(|m| m.contains("deeper than 128 levels") || m.contains("more than 64 deep")),
+            "{order}: {:?}",
+            &e[..e.len().min(3)]
+        );
+        assert!(e.iter().all(|m| m.starts_with("h.yaml:")), "{e:?}");
+    }
+    // A chain within the limits loads.
+    let mut text = String::from("- macro: m0\n  condition: proc.name = a\n");
+    for i in 1..40 {
+        text.push_str(&format!("- macro: m{i}\n  condition: not m{}\n", i - 1));
+    }
+    text.push_str(&rule("").replace("evt.type = execve", "evt.type = execve and m39"));
+    assert!(load(&text).is_ok());
+}
+
+#[test]
+fn doubling_macros_are_refused_by_the_budget() {
+    let mut text = String::from("- macro: m0\n  condition: proc.name = a\n");
+    for i in 1..64 {
+        text.push_str(&format!("- macro: m{i}\n  condition: m{p} or m{p}\n", p = i - 1));
+    }
+    text.push_str(&rule("").replace("evt.type = execve", "evt.type = execve and m63"));
+    assert!(text.len() < 3000);
+    let t = Instant::now();
+    let e = load(&text).unwrap_err();
+    assert!(t.elapsed().as_secs() < 20);
+    let first = &e[0];
+    assert!(first.contains("exceeds the rule set's budget"), "{first}");
+    // Where: the use of the macro being expanded, in the macro that uses it.
+    assert!(first.starts_with("h.yaml:") && first.contains("condition of macro \"m"), "{first}");
+}
+
+#[test]
+fn doubling_lists_are_refused_by_the_budget() {
+    let mut text = String::from("- list: l0\n  items: [a, b]\n");
+    for i in 1..32 {
+        text.push_str(&format!("- list: l{i}\n  items: [l{p}, l{p}]\n", p = i - 1));
+    }
+    text.push_str(&rule("").replace("evt.type = execve", "evt.type = execve and proc.name in (l31)"));
+    let t = Instant::now();
+    let e = load(&text).unwrap_err();
+    assert!(t.elapsed().as_secs() < 20);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("h.yaml:67:50: expanding list \"l31\" exceeds the rule set's budget"),
+        "{}",
+        e[0]
+    );
+}
