@@ -799,8 +799,8 @@ const MAX_MACRO_NESTING: usize = 64;
 /// Nesting of a compiled expression, macros inlined: evaluating, optimizing,
 /// cloning and dropping it recurse per level.
 pub(crate) const MAX_EXPR_DEPTH: usize = 128;
-/// Expression nodes and list values in the whole rule set (Falco's own
-/// rules use ~3% of it).
+/// Expression nodes and list values in the whole rule set (the default
+/// rules use ~3,300, Falco's falco_rules.yaml ~1,200).
 pub(crate) const EXPANSION_BUDGET: usize = 1_000_000;
 
 impl<'a> Compiler<'a> {
