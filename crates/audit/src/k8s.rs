@@ -298,6 +298,14 @@ pub fn load(path: &Path) -> Result<Vec<Subject>, Error> {
 /// Every audited container of every document of a manifest. A manifest with
 /// no audited object is an error (the wrong file was given).
 pub fn parse(path: &Path, text: &str) -> Result<Vec<Subject>, Error> {
+    // Bound nesting and alias expansion before serde_yaml_ng builds anything.
+    yamlguard::check(text, &yamlguard::Limits::default()).map_err(|e| Error::Parse {
+        path: path.to_path_buf(),
+        line: Some(e.line),
+        column: Some(e.col),
+        field: String::new(),
+        reason: e.message,
+    })?;
     // First pass: the kind of each document.
     let mut kinds = Vec::new();
     for doc in serde_yaml_ng::Deserializer::from_str(text) {
@@ -612,4 +620,19 @@ fn container_line(text: &str, seg: &Segment, list: &str, container: &str) -> Opt
         }
     }
     None
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use super::*;
+
+    #[test]
+    fn hostile_yaml_is_refused_with_position() {
+        let p = Path::new("m.yaml");
+        let e = parse(p, &yamlguard::hostile::alias_bomb("kind", 5000)).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("expands to more than") && msg.starts_with("m.yaml:"), "{msg}");
+        let e = parse(p, &yamlguard::hostile::deep("spec", 10_000)).unwrap_err();
+        assert!(e.to_string().contains("nesting deeper"), "{e}");
+    }
 }

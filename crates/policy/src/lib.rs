@@ -442,6 +442,9 @@ impl NetPolicy {
         if text.trim().is_empty() {
             return Err(err(None, "the policy is empty (write `{}` to allow everything)".into()));
         }
+        // Bound nesting and alias expansion before serde_yaml_ng builds anything.
+        yamlguard::check(text, &yamlguard::Limits::default())
+            .map_err(|e| err(Some((e.line, e.col)), e.message))?;
         let policy: NetPolicy = serde_yaml_ng::from_str(text).map_err(|e| {
             let loc = e.location().map(|l| (l.line(), l.column()));
             // The location is already in our prefix; serde_yaml_ng appends it too.
@@ -840,5 +843,15 @@ ingress:
         assert_eq!(DenyReason::from_raw(3).unwrap().path(0), "isolated");
         assert_eq!(DenyReason::from_raw(2).unwrap().path(0), "egress.default");
         assert!(DenyReason::from_raw(0).is_none());
+    }
+
+    #[test]
+    fn hostile_yaml_is_refused_with_position() {
+        let e = NetPolicy::from_yaml(&yamlguard::hostile::alias_bomb("x", 5000), "p.yaml").unwrap_err();
+        assert!(e.message.contains("expands to more than"), "{e}");
+        assert!(e.location.is_some(), "{e}");
+        let e = NetPolicy::from_yaml(&yamlguard::hostile::deep("egress", 10_000), "p.yaml").unwrap_err();
+        assert!(e.message.contains("nesting deeper"), "{e}");
+        assert!(e.to_string().starts_with("p.yaml:1:"), "{e}");
     }
 }

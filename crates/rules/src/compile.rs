@@ -6,6 +6,7 @@ use crate::matchers::{self, hex, icontains, Glob, IpNet, LitSet, PrefixSet, StrS
 use crate::parse::{self, Ast, Op, ValTok};
 use model::Event;
 use regex::Regex;
+use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap};
 
 #[derive(Debug, Clone)]
@@ -716,6 +717,13 @@ pub(crate) fn build_cmp(field: &str, arg: Option<&str>, op: Op, values: &[ValTok
     Ok(Cmp { def, arg, m, negate, evt_types })
 }
 
+fn budget_message(kind: &str, name: &str) -> String {
+    let what = if name.is_empty() { kind.to_string() } else { format!("{kind} {name:?}") };
+    format!(
+        "expanding {what} exceeds the rule set's budget of {EXPANSION_BUDGET} expression nodes and list items (macros or lists that use another one more than once grow exponentially)"
+    )
+}
+
 /// A list as the loader has it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ListDef {
@@ -764,65 +772,149 @@ pub(crate) struct MacroSrc {
 pub(crate) struct Compiler<'a> {
     pub lists: &'a HashMap<String, ListDef>,
     pub macros: &'a HashMap<String, MacroSrc>,
-    cache: HashMap<String, Result<Expr, Fail>>,
+    /// Each macro compiled once: its expression and what one copy costs.
+    cache: HashMap<String, Result<(Expr, Cost), Fail>>,
     in_progress: Vec<String>,
     /// Errors found in macro conditions (each reported once).
     pub macro_errs: Vec<CErr>,
+    /// Expression nodes and list values built so far, for the whole rule
+    /// set: every macro use and list use is a copy, so references that
+    /// double at each level would otherwise grow exponentially.
+    spent: Cell<usize>,
+    /// Nesting of the expression being built, and the deepest reached.
+    level: usize,
+    max_level: usize,
+}
+
+/// What one copy of a compiled macro costs.
+#[derive(Debug, Clone, Copy)]
+struct Cost {
+    nodes: usize,
+    depth: usize,
 }
 
 const MAX_LIST_DEPTH: usize = 32;
+/// Macros being expanded inside one another (each level recurses).
+const MAX_MACRO_NESTING: usize = 64;
+/// Nesting of a compiled expression, macros inlined: evaluating, optimizing,
+/// cloning and dropping it recurse per level.
+pub(crate) const MAX_EXPR_DEPTH: usize = 128;
+/// Expression nodes and list values in the whole rule set (the default
+/// rules use ~3,300, Falco's falco_rules.yaml ~1,200).
+pub(crate) const EXPANSION_BUDGET: usize = 1_000_000;
 
 impl<'a> Compiler<'a> {
     pub fn new(lists: &'a HashMap<String, ListDef>, macros: &'a HashMap<String, MacroSrc>) -> Self {
-        Compiler { lists, macros, cache: HashMap::new(), in_progress: Vec::new(), macro_errs: Vec::new() }
-    }
-
-    fn expand_list(&self, name: &str, depth: usize, out: &mut Vec<String>) {
-        let Some(l) = self.lists.get(name) else { return };
-        for item in &l.items {
-            if depth < MAX_LIST_DEPTH && item != name && self.lists.contains_key(item.as_str()) {
-                self.expand_list(item, depth + 1, out);
-            } else {
-                out.push(item.clone());
-            }
+        Compiler {
+            lists,
+            macros,
+            cache: HashMap::new(),
+            in_progress: Vec::new(),
+            macro_errs: Vec::new(),
+            spent: Cell::new(0),
+            level: 0,
+            max_level: 0,
         }
     }
 
-    /// Values with list names expanded (bare words only).
-    pub fn expand_values(&self, values: &[ValTok]) -> Vec<ValTok> {
+    /// Charge `n` nodes to the budget; false once it is exceeded.
+    fn charge(&self, n: usize) -> bool {
+        let s = self.spent.get().saturating_add(n);
+        self.spent.set(s);
+        s <= EXPANSION_BUDGET
+    }
+
+    /// Expansion so far.
+    pub fn spent(&self) -> usize {
+        self.spent.get()
+    }
+
+    /// Items of list `name`, nested lists expanded; false when the budget
+    /// runs out (lists that name another list twice double per level).
+    fn expand_list(&self, name: &str, depth: usize, out: &mut Vec<String>) -> bool {
+        let Some(l) = self.lists.get(name) else { return true };
+        for item in &l.items {
+            if depth < MAX_LIST_DEPTH && item != name && self.lists.contains_key(item.as_str()) {
+                if !self.expand_list(item, depth + 1, out) {
+                    return false;
+                }
+            } else {
+                if !self.charge(1) {
+                    return false;
+                }
+                out.push(item.clone());
+            }
+        }
+        true
+    }
+
+    /// Values with list names expanded (bare words only); the error names
+    /// the list whose expansion ran out of budget.
+    pub fn expand_values(&self, values: &[ValTok]) -> Result<Vec<ValTok>, (usize, String)> {
         let mut out = Vec::with_capacity(values.len());
         for v in values {
             if !v.quoted && self.lists.contains_key(v.text.as_str()) {
                 let mut items = Vec::new();
-                self.expand_list(&v.text, 0, &mut items);
+                if !self.expand_list(&v.text, 0, &mut items) {
+                    return Err((v.off, budget_message("list", &v.text)));
+                }
                 out.extend(items.into_iter().map(|text| ValTok { text, quoted: true, off: v.off }));
             } else {
                 out.push(v.clone());
             }
         }
-        out
+        Ok(out)
+    }
+
+    /// Compile a macro (once) and return it with its cost; the caller
+    /// charges the copy it makes.
+    fn macro_cached(&mut self, name: &str) -> Option<&Result<(Expr, Cost), Fail>> {
+        if !self.cache.contains_key(name) {
+            let src = self.macros.get(name)?;
+            self.in_progress.push(name.to_string());
+            let origin = Origin::Macro(name.to_string());
+            let mut errs = Vec::new();
+            // A macro's cost is measured from scratch, wherever it is first used.
+            let saved = (self.level, self.max_level, self.spent.get());
+            (self.level, self.max_level) = (0, 0);
+            let res = match parse::parse(&src.text) {
+                Ok(ast) => self.compile(&ast, &origin, &mut errs),
+                Err(e) => {
+                    errs.push(CErr {
+                        origin: origin.clone(),
+                        off: e.off,
+                        msg: e.message,
+                        unknown_field: None,
+                    });
+                    Err(Fail { unknown: Vec::new(), hard: true })
+                }
+            };
+            let cost = Cost { nodes: self.spent.get() - saved.2, depth: self.max_level };
+            (self.level, self.max_level) = (saved.0, saved.1);
+            self.in_progress.pop();
+            self.macro_errs.extend(errs);
+            self.cache.insert(name.to_string(), res.map(|e| (e, cost)));
+        }
+        self.cache.get(name)
     }
 
     /// Compile a macro (once) and return a copy of its expression.
     pub fn macro_expr(&mut self, name: &str) -> Option<Result<Expr, Fail>> {
-        if let Some(r) = self.cache.get(name) {
-            return Some(r.clone());
-        }
-        let src = self.macros.get(name)?;
-        self.in_progress.push(name.to_string());
-        let origin = Origin::Macro(name.to_string());
-        let mut errs = Vec::new();
-        let res = match parse::parse(&src.text) {
-            Ok(ast) => self.compile(&ast, &origin, &mut errs),
-            Err(e) => {
-                errs.push(CErr { origin: origin.clone(), off: e.off, msg: e.message, unknown_field: None });
-                Err(Fail { unknown: Vec::new(), hard: true })
-            }
-        };
-        self.in_progress.pop();
-        self.macro_errs.extend(errs);
-        self.cache.insert(name.to_string(), res.clone());
-        Some(res)
+        self.macro_cached(name).map(|r| r.as_ref().map(|(e, _)| e.clone()).map_err(Fail::clone))
+    }
+
+    fn fail(&self, errs: &mut Vec<CErr>, origin: &Origin, off: usize, msg: String) -> Fail {
+        errs.push(CErr { origin: origin.clone(), off, msg, unknown_field: None });
+        Fail { unknown: Vec::new(), hard: true }
+    }
+
+    /// Compile one level of nesting (and, or, not) below the current one.
+    fn nested(&mut self, ast: &Ast, origin: &Origin, errs: &mut Vec<CErr>) -> Result<Expr, Fail> {
+        self.level += 1;
+        self.max_level = self.max_level.max(self.level);
+        let r = self.compile(ast, origin, errs);
+        self.level -= 1;
+        r
     }
 
     pub fn compile(&mut self, ast: &Ast, origin: &Origin, errs: &mut Vec<CErr>) -> Result<Expr, Fail> {
@@ -831,7 +923,7 @@ impl<'a> Compiler<'a> {
                 let mut out = Vec::with_capacity(items.len());
                 let mut fail: Option<Fail> = None;
                 for i in items {
-                    match self.compile(i, origin, errs) {
+                    match self.nested(i, origin, errs) {
                         Ok(e) => out.push(e),
                         Err(f) => fail.get_or_insert_with(Fail::default).merge(f),
                     }
@@ -841,8 +933,12 @@ impl<'a> Compiler<'a> {
                 }
                 Ok(if matches!(ast, Ast::And(_)) { Expr::and(out) } else { Expr::or(out) })
             }
-            Ast::Not(inner) => Ok(Expr::Not(Box::new(self.compile(inner, origin, errs)?))),
+            Ast::Not(inner) => Ok(Expr::Not(Box::new(self.nested(inner, origin, errs)?))),
             Ast::Macro { name, off } => {
+                if self.in_progress.len() >= MAX_MACRO_NESTING {
+                    let msg = format!("macros nest more than {MAX_MACRO_NESTING} deep (at macro {name:?})");
+                    return Err(self.fail(errs, origin, *off, msg));
+                }
                 if self.in_progress.iter().any(|m| m == name) {
                     errs.push(CErr {
                         origin: origin.clone(),
@@ -855,8 +951,23 @@ impl<'a> Compiler<'a> {
                     });
                     return Err(Fail { unknown: Vec::new(), hard: true });
                 }
-                match self.macro_expr(name) {
-                    Some(r) => r,
+                let level = self.level;
+                match self.macro_cached(name) {
+                    Some(Ok((e, cost))) => {
+                        let (e, cost) = (e.clone(), *cost);
+                        if level + cost.depth > MAX_EXPR_DEPTH {
+                            let msg = format!(
+                                "macro {name:?} nests the condition deeper than {MAX_EXPR_DEPTH} levels"
+                            );
+                            return Err(self.fail(errs, origin, *off, msg));
+                        }
+                        self.max_level = self.max_level.max(level + cost.depth);
+                        if !self.charge(cost.nodes) {
+                            return Err(self.fail(errs, origin, *off, budget_message("macro", name)));
+                        }
+                        Ok(e)
+                    }
+                    Some(Err(f)) => Err(f.clone()),
                     None => {
                         let msg = if self.lists.contains_key(name.as_str()) {
                             format!("{name:?} is a list, not a macro: use it inside a list, e.g. in ({name})")
@@ -869,6 +980,9 @@ impl<'a> Compiler<'a> {
                 }
             }
             Ast::Cmp { field, arg, off, op, op_off, values, bare_list } => {
+                if !self.charge(1) {
+                    return Err(self.fail(errs, origin, *off, budget_message("condition", "")));
+                }
                 let values = if *bare_list {
                     let name = values.first().map(|v| v.text.as_str()).unwrap_or("");
                     if !self.lists.contains_key(name) {
@@ -884,7 +998,11 @@ impl<'a> Compiler<'a> {
                 } else if op.takes_list() {
                     self.expand_values(values)
                 } else {
-                    values.clone()
+                    Ok(values.clone())
+                };
+                let values = match values {
+                    Ok(v) => v,
+                    Err((at, msg)) => return Err(self.fail(errs, origin, at, msg)),
                 };
                 match build_cmp(field, arg.as_deref(), *op, &values) {
                     Ok(c) => Ok(Expr::Cmp(Box::new(c))),

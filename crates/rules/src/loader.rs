@@ -21,6 +21,29 @@ mod positions;
 struct FileSrc {
     name: String,
     text: String,
+    /// Byte offset of each line's start, so positions cost a lookup, not a scan.
+    line_starts: Vec<usize>,
+}
+
+impl FileSrc {
+    fn new(name: &str, text: &str) -> FileSrc {
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        FileSrc { name: name.to_string(), text: text.to_string(), line_starts }
+    }
+
+    /// The text of 1-based line `line` onwards.
+    fn from_line(&self, line: usize) -> &str {
+        let start = self.line_starts.get(line.saturating_sub(1)).copied().unwrap_or(self.text.len());
+        &self.text[start..]
+    }
+
+    /// Line and column (in characters) of byte offset `off`.
+    fn pos_of(&self, off: usize) -> Pos {
+        let line = self.line_starts.partition_point(|&s| s <= off);
+        let start = self.line_starts[line - 1];
+        Pos { line, col: self.text[start..off].chars().count() + 1 }
+    }
 }
 
 /// One YAML scalar that contributed text to a condition or output.
@@ -113,7 +136,46 @@ const RULE_KEYS: &[&str] = &[
     "skip-if-unknown-filter",
     "capture",
     "capture_duration",
+    "required_engine_version",
 ];
+
+/// rampart's own rule keys (response actions); kept in `CompiledRule::extra`.
+const EXTENSION_KEYS: &[&str] = &["actions", "dry_run"];
+
+const LIST_KEYS: &[&str] = &["list", "items", "append", "override"];
+const MACRO_KEYS: &[&str] = &["macro", "condition", "append", "override"];
+/// Items that are neither list, macro nor rule (accepted and ignored).
+const TOP_KEYS: &[&str] =
+    &["required_engine_version", "required_plugin_versions", "plugins", "engine", "requirements"];
+
+/// The closest of `known` to `key` within two edits, for "did you mean".
+fn did_you_mean<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    // Long keys cannot be two edits from a known one; skip the quadratic work.
+    if key.len() > 40 {
+        return None;
+    }
+    known.iter().map(|k| (edit_distance(key, k), *k)).filter(|(d, _)| *d <= 2).min().map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn unknown_key_message(what: &str, key: &str, known: &[&str]) -> String {
+    match did_you_mean(key, known) {
+        Some(k) => format!("{what}: unknown key {key:?} (did you mean `{k}`?)"),
+        None => format!("{what}: unknown key {key:?}"),
+    }
+}
 
 /// Builds a [`Ruleset`] from rule files given in load order.
 #[derive(Default)]
@@ -164,14 +226,29 @@ impl RulesetBuilder {
     /// Add one rule file (YAML text); files are applied in the order added.
     pub fn add_file(&mut self, name: &str, text: &str) -> &mut Self {
         let file = self.files.len();
-        self.files.push(FileSrc { name: name.to_string(), text: text.to_string() });
-        let docs = match yaml::parse(text) {
+        self.files.push(FileSrc::new(name, text));
+        // Text handed over directly (defaults, tests) is not read through the
+        // file reader, so refuse NUL here too: YAML forbids it.
+        if let Some(i) = text.find('\0') {
+            let pos = self.files[file].pos_of(i);
+            self.error(file, pos, "NUL byte in rule file".into());
+            return self;
+        }
+        // Bound nesting and alias expansion before building the tree.
+        if let Err(e) = yamlguard::check(text, &yamlguard::Limits::default()) {
+            self.error(file, Pos { line: e.line, col: e.col }, e.message);
+            return self;
+        }
+        let (docs, dups) = match yaml::parse(text) {
             Ok(d) => d,
             Err(e) => {
                 self.error(file, e.pos, format!("invalid YAML: {}", e.message));
                 return self;
             }
         };
+        for d in dups {
+            self.error(file, d.pos, d.message);
+        }
         for doc in docs {
             match &doc.kind {
                 _ if doc.is_null() => {}
@@ -278,12 +355,19 @@ impl RulesetBuilder {
         } else {
             let keys: Vec<String> =
                 entries.iter().filter_map(|(k, _)| k.as_str().map(String::from)).collect();
-            let known =
-                ["required_engine_version", "required_plugin_versions", "plugins", "engine", "requirements"];
-            if keys.iter().any(|k| known.contains(&k.as_str())) {
+            // A misspelt `rule:` would otherwise drop the rule without a word.
+            let mut known: Vec<&str> = TOP_KEYS.to_vec();
+            known.extend(["rule", "macro", "list"]);
+            let mut ok = true;
+            for (k, _) in entries {
+                let key = k.as_str().unwrap_or("");
+                if !TOP_KEYS.contains(&key) {
+                    self.error(file, k.pos, unknown_key_message("item", key, &known));
+                    ok = false;
+                }
+            }
+            if ok {
                 debug!(keys = ?keys, "ignoring Falco top-level item");
-            } else {
-                self.warn(file, item.pos, format!("ignoring unknown item with keys {keys:?}"));
             }
         }
     }
@@ -293,7 +377,7 @@ impl RulesetBuilder {
             for (k, _) in entries {
                 let key = k.as_str().unwrap_or("");
                 if !allowed.contains(&key) {
-                    self.error(file, k.pos, format!("{what}: unknown key {key:?}"));
+                    self.error(file, k.pos, unknown_key_message(what, key, allowed));
                 }
             }
         }

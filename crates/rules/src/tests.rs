@@ -930,8 +930,12 @@ fn priority_and_misc_loader() {
         errors("- rule: ghost\n  enabled: false\n"),
         vec!["rules.yaml:1:3: rule \"ghost\": cannot enable or disable an undefined rule".to_string()]
     );
-    let rs = build("- something_else: 1\n");
-    assert_eq!(rs.warnings().len(), 1);
+    // An unknown item is an error now (a misspelt `rule:` would vanish).
+    assert_eq!(
+        errors("- rul: x\n"),
+        vec!["rules.yaml:1:3: item: unknown key \"rul\" (did you mean `rule`?)".to_string()]
+    );
+    assert!(build("- required_plugin_versions: []\n").is_empty());
 }
 
 #[test]

@@ -157,6 +157,8 @@ struct Builder {
     /// Nesting below MAX_DEPTH is dropped; counts the open ignored containers.
     ignored_depth: usize,
     error: Option<YamlError>,
+    /// Keys given twice in one mapping (readers would silently take one).
+    dups: Vec<YamlError>,
 }
 
 fn count(n: &Node) -> usize {
@@ -229,6 +231,19 @@ impl MarkedEventReceiver for Builder {
                     self.push_node(Node { pos: p, kind: Kind::Seq(items) }, anchor)
                 }
                 Some(Frame::Map(p, anchor, entries, _)) => {
+                    let mut seen: HashMap<&str, Pos> = HashMap::new();
+                    for (k, _) in &entries {
+                        let Kind::Scalar(key, _) = &k.kind else { continue };
+                        match seen.get(key.as_str()) {
+                            Some(first) => self.dups.push(YamlError {
+                                pos: k.pos,
+                                message: format!("duplicate key {key:?} (first at line {})", first.line),
+                            }),
+                            None => {
+                                seen.insert(key, k.pos);
+                            }
+                        }
+                    }
                     // A block mapping's start marker is not where a reader looks:
                     // use its first key.
                     let p = entries.first().map(|(k, _)| k.pos).unwrap_or(p);
@@ -252,8 +267,9 @@ impl MarkedEventReceiver for Builder {
     }
 }
 
-/// Parse a YAML text into its documents.
-pub fn parse(text: &str) -> Result<Vec<Node>, YamlError> {
+/// Parse a YAML text into its documents, with the keys duplicated in a
+/// mapping (errors that do not stop the parse).
+pub fn parse(text: &str) -> Result<(Vec<Node>, Vec<YamlError>), YamlError> {
     let mut b = Builder::default();
     let mut parser = Parser::new_from_str(text);
     // Drive the parser event by event: its own `load` recurses per nesting level.
@@ -269,7 +285,7 @@ pub fn parse(text: &str) -> Result<Vec<Node>, YamlError> {
             return Err(e);
         }
     }
-    Ok(b.docs)
+    Ok((b.docs, b.dups))
 }
 
 #[cfg(test)]
@@ -278,7 +294,7 @@ mod tests {
 
     #[test]
     fn positions() {
-        let docs = parse("- rule: a\n  condition: x = 1\n").unwrap();
+        let (docs, _) = parse("- rule: a\n  condition: x = 1\n").unwrap();
         let Kind::Seq(items) = &docs[0].kind else { panic!() };
         let c = items[0].get("condition").unwrap();
         assert_eq!(c.pos, Pos { line: 2, col: 14 });

@@ -81,6 +81,9 @@ impl AgentConfig {
         if text.trim().is_empty() {
             return Ok(AgentConfig::default());
         }
+        // Bound nesting and alias expansion before serde_yaml_ng builds anything.
+        yamlguard::check(text, &yamlguard::Limits::default())
+            .map_err(|e| anyhow::anyhow!("{}:{}: {}", e.line, e.col, e.message))?;
         let cfg: AgentConfig = serde_yaml_ng::from_str(text).map_err(|e| match e.location() {
             Some(l) => anyhow::anyhow!("{}:{}: {e}", l.line(), l.column()),
             None => anyhow::anyhow!("{e}"),
@@ -137,5 +140,13 @@ mod tests {
         assert_eq!(eps.docker, runtime::Endpoint::Socket("/d.sock".into()));
         assert_eq!(eps.crio, runtime::Endpoint::Off);
         assert_eq!(eps.containerd, runtime::Endpoint::Auto);
+    }
+
+    #[test]
+    fn hostile_yaml_is_refused_with_position() {
+        let e = AgentConfig::parse(&yamlguard::hostile::alias_bomb("x", 5000)).unwrap_err();
+        assert!(format!("{e:#}").contains("expands to more than"), "{e:#}");
+        let e = AgentConfig::parse(&yamlguard::hostile::deep("rules", 10_000)).unwrap_err();
+        assert!(format!("{e:#}").starts_with("1:"), "{e:#}");
     }
 }

@@ -125,6 +125,7 @@ impl RulesetBuilder {
                 template,
             });
         }
+        debug!(spent = compiler.spent(), budget = crate::compile::EXPANSION_BUDGET, "rule set expansion");
         // Macro errors, once each.
         for e in &compiler.macro_errs {
             if e.unknown_field.is_some() && self.skip_unknown_fields {
@@ -184,7 +185,13 @@ impl RulesetBuilder {
             }
         };
         let cmp = |field: &str, pos: (usize, Pos), op: Op, vals: Vec<ValTok>, vpos: &[(usize, Pos)]| {
-            let vals = if op.takes_list() { compiler.expand_values(&vals) } else { vals };
+            let vals = if op.takes_list() {
+                compiler
+                    .expand_values(&vals)
+                    .map_err(|(_, msg)| (self.diag(pos.0, pos.1, format!("{what}: {msg}")), None))?
+            } else {
+                vals
+            };
             let (name, arg) = split_field(field);
             build_cmp(name, arg, op, &vals).map(|c| Expr::Cmp(Box::new(c))).map_err(|ce| {
                 let at = match ce.value {

@@ -7,7 +7,7 @@ impl RulesetBuilder {
     pub(super) fn list(&mut self, file: usize, item: &Node) {
         let Some(name) = self.string(file, item, "list", "list") else { return };
         let what = format!("list {name:?}");
-        self.check_keys(file, item, &["list", "items", "append", "override"], &what);
+        self.check_keys(file, item, LIST_KEYS, &what);
         let items = match item.get("items") {
             Some(n) => self.strings(file, n, &what),
             None => {
@@ -35,7 +35,7 @@ impl RulesetBuilder {
     pub(super) fn macro_item(&mut self, file: usize, item: &Node) {
         let Some(name) = self.string(file, item, "macro", "macro") else { return };
         let what = format!("macro {name:?}");
-        self.check_keys(file, item, &["macro", "condition", "append", "override"], &what);
+        self.check_keys(file, item, MACRO_KEYS, &what);
         let Some(cond_node) = item.get("condition") else {
             self.error(file, item.pos, format!("{what}: missing key \"condition\""));
             return;
@@ -113,7 +113,7 @@ impl RulesetBuilder {
         if let Kind::Map(entries) = &item.kind {
             for (k, v) in entries {
                 let Some(key) = k.as_str() else { continue };
-                if !RULE_KEYS.contains(&key) {
+                if EXTENSION_KEYS.contains(&key) {
                     let fname = self.files.get(file).map(|f| f.name.clone()).unwrap_or_default();
                     out.insert(
                         key.to_string(),
@@ -143,6 +143,10 @@ impl RulesetBuilder {
     pub(super) fn rule(&mut self, file: usize, item: &Node) {
         let Some(name) = self.string(file, item, "rule", "rule") else { return };
         let what = format!("rule {name:?}");
+        // Unknown keys are errors: `action: [kill]` for `actions:` must not
+        // load a rule that never responds.
+        let known: Vec<&str> = RULE_KEYS.iter().chain(EXTENSION_KEYS).copied().collect();
+        self.check_keys(file, item, &known, &what);
         let source = self.string(file, item, "source", &what).unwrap_or_else(|| "syscall".to_string());
         if source != "syscall" {
             if !self.other_source_rules.contains_key(&name) {

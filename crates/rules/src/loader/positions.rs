@@ -15,7 +15,7 @@ impl RulesetBuilder {
         }
         let excerpt: String = value[local..].chars().take(40).collect();
         let excerpt = excerpt.split('\n').next().unwrap_or("").trim_end().to_string();
-        let src = self.files.get(piece.file).map(|f| f.text.as_str()).unwrap_or("");
+        let src = self.files.get(piece.file).map(|f| f.from_line(piece.pos.line)).unwrap_or("");
         (piece.file, locate(src, piece.pos, piece.style, value, local), excerpt)
     }
 
@@ -32,7 +32,8 @@ impl RulesetBuilder {
 
 /// Map a byte offset inside a scalar's value to its position in the file:
 /// non-whitespace characters of the value appear in the source in order (YAML
-/// folding only changes whitespace), so count them.
+/// folding only changes whitespace), so count them. `src` starts at the
+/// scalar's line (found through the line index: no rescan per error).
 fn locate(src: &str, pos: Pos, style: Style, value: &str, local: usize) -> Pos {
     let nonws = |t: &str| t.chars().filter(|c| !c.is_whitespace()).count();
     let total = nonws(value);
@@ -48,8 +49,10 @@ fn locate(src: &str, pos: Pos, style: Style, value: &str, local: usize) -> Pos {
     };
     let mut count = 0;
     // Block scalars (| and >) are marked where their content starts.
-    for (li, line) in src.split('\n').enumerate().skip(pos.line.saturating_sub(1)).take(100_000) {
-        let first = li + 1 == pos.line;
+    let first_line = pos.line.max(1);
+    for (i, line) in src.split('\n').enumerate().take(100_000) {
+        let li = first_line - 1 + i;
+        let first = i == 0;
         for (c, ch) in line.chars().enumerate().skip(if first { skip } else { 0 }) {
             if ch.is_whitespace() {
                 continue;
@@ -67,19 +70,31 @@ fn locate(src: &str, pos: Pos, style: Style, value: &str, local: usize) -> Pos {
 mod tests {
     use super::*;
 
+    /// `src` from 1-based line `line` on.
+    fn at(src: &str, line: usize) -> &str {
+        let start: usize = src.split_inclusive('\n').take(line - 1).map(str::len).sum();
+        &src[start..]
+    }
+
     #[test]
     fn locate_maps_offsets() {
         let src = "- rule: x\n  condition: evt.type = open and proc.nam = x\n";
         let value = "evt.type = open and proc.nam = x";
         let off = value.find("proc.nam").unwrap();
-        assert_eq!(locate(src, Pos { line: 2, col: 14 }, Style::Plain, value, off), Pos { line: 2, col: 34 });
+        assert_eq!(
+            locate(at(src, 2), Pos { line: 2, col: 14 }, Style::Plain, value, off),
+            Pos { line: 2, col: 34 }
+        );
         let src = "- rule: x\n  condition: >\n    evt.type = open\n    and proc.nam = x\n";
         let value = "evt.type = open and proc.nam = x\n";
         let off = value.find("proc.nam").unwrap();
-        assert_eq!(locate(src, Pos { line: 3, col: 5 }, Style::Folded, value, off), Pos { line: 4, col: 9 });
+        assert_eq!(
+            locate(at(src, 3), Pos { line: 3, col: 5 }, Style::Folded, value, off),
+            Pos { line: 4, col: 9 }
+        );
         let src = "  condition: \"a = 1 and b\"\n";
         assert_eq!(
-            locate(src, Pos { line: 1, col: 14 }, Style::DoubleQuoted, "a = 1 and b", 10),
+            locate(at(src, 1), Pos { line: 1, col: 14 }, Style::DoubleQuoted, "a = 1 and b", 10),
             Pos { line: 1, col: 25 }
         );
     }

@@ -1,0 +1,240 @@
+//! A linear pre-check of YAML text, run before a YAML reader builds values.
+//!
+//! YAML readers expand aliases into copies and recurse per nesting level, so
+//! a small text can take gigabytes (one large scalar aliased thousands of
+//! times), or quadratic time and a deep stack (deep nesting). `check` walks
+//! yaml-rust2's event stream once (its event parser keeps an explicit stack)
+//! and refuses the text before any reader sees it:
+//!
+//! - nesting deeper than [`Limits::max_depth`];
+//! - more than [`Limits::max_nodes`] nodes once aliases are expanded;
+//! - more than [`Limits::budget`] bytes once aliases are expanded: every
+//!   node weighs its scalar bytes plus one, and an alias weighs what its
+//!   anchor weighs (itself expanded), so nested alias bombs count in full.
+//!
+//! Without aliases a document's weight is at most its size, so the budget
+//! only bites on expansion.
+
+use std::collections::HashMap;
+use yaml_rust2::parser::{Event, Parser};
+use yaml_rust2::scanner::Marker;
+
+/// What a YAML text may cost once read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Nested sequences and mappings.
+    pub max_depth: usize,
+    /// Nodes (scalars, sequences, mappings), aliases expanded.
+    pub max_nodes: usize,
+    /// Floor of the byte budget of the expanded document.
+    pub min_budget: usize,
+    /// The byte budget is at least this many times the input size.
+    pub budget_factor: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_depth: 64, max_nodes: 1_000_000, min_budget: 1 << 20, budget_factor: 4 }
+    }
+}
+
+impl Limits {
+    /// The byte budget for an input of `len` bytes.
+    pub fn budget(&self, len: usize) -> usize {
+        self.min_budget.max(len.saturating_mul(self.budget_factor))
+    }
+}
+
+/// Why a text was refused, and where (line and column 1-based, column in
+/// characters).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{line}:{col}: {message}")]
+pub struct GuardError {
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl GuardError {
+    fn at(m: &Marker, message: String) -> GuardError {
+        GuardError { line: m.line().max(1), col: m.col() + 1, message }
+    }
+}
+
+/// An open sequence or mapping: its anchor and what it weighs so far.
+struct Frame {
+    anchor: usize,
+    bytes: usize,
+    nodes: usize,
+}
+
+/// Check `text` against `limits`; linear in the text's size.
+pub fn check(text: &str, limits: &Limits) -> Result<(), GuardError> {
+    let budget = limits.budget(text.len());
+    let mut parser = Parser::new_from_str(text);
+    let mut stack: Vec<Frame> = Vec::new();
+    // Anchor id -> (bytes, nodes) of the anchored node, expanded.
+    let mut anchors: HashMap<usize, (usize, usize)> = HashMap::new();
+    // The whole document so far, aliases expanded.
+    let (mut bytes, mut nodes) = (0usize, 0usize);
+    loop {
+        let (ev, mark) = parser.next_token().map_err(|e| {
+            // The scanner looks ahead through flow collections and has its own
+            // nesting limit, which may trip before ours.
+            let message = match e.info() {
+                "recursion limit exceeded" => format!("nesting deeper than {} levels", limits.max_depth),
+                info => format!("invalid YAML: {info}"),
+            };
+            GuardError::at(e.marker(), message)
+        })?;
+        // The weight of the node this event completes, with its anchor.
+        let done = match ev {
+            Event::StreamEnd => return Ok(()),
+            Event::Scalar(value, _, anchor, _) => Some((anchor, value.len() + 1, 1, false)),
+            Event::Alias(id) => match anchors.get(&id) {
+                Some(&(b, n)) => Some((0, b, n, false)),
+                None => return Err(GuardError::at(&mark, "unknown alias".into())),
+            },
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                if stack.len() >= limits.max_depth {
+                    return Err(GuardError::at(
+                        &mark,
+                        format!("nesting deeper than {} levels", limits.max_depth),
+                    ));
+                }
+                stack.push(Frame { anchor, bytes: 1, nodes: 1 });
+                bytes += 1;
+                nodes += 1;
+                None
+            }
+            Event::SequenceEnd | Event::MappingEnd => stack.pop().map(|f| (f.anchor, f.bytes, f.nodes, true)),
+            _ => None,
+        };
+        let Some((anchor, b, n, collection)) = done else { continue };
+        if anchor != 0 {
+            anchors.insert(anchor, (b, n));
+        }
+        // Charge the node to its parent (for the parent's own weight, should
+        // it be anchored); a collection's own 1 was charged when it opened.
+        if let Some(f) = stack.last_mut() {
+            f.bytes = f.bytes.saturating_add(b);
+            f.nodes = f.nodes.saturating_add(n);
+        }
+        if !collection {
+            bytes = bytes.saturating_add(b);
+            nodes = nodes.saturating_add(n);
+        }
+        if bytes > budget {
+            return Err(GuardError::at(
+                &mark,
+                format!("document expands to more than {budget} bytes (aliases of large nodes?)"),
+            ));
+        }
+        if nodes > limits.max_nodes {
+            return Err(GuardError::at(
+                &mark,
+                format!("document expands to more than {} nodes", limits.max_nodes),
+            ));
+        }
+    }
+}
+
+/// Hostile documents for the readers' own tests: one 1 MiB scalar anchored
+/// and aliased `refs` times, and `depth` nested flow sequences.
+pub mod hostile {
+    /// `key: &a <1 MiB>` then `refs` aliases of it in a sequence under `list`.
+    pub fn alias_bomb(key: &str, refs: usize) -> String {
+        let mut s = format!("{key}: &a \"{}\"\nlist:\n", "x".repeat(1 << 20));
+        for _ in 0..refs {
+            s.push_str("  - *a\n");
+        }
+        s
+    }
+
+    /// `key: [[[...]]]` nested `depth` times.
+    pub fn deep(key: &str, depth: usize) -> String {
+        format!("{key}: {}{}\n", "[".repeat(depth), "]".repeat(depth))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn err(text: &str) -> GuardError {
+        check(text, &Limits::default()).unwrap_err()
+    }
+
+    #[test]
+    fn ordinary_yaml_passes() {
+        let text = "a: &x {b: [1, 2, 3]}\nc: *x\nd: |\n  text\n---\n- e\n";
+        assert_eq!(check(text, &Limits::default()), Ok(()));
+        assert_eq!(check("", &Limits::default()), Ok(()));
+    }
+
+    #[test]
+    fn large_scalar_aliased_many_times_is_refused() {
+        let text = hostile::alias_bomb("k", 5000);
+        let t = Instant::now();
+        let e = err(&text);
+        assert!(e.message.contains("expands to more than"), "{e}");
+        // The first alias past the budget: 4 MiB input -> ~4 aliases of 1 MiB.
+        assert!(e.line > 2 && e.line < 10, "{e}");
+        assert!(t.elapsed().as_secs() < 10);
+    }
+
+    #[test]
+    fn nested_aliases_count_in_full() {
+        // Billion laughs: each level aliases the previous one ten times.
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let e = err(&text);
+        assert!(e.message.contains("expands to more than"), "{e}");
+    }
+
+    #[test]
+    fn many_small_aliases_count_nodes() {
+        let limits = Limits { max_nodes: 1000, ..Limits::default() };
+        let mut text = String::from("a: &a x\nl:\n");
+        for _ in 0..2000 {
+            text.push_str("- *a\n");
+        }
+        let e = check(&text, &limits).unwrap_err();
+        assert!(e.message.contains("1000 nodes"), "{e}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_fast() {
+        for text in [hostile::deep("k", 10_000), "- ".repeat(10_000), "{a: ".repeat(10_000)] {
+            let t = Instant::now();
+            let e = err(&text);
+            // yaml-rust2's scanner has its own (higher) limit on flow nesting.
+            assert!(
+                e.message.contains("nesting deeper than 64") || e.message.contains("recursion limit"),
+                "{e}"
+            );
+            assert!(t.elapsed().as_secs() < 5);
+        }
+        assert_eq!(check(&hostile::deep("k", 63), &Limits::default()), Ok(()));
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let e = err("a: [x\nb: y\n");
+        assert!(e.message.starts_with("invalid YAML"), "{e}");
+        assert!(e.line >= 1);
+        let e = err("a: *nope\n");
+        assert!(e.line >= 1, "{e}");
+    }
+
+    #[test]
+    fn budget_scales_with_input() {
+        let l = Limits::default();
+        assert_eq!(l.budget(10), 1 << 20);
+        assert_eq!(l.budget(1 << 20), 4 << 20);
+    }
+}
