@@ -21,8 +21,8 @@
 # until it is fixed; a known crash whose fix is pending elsewhere goes to
 # fuzz/regressions/TARGET/pending/, which the replay test lists but skips.
 #
-# Installs what is missing: cargo-afl (cargo install, which also builds
-# AFL++) and, for afl-cmin/afl-showmap, Debian's afl++. Exit status: 0 when no
+# Installs what is missing: cargo-afl (cargo install, which also builds its own
+# AFL++ 4.x; Debian's afl++ package is not needed). Exit status: 0 when no
 # crash or hang was found, 1 otherwise, 2 on a usage or setup error.
 set -euo pipefail
 
@@ -70,14 +70,6 @@ if [[ $install == 1 ]]; then
     # cargo-afl >= 0.14 builds its own AFL++ once (`cargo afl config --build`).
     if ! cargo afl fuzz -h >/dev/null 2>&1; then
         cargo afl config --build
-    fi
-    if [[ $cmin == 1 ]] && ! command -v afl-showmap >/dev/null; then
-        if [[ $(id -u) == 0 ]]; then
-            apt-get install -y afl++ >/dev/null || { apt-get update -qq && apt-get install -y afl++ >/dev/null; }
-        else
-            echo "fuzz.sh: --cmin needs afl++ (apt-get install afl++, as root)" >&2
-            exit 2
-        fi
     fi
 fi
 
@@ -140,7 +132,7 @@ run_one() { # TARGET -> writes fuzz/out/TARGET/summary
         rm -rf "$pool" "$min"; mkdir -p "$pool"
         cp "$FUZZ/corpus/$t"/* "$pool"/ 2>/dev/null || true
         find "$out/default/queue" -maxdepth 1 -type f -size -64k -exec cp {} "$pool"/ \;
-        if AFL_MAP_SIZE=${AFL_MAP_SIZE:-262144} afl-cmin -i "$pool" -o "$min" -m 2048 -t 2000 -- "$BIN_DIR/fuzz_$t" >"$FUZZ/out/$t.cmin.log" 2>&1; then
+        if cargo afl cmin -i "$pool" -o "$min" -m 2048 -t 2000 -- "$BIN_DIR/fuzz_$t" >"$FUZZ/out/$t.cmin.log" 2>&1; then
             rm -rf "$FUZZ/corpus/$t"; mkdir -p "$FUZZ/corpus/$t"
             for f in "$min"/*; do
                 cp "$f" "$FUZZ/corpus/$t/$(sha1sum "$f" | cut -c1-16)"
