@@ -170,6 +170,52 @@ pub(crate) fn run(name: &'static str, mut sink: Box<dyn Sink>, rx: QueueRx, ctl:
     }
 }
 
+/// Test helpers: an alert whose every string is hostile, and what each
+/// output must make of it.
+#[cfg(test)]
+pub(crate) mod hostile {
+    use crate::{Alert, Priority};
+    use std::sync::Arc;
+
+    /// Strings a process in a container controls: newlines that would start
+    /// a forged record, CR, ESC sequences, NUL, DEL, C1, a Unicode line
+    /// separator, invalid UTF-8 (replaced as the sensor reads it) and a 4 KiB path.
+    pub fn alert() -> Alert {
+        let lossy = String::from_utf8_lossy(b"/tmp/\xff\xfe\x80bad").into_owned();
+        let path = format!("/tmp/{}", "p".repeat(4096));
+        let forged = "x\n12:00:00.000000000: Critical forged record\r\u{1b}[2K\u{0}\u{7f}\u{9b}\u{2028}y";
+        Alert::new(0, format!("rule\n{forged}"), Priority::Warning, &format!("{forged} {lossy} {path}"))
+            .with_field("proc.cmdline", forged)
+            .with_field("fd.name", path)
+            .with_field(format!("evil\nkey{forged}"), lossy)
+            .with_tags([forged])
+    }
+
+    /// A line of text output carries no raw control or line separator.
+    pub fn assert_one_text_line(line: &str) {
+        let body = line.strip_suffix('\n').unwrap_or(line);
+        assert!(
+            !body.chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}'),
+            "{body:?}"
+        );
+        assert!(body.contains("\\n12:00:00") && body.contains("\\x1b[2K") && body.contains("\\x00"), "{body}");
+    }
+
+    /// A JSON record is one line, parses, and gives the hostile values back.
+    pub fn assert_one_json_record(line: &str) {
+        let body = line.strip_suffix('\n').unwrap_or(line);
+        assert!(!body.contains('\n') && !body.contains('\r') && !body.contains('\u{0}'), "{body:?}");
+        let v: serde_json::Value = serde_json::from_str(body).expect("one JSON object");
+        let a = alert();
+        assert_eq!(v["rule"], a.rule.as_str());
+        assert_eq!(v["output_fields"]["proc.cmdline"], a.output_fields["proc.cmdline"]);
+    }
+
+    pub fn control() -> super::Control {
+        super::Control { abort: Arc::default(), counters: Arc::default() }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
