@@ -137,10 +137,11 @@ impl Alert {
     pub fn to_json(&self) -> String {
         // Serializing plain data with string keys cannot fail; keep a fallback
         // that is still valid JSON rather than panicking.
-        serde_json::to_string(self).unwrap_or_else(|e| {
+        let json = serde_json::to_string(self).unwrap_or_else(|e| {
             serde_json::json!({ "rule": self.rule, "error": format!("cannot serialize alert: {e}") })
                 .to_string()
-        })
+        });
+        escape_json_extra(json)
     }
 
     /// The text form, as Falco prints it: the prefixed output, with control
@@ -155,9 +156,33 @@ impl Alert {
     }
 }
 
+/// Characters that end or hide a line besides the controls: Unicode line
+/// and paragraph separators (some log viewers break lines at them).
+fn breaks_line(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+}
+
+/// serde_json escapes C0 controls only: DEL, C1 (0x9b is a terminal's CSI)
+/// and the Unicode line separators go out raw. They can only occur inside
+/// JSON strings, where `\uXXXX` is the same character.
+fn escape_json_extra(json: String) -> String {
+    if !json.chars().any(breaks_line) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if breaks_line(c) {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `s` with control characters written as escapes (`\n`, `\t`, `\x1b`, ...).
 pub(crate) fn escape_control(s: &str) -> String {
-    if !s.chars().any(char::is_control) {
+    if !s.chars().any(breaks_line) {
         return s.to_string();
     }
     let mut out = String::with_capacity(s.len() + 8);
@@ -168,6 +193,9 @@ pub(crate) fn escape_control(s: &str) -> String {
             '\t' => out.push_str("\\t"),
             c if c.is_control() => {
                 let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c if breaks_line(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
             }
             c => out.push(c),
         }

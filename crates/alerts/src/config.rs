@@ -100,6 +100,10 @@ impl AlertsConfig {
     }
 }
 
+/// Largest `rate_limit.max_keys`: (rule, container) pairs tracked, a few
+/// hundred bytes each, so the table stays in the hundreds of megabytes at most.
+pub const MAX_RATE_LIMIT_KEYS: usize = 1_000_000;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
@@ -136,6 +140,9 @@ impl RateLimitConfig {
         if self.max_keys == 0 {
             return bad("max_keys must be at least 1".into());
         }
+        if self.max_keys > MAX_RATE_LIMIT_KEYS {
+            return bad(format!("max_keys {} is above the maximum {MAX_RATE_LIMIT_KEYS}", self.max_keys));
+        }
         Ok(())
     }
 
@@ -170,9 +177,21 @@ impl OutputsConfig {
     }
 }
 
+/// Largest `queue_size` of an output: alerts waiting for one output (each
+/// queued alert is shared by the outputs, and queues grow only as they fill).
+/// A million alerts is minutes of a flood at any sane rate; beyond that a
+/// stuck output should drop and count, not hold gigabytes.
+pub const MAX_QUEUE_SIZE: usize = 1_000_000;
+
 fn check_queue(section: &'static str, queue_size: usize) -> Result<(), Error> {
     if queue_size == 0 {
         return Err(Error::Config { section, reason: "queue_size must be at least 1".into() });
+    }
+    if queue_size > MAX_QUEUE_SIZE {
+        return Err(Error::Config {
+            section,
+            reason: format!("queue_size {queue_size} is above the maximum {MAX_QUEUE_SIZE}"),
+        });
     }
     Ok(())
 }
@@ -524,5 +543,26 @@ mod tests {
         assert!(e.contains("rate must be a positive number"), "{e}");
         check("rate_limit: {enabled: false, rate: 0}").unwrap();
         check("outputs: {webhook: {enabled: true, url: 'https://siem.example.com:8443/a?b=c'}}").unwrap();
+    }
+
+    #[test]
+    fn sizes_are_bounded_with_a_clear_error() {
+        let check = |yaml: &str| parse(yaml).unwrap().validate().map_err(|e| e.to_string());
+        for (section, yaml) in [
+            ("stdout", "outputs: {stdout: {queue_size: 1000000000}}"),
+            ("file", "outputs: {file: {enabled: true, path: /x, queue_size: 1000000000}}"),
+            ("webhook", "outputs: {webhook: {enabled: true, url: 'http://h', queue_size: 1000000000}}"),
+            ("syslog", "outputs: {syslog: {enabled: true, queue_size: 18446744073709551615}}"),
+        ] {
+            let e = check(yaml).unwrap_err();
+            assert!(e.contains(&format!("outputs.{section}")), "{e}");
+            assert!(e.contains("is above the maximum 1000000"), "{e}");
+        }
+        check("outputs: {stdout: {queue_size: 1000000}}").unwrap();
+        let e = check("rate_limit: {max_keys: 1000000000}").unwrap_err();
+        assert!(e.contains("max_keys 1000000000 is above the maximum"), "{e}");
+        // Too large for usize is a parse error, not a wrap-around.
+        assert!(parse("outputs: {stdout: {queue_size: 1e9}}").is_err());
+        assert!(parse("outputs: {stdout: {queue_size: 99999999999999999999999}}").is_err());
     }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -61,7 +61,7 @@ impl Stats {
 struct Output {
     name: &'static str,
     min_priority: Priority,
-    tx: SyncSender<Arc<Alert>>,
+    tx: outputs::QueueTx,
     counters: Arc<Counters>,
     abort: Arc<AtomicBool>,
 }
@@ -154,7 +154,7 @@ impl Dispatcher {
         let (done_tx, done_rx) = mpsc::channel();
         let mut outputs = Vec::new();
         for (name, min_priority, queue_size, sink) in sinks {
-            let (tx, rx) = mpsc::sync_channel(queue_size);
+            let (tx, rx) = outputs::queue(queue_size);
             let counters = Arc::new(Counters::default());
             let abort = Arc::new(AtomicBool::new(false));
             let ctl = Control { abort: abort.clone(), counters: counters.clone() };
@@ -234,7 +234,7 @@ impl Dispatcher {
                 Ok(()) => {
                     out.counters.enqueued.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                Err(_full_or_gone) => {
                     dropped += 1;
                     let n = out.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                     if outputs::log_worthy(n) {

@@ -14,7 +14,7 @@ use crate::config::{
 use crate::Error;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 #[derive(Debug, Deserialize)]
@@ -312,7 +312,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Subject>, Error> {
         let head: Option<Head> = Option::deserialize(doc).map_err(|e| yaml_error(path, e))?;
         kinds.push(head.and_then(|h| h.kind).unwrap_or_default());
     }
-    let segments = doc_segments(text);
+    // Line lookups work on the file's lines, split once (not per container).
+    let lines: Vec<&str> = text.lines().collect();
+    let segments = doc_segments(&lines);
     let mut out = Vec::new();
     let mut seg_from = 0;
     // Second pass: the audited documents, typed (errors keep their position).
@@ -357,7 +359,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Subject>, Error> {
             });
         }
         // Locate the document's text for line numbers (best effort).
-        let seg = find_segment(text, &segments, seg_from, &kind, &name);
+        let seg = find_segment(&lines, &segments, seg_from, &kind, &name);
         if let Some(s) = seg {
             seg_from = s + 1;
         }
@@ -370,13 +372,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Subject>, Error> {
             Some(ns) => format!("{ns}/{kind}/{name}"),
             None => format!("{kind}/{name}"),
         };
+        let container_lines = seg.map(|s| container_lines(&lines, &segments[s])).unwrap_or_default();
         for (list, containers) in [
             ("containers", &pod.containers),
             ("initContainers", &pod.init_containers),
             ("ephemeralContainers", &pod.ephemeral_containers),
         ] {
             for c in containers {
-                let line = seg.and_then(|s| container_line(text, &segments[s], list, &c.name));
+                let line = container_lines.get(&(list, c.name.as_str())).copied();
                 out.push(subject(path, &prefix, list, &pod, c, &annotations, line));
             }
         }
@@ -574,8 +577,7 @@ struct Segment {
     end: usize,
 }
 
-fn doc_segments(text: &str) -> Vec<Segment> {
-    let lines: Vec<&str> = text.lines().collect();
+fn doc_segments(lines: &[&str]) -> Vec<Segment> {
     let mut out = Vec::new();
     let mut start = 0;
     for (i, l) in lines.iter().enumerate() {
@@ -594,32 +596,89 @@ fn unquote(s: &str) -> &str {
 
 /// The first segment from `from` whose top level says `kind: KIND` and that
 /// names `name` somewhere.
-fn find_segment(text: &str, segments: &[Segment], from: usize, kind: &str, name: &str) -> Option<usize> {
+fn find_segment(lines: &[&str], segments: &[Segment], from: usize, kind: &str, name: &str) -> Option<usize> {
     (from..segments.len()).find(|&i| {
-        let s = &segments[i];
-        let lines = || text.lines().skip(s.start).take(s.end - s.start);
-        lines().any(|l| l.strip_prefix("kind:").is_some_and(|k| unquote(k) == kind))
-            && lines().any(|l| l.trim().strip_prefix("name:").is_some_and(|n| unquote(n) == name))
+        let seg = &lines[segments[i].start..segments[i].end];
+        seg.iter().any(|l| l.strip_prefix("kind:").is_some_and(|k| unquote(k) == kind))
+            && seg.iter().any(|l| l.trim().strip_prefix("name:").is_some_and(|n| unquote(n) == name))
     })
 }
 
-/// The 1-based line of `- name: CONTAINER` under `LIST:` in a segment.
-fn container_line(text: &str, seg: &Segment, list: &str, container: &str) -> Option<usize> {
-    let mut in_list = false;
-    for (i, l) in text.lines().enumerate().skip(seg.start).take(seg.end - seg.start) {
+const CONTAINER_LISTS: [&str; 3] = ["containers", "initContainers", "ephemeralContainers"];
+
+/// The 1-based line of each `- name: CONTAINER` under `LIST:` in a segment,
+/// by (LIST, CONTAINER), in one pass: the first match after the `LIST:` line
+/// wins, as a line-by-line search per container would find it.
+fn container_lines<'a>(lines: &[&'a str], seg: &Segment) -> HashMap<(&'static str, &'a str), usize> {
+    let mut out = HashMap::new();
+    let mut in_list = [false; CONTAINER_LISTS.len()];
+    for (i, l) in lines.iter().enumerate().take(seg.end).skip(seg.start) {
         let t = l.trim();
-        if t == format!("{list}:") {
-            in_list = true;
+        if let Some(k) = CONTAINER_LISTS.iter().position(|list| t.strip_suffix(':') == Some(*list)) {
+            in_list[k] = true;
             continue;
         }
-        if in_list {
-            let item = t.strip_prefix("- ").unwrap_or(t);
-            if item.strip_prefix("name:").is_some_and(|n| unquote(n) == container) {
-                return Some(i + 1);
+        let item = t.strip_prefix("- ").unwrap_or(t);
+        let Some(name) = item.strip_prefix("name:").map(unquote) else { continue };
+        for (k, list) in CONTAINER_LISTS.iter().enumerate() {
+            if in_list[k] {
+                out.entry((*list, name)).or_insert(i + 1);
             }
         }
     }
-    None
+    out
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+
+    #[test]
+    fn container_lines_with_many_containers_and_documents() {
+        const DOCS: usize = 200;
+        // DOCS documents of 50 containers each: a per-container rescan of the
+        // file was quadratic; this is one pass per document.
+        let mut text = String::new();
+        let mut line = 0;
+        let mut push = |text: &mut String, l: &str| {
+            text.push_str(l);
+            text.push('\n');
+            line += 1;
+            line
+        };
+        let mut expected = Vec::new();
+        for d in 0..DOCS {
+            if d > 0 {
+                push(&mut text, "---");
+            }
+            for l in ["apiVersion: v1", "kind: Pod", "metadata:", &format!("  name: pod-{d}"), "spec:"] {
+                push(&mut text, l);
+            }
+            for l in ["  initContainers:", "    - name: init", "      image: busybox", "  containers:"] {
+                push(&mut text, l);
+            }
+            for c in 0..50 {
+                expected.push((format!("c{c}"), push(&mut text, &format!("    - name: \"c{c}\""))));
+                push(&mut text, "      image: busybox");
+            }
+        }
+        let start = std::time::Instant::now();
+        let subjects = parse(Path::new("many.yaml"), &text).unwrap();
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "{:?}", start.elapsed());
+        let lines: Vec<(String, usize)> = subjects
+            .iter()
+            .filter(|s| !s.name.ends_with("init"))
+            .map(|s| (s.name.rsplit('/').next().unwrap().to_string(), s.location.as_ref().unwrap().line.unwrap()))
+            .collect();
+        assert_eq!(lines.len(), expected.len());
+        for ((got_name, got), (name, want)) in lines.iter().zip(&expected) {
+            assert!(got_name.ends_with(name.as_str()), "{got_name} {name}");
+            assert_eq!(got, want, "{got_name}");
+        }
+        // The init container's line is under initContainers:, 8th line of doc 0.
+        let init = subjects.iter().find(|s| s.name.ends_with("init")).unwrap();
+        assert_eq!(init.location.as_ref().unwrap().line, Some(7));
+    }
 }
 
 #[cfg(test)]

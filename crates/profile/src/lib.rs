@@ -11,7 +11,9 @@ pub mod recording;
 pub mod seccomp_profile;
 pub mod select;
 pub mod selinux;
+pub mod validate;
 pub mod verify;
 
 pub use caps::CapabilityProfile;
 pub use recording::{Recorder, Recording};
+pub use validate::ProfileError;

@@ -89,19 +89,21 @@ impl RunSpec {
     /// `docker run` arguments (after `run`) that start this workload, with
     /// `extra` options placed before the image.
     pub fn docker_run_args(&self, extra: &[String]) -> Vec<String> {
+        // `--opt=value`: a recorded value is always that option's value, even
+        // one that looks like an option itself (`--privileged`).
         let mut args: Vec<String> = extra.to_vec();
         if !self.user.is_empty() {
-            args.extend(["--user".into(), self.user.clone()]);
+            args.push(format!("--user={}", self.user));
         }
         if !self.workdir.is_empty() {
-            args.extend(["--workdir".into(), self.workdir.clone()]);
+            args.push(format!("--workdir={}", self.workdir));
         }
         for e in &self.env {
-            args.extend(["--env".into(), e.clone()]);
+            args.push(format!("--env={e}"));
         }
         let mut entry = self.entrypoint.iter();
         if let Some(first) = entry.next() {
-            args.extend(["--entrypoint".into(), first.clone()]);
+            args.push(format!("--entrypoint={first}"));
         }
         args.push(self.image.clone());
         args.extend(entry.cloned());

@@ -35,6 +35,11 @@ pub struct Launch {
 impl Launch {
     pub fn from_recording(rec: &Recording) -> Result<Launch, VerifyError> {
         let (args, image) = if let Some(spec) = &rec.run {
+            // The image is the first non-option argument: one starting with
+            // `-` would be read as an option of `docker run`.
+            if spec.image.is_empty() || spec.image.starts_with('-') {
+                return Err(VerifyError::NoImage(format!("{:?}", spec.image)));
+            }
             (spec.docker_run_args(&[]), spec.image.clone())
         } else if !rec.command.is_empty() {
             let run = DockerRun::parse(&rec.command)?;
@@ -350,5 +355,25 @@ mod tests {
         assert_eq!(verify_client(&rec, Some("/opt/docker")), "/opt/docker", "the user's choice wins");
         rec.command = s(&["docker", "run", "rampart-test:latest"]);
         assert_eq!(verify_client(&rec, None), "docker", "a recorded command is replayed as recorded");
+    }
+
+    #[test]
+    fn recorded_values_cannot_become_docker_options() {
+        let spec = crate::recording::RunSpec {
+            image: "img".into(),
+            user: "--privileged".into(),
+            env: vec!["--volume=/:/host".into()],
+            entrypoint: vec!["--pid=host".into()],
+            ..Default::default()
+        };
+        let args = spec.docker_run_args(&[]);
+        assert_eq!(args, s(&["--user=--privileged", "--env=--volume=/:/host", "--entrypoint=--pid=host", "img"]));
+        for image in ["--privileged", "-v/:/host", ""] {
+            let rec = Recording {
+                run: Some(crate::recording::RunSpec { image: image.into(), ..Default::default() }),
+                ..Default::default()
+            };
+            assert!(matches!(Launch::from_recording(&rec), Err(VerifyError::NoImage(_))), "{image}");
+        }
     }
 }

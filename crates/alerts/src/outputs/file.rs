@@ -126,3 +126,32 @@ impl Sink for FileSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outputs::hostile;
+
+    #[test]
+    fn hostile_fields_cannot_forge_a_record() {
+        let dir = tempfile::tempdir().unwrap();
+        for (format, name) in [(Format::Text, "alerts.log"), (Format::Json, "alerts.json")] {
+            let path = dir.path().join(name);
+            let cfg = FileConfig { enabled: true, path: Some(path.clone()), format, ..Default::default() };
+            let mut sink = FileSink::new(&cfg).unwrap();
+            for _ in 0..2 {
+                sink.write(&hostile::alert(), &hostile::control()).unwrap();
+            }
+            sink.flush().unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines.len(), 2, "{text:?}");
+            for l in lines {
+                match format {
+                    Format::Text => hostile::assert_one_text_line(l),
+                    Format::Json => hostile::assert_one_json_record(l),
+                }
+            }
+        }
+    }
+}

@@ -30,3 +30,37 @@ impl Sink for StdoutSink {
         self.out.flush().map_err(Error::Stdout)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outputs::hostile;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn hostile_fields_cannot_forge_a_line() {
+        for format in [Format::Text, Format::Json] {
+            let buf = Shared::default();
+            let mut sink = StdoutSink::new(Box::new(buf.clone()), format);
+            sink.write(&hostile::alert(), &hostile::control()).unwrap();
+            let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+            assert_eq!(out.matches('\n').count(), 1, "{out:?}");
+            match format {
+                Format::Text => hostile::assert_one_text_line(&out),
+                Format::Json => hostile::assert_one_json_record(&out),
+            }
+        }
+    }
+}

@@ -96,3 +96,31 @@ impl Sink for SyslogSink {
         })
     }
 }
+
+#[cfg(test)]
+mod hostile_tests {
+    use super::*;
+    use crate::outputs::hostile;
+
+    #[test]
+    fn hostile_fields_cannot_forge_a_message_or_line() {
+        for format in [SyslogFormat::Rfc5424, SyslogFormat::Rfc3164] {
+            for message in [Format::Text, Format::Json] {
+                let cfg = SyslogConfig { format, message, max_message_bytes: 1 << 20, ..Default::default() };
+                let msg = format_message(&cfg, "host\nforged", 1, &hostile::alert());
+                // A datagram is one message; still, no line breaks for daemons
+                // that log it line by line, and no raw controls for terminals.
+                assert!(!msg.chars().any(|c| c.is_control() || c == '\u{2028}'), "{format:?} {message:?}: {msg:?}");
+                if format == SyslogFormat::Rfc5424 {
+                    assert!(msg.contains(" hostforged "), "the hostname keeps its printable part: {msg}");
+                }
+                if message == Format::Json && format == SyslogFormat::Rfc5424 {
+                    hostile::assert_one_json_record(msg.split_once(" - - ").unwrap().1);
+                }
+            }
+        }
+        // Cut to the limit without splitting a character.
+        let cfg = SyslogConfig { max_message_bytes: 100, ..Default::default() };
+        assert!(format_message(&cfg, "h", 1, &hostile::alert()).len() <= 100);
+    }
+}

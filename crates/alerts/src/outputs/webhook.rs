@@ -154,4 +154,10 @@ mod tests {
         let uri = check_url("https://user:secret@h.example:8443/path/secret?k=v").unwrap();
         assert_eq!(redacted(&uri), "https://h.example:8443");
     }
+
+    #[test]
+    fn hostile_fields_stay_inside_one_json_body() {
+        // The body posted is the alert's JSON: one object, escapes intact.
+        crate::outputs::hostile::assert_one_json_record(&crate::outputs::hostile::alert().to_json());
+    }
 }

@@ -19,7 +19,8 @@ pub struct CaptureArgs {
 }
 
 pub async fn capture(args: CaptureArgs) -> Result<()> {
-    let file = std::fs::File::create(&args.output)
+    // Events carry command lines and paths of the containers: owner-only.
+    let file = super::files::create_private(&args.output)
         .with_context(|| format!("creating capture file {}", args.output.display()))?;
     let mut printer = EventPrinter::new(file, Format::Json);
     super::stream_selected(&args.select, &args.runtime, &mut printer).await

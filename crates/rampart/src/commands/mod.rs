@@ -5,6 +5,7 @@ pub mod audit;
 pub mod caps;
 pub mod capture;
 pub mod events;
+pub mod files;
 pub mod freeze;
 pub mod isolate;
 pub mod netpolicy;

@@ -108,7 +108,7 @@ fn selinux_port_labels() -> selinux::PortLabels {
 }
 
 /// File names written by `rampart profile`.
-pub const SECCOMP_JSON: &str = "seccomp.json";
+pub const SECCOMP_JSON: &str = profile::validate::SECCOMP_JSON;
 
 fn generate(args: GenerateArgs) -> Result<()> {
     let input = args.recording.expect("clap requires it");
@@ -117,50 +117,33 @@ fn generate(args: GenerateArgs) -> Result<()> {
         let p = recording_path(&input);
         p.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
     });
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    // Profiles list the recorded paths and addresses: owner-only, like the recording.
+    super::files::create_private_dir(&out).with_context(|| format!("creating {}", out.display()))?;
     let name = args.name.clone().unwrap_or_else(|| default_name(&rec));
-    let write = |file: &str, text: String| -> Result<()> {
-        let p = out.join(file);
-        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
-        println!("  {}", p.display());
-        Ok(())
-    };
+    let labels = selinux_port_labels();
+    let seccomp_path = std::fs::canonicalize(&out).unwrap_or_else(|_| out.clone()).join(SECCOMP_JSON);
+    // Everything is generated and checked before the first file is written: a
+    // hostile recording leaves no half set of profiles behind.
+    let artifacts =
+        profile::validate::generate(&rec, &name, &labels, &seccomp_path.display().to_string())
+            .with_context(|| format!("no profiles from {}", recording_path(&input).display()))?;
     println!(
-        "rampart: profiles for {name} from {} syscalls, {} capability checks:",
+        "rampart: profiles for {} from {} syscalls, {} capability checks:",
+        profile::validate::comment_text(&name),
         rec.syscalls.len(),
         rec.capabilities.len()
     );
-
-    let seccomp = seccomp_profile::docker_profile(&rec);
-    write(SECCOMP_JSON, serde_json::to_string_pretty(&seccomp)? + "\n")?;
-    write("seccomp-profile.yaml", seccomp_profile::kubernetes_seccomp_profile(&rec, &k8s_name(&name)))?;
-
-    let caps = CapabilityProfile::from_recording(&rec);
-    write("capabilities.txt", caps.summary())?;
-    write("k8s-security-context.yaml", caps.kubernetes_yaml())?;
-
-    let labels = selinux_port_labels();
     if labels.is_empty() {
         eprintln!("rampart: note: no SELinux policy store found; ports in the CIL module use port_t");
     }
-    let module = selinux::module_name(&name);
-    write(&format!("{module}.cil"), selinux::generate_cil(&rec, &name, &labels))?;
-
-    write("netpolicy.yaml", profile::network::rampart_net_policy_yaml(&rec, &name)?)?;
-    write("k8s-networkpolicy.yaml", profile::network::kubernetes_network_policy(&rec, &name))?;
-
-    let seccomp_path =
-        std::fs::canonicalize(out.join(SECCOMP_JSON)).unwrap_or_else(|_| out.join(SECCOMP_JSON));
-    let mut flags = vec!["--security-opt".to_string(), format!("seccomp={}", seccomp_path.display())];
-    flags.extend(caps.docker_args());
-    write("docker-flags.txt", flags.join(" ") + "\n")?;
+    for a in &artifacts {
+        let p = out.join(&a.file);
+        let mode = if a.recorded_data { super::files::PRIVATE_FILE } else { 0o644 };
+        super::files::write_atomic(&p, a.text.as_bytes(), mode)
+            .with_context(|| format!("writing {}", p.display()))?;
+        println!("  {}", p.display());
+    }
     Ok(())
-}
-
-fn k8s_name(name: &str) -> String {
-    let s: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
-    s.trim_matches('-').to_string()
 }
 
 // ---------------------------------------------------------------------------
@@ -332,6 +315,9 @@ fn run_probe(docker: &Docker, image: &str, probe: &Path, nr: u32, extra: &[Strin
 
 fn verify(args: VerifyArgs) -> Result<()> {
     let rec = load_recording(&args.dir)?;
+    // Its capability names become `--cap-add` values (`ALL` would grant all).
+    profile::validate::check_recording(&rec)
+        .with_context(|| format!("cannot verify {}", args.dir.display()))?;
     let seccomp_path = std::fs::canonicalize(args.dir.join(SECCOMP_JSON)).with_context(|| {
         format!("no {SECCOMP_JSON} in {}: run `rampart profile` first", args.dir.display())
     })?;
@@ -398,7 +384,7 @@ fn verify(args: VerifyArgs) -> Result<()> {
         passed,
     };
     let path = args.dir.join("verify.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")
+    super::files::write_private(&path, (serde_json::to_string_pretty(&report)? + "\n").as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
     if !report.same_behaviour {
         bail!(
@@ -431,12 +417,21 @@ fn denied_probe(
     let Some((name, nr)) = denial_probe(allowed, arch) else {
         return Ok(None);
     };
-    let probe = std::env::temp_dir().join(format!("rampart-syscall-probe-{}", std::process::id()));
-    {
+    // A fresh name under O_EXCL, created executable: a predictable name in
+    // /tmp could be a planted symlink or a file swapped in before it runs.
+    // 0755, not 0700: root in a user-namespaced container is another uid.
+    let probe = {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::write(&probe, SYSCALL_PROBE).with_context(|| format!("writing {}", probe.display()))?;
-        std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o755))?;
-    }
+        let mut f = tempfile::Builder::new()
+            .prefix("rampart-syscall-probe-")
+            .permissions(std::fs::Permissions::from_mode(0o755))
+            .tempfile()
+            .context("creating the syscall probe")?;
+        f.write_all(SYSCALL_PROBE).with_context(|| format!("writing {}", f.path().display()))?;
+        // Closed before it runs (exec of a file open for writing fails with
+        // ETXTBSY); removed when `probe` drops.
+        f.into_temp_path()
+    };
     let result = (|| {
         let without = run_probe(docker, image, &probe, nr, &[])?;
         let with = run_probe(docker, image, &probe, nr, extra)?;
@@ -448,7 +443,7 @@ fn denied_probe(
             denied_with_eperm: without != 1 && with == 1,
         })
     })();
-    let _ = std::fs::remove_file(&probe);
+    drop(probe);
     result.map(Some)
 }
 

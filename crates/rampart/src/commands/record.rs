@@ -218,7 +218,9 @@ pub async fn record(args: RecordArgs) -> Result<()> {
         let (k, v) = l.split_once('=').with_context(|| format!("--label {l:?}: expected key=value"))?;
         labels.push((k.to_string(), v.to_string()));
     }
-    std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
+    // The recording holds the container's environment (often secrets).
+    super::files::create_private_dir(&args.output)
+        .with_context(|| format!("creating {}", args.output.display()))?;
 
     let registry = ContainerRegistry::with_endpoints(&args.runtime.endpoints());
     registry.refresh().await.context("listing containers through the runtimes' APIs")?;
@@ -316,7 +318,8 @@ pub async fn record(args: RecordArgs) -> Result<()> {
 
     let path = args.output.join("recording.json");
     let text = serde_json::to_string_pretty(&recording)?;
-    std::fs::write(&path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    super::files::write_private(&path, (text + "\n").as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     eprintln!(
         "rampart: recorded {} container(s): {} syscalls, {} capabilities needed, {} files, {} executables, {} connects, {} listening ports{}",
         recording.containers.len(),
