@@ -299,7 +299,7 @@ pub fn load(path: &Path) -> Result<Vec<Subject>, Error> {
 /// no audited object is an error (the wrong file was given).
 pub fn parse(path: &Path, text: &str) -> Result<Vec<Subject>, Error> {
     // Bound nesting and alias expansion before serde_yaml_ng builds anything.
-    yamlguard::check(text, &yamlguard::Limits::default()).map_err(|e| Error::Parse {
+    yamlguard::check_bounds(text, &yamlguard::Limits::default()).map_err(|e| Error::Parse {
         path: path.to_path_buf(),
         line: Some(e.line),
         column: Some(e.col),

@@ -443,7 +443,7 @@ impl NetPolicy {
             return Err(err(None, "the policy is empty (write `{}` to allow everything)".into()));
         }
         // Bound nesting and alias expansion before serde_yaml_ng builds anything.
-        yamlguard::check(text, &yamlguard::Limits::default())
+        yamlguard::check_bounds(text, &yamlguard::Limits::default())
             .map_err(|e| err(Some((e.line, e.col)), e.message))?;
         let policy: NetPolicy = serde_yaml_ng::from_str(text).map_err(|e| {
             let loc = e.location().map(|l| (l.line(), l.column()));

@@ -98,8 +98,14 @@ fn agent_killed_keeps_network_policy_and_the_next_agent_rearms_kills() {
     assert!(String::from_utf8_lossy(&down.stdout).contains("survived"));
 
     // The next agent reconciles the stored policy and arms the kill again.
+    let restart = Instant::now();
     let mut next = run_agent(&np, &["--no-default-rules", "--rules", rules_arg]);
+    let ready_in = restart.elapsed();
     wait_stderr(&next, &armed, Duration::from_secs(20));
+    eprintln!(
+        "figures: policy enforced throughout; restarted agent ready in {ready_in:?}, kill re-armed {:?} after its start",
+        restart.elapsed()
+    );
     assert_eq!(exec_write(&c, "/tmp/fault-kill"), Some(137), "the restarted agent kills again");
     assert_rtest_eperm("connect to a denied port after the restart", tcp_connect(&c, &ip, "7001"));
     next.expect("the restarted agent alerts", |v| alert_rule(v) == "fault_kill" && container_name(v) == c.name);
@@ -255,6 +261,8 @@ fn failing_outputs_are_counted_and_recover() {
     let in_file_before = std::fs::read_to_string(&alerts_file).map(|t| t.lines().count()).unwrap_or(0);
 
     // The sinks come back: the webhook answers 200 and the disk has room.
+    let rss_failing = agent.vm_hwm_kib().unwrap_or(0);
+    let back = Instant::now();
     healthy.store(true, Ordering::SeqCst);
     tmpfs.free();
     let syslog = UnixDatagram::bind(&syslog_path).unwrap();
@@ -268,9 +276,15 @@ fn failing_outputs_are_counted_and_recover() {
     wait_until("alerts written to the file again", Duration::from_secs(20), || {
         std::fs::read_to_string(&alerts_file).map(|t| t.lines().count()).unwrap_or(0) > in_file_before
     });
+    let recovered_in = back.elapsed();
     let hwm = agent.vm_hwm_kib().unwrap_or(0);
     drop(c);
     let summary = agent.stop();
+    eprintln!(
+        "figures: {during} alerts on stdout while failing; peak RSS {rss_failing} KiB while failing, {hwm} KiB at the end; \
+         every sink delivering again {recovered_in:?} after it came back; {}",
+        summary.line
+    );
     assert_eq!(summary.dropped, 0, "no event may be lost to failing outputs: {}", summary.line);
     let line = summary.line.clone();
     // `..., N alerts (S suppressed, D dropped by outputs, F failed in outputs)`

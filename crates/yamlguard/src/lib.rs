@@ -53,11 +53,13 @@ pub struct GuardError {
     pub line: usize,
     pub col: usize,
     pub message: String,
+    /// The text is not YAML yaml-rust2 can read (as opposed to a limit).
+    pub syntax: bool,
 }
 
 impl GuardError {
     fn at(m: &Marker, message: String) -> GuardError {
-        GuardError { line: m.line().max(1), col: m.col() + 1, message }
+        GuardError { line: m.line().max(1), col: m.col() + 1, message, syntax: false }
     }
 }
 
@@ -66,6 +68,17 @@ struct Frame {
     anchor: usize,
     bytes: usize,
     nodes: usize,
+}
+
+/// [`check`] for readers that parse with another YAML parser (serde_yaml_ng,
+/// libyaml): a syntax error is left to that parser, which reports it in its
+/// own words and may accept what yaml-rust2 does not; the bounds were checked
+/// up to that point.
+pub fn check_bounds(text: &str, limits: &Limits) -> Result<(), GuardError> {
+    match check(text, limits) {
+        Err(e) if e.syntax => Ok(()),
+        other => other,
+    }
 }
 
 /// Check `text` against `limits`; linear in the text's size.
@@ -81,11 +94,11 @@ pub fn check(text: &str, limits: &Limits) -> Result<(), GuardError> {
         let (ev, mark) = parser.next_token().map_err(|e| {
             // The scanner looks ahead through flow collections and has its own
             // nesting limit, which may trip before ours.
-            let message = match e.info() {
-                "recursion limit exceeded" => format!("nesting deeper than {} levels", limits.max_depth),
-                info => format!("invalid YAML: {info}"),
+            let (message, syntax) = match e.info() {
+                "recursion limit exceeded" => (format!("nesting deeper than {} levels", limits.max_depth), false),
+                info => (format!("invalid YAML: {info}"), true),
             };
-            GuardError::at(e.marker(), message)
+            GuardError { syntax, ..GuardError::at(e.marker(), message) }
         })?;
         // The weight of the node this event completes, with its anchor.
         let done = match ev {
@@ -236,5 +249,16 @@ mod tests {
         let l = Limits::default();
         assert_eq!(l.budget(10), 1 << 20);
         assert_eq!(l.budget(1 << 20), 4 << 20);
+    }
+
+    #[test]
+    fn check_bounds_leaves_syntax_to_the_reader_but_not_limits() {
+        let bad = "a:\n  - x\n  y: [\n";
+        assert!(check(bad, &Limits::default()).unwrap_err().syntax);
+        assert_eq!(check_bounds(bad, &Limits::default()), Ok(()));
+        let deep = hostile::deep("k", 10_000);
+        assert!(!check_bounds(&deep, &Limits::default()).unwrap_err().syntax);
+        let bomb = hostile::alias_bomb("k", 5_000);
+        assert!(check_bounds(&bomb, &Limits::default()).is_err());
     }
 }

@@ -82,7 +82,7 @@ impl AgentConfig {
             return Ok(AgentConfig::default());
         }
         // Bound nesting and alias expansion before serde_yaml_ng builds anything.
-        yamlguard::check(text, &yamlguard::Limits::default())
+        yamlguard::check_bounds(text, &yamlguard::Limits::default())
             .map_err(|e| anyhow::anyhow!("{}:{}: {}", e.line, e.col, e.message))?;
         let cfg: AgentConfig = serde_yaml_ng::from_str(text).map_err(|e| match e.location() {
             Some(l) => anyhow::anyhow!("{}:{}: {e}", l.line(), l.column()),
