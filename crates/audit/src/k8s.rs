@@ -668,7 +668,9 @@ mod line_tests {
         let lines: Vec<(String, usize)> = subjects
             .iter()
             .filter(|s| !s.name.ends_with("init"))
-            .map(|s| (s.name.rsplit('/').next().unwrap().to_string(), s.location.as_ref().unwrap().line.unwrap()))
+            .map(|s| {
+                (s.name.rsplit('/').next().unwrap().to_string(), s.location.as_ref().unwrap().line.unwrap())
+            })
             .collect();
         assert_eq!(lines.len(), expected.len());
         for ((got_name, got), (name, want)) in lines.iter().zip(&expected) {

@@ -187,7 +187,8 @@ pub fn generate(
     push(&format!("{module}.cil"), selinux::generate_cil(rec, name, ports));
 
     let text = network::rampart_net_policy_yaml(rec, name).map_err(|e| rejected(NETPOLICY_YAML, e))?;
-    let parsed = policy::NetPolicy::from_yaml(&text, NETPOLICY_YAML).map_err(|e| rejected(NETPOLICY_YAML, e))?;
+    let parsed =
+        policy::NetPolicy::from_yaml(&text, NETPOLICY_YAML).map_err(|e| rejected(NETPOLICY_YAML, e))?;
     if parsed != network::rampart_net_policy(rec) {
         return Err(rejected(NETPOLICY_YAML, "it reads back as a different policy"));
     }
@@ -226,7 +227,8 @@ mod tests {
     fn base() -> Recording {
         let mut rec = Recording { version: 1, arch: "x86_64".into(), ..Default::default() };
         rec.syscalls.extend(["read".to_string(), "write".into(), "accept4".into()]);
-        rec.capabilities.insert("CAP_NET_BIND_SERVICE".into(), CapabilityUse { granted: 1, ..Default::default() });
+        rec.capabilities
+            .insert("CAP_NET_BIND_SERVICE".into(), CapabilityUse { granted: 1, ..Default::default() });
         rec.files.insert("/etc/passwd".into(), FileAccess { read: true, ..Default::default() });
         rec.network.listen.insert(Endpoint { protocol: Protocol::Tcp, address: "0.0.0.0".into(), port: 80 });
         rec.network.sockets.insert("inet/stream".into());
@@ -287,7 +289,8 @@ mod tests {
 
     #[test]
     fn unknown_capabilities_are_refused_by_name() {
-        for bad in ["", "CAP_", "CAP_41", "cap_chown", "CHOWN", "CAP_CHOWN\n--privileged", "CAP_SYS_ADMIN)))"] {
+        for bad in ["", "CAP_", "CAP_41", "cap_chown", "CHOWN", "CAP_CHOWN\n--privileged", "CAP_SYS_ADMIN)))"]
+        {
             let mut rec = base();
             rec.capabilities.insert(bad.into(), CapabilityUse { granted: 1, ..Default::default() });
             let err = generate(&rec, "web", &Default::default(), "s.json").unwrap_err();
@@ -334,7 +337,11 @@ mod tests {
     fn generated_artifacts_pass_rampart_parsers() {
         let mut rec = base();
         rec.compat_syscalls.insert("socketcall".into());
-        rec.network.connect.insert(Endpoint { protocol: Protocol::Udp, address: "10.0.0.2".into(), port: 53 });
+        rec.network.connect.insert(Endpoint {
+            protocol: Protocol::Udp,
+            address: "10.0.0.2".into(),
+            port: 53,
+        });
         rec.network.connect.insert(Endpoint { protocol: Protocol::Tcp, address: "::1".into(), port: 5432 });
         let all = generate(&rec, "web", &Default::default(), "/out/seccomp.json").unwrap();
         let files: Vec<&str> = all.iter().map(|a| a.file.as_str()).collect();
@@ -353,7 +360,8 @@ mod tests {
         );
         let seccomp = &all[0].text;
         let (_, policy) =
-            seccomp::compile_source(seccomp, "seccomp.json", &seccomp::CompileOptions::new(Arch::X86_64)).unwrap();
+            seccomp::compile_source(seccomp, "seccomp.json", &seccomp::CompileOptions::new(Arch::X86_64))
+                .unwrap();
         policy.to_program().unwrap();
         assert!(policy::NetPolicy::from_yaml(&all[5].text, "netpolicy.yaml").is_ok());
         assert_eq!(

@@ -85,7 +85,6 @@ pub fn default_name(rec: &Recording) -> String {
         .unwrap_or_else(|| "workload".into())
 }
 
-
 /// Harmless syscalls (zero arguments do nothing lasting) to show a denial with:
 /// the first one the profile does not allow is made under it.
 pub const PROBE_CANDIDATES: &[&str] = &[
@@ -267,10 +266,7 @@ impl DockerRun {
             }
             i += 1;
         }
-        let image = args
-            .get(i)
-            .ok_or_else(|| VerifyError::NoImage(cmd.join(" ")))?
-            .clone();
+        let image = args.get(i).ok_or_else(|| VerifyError::NoImage(cmd.join(" ")))?.clone();
         Ok(DockerRun { options, image, rest: args[i + 1..].to_vec() })
     }
 }
@@ -367,7 +363,10 @@ mod tests {
             ..Default::default()
         };
         let args = spec.docker_run_args(&[]);
-        assert_eq!(args, s(&["--user=--privileged", "--env=--volume=/:/host", "--entrypoint=--pid=host", "img"]));
+        assert_eq!(
+            args,
+            s(&["--user=--privileged", "--env=--volume=/:/host", "--entrypoint=--pid=host", "img"])
+        );
         for image in ["--privileged", "-v/:/host", ""] {
             let rec = Recording {
                 run: Some(crate::recording::RunSpec { image: image.into(), ..Default::default() }),

@@ -16,18 +16,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn wait_stderr(agent: &Agent, needle: &str, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let text = agent.stderr_text();
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(Instant::now() < deadline, "no `{needle}` on stderr within {timeout:?}:\n{text}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn run_agent(np: &Np, extra: &[&str]) -> Agent {
     let mut args: Vec<String> = vec!["run".into(), "--json".into()];
     args.extend(extra.iter().map(|s| s.to_string()));
@@ -94,7 +82,11 @@ fn agent_killed_keeps_network_policy_and_the_next_agent_rearms_kills() {
     assert_rtest_eperm("connect to a denied port with the agent down", tcp_connect(&c, &ip, "7001"));
     assert_rtest_ok("connect to the allowed port with the agent down", tcp_connect(&c, &ip, "7000"));
     let down = docker(&["exec", &c.name, "sh", "-c", "echo x > /tmp/fault-kill; echo survived"]);
-    assert_eq!(down.status.code(), Some(0), "documented lapse: no in-kernel kill without the agent: {down:?}");
+    assert_eq!(
+        down.status.code(),
+        Some(0),
+        "documented lapse: no in-kernel kill without the agent: {down:?}"
+    );
     assert!(String::from_utf8_lossy(&down.stdout).contains("survived"));
 
     // The next agent reconciles the stored policy and arms the kill again.
@@ -108,7 +100,9 @@ fn agent_killed_keeps_network_policy_and_the_next_agent_rearms_kills() {
     );
     assert_eq!(exec_write(&c, "/tmp/fault-kill"), Some(137), "the restarted agent kills again");
     assert_rtest_eperm("connect to a denied port after the restart", tcp_connect(&c, &ip, "7001"));
-    next.expect("the restarted agent alerts", |v| alert_rule(v) == "fault_kill" && container_name(v) == c.name);
+    next.expect("the restarted agent alerts", |v| {
+        alert_rule(v) == "fault_kill" && container_name(v) == c.name
+    });
     next.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -239,10 +233,8 @@ fn failing_outputs_are_counted_and_recover() {
         ),
     )
     .unwrap();
-    let mut agent = Agent::spawn(
-        vec!["run".into(), "--config".into(), config.display().to_string()],
-        StdoutMode::Parse,
-    );
+    let mut agent =
+        Agent::spawn(vec!["run".into(), "--config".into(), config.display().to_string()], StdoutMode::Parse);
     // About 100 alerts a second for as long as the test runs.
     let c = Container::sh(
         "fault-out",
@@ -294,10 +286,7 @@ fn failing_outputs_are_counted_and_recover() {
     };
     let failed = count_before("failed in outputs");
     let dropped = count_before("dropped by outputs");
-    assert!(
-        failed + dropped > 0,
-        "what the outputs could not deliver is counted in the summary: {line}"
-    );
+    assert!(failed + dropped > 0, "what the outputs could not deliver is counted in the summary: {line}");
     assert!(hwm > 0 && hwm < 200 * 1024, "peak RSS {hwm} KiB must stay bounded");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -360,6 +349,10 @@ fn kill_rule_on_an_exec_storm_is_rate_limited_and_the_agent_answers() {
     assert!(agent.is_running(), "the agent survives the storm");
     drop(c);
     let summary = agent.stop();
-    eprintln!("storm: {matches} matches, {done} kills, {limited} rate-limited in {:?}; {}", started.elapsed(), summary.line);
+    eprintln!(
+        "storm: {matches} matches, {done} kills, {limited} rate-limited in {:?}; {}",
+        started.elapsed(),
+        summary.line
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

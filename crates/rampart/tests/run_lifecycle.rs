@@ -15,18 +15,6 @@ fn rule(name: &str, path_prefix: &str) -> String {
     )
 }
 
-fn wait_stderr(agent: &Agent, needle: &str, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let text = agent.stderr_text();
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(Instant::now() < deadline, "no `{needle}` on stderr within {timeout:?}:\n{text}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn hup(agent: &Agent) {
     // SAFETY: kill with the pid of the agent this test spawned and still owns.
     let rc = unsafe { libc::kill(agent.pid as libc::pid_t, libc::SIGHUP) };
@@ -109,7 +97,8 @@ fn reload_with_broken_actions_keeps_the_old_rules_and_actions() {
     assert!(text.contains(&expected), "the refusal must point at {expected}:\n{text}");
     assert!(text.contains("kil"), "the refusal must name the bad action:\n{text}");
     assert!(!text.contains("rules reloaded"), "nothing may be swapped in:\n{text}");
-    let internal = agent.expect("the internal alert of the refused reload", |v| alert_rule(v) == "Rules reload refused");
+    let internal =
+        agent.expect("the internal alert of the refused reload", |v| alert_rule(v) == "Rules reload refused");
     assert_eq!(internal["source"], "internal", "{internal}");
     assert_eq!(alert_priority(&internal), "Error", "{internal}");
     assert!(internal["output"].as_str().unwrap_or("").contains(&expected), "{internal}");
@@ -118,7 +107,9 @@ fn reload_with_broken_actions_keeps_the_old_rules_and_actions() {
     let after = write();
     assert_eq!(after.status.code(), Some(137), "the old kill action must still kill: {after:?}");
     assert!(!String::from_utf8_lossy(&after.stdout).contains("survived"), "{after:?}");
-    agent.expect("the old rule still alerts", |v| alert_rule(v) == "reload_kill" && container_name(v) == c.name);
+    agent.expect("the old rule still alerts", |v| {
+        alert_rule(v) == "reload_kill" && container_name(v) == c.name
+    });
     assert!(agent.is_running());
     agent.stop();
     let _ = std::fs::remove_dir_all(&dir);

@@ -27,13 +27,13 @@ pub mod kernel;
 pub mod store;
 pub mod target;
 
-pub use docker::DockerActions;
-pub use error::Error;
-pub use freezer::{FreezeOptions, FreezerState, Mechanism};
 /// The network policy as data lives in its own pure crate; re-exported so
 /// `respond::policy::Entry` reads as before.
 pub use ::policy;
 pub use ::policy::{NetPolicy, PolicyError};
+pub use docker::DockerActions;
+pub use error::Error;
+pub use freezer::{FreezeOptions, FreezerState, Mechanism};
 pub use store::{Enforced, NetPolicyStore, ReconcileReport, Record, Status, StoreConfig};
 pub use target::{CgroupRef, Target};
 
@@ -92,8 +92,12 @@ pub fn load_policy(path: &std::path::Path) -> Result<NetPolicy, PolicyError> {
     use model::input::InputError;
     let text = model::input::read_text(path, model::input::limits::NETPOLICY).map_err(|e| {
         let (location, message) = match e {
-            InputError::Nul { line, column, .. } => (Some((line as usize, column as usize)), "NUL byte".into()),
-            InputError::Utf8 { line, column, .. } => (Some((line as usize, column as usize)), "invalid UTF-8".into()),
+            InputError::Nul { line, column, .. } => {
+                (Some((line as usize, column as usize)), "NUL byte".into())
+            }
+            InputError::Utf8 { line, column, .. } => {
+                (Some((line as usize, column as usize)), "invalid UTF-8".into())
+            }
             e => (None, format!("cannot read: {e}")),
         };
         PolicyError { source_name: name.clone(), location, message }

@@ -4,8 +4,8 @@
 //! `cargo run --release -p rules --example evalbench [EVENTS]`
 
 use model::{Container, Event, EventKind, OpenFlags, ProcessCtx, Runtime, SockAddr};
-use rules::{EvalCtx, RulesetBuilder};
 use model::{ProcInfo, ProcSource};
+use rules::{EvalCtx, RulesetBuilder};
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
@@ -177,18 +177,21 @@ fn main() {
     for (pid, ppid, comm) in
         [(1, 0, "init"), (10, 1, "sshd"), (20, 10, "bash"), (30, 20, "nginx"), (40, 30, "sh")]
     {
-        table.insert(pid, ProcInfo {
+        table.insert(
             pid,
-            ppid,
-            comm: comm.into(),
-            exe: format!("/usr/sbin/{comm}").into(),
-            argv: vec![comm.to_string(), "-x".to_string()].into(),
-            cmdline: format!("{comm} -x").into(),
-            cwd: "/".into(),
-            start_time_ns: 0,
-            exited_at_ns: None,
-            source: ProcSource::Proc,
-        });
+            ProcInfo {
+                pid,
+                ppid,
+                comm: comm.into(),
+                exe: format!("/usr/sbin/{comm}").into(),
+                argv: vec![comm.to_string(), "-x".to_string()].into(),
+                cmdline: format!("{comm} -x").into(),
+                cwd: "/".into(),
+                start_time_ns: 0,
+                exited_at_ns: None,
+                source: ProcSource::Proc,
+            },
+        );
     }
     let ctr = Arc::new(Container {
         id: "f".repeat(64),

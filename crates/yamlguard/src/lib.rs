@@ -95,7 +95,9 @@ pub fn check(text: &str, limits: &Limits) -> Result<(), GuardError> {
             // The scanner looks ahead through flow collections and has its own
             // nesting limit, which may trip before ours.
             let (message, syntax) = match e.info() {
-                "recursion limit exceeded" => (format!("nesting deeper than {} levels", limits.max_depth), false),
+                "recursion limit exceeded" => {
+                    (format!("nesting deeper than {} levels", limits.max_depth), false)
+                }
                 info => (format!("invalid YAML: {info}"), true),
             };
             GuardError { syntax, ..GuardError::at(e.marker(), message) }

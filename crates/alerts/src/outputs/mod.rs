@@ -194,11 +194,11 @@ pub(crate) mod hostile {
     /// A line of text output carries no raw control or line separator.
     pub fn assert_one_text_line(line: &str) {
         let body = line.strip_suffix('\n').unwrap_or(line);
+        assert!(!body.chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}'), "{body:?}");
         assert!(
-            !body.chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}'),
-            "{body:?}"
+            body.contains("\\n12:00:00") && body.contains("\\x1b[2K") && body.contains("\\x00"),
+            "{body}"
         );
-        assert!(body.contains("\\n12:00:00") && body.contains("\\x1b[2K") && body.contains("\\x00"), "{body}");
     }
 
     /// A JSON record is one line, parses, and gives the hostile values back.

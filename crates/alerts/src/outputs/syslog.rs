@@ -110,7 +110,10 @@ mod hostile_tests {
                 let msg = format_message(&cfg, "host\nforged", 1, &hostile::alert());
                 // A datagram is one message; still, no line breaks for daemons
                 // that log it line by line, and no raw controls for terminals.
-                assert!(!msg.chars().any(|c| c.is_control() || c == '\u{2028}'), "{format:?} {message:?}: {msg:?}");
+                assert!(
+                    !msg.chars().any(|c| c.is_control() || c == '\u{2028}'),
+                    "{format:?} {message:?}: {msg:?}"
+                );
                 if format == SyslogFormat::Rfc5424 {
                     assert!(msg.contains(" hostforged "), "the hostname keeps its printable part: {msg}");
                 }

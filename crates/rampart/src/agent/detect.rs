@@ -10,8 +10,8 @@ use respond::actions::{self, KernelHandles, KernelScope, Plans, Responder};
 use rules::{Diagnostic, EvalCtx, Ruleset, RulesetBuilder};
 use state::ProcessTable;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 include!(concat!(env!("OUT_DIR"), "/default_rules.rs"));
 
@@ -192,17 +192,18 @@ impl Detector {
             }
             Err(refused) => {
                 let kept = self.ruleset.len();
-                eprintln!("rampart: reload refused, keeping the {kept} loaded rules and their actions; {refused}");
+                eprintln!(
+                    "rampart: reload refused, keeping the {kept} loaded rules and their actions; {refused}"
+                );
                 let text = format!(
                     "rules reload refused, keeping the {kept} loaded rules and their actions: {}",
                     refused.0.join("; ")
                 );
-                let mut alert =
-                    Alert::new(now_ns(), RELOAD_REFUSED_RULE, Priority::Error, &text)
-                        .with_field("errors", refused.0.clone())
-                        .with_field("rules_kept", kept)
-                        .with_tags(["rampart".to_string()])
-                        .with_hostname(self.hostname.clone());
+                let mut alert = Alert::new(now_ns(), RELOAD_REFUSED_RULE, Priority::Error, &text)
+                    .with_field("errors", refused.0.clone())
+                    .with_field("rules_kept", kept)
+                    .with_tags(["rampart".to_string()])
+                    .with_hostname(self.hostname.clone());
                 alert.source = "internal".into();
                 self.dispatcher.emit(alert);
                 Err(refused)

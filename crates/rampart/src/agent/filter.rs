@@ -28,7 +28,10 @@ impl EventFilter {
     /// accepts: the same container, and nothing when only some event types
     /// are looked at (a rule's other events would never reach userspace).
     pub fn kernel_scope(&self) -> respond::actions::KernelScope {
-        respond::actions::KernelScope { container: self.container.clone(), every_event_type: self.types.is_empty() }
+        respond::actions::KernelScope {
+            container: self.container.clone(),
+            every_event_type: self.types.is_empty(),
+        }
     }
 
     /// Decides on a fully enriched event.

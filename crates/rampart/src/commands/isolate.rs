@@ -23,4 +23,3 @@ pub async fn isolate(args: IsolateArgs) -> Result<()> {
     println!("{}", describe(&e));
     Ok(())
 }
-

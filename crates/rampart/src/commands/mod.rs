@@ -20,10 +20,10 @@ pub mod status;
 use crate::agent::config;
 use crate::agent::filter::EventFilter;
 use crate::agent::pipeline::{self, Consumer};
-use sensor::SensorConfig;
 use anyhow::Result;
 use clap::Args;
 use runtime::{ContainerRegistry, Endpoint, RegistryTasks, RuntimeEndpoints};
+use sensor::SensorConfig;
 use std::path::PathBuf;
 
 #[derive(Args, Clone)]
@@ -147,7 +147,11 @@ impl RuleSourceArgs {
 }
 
 /// Streams the selected events into `consumer` and prints the summary.
-pub async fn stream_selected(select: &SelectArgs, runtime: &RuntimeArgs, consumer: &mut dyn Consumer) -> Result<()> {
+pub async fn stream_selected(
+    select: &SelectArgs,
+    runtime: &RuntimeArgs,
+    consumer: &mut dyn Consumer,
+) -> Result<()> {
     let filter = select.filter()?;
     let (containers, _watchers) = runtime.registry();
     let config = SensorConfig { include_host: select.host, ..Default::default() };

@@ -218,4 +218,3 @@ fn print_enforced(e: &Enforced, json: bool) -> Result<()> {
     }
     Ok(())
 }
-

@@ -124,9 +124,8 @@ fn generate(args: GenerateArgs) -> Result<()> {
     let seccomp_path = std::fs::canonicalize(&out).unwrap_or_else(|_| out.clone()).join(SECCOMP_JSON);
     // Everything is generated and checked before the first file is written: a
     // hostile recording leaves no half set of profiles behind.
-    let artifacts =
-        profile::validate::generate(&rec, &name, &labels, &seccomp_path.display().to_string())
-            .with_context(|| format!("no profiles from {}", recording_path(&input).display()))?;
+    let artifacts = profile::validate::generate(&rec, &name, &labels, &seccomp_path.display().to_string())
+        .with_context(|| format!("no profiles from {}", recording_path(&input).display()))?;
     println!(
         "rampart: profiles for {} from {} syscalls, {} capability checks:",
         profile::validate::comment_text(&name),
@@ -446,4 +445,3 @@ fn denied_probe(
     drop(probe);
     result.map(Some)
 }
-

@@ -5,10 +5,10 @@ use super::RuleSourceArgs;
 use crate::agent::detect::{self, Detector};
 use anyhow::{Context, Result};
 use clap::Args;
-use std::path::PathBuf;
 use model::Event;
 use state::ProcessTable;
 use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -29,7 +29,8 @@ pub fn rules(cmd: RulesCommand) -> Result<()> {
             Ok(())
         }
         RulesCommand::Check { files, no_default_rules } => {
-            let cfg = RulesConfig { default_rules: !no_default_rules, paths: files, ..RulesConfig::default() };
+            let cfg =
+                RulesConfig { default_rules: !no_default_rules, paths: files, ..RulesConfig::default() };
             match detect::load_rules(&cfg) {
                 Ok(loaded) => {
                     for w in &loaded.warnings {
@@ -38,7 +39,8 @@ pub fn rules(cmd: RulesCommand) -> Result<()> {
                     let enabled = loaded.ruleset.rules().iter().filter(|r| r.enabled).count();
                     let count = loaded.ruleset.len();
                     // Where each kill rule acts (no dry run: what `run` would arm).
-                    let kernel = KernelPlan::new(Arc::new(loaded.ruleset), &loaded.plans, &Default::default());
+                    let kernel =
+                        KernelPlan::new(Arc::new(loaded.ruleset), &loaded.plans, &Default::default());
                     kernel.describe().iter().for_each(|l| println!("{l}"));
                     println!("ok: {count} rules ({enabled} enabled)");
                     Ok(())

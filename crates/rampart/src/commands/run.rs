@@ -48,8 +48,13 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let dispatcher = Arc::new(alerts::Dispatcher::new(&cfg.alerts)?);
     let responder = Responder::new(cfg.response.clone(), dispatcher.clone(), cfg.docker_socket.clone());
     let filter = EventFilter { include_host: cfg.host, ..Default::default() };
-    let mut detector =
-        Detector::with_responder(loaded, cfg.rules.clone(), dispatcher.clone(), responder, filter.kernel_scope());
+    let mut detector = Detector::with_responder(
+        loaded,
+        cfg.rules.clone(),
+        dispatcher.clone(),
+        responder,
+        filter.kernel_scope(),
+    );
 
     let containers = ContainerRegistry::with_endpoints(&cfg.runtime_endpoints());
     let _watchers = containers.spawn();

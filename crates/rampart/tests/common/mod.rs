@@ -844,6 +844,19 @@ impl Drop for Np {
     }
 }
 
+/// Wait until the agent's stderr contains `needle`; returns the stderr so far.
+pub fn wait_stderr(agent: &Agent, needle: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = agent.stderr_text();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "no `{needle}` on stderr within {timeout:?}:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Poll `f` until it holds (panics with `what` after `timeout`).
 pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

@@ -41,7 +41,11 @@ impl ResponseConfig {
     /// The built-in protected names and the configured ones (the kernel's
     /// kill path skips them too).
     pub fn protected_names(&self) -> Vec<String> {
-        PROTECTED_NAMES.iter().map(|s| s.to_string()).chain(self.protected_process_names.iter().cloned()).collect()
+        PROTECTED_NAMES
+            .iter()
+            .map(|s| s.to_string())
+            .chain(self.protected_process_names.iter().cloned())
+            .collect()
     }
 }
 

@@ -188,7 +188,9 @@ fn plan_of(rule: &CompiledRule) -> Result<Option<RulePlan>, String> {
         serde_json::Value::Array(items) => items
             .iter()
             .enumerate()
-            .map(|(i, v)| ActionSpec::deserialize(v).map_err(|e| at(extra, &rule.name, &format!("actions[{i}]"), e)))
+            .map(|(i, v)| {
+                ActionSpec::deserialize(v).map_err(|e| at(extra, &rule.name, &format!("actions[{i}]"), e))
+            })
             .collect::<Result<_, _>>()?,
         v => vec![ActionSpec::deserialize(v).map_err(|e| at(extra, &rule.name, "actions", e))?],
     };

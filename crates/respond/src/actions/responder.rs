@@ -145,13 +145,11 @@ impl Responder {
                     Ok(()) => Outcome::Done("stopped".into()),
                     Err(e) => Outcome::Failed(e.to_string()),
                 },
-                ActionKind::Isolate => {
-                    match tokio::task::spawn_blocking(move || crate::isolate(&c)).await {
-                        Ok(Ok(_)) => Outcome::Done("isolated from the network".into()),
-                        Ok(Err(e)) => Outcome::Failed(e.to_string()),
-                        Err(e) => Outcome::Failed(e.to_string()),
-                    }
-                }
+                ActionKind::Isolate => match tokio::task::spawn_blocking(move || crate::isolate(&c)).await {
+                    Ok(Ok(_)) => Outcome::Done("isolated from the network".into()),
+                    Ok(Err(e)) => Outcome::Failed(e.to_string()),
+                    Err(e) => Outcome::Failed(e.to_string()),
+                },
                 _ => return,
             };
             dispatcher.emit(action_alert(action, "", Priority::Warning, &ev, &outcome));
@@ -274,4 +272,3 @@ fn deny(ev: &Event, container: Option<&Container>) -> Outcome {
         Err(e) => Outcome::Failed(e.to_string()),
     }
 }
-

@@ -7,9 +7,9 @@
 //! first streaming rampart (`run`, `events`, ...) to take the reader lock in
 //! the policy store. Others run without it and say so.
 
-use model::Event;
 use super::{to_event, Clock, DenyReader};
 use crate::{NetPolicyStore, Record, StoreConfig};
+use model::Event;
 use runtime::{ContainerRegistry, RuntimeEvent};
 use std::collections::HashMap;
 use std::fs::File;
