@@ -3,15 +3,16 @@
 //! handed to the dispatcher, and matches handed to the responder.
 
 use super::config::RulesConfig;
+use super::held::HeldAlerts;
 use super::pipeline::{Consumer, SensorHandles};
 use alerts::{Alert, Dispatcher};
 use model::{Event, Priority, ProcessLookup};
 use respond::actions::{self, KernelHandles, KernelScope, Plans, Responder};
-use rules::{Diagnostic, EvalCtx, Ruleset, RulesetBuilder};
+use rules::{CompiledRule, Diagnostic, EvalCtx, Ruleset, RulesetBuilder};
 use state::ProcessTable;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 include!(concat!(env!("OUT_DIR"), "/default_rules.rs"));
 
@@ -117,6 +118,8 @@ pub struct Detector {
     /// Rule actions and where the kernel may act; `None` offline (replay
     /// never acts).
     responder: Option<(Responder, KernelScope)>,
+    /// Alerts waiting for their container's metadata (live runs only).
+    held: Option<HeldAlerts>,
 }
 
 impl Detector {
@@ -147,7 +150,7 @@ impl Detector {
         if let Some((r, _)) = responder.as_mut() {
             r.set_rules(ruleset.clone(), loaded.plans);
         }
-        Detector { ruleset, config, dispatcher, hostname, events: 0, alerts: 0, responder }
+        Detector { ruleset, config, dispatcher, hostname, events: 0, alerts: 0, responder, held: None }
     }
 
     /// Evaluates one event and emits an alert per matching rule; returns how
@@ -157,11 +160,12 @@ impl Detector {
         let ctx = EvalCtx { procs: processes, hostname: Some(&self.hostname), event_num: self.events };
         let mut matched = 0;
         for rule in self.ruleset.evaluate(ev, &ctx) {
-            let (text, fields) = rule.render_output(ev, &ctx);
-            let alert = Alert::for_event(ev, &rule.name, rule.priority, &text)
-                .with_output_fields(fields)
-                .with_tags(rule.tags.iter().cloned());
-            self.dispatcher.emit(alert);
+            match self.held.as_mut() {
+                Some(held) if held.must_hold(ev) => {
+                    held.hold(self.ruleset.clone(), rule, ev, self.events, processes)
+                }
+                _ => emit(&self.dispatcher, rule, ev, &ctx),
+            }
             if let Some((r, _)) = self.responder.as_mut() {
                 r.respond(rule, ev);
             }
@@ -169,6 +173,17 @@ impl Detector {
         }
         self.alerts += matched as u64;
         matched
+    }
+
+    /// Emits the held alerts whose container is now known or whose time is
+    /// up (every one of them when `all`).
+    fn release_held(&mut self, all: bool) {
+        let Some(held) = self.held.as_mut() else { return };
+        for h in held.release(Instant::now(), all) {
+            let Some(rule) = h.rule() else { continue };
+            let ctx = EvalCtx { procs: Some(&h.ancestry), hostname: Some(&self.hostname), event_num: h.event_num };
+            emit(&self.dispatcher, rule, &h.event, &ctx);
+        }
     }
 
     /// Loads the rules again and swaps rules and actions together; on any
@@ -212,8 +227,18 @@ impl Detector {
     }
 }
 
+/// Renders a matched rule's output and hands the alert to the outputs.
+fn emit(dispatcher: &Dispatcher, rule: &CompiledRule, ev: &Event, ctx: &EvalCtx<'_>) {
+    let (text, fields) = rule.render_output(ev, ctx);
+    let alert = Alert::for_event(ev, &rule.name, rule.priority, &text)
+        .with_output_fields(fields)
+        .with_tags(rule.tags.iter().cloned());
+    dispatcher.emit(alert);
+}
+
 impl Consumer for Detector {
     fn started(&mut self, sensor: &SensorHandles) {
+        self.held = Some(HeldAlerts::new(sensor.containers.clone()));
         if let Some((r, scope)) = self.responder.as_mut() {
             r.attach_kernel(KernelHandles {
                 maps: sensor.kill_maps.clone(),
@@ -227,6 +252,19 @@ impl Consumer for Detector {
     fn event(&mut self, ev: &Event, processes: &ProcessTable) -> std::io::Result<()> {
         self.detect(ev, Some(processes));
         Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.release_held(false);
+        Ok(())
+    }
+
+    fn tick(&mut self) {
+        self.release_held(false);
+    }
+
+    fn end(&mut self) {
+        self.release_held(true);
     }
 
     /// SIGHUP: all or nothing; a refused reload keeps the running rules.

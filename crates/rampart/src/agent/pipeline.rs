@@ -228,6 +228,11 @@ pub trait Consumer {
     fn finished(&mut self) -> bool {
         false
     }
+    /// Called on a short tick while the stream runs (work that waits on time,
+    /// such as alerts held for metadata).
+    fn tick(&mut self) {}
+    /// Called once after the last event: emit whatever is still held back.
+    fn end(&mut self) {}
 }
 
 /// The running sensor's kernel maps and the registry, for consumers that act
@@ -330,7 +335,12 @@ pub async fn stream(
                     break;
                 }
             }
-            _ = tick.tick() => if consumer.finished() { break },
+            _ = tick.tick() => {
+                consumer.tick();
+                if consumer.finished() {
+                    break;
+                }
+            }
             _ = sighup.recv() => consumer.reload(),
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
@@ -347,6 +357,7 @@ pub async fn stream(
             counts.seen += batch.len() as u64;
         }
     }
+    consumer.end();
     Ok(StreamSummary {
         counts,
         sensor: sensor.stats(),
