@@ -17,6 +17,12 @@ pub enum VerifyError {
     MissingValue(String),
     #[error("no image in the recorded command: {0}")]
     NoImage(String),
+    #[error(
+        "the recorded command gives the container more than an ordinary container gets ({}); \
+         a recording can be edited by anyone who could write it: check it, then pass --trust-recording",
+        .0.join(" ")
+    )]
+    HostOptions(Vec<String>),
     #[error("the recording has neither a command nor the container's start configuration")]
     NothingToRun,
 }
@@ -33,7 +39,10 @@ pub struct Launch {
 }
 
 impl Launch {
-    pub fn from_recording(rec: &Recording) -> Result<Launch, VerifyError> {
+    /// How to run the recorded workload again. A recorded `docker run` whose
+    /// options reach beyond an ordinary container ([`host_options`]) is refused
+    /// unless `trust_options`.
+    pub fn from_recording(rec: &Recording, trust_options: bool) -> Result<Launch, VerifyError> {
         let (args, image) = if let Some(spec) = &rec.run {
             // The image is the first non-option argument: one starting with
             // `-` would be read as an option of `docker run`.
@@ -43,6 +52,10 @@ impl Launch {
             (spec.docker_run_args(&[]), spec.image.clone())
         } else if !rec.command.is_empty() {
             let run = DockerRun::parse(&rec.command)?;
+            let refused = host_options(&run.options);
+            if !refused.is_empty() && !trust_options {
+                return Err(VerifyError::HostOptions(refused));
+            }
             let mut args = run.options.clone();
             args.push(run.image.clone());
             args.extend(run.rest.iter().cloned());
@@ -212,6 +225,135 @@ const DOCKER_RUN_VALUE_OPTIONS: &[&str] = &[
     "--workdir",
 ];
 
+/// `docker run` options that keep a container ordinary: its own namespaces,
+/// no added capability, no host path or device, the default security
+/// profiles. Anything else in a recording is refused by default.
+const ORDINARY_OPTIONS: &[&str] = &[
+    "-a",
+    "--attach",
+    "--add-host",
+    "--cap-drop",
+    "--cpu-period",
+    "--cpu-quota",
+    "--cpu-shares",
+    "-c",
+    "--cpus",
+    "--cpuset-cpus",
+    "--cpuset-mems",
+    "--dns",
+    "--dns-option",
+    "--dns-search",
+    "--domainname",
+    "--entrypoint",
+    "-e",
+    "--env",
+    "--expose",
+    "--health-cmd",
+    "--health-interval",
+    "--health-retries",
+    "--health-start-period",
+    "--health-timeout",
+    "-h",
+    "--hostname",
+    "--init",
+    "--ip",
+    "--ip6",
+    "-l",
+    "--label",
+    "--log-driver",
+    "--log-opt",
+    "--mac-address",
+    "-m",
+    "--memory",
+    "--memory-reservation",
+    "--memory-swap",
+    "--memory-swappiness",
+    "--network-alias",
+    "--net-alias",
+    "--no-healthcheck",
+    "-p",
+    "--publish",
+    "-P",
+    "--publish-all",
+    "--pids-limit",
+    "--platform",
+    "--pull",
+    "-q",
+    "--quiet",
+    "--read-only",
+    "--restart",
+    "--shm-size",
+    "--sig-proxy",
+    "--stop-signal",
+    "--stop-timeout",
+    "--tmpfs",
+    "-u",
+    "--user",
+    "--ulimit",
+    "-w",
+    "--workdir",
+];
+
+/// The options of a recorded `docker run` (as [`DockerRun::parse`] keeps
+/// them) that reach beyond an ordinary container: privileges, added
+/// capabilities, security options other than `no-new-privileges`, host
+/// namespaces, host paths and devices, other runtimes, files read on the
+/// host. Named volumes and private namespaces are ordinary.
+pub fn host_options(options: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < options.len() {
+        let a = &options[i];
+        let (flag, value) = match a.split_once('=') {
+            Some((f, v)) if a.starts_with("--") => (f, Some(v.to_string())),
+            _ => {
+                let v = if DOCKER_RUN_VALUE_OPTIONS.contains(&a.as_str()) {
+                    i += 1;
+                    options.get(i).cloned()
+                } else {
+                    None
+                };
+                (a.as_str(), v)
+            }
+        };
+        i += 1;
+        let v = value.as_deref().unwrap_or("");
+        let ordinary = match flag {
+            "--network" | "--net" | "--pid" | "--ipc" | "--uts" | "--cgroupns" => {
+                v != "host" && !v.starts_with("container:") && !v.starts_with("ns:")
+            }
+            "--security-opt" => {
+                v == "no-new-privileges" || v == "no-new-privileges:true" || v == "no-new-privileges=true"
+            }
+            // A named volume, not a host path.
+            "-v" | "--volume" => {
+                let source = v.split(':').next().unwrap_or("");
+                v.contains(':')
+                    && !source.is_empty()
+                    && !source.contains('/')
+                    && !source.starts_with('.')
+                    && !source.starts_with('~')
+            }
+            "--mount" => {
+                let fields: Vec<&str> = v.split(',').collect();
+                fields.iter().any(|f| matches!(*f, "type=volume" | "type=tmpfs"))
+                    && !fields
+                        .iter()
+                        .any(|f| f.starts_with("type=") && !matches!(*f, "type=volume" | "type=tmpfs"))
+                    && !fields.iter().any(|f| f.starts_with("volume-driver") || f.starts_with("volume-opt"))
+            }
+            f => ORDINARY_OPTIONS.contains(&f),
+        };
+        if !ordinary {
+            out.push(match value {
+                Some(v) => format!("{flag} {v}"),
+                None => flag.to_string(),
+            });
+        }
+    }
+    out
+}
+
 /// A recorded `docker run` command, split so it can be started again with other
 /// options: the options before the image (minus those verify sets itself), the
 /// image, and the command after it.
@@ -340,6 +482,89 @@ mod tests {
     }
 
     #[test]
+    fn options_beyond_an_ordinary_container_are_refused_unless_trusted() {
+        let refused = host_options(&s(&[
+            "--privileged",
+            "--cap-add",
+            "SYS_ADMIN",
+            "--cap-add=NET_ADMIN",
+            "-v",
+            "/:/host",
+            "--volume=./x:/x",
+            "--mount",
+            "type=bind,source=/,target=/h",
+            "--pid=host",
+            "--network",
+            "host",
+            "--ipc=container:abc",
+            "--security-opt",
+            "seccomp=unconfined",
+            "--security-opt=apparmor=unconfined",
+            "--device=/dev/sda",
+            "--runtime=evil",
+            "--env-file",
+            "/etc/shadow",
+            "--userns=host",
+            "--cgroup-parent=/",
+            "--sysctl",
+            "kernel.x=1",
+        ]));
+        assert_eq!(
+            refused,
+            s(&[
+                "--privileged",
+                "--cap-add SYS_ADMIN",
+                "--cap-add NET_ADMIN",
+                "-v /:/host",
+                "--volume ./x:/x",
+                "--mount type=bind,source=/,target=/h",
+                "--pid host",
+                "--network host",
+                "--ipc container:abc",
+                "--security-opt seccomp=unconfined",
+                "--security-opt apparmor=unconfined",
+                "--device /dev/sda",
+                "--runtime evil",
+                "--env-file /etc/shadow",
+                "--userns host",
+                "--cgroup-parent /",
+                "--sysctl kernel.x=1",
+            ])
+        );
+        let ordinary = s(&[
+            "-p",
+            "8080:80",
+            "--env=A=1",
+            "-e",
+            "B=2",
+            "-v",
+            "data:/data",
+            "--mount",
+            "type=volume,source=v,target=/v",
+            "--network=mynet",
+            "--security-opt",
+            "no-new-privileges",
+            "--cap-drop=ALL",
+            "--read-only",
+            "--user",
+            "65534",
+            "--memory=64m",
+        ]);
+        assert!(host_options(&ordinary).is_empty(), "{:?}", host_options(&ordinary));
+
+        let rec = Recording {
+            command: s(&["docker", "run", "--rm", "--privileged", "img", "sh"]),
+            ..Default::default()
+        };
+        match Launch::from_recording(&rec, false) {
+            Err(e @ VerifyError::HostOptions(_)) => assert!(e.to_string().contains("--privileged"), "{e}"),
+            other => panic!("not refused: {other:?}"),
+        }
+        let launch = Launch::from_recording(&rec, true).unwrap();
+        assert_eq!(launch.args, s(&["--privileged", "img", "sh"]));
+    }
+
+    #[test]
     fn verify_runs_a_podman_recording_with_podman() {
         let mut rec = Recording::default();
         assert_eq!(verify_client(&rec, None), "docker");
@@ -372,7 +597,7 @@ mod tests {
                 run: Some(crate::recording::RunSpec { image: image.into(), ..Default::default() }),
                 ..Default::default()
             };
-            assert!(matches!(Launch::from_recording(&rec), Err(VerifyError::NoImage(_))), "{image}");
+            assert!(matches!(Launch::from_recording(&rec, false), Err(VerifyError::NoImage(_))), "{image}");
         }
     }
 }

@@ -31,6 +31,9 @@ enum Command {
     Capture(capture::CaptureArgs),
     /// Load the sensor and report kernel features, hooks and runtimes.
     Status(status::StatusArgs),
+    /// Containers by CPU, events, memory or I/O, refreshed live (own sensor,
+    /// or a running agent's metrics with --agent).
+    Top(top::TopArgs),
     /// Record what a container does (syscalls, capabilities, files, network)
     /// for `rampart profile`.
     Record(record::RecordArgs),
@@ -99,6 +102,7 @@ fn real_main() -> Result<()> {
             Command::Events(args) => events::events(args).await,
             Command::Capture(args) => capture::capture(args).await,
             Command::Status(args) => status::status(args).await,
+            Command::Top(args) => top::top(args).await,
             Command::Record(args) => record::record(args).await,
             Command::Profile(args) => profile::run(args).await,
             Command::Caps(args) => caps::caps(args).await,

@@ -1,8 +1,8 @@
 //! Faults under a running agent: the agent itself killed with SIGKILL while it
 //! enforces network policy and in-kernel kills, and every alert output failing
-//! at once (a webhook answering 500, a syslog socket that does not exist, the
-//! alerts file on a full filesystem). Real agent, real dockerd, real
-//! containers; privileged.
+//! at once (a webhook answering 500, then never, then too late; a syslog
+//! socket that goes away; the alerts file on a full filesystem). Real agent,
+//! real dockerd, real containers; privileged.
 
 mod common;
 
@@ -12,7 +12,7 @@ use std::net::TcpListener;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -107,15 +107,23 @@ fn agent_killed_keeps_network_policy_and_the_next_agent_rearms_kills() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A webhook that answers 500 until `healthy` is set, then 200; counts POSTs
-/// it accepted.
-fn webhook_server(healthy: Arc<AtomicBool>, accepted: Arc<AtomicU64>) -> u16 {
+/// How the test webhook treats a POST.
+const HOOK_500: u8 = 0;
+/// Reads the request and never answers.
+const HOOK_SILENT: u8 = 1;
+/// Answers 200, but only after the agent's timeout.
+const HOOK_SLOW: u8 = 2;
+const HOOK_HEALTHY: u8 = 3;
+
+/// A webhook that behaves as `mode` says at the time of each POST; counts the
+/// POSTs it accepted while healthy.
+fn webhook_server(mode: Arc<AtomicU8>, accepted: Arc<AtomicU64>) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
-            let healthy = healthy.clone();
+            let mode = mode.clone();
             let accepted = accepted.clone();
             std::thread::spawn(move || {
                 let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
@@ -144,7 +152,16 @@ fn webhook_server(healthy: Arc<AtomicBool>, accepted: Arc<AtomicU64>) -> u16 {
                     if reader.read_exact(&mut body).is_err() {
                         return;
                     }
-                    let ok = healthy.load(Ordering::SeqCst);
+                    let now = mode.load(Ordering::SeqCst);
+                    match now {
+                        HOOK_SILENT => {
+                            std::thread::sleep(Duration::from_secs(30));
+                            return;
+                        }
+                        HOOK_SLOW => std::thread::sleep(Duration::from_millis(1500)),
+                        _ => {}
+                    }
+                    let ok = now == HOOK_HEALTHY;
                     if ok {
                         accepted.fetch_add(1, Ordering::SeqCst);
                     }
@@ -198,16 +215,17 @@ impl Drop for FullTmpfs {
     }
 }
 
-/// Every output failing at once: the agent keeps detecting (stdout alerts keep
+/// Every output failing at once (the webhook answering 500, then silent, then
+/// slow): the agent keeps detecting (stdout alerts keep
 /// coming), loses no event, keeps its memory bounded, counts what the outputs
 /// could not deliver, and delivers again once the sinks come back.
 #[test]
 #[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn failing_outputs_are_counted_and_recover() {
     preflight();
-    let healthy = Arc::new(AtomicBool::new(false));
+    let mode = Arc::new(AtomicU8::new(HOOK_500));
     let accepted = Arc::new(AtomicU64::new(0));
-    let port = webhook_server(healthy.clone(), accepted.clone());
+    let port = webhook_server(mode.clone(), accepted.clone());
     let tmpfs = FullTmpfs::new();
     let alerts_file = tmpfs.dir.join("alerts.json");
     let dir = std::env::temp_dir().join(unique("fault-outputs"));
@@ -245,7 +263,12 @@ fn failing_outputs_are_counted_and_recover() {
     agent.expect("a first alert on stdout", is_ours);
     drop(syslog);
     std::fs::remove_file(&syslog_path).unwrap();
-    agent.collect_for(Duration::from_secs(6));
+    // The webhook answers 500, then never answers, then answers too late.
+    agent.collect_for(Duration::from_secs(2));
+    mode.store(HOOK_SILENT, Ordering::SeqCst);
+    agent.collect_for(Duration::from_secs(2));
+    mode.store(HOOK_SLOW, Ordering::SeqCst);
+    agent.collect_for(Duration::from_secs(2));
     let during = agent.events.iter().filter(|v| is_ours(v)).count();
     assert!(during >= 100, "detection must go on while outputs fail: {during} alerts on stdout");
     assert!(agent.is_running(), "failing outputs must not stop the agent");
@@ -255,7 +278,7 @@ fn failing_outputs_are_counted_and_recover() {
     // The sinks come back: the webhook answers 200 and the disk has room.
     let rss_failing = agent.vm_hwm_kib().unwrap_or(0);
     let back = Instant::now();
-    healthy.store(true, Ordering::SeqCst);
+    mode.store(HOOK_HEALTHY, Ordering::SeqCst);
     tmpfs.free();
     let syslog = UnixDatagram::bind(&syslog_path).unwrap();
     syslog.set_read_timeout(Some(Duration::from_secs(20))).unwrap();

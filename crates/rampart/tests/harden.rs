@@ -352,6 +352,20 @@ fn service_started_under_recording_keeps_answering_under_its_profile() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert_eq!(dir.json("verify.json")["same_behaviour"], false);
+
+    // An edited recording cannot make verify start a privileged container: the
+    // added option is named and refused before anything runs.
+    let mut rec = dir.json("recording.json");
+    let command = rec["command"].as_array_mut().expect("a recorded command");
+    let run_at = command.iter().position(|a| a == "run").expect("docker run");
+    command.insert(run_at + 1, "--privileged".into());
+    std::fs::write(dir.0.join("recording.json"), serde_json::to_string(&rec).unwrap()).unwrap();
+    let out = rampart_output(&["profile", "verify", dir.path()], Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--privileged") && stderr.contains("--trust-recording"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -208,7 +208,7 @@ fn config_file_routes_alerts_to_a_file_output() {
     // A typo in the config is refused before the sensor starts.
     std::fs::write(&config, "alerts:\n  outputs:\n    stdot: {}\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(["run", "--config", config.to_str().unwrap()])
+        .args(with_free_metrics_port(vec!["run".into(), "--config".into(), config.display().to_string()]))
         .output()
         .expect("run rampart");
     let stderr = String::from_utf8_lossy(&out.stderr);

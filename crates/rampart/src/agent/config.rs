@@ -20,6 +20,54 @@ pub struct AgentConfig {
     pub alerts: alerts::AlertsConfig,
     /// Rule actions (`actions:` on rules): dry run, rate limit, protections.
     pub response: respond::actions::ResponseConfig,
+    /// The agent's `/metrics`, `/healthz` and `/readyz` endpoint.
+    pub metrics: MetricsConfig,
+    pub sensor: SensorSettings,
+}
+
+/// Kernel-side settings of the sensor.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SensorSettings {
+    /// Ring buffer between the kernel and the agent, in KiB (a power of two
+    /// from 4 to 1,048,576). Larger absorbs longer bursts; events that do not
+    /// fit are dropped in the kernel, counted and alerted on.
+    pub ring_buffer_kib: u64,
+}
+
+impl Default for SensorSettings {
+    fn default() -> Self {
+        SensorSettings { ring_buffer_kib: (sensor::DEFAULT_RING_BUFFER_BYTES / 1024) as u64 }
+    }
+}
+
+impl SensorSettings {
+    fn validate(&self) -> Result<()> {
+        let k = self.ring_buffer_kib;
+        if !(4..=1 << 20).contains(&k) || !k.is_power_of_two() {
+            anyhow::bail!("ring_buffer_kib is {k}: it must be a power of two from 4 to 1048576");
+        }
+        Ok(())
+    }
+}
+
+/// Where `rampart run` serves its metrics and health endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    /// `host:port`; localhost by default (the figures name rules and
+    /// containers: expose them further on purpose only). Port 0: any free port.
+    pub address: String,
+}
+
+/// The default metrics address.
+pub const DEFAULT_METRICS_ADDRESS: &str = "127.0.0.1:9376";
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { enabled: true, address: DEFAULT_METRICS_ADDRESS.into() }
+    }
 }
 
 impl Default for AgentConfig {
@@ -31,6 +79,8 @@ impl Default for AgentConfig {
             rules: RulesConfig::default(),
             alerts: alerts::AlertsConfig::default(),
             response: respond::actions::ResponseConfig::default(),
+            metrics: MetricsConfig::default(),
+            sensor: SensorSettings::default(),
         }
     }
 }
@@ -89,6 +139,7 @@ impl AgentConfig {
             None => anyhow::anyhow!("{e}"),
         })?;
         cfg.alerts.validate().context("alerts")?;
+        cfg.sensor.validate().context("sensor")?;
         Ok(cfg)
     }
 }
@@ -131,6 +182,26 @@ mod tests {
         assert!(err.contains("stdot"), "{err}");
         let err = AgentConfig::parse("runtimes:\n  podman: relative.sock\n").unwrap_err().to_string();
         assert!(err.starts_with("2:") && err.contains("absolute socket path"), "{err}");
+    }
+
+    #[test]
+    fn ring_buffer_size_is_checked() {
+        assert_eq!(AgentConfig::parse("sensor: {ring_buffer_kib: 4}\n").unwrap().sensor.ring_buffer_kib, 4);
+        for bad in ["0", "3", "1000", "2097152"] {
+            let e = AgentConfig::parse(&format!("sensor: {{ring_buffer_kib: {bad}}}\n")).unwrap_err();
+            assert!(format!("{e:#}").contains("power of two"), "{bad}: {e:#}");
+        }
+        let default = AgentConfig::parse("").unwrap().sensor.ring_buffer_kib;
+        assert_eq!(default as usize * 1024, sensor::DEFAULT_RING_BUFFER_BYTES);
+    }
+
+    #[test]
+    fn metrics_settings_parse() {
+        let cfg = AgentConfig::parse("metrics: {enabled: false, address: \"[::1]:9000\"}\n").unwrap();
+        assert!(!cfg.metrics.enabled);
+        assert_eq!(cfg.metrics.address, "[::1]:9000");
+        assert_eq!(AgentConfig::parse("").unwrap().metrics.address, DEFAULT_METRICS_ADDRESS);
+        assert!(AgentConfig::parse("metrics: {adress: x}\n").is_err());
     }
 
     #[test]

@@ -3,13 +3,16 @@
 //! handed to the dispatcher, and matches handed to the responder.
 
 use super::config::RulesConfig;
+use super::drops::{DropReport, DropWatch, DROP_RULE};
 use super::held::HeldAlerts;
-use super::pipeline::{Consumer, SensorHandles};
+use super::metrics::AgentMetrics;
+use super::pipeline::{Consumer, Progress, SensorHandles};
 use alerts::{Alert, Dispatcher};
 use model::{Event, Priority, ProcessLookup};
 use respond::actions::{self, KernelHandles, KernelScope, Plans, Responder};
 use rules::{CompiledRule, Diagnostic, EvalCtx, Ruleset, RulesetBuilder};
 use state::ProcessTable;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -120,7 +123,16 @@ pub struct Detector {
     responder: Option<(Responder, KernelScope)>,
     /// Alerts waiting for their container's metadata (live runs only).
     held: Option<HeldAlerts>,
+    /// Figures for `/metrics` (the agent only).
+    metrics: Option<Arc<AgentMetrics>>,
+    drops: DropWatch,
+    /// Events per container cgroup, for the metrics (bounded, see `count`).
+    per_cgroup: HashMap<u64, u64>,
 }
+
+/// Cgroups counted in [`Detector::per_cgroup`] before the ones no longer
+/// known to the registry are forgotten.
+const MAX_COUNTED_CGROUPS: usize = 4096;
 
 impl Detector {
     /// A detector without actions (replay); see [`Detector::with_responder`].
@@ -150,7 +162,26 @@ impl Detector {
         if let Some((r, _)) = responder.as_mut() {
             r.set_rules(ruleset.clone(), loaded.plans);
         }
-        Detector { ruleset, config, dispatcher, hostname, events: 0, alerts: 0, responder, held: None }
+        Detector {
+            ruleset,
+            config,
+            dispatcher,
+            hostname,
+            events: 0,
+            alerts: 0,
+            responder,
+            held: None,
+            metrics: None,
+            drops: DropWatch::default(),
+            per_cgroup: HashMap::new(),
+        }
+    }
+
+    /// Reports rule matches, reloads and drop alerts to `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<AgentMetrics>) -> Self {
+        metrics.rules_loaded(self.ruleset.len());
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Evaluates one event and emits an alert per matching rule; returns how
@@ -169,10 +200,42 @@ impl Detector {
             if let Some((r, _)) = self.responder.as_mut() {
                 r.respond(rule, ev);
             }
+            if let Some(m) = &self.metrics {
+                m.rule_matched(&rule.name, rule.priority);
+            }
             matched += 1;
         }
         self.alerts += matched as u64;
         matched
+    }
+
+    /// Raises the internal alert for events the kernel dropped.
+    fn drop_alert(&mut self, r: &DropReport) {
+        let per_cpu: Vec<String> = r
+            .per_cpu
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(cpu, n)| format!("cpu{cpu}={n}"))
+            .collect();
+        let text = format!(
+            "the kernel dropped {} events since the last report ({} since start; {}): rampart did not see them",
+            r.lost,
+            r.lost_total,
+            per_cpu.join(" ")
+        );
+        let mut alert = Alert::new(now_ns(), DROP_RULE, Priority::Error, &text)
+            .with_field("dropped", r.lost)
+            .with_field("dropped_total", r.lost_total)
+            .with_field("dropped_per_cpu", r.per_cpu.clone())
+            .with_field("undecodable_total", r.undecodable_total)
+            .with_tags(["rampart".to_string()])
+            .with_hostname(self.hostname.clone());
+        alert.source = "internal".into();
+        self.dispatcher.emit(alert);
+        if let Some(m) = &self.metrics {
+            m.drop_alert_raised();
+        }
     }
 
     /// Emits the held alerts whose container is now known or whose time is
@@ -181,7 +244,8 @@ impl Detector {
         let Some(held) = self.held.as_mut() else { return };
         for h in held.release(Instant::now(), all) {
             let Some(rule) = h.rule() else { continue };
-            let ctx = EvalCtx { procs: Some(&h.ancestry), hostname: Some(&self.hostname), event_num: h.event_num };
+            let ctx =
+                EvalCtx { procs: Some(&h.ancestry), hostname: Some(&self.hostname), event_num: h.event_num };
             emit(&self.dispatcher, rule, &h.event, &ctx);
         }
     }
@@ -201,6 +265,10 @@ impl Detector {
                     r.set_rules(ruleset.clone(), loaded.plans);
                 }
                 self.ruleset = ruleset;
+                if let Some(m) = &self.metrics {
+                    m.reload(true);
+                    m.rules_loaded(count);
+                }
                 tracing::info!(rules = count, "rules reloaded");
                 eprintln!("rampart: rules reloaded ({count} rules)");
                 Ok(count)
@@ -221,6 +289,9 @@ impl Detector {
                     .with_hostname(self.hostname.clone());
                 alert.source = "internal".into();
                 self.dispatcher.emit(alert);
+                if let Some(m) = &self.metrics {
+                    m.reload(false);
+                }
                 Err(refused)
             }
         }
@@ -239,6 +310,9 @@ fn emit(dispatcher: &Dispatcher, rule: &CompiledRule, ev: &Event, ctx: &EvalCtx<
 impl Consumer for Detector {
     fn started(&mut self, sensor: &SensorHandles) {
         self.held = Some(HeldAlerts::new(sensor.containers.clone()));
+        if let Some(m) = &self.metrics {
+            m.sensor_attached();
+        }
         if let Some((r, scope)) = self.responder.as_mut() {
             r.attach_kernel(KernelHandles {
                 maps: sensor.kill_maps.clone(),
@@ -250,6 +324,9 @@ impl Consumer for Detector {
     }
 
     fn event(&mut self, ev: &Event, processes: &ProcessTable) -> std::io::Result<()> {
+        if self.metrics.is_some() && ev.container.is_some() {
+            *self.per_cgroup.entry(ev.process.cgroup_id).or_default() += 1;
+        }
         self.detect(ev, Some(processes));
         Ok(())
     }
@@ -259,12 +336,37 @@ impl Consumer for Detector {
         Ok(())
     }
 
-    fn tick(&mut self) {
+    fn tick(&mut self, progress: &Progress) {
         self.release_held(false);
+        if let Some(r) = self.drops.check(&progress.sensor, Some(Instant::now())) {
+            self.drop_alert(&r);
+        }
+        if let Some(m) = &self.metrics {
+            if self.per_cgroup.len() > MAX_COUNTED_CGROUPS {
+                let registry = m.registry();
+                self.per_cgroup.retain(|cg, _| {
+                    matches!(registry.resolve_cached(*cg), runtime::Resolution::Container(_))
+                });
+                // Still over (a storm of containers): start again; Prometheus
+                // reads it as a counter reset.
+                if self.per_cgroup.len() > MAX_COUNTED_CGROUPS {
+                    self.per_cgroup.clear();
+                }
+            }
+            m.tick(
+                progress.clone(),
+                self.events,
+                self.held.as_ref().map_or(0, |h| h.len()),
+                &self.per_cgroup,
+            );
+        }
     }
 
-    fn end(&mut self) {
+    fn end(&mut self, progress: &Progress) {
         self.release_held(true);
+        if let Some(r) = self.drops.check(&progress.sensor, None) {
+            self.drop_alert(&r);
+        }
     }
 
     /// SIGHUP: all or nothing; a refused reload keeps the running rules.

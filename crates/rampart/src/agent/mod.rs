@@ -1,10 +1,14 @@
 //! The agent's pipeline, shared by every streaming command: the sensor thread
 //! and enrichment (`pipeline`), event selection (`filter`), the rules consumer
-//! (`detect`, with alerts held for container metadata in `held`), the event printer (`output`) and the config file (`config`).
+//! (`detect`, with alerts held for container metadata in `held` and drop
+//! alerts from `drops`), the event printer (`output`), the agent's own
+//! figures and health endpoints (`metrics`) and the config file (`config`).
 
 pub mod config;
 pub mod detect;
+pub mod drops;
 pub mod filter;
 pub mod held;
+pub mod metrics;
 pub mod output;
 pub mod pipeline;

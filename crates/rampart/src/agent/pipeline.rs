@@ -200,6 +200,15 @@ impl Enricher {
     }
 }
 
+/// The stream's figures, handed to the consumer on each tick and at the end.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub events_seen: u64,
+    pub events_accepted: u64,
+    pub sensor: SensorStats,
+    pub processes: state::TableStats,
+}
+
 /// Counts for the end-of-run summary.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counts {
@@ -228,11 +237,12 @@ pub trait Consumer {
     fn finished(&mut self) -> bool {
         false
     }
-    /// Called on a short tick while the stream runs (work that waits on time,
-    /// such as alerts held for metadata).
-    fn tick(&mut self) {}
-    /// Called once after the last event: emit whatever is still held back.
-    fn end(&mut self) {}
+    /// Called on a short tick while the stream runs, with the stream's figures
+    /// (for work that waits on time, metrics and drop alerts).
+    fn tick(&mut self, _progress: &Progress) {}
+    /// Called once after the last event, with the final figures: emit whatever
+    /// is still held back.
+    fn end(&mut self, _progress: &Progress) {}
 }
 
 /// The running sensor's kernel maps and the registry, for consumers that act
@@ -336,7 +346,7 @@ pub async fn stream(
                 }
             }
             _ = tick.tick() => {
-                consumer.tick();
+                consumer.tick(&progress(&counts, &sensor, &enricher));
                 if consumer.finished() {
                     break;
                 }
@@ -357,7 +367,7 @@ pub async fn stream(
             counts.seen += batch.len() as u64;
         }
     }
-    consumer.end();
+    consumer.end(&progress(&counts, &sensor, &enricher));
     Ok(StreamSummary {
         counts,
         sensor: sensor.stats(),
@@ -365,6 +375,15 @@ pub async fn stream(
         processes: enricher.processes.stats(),
         containers: enricher.containers.containers().len(),
     })
+}
+
+fn progress(counts: &Counts, sensor: &SensorThread, enricher: &Enricher) -> Progress {
+    Progress {
+        events_seen: counts.seen,
+        events_accepted: counts.accepted,
+        sensor: sensor.stats(),
+        processes: enricher.processes.stats(),
+    }
 }
 
 /// Enriches, filters and consumes one batch; false once the output is closed.

@@ -16,6 +16,7 @@ pub mod rules;
 pub mod run;
 pub mod seccomp;
 pub mod status;
+pub mod top;
 
 use crate::agent::config;
 use crate::agent::filter::EventFilter;

@@ -56,6 +56,12 @@ struct VerifyArgs {
     /// `podman` for a recording of a podman container, else `docker`.
     #[arg(long, value_name = "CLIENT")]
     docker: Option<String>,
+    /// Run a recorded `docker run` even when its options reach beyond an
+    /// ordinary container (`--privileged`, added capabilities, host paths,
+    /// host namespaces, ...). Refused by default: a recording is a file
+    /// anyone who could write it may have edited.
+    #[arg(long)]
+    trust_recording: bool,
 }
 
 pub async fn run(args: ProfileArgs) -> Result<()> {
@@ -326,7 +332,7 @@ fn verify(args: VerifyArgs) -> Result<()> {
     let mut extra = vec!["--security-opt".to_string(), format!("seccomp={}", seccomp_path.display())];
     extra.extend(caps.docker_args());
 
-    let Launch { args: launch, image, ports } = Launch::from_recording(&rec)?;
+    let Launch { args: launch, image, ports } = Launch::from_recording(&rec, args.trust_recording)?;
     let docker = Docker { bin: verify_client(&rec, args.docker.as_deref()) };
     println!("rampart: verifying {} ({}) under {}", default_name(&rec), image, seccomp_path.display());
     println!("  capabilities: {}", caps.docker_args().join(" "));

@@ -4,6 +4,8 @@
 use super::{OtherRuntimeArgs, RuleSourceArgs};
 use crate::agent::detect::{self, Detector};
 use crate::agent::filter::EventFilter;
+use crate::agent::metrics::server::{self, MetricsServer};
+use crate::agent::metrics::AgentMetrics;
 use crate::agent::pipeline;
 use anyhow::Result;
 use clap::Args;
@@ -28,6 +30,10 @@ pub struct RunArgs {
     /// Report what rule actions would do, do nothing (response.dry_run).
     #[arg(long)]
     dry_run: bool,
+    /// Serve /metrics, /healthz and /readyz on ADDR (host:port; port 0 picks a
+    /// free one), or `off` (default: the config's metrics.address, 127.0.0.1:9376).
+    #[arg(long, value_name = "ADDR")]
+    metrics_address: Option<String>,
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
@@ -38,6 +44,20 @@ pub async fn run(args: RunArgs) -> Result<()> {
         cfg.docker_socket = socket;
     }
     args.other_runtimes.apply(&mut cfg.runtimes);
+    match args.metrics_address.as_deref() {
+        Some("off") => cfg.metrics.enabled = false,
+        Some(a) => {
+            cfg.metrics.enabled = true;
+            cfg.metrics.address = a.to_string();
+        }
+        None => {}
+    }
+    // A bad or busy address is a startup error, before anything else starts.
+    let metrics_server = if cfg.metrics.enabled {
+        Some(MetricsServer::bind(server::parse_address(&cfg.metrics.address)?).await?)
+    } else {
+        None
+    };
     let loaded = detect::load_rules(&cfg.rules)?;
     loaded.print_warnings();
     eprintln!("rampart: {} rules loaded", loaded.ruleset.len());
@@ -47,22 +67,35 @@ pub async fn run(args: RunArgs) -> Result<()> {
     }
     let dispatcher = Arc::new(alerts::Dispatcher::new(&cfg.alerts)?);
     let responder = Responder::new(cfg.response.clone(), dispatcher.clone(), cfg.docker_socket.clone());
+    let action_counts = responder.counts();
     let filter = EventFilter { include_host: cfg.host, ..Default::default() };
+    let containers = ContainerRegistry::with_endpoints(&cfg.runtime_endpoints());
+    let _watchers = containers.spawn();
+    let metrics = Arc::new(AgentMetrics::new(dispatcher.clone(), containers.clone(), Some(action_counts)));
+    let _server = metrics_server.map(|s| {
+        eprintln!("rampart: metrics on http://{}/metrics (health: /healthz, /readyz)", s.address);
+        AbortOnDrop(s.spawn(metrics.clone()))
+    });
     let mut detector = Detector::with_responder(
         loaded,
         cfg.rules.clone(),
         dispatcher.clone(),
         responder,
         filter.kernel_scope(),
-    );
+    )
+    .with_metrics(metrics.clone());
 
-    let containers = ContainerRegistry::with_endpoints(&cfg.runtime_endpoints());
-    let _watchers = containers.spawn();
-    let sensor_config = SensorConfig { include_host: cfg.host, ..Default::default() };
+    let sensor_config = SensorConfig {
+        include_host: cfg.host,
+        ring_buffer_bytes: cfg.sensor.ring_buffer_kib as usize * 1024,
+        ..Default::default()
+    };
     let summary = pipeline::stream(sensor_config, containers, &filter, &mut detector).await?;
     eprintln!("rampart: {}", summary.state_line());
     let alerts_sent = detector.alerts;
     drop(detector);
+    drop(_server);
+    drop(metrics);
     let stats = match Arc::try_unwrap(dispatcher) {
         Ok(d) => d.shutdown(std::time::Duration::from_secs(5)).await,
         Err(d) => d.stats(),
@@ -75,4 +108,13 @@ pub async fn run(args: RunArgs) -> Result<()> {
         stats.failed()
     );
     Ok(())
+}
+
+/// Stops the metrics server when `run` returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -351,6 +351,7 @@ impl Agent {
     /// [`Agent::spawn`] with extra environment variables.
     pub fn spawn_env(args: Vec<String>, mode: StdoutMode, env: &[(String, String)]) -> Agent {
         preflight();
+        let args = with_free_metrics_port(args);
         let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
             .args(&args)
             .envs(env.iter().map(|(k, v)| (k, v)))
@@ -445,6 +446,16 @@ impl Agent {
             ),
         }
         agent
+    }
+
+    /// Where `rampart run` serves /metrics (its stderr says so at start).
+    pub fn metrics_address(&self) -> String {
+        let line = self
+            .stderr_text()
+            .lines()
+            .find_map(|l| l.strip_prefix("rampart: metrics on http://").map(str::to_string))
+            .unwrap_or_else(|| panic!("no metrics address on stderr:\n{}", self.stderr_text()));
+        line.split('/').next().unwrap().to_string()
     }
 
     pub fn stderr_text(&self) -> String {
@@ -572,7 +583,13 @@ impl Agent {
     }
 
     /// SIGINT the agent, wait for it to exit 0, parse its summary line.
-    pub fn stop(mut self) -> Summary {
+    pub fn stop(self) -> Summary {
+        self.stop_with_events().0
+    }
+
+    /// [`Agent::stop`], with every line delivered up to the exit (what the
+    /// agent emits while stopping included).
+    pub fn stop_with_events(mut self) -> (Summary, Vec<Value>) {
         let mut child = self.child.take().expect("agent already stopped");
         // SAFETY: kill with a pid we spawned and still own (not yet waited for).
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
@@ -604,9 +621,10 @@ impl Agent {
         );
         let bad = self.bad_lines.lock().unwrap().clone();
         assert!(bad.is_empty(), "rampart --json printed non-JSON lines on stdout: {bad:#?}");
-        parse_summary(&self.stderr_text()).unwrap_or_else(|| {
+        let summary = parse_summary(&self.stderr_text()).unwrap_or_else(|| {
             panic!("no `rampart: N events seen, M dropped` line on stderr:\n{}", self.stderr_text())
-        })
+        });
+        (summary, std::mem::take(&mut self.events))
     }
 }
 
@@ -674,8 +692,9 @@ pub fn rampart_output(args: &[&str], timeout: Duration) -> Output {
 
 /// [`rampart_output`] with extra environment variables.
 pub fn rampart_output_env(args: &[&str], env: &[(String, String)], timeout: Duration) -> Output {
+    let args = with_free_metrics_port(args.iter().map(|a| a.to_string()).collect());
     let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(args)
+        .args(&args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -918,4 +937,15 @@ mod tests {
         assert_eq!(kv_port(out, "connected"), 4000);
         assert_eq!(kv(out, "ret").as_deref(), Some("0"));
     }
+}
+
+/// `rampart run` serves metrics on a fixed localhost port by default; tests
+/// run agents side by side, so each takes a free port unless the test chose.
+pub fn with_free_metrics_port(mut args: Vec<String>) -> Vec<String> {
+    if args.first().map(String::as_str) == Some("run")
+        && !args.iter().any(|a| a.starts_with("--metrics-address"))
+    {
+        args.insert(1, "--metrics-address=127.0.0.1:0".into());
+    }
+    args
 }

@@ -28,7 +28,7 @@ pub mod responder;
 pub use guard::ResponseConfig;
 pub use kernel::{KernelHandles, KernelPlan, KernelScope};
 pub use plan::{plans, ActionKind, Plans, RulePlan};
-pub use responder::{Outcome, Responder, ACTION_RULE};
+pub use responder::{ActionCounts, Outcome, Responder, ACTION_RULE};
 
 #[cfg(test)]
 pub(crate) mod testing {

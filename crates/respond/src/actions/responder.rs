@@ -29,6 +29,24 @@ pub struct Responder {
     /// The in-kernel kill fast path, once the sensor runs.
     kernel: Option<super::kernel::KernelKill>,
     pub reported: u64,
+    counts: Arc<ActionCounts>,
+}
+
+/// Actions taken, by action and outcome, for the agent's metrics. Shared with
+/// the tasks that finish container-wide actions.
+#[derive(Debug, Default)]
+pub struct ActionCounts(std::sync::Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>);
+
+impl ActionCounts {
+    fn record(&self, action: ActionKind, outcome: &Outcome) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry((action.name(), outcome.label())).or_default() += 1;
+    }
+
+    /// `((action, outcome), count)`, sorted.
+    pub fn snapshot(&self) -> Vec<((&'static str, &'static str), u64)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (*k, *v)).collect()
+    }
 }
 
 impl Responder {
@@ -46,7 +64,13 @@ impl Responder {
             taken: HashMap::new(),
             kernel: None,
             reported: 0,
+            counts: Arc::default(),
         }
+    }
+
+    /// The counts of actions taken so far (and taken later).
+    pub fn counts(&self) -> Arc<ActionCounts> {
+        self.counts.clone()
     }
 
     /// Starts the in-kernel kill fast path for the current rules' kill rules.
@@ -132,6 +156,7 @@ impl Responder {
     /// their own task and report when they are done.
     fn spawn_container_action(&self, action: ActionKind, c: Arc<Container>, ev: &Event) {
         let dispatcher = self.dispatcher.clone();
+        let counts = self.counts.clone();
         let socket = self.docker_socket.clone();
         let grace = Duration::from_secs(self.cfg.stop_grace_secs);
         let ev = ev.clone();
@@ -152,6 +177,7 @@ impl Responder {
                 },
                 _ => return,
             };
+            counts.record(action, &outcome);
             dispatcher.emit(action_alert(action, "", Priority::Warning, &ev, &outcome));
         });
     }
@@ -161,6 +187,7 @@ impl Responder {
             return; // reported by the task when it ends
         }
         self.reported += 1;
+        self.counts.record(action, outcome);
         self.dispatcher.emit(action_alert(action, &rule.name, rule.priority, ev, outcome));
     }
 }

@@ -1,0 +1,746 @@
+//! What `rampart run` says about itself: the figures behind `/metrics` and
+//! the answers of `/healthz` and `/readyz` (served by [`server`]).
+//!
+//! Hot paths only bump plain counters or hand over a snapshot on the
+//! pipeline's tick; everything else (outputs, runtimes, the agent's own CPU
+//! and memory) is read when a scraper asks.
+
+pub mod exposition;
+pub mod server;
+
+use super::pipeline::Progress;
+use alerts::Dispatcher;
+use exposition::{Exposition, Format};
+use model::Priority;
+use respond::actions::ActionCounts;
+use runtime::ContainerRegistry;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Containers given per-container series (by id order); the rest are left
+/// out and counted in `rampart_containers_without_series`.
+pub const MAX_CONTAINER_SERIES: usize = 500;
+
+/// Distinct rule names kept in the per-rule counters. Rules come and go with
+/// reloads; past this, new names are counted under `rule="(other)"`.
+pub const MAX_RULE_SERIES: usize = 2048;
+
+#[derive(Debug, Default)]
+struct RuleCounts {
+    /// Per rule: its priority and the matches so far.
+    matches: BTreeMap<String, (Priority, u64)>,
+    loaded: usize,
+}
+
+/// Shared between the pipeline, the detector and the HTTP server.
+pub struct AgentMetrics {
+    dispatcher: Arc<Dispatcher>,
+    registry: ContainerRegistry,
+    actions: Option<Arc<ActionCounts>>,
+    progress: Mutex<Progress>,
+    rules: Mutex<RuleCounts>,
+    sensor_attached: AtomicBool,
+    rules_loaded: AtomicBool,
+    evaluations: AtomicU64,
+    reloads_ok: AtomicU64,
+    reloads_refused: AtomicU64,
+    drop_alerts: AtomicU64,
+    alerts_held: AtomicU64,
+    /// Events evaluated per cgroup id (containers only), as of the last tick.
+    events_per_cgroup: Mutex<HashMap<u64, u64>>,
+}
+
+/// Readiness, and what is still missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    pub sensor: bool,
+    pub rules: bool,
+    /// Every runtime rampart found a socket for has answered at least once.
+    pub runtimes: bool,
+}
+
+impl Readiness {
+    pub fn ready(&self) -> bool {
+        self.sensor && self.rules && self.runtimes
+    }
+}
+
+impl AgentMetrics {
+    pub fn new(
+        dispatcher: Arc<Dispatcher>,
+        registry: ContainerRegistry,
+        actions: Option<Arc<ActionCounts>>,
+    ) -> Self {
+        AgentMetrics {
+            dispatcher,
+            registry,
+            actions,
+            progress: Mutex::default(),
+            rules: Mutex::default(),
+            sensor_attached: AtomicBool::new(false),
+            rules_loaded: AtomicBool::new(false),
+            evaluations: AtomicU64::new(0),
+            reloads_ok: AtomicU64::new(0),
+            reloads_refused: AtomicU64::new(0),
+            drop_alerts: AtomicU64::new(0),
+            alerts_held: AtomicU64::new(0),
+            events_per_cgroup: Mutex::default(),
+        }
+    }
+
+    pub fn registry(&self) -> &ContainerRegistry {
+        &self.registry
+    }
+
+    pub fn sensor_attached(&self) {
+        self.sensor_attached.store(true, Ordering::Relaxed);
+    }
+
+    /// A rule set is in force (at start, and after each reload).
+    pub fn rules_loaded(&self, count: usize) {
+        lock(&self.rules).loaded = count;
+        self.rules_loaded.store(true, Ordering::Relaxed);
+    }
+
+    pub fn reload(&self, ok: bool) {
+        let c = if ok { &self.reloads_ok } else { &self.reloads_refused };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn rule_matched(&self, rule: &str, priority: Priority) {
+        let mut r = lock(&self.rules);
+        let key =
+            if r.matches.contains_key(rule) || r.matches.len() < MAX_RULE_SERIES { rule } else { "(other)" };
+        match r.matches.get_mut(key) {
+            Some(e) => e.1 += 1,
+            None => {
+                r.matches.insert(key.to_string(), (priority, 1));
+            }
+        }
+    }
+
+    /// The detector's figures and the pipeline's, on its tick.
+    pub fn tick(&self, progress: Progress, evaluations: u64, held: usize, per_cgroup: &HashMap<u64, u64>) {
+        *lock(&self.progress) = progress;
+        lock(&self.events_per_cgroup).clone_from(per_cgroup);
+        self.evaluations.store(evaluations, Ordering::Relaxed);
+        self.alerts_held.store(held as u64, Ordering::Relaxed);
+    }
+
+    pub fn drop_alert_raised(&self) {
+        self.drop_alerts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        let runtimes = self.registry.status().runtimes.iter().all(|r| r.connects > 0);
+        Readiness {
+            sensor: self.sensor_attached.load(Ordering::Relaxed),
+            rules: self.rules_loaded.load(Ordering::Relaxed),
+            runtimes,
+        }
+    }
+
+    /// The exposition a scraper gets.
+    pub fn render(&self, format: Format) -> String {
+        let mut e = Exposition::new(format);
+        let no: &[(&str, &str)] = &[];
+        e.gauge(
+            "rampart_build_info",
+            "rampart's version (value 1).",
+            [(&[("version", env!("CARGO_PKG_VERSION"))][..], 1.0)],
+        );
+
+        let ready = self.readiness();
+        let b = |v: bool| if v { 1.0 } else { 0.0 };
+        e.gauge(
+            "rampart_ready",
+            "1 when the sensor is attached, rules are loaded and every runtime answered once.",
+            [(no, b(ready.ready()))],
+        );
+        e.gauge(
+            "rampart_component_ready",
+            "Readiness per component.",
+            [
+                (&[("component", "sensor")][..], b(ready.sensor)),
+                (&[("component", "rules")][..], b(ready.rules)),
+                (&[("component", "runtimes")][..], b(ready.runtimes)),
+            ],
+        );
+
+        let p = lock(&self.progress).clone();
+        e.counter("rampart_events_seen", "Events that came off the sensor.", [(no, p.events_seen)]);
+        e.counter(
+            "rampart_events_accepted",
+            "Events that passed the agent's filter and were evaluated.",
+            [(no, p.events_accepted)],
+        );
+        let cpus: Vec<String> = (0..p.sensor.lost.len()).map(|i| i.to_string()).collect();
+        e.counter(
+            "rampart_events_lost",
+            "Events the kernel could not hand over (ring buffer full), per CPU.",
+            cpus.iter()
+                .zip(&p.sensor.lost)
+                .map(|(cpu, n)| (vec![("cpu", cpu.as_str())], *n))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|(l, n)| (&l[..], *n)),
+        );
+        e.counter(
+            "rampart_events_undecodable",
+            "Kernel records that could not be decoded.",
+            [(no, p.sensor.decode_errors)],
+        );
+        e.counter(
+            "rampart_events_truncated",
+            "Events with a path or argument cut to fit.",
+            [(no, p.sensor.truncated)],
+        );
+        e.gauge(
+            "rampart_process_table_entries",
+            "Processes the agent tracks.",
+            [
+                (&[("state", "live")][..], p.processes.live as f64),
+                (&[("state", "exited")][..], p.processes.exited as f64),
+            ],
+        );
+
+        let reg = self.registry.status();
+        e.gauge("rampart_containers_known", "Containers the agent knows of.", [(no, reg.containers as f64)]);
+        e.gauge(
+            "rampart_containers_with_metadata",
+            "Known containers with their runtime's metadata.",
+            [(no, reg.containers_with_metadata as f64)],
+        );
+        e.gauge(
+            "rampart_runtime_up",
+            "1 while the runtime's event stream is connected.",
+            reg.runtimes
+                .iter()
+                .map(|r| (vec![("runtime", r.name)], b(r.connected)))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|(l, v)| (&l[..], *v)),
+        );
+        e.counter(
+            "rampart_runtime_connects",
+            "Successful (re)connections to the runtime.",
+            reg.runtimes
+                .iter()
+                .map(|r| (vec![("runtime", r.name)], r.connects))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|(l, v)| (&l[..], *v)),
+        );
+        e.counter(
+            "rampart_runtime_inspects",
+            "Container inspect requests to the runtimes.",
+            [(no, reg.inspects)],
+        );
+        e.counter(
+            "rampart_runtime_inspect_failures",
+            "Inspect requests that failed.",
+            [(no, reg.inspect_failures)],
+        );
+
+        let (loaded, matches) = {
+            let r = lock(&self.rules);
+            (
+                r.loaded,
+                r.matches
+                    .iter()
+                    .map(|(k, (p, n))| (k.clone(), p.as_str().to_string(), *n))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        e.gauge("rampart_rules_loaded", "Rules in force.", [(no, loaded as f64)]);
+        e.counter(
+            "rampart_rule_evaluations",
+            "Events evaluated against the rules.",
+            [(no, self.evaluations.load(Ordering::Relaxed))],
+        );
+        let labels: Vec<[(&str, &str); 2]> =
+            matches.iter().map(|(r, p, _)| [("rule", r.as_str()), ("priority", p.as_str())]).collect();
+        e.counter(
+            "rampart_rule_matches",
+            "Matches per rule (each raises an alert).",
+            labels.iter().zip(&matches).map(|(l, m)| (&l[..], m.2)),
+        );
+        e.counter(
+            "rampart_rules_reloads",
+            "Rules reloads (SIGHUP), by result.",
+            [
+                (&[("result", "ok")][..], self.reloads_ok.load(Ordering::Relaxed)),
+                (&[("result", "refused")][..], self.reloads_refused.load(Ordering::Relaxed)),
+            ],
+        );
+
+        let st = self.dispatcher.stats();
+        e.counter(
+            "rampart_alerts_received",
+            "Alerts handed to the outputs' dispatcher.",
+            [(no, st.received)],
+        );
+        e.counter(
+            "rampart_alerts_suppressed",
+            "Alerts not sent, by reason.",
+            [
+                (&[("reason", "rate_limit")][..], st.rate_limited),
+                (&[("reason", "duplicate")][..], st.deduplicated),
+                (&[("reason", "below_min_priority")][..], st.below_min_priority),
+            ],
+        );
+        e.gauge(
+            "rampart_alerts_held",
+            "Alerts waiting for their container's metadata.",
+            [(no, self.alerts_held.load(Ordering::Relaxed) as f64)],
+        );
+        e.counter(
+            "rampart_drop_alerts",
+            "Alerts raised because the kernel dropped events.",
+            [(no, self.drop_alerts.load(Ordering::Relaxed))],
+        );
+        let mut out_labels = Vec::new();
+        for (name, o) in &st.outputs {
+            for (result, n) in [("sent", o.sent), ("failed", o.failed), ("dropped", o.dropped)] {
+                out_labels.push(([("output", name.as_str()), ("result", result)], n));
+            }
+        }
+        e.counter(
+            "rampart_output_alerts",
+            "Alerts per output and result (failed: not delivered after retries; dropped: queue full).",
+            out_labels.iter().map(|(l, n)| (&l[..], *n)),
+        );
+        let retries: Vec<([(&str, &str); 1], u64)> =
+            st.outputs.iter().map(|(n, o)| ([("output", n.as_str())], o.retries)).collect();
+        e.counter(
+            "rampart_output_retries",
+            "Repeated delivery attempts per output.",
+            retries.iter().map(|(l, n)| (&l[..], *n)),
+        );
+        let pending: Vec<([(&str, &str); 1], f64)> =
+            st.outputs.iter().map(|(n, o)| ([("output", n.as_str())], o.pending as f64)).collect();
+        e.gauge(
+            "rampart_output_queue_depth",
+            "Alerts waiting in each output's queue.",
+            pending.iter().map(|(l, n)| (&l[..], *n)),
+        );
+
+        let actions = self.actions.as_ref().map(|a| a.snapshot()).unwrap_or_default();
+        let action_labels: Vec<[(&str, &str); 2]> =
+            actions.iter().map(|((a, o), _)| [("action", *a), ("outcome", *o)]).collect();
+        e.counter(
+            "rampart_response_actions",
+            "Rule actions by action and outcome.",
+            action_labels.iter().zip(&actions).map(|(l, (_, n))| (&l[..], *n)),
+        );
+
+        self.render_containers(&mut e, reg.cgroup_root.as_deref());
+
+        let own = own_usage();
+        e.counter_f64(
+            "process_cpu_seconds",
+            "CPU time the agent used (user and system).",
+            [(no, own.cpu_seconds)],
+        );
+        e.gauge(
+            "process_resident_memory_bytes",
+            "The agent's resident memory.",
+            [(no, own.rss_bytes as f64)],
+        );
+        e.gauge(
+            "process_start_time_seconds",
+            "When the agent started, seconds since the epoch.",
+            [(no, own.start_time)],
+        );
+        e.finish()
+    }
+}
+
+impl AgentMetrics {
+    /// Per-container series: the kernel's own cgroup accounting (CPU, memory,
+    /// I/O, processes, OOM kills) and the events rampart saw from each.
+    fn render_containers(&self, e: &mut Exposition, cgroup_root: Option<&Path>) {
+        let mut containers = self.registry.containers();
+        containers.sort_by(|a, b| a.id.cmp(&b.id));
+        let left_out = containers.len().saturating_sub(MAX_CONTAINER_SERIES);
+        containers.truncate(MAX_CONTAINER_SERIES);
+        let mut events: HashMap<&str, u64> = HashMap::new();
+        let per_cgroup = lock(&self.events_per_cgroup).clone();
+        let resolved: Vec<(Arc<model::Container>, u64)> = per_cgroup
+            .iter()
+            .filter_map(|(cg, n)| match self.registry.resolve_cached(*cg) {
+                runtime::Resolution::Container(c) => Some((c, *n)),
+                _ => None,
+            })
+            .collect();
+        for (c, n) in &resolved {
+            *events.entry(c.id.as_str()).or_default() += n;
+        }
+        let labels: Vec<[(&str, &str); 5]> = containers
+            .iter()
+            .map(|c| {
+                [
+                    ("id", c.short_id()),
+                    ("name", c.name.trim_start_matches('/')),
+                    ("image", c.image.as_str()),
+                    ("pod", c.pod_name.as_deref().unwrap_or("")),
+                    ("namespace", c.pod_namespace.as_deref().unwrap_or("")),
+                ]
+            })
+            .collect();
+        let usage: Vec<CgroupUsage> = containers
+            .iter()
+            .map(|c| {
+                cgroup_root
+                    .map(|r| CgroupUsage::read(&r.join(c.cgroup_path.trim_start_matches('/'))))
+                    .unwrap_or_default()
+            })
+            .collect();
+        let counter = |e: &mut Exposition, name: &str, help: &str, f: &dyn Fn(usize) -> Option<u64>| {
+            let samples: Vec<(&[(&str, &str)], u64)> =
+                (0..containers.len()).filter_map(|i| f(i).map(|v| (&labels[i][..], v))).collect();
+            e.counter(name, help, samples);
+        };
+        counter(e, "rampart_container_events", "Events rampart evaluated from the container.", &|i| {
+            Some(events.get(containers[i].id.as_str()).copied().unwrap_or(0))
+        });
+        let cpu: Vec<(&[(&str, &str)], f64)> = (0..containers.len())
+            .filter_map(|i| usage[i].cpu_usec.map(|u| (&labels[i][..], u as f64 / 1e6)))
+            .collect();
+        e.counter_f64(
+            "rampart_container_cpu_seconds",
+            "CPU time of the container's cgroup (cpu.stat usage).",
+            cpu,
+        );
+        counter(
+            e,
+            "rampart_container_cpu_throttled_periods",
+            "Periods the container's CPU quota throttled it.",
+            &|i| usage[i].throttled,
+        );
+        counter(
+            e,
+            "rampart_container_io_read_bytes",
+            "Bytes the container read from block devices (io.stat).",
+            &|i| usage[i].io_read,
+        );
+        counter(
+            e,
+            "rampart_container_io_written_bytes",
+            "Bytes the container wrote to block devices (io.stat).",
+            &|i| usage[i].io_written,
+        );
+        counter(
+            e,
+            "rampart_container_oom_kills",
+            "Processes of the container the OOM killer killed.",
+            &|i| usage[i].oom_kills,
+        );
+        let gauge = |e: &mut Exposition, name: &str, help: &str, f: &dyn Fn(usize) -> Option<u64>| {
+            let samples: Vec<(&[(&str, &str)], f64)> =
+                (0..containers.len()).filter_map(|i| f(i).map(|v| (&labels[i][..], v as f64))).collect();
+            e.gauge(name, help, samples);
+        };
+        gauge(e, "rampart_container_memory_bytes", "Memory charged to the container's cgroup.", &|i| {
+            usage[i].memory
+        });
+        gauge(e, "rampart_container_processes", "Tasks in the container's cgroup (pids.current).", &|i| {
+            usage[i].pids
+        });
+        e.gauge(
+            "rampart_containers_without_series",
+            "Known containers left out of the per-container series (over the cap).",
+            [(&[][..], left_out as f64)],
+        );
+    }
+}
+
+/// What the kernel accounts for one cgroup v2 directory; `None` where a
+/// controller is not enabled there.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CgroupUsage {
+    pub cpu_usec: Option<u64>,
+    pub throttled: Option<u64>,
+    pub memory: Option<u64>,
+    pub oom_kills: Option<u64>,
+    pub io_read: Option<u64>,
+    pub io_written: Option<u64>,
+    pub pids: Option<u64>,
+}
+
+/// Where the cgroup v1 hierarchies are mounted on a hybrid host (controllers
+/// on v1, an empty v2 tree beside them).
+pub const CGROUP_V1_ROOT: &str = "/sys/fs/cgroup";
+
+impl CgroupUsage {
+    /// A container's figures: from its cgroup v2 directory, and for what the
+    /// v2 tree lacks (a hybrid host, where memory, I/O and pids are v1
+    /// controllers), from the same path under each v1 controller.
+    pub fn for_container(v2_root: Option<&Path>, cgroup_path: &str, v1_root: &Path) -> CgroupUsage {
+        let rel = cgroup_path.trim_start_matches('/');
+        let mut u = v2_root.map(|r| CgroupUsage::read(&r.join(rel))).unwrap_or_default();
+        if u.memory.is_none() || u.pids.is_none() || u.io_read.is_none() || u.throttled.is_none() {
+            u.fill_from_v1(v1_root, rel);
+        }
+        u
+    }
+
+    /// The cgroup v2 files of one directory.
+    pub fn read(dir: &Path) -> CgroupUsage {
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+        let key = |text: &Option<String>, k: &str| {
+            text.as_ref().and_then(|t| {
+                t.lines().find_map(|l| {
+                    l.strip_prefix(k).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.trim().parse().ok())
+                })
+            })
+        };
+        let cpu = read("cpu.stat");
+        let events = read("memory.events");
+        let io = read("io.stat").map(|t| {
+            // One line per device: `8:0 rbytes=N wbytes=N rios=N ...`.
+            let mut sum = (0u64, 0u64);
+            for field in t.split_whitespace() {
+                if let Some(v) = field.strip_prefix("rbytes=").and_then(|v| v.parse::<u64>().ok()) {
+                    sum.0 += v;
+                } else if let Some(v) = field.strip_prefix("wbytes=").and_then(|v| v.parse::<u64>().ok()) {
+                    sum.1 += v;
+                }
+            }
+            sum
+        });
+        let single = |f: &str| read(f).and_then(|t| t.trim().parse().ok());
+        CgroupUsage {
+            cpu_usec: key(&cpu, "usage_usec"),
+            throttled: key(&cpu, "nr_throttled"),
+            memory: single("memory.current"),
+            oom_kills: key(&events, "oom_kill"),
+            io_read: io.map(|s| s.0),
+            io_written: io.map(|s| s.1),
+            pids: single("pids.current"),
+        }
+    }
+
+    fn fill_from_v1(&mut self, root: &Path, rel: &str) {
+        let read = |controller: &str, file: &str| {
+            std::fs::read_to_string(root.join(controller).join(rel).join(file)).ok()
+        };
+        let key = |text: &Option<String>, k: &str| -> Option<u64> {
+            text.as_ref().and_then(|t| {
+                t.lines().find_map(|l| {
+                    l.strip_prefix(k).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.trim().parse().ok())
+                })
+            })
+        };
+        if self.memory.is_none() {
+            self.memory = read("memory", "memory.usage_in_bytes").and_then(|t| t.trim().parse().ok());
+            self.oom_kills =
+                self.oom_kills.or_else(|| key(&read("memory", "memory.oom_control"), "oom_kill"));
+        }
+        if self.pids.is_none() {
+            self.pids = read("pids", "pids.current").and_then(|t| t.trim().parse().ok());
+        }
+        if self.throttled.is_none() {
+            self.throttled = key(&read("cpu", "cpu.stat"), "nr_throttled");
+        }
+        if self.io_read.is_none() {
+            // `8:0 Read N` / `8:0 Write N` per device, then `Total N`.
+            if let Some(t) = read("blkio", "blkio.throttle.io_service_bytes") {
+                let (mut r, mut w) = (0u64, 0u64);
+                for l in t.lines() {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    if let [_, op, n] = f[..] {
+                        let n: u64 = n.parse().unwrap_or(0);
+                        match op {
+                            "Read" => r += n,
+                            "Write" => w += n,
+                            _ => {}
+                        }
+                    }
+                }
+                self.io_read = Some(r);
+                self.io_written = Some(w);
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Debug, Default)]
+struct OwnUsage {
+    cpu_seconds: f64,
+    rss_bytes: u64,
+    start_time: f64,
+}
+
+/// The agent's CPU time, RSS and start time from /proc/self/stat.
+fn own_usage() -> OwnUsage {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return OwnUsage::default() };
+    // Fields after the command name (which may hold spaces and parentheses).
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return OwnUsage::default() };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    // SAFETY: as above.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    // `rest` starts at field 3 (state): utime is field 14, stime 15,
+    // starttime 22, rss 24 (proc(5)), i.e. indexes 11, 12, 19, 21 here.
+    let boot = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("btime ").and_then(|v| v.trim().parse::<f64>().ok()))
+        })
+        .unwrap_or(0.0);
+    OwnUsage {
+        cpu_seconds: (num(11) + num(12)) as f64 / ticks,
+        rss_bytes: num(21) * page,
+        start_time: boot + num(19) as f64 / ticks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics() -> AgentMetrics {
+        let dispatcher = Arc::new(Dispatcher::new(&alerts::AlertsConfig::default()).unwrap());
+        let registry = ContainerRegistry::new(runtime::RegistryConfig::default(), None, Vec::new());
+        AgentMetrics::new(dispatcher, registry, None)
+    }
+
+    fn value(text: &str, sample: &str) -> Option<f64> {
+        text.lines().find_map(|l| {
+            l.strip_prefix(sample).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.parse().ok())
+        })
+    }
+
+    #[tokio::test]
+    async fn figures_reach_the_exposition() {
+        let m = metrics();
+        let text = m.render(Format::Prometheus);
+        assert_eq!(
+            value(&text, "rampart_ready"),
+            Some(0.0),
+            "not ready before the sensor is attached:\n{text}"
+        );
+        m.sensor_attached();
+        m.rules_loaded(3);
+        m.rule_matched("Shell in container", Priority::Notice);
+        m.rule_matched("Shell in container", Priority::Notice);
+        m.reload(false);
+        let mut p = Progress { events_seen: 10, events_accepted: 8, ..Default::default() };
+        p.sensor.lost = vec![0, 5];
+        m.tick(p, 8, 1, &HashMap::new());
+        let text = m.render(Format::Prometheus);
+        assert_eq!(value(&text, "rampart_ready"), Some(1.0), "no runtime configured: ready\n{text}");
+        assert_eq!(value(&text, "rampart_events_seen_total"), Some(10.0));
+        assert_eq!(value(&text, "rampart_events_lost_total{cpu=\"1\"}"), Some(5.0));
+        assert_eq!(
+            value(&text, "rampart_rule_matches_total{rule=\"Shell in container\",priority=\"Notice\"}"),
+            Some(2.0),
+            "{text}"
+        );
+        assert_eq!(value(&text, "rampart_rules_reloads_total{result=\"refused\"}"), Some(1.0));
+        assert_eq!(value(&text, "rampart_rules_loaded"), Some(3.0));
+        assert_eq!(value(&text, "rampart_alerts_held"), Some(1.0));
+        assert!(value(&text, "process_resident_memory_bytes").unwrap() > 1e6, "{text}");
+        assert!(value(&text, "process_start_time_seconds").unwrap() > 1.6e9);
+        // Every sample line belongs to a declared family.
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| l.split(' ').next().unwrap())
+            .collect();
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = l.split(['{', ' ']).next().unwrap();
+            assert!(families.contains(&name), "sample {name} has no TYPE line");
+        }
+    }
+
+    #[test]
+    fn cgroup_files_are_read_as_the_kernel_writes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = |f: &str, t: &str| std::fs::write(dir.path().join(f), t).unwrap();
+        w("cpu.stat", "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\nnr_periods 0\nnr_throttled 3\nthrottled_usec 0\n");
+        w("memory.current", "1048576\n");
+        w("memory.events", "low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\noom_group_kill 0\n");
+        w("io.stat", "8:0 rbytes=100 wbytes=20 rios=1 wios=1 dbytes=0 dios=0\n8:16 rbytes=5 wbytes=1 rios=1 wios=1 dbytes=0 dios=0\n");
+        let u = CgroupUsage::read(dir.path());
+        assert_eq!(
+            u,
+            CgroupUsage {
+                cpu_usec: Some(2_500_000),
+                throttled: Some(3),
+                memory: Some(1 << 20),
+                oom_kills: Some(1),
+                io_read: Some(105),
+                io_written: Some(21),
+                pids: None,
+            }
+        );
+        assert_eq!(CgroupUsage::read(&dir.path().join("gone")), CgroupUsage::default());
+    }
+
+    #[test]
+    fn a_hybrid_host_fills_the_rest_from_cgroup_v1() {
+        let v2 = tempfile::tempdir().unwrap();
+        let v1 = tempfile::tempdir().unwrap();
+        let w = |root: &Path, dir: &str, f: &str, t: &str| {
+            let d = root.join(dir);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(f), t).unwrap();
+        };
+        w(v2.path(), "docker/c1", "cpu.stat", "usage_usec 1000000\nuser_usec 1\nsystem_usec 1\n");
+        w(v1.path(), "memory/docker/c1", "memory.usage_in_bytes", "4096\n");
+        w(
+            v1.path(),
+            "memory/docker/c1",
+            "memory.oom_control",
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+        );
+        w(v1.path(), "pids/docker/c1", "pids.current", "3\n");
+        w(v1.path(), "cpu/docker/c1", "cpu.stat", "nr_periods 0\nnr_throttled 4\nthrottled_time 0\n");
+        w(
+            v1.path(),
+            "blkio/docker/c1",
+            "blkio.throttle.io_service_bytes",
+            "8:0 Read 10\n8:0 Write 3\n8:0 Sync 13\n8:0 Total 13\nTotal 13\n",
+        );
+        let u = CgroupUsage::for_container(Some(v2.path()), "/docker/c1", v1.path());
+        assert_eq!(
+            u,
+            CgroupUsage {
+                cpu_usec: Some(1_000_000),
+                throttled: Some(4),
+                memory: Some(4096),
+                oom_kills: Some(2),
+                io_read: Some(10),
+                io_written: Some(3),
+                pids: Some(3),
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn rule_series_are_bounded() {
+        let m = metrics();
+        for i in 0..MAX_RULE_SERIES + 10 {
+            m.rule_matched(&format!("r{i}"), Priority::Warning);
+        }
+        let text = m.render(Format::Prometheus);
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("rampart_rule_matches_total{")).count(),
+            MAX_RULE_SERIES + 1
+        );
+        assert_eq!(
+            value(&text, "rampart_rule_matches_total{rule=\"(other)\",priority=\"Warning\"}"),
+            Some(10.0)
+        );
+    }
+}

@@ -1,0 +1,290 @@
+//! The agent watched from outside: Debian's Prometheus scrapes `/metrics`,
+//! `promtool` checks the exposition, `/readyz` follows the sensor, a kernel
+//! that drops events raises the drop alert at once, and a bad metrics address
+//! stops the agent at start.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `GET path` on `addr`: (status, body).
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A Prometheus server of the test's own, scraping `target` every second.
+struct Prometheus {
+    child: Child,
+    addr: String,
+    dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(target: &str) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+                 scrape_configs:\n  - job_name: rampart\n    static_configs: [{{targets: ['{target}']}}]\n"
+            ),
+        )
+        .unwrap();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(dir.path().join("log")).unwrap()))
+            .spawn()
+            .expect("prometheus (Debian package `prometheus`, installed by scripts/setup.sh)");
+        let p = Prometheus { child, addr, dir };
+        wait_until("prometheus answers", Duration::from_secs(30), || {
+            TcpStream::connect(&p.addr).is_ok() && get(&p.addr, "/-/ready").0 == 200
+        });
+        p
+    }
+
+    /// An instant query's samples: (labels, value).
+    fn query(&self, q: &str) -> Vec<(Value, f64)> {
+        let (status, body) = get(&self.addr, &format!("/api/v1/query?query={}", encode(q)));
+        assert_eq!(status, 200, "query {q}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["metric"].clone(), r["value"][1].as_str().unwrap().parse().unwrap()))
+            .collect()
+    }
+
+    fn value(&self, q: &str) -> Option<f64> {
+        self.query(q).first().map(|s| s.1)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Percent-encoding for a query string.
+fn encode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `/readyz` says "not ready" while the sensor loads and "ready" after;
+/// Prometheus scrapes the agent; a busy container out-runs an idle one in CPU
+/// and events; the agent's own counters grow; promtool accepts the text.
+#[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
+fn prometheus_scrapes_the_agent_and_sees_the_busy_container() {
+    preflight();
+    // Started by hand to catch /readyz before the sensor is attached: the
+    // endpoint is up (and says so on stderr) before the BPF programs load.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["run", "--json", "--metrics-address=127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rampart");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "rampart exited before serving metrics");
+        if let Some(rest) = line.trim().strip_prefix("rampart: metrics on http://") {
+            break rest.split('/').next().unwrap().to_string();
+        }
+    };
+    let (status, body) = get(&addr, "/readyz");
+    assert_eq!(status, 503, "ready before the sensor is attached: {body}");
+    assert!(body.contains("sensor: not attached"), "{body}");
+    assert_eq!(get(&addr, "/healthz").0, 200);
+    loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "rampart exited before the sensor was ready");
+        if line.trim() == READY_LINE {
+            break;
+        }
+    }
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    wait_until("/readyz says ready", Duration::from_secs(20), || get(&addr, "/readyz").0 == 200);
+    let (status, _) = get(&addr, "/nothing-here");
+    assert_eq!(status, 404);
+
+    let busy = Container::sh("m-busy", &[], "while :; do cat /etc/hostname > /dev/null; done");
+    let idle = Container::sh("m-idle", &[], "exec sleep 3600");
+    let prom = Prometheus::start(&addr);
+    wait_until("prometheus has scraped the agent a few times", Duration::from_secs(60), || {
+        prom.value("count_over_time(up{job=\"rampart\"}[1m])").unwrap_or(0.0) >= 8.0
+    });
+    let up = prom.value("min_over_time(up{job=\"rampart\"}[1m])");
+    assert_eq!(
+        up,
+        Some(1.0),
+        "every scrape succeeded (the exposition parsed); prometheus log:\n{}",
+        prom.log()
+    );
+
+    let rate = |metric: &str, name: &str| {
+        prom.value(&format!("rate({metric}{{name=\"{name}\"}}[5s])"))
+            .unwrap_or_else(|| panic!("no {metric} for {name}; /metrics:\n{}", get(&addr, "/metrics").1))
+    };
+    let (busy_cpu, idle_cpu) = (
+        rate("rampart_container_cpu_seconds_total", &busy.name),
+        rate("rampart_container_cpu_seconds_total", &idle.name),
+    );
+    let (busy_events, idle_events) = (
+        rate("rampart_container_events_total", &busy.name),
+        rate("rampart_container_events_total", &idle.name),
+    );
+    eprintln!("figures: cpu busy {busy_cpu:.3} s/s idle {idle_cpu:.4} s/s; events busy {busy_events:.0}/s idle {idle_events:.1}/s");
+    assert!(busy_cpu > 0.1 && busy_cpu > 10.0 * idle_cpu, "busy cpu {busy_cpu} vs idle {idle_cpu}");
+    assert!(
+        busy_events > 100.0 && busy_events > 10.0 * idle_events,
+        "busy events {busy_events} vs idle {idle_events}"
+    );
+    let tasks = prom.query(&format!("rampart_container_processes{{name=\"{}\"}}", busy.name));
+    assert!(
+        !tasks.is_empty(),
+        "no task count for the busy container; /metrics:\n{}",
+        get(&addr, "/metrics").1
+    );
+    assert_eq!(tasks[0].0["image"], "rampart-test:latest", "container labels: {:?}", tasks[0].0);
+    assert!(tasks[0].1 >= 1.0, "the busy container runs at least its shell: {}", tasks[0].1);
+    let memory = prom.value(&format!("rampart_container_memory_bytes{{name=\"{}\"}}", idle.name));
+    assert!(memory.unwrap_or(0.0) > 0.0, "memory of the idle container: {memory:?}");
+    assert!(
+        prom.value("rate(rampart_events_seen_total[5s])").unwrap() > 100.0,
+        "the agent's event counter grows"
+    );
+    assert!(prom.value("process_resident_memory_bytes{job=\"rampart\"}").unwrap() > 1e6);
+    assert_eq!(prom.value("rampart_ready"), Some(1.0));
+
+    // Debian's promtool lints the Prometheus text format.
+    let text = get(&addr, "/metrics").1;
+    let mut lint = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    lint.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = lint.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    drop((busy, idle));
+    // SAFETY: kill with a pid we spawned and have not waited for.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert!(child.wait().unwrap().success());
+}
+
+/// A kernel that cannot keep up (a one-page ring buffer under an open flood)
+/// drops events: the drop alert comes within seconds, through the outputs,
+/// and its counts add up to the exit summary's.
+#[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
+fn kernel_drops_raise_an_alert_at_once_with_the_summarys_counts() {
+    preflight();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rampart.yaml");
+    std::fs::write(
+        &config,
+        "sensor:\n  ring_buffer_kib: 4\nalerts:\n  outputs:\n    stdout: {format: json}\n",
+    )
+    .unwrap();
+    let mut agent =
+        Agent::spawn(vec!["run".into(), "--config".into(), config.display().to_string()], StdoutMode::Parse);
+    let t0 = Instant::now();
+    let c = Container::run("m-flood", &[], &[RTEST, "flood", "300000", "/tmp/rampart-drop"]);
+    let first = agent
+        .expect_within("a drop alert", Duration::from_secs(30), |v| alert_rule(v) == "Kernel dropped events");
+    eprintln!("figures: first drop alert {:?} after the flood started: {}", t0.elapsed(), first["output"]);
+    assert_eq!(first["source"], "internal");
+    assert_eq!(first["priority"], "Error");
+    c.wait(Duration::from_secs(120));
+    let (summary, events) = agent.stop_with_events();
+    let drops: Vec<&Value> = events.iter().filter(|v| alert_rule(v) == "Kernel dropped events").collect();
+    // `... dropped (lost in kernel per cpu [a, b]; N undecodable)`
+    let per_cpu: u64 = summary
+        .line
+        .split_once("per cpu [")
+        .and_then(|(_, r)| r.split_once(']'))
+        .map(|(l, _)| l.split(',').filter_map(|n| n.trim().parse::<u64>().ok()).sum())
+        .unwrap_or_else(|| panic!("no per-cpu losses in the summary: {}", summary.line));
+    let reported: u64 = drops.iter().map(|v| v["output_fields"]["dropped"].as_u64().unwrap()).sum();
+    let last_total = drops.last().unwrap()["output_fields"]["dropped_total"].as_u64().unwrap();
+    eprintln!("figures: {} drop alerts reporting {reported} lost; summary: {}", drops.len(), summary.line);
+    assert!(per_cpu > 0, "the flood made the kernel drop events: {}", summary.line);
+    assert_eq!(reported, per_cpu, "the drop alerts add up to the summary: {}", summary.line);
+    assert_eq!(last_total, per_cpu);
+    // One now, then at most one per 10 s, and a last one at the exit.
+    let secs = t0.elapsed().as_secs();
+    assert!(drops.len() as u64 <= secs / 10 + 2, "{} drop alerts in {secs} s: not rate limited", drops.len());
+}
+
+/// A metrics address that is malformed or in use is a startup error: the
+/// agent says so and stops before loading anything.
+#[test]
+fn a_bad_metrics_address_stops_the_agent_at_start() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    for (addr, want) in
+        [("nonsense", "not an address:port"), (taken_addr.as_str(), "cannot serve metrics on")]
+    {
+        let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(["run", "--metrics-address", addr])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{addr}: {stderr}");
+        assert!(stderr.contains(want), "{addr}: {stderr}");
+        assert!(!stderr.contains(READY_LINE), "{addr}: {stderr}");
+    }
+}
