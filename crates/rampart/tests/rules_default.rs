@@ -12,6 +12,9 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long after the last container started all expected alerts may take.
@@ -44,6 +47,34 @@ enum How {
     ExecTty(&'static str),
     /// `docker run IMAGE sleep 60`, then `docker exec NAME ARGV...` (no terminal).
     Exec(&'static [&'static str]),
+    /// `docker run -v HELPER:/usr/local/bin/NAME:ro IMAGE NAME ARGS...`, with the
+    /// helper built from `tests/helpers/NAME.c` (behaviours the image's rtest lacks;
+    /// the shared test image stays as it is).
+    Helper(&'static str, &'static [&'static str]),
+}
+
+/// Builds `tests/helpers/NAME.c` into a static binary (once per test run) and
+/// returns its path.
+fn helper(name: &str) -> String {
+    static BUILT: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers").join(format!("{name}.c"));
+    let bin = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("helper-{name}"));
+    let mut built = BUILT.lock().unwrap();
+    if built.insert(name.to_string()) {
+        let out = Command::new("gcc")
+            .args(["-static", "-O2", "-Wall", "-Wextra", "-o"])
+            .arg(&bin)
+            .arg(&src)
+            .output()
+            .expect("gcc (scripts/setup.sh installs it)");
+        assert!(
+            out.status.success(),
+            "gcc -static {} failed: {}",
+            src.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    bin.display().to_string()
 }
 
 struct Case {
@@ -258,6 +289,7 @@ fn cases() -> Vec<Case> {
             &["--tmpfs", "/dev/shm:rw,exec"],
             Sh("cp /usr/local/bin/rtest /dev/shm/payload && /dev/shm/payload nop shm-exec"),
         ),
+        case("Anti-debugging with PTRACE_TRACEME in container", "Notice", Helper("traceme", &[])),
         case(
             "Base64-decoded payload piped to shell in container",
             "Warning",
@@ -446,6 +478,15 @@ fn start(case: &Case) -> Container {
                 String::from_utf8_lossy(&out.stderr)
             );
             c
+        }
+        How::Helper(name, argv) => {
+            let mount = format!("{}:/usr/local/bin/{name}:ro", helper(name));
+            let mut args: Vec<&str> = case.docker_args.to_vec();
+            args.extend(["-v", mount.as_str()]);
+            let exe = format!("/usr/local/bin/{name}");
+            let mut cmd = vec![exe.as_str()];
+            cmd.extend_from_slice(argv);
+            Container::run(&prefix, &args, &cmd)
         }
         How::Exec(argv) => {
             let c = Container::run(&prefix, case.docker_args, &["sleep", "60"]);
