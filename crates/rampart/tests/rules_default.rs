@@ -646,13 +646,16 @@ fn benign_workloads_raise_nothing_at_warning_or_above() {
          /data/sorted.txt.gz && gunzip -c /data/sorted.txt.gz | wc -l > /data/count && uniq -c /data/sorted.txt \
          | head -5 && md5sum /data/sorted.txt && rm /tmp/work.txt && ls -l /data && cat /data/count",
     );
-    // A shell entrypoint doing ordinary start-up work.
+    // A shell entrypoint doing ordinary start-up work (files, links, renames, a
+    // cache below /root, a tar pipe).
     let entry = Container::sh(
         "benign-entry",
         &[],
         "echo starting; now=$(date); echo \"at $now\"; for f in a b c; do echo $f > /tmp/$f; done; \
          cat /tmp/a /tmp/b /tmp/c | tr a-z A-Z; env | sort | head -3; id; hostname; \
-         rpm -qa 2>/dev/null; dpkg -l 2>/dev/null; sleep 1; echo done",
+         rpm -qa 2>/dev/null; dpkg -l 2>/dev/null; ln -s /tmp/a /tmp/a.link; mv /tmp/b /tmp/b.old; \
+         mkdir -p /root/.cache/app && echo x > /root/.cache/app/state; echo quiet > /dev/null; \
+         tar cf - /tmp/a /tmp/c 2>/dev/null | tar xf - -C /root; sleep 1; echo done",
     );
 
     // Requests to the web server from inside its container.
