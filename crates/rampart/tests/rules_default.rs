@@ -12,6 +12,9 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long after the last container started all expected alerts may take.
@@ -42,6 +45,36 @@ enum How {
     Run(&'static [&'static str]),
     /// `docker run IMAGE sleep 60`, then `docker exec -t NAME sh -c SCRIPT`.
     ExecTty(&'static str),
+    /// `docker run IMAGE sleep 60`, then `docker exec NAME ARGV...` (no terminal).
+    Exec(&'static [&'static str]),
+    /// `docker run -v HELPER:/usr/local/bin/NAME:ro IMAGE NAME ARGS...`, with the
+    /// helper built from `tests/helpers/NAME.c` (behaviours the image's rtest lacks;
+    /// the shared test image stays as it is).
+    Helper(&'static str, &'static [&'static str]),
+}
+
+/// Builds `tests/helpers/NAME.c` into a static binary (once per test run) and
+/// returns its path.
+fn helper(name: &str) -> String {
+    static BUILT: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers").join(format!("{name}.c"));
+    let bin = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("helper-{name}"));
+    let mut built = BUILT.lock().unwrap();
+    if built.insert(name.to_string()) {
+        let out = Command::new("gcc")
+            .args(["-static", "-O2", "-Wall", "-Wextra", "-o"])
+            .arg(&bin)
+            .arg(&src)
+            .output()
+            .expect("gcc (scripts/setup.sh installs it)");
+        assert!(
+            out.status.success(),
+            "gcc -static {} failed: {}",
+            src.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    bin.display().to_string()
 }
 
 struct Case {
@@ -97,6 +130,27 @@ fn cases() -> Vec<Case> {
             "Warning",
             Sh("cp /usr/local/bin/rtest /root/dropped && /root/dropped nop drift"),
         ),
+        case(
+            "Suspicious program spawned by web or database server in container",
+            "Warning",
+            Sh("ln -s /usr/local/bin/rtest /tmp/nginx && /tmp/nginx spawn /usr/bin/id"),
+        ),
+        case(
+            "Cluster or runtime client launched in container",
+            "Notice",
+            Sh("ln -s /usr/local/bin/rtest /tmp/kubectl && /tmp/kubectl nop get secrets -A"),
+        ),
+        case(
+            "Backdoored xz library loaded in container",
+            "Warning",
+            Sh("echo ELF > /tmp/liblzma.so.5.6.1 && cat /tmp/liblzma.so.5.6.1 > /dev/null"),
+        ),
+        case(
+            "Network tool run by JavaScript package install in container",
+            "Warning",
+            // npm's install script runs a shell that runs nc (to a closed loopback port).
+            Sh("ln -s /usr/local/bin/rtest /tmp/npm && /tmp/npm spawn /bin/sh -c 'nc -w 1 127.0.0.1 9; true' install"),
+        ),
         // ---- credential access
         case("Sensitive account file read in container", "Warning", Sh("cat /etc/shadow > /dev/null")),
         case(
@@ -113,6 +167,40 @@ fn cases() -> Vec<Case> {
             "Environment of another process read in container",
             "Warning",
             Sh("sleep 5 & cat /proc/$!/environ > /dev/null; kill $!; true"),
+        ),
+        case(
+            "Search for private keys or cloud credentials in container",
+            "Warning",
+            Sh("grep -rl 'BEGIN RSA PRIVATE KEY' /etc /root 2>/dev/null; true"),
+        ),
+        case(
+            "Search for private keys or cloud credentials in container",
+            "Warning",
+            Sh("grep -ri aws_secret_access_key /root /tmp 2>/dev/null; true"),
+        ),
+        case("Link to sensitive file created in container", "Warning", Sh("ln -s /etc/shadow /tmp/shadow-link")),
+        case("Link to sensitive file created in container", "Warning", Sh("ln /etc/shadow /tmp/shadow-hard; true")),
+        case(
+            "SSH client data read in container",
+            "Warning",
+            Sh("mkdir -p /root/.ssh && echo 'db1 ssh-ed25519 AAAAC3Nza' > /root/.ssh/known_hosts \
+                && cat /root/.ssh/known_hosts > /dev/null"),
+        ),
+        case_with(
+            "Packet socket created in container",
+            "Notice",
+            // arping opens its AF_PACKET socket first, then gives up on lo (no ARP):
+            // nothing is sent, and there is no network anyway.
+            &["--network", "none"],
+            Sh("arping -c 1 -w 1 -I lo 127.0.0.1; true"),
+        ),
+        case_with(
+            "Cloud metadata service contacted from container",
+            "Notice",
+            // No network: the connect fails at once (ENETUNREACH), nothing leaves.
+            // (busybox wget crashes without a network, hence rtest.)
+            &["--network", "none"],
+            Sh("/usr/local/bin/rtest tcp-connect 169.254.169.254 80; true"),
         ),
         // ---- persistence
         case(
@@ -136,6 +224,11 @@ fn cases() -> Vec<Case> {
             "Warning",
             Sh("echo 'wget -q -O- http://127.0.0.1:1/x | sh' >> /root/.bashrc"),
         ),
+        case(
+            "Binary directory entries changed in container",
+            "Warning",
+            Sh("mv /usr/bin/od /usr/bin/od.orig"),
+        ),
         // ---- privilege escalation
         case(
             "Setuid or setgid bit set in container",
@@ -152,6 +245,16 @@ fn cases() -> Vec<Case> {
             "Capabilities raised with capset in container",
             "Warning",
             Run(&["/usr/local/bin/rtest", "capset-raise"]),
+        ),
+        case(
+            "Local privilege escalation exploit invoked in container",
+            "Critical",
+            Sh("ln -s /usr/local/bin/rtest /tmp/sudoedit && /tmp/sudoedit -s 'x\\'; true"),
+        ),
+        case(
+            "Local privilege escalation exploit invoked in container",
+            "Critical",
+            Sh("ln -s /usr/local/bin/rtest /tmp/pkexec && /tmp/pkexec; true"),
         ),
         // ---- defense evasion
         case(
@@ -186,11 +289,23 @@ fn cases() -> Vec<Case> {
             &["--tmpfs", "/dev/shm:rw,exec"],
             Sh("cp /usr/local/bin/rtest /dev/shm/payload && /dev/shm/payload nop shm-exec"),
         ),
+        case("Anti-debugging with PTRACE_TRACEME in container", "Notice", Helper("traceme", &[])),
         case(
             "Base64-decoded payload piped to shell in container",
             "Warning",
             // "echo b64-payload"
             Sh("echo ZWNobyBiNjQtcGF5bG9hZA== | base64 -d | sh"),
+        ),
+        case("File created directly below /dev in container", "Warning", Sh("echo stash > /dev/.cache")),
+        case(
+            "Hidden file or directory created in temporary directory in container",
+            "Notice",
+            Sh("mkdir /tmp/.x && echo payload > /tmp/.x/p"),
+        ),
+        case(
+            "Package database modified outside package manager in container",
+            "Warning",
+            Sh("mkdir -p /var/lib/dpkg && echo 'Package: evil' >> /var/lib/dpkg/status"),
         ),
         // ---- discovery
         case(
@@ -199,6 +314,17 @@ fn cases() -> Vec<Case> {
             Sh("ln -s /usr/local/bin/rtest /tmp/nmap && /tmp/nmap nop -sS 127.0.0.1"),
         ),
         case("Network discovery command in container", "Notice", Sh("netstat -an > /dev/null; true")),
+        case("Interactive reconnaissance command in container", "Notice", ExecTty("/usr/bin/id; /bin/uname -a; true")),
+        case(
+            "Kubernetes control plane port contacted from container",
+            "Notice",
+            Run(&["/usr/local/bin/rtest", "connect-port", "10250"]),
+        ),
+        case(
+            "Kubernetes NodePort contacted from container",
+            "Notice",
+            Run(&["/usr/local/bin/rtest", "connect-port", "30080"]),
+        ),
         // ---- command and control
         case(
             "Reverse shell via netcat or socat in container",
@@ -211,6 +337,26 @@ fn cases() -> Vec<Case> {
             Sh("echo id > /dev/tcp/127.0.0.1/9 2>/dev/null; true"),
         ),
         case("Netcat launched in container", "Notice", Sh("nc -w 1 127.0.0.1 9 < /dev/null; true")),
+        case(
+            "Network connection by shell or file utility in container",
+            "Notice",
+            Sh("ln -s /usr/local/bin/rtest /tmp/bash && /tmp/bash connect-port 4242"),
+        ),
+        case(
+            "SSH connection to non-standard port from container",
+            "Notice",
+            Sh("ln -s /usr/local/bin/rtest /tmp/ssh && /tmp/ssh connect-port 2222"),
+        ),
+        case(
+            "Remote file copy tool launched in container",
+            "Notice",
+            Sh("wget -q -T 1 -O /tmp/payload http://127.0.0.1:9/x 2>/dev/null; true"),
+        ),
+        case(
+            "Archive streamed out of container through the runtime",
+            "Notice",
+            Exec(&["tar", "cf", "-", "/etc/passwd"]),
+        ),
         // ---- impact
         case(
             "Connection to mining pool port from container",
@@ -226,6 +372,11 @@ fn cases() -> Vec<Case> {
             "Crypto miner launched in container",
             "Critical",
             Sh("ln -s /usr/local/bin/rtest /tmp/xmrig && /tmp/xmrig nop --donate-level 1"),
+        ),
+        case(
+            "Data destruction tool launched in container",
+            "Warning",
+            Sh("echo secret > /tmp/evidence && shred -u /tmp/evidence"),
         ),
         // ---- container escape
         case_with(
@@ -282,6 +433,23 @@ fn cases() -> Vec<Case> {
             Run(&["/usr/local/bin/rtest", "ptrace", "attach"]),
         ),
         case_with("BPF used from container", "Critical", UNCONFINED, Run(&["/usr/local/bin/rtest", "bpf"])),
+        case(
+            "Raw disk or memory device opened in container",
+            "Critical",
+            // No such device in a default container: the attempt (ENOENT) is reported.
+            Sh("cat /dev/sda > /dev/null 2>&1; true"),
+        ),
+        case(
+            "Host file system accessed through mount in container",
+            "Warning",
+            // A directory of the container's own, where a DaemonSet would mount the host.
+            Sh("mkdir -p /host/etc && echo 'root::0:0:99999:7:::' > /host/etc/shadow"),
+        ),
+        case(
+            "File system debugger launched in container",
+            "Warning",
+            Sh("ln -s /usr/local/bin/rtest /tmp/debugfs && /tmp/debugfs nop -w /dev/sda1"),
+        ),
     ]
 }
 
@@ -306,6 +474,28 @@ fn start(case: &Case) -> Container {
             assert!(
                 out.status.success(),
                 "docker exec -t {} failed: {}",
+                c.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            c
+        }
+        How::Helper(name, argv) => {
+            let mount = format!("{}:/usr/local/bin/{name}:ro", helper(name));
+            let mut args: Vec<&str> = case.docker_args.to_vec();
+            args.extend(["-v", mount.as_str()]);
+            let exe = format!("/usr/local/bin/{name}");
+            let mut cmd = vec![exe.as_str()];
+            cmd.extend_from_slice(argv);
+            Container::run(&prefix, &args, &cmd)
+        }
+        How::Exec(argv) => {
+            let c = Container::run(&prefix, case.docker_args, &["sleep", "60"]);
+            let mut args = vec!["exec", c.name.as_str()];
+            args.extend_from_slice(argv);
+            let out = docker(&args);
+            assert!(
+                out.status.success(),
+                "docker exec {} failed: {}",
                 c.name,
                 String::from_utf8_lossy(&out.stderr)
             );
@@ -456,13 +646,16 @@ fn benign_workloads_raise_nothing_at_warning_or_above() {
          /data/sorted.txt.gz && gunzip -c /data/sorted.txt.gz | wc -l > /data/count && uniq -c /data/sorted.txt \
          | head -5 && md5sum /data/sorted.txt && rm /tmp/work.txt && ls -l /data && cat /data/count",
     );
-    // A shell entrypoint doing ordinary start-up work.
+    // A shell entrypoint doing ordinary start-up work (files, links, renames, a
+    // cache below /root, a tar pipe).
     let entry = Container::sh(
         "benign-entry",
         &[],
         "echo starting; now=$(date); echo \"at $now\"; for f in a b c; do echo $f > /tmp/$f; done; \
          cat /tmp/a /tmp/b /tmp/c | tr a-z A-Z; env | sort | head -3; id; hostname; \
-         rpm -qa 2>/dev/null; dpkg -l 2>/dev/null; sleep 1; echo done",
+         rpm -qa 2>/dev/null; dpkg -l 2>/dev/null; ln -s /tmp/a /tmp/a.link; mv /tmp/b /tmp/b.old; \
+         mkdir -p /root/.cache/app && echo x > /root/.cache/app/state; echo quiet > /dev/null; \
+         tar cf - /tmp/a /tmp/c 2>/dev/null | tar xf - -C /root; sleep 1; echo done",
     );
 
     // Requests to the web server from inside its container.
