@@ -31,8 +31,9 @@ PACKAGES=(
     # podman 4.3 (pulls conmon, runc/crun, containernetworking-plugins): the podman
     # runtime client's live and end-to-end tests; scripts/podman.sh serves its API.
     podman
-    # Prometheus (and promtool): the metrics tests scrape the agent with it.
-    prometheus
+    # Prometheus (and promtool): the metrics tests scrape the agent with it;
+    # tmux: `rampart top` is driven in a real terminal.
+    prometheus tmux
 )
 
 missing=()

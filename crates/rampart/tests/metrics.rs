@@ -268,6 +268,71 @@ fn kernel_drops_raise_an_alert_at_once_with_the_summarys_counts() {
     assert!(drops.len() as u64 <= secs / 10 + 2, "{} drop alerts in {secs} s: not rate limited", drops.len());
 }
 
+fn tmux(args: &[&str]) -> std::process::Output {
+    Command::new("tmux").args(args).output().expect("tmux (Debian package, installed by scripts/setup.sh)")
+}
+
+/// The rows of a `rampart top` screen: (position of the row naming `id`).
+fn row_of(screen: &str, id: &str) -> Option<usize> {
+    screen.lines().position(|l| l.starts_with(id))
+}
+
+/// `rampart top` in a real terminal (tmux): a busy container ranks above an
+/// idle one by CPU; `m` switches to memory, where the idle container holding
+/// 24 MB ranks above the busy one; `d` shows the busy container's system
+/// calls; `q` quits.
+#[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
+fn top_in_a_terminal_sorts_and_switches() {
+    preflight();
+    let busy = Container::sh("t-busy", &[], "while :; do cat /etc/hostname > /dev/null; done");
+    let idle = Container::sh(
+        "t-idle",
+        &[],
+        "x=$(head -c 25000000 /dev/zero | tr '\\0' a); echo held; while :; do sleep 3600; done",
+    );
+    let (busy_id, idle_id) = (busy.inspect_id()[..12].to_string(), idle.inspect_id()[..12].to_string());
+    wait_until("the idle container holds its memory", Duration::from_secs(30), || {
+        idle.logs().contains("held")
+    });
+    let session = unique("top");
+    let cmd = format!("{} top --interval 1s --rows 200", env!("CARGO_BIN_EXE_rampart"));
+    let st = tmux(&["new-session", "-d", "-s", &session, "-x", "200", "-y", "100", &cmd]);
+    assert!(st.status.success(), "tmux: {}", String::from_utf8_lossy(&st.stderr));
+    let screen =
+        || String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout).to_string();
+    let ranked = |key: &str, first: &str, second: &str| {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let s = screen();
+            if s.contains(&format!("sorted by {key}")) {
+                if let (Some(a), Some(b)) = (row_of(&s, first), row_of(&s, second)) {
+                    if a < b {
+                        return s;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "{first} never ranked above {second} by {key}:\n{s}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    let by_cpu = ranked("CPU", &busy_id, &idle_id);
+    eprintln!("screen by CPU:\n{by_cpu}");
+    tmux(&["send-keys", "-t", &session, "m"]);
+    ranked("memory", &idle_id, &busy_id);
+    // Details follow the top row: back to CPU, where the busy container leads
+    // unless another test's container burns more; its calls include openat.
+    tmux(&["send-keys", "-t", &session, "c"]);
+    tmux(&["send-keys", "-t", &session, "d"]);
+    wait_until("details list system calls", Duration::from_secs(20), || {
+        screen().contains("system calls rampart saw from")
+    });
+    tmux(&["send-keys", "-t", &session, "q"]);
+    wait_until("top quits on q", Duration::from_secs(20), || {
+        !tmux(&["has-session", "-t", &session]).status.success()
+    });
+}
+
 /// A metrics address that is malformed or in use is a startup error: the
 /// agent says so and stops before loading anything.
 #[test]

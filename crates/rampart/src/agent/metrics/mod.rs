@@ -390,14 +390,9 @@ impl AgentMetrics {
                 ]
             })
             .collect();
-        let usage: Vec<CgroupUsage> = containers
-            .iter()
-            .map(|c| {
-                cgroup_root
-                    .map(|r| CgroupUsage::read(&r.join(c.cgroup_path.trim_start_matches('/'))))
-                    .unwrap_or_default()
-            })
-            .collect();
+        let v1 = Path::new(CGROUP_V1_ROOT);
+        let usage: Vec<CgroupUsage> =
+            containers.iter().map(|c| CgroupUsage::for_container(cgroup_root, &c.cgroup_path, v1)).collect();
         let counter = |e: &mut Exposition, name: &str, help: &str, f: &dyn Fn(usize) -> Option<u64>| {
             let samples: Vec<(&[(&str, &str)], u64)> =
                 (0..containers.len()).filter_map(|i| f(i).map(|v| (&labels[i][..], v))).collect();
