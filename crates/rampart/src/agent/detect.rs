@@ -5,7 +5,7 @@
 use super::config::RulesConfig;
 use super::drops::{DropReport, DropWatch, DROP_RULE};
 use super::held::HeldAlerts;
-use super::metrics::AgentMetrics;
+use super::metrics::{AgentMetrics, CgroupCounts};
 use super::pipeline::{Consumer, Progress, SensorHandles};
 use alerts::{Alert, Dispatcher};
 use model::{Event, Priority, ProcessLookup};
@@ -127,7 +127,7 @@ pub struct Detector {
     metrics: Option<Arc<AgentMetrics>>,
     drops: DropWatch,
     /// Events per container cgroup, for the metrics (bounded, see `count`).
-    per_cgroup: HashMap<u64, u64>,
+    per_cgroup: HashMap<u64, CgroupCounts>,
 }
 
 /// Cgroups counted in [`Detector::per_cgroup`] before the ones no longer
@@ -325,7 +325,9 @@ impl Consumer for Detector {
 
     fn event(&mut self, ev: &Event, processes: &ProcessTable) -> std::io::Result<()> {
         if self.metrics.is_some() && ev.container.is_some() {
-            *self.per_cgroup.entry(ev.process.cgroup_id).or_default() += 1;
+            let c = self.per_cgroup.entry(ev.process.cgroup_id).or_default();
+            c.events += 1;
+            c.execs += u64::from(matches!(ev.kind, model::EventKind::Exec { .. }));
         }
         self.detect(ev, Some(processes));
         Ok(())

@@ -49,7 +49,14 @@ pub struct AgentMetrics {
     drop_alerts: AtomicU64,
     alerts_held: AtomicU64,
     /// Events evaluated per cgroup id (containers only), as of the last tick.
-    events_per_cgroup: Mutex<HashMap<u64, u64>>,
+    events_per_cgroup: Mutex<HashMap<u64, CgroupCounts>>,
+}
+
+/// What the detector counts per container cgroup.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CgroupCounts {
+    pub events: u64,
+    pub execs: u64,
 }
 
 /// Readiness, and what is still missing.
@@ -122,7 +129,13 @@ impl AgentMetrics {
     }
 
     /// The detector's figures and the pipeline's, on its tick.
-    pub fn tick(&self, progress: Progress, evaluations: u64, held: usize, per_cgroup: &HashMap<u64, u64>) {
+    pub fn tick(
+        &self,
+        progress: Progress,
+        evaluations: u64,
+        held: usize,
+        per_cgroup: &HashMap<u64, CgroupCounts>,
+    ) {
         *lock(&self.progress) = progress;
         lock(&self.events_per_cgroup).clone_from(per_cgroup);
         self.evaluations.store(evaluations, Ordering::Relaxed);
@@ -366,9 +379,9 @@ impl AgentMetrics {
         containers.sort_by(|a, b| a.id.cmp(&b.id));
         let left_out = containers.len().saturating_sub(MAX_CONTAINER_SERIES);
         containers.truncate(MAX_CONTAINER_SERIES);
-        let mut events: HashMap<&str, u64> = HashMap::new();
+        let mut events: HashMap<&str, CgroupCounts> = HashMap::new();
         let per_cgroup = lock(&self.events_per_cgroup).clone();
-        let resolved: Vec<(Arc<model::Container>, u64)> = per_cgroup
+        let resolved: Vec<(Arc<model::Container>, CgroupCounts)> = per_cgroup
             .iter()
             .filter_map(|(cg, n)| match self.registry.resolve_cached(*cg) {
                 runtime::Resolution::Container(c) => Some((c, *n)),
@@ -376,7 +389,9 @@ impl AgentMetrics {
             })
             .collect();
         for (c, n) in &resolved {
-            *events.entry(c.id.as_str()).or_default() += n;
+            let e = events.entry(c.id.as_str()).or_default();
+            e.events += n.events;
+            e.execs += n.execs;
         }
         let labels: Vec<[(&str, &str); 5]> = containers
             .iter()
@@ -399,8 +414,14 @@ impl AgentMetrics {
             e.counter(name, help, samples);
         };
         counter(e, "rampart_container_events", "Events rampart evaluated from the container.", &|i| {
-            Some(events.get(containers[i].id.as_str()).copied().unwrap_or(0))
+            Some(events.get(containers[i].id.as_str()).map_or(0, |c| c.events))
         });
+        counter(
+            e,
+            "rampart_container_process_starts",
+            "Programs the container executed (exec events).",
+            &|i| Some(events.get(containers[i].id.as_str()).map_or(0, |c| c.execs)),
+        );
         let cpu: Vec<(&[(&str, &str)], f64)> = (0..containers.len())
             .filter_map(|i| usage[i].cpu_usec.map(|u| (&labels[i][..], u as f64 / 1e6)))
             .collect();
