@@ -193,6 +193,8 @@ fn prometheus_scrapes_the_agent_and_sees_the_busy_container() {
     assert!(tasks[0].1 >= 1.0, "the busy container runs at least its shell: {}", tasks[0].1);
     let memory = prom.value(&format!("rampart_container_memory_bytes{{name=\"{}\"}}", idle.name));
     assert!(memory.unwrap_or(0.0) > 0.0, "memory of the idle container: {memory:?}");
+    let starts = rate("rampart_container_process_starts_total", &busy.name);
+    assert!(starts > 10.0, "the busy loop starts a cat per iteration: {starts}/s");
     assert!(
         prom.value("rate(rampart_events_seen_total[5s])").unwrap() > 100.0,
         "the agent's event counter grows"
