@@ -51,16 +51,22 @@ impl Exposition {
         help: &str,
         samples: impl IntoIterator<Item = (Labels<'a>, u64)>,
     ) {
-        // OpenMetrics names the family without `_total`; Prometheus 0.0.4
-        // names it as its samples are named.
-        let family = match self.format {
-            Format::OpenMetrics => name.to_string(),
-            Format::Prometheus => format!("{name}_total"),
-        };
-        self.header(&family, help, "counter");
-        let sample = format!("{name}_total");
+        let sample = self.counter_header(name, help);
         for (labels, v) in samples {
             self.sample(&sample, labels, &v.to_string());
+        }
+    }
+
+    /// A counter of a real quantity (e.g. CPU seconds).
+    pub fn counter_f64<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        samples: impl IntoIterator<Item = (Labels<'a>, f64)>,
+    ) {
+        let sample = self.counter_header(name, help);
+        for (labels, v) in samples {
+            self.sample(&sample, labels, &fmt_f64(v));
         }
     }
 
@@ -76,22 +82,17 @@ impl Exposition {
         }
     }
 
-    /// A counter measured in seconds (e.g. CPU time): a float.
-    pub fn counter_f64<'a>(
-        &mut self,
-        name: &str,
-        help: &str,
-        samples: impl IntoIterator<Item = (Labels<'a>, f64)>,
-    ) {
-        let family = match self.format {
-            Format::OpenMetrics => name.to_string(),
-            Format::Prometheus => format!("{name}_total"),
-        };
-        self.header(&family, help, "counter");
+    /// Writes a counter's HELP and TYPE; returns its samples' name.
+    fn counter_header(&mut self, name: &str, help: &str) -> String {
+        // OpenMetrics names the family without `_total`; Prometheus 0.0.4
+        // names it as its samples are named.
         let sample = format!("{name}_total");
-        for (labels, v) in samples {
-            self.sample(&sample, labels, &fmt_f64(v));
-        }
+        let family = match self.format {
+            Format::OpenMetrics => name,
+            Format::Prometheus => &sample,
+        };
+        self.header(&family.to_string(), help, "counter");
+        sample
     }
 
     pub fn finish(mut self) -> String {
