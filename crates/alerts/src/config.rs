@@ -166,6 +166,7 @@ pub struct OutputsConfig {
     pub file: FileConfig,
     pub webhook: WebhookConfig,
     pub syslog: SyslogConfig,
+    pub remote_syslog: RemoteSyslogConfig,
 }
 
 impl OutputsConfig {
@@ -173,7 +174,8 @@ impl OutputsConfig {
         self.stdout.validate()?;
         self.file.validate()?;
         self.webhook.validate()?;
-        self.syslog.validate()
+        self.syslog.validate()?;
+        self.remote_syslog.validate()
     }
 }
 
@@ -449,6 +451,106 @@ impl SyslogConfig {
         if self.max_message_bytes < 64 {
             return Err(Error::Config { section, reason: "max_message_bytes must be at least 64".into() });
         }
+        check_queue(section, self.queue_size)
+    }
+}
+
+/// Syslog to a collector over TCP: TLS by default (RFC 5425), or plain TCP
+/// (RFC 6587); messages framed by octet counting either way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemoteSyslogConfig {
+    pub enabled: bool,
+    /// `host:port` of the collector (6514 is syslog over TLS).
+    pub address: String,
+    pub tls: bool,
+    /// PEM bundle of trusted CAs; default: the bundled Mozilla roots.
+    pub ca_file: Option<PathBuf>,
+    /// The name the server's certificate must carry; default: the host of
+    /// `address`.
+    pub server_name: Option<String>,
+    /// Client certificate and key (PEM) for collectors that require them.
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
+    pub format: SyslogFormat,
+    pub facility: Facility,
+    pub message: Format,
+    pub app_name: String,
+    pub max_message_bytes: usize,
+    pub min_priority: Priority,
+    pub queue_size: usize,
+    /// Per attempt: connect, handshake and write.
+    pub timeout_ms: u64,
+    /// Further attempts for one alert after a failure (each on a new
+    /// connection); then the alert is counted as failed.
+    pub retries: u32,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+impl Default for RemoteSyslogConfig {
+    fn default() -> Self {
+        RemoteSyslogConfig {
+            enabled: false,
+            address: String::new(),
+            tls: true,
+            ca_file: None,
+            server_name: None,
+            client_cert_file: None,
+            client_key_file: None,
+            format: SyslogFormat::Rfc5424,
+            facility: Facility::User,
+            message: Format::Json,
+            app_name: "rampart".into(),
+            max_message_bytes: 65536,
+            min_priority: Priority::Debug,
+            queue_size: 10_000,
+            timeout_ms: 5000,
+            retries: 3,
+            backoff_initial_ms: 200,
+            backoff_max_ms: 5000,
+        }
+    }
+}
+
+impl RemoteSyslogConfig {
+    /// The header and body settings, shared with the local syslog output.
+    pub fn message_config(&self) -> SyslogConfig {
+        SyslogConfig {
+            format: self.format,
+            facility: self.facility,
+            message: self.message,
+            app_name: self.app_name.clone(),
+            max_message_bytes: self.max_message_bytes,
+            ..SyslogConfig::default()
+        }
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let section = "outputs.remote_syslog";
+        let fail = |reason: String| Err(Error::Config { section, reason });
+        match self.address.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
+            _ => return fail(format!("address `{}` must be host:port", self.address)),
+        }
+        if self.client_cert_file.is_some() != self.client_key_file.is_some() {
+            return fail("client_cert_file and client_key_file go together".into());
+        }
+        if !self.tls && (self.ca_file.is_some() || self.client_cert_file.is_some()) {
+            return fail("ca_file and client certificates need tls: true".into());
+        }
+        if self.timeout_ms == 0 {
+            return fail("timeout_ms must be at least 1".into());
+        }
+        let mut local = self.message_config();
+        local.enabled = true;
+        local.validate().map_err(|e| match e {
+            Error::Config { reason, .. } => Error::Config { section, reason },
+            e => e,
+        })?;
         check_queue(section, self.queue_size)
     }
 }

@@ -1,7 +1,9 @@
 //! The dispatcher: filters, rate limits and fans alerts out to the outputs.
 
 use crate::config::AlertsConfig;
-use crate::outputs::{self, file::FileSink, stdout::StdoutSink, syslog::SyslogSink, webhook::WebhookSink};
+use crate::outputs::{
+    self, file::FileSink, remote_syslog::RemoteSyslogSink, stdout::StdoutSink, syslog::SyslogSink, webhook::WebhookSink,
+};
 use crate::outputs::{Control, Counters, OutputStats, Sink};
 use crate::ratelimit::{Decision, RateLimiter, SuppressedStat};
 use crate::{Alert, Error, Priority};
@@ -42,7 +44,7 @@ pub struct Stats {
     pub rate_limit_evictions: u64,
     /// The pairs with the most suppressed alerts (at most 20).
     pub top_suppressed: Vec<SuppressedStat>,
-    /// Per output, by name (`stdout`, `file`, `webhook`, `syslog`).
+    /// Per output, by name (`stdout`, `file`, `webhook`, `syslog`, `remote_syslog`).
     pub outputs: BTreeMap<String, OutputStats>,
 }
 
@@ -145,6 +147,14 @@ impl Dispatcher {
                 o.syslog.min_priority,
                 o.syslog.queue_size,
                 Box::new(SyslogSink::new(&o.syslog, &hostname)?),
+            ));
+        }
+        if o.remote_syslog.enabled {
+            sinks.push((
+                "remote_syslog",
+                o.remote_syslog.min_priority,
+                o.remote_syslog.queue_size,
+                Box::new(RemoteSyslogSink::new(&o.remote_syslog, &hostname)?),
             ));
         }
         if sinks.is_empty() {

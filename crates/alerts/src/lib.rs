@@ -47,6 +47,8 @@ pub enum Error {
     Stdout(std::io::Error),
     #[error("cannot send to syslog socket {path}: {source}")]
     Syslog { path: PathBuf, source: std::io::Error },
+    #[error("syslog collector {address}: {reason}")]
+    RemoteSyslog { address: String, reason: String },
     #[error("webhook {url} answered status {status}")]
     WebhookStatus { url: String, status: u16 },
     #[error("webhook {url} failed: {reason}")]

@@ -410,7 +410,7 @@ fn syslog_rfc5424() {
     assert_eq!(
         msg,
         format!(
-            "<132>1 2026-11-28T12:00:00.123456Z test-host rampart {pid} - - 12:00:00.123456789: Warning shell spawned"
+            "<132>1 2026-11-28T12:00:00.123456Z test-host rampart {pid} - [rampart@32473 rule=\"r\" priority=\"Warning\" source=\"syscall\"] 12:00:00.123456789: Warning shell spawned"
         )
     );
 }

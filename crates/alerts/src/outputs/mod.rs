@@ -2,6 +2,7 @@
 //! slow or dead output never blocks the caller of `Dispatcher::emit`.
 
 pub(crate) mod file;
+pub(crate) mod remote_syslog;
 pub(crate) mod stdout;
 pub(crate) mod syslog;
 pub(crate) mod webhook;
@@ -88,6 +89,11 @@ impl Control {
             }
             std::thread::sleep((end - now).min(Duration::from_millis(20)));
         }
+    }
+
+    #[cfg(test)]
+    pub fn for_tests() -> Control {
+        Control { abort: Arc::default(), counters: Arc::default() }
     }
 }
 

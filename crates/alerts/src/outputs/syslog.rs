@@ -55,7 +55,12 @@ pub(crate) fn format_message(cfg: &SyslogConfig, hostname: &str, pid: u32, alert
             // HOSTNAME is printable ASCII without spaces, at most 255 characters.
             let host: String = hostname.chars().filter(char::is_ascii_graphic).take(255).collect();
             let host = if host.is_empty() { "-".to_string() } else { host };
-            format!("<{pri}>1 {} {host} {} {pid} - - {body}", rfc3339_micros(alert.time_ns), cfg.app_name)
+            format!(
+                "<{pri}>1 {} {host} {} {pid} - {} {body}",
+                rfc3339_micros(alert.time_ns),
+                cfg.app_name,
+                structured_data(alert)
+            )
         }
         SyslogFormat::Rfc3164 => {
             format!("<{pri}>{} {}[{pid}]: {}", bsd_time(alert.time_ns), cfg.app_name, escape_control(&body))
@@ -69,6 +74,36 @@ pub(crate) fn format_message(cfg: &SyslogConfig, hostname: &str, pid: u32, alert
         msg.truncate(end);
     }
     msg
+}
+
+/// RFC 5424 structured data naming the alert, so a collector can route on it
+/// without parsing the message. 32473 is the enterprise number RFC 5612
+/// reserves for documentation and examples: rampart has none of its own.
+pub(crate) fn structured_data(alert: &Alert) -> String {
+    format!(
+        "[rampart@32473 rule=\"{}\" priority=\"{}\" source=\"{}\"]",
+        sd_escape(&alert.rule),
+        alert.priority.as_str(),
+        sd_escape(&alert.source)
+    )
+}
+
+/// A PARAM-VALUE: `"`, `\` and `]` escaped as RFC 5424 says; control
+/// characters (and the Unicode line separators) replaced, for daemons that
+/// write a message per line.
+fn sd_escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '"' | '\\' | ']' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => out.push('?'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 impl Sink for SyslogSink {
@@ -102,6 +137,33 @@ mod hostile_tests {
     use super::*;
     use crate::outputs::hostile;
 
+    /// The MSG of an RFC 5424 message: what follows its one SD-ELEMENT,
+    /// read with the escapes honoured.
+    pub(crate) fn after_structured_data(msg: &str) -> &str {
+        let start = msg.find(" - [").expect("structured data") + 3;
+        let mut escaped = false;
+        for (i, c) in msg[start..].char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                ']' => return &msg[start + i + 2..],
+                _ => {}
+            }
+        }
+        panic!("structured data never closes: {msg}")
+    }
+
+    #[test]
+    fn structured_data_names_the_rule_and_stays_one_element() {
+        let mut a = hostile::alert();
+        a.rule = "r\"] [forged@1 x=\"y\"\\".into();
+        let sd = structured_data(&a);
+        assert!(sd.starts_with("[rampart@32473 rule=\"r\\\"\\] [forged@1 x=\\\"y\\\"\\\\\" priority="), "{sd}");
+        let cfg = SyslogConfig { message: Format::Json, max_message_bytes: 1 << 20, ..Default::default() };
+        let msg = format_message(&cfg, "h", 1, &hostile::alert());
+        hostile::assert_one_json_record(after_structured_data(&msg));
+    }
+
     #[test]
     fn hostile_fields_cannot_forge_a_message_or_line() {
         for format in [SyslogFormat::Rfc5424, SyslogFormat::Rfc3164] {
@@ -118,7 +180,7 @@ mod hostile_tests {
                     assert!(msg.contains(" hostforged "), "the hostname keeps its printable part: {msg}");
                 }
                 if message == Format::Json && format == SyslogFormat::Rfc5424 {
-                    hostile::assert_one_json_record(msg.split_once(" - - ").unwrap().1);
+                    hostile::assert_one_json_record(after_structured_data(&msg));
                 }
             }
         }
