@@ -32,8 +32,9 @@ PACKAGES=(
     # runtime client's live and end-to-end tests; scripts/podman.sh serves its API.
     podman
     # Prometheus (and promtool): the metrics tests scrape the agent with it;
-    # tmux: `rampart top` is driven in a real terminal.
-    prometheus tmux
+    # tmux: `rampart top` is driven in a real terminal; rsyslog with its TLS
+    # driver receives alerts over RFC 5425.
+    prometheus tmux rsyslog rsyslog-gnutls
 )
 
 missing=()

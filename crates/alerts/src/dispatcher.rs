@@ -2,7 +2,8 @@
 
 use crate::config::AlertsConfig;
 use crate::outputs::{
-    self, file::FileSink, remote_syslog::RemoteSyslogSink, stdout::StdoutSink, syslog::SyslogSink, webhook::WebhookSink,
+    self, file::FileSink, remote_syslog::RemoteSyslogSink, stdout::StdoutSink, syslog::SyslogSink,
+    webhook::WebhookSink,
 };
 use crate::outputs::{Control, Counters, OutputStats, Sink};
 use crate::ratelimit::{Decision, RateLimiter, SuppressedStat};

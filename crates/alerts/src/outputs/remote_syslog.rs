@@ -116,7 +116,8 @@ fn tls_config(cfg: &RemoteSyslogConfig) -> Result<(Arc<rustls::ClientConfig>, Se
     let mut roots = rustls::RootCertStore::empty();
     if let Some(path) = &cfg.ca_file {
         let ca_err = |reason: String| Error::CaFile { path: path.clone(), reason };
-        let pem = model::input::read_bytes(path, model::input::limits::CA_BUNDLE).map_err(|e| ca_err(e.to_string()))?;
+        let pem = model::input::read_bytes(path, model::input::limits::CA_BUNDLE)
+            .map_err(|e| ca_err(e.to_string()))?;
         for cert in CertificateDer::pem_slice_iter(&pem) {
             roots.add(cert.map_err(|e| ca_err(e.to_string()))?).map_err(|e| ca_err(e.to_string()))?;
         }
@@ -127,19 +128,22 @@ fn tls_config(cfg: &RemoteSyslogConfig) -> Result<(Arc<rustls::ClientConfig>, Se
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     }
     let err = |reason: String| Error::RemoteSyslog { address: cfg.address.clone(), reason };
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| err(e.to_string()))?
-        .with_root_certificates(roots);
+    let builder =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| err(e.to_string()))?
+            .with_root_certificates(roots);
     let config = match (&cfg.client_cert_file, &cfg.client_key_file) {
         (Some(cert), Some(key)) => {
             let read = |p: &std::path::PathBuf| {
-                model::input::read_bytes(p, model::input::limits::CA_BUNDLE).map_err(|e| err(format!("{}: {e}", p.display())))
+                model::input::read_bytes(p, model::input::limits::CA_BUNDLE)
+                    .map_err(|e| err(format!("{}: {e}", p.display())))
             };
             let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read(cert)?)
                 .collect::<Result<_, _>>()
                 .map_err(|e| err(format!("{}: {e}", cert.display())))?;
-            let key = PrivateKeyDer::from_pem_slice(&read(key)?).map_err(|e| err(format!("{}: {e}", key.display())))?;
+            let key = PrivateKeyDer::from_pem_slice(&read(key)?)
+                .map_err(|e| err(format!("{}: {e}", key.display())))?;
             builder.with_client_auth_cert(certs, key).map_err(|e| err(e.to_string()))?
         }
         _ => builder.with_no_client_auth(),
@@ -260,7 +264,8 @@ mod tests {
         let listener = TcpListener::bind(addr).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         let writer = std::thread::spawn(move || {
-            sink.write(&hostile::alert(), &ctl).map(|_| ctl.counters.retries.load(std::sync::atomic::Ordering::Relaxed))
+            sink.write(&hostile::alert(), &ctl)
+                .map(|_| ctl.counters.retries.load(std::sync::atomic::Ordering::Relaxed))
         });
         let (second, _) = listener.accept().unwrap();
         assert_eq!(read_frames(second, 1).len(), 1, "delivered on the new connection");

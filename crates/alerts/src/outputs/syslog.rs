@@ -158,7 +158,10 @@ mod hostile_tests {
         let mut a = hostile::alert();
         a.rule = "r\"] [forged@1 x=\"y\"\\".into();
         let sd = structured_data(&a);
-        assert!(sd.starts_with("[rampart@32473 rule=\"r\\\"\\] [forged@1 x=\\\"y\\\"\\\\\" priority="), "{sd}");
+        assert!(
+            sd.starts_with("[rampart@32473 rule=\"r\\\"\\] [forged@1 x=\\\"y\\\"\\\\\" priority="),
+            "{sd}"
+        );
         let cfg = SyslogConfig { message: Format::Json, max_message_bytes: 1 << 20, ..Default::default() };
         let msg = format_message(&cfg, "h", 1, &hostile::alert());
         hostile::assert_one_json_record(after_structured_data(&msg));
