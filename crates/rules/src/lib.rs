@@ -25,6 +25,8 @@ mod yaml;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_falco;
+#[cfg(test)]
 mod tests_hostile;
 
 pub use fields::{fields_markdown, ArgSpec, EvalCtx, FieldDef, FieldType, FIELDS};

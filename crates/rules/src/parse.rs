@@ -381,6 +381,20 @@ impl<'a> P<'a> {
     }
 }
 
+/// A list item or exception value whose text is itself a quoted string of
+/// the condition language (`'"10.0.0.0/8"'` in YAML): its unquoted, unescaped
+/// value. Falco pastes list items into the condition text, where such quotes
+/// delimit a string; `None` when the text is not exactly one quoted string.
+pub fn unquote_item(text: &str) -> Option<String> {
+    let t = text.trim();
+    if !t.starts_with(['"', '\'']) {
+        return None;
+    }
+    let mut p = P { s: t, b: t.as_bytes(), i: 0, depth: 0 };
+    let v = p.item(false).ok()?;
+    p.eof().then_some(v.text)
+}
+
 /// Parse a condition.
 pub fn parse(text: &str) -> Result<Ast, ParseError> {
     let mut p = P { s: text, b: text.as_bytes(), i: 0, depth: 0 };
@@ -440,6 +454,17 @@ mod tests {
         assert_eq!(cmp(&a), ("proc.name", Op::In, vec![]));
         let a = parse(r#"proc.cmdline regex "a\"b\d""#).unwrap();
         assert_eq!(cmp(&a), ("proc.cmdline", Op::Regex, vec![r#"a"b\d"#]));
+    }
+
+    #[test]
+    fn quoted_items_are_unquoted() {
+        assert_eq!(unquote_item("\"10.0.0.0/8\"").as_deref(), Some("10.0.0.0/8"));
+        assert_eq!(unquote_item(" 'sh -c uname -a' ").as_deref(), Some("sh -c uname -a"));
+        assert_eq!(unquote_item(r#""a\"b""#).as_deref(), Some("a\"b"));
+        assert_eq!(unquote_item("plain"), None);
+        assert_eq!(unquote_item("\"a\" b"), None);
+        assert_eq!(unquote_item("\"open"), None);
+        assert_eq!(unquote_item("x\"y\""), None);
     }
 
     #[test]

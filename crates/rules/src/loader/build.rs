@@ -226,21 +226,13 @@ impl RulesetBuilder {
                 for (vf, v) in &e.values {
                     match &v.kind {
                         Kind::Scalar(s, st) => {
-                            vals.push(ValTok {
-                                text: s.clone(),
-                                quoted: *st != Style::Plain,
-                                off: vpos.len(),
-                            });
+                            vals.push(value_tok(s, *st, vpos.len()));
                             vpos.push((*vf, v.pos));
                         }
                         Kind::Seq(items) => {
                             for i in items {
                                 if let Kind::Scalar(s, st) = &i.kind {
-                                    vals.push(ValTok {
-                                        text: s.clone(),
-                                        quoted: *st != Style::Plain,
-                                        off: vpos.len(),
-                                    });
+                                    vals.push(value_tok(s, *st, vpos.len()));
                                     vpos.push((*vf, i.pos));
                                 }
                             }
@@ -298,18 +290,14 @@ impl RulesetBuilder {
                         let mut vpos = Vec::new();
                         match &item.kind {
                             Kind::Scalar(s, st) => {
-                                vals.push(ValTok { text: s.clone(), quoted: *st != Style::Plain, off: 0 });
+                                vals.push(value_tok(s, *st, 0));
                                 vpos.push((*vf, item.pos));
                             }
                             Kind::Seq(list) if op.takes_list() => {
                                 for i in list {
                                     match &i.kind {
                                         Kind::Scalar(s, st) => {
-                                            vals.push(ValTok {
-                                                text: s.clone(),
-                                                quoted: *st != Style::Plain,
-                                                off: vpos.len(),
-                                            });
+                                            vals.push(value_tok(s, *st, vpos.len()));
                                             vpos.push((*vf, i.pos));
                                         }
                                         _ => return Err(err(*vf, i.pos, "values must be strings".into())),
@@ -337,6 +325,16 @@ impl RulesetBuilder {
                 Err(err(*ffile, fnode.pos, "fields must be a field name or a sequence of field names".into()))
             }
         }
+    }
+}
+
+/// An exception value as a condition value: quoted when YAML quoted it, or
+/// when its text is itself a quoted string (Falco pastes values into the
+/// condition text, so `'"a b"'` is the string `a b`).
+fn value_tok(s: &str, style: Style, off: usize) -> ValTok {
+    match parse::unquote_item(s) {
+        Some(text) => ValTok { text, quoted: true, off },
+        None => ValTok { text: s.to_string(), quoted: style != Style::Plain, off },
     }
 }
 

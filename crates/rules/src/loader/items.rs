@@ -8,8 +8,15 @@ impl RulesetBuilder {
         let Some(name) = self.string(file, item, "list", "list") else { return };
         let what = format!("list {name:?}");
         self.check_keys(file, item, LIST_KEYS, &what);
+        // An item whose text is a quoted string of the condition language
+        // (`'"10.0.0.0/8"'`) stands for that string, as when Falco pastes the
+        // list into a condition.
         let items = match item.get("items") {
-            Some(n) => self.strings(file, n, &what),
+            Some(n) => self
+                .strings(file, n, &what)
+                .into_iter()
+                .map(|s| crate::parse::unquote_item(&s).unwrap_or(s))
+                .collect(),
             None => {
                 self.error(file, item.pos, format!("{what}: missing key \"items\""));
                 return;
