@@ -381,6 +381,22 @@ impl<'a> P<'a> {
     }
 }
 
+impl Ast {
+    /// The names this condition uses as macros (each once, in order).
+    pub fn macro_names(&self, out: &mut Vec<String>) {
+        match self {
+            Ast::And(v) | Ast::Or(v) => v.iter().for_each(|a| a.macro_names(out)),
+            Ast::Not(a) => a.macro_names(out),
+            Ast::Macro { name, .. } => {
+                if !out.contains(name) {
+                    out.push(name.clone());
+                }
+            }
+            Ast::Cmp { .. } => {}
+        }
+    }
+}
+
 /// A list item or exception value whose text is itself a quoted string of
 /// the condition language (`'"10.0.0.0/8"'` in YAML): its unquoted, unescaped
 /// value. Falco pastes list items into the condition text, where such quotes

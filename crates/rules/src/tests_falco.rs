@@ -56,3 +56,123 @@ fn quoted_list_items_are_strings() {
     assert!(!rs.get("exc").unwrap().matches(&sh, &ctx));
     assert!(rs.get("exc").unwrap().matches(&exec("sh", &["sh"]), &ctx));
 }
+
+const RULE: &str =
+    "- rule: r\n  desc: d\n  condition: evt.type = execve and used\n  output: o\n  priority: info\n";
+
+#[test]
+fn errors_in_unused_macros_are_warnings() {
+    let text = format!(
+        "- macro: used\n  condition: proc.name = sh\n- macro: unused\n  condition: proc.nope = 1\n- macro: via_unused\n  condition: unused and fd.name = x\n{RULE}"
+    );
+    let rs = ok(&text);
+    let w = warnings(&rs);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("f.yaml:4:14: unknown field \"proc.nope\" in condition of macro \"unused\"")
+            && w[0].ends_with("(macro not used by any enabled rule; ignored)"),
+        "{w:?}"
+    );
+    // Used by an enabled rule, through another macro: an error.
+    let text =
+        text.replace("condition: evt.type = execve and used", "condition: evt.type = execve and via_unused");
+    let e = load(&[("f.yaml", &text)]).unwrap_err();
+    assert_eq!(e.errors.len(), 1, "{e}");
+    assert!(e.errors[0].to_string().starts_with("f.yaml:4:14: unknown field \"proc.nope\""), "{e}");
+    // Used by a disabled rule only: a warning again.
+    let text = format!("{text}  enabled: false\n");
+    let rs = ok(&text);
+    assert_eq!(warnings(&rs).len(), 1, "{:?}", warnings(&rs));
+    assert_eq!(rs.len(), 0);
+}
+
+#[test]
+fn other_sources_skip_their_macros() {
+    let text = r#"
+- macro: k8s_only
+  condition: ka.verb = create
+- macro: declared_k8s
+  condition: ka.target.resource = pods
+  source: k8s_audit
+- rule: k8s
+  desc: d
+  condition: k8s_only and declared_k8s
+  output: o
+  priority: info
+  source: k8s_audit
+- rule: k8s
+  append: true
+  condition: and k8s_only
+- rule: sys
+  desc: d
+  condition: evt.type = execve
+  output: o
+  priority: info
+"#;
+    let rs = ok(text);
+    assert_eq!(rs.len(), 1);
+    let w = warnings(&rs);
+    assert_eq!(w.len(), 3, "{w:?}");
+    assert!(w[0].contains("(macro only used by rules of other sources; skipped)"), "{w:?}");
+    assert!(w[1].contains("macro \"declared_k8s\": source \"k8s_audit\" is not supported"), "{w:?}");
+    assert!(w[2].contains("rule \"k8s\": source \"k8s_audit\" is not supported"), "{w:?}");
+}
+
+#[test]
+fn engine_version_requirements() {
+    let rs = ok(&format!("- required_engine_version: 0.57.0\n- required_plugin_versions:\n  - name: container\n    version: 0.2.0\n{}", RULE.replace(" and used", "")));
+    assert!(rs.warnings().is_empty(), "{:?}", warnings(&rs));
+    let rs = ok("- required_engine_version: 12\n");
+    assert!(rs.warnings().is_empty());
+    let rs = ok("- list: l\n  items: []\n- required_engine_version: 999.0.0\n");
+    let w = warnings(&rs);
+    assert_eq!(w.len(), 1);
+    assert!(
+        w[0].starts_with(
+            "f.yaml:3:28: rules require Falco engine version 999.0.0, rampart implements 0.57.0"
+        ),
+        "{w:?}"
+    );
+    let e = load(&[("f.yaml", "- required_engine_version: soon\n")]).unwrap_err();
+    assert!(
+        e.errors[0]
+            .to_string()
+            .starts_with("f.yaml:1:28: required_engine_version: \"soon\" is not a version"),
+        "{e}"
+    );
+}
+
+#[test]
+fn folded_outputs_are_trimmed() {
+    let text = "- rule: r\n  desc: d\n  condition: evt.type = execve\n  output: >\n    shell %proc.name\n    ran\n  priority: info\n";
+    let rs = ok(text);
+    let r = rs.get("r").unwrap();
+    assert_eq!(r.output, "shell %proc.name ran");
+    let (line, _) = r.render_output(&exec("sh", &["sh"]), &EvalCtx::default());
+    assert_eq!(line, "shell sh ran");
+    // Error positions still point into the block.
+    let e = load(&[("f.yaml", &text.replace("%proc.name", "%proc.nme"))]).unwrap_err();
+    assert!(e.errors[0].to_string().starts_with("f.yaml:5:11: unknown field \"proc.nme\""), "{e}");
+}
+
+#[test]
+fn redefinitions_from_earlier_files_are_warned() {
+    let first = "- list: l\n  items: [a]\n- macro: m\n  condition: proc.name in (l)\n- rule: r\n  desc: d\n  condition: evt.type = execve and m\n  output: o\n  priority: info\n";
+    let second = "- list: l\n  items: [b]\n- macro: m\n  condition: proc.name in (l, c)\n- rule: r\n  desc: d2\n  condition: evt.type = execve and m\n  output: o\n  priority: info\n- list: l\n  items: [b, d]\n";
+    let rs = load(&[("defaults.yaml", first), ("local.yaml", second)]).unwrap();
+    let w = warnings(&rs);
+    assert_eq!(
+        w,
+        vec![
+            "local.yaml:1:3: list \"l\" redefines the one from defaults.yaml:1",
+            "local.yaml:3:3: macro \"m\" redefines the one from defaults.yaml:3",
+            "local.yaml:5:3: rule \"r\" redefines the one from defaults.yaml:5",
+        ]
+    );
+    assert_eq!(rs.get("r").unwrap().desc, "d2");
+    // Within one file, and with append or override, nothing is said.
+    let third =
+        "- list: l\n  items: [e]\n  append: true\n- rule: r\n  desc: d3\n  override:\n    desc: replace\n";
+    let rs = load(&[("defaults.yaml", first), ("local.yaml", third)]).unwrap();
+    assert!(rs.warnings().is_empty(), "{:?}", warnings(&rs));
+}

@@ -17,6 +17,9 @@ impl RulesetBuilder {
         let mut errors: Vec<(usize, Diagnostic)> = Vec::new();
         let mut warnings: Vec<(usize, Diagnostic)> = Vec::new();
         let mut compiled = Vec::new();
+        // Conditions of the rules that count (enabled and not skipped): errors
+        // in the macros they use are errors, errors elsewhere warnings.
+        let mut live: Vec<&str> = Vec::new();
         for r in &self.rules {
             let ctx = format!("condition of rule {:?}", r.name);
             let mut errs: Vec<CErr> = Vec::new();
@@ -55,10 +58,14 @@ impl RulesetBuilder {
                 }
             }
             // Output.
-            let template = match Template::parse(&r.output.text) {
+            // Falco trims the output (`output: >` ends in a newline).
+            let out_text = r.output.text.trim_end();
+            let lead = out_text.len() - out_text.trim_start().len();
+            let template = match Template::parse(out_text.trim_start()) {
                 Ok(t) => Some(t),
                 Err(terrs) => {
-                    for te in terrs {
+                    for mut te in terrs {
+                        te.off += lead;
                         match te.unknown_field {
                             Some(u) => unknown.push(u),
                             None => hard = true,
@@ -74,9 +81,12 @@ impl RulesetBuilder {
                 }
             };
             let ok = diags.is_empty() && fail.is_none();
+            unknown.dedup();
+            let skip = !ok && (self.skip_unknown_fields || r.skip_if_unknown) && !hard && !unknown.is_empty();
+            if r.enabled && !skip {
+                live.push(&r.cond.text);
+            }
             if !ok {
-                unknown.dedup();
-                let skip = (self.skip_unknown_fields || r.skip_if_unknown) && !hard && !unknown.is_empty();
                 if skip {
                     warnings.push(self.diag(
                         r.file,
@@ -125,6 +135,9 @@ impl RulesetBuilder {
                 template,
             });
         }
+        let used = self.macros_used_by(live.iter().copied());
+        let other: Vec<&str> = self.other_source_rules.values().filter_map(|(_, c)| c.as_deref()).collect();
+        let used_by_other = self.macros_used_by(other.into_iter());
         debug!(spent = compiler.spent(), budget = crate::compile::EXPANSION_BUDGET, "rule set expansion");
         // Macro errors, once each.
         for e in &compiler.macro_errs {
@@ -133,7 +146,19 @@ impl RulesetBuilder {
             }
             let Origin::Macro(m) = &e.origin else { continue };
             let Some(entry) = self.macros.get(m) else { continue };
-            errors.push(self.cerr(&entry.cond, e.off, &e.msg, &format!("condition of macro {m:?}")));
+            let d = self.cerr(&entry.cond, e.off, &e.msg, &format!("condition of macro {m:?}"));
+            if used.contains(m.as_str()) {
+                errors.push(d);
+            } else {
+                // Falco compiles only what rules use: not an error (yet).
+                let (f, mut d) = d;
+                d.message = if used_by_other.contains(m.as_str()) {
+                    format!("{} (macro only used by rules of other sources; skipped)", d.message)
+                } else {
+                    format!("{} (macro not used by any enabled rule; ignored)", d.message)
+                };
+                warnings.push((f, d));
+            }
         }
         let mut all_errors = std::mem::take(&mut self.errors);
         all_errors.extend(errors);
@@ -150,6 +175,27 @@ impl RulesetBuilder {
             return Err(LoadError { errors: all_errors.into_iter().map(|(_, d)| d).collect(), warnings });
         }
         Ok(Ruleset::new(compiled, warnings))
+    }
+
+    /// The macros the conditions use, directly or through other macros.
+    fn macros_used_by<'c>(&self, conds: impl Iterator<Item = &'c str>) -> std::collections::HashSet<String> {
+        let mut seen = std::collections::HashSet::new();
+        let mut todo: Vec<String> = Vec::new();
+        let names = |text: &str, out: &mut Vec<String>| {
+            if let Ok(ast) = parse::parse(text) {
+                ast.macro_names(out);
+            }
+        };
+        for c in conds {
+            names(c, &mut todo);
+        }
+        while let Some(m) = todo.pop() {
+            let Some(entry) = self.macros.get(&m) else { continue };
+            if seen.insert(m) {
+                names(&entry.cond.text, &mut todo);
+            }
+        }
+        seen
     }
 
     /// Compile one exception into the expression it excludes (`None` when it has

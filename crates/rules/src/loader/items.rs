@@ -25,7 +25,10 @@ impl RulesetBuilder {
         let mode = self.merge_mode(file, item, &what, "list", "items");
         match mode {
             None => {
-                self.lists.insert(name, ListEntry { items });
+                if let Some(prev) = self.lists.get(&name).map(|l| (l.file, l.pos)) {
+                    self.redefined(&what, file, item.pos, prev);
+                }
+                self.lists.insert(name, ListEntry { items, file, pos: item.pos });
             }
             Some(app) => match self.lists.get_mut(&name) {
                 Some(l) if app => l.items.extend(items),
@@ -48,17 +51,32 @@ impl RulesetBuilder {
             return;
         };
         let Some(cond) = self.string(file, item, "condition", &what) else { return };
+        let source = self.string(file, item, "source", &what).unwrap_or_else(|| "syscall".to_string());
+        if source != "syscall" {
+            self.warn(
+                file,
+                item.pos,
+                format!("{what}: source {source:?} is not supported (only syscall); skipped"),
+            );
+            self.other_source_macros.insert(name, source);
+            return;
+        }
         let mode = self.merge_mode(file, item, &what, "macro", "condition");
         match mode {
             None => {
-                if !self.macros.contains_key(&name) {
-                    self.macro_order.push(name.clone());
+                match self.macros.get(&name).map(|m| (m.file, m.pos)) {
+                    Some(prev) => self.redefined(&what, file, item.pos, prev),
+                    None => self.macro_order.push(name.clone()),
                 }
-                self.macros.insert(name, MacroEntry { cond: Text::new(file, cond_node, &cond) });
+                self.macros.insert(
+                    name,
+                    MacroEntry { cond: Text::new(file, cond_node, &cond), file, pos: item.pos },
+                );
             }
             Some(app) => match self.macros.get_mut(&name) {
                 Some(m) if app => m.cond.push(file, cond_node, &cond),
                 Some(m) => m.cond = Text::new(file, cond_node, &cond),
+                None if self.other_source_macros.contains_key(&name) => {}
                 None => self.error(
                     file,
                     item.pos,
@@ -154,6 +172,9 @@ impl RulesetBuilder {
         // load a rule that never responds.
         let known: Vec<&str> = RULE_KEYS.iter().chain(EXTENSION_KEYS).copied().collect();
         self.check_keys(file, item, &known, &what);
+        if let Some(v) = item.get("required_engine_version") {
+            self.engine_requirement(file, v);
+        }
         let source = self.string(file, item, "source", &what).unwrap_or_else(|| "syscall".to_string());
         if source != "syscall" {
             if !self.other_source_rules.contains_key(&name) {
@@ -163,12 +184,20 @@ impl RulesetBuilder {
                     format!("{what}: source {source:?} is not supported (only syscall); rule skipped"),
                 );
             }
-            self.other_source_rules.insert(name, source);
+            let cond = item.get("condition").and_then(Node::as_str).map(String::from);
+            self.other_source_rules.insert(name, (source, cond));
             return;
         }
-        if self.other_source_rules.contains_key(&name) && !self.rule_index.contains_key(&name) {
-            // An append or override of a rule of another source: skip with it.
-            return;
+        if let Some((_, cond)) = self.other_source_rules.get_mut(&name) {
+            if !self.rule_index.contains_key(&name) {
+                // An append or override of a rule of another source: skip with
+                // it (its condition still counts for the macros it uses).
+                if let (Some(c), Some(more)) = (cond.as_mut(), item.get("condition").and_then(Node::as_str)) {
+                    c.push(' ');
+                    c.push_str(more);
+                }
+                return;
+            }
         }
         let append = self.boolean(file, item, "append", &what).unwrap_or(false);
         let overrides = self.overrides(file, item, &what);
@@ -261,6 +290,8 @@ impl RulesetBuilder {
         match existing {
             Some(i) => {
                 debug!(rule = %name, "rule redefined; replacing");
+                let prev = (self.rules[i].file, self.rules[i].pos);
+                self.redefined(&what, file, item.pos, prev);
                 self.rules[i] = entry;
             }
             None => {
