@@ -20,6 +20,7 @@ mod matchers;
 mod names;
 mod output;
 mod parse;
+mod transform;
 mod yaml;
 
 #[cfg(test)]

@@ -176,3 +176,90 @@ fn redefinitions_from_earlier_files_are_warned() {
     let rs = load(&[("defaults.yaml", first), ("local.yaml", third)]).unwrap();
     assert!(rs.warnings().is_empty(), "{:?}", warnings(&rs));
 }
+
+fn rule_with(cond: &str, output: &str) -> String {
+    format!("- rule: r\n  desc: d\n  condition: '{}'\n  output: '{}'\n  priority: info\n", cond, output)
+}
+
+fn holds(cond: &str, ev: &model::Event) -> bool {
+    let rs = ok(&rule_with(cond, "o"));
+    let r = rs.get("r").unwrap();
+    let ctx = EvalCtx::default();
+    let general = r.matches(ev, &ctx);
+    assert_eq!(general, rs.evaluate(ev, &ctx).count() == 1, "indexed evaluation differs for {cond}");
+    general
+}
+
+#[test]
+fn transformers_in_conditions() {
+    let mut ev = exec("CURL", &["CURL", "Y3VybCAtcyBodHRwOi8veA=="]);
+    ev.process.exe = "/usr/bin/CURL".into();
+    assert!(holds("evt.type = execve and tolower(proc.name) = curl", &ev));
+    assert!(!holds("evt.type = execve and proc.name = curl", &ev));
+    assert!(holds("evt.type = execve and tolower(proc.name) in (wget, curl)", &ev));
+    assert!(holds("toupper(tolower(proc.name)) = CURL", &ev));
+    assert!(holds("basename(proc.exe) = CURL", &ev));
+    assert!(holds("tolower(basename(proc.exe)) startswith cur", &ev));
+    assert!(holds("b64(proc.args) = \"curl -s http://x\"", &ev));
+    assert!(!holds("b64(proc.name) exists", &exec("bad!", &["bad!"])));
+    // Both forms of one field under an `or` are not merged into one test.
+    assert!(holds("proc.name = curl or tolower(proc.name) = curl", &ev));
+    assert!(holds("evt.type = execve and not tolower(proc.name) = wget", &ev));
+}
+
+#[test]
+fn val_compares_two_fields() {
+    let ev = exec("sh", &["sh"]);
+    assert!(holds("proc.name = val(proc.name)", &ev));
+    assert!(!holds("proc.name != val(proc.name)", &ev));
+    assert!(holds("proc.exe endswith val(proc.name)", &ev));
+    assert!(holds("proc.pid >= val(proc.pid) and proc.pid != val(proc.ppid)", &ev));
+    assert!(holds("proc.ppid < val(proc.pid)", &ev));
+    // A field without value: false, both ways.
+    assert!(!holds("proc.name = val(proc.pname)", &ev));
+    assert!(!holds("proc.name != val(proc.pname)", &ev));
+    assert!(holds("tolower(proc.name) = val(proc.name)", &ev));
+}
+
+fn cond_errors(cond: &str) -> Vec<String> {
+    match load(&[("f.yaml", &rule_with(cond, "o"))]) {
+        Ok(_) => panic!("accepted: {cond}"),
+        Err(e) => e.errors.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+#[test]
+fn transformer_and_val_errors() {
+    let e = cond_errors("tolower(proc.pid) = 1");
+    assert!(e[0].starts_with("f.yaml:3:15: transformer tolower() needs a string field"), "{e:?}");
+    let e = cond_errors("lower(proc.name) = a");
+    assert!(e[0].contains("unknown transformer \"lower\""), "{e:?}");
+    let e = cond_errors("proc.name = val(proc.pid)");
+    assert!(
+        e[0].starts_with("f.yaml:3:31: \"proc.name\" (string) cannot be compared with val(proc.pid)"),
+        "{e:?}"
+    );
+    let e = cond_errors("proc.name glob val(proc.pname)");
+    assert!(e[0].contains("operator 'glob' cannot compare with val(...)"), "{e:?}");
+    let e = cond_errors("proc.name = val(proc.nope)");
+    assert!(e[0].starts_with("f.yaml:3:31: unknown field \"proc.nope\""), "{e:?}");
+    // Unknown fields inside transformers and val() can be skipped like others.
+    let mut b = RulesetBuilder::new().skip_unknown_fields(true);
+    b.add_file("f.yaml", &rule_with("proc.name = val(proc.nope) or tolower(fd.nope) = x", "o"));
+    let rs = b.build().unwrap();
+    assert!(rs.is_empty());
+    assert!(rs.warnings()[0].message.contains("skipped: it uses field(s) \"proc.nope\", \"fd.nope\""));
+}
+
+#[test]
+fn transformers_in_outputs() {
+    let rs = ok(&rule_with("evt.type = execve", "%toupper(proc.name) ran %basename(proc.exe) (%proc.name)"));
+    let (line, fields) = rs.get("r").unwrap().render_output(&exec("sh", &["sh"]), &EvalCtx::default());
+    assert_eq!(line, "SH ran sh (sh)");
+    assert_eq!(fields["toupper(proc.name)"], serde_json::json!("SH"));
+    assert_eq!(fields["basename(proc.exe)"], serde_json::json!("sh"));
+    let e = load(&[("f.yaml", &rule_with("evt.type = execve", "%tolower(proc.pid)"))]).unwrap_err();
+    assert!(e.errors[0].message.contains("transformers need a string field"), "{e}");
+    let e = load(&[("f.yaml", &rule_with("evt.type = execve", "%tolower(proc.name"))]).unwrap_err();
+    assert!(e.errors[0].message.contains("expected ')'"), "{e}");
+}
