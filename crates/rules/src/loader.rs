@@ -9,7 +9,7 @@ use crate::compile::{build_cmp, CErr, Compiler, Expr, Fail, ListDef, MacroSrc, O
 use crate::output::Template;
 use crate::parse::{self, Op, ValTok};
 use crate::yaml::{self, Kind, Node, Pos, Style};
-use crate::{CompiledRule, Diagnostic, Extra, LoadError, Priority, Ruleset};
+use crate::{CompiledRule, Diagnostic, Extra, LoadError, Priority, Ruleset, SkippedRule};
 use std::collections::{BTreeMap, HashMap};
 use tracing::debug;
 
@@ -33,7 +33,7 @@ impl FileSrc {
     }
 
     /// The text of 1-based line `line` onwards.
-    fn from_line(&self, line: usize) -> &str {
+    fn text_from_line(&self, line: usize) -> &str {
         let start = self.line_starts.get(line.saturating_sub(1)).copied().unwrap_or(self.text.len());
         &self.text[start..]
     }
@@ -221,6 +221,8 @@ pub struct RulesetBuilder {
     other_source_rules: HashMap<String, (String, Option<String>)>,
     /// Macros declared for another source (skipped).
     other_source_macros: HashMap<String, String>,
+    /// Rules of other sources, as reported (file order).
+    skipped: Vec<SkippedRule>,
 }
 
 fn describe(n: &Node) -> &'static str {
@@ -254,11 +256,13 @@ impl RulesetBuilder {
         self.warnings.push(d);
     }
 
-    /// A definition replacing one made in an earlier file (the defaults,
-    /// say) without `append` or `override`: Falco replaces it silently,
-    /// rampart says so.
-    fn redefined(&mut self, what: &str, file: usize, pos: Pos, prev: (usize, Pos)) {
-        if prev.0 == file {
+    /// A definition replacing a different one made in an earlier file (the
+    /// defaults, say) without `append` or `override`: Falco replaces it
+    /// silently, rampart says so. (Falco's own files repeat shared lists and
+    /// macros word for word: an identical copy changes nothing and is not
+    /// reported.)
+    fn redefined(&mut self, what: &str, file: usize, pos: Pos, prev: (usize, Pos), same: bool) {
+        if prev.0 == file || same {
             return;
         }
         let from = self.files.get(prev.0).map(|f| f.name.clone()).unwrap_or_default();

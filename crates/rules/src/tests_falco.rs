@@ -170,6 +170,10 @@ fn redefinitions_from_earlier_files_are_warned() {
         ]
     );
     assert_eq!(rs.get("r").unwrap().desc, "d2");
+    // An identical copy (Falco's own files repeat shared lists and macros)
+    // changes nothing: not reported.
+    let rs = load(&[("defaults.yaml", first), ("copy.yaml", first)]).unwrap();
+    assert!(rs.warnings().is_empty(), "{:?}", warnings(&rs));
     // Within one file, and with append or override, nothing is said.
     let third =
         "- list: l\n  items: [e]\n  append: true\n- rule: r\n  desc: d3\n  override:\n    desc: replace\n";

@@ -178,13 +178,11 @@ fn count(n: &Node) -> usize {
 fn block_content_start(text: &str, at: usize, mark: Pos) -> Pos {
     let Some(rest) = text.get(at..) else { return mark };
     let Some(nl) = rest.find('\n') else { return mark };
-    let mut line = mark.line + 1;
-    for l in rest[nl + 1..].split('\n') {
+    for (line, l) in (mark.line + 1..).zip(rest[nl + 1..].split('\n')) {
         let l = l.strip_suffix('\r').unwrap_or(l);
         if let Some(i) = l.find(|c: char| c != ' ') {
             return Pos { line, col: l[..i].chars().count() + 1 };
         }
-        line += 1;
     }
     mark
 }

@@ -163,7 +163,9 @@ pub fn check(text: &str, limits: &Limits) -> Result<(), GuardError> {
                 nodes += 1;
                 None
             }
-            EventData::SequenceEnd | EventData::MappingEnd => stack.pop().map(|f| (f.anchor, f.bytes, f.nodes, true)),
+            EventData::SequenceEnd | EventData::MappingEnd => {
+                stack.pop().map(|f| (f.anchor, f.bytes, f.nodes, true))
+            }
             _ => None,
         };
         let Some((anchor, b, n, collection)) = done else { continue };

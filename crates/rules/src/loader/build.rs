@@ -20,6 +20,7 @@ impl RulesetBuilder {
         // Conditions of the rules that count (enabled and not skipped): errors
         // in the macros they use are errors, errors elsewhere warnings.
         let mut live: Vec<&str> = Vec::new();
+        let mut skipped = std::mem::take(&mut self.skipped);
         for r in &self.rules {
             let ctx = format!("condition of rule {:?}", r.name);
             let mut errs: Vec<CErr> = Vec::new();
@@ -88,15 +89,18 @@ impl RulesetBuilder {
             }
             if !ok {
                 if skip {
-                    warnings.push(self.diag(
-                        r.file,
-                        r.pos,
-                        format!(
-                            "rule {:?} skipped: it uses field(s) {} that rampart does not provide",
-                            r.name,
-                            unknown.iter().map(|u| format!("{u:?}")).collect::<Vec<_>>().join(", ")
-                        ),
-                    ));
+                    let reason = format!(
+                        "it uses field(s) {} that rampart does not provide",
+                        unknown.iter().map(|u| format!("{u:?}")).collect::<Vec<_>>().join(", ")
+                    );
+                    let d = self.diag(r.file, r.pos, format!("rule {:?} skipped: {reason}", r.name));
+                    skipped.push(SkippedRule {
+                        name: r.name.clone(),
+                        file: d.1.file.clone(),
+                        line: r.pos.line,
+                        reason,
+                    });
+                    warnings.push(d);
                 } else if !r.enabled {
                     for (f, mut d) in diags {
                         d.message = format!("{} (rule is disabled)", d.message);
@@ -174,7 +178,7 @@ impl RulesetBuilder {
         if !all_errors.is_empty() {
             return Err(LoadError { errors: all_errors.into_iter().map(|(_, d)| d).collect(), warnings });
         }
-        Ok(Ruleset::new(compiled, warnings))
+        Ok(Ruleset::new(compiled, warnings, skipped))
     }
 
     /// The macros the conditions use, directly or through other macros.

@@ -25,8 +25,9 @@ impl RulesetBuilder {
         let mode = self.merge_mode(file, item, &what, "list", "items");
         match mode {
             None => {
-                if let Some(prev) = self.lists.get(&name).map(|l| (l.file, l.pos)) {
-                    self.redefined(&what, file, item.pos, prev);
+                if let Some((prev, same)) = self.lists.get(&name).map(|l| ((l.file, l.pos), l.items == items))
+                {
+                    self.redefined(&what, file, item.pos, prev, same);
                 }
                 self.lists.insert(name, ListEntry { items, file, pos: item.pos });
             }
@@ -64,8 +65,8 @@ impl RulesetBuilder {
         let mode = self.merge_mode(file, item, &what, "macro", "condition");
         match mode {
             None => {
-                match self.macros.get(&name).map(|m| (m.file, m.pos)) {
-                    Some(prev) => self.redefined(&what, file, item.pos, prev),
+                match self.macros.get(&name).map(|m| ((m.file, m.pos), m.cond.text.trim() == cond.trim())) {
+                    Some((prev, same)) => self.redefined(&what, file, item.pos, prev, same),
                     None => self.macro_order.push(name.clone()),
                 }
                 self.macros.insert(
@@ -183,6 +184,12 @@ impl RulesetBuilder {
                     item.pos,
                     format!("{what}: source {source:?} is not supported (only syscall); rule skipped"),
                 );
+                self.skipped.push(SkippedRule {
+                    name: name.clone(),
+                    file: self.files.get(file).map(|f| f.name.clone()).unwrap_or_default(),
+                    line: item.pos.line,
+                    reason: format!("source {source:?} is not supported (only syscall)"),
+                });
             }
             let cond = item.get("condition").and_then(Node::as_str).map(String::from);
             self.other_source_rules.insert(name, (source, cond));
@@ -290,8 +297,18 @@ impl RulesetBuilder {
         match existing {
             Some(i) => {
                 debug!(rule = %name, "rule redefined; replacing");
-                let prev = (self.rules[i].file, self.rules[i].pos);
-                self.redefined(&what, file, item.pos, prev);
+                let old = &self.rules[i];
+                let same = old.cond.text.trim() == entry.cond.text.trim()
+                    && old.output.text.trim() == entry.output.text.trim()
+                    && old.desc == entry.desc
+                    && old.priority == entry.priority
+                    && old.enabled == entry.enabled
+                    && old.tags == entry.tags
+                    && old.exceptions.is_empty()
+                    && entry.exceptions.is_empty()
+                    && old.extra.keys().eq(entry.extra.keys());
+                let prev = (old.file, old.pos);
+                self.redefined(&what, file, item.pos, prev, same);
                 self.rules[i] = entry;
             }
             None => {
