@@ -3,7 +3,8 @@
 
 use crate::fields::{self, Arg, EvalCtx, FieldDef, FieldType, Val};
 use crate::matchers::{self, hex, icontains, Glob, IpNet, LitSet, PrefixSet, StrSet};
-use crate::parse::{self, Ast, Op, ValTok};
+use crate::parse::{self, Ast, FieldRef, Op, ValTok};
+use crate::transform::{self, Transform};
 use model::Event;
 use regex::Regex;
 use std::cell::Cell;
@@ -103,17 +104,93 @@ pub(crate) struct Cmp {
     negate: bool,
     /// `evt.type = x` / `evt.type in (...)`: the types it pins.
     pub evt_types: Option<Vec<String>>,
+    /// Transformers applied to the value first (innermost first).
+    xf: Box<[Transform]>,
+    /// `val(field)`: the value is compared with this field's, not with `m`.
+    rhs: Option<Box<(&'static FieldDef, Arg, Op)>>,
 }
 
 impl Cmp {
+    /// A comparison of the field's own value with constants: what the
+    /// optimizer and the kernel offload may rewrite or inspect.
+    pub(crate) fn plain(&self) -> bool {
+        self.xf.is_empty() && self.rhs.is_none()
+    }
+
     #[inline]
     fn eval(&self, ev: &Event, ctx: &EvalCtx<'_>) -> bool {
-        let v = (self.def.extract)(ev, ctx, &self.arg);
+        let mut v = (self.def.extract)(ev, ctx, &self.arg);
+        if !self.xf.is_empty() {
+            v = transform::apply_all(&self.xf, v);
+        }
+        if let Some(rhs) = &self.rhs {
+            return self.eval_field(&v, ev, ctx, rhs);
+        }
         match &v {
             Val::None => false,
             Val::List(items) => items.iter().any(|x| self.m.test(x)) != self.negate,
             v => self.m.test(v) != self.negate,
         }
+    }
+}
+
+impl Cmp {
+    /// `field op val(other)`: holds when it holds for some value of the
+    /// field (lists) against the other field's value; false when either has
+    /// no value.
+    fn eval_field(
+        &self,
+        v: &Val<'_>,
+        ev: &Event,
+        ctx: &EvalCtx<'_>,
+        rhs: &(&'static FieldDef, Arg, Op),
+    ) -> bool {
+        let (def, arg, op) = rhs;
+        let other = (def.extract)(ev, ctx, arg);
+        let other = match other {
+            Val::List(mut items) if items.len() == 1 => items.pop().unwrap_or(Val::None),
+            Val::List(_) | Val::None => return false,
+            o => o,
+        };
+        let test = |x: &Val<'_>| compare_vals(x, *op, &other);
+        match v {
+            Val::None => false,
+            Val::List(items) => items.iter().any(test) != self.negate,
+            x => test(x) != self.negate,
+        }
+    }
+}
+
+/// `a op b` for two extracted values of the same kind (`!=` is `=` here: the
+/// caller negates).
+fn compare_vals(a: &Val<'_>, op: Op, b: &Val<'_>) -> bool {
+    use std::cmp::Ordering;
+    let ord: Option<Ordering> = match (a, b) {
+        (Val::Str(x), Val::Str(y)) => {
+            let (x, y): (&str, &str) = (x, y);
+            match op {
+                Op::Contains => return matchers::contains(x, y),
+                Op::IContains => return icontains(x, &y.to_ascii_lowercase()),
+                Op::StartsWith => return x.starts_with(y),
+                Op::EndsWith => return x.ends_with(y),
+                _ => Some(x.cmp(y)),
+            }
+        }
+        (Val::Ip(x), Val::Ip(y)) => (x == y).then_some(Ordering::Equal),
+        (Val::Bool(x), Val::Bool(y)) => Some(x.cmp(y)),
+        _ => match (num_of(a), num_of(b)) {
+            (Some(x), Some(y)) => Some(x.cmp(&y)),
+            _ => None,
+        },
+    };
+    let Some(ord) = ord else { return false };
+    match op {
+        Op::Eq | Op::Ne => ord == Ordering::Equal,
+        Op::Lt => ord == Ordering::Less,
+        Op::Le => ord != Ordering::Greater,
+        Op::Gt => ord == Ordering::Greater,
+        Op::Ge => ord != Ordering::Less,
+        _ => false,
     }
 }
 
@@ -296,7 +373,7 @@ type LitParts = (Vec<String>, Vec<String>, Vec<String>, Vec<String>);
 fn lit_parts(c: &Cmp) -> Option<LitParts> {
     // `!=` is false on a missing value; evt.type stays a plain comparison (the
     // type index folds it).
-    if c.negate || c.def.ty != FieldType::String || c.def.name == "evt.type" {
+    if c.negate || c.def.ty != FieldType::String || c.def.name == "evt.type" || !c.plain() {
         return None;
     }
     let one = |x: &str| vec![x.to_string()];
@@ -417,7 +494,12 @@ impl Expr {
         match self {
             Expr::And(v) | Expr::Or(v) => v.iter().for_each(|e| e.fields(out)),
             Expr::Not(e) => e.fields(out),
-            Expr::Cmp(c) => out.push(c.def.name),
+            Expr::Cmp(c) => {
+                out.push(c.def.name);
+                if let Some(r) = &c.rhs {
+                    out.push(r.0.name);
+                }
+            }
             Expr::Const(_) => {}
         }
     }
@@ -426,7 +508,7 @@ impl Expr {
     /// string equality, not negated. The field and the values.
     pub(crate) fn string_equality(&self) -> Option<(&'static str, Vec<String>)> {
         let Expr::Cmp(c) = self else { return None };
-        if c.negate || c.arg != Arg::None {
+        if c.negate || c.arg != Arg::None || !c.plain() {
             return None;
         }
         let values = match &c.m {
@@ -459,7 +541,7 @@ impl Expr {
             },
             _ => return None,
         };
-        if field_cost(c.def.name) > 2 || c.m.cost() > 1 {
+        if field_cost(c.def.name) > 2 || c.m.cost() > 1 || !c.plain() {
             return None;
         }
         // Debug shows the field, its argument, the operator and every value.
@@ -480,7 +562,9 @@ impl Expr {
             Expr::And(v) => Expr::And(v.into_vec().into_iter().map(|e| e.fold_evt_type(ev)).collect()),
             Expr::Or(v) => Expr::Or(v.into_vec().into_iter().map(|e| e.fold_evt_type(ev)).collect()),
             Expr::Not(e) => Expr::Not(Box::new(e.fold_evt_type(ev))),
-            Expr::Cmp(c) if c.def.name == "evt.type" => Expr::Const(c.eval(ev, &EvalCtx::default())),
+            Expr::Cmp(c) if c.def.name == "evt.type" && c.plain() => {
+                Expr::Const(c.eval(ev, &EvalCtx::default()))
+            }
             e => e,
         }
     }
@@ -535,7 +619,7 @@ impl Expr {
                         return Expr::Const(true);
                     }
                 }
-                if CONSTANT_FIELDS.contains(&c.def.name) {
+                if CONSTANT_FIELDS.contains(&c.def.name) && c.plain() {
                     return Expr::Const(c.eval(&dummy_event(None), &EvalCtx::default()));
                 }
                 Expr::Cmp(c)
@@ -595,10 +679,80 @@ fn parse_num(s: &str) -> Option<i128> {
 
 /// Build one comparison. `values` are already list-expanded.
 pub(crate) fn build_cmp(field: &str, arg: Option<&str>, op: Op, values: &[ValTok]) -> Result<Cmp, CmpErr> {
-    let (def, arg) = fields::lookup(field, arg).map_err(|msg| {
+    build_cmp_with(field, arg, &[], None, op, values)
+}
+
+fn lookup_field(field: &str, arg: Option<&str>) -> Result<(&'static FieldDef, Arg), CmpErr> {
+    fields::lookup(field, arg).map_err(|msg| {
         let unknown = msg.starts_with("unknown field");
         CmpErr { value: None, op: false, msg, unknown_field: unknown.then(|| field.to_string()) }
-    })?;
+    })
+}
+
+/// The kind of value a type compares as, for `val()`.
+fn kind_of(ty: FieldType) -> u8 {
+    match ty {
+        FieldType::String => 0,
+        FieldType::U64 | FieldType::I64 => 1,
+        FieldType::Bool => 2,
+        FieldType::IpAddr | FieldType::IpNet => 3,
+    }
+}
+
+/// [`build_cmp`] with transformers around the field (innermost first) and,
+/// for `val(other)`, the other field instead of `values`.
+pub(crate) fn build_cmp_with(
+    field: &str,
+    arg: Option<&str>,
+    xf: &[Transform],
+    rhs: Option<&FieldRef>,
+    op: Op,
+    values: &[ValTok],
+) -> Result<Cmp, CmpErr> {
+    let (def, arg) = lookup_field(field, arg)?;
+    for t in xf {
+        if !t.accepts(def.ty) {
+            return Err(CmpErr {
+                value: None,
+                op: false,
+                msg: format!("transformer {t}() needs a string field; {field:?} is of type {}", def.ty),
+                unknown_field: None,
+            });
+        }
+    }
+    if let Some(r) = rhs {
+        // The other field's errors point at it (`value: Some(0)` maps to its offset).
+        let (rdef, rarg) =
+            lookup_field(&r.field, r.arg.as_deref()).map_err(|e| CmpErr { value: Some(0), ..e })?;
+        let shown = transform::written(xf, field);
+        if !op_allowed(def.ty, op) {
+            return Err(CmpErr::op(format!(
+                "operator '{}' cannot be used with field {shown:?} of type {}",
+                op.as_str(),
+                def.ty
+            )));
+        }
+        let string_op = matches!(op, Op::Contains | Op::IContains | Op::StartsWith | Op::EndsWith);
+        let ordered = matches!(op, Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge);
+        if !(ordered || string_op && def.ty == FieldType::String) {
+            return Err(CmpErr::op(format!("operator '{}' cannot compare with val(...)", op.as_str())));
+        }
+        if kind_of(def.ty) != kind_of(rdef.ty) {
+            return Err(CmpErr::value(
+                0,
+                format!("{shown:?} ({}) cannot be compared with val({}) ({})", def.ty, r.field, rdef.ty),
+            ));
+        }
+        return Ok(Cmp {
+            def,
+            arg,
+            m: Matcher::Exists,
+            negate: op == Op::Ne,
+            evt_types: None,
+            xf: xf.into(),
+            rhs: Some(Box::new((rdef, rarg, op))),
+        });
+    }
     let shown = match &arg {
         Arg::None => field.to_string(),
         Arg::Index(i) if !field.contains('[') && def.name == field => format!("{field}[{i}]"),
@@ -712,9 +866,12 @@ pub(crate) fn build_cmp(field: &str, arg: Option<&str>, op: Op, values: &[ValTok
             Matcher::Regex(Box::new(re))
         }
     };
-    let evt_types = (def.name == "evt.type" && !negate && matches!(op, Op::Eq | Op::In | Op::Intersects))
-        .then(|| values.iter().map(|v| v.text.clone()).collect());
-    Ok(Cmp { def, arg, m, negate, evt_types })
+    let evt_types = (def.name == "evt.type"
+        && xf.is_empty()
+        && !negate
+        && matches!(op, Op::Eq | Op::In | Op::Intersects))
+    .then(|| values.iter().map(|v| v.text.clone()).collect());
+    Ok(Cmp { def, arg, m, negate, evt_types, xf: xf.into(), rhs: None })
 }
 
 fn budget_message(kind: &str, name: &str) -> String {
@@ -979,7 +1136,7 @@ impl<'a> Compiler<'a> {
                     }
                 }
             }
-            Ast::Cmp { field, arg, off, op, op_off, values, bare_list } => {
+            Ast::Cmp { field, arg, off, op, op_off, values, bare_list, xf, rhs } => {
                 if !self.charge(1) {
                     return Err(self.fail(errs, origin, *off, budget_message("condition", "")));
                 }
@@ -1004,10 +1161,11 @@ impl<'a> Compiler<'a> {
                     Ok(v) => v,
                     Err((at, msg)) => return Err(self.fail(errs, origin, at, msg)),
                 };
-                match build_cmp(field, arg.as_deref(), *op, &values) {
+                match build_cmp_with(field, arg.as_deref(), xf, rhs.as_ref(), *op, &values) {
                     Ok(c) => Ok(Expr::Cmp(Box::new(c))),
                     Err(e) => {
                         let at = match e.value {
+                            Some(_) if rhs.is_some() => rhs.as_ref().map(|r| r.off).unwrap_or(*op_off),
                             Some(i) => values.get(i).map(|v| v.off).unwrap_or(*op_off),
                             None if e.op => *op_off,
                             None => *off,

@@ -20,15 +20,18 @@ mod matchers;
 mod names;
 mod output;
 mod parse;
+mod transform;
 mod yaml;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_falco;
+#[cfg(test)]
 mod tests_hostile;
 
 pub use fields::{fields_markdown, ArgSpec, EvalCtx, FieldDef, FieldType, FIELDS};
-pub use loader::RulesetBuilder;
+pub use loader::{RulesetBuilder, FALCO_ENGINE_VERSION};
 pub use model::{Priority, UnknownPriority};
 
 use compile::Expr;
@@ -64,6 +67,17 @@ pub struct LoadError {
 fn display_all(errors: &[Diagnostic]) -> String {
     let lines: Vec<String> = errors.iter().map(Diagnostic::to_string).collect();
     lines.join("\n")
+}
+
+/// A rule that was not compiled, and why (a warning says the same, with its
+/// position): it is for another source than syscall, or it uses fields
+/// rampart does not provide (when told to skip those).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedRule {
+    pub name: String,
+    pub file: String,
+    pub line: usize,
+    pub reason: String,
 }
 
 /// A rule key rampart does not interpret itself (e.g. `actions:`), kept as JSON
@@ -297,10 +311,11 @@ pub struct Ruleset {
     /// rule names), evaluated with their general condition.
     any: Box<[u32]>,
     warnings: Vec<Diagnostic>,
+    skipped: Vec<SkippedRule>,
 }
 
 impl Ruleset {
-    fn new(rules: Vec<CompiledRule>, warnings: Vec<Diagnostic>) -> Ruleset {
+    fn new(rules: Vec<CompiledRule>, warnings: Vec<Diagnostic>, skipped: Vec<SkippedRule>) -> Ruleset {
         let mut typed: BTreeMap<String, Vec<u32>> = BTreeMap::new();
         let mut any = Vec::new();
         for (i, r) in rules.iter().enumerate() {
@@ -326,7 +341,7 @@ impl Ruleset {
                 (t.into_boxed_str(), index)
             })
             .collect();
-        Ruleset { rules, by_type, any: any.into_boxed_slice(), warnings }
+        Ruleset { rules, by_type, any: any.into_boxed_slice(), warnings, skipped }
     }
 
     /// A rule set with no rules.
@@ -354,6 +369,11 @@ impl Ruleset {
     /// Warnings from loading (skipped rules, ignored items, ...).
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.warnings
+    }
+
+    /// The rules defined but not compiled, in definition order.
+    pub fn skipped(&self) -> &[SkippedRule] {
+        &self.skipped
     }
 
     /// How many enabled rules an event of this type meets (after indexing).

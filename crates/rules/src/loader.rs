@@ -9,7 +9,7 @@ use crate::compile::{build_cmp, CErr, Compiler, Expr, Fail, ListDef, MacroSrc, O
 use crate::output::Template;
 use crate::parse::{self, Op, ValTok};
 use crate::yaml::{self, Kind, Node, Pos, Style};
-use crate::{CompiledRule, Diagnostic, Extra, LoadError, Priority, Ruleset};
+use crate::{CompiledRule, Diagnostic, Extra, LoadError, Priority, Ruleset, SkippedRule};
 use std::collections::{BTreeMap, HashMap};
 use tracing::debug;
 
@@ -33,7 +33,7 @@ impl FileSrc {
     }
 
     /// The text of 1-based line `line` onwards.
-    fn from_line(&self, line: usize) -> &str {
+    fn text_from_line(&self, line: usize) -> &str {
         let start = self.line_starts.get(line.saturating_sub(1)).copied().unwrap_or(self.text.len());
         &self.text[start..]
     }
@@ -86,11 +86,38 @@ impl Text {
 #[derive(Debug, Clone)]
 struct ListEntry {
     items: Vec<String>,
+    /// Where it was (last) defined.
+    file: usize,
+    pos: Pos,
 }
 
 #[derive(Debug, Clone)]
 struct MacroEntry {
     cond: Text,
+    file: usize,
+    pos: Pos,
+}
+
+/// The Falco rule engine version whose rule language rampart implements, for
+/// `required_engine_version`. 0.57.0 is what the falcosecurity/rules files
+/// vendored in `tests/falco-upstream/` (commit c72713ee, June 2026) require:
+/// the newest rule files rampart was checked against; they load (bar the
+/// fields rampart lacks). A file asking for more may use syntax or fields
+/// that came later: warned.
+pub const FALCO_ENGINE_VERSION: (u64, u64, u64) = (0, 57, 0);
+
+/// `required_engine_version` as Falco reads it: a bare number N is the old
+/// scheme, now 0.N.0; otherwise MAJOR.MINOR.PATCH.
+fn engine_version(text: &str) -> Option<(u64, u64, u64)> {
+    let t = text.trim();
+    if let Ok(n) = t.parse::<u64>() {
+        return Some((0, n, 0));
+    }
+    let mut it = t.split('.').map(|p| p.parse::<u64>().ok());
+    match (it.next(), it.next(), it.next(), it.next()) {
+        (Some(Some(a)), Some(Some(b)), Some(Some(c)), None) => Some((a, b, c)),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -143,7 +170,7 @@ const RULE_KEYS: &[&str] = &[
 const EXTENSION_KEYS: &[&str] = &["actions", "dry_run"];
 
 const LIST_KEYS: &[&str] = &["list", "items", "append", "override"];
-const MACRO_KEYS: &[&str] = &["macro", "condition", "append", "override"];
+const MACRO_KEYS: &[&str] = &["macro", "condition", "append", "override", "source"];
 /// Items that are neither list, macro nor rule (accepted and ignored).
 const TOP_KEYS: &[&str] =
     &["required_engine_version", "required_plugin_versions", "plugins", "engine", "requirements"];
@@ -189,7 +216,13 @@ pub struct RulesetBuilder {
     macro_order: Vec<String>,
     rules: Vec<RuleEntry>,
     rule_index: HashMap<String, usize>,
-    other_source_rules: HashMap<String, String>,
+    /// Rules of another source than syscall (skipped): name -> (source,
+    /// condition as far as known), for the macros only they use.
+    other_source_rules: HashMap<String, (String, Option<String>)>,
+    /// Macros declared for another source (skipped).
+    other_source_macros: HashMap<String, String>,
+    /// Rules of other sources, as reported (file order).
+    skipped: Vec<SkippedRule>,
 }
 
 fn describe(n: &Node) -> &'static str {
@@ -221,6 +254,47 @@ impl RulesetBuilder {
     fn warn(&mut self, file: usize, pos: Pos, message: String) {
         let d = self.diag(file, pos, message);
         self.warnings.push(d);
+    }
+
+    /// A definition replacing a different one made in an earlier file (the
+    /// defaults, say) without `append` or `override`: Falco replaces it
+    /// silently, rampart says so. (Falco's own files repeat shared lists and
+    /// macros word for word: an identical copy changes nothing and is not
+    /// reported.)
+    fn redefined(&mut self, what: &str, file: usize, pos: Pos, prev: (usize, Pos), same: bool) {
+        if prev.0 == file || same {
+            return;
+        }
+        let from = self.files.get(prev.0).map(|f| f.name.clone()).unwrap_or_default();
+        self.warn(file, pos, format!("{what} redefines the one from {from}:{}", prev.1.line));
+    }
+
+    /// `required_engine_version`: a version above rampart's is warned (Falco
+    /// refuses the file); one that is not a version is an error.
+    fn engine_requirement(&mut self, file: usize, n: &Node) {
+        let text = match &n.kind {
+            Kind::Scalar(s, _) => s.clone(),
+            _ => String::new(),
+        };
+        let Some(v) = engine_version(&text) else {
+            self.error(
+                file,
+                n.pos,
+                format!("required_engine_version: {text:?} is not a version (N or MAJOR.MINOR.PATCH)"),
+            );
+            return;
+        };
+        let ours = FALCO_ENGINE_VERSION;
+        if v > ours || v.0 != ours.0 {
+            self.warn(
+                file,
+                n.pos,
+                format!(
+                    "rules require Falco engine version {}.{}.{}, rampart implements {}.{}.{}: they may use fields or syntax rampart lacks",
+                    v.0, v.1, v.2, ours.0, ours.1, ours.2
+                ),
+            );
+        }
     }
 
     /// Add one rule file (YAML text); files are applied in the order added.
@@ -365,6 +439,9 @@ impl RulesetBuilder {
                     self.error(file, k.pos, unknown_key_message("item", key, &known));
                     ok = false;
                 }
+            }
+            if let Some(v) = item.get("required_engine_version") {
+                self.engine_requirement(file, v);
             }
             if ok {
                 debug!(keys = ?keys, "ignoring Falco top-level item");

@@ -1,13 +1,15 @@
-//! Output templates: `%field` and `%field[arg]` placeholders.
+//! Output templates: `%field` and `%field[arg]` placeholders, and fields in
+//! transformers (`%tolower(proc.name)`).
 
 use crate::fields::{self, Arg, EvalCtx, FieldDef};
+use crate::transform::{self, Transform};
 use model::Event;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone)]
 enum Part {
     Lit(String),
-    Field { key: String, def: &'static FieldDef, arg: Arg },
+    Field { key: String, def: &'static FieldDef, arg: Arg, xf: Box<[Transform]> },
 }
 
 /// A compiled output template.
@@ -37,6 +39,24 @@ impl Template {
                 continue;
             }
             let start = i;
+            // `%tolower(basename(proc.exe))`: transformers, then the field.
+            let mut xf = Vec::new();
+            let mut close = 0;
+            loop {
+                let mut k = i + 1;
+                while k < b.len() && b[k].is_ascii_alphanumeric() {
+                    k += 1;
+                }
+                match Transform::from_name(&text[i + 1..k]) {
+                    Some(t) if b.get(k) == Some(&b'(') => {
+                        xf.push(t);
+                        close += 1;
+                        // Continue as if the field started after the '('.
+                        i = k;
+                    }
+                    _ => break,
+                }
+            }
             let mut j = i + 1;
             while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'.') {
                 j += 1;
@@ -46,7 +66,7 @@ impl Template {
                 j -= 1;
             }
             if j == i + 1 {
-                i += 1;
+                i = start + 1;
                 continue;
             }
             let name = &text[i + 1..j];
@@ -57,13 +77,32 @@ impl Template {
                     j += close + 1;
                 }
             }
+            let field_end = j;
+            for _ in 0..close {
+                if b.get(j) != Some(&b')') {
+                    errs.push(TemplateErr {
+                        off: j.min(b.len()),
+                        msg: "expected ')' after the transformed field".into(),
+                        unknown_field: None,
+                    });
+                    break;
+                }
+                j += 1;
+            }
+            xf.reverse();
             lit.push_str(&text[lit_start..start]);
             match fields::lookup(name, arg) {
+                Ok((def, _)) if xf.iter().any(|t| !t.accepts(def.ty)) => errs.push(TemplateErr {
+                    off: start,
+                    msg: format!("transformers need a string field; {name:?} is of type {}", def.ty),
+                    unknown_field: None,
+                }),
                 Ok((def, a)) => {
                     if !lit.is_empty() {
                         parts.push(Part::Lit(std::mem::take(&mut lit)));
                     }
-                    parts.push(Part::Field { key: text[i + 1..j].to_string(), def, arg: a });
+                    let key = transform::written(&xf, &text[i + 1..field_end]);
+                    parts.push(Part::Field { key, def, arg: a, xf: xf.into() });
                 }
                 Err(msg) => {
                     let unknown = msg.starts_with("unknown field").then(|| name.to_string());
@@ -90,8 +129,8 @@ impl Template {
         for p in &self.parts {
             match p {
                 Part::Lit(s) => out.push_str(s),
-                Part::Field { key, def, arg } => {
-                    let v = (def.extract)(ev, ctx, arg);
+                Part::Field { key, def, arg, xf } => {
+                    let v = transform::apply_all(xf, (def.extract)(ev, ctx, arg));
                     v.render(&mut out);
                     fields.entry(key.clone()).or_insert_with(|| v.to_json());
                 }

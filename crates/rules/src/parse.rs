@@ -1,5 +1,7 @@
 //! Condition parser: text to an AST with byte offsets for error messages.
 
+pub use crate::transform::Transform;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
     Eq,
@@ -87,6 +89,14 @@ pub struct ValTok {
     pub off: usize,
 }
 
+/// A field as the right-hand side of a comparison: `val(proc.pname)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldRef {
+    pub field: String,
+    pub arg: Option<String>,
+    pub off: usize,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ast {
     And(Vec<Ast>),
@@ -105,6 +115,10 @@ pub enum Ast {
         values: Vec<ValTok>,
         /// `in list_name` without parentheses: the one value names a list.
         bare_list: bool,
+        /// Transformers around the field, innermost first.
+        xf: Vec<Transform>,
+        /// `val(field)`: compare with another field's value, not a constant.
+        rhs: Option<FieldRef>,
     },
 }
 
@@ -229,26 +243,45 @@ impl<'a> P<'a> {
             return self.err(start, format!("unexpected '{name}'"));
         }
         self.i += name.len();
-        // Transformers and field-to-field comparisons are not supported.
-        if self.b.get(self.i) == Some(&b'(') {
-            return self.err(start, format!("transformer or function {name:?}(...) is not supported"));
-        }
-        let mut arg = None;
-        if self.b.get(self.i) == Some(&b'[') {
-            let open = self.i;
-            let Some(close) = self.s[open..].find(']') else {
-                return self.err(open, "expected ']'");
+        let mut name = name;
+        // Transformers: `tolower(basename(fd.name))`.
+        let mut xf = Vec::new();
+        while self.b.get(self.i) == Some(&b'(') {
+            let Some(t) = Transform::from_name(name) else {
+                let msg = if name == "val" {
+                    "val(...) is only allowed on the right-hand side of a comparison".to_string()
+                } else {
+                    format!("unknown transformer {name:?}(...) (rampart has {})", Transform::NAMES.join(", "))
+                };
+                return self.err(start, msg);
             };
-            arg = Some(self.s[open + 1..open + close].to_string());
-            self.i = open + close + 1;
+            xf.push(t);
+            self.i += 1;
+            self.ws();
+            let at = self.i;
+            name = self.word();
+            if name.is_empty() {
+                return self.err(at, format!("expected a field inside {t}(...)"));
+            }
+            self.i += name.len();
         }
+        let arg = self.bracket_arg()?;
+        for t in xf.iter().rev() {
+            self.ws();
+            if self.peek() != Some(b')') {
+                let at = self.i;
+                return self.err(at, format!("expected ')' to close {t}("));
+            }
+            self.i += 1;
+        }
+        xf.reverse();
         // An operator follows for a comparison; otherwise it is a macro.
         let save = self.i;
         self.ws();
         let op_off = self.i;
         let op = self.operator();
         let Some(op) = op else {
-            if arg.is_some() || name.contains('.') {
+            if arg.is_some() || name.contains('.') || !xf.is_empty() {
                 self.i = save;
                 let at = op_off;
                 if self.eof() {
@@ -266,6 +299,40 @@ impl<'a> P<'a> {
             return Ok(Ast::Macro { name: name.to_string(), off: start });
         };
         let mut bare_list = false;
+        self.ws();
+        if self.s[self.i..].starts_with("val(") {
+            let at = self.i;
+            if op.takes_list() || op == Op::Exists {
+                return self.err(at, format!("val(...) cannot be used with '{}'", op.as_str()));
+            }
+            self.i += 4;
+            self.ws();
+            let foff = self.i;
+            let field = self.word().to_string();
+            if field.is_empty() {
+                return self.err(foff, "expected a field inside val(...)");
+            }
+            self.i += field.len();
+            let rarg = self.bracket_arg()?;
+            self.ws();
+            if self.peek() != Some(b')') {
+                let at = self.i;
+                return self.err(at, "expected ')' to close val(");
+            }
+            self.i += 1;
+            let rhs = Some(FieldRef { field, arg: rarg, off: foff });
+            return Ok(Ast::Cmp {
+                field: name.to_string(),
+                arg,
+                off: start,
+                op,
+                op_off,
+                values: Vec::new(),
+                bare_list,
+                xf,
+                rhs,
+            });
+        }
         let values = if op == Op::Exists {
             Vec::new()
         } else if op.takes_list() {
@@ -282,7 +349,30 @@ impl<'a> P<'a> {
         } else {
             vec![self.value()?]
         };
-        Ok(Ast::Cmp { field: name.to_string(), arg, off: start, op, op_off, values, bare_list })
+        Ok(Ast::Cmp {
+            field: name.to_string(),
+            arg,
+            off: start,
+            op,
+            op_off,
+            values,
+            bare_list,
+            xf,
+            rhs: None,
+        })
+    }
+
+    /// A field's `[argument]`, if one follows.
+    fn bracket_arg(&mut self) -> Result<Option<String>, ParseError> {
+        if self.b.get(self.i) != Some(&b'[') {
+            return Ok(None);
+        }
+        let open = self.i;
+        let Some(close) = self.s[open..].find(']') else {
+            return self.err(open, "expected ']'");
+        };
+        self.i = open + close + 1;
+        Ok(Some(self.s[open + 1..open + close].to_string()))
     }
 
     fn operator(&mut self) -> Option<Op> {
@@ -381,6 +471,36 @@ impl<'a> P<'a> {
     }
 }
 
+impl Ast {
+    /// The names this condition uses as macros (each once, in order).
+    pub fn macro_names(&self, out: &mut Vec<String>) {
+        match self {
+            Ast::And(v) | Ast::Or(v) => v.iter().for_each(|a| a.macro_names(out)),
+            Ast::Not(a) => a.macro_names(out),
+            Ast::Macro { name, .. } => {
+                if !out.contains(name) {
+                    out.push(name.clone());
+                }
+            }
+            Ast::Cmp { .. } => {}
+        }
+    }
+}
+
+/// A list item or exception value whose text is itself a quoted string of
+/// the condition language (`'"10.0.0.0/8"'` in YAML): its unquoted, unescaped
+/// value. Falco pastes list items into the condition text, where such quotes
+/// delimit a string; `None` when the text is not exactly one quoted string.
+pub fn unquote_item(text: &str) -> Option<String> {
+    let t = text.trim();
+    if !t.starts_with(['"', '\'']) {
+        return None;
+    }
+    let mut p = P { s: t, b: t.as_bytes(), i: 0, depth: 0 };
+    let v = p.item(false).ok()?;
+    p.eof().then_some(v.text)
+}
+
 /// Parse a condition.
 pub fn parse(text: &str) -> Result<Ast, ParseError> {
     let mut p = P { s: text, b: text.as_bytes(), i: 0, depth: 0 };
@@ -443,6 +563,36 @@ mod tests {
     }
 
     #[test]
+    fn quoted_items_are_unquoted() {
+        assert_eq!(unquote_item("\"10.0.0.0/8\"").as_deref(), Some("10.0.0.0/8"));
+        assert_eq!(unquote_item(" 'sh -c uname -a' ").as_deref(), Some("sh -c uname -a"));
+        assert_eq!(unquote_item(r#""a\"b""#).as_deref(), Some("a\"b"));
+        assert_eq!(unquote_item("plain"), None);
+        assert_eq!(unquote_item("\"a\" b"), None);
+        assert_eq!(unquote_item("\"open"), None);
+        assert_eq!(unquote_item("x\"y\""), None);
+    }
+
+    #[test]
+    fn transformers_and_val() {
+        let a = parse("tolower(basename( proc.exe )) = bash").unwrap();
+        let Ast::Cmp { field, xf, values, .. } = &a else { panic!("{a:?}") };
+        assert_eq!(field, "proc.exe");
+        assert_eq!(xf, &[Transform::Basename, Transform::ToLower]);
+        assert_eq!(values[0].text, "bash");
+        let a = parse("proc.name != val(proc.pname) and b64(proc.aname[2]) exists").unwrap();
+        let Ast::And(items) = a else { panic!() };
+        let Ast::Cmp { field, op, rhs: Some(r), values, .. } = &items[0] else { panic!() };
+        assert_eq!((field.as_str(), *op, r.field.as_str(), r.off), ("proc.name", Op::Ne, "proc.pname", 17));
+        assert!(values.is_empty());
+        let Ast::Cmp { arg, xf, .. } = &items[1] else { panic!() };
+        assert_eq!((arg.as_deref(), xf.as_slice()), (Some("2"), &[Transform::B64][..]));
+        let a = parse("proc.aname[1] = val(proc.aname[2])").unwrap();
+        let Ast::Cmp { rhs: Some(r), .. } = &a else { panic!() };
+        assert_eq!(r.arg.as_deref(), Some("2"));
+    }
+
+    #[test]
     fn errors() {
         assert_eq!(parse("proc.name = ").unwrap_err().off, 12);
         assert_eq!(parse("proc.name foo bar").unwrap_err().off, 10);
@@ -451,7 +601,11 @@ mod tests {
         assert!(parse("").is_err());
         assert!(parse("proc.name in (a, b").is_err());
         assert!(parse("proc.name = 'abc").is_err());
-        assert!(parse("tolower(proc.name) = a").is_err());
+        assert!(parse("lower(proc.name) = a").unwrap_err().message.contains("unknown transformer"));
+        assert_eq!(parse("tolower(proc.name = a").unwrap_err().off, 18);
+        assert!(parse("val(proc.name) = a").is_err());
+        assert!(parse("proc.name in val(proc.pname)").is_err());
+        assert!(parse("proc.name = val(proc.pname").is_err());
         assert!(parse(&"(".repeat(1000)).is_err());
         assert!(parse(&"not ".repeat(1000)).is_err());
     }

@@ -155,3 +155,11 @@ fn doubling_lists_are_refused_by_the_budget() {
         e[0]
     );
 }
+
+#[test]
+fn control_characters_are_refused_with_their_position() {
+    let e = load("- list: l\n  items: [a\u{1}b]\n").unwrap_err();
+    assert_eq!(e, vec!["h.yaml:2:12: invalid YAML: control character U+0001 is not allowed"]);
+    // A byte order mark before the first item is fine.
+    assert!(load("\u{feff}- list: l\n  items: [a]\n").is_ok());
+}

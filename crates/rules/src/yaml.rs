@@ -1,9 +1,9 @@
-//! A small YAML tree with source positions, built from yaml-rust2's event parser.
+//! A small YAML tree with source positions, built from the events of
+//! libyaml-safer (a safe port of libyaml: it reads what Falco's yaml-cpp
+//! reads, e.g. a flow sequence closed at its key's column).
 
+use libyaml_safer::{EventData, Mark, Parser, ScalarStyle};
 use std::collections::HashMap;
-use yaml_rust2::parser::{Event as YEvent, MarkedEventReceiver, Parser};
-
-use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// A position in a file: line and column, both 1-based (column in characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
@@ -13,8 +13,8 @@ pub struct Pos {
 }
 
 impl Pos {
-    fn from_marker(m: &Marker) -> Pos {
-        Pos { line: m.line().max(1), col: m.col() + 1 }
+    fn from_mark(m: &Mark) -> Pos {
+        Pos { line: m.line as usize + 1, col: m.column as usize + 1 }
     }
 }
 
@@ -27,13 +27,13 @@ pub enum Style {
     Folded,
 }
 
-impl From<TScalarStyle> for Style {
-    fn from(s: TScalarStyle) -> Self {
+impl From<ScalarStyle> for Style {
+    fn from(s: ScalarStyle) -> Self {
         match s {
-            TScalarStyle::SingleQuoted => Style::SingleQuoted,
-            TScalarStyle::DoubleQuoted => Style::DoubleQuoted,
-            TScalarStyle::Literal => Style::Literal,
-            TScalarStyle::Folded => Style::Folded,
+            ScalarStyle::SingleQuoted => Style::SingleQuoted,
+            ScalarStyle::DoubleQuoted => Style::DoubleQuoted,
+            ScalarStyle::Literal => Style::Literal,
+            ScalarStyle::Folded => Style::Folded,
             _ => Style::Plain,
         }
     }
@@ -143,16 +143,19 @@ pub struct YamlError {
 const MAX_DEPTH: usize = 200;
 const MAX_NODES: usize = 2_000_000;
 
+type Anchor = Option<String>;
+
 enum Frame {
-    Seq(Pos, usize, Vec<Node>),
-    Map(Pos, usize, Vec<(Node, Node)>, Option<Node>),
+    Seq(Pos, Anchor, Vec<Node>),
+    Map(Pos, Anchor, Vec<(Node, Node)>, Option<Node>),
 }
 
 #[derive(Default)]
-struct Builder {
+struct Builder<'t> {
+    text: &'t str,
     stack: Vec<Frame>,
     docs: Vec<Node>,
-    anchors: HashMap<usize, Node>,
+    anchors: HashMap<String, Node>,
     nodes: usize,
     /// Nesting below MAX_DEPTH is dropped; counts the open ignored containers.
     ignored_depth: usize,
@@ -169,15 +172,30 @@ fn count(n: &Node) -> usize {
     }
 }
 
-impl Builder {
+/// Where a block scalar's content starts: libyaml marks its `|` or `>`
+/// indicator, but readers (and error positions inside the text) want the
+/// first character of the content. `at` is the indicator's byte offset.
+fn block_content_start(text: &str, at: usize, mark: Pos) -> Pos {
+    let Some(rest) = text.get(at..) else { return mark };
+    let Some(nl) = rest.find('\n') else { return mark };
+    for (line, l) in (mark.line + 1..).zip(rest[nl + 1..].split('\n')) {
+        let l = l.strip_suffix('\r').unwrap_or(l);
+        if let Some(i) = l.find(|c: char| c != ' ') {
+            return Pos { line, col: l[..i].chars().count() + 1 };
+        }
+    }
+    mark
+}
+
+impl Builder<'_> {
     fn fail(&mut self, pos: Pos, message: impl Into<String>) {
         if self.error.is_none() {
             self.error = Some(YamlError { pos, message: message.into() });
         }
     }
 
-    fn push_node(&mut self, node: Node, anchor: usize) {
-        if anchor != 0 {
+    fn push_node(&mut self, node: Node, anchor: Anchor) {
+        if let Some(anchor) = anchor {
             self.anchors.insert(anchor, node.clone());
         }
         match self.stack.last_mut() {
@@ -191,16 +209,16 @@ impl Builder {
     }
 }
 
-impl MarkedEventReceiver for Builder {
-    fn on_event(&mut self, ev: YEvent, mark: Marker) {
+impl Builder<'_> {
+    fn on_event(&mut self, ev: EventData, mark: Mark) {
         if self.error.is_some() {
             return;
         }
-        let pos = Pos::from_marker(&mark);
+        let pos = Pos::from_mark(&mark);
         if self.ignored_depth > 0 {
             match ev {
-                YEvent::SequenceStart(..) | YEvent::MappingStart(..) => self.ignored_depth += 1,
-                YEvent::SequenceEnd | YEvent::MappingEnd => self.ignored_depth -= 1,
+                EventData::SequenceStart { .. } | EventData::MappingStart { .. } => self.ignored_depth += 1,
+                EventData::SequenceEnd | EventData::MappingEnd => self.ignored_depth -= 1,
                 _ => {}
             }
             return;
@@ -210,23 +228,33 @@ impl MarkedEventReceiver for Builder {
             self.fail(pos, "document too large");
             return;
         }
+        let is_seq = matches!(ev, EventData::SequenceStart { .. });
         match ev {
-            YEvent::Scalar(value, style, anchor, _) => {
-                self.push_node(Node { pos, kind: Kind::Scalar(value, style.into()) }, anchor)
+            EventData::Scalar { value, style, anchor, .. } => {
+                let style = Style::from(style);
+                let pos = match style {
+                    // A BOM before the first byte is not in libyaml's offsets.
+                    Style::Literal | Style::Folded => {
+                        let bom = if self.text.starts_with('\u{feff}') { 3 } else { 0 };
+                        block_content_start(self.text, mark.index as usize + bom, pos)
+                    }
+                    _ => pos,
+                };
+                self.push_node(Node { pos, kind: Kind::Scalar(value, style) }, anchor)
             }
-            YEvent::SequenceStart(anchor, _) | YEvent::MappingStart(anchor, _) => {
+            EventData::SequenceStart { anchor, .. } | EventData::MappingStart { anchor, .. } => {
                 if self.stack.len() >= MAX_DEPTH {
                     self.fail(pos, format!("nesting deeper than {MAX_DEPTH} levels"));
                     self.ignored_depth = 1;
                     return;
                 }
-                if matches!(ev, YEvent::SequenceStart(..)) {
+                if is_seq {
                     self.stack.push(Frame::Seq(pos, anchor, Vec::new()));
                 } else {
                     self.stack.push(Frame::Map(pos, anchor, Vec::new(), None));
                 }
             }
-            YEvent::SequenceEnd | YEvent::MappingEnd => match self.stack.pop() {
+            EventData::SequenceEnd | EventData::MappingEnd => match self.stack.pop() {
                 Some(Frame::Seq(p, anchor, items)) => {
                     self.push_node(Node { pos: p, kind: Kind::Seq(items) }, anchor)
                 }
@@ -251,16 +279,16 @@ impl MarkedEventReceiver for Builder {
                 }
                 None => self.fail(pos, "unbalanced collection end"),
             },
-            YEvent::Alias(id) => match self.anchors.get(&id).cloned() {
+            EventData::Alias { anchor } => match self.anchors.get(&anchor).cloned() {
                 Some(node) => {
                     self.nodes += count(&node);
                     if self.nodes > MAX_NODES {
                         self.fail(pos, "document too large (alias expansion)");
                         return;
                     }
-                    self.push_node(node, 0)
+                    self.push_node(node, None)
                 }
-                None => self.fail(pos, "unknown alias"),
+                None => self.fail(pos, format!("unknown alias *{anchor}")),
             },
             _ => {}
         }
@@ -270,15 +298,19 @@ impl MarkedEventReceiver for Builder {
 /// Parse a YAML text into its documents, with the keys duplicated in a
 /// mapping (errors that do not stop the parse).
 pub fn parse(text: &str) -> Result<(Vec<Node>, Vec<YamlError>), YamlError> {
-    let mut b = Builder::default();
-    let mut parser = Parser::new_from_str(text);
-    // Drive the parser event by event: its own `load` recurses per nesting level.
+    let mut b = Builder { text, ..Builder::default() };
+    let mut input = text.as_bytes();
+    let mut parser = Parser::new();
+    parser.set_input_string(&mut input);
+    // Event by event: the tree is built here with an explicit stack.
     loop {
-        match parser.next_token() {
-            Ok((YEvent::StreamEnd, _)) => break,
-            Ok((ev, mark)) => b.on_event(ev, mark),
+        match parser.parse() {
+            Ok(ev) if ev.data == EventData::StreamEnd => break,
+            Ok(ev) => b.on_event(ev.data, ev.start_mark),
             Err(e) => {
-                return Err(YamlError { pos: Pos::from_marker(e.marker()), message: e.info().to_string() })
+                let g = yamlguard::syntax_error(text, &e);
+                let message = g.message.strip_prefix("invalid YAML: ").unwrap_or(&g.message).to_string();
+                return Err(YamlError { pos: Pos { line: g.line, col: g.col }, message });
             }
         }
         if let Some(e) = b.error.take() {
@@ -305,6 +337,33 @@ mod tests {
     fn syntax_error_has_position() {
         let e = parse("- rule: a\n  condition: [x\n").unwrap_err();
         assert!(e.pos.line >= 2, "{e:?}");
+    }
+
+    #[test]
+    fn block_scalars_are_marked_at_their_content() {
+        let (docs, _) = parse("- rule: a\n  condition: >\n\n    evt.type = open\n    and x\n").unwrap();
+        let Kind::Seq(items) = &docs[0].kind else { panic!() };
+        let c = items[0].get("condition").unwrap();
+        assert_eq!(c.pos, Pos { line: 4, col: 5 });
+        assert_eq!(c.as_str(), Some("\nevt.type = open and x\n"));
+    }
+
+    #[test]
+    fn flow_sequence_may_close_at_the_key_column() {
+        // Falco's own sandbox rules are written so (yaml-cpp and libyaml read it).
+        let (docs, _) = parse("- list: l\n  items: [\n    \"a\",\n    b\n  ]\n").unwrap();
+        let Kind::Seq(items) = &docs[0].kind else { panic!() };
+        let Kind::Seq(l) = &items[0].get("items").unwrap().kind else { panic!() };
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0].pos, Pos { line: 3, col: 5 });
+    }
+
+    #[test]
+    fn aliases_copy_their_anchor() {
+        let (docs, _) = parse("a: &x [1, 2]\nb: *x\n").unwrap();
+        assert_eq!(docs[0].get("b").unwrap().to_json(), serde_json::json!([1, 2]));
+        let e = parse("a: *nope\n");
+        assert!(e.is_err());
     }
 
     #[test]

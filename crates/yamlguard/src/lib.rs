@@ -3,7 +3,8 @@
 //! YAML readers expand aliases into copies and recurse per nesting level, so
 //! a small text can take gigabytes (one large scalar aliased thousands of
 //! times), or quadratic time and a deep stack (deep nesting). `check` walks
-//! yaml-rust2's event stream once (its event parser keeps an explicit stack)
+//! the event stream of libyaml-safer (a safe Rust port of libyaml, the parser
+//! Falco's yaml-cpp agrees with; it keeps explicit stacks, no recursion) once
 //! and refuses the text before any reader sees it:
 //!
 //! - nesting deeper than [`Limits::max_depth`];
@@ -15,9 +16,8 @@
 //! Without aliases a document's weight is at most its size, so the budget
 //! only bites on expansion.
 
+use libyaml_safer::{EventData, Mark, Parser};
 use std::collections::HashMap;
-use yaml_rust2::parser::{Event, Parser};
-use yaml_rust2::scanner::Marker;
 
 /// What a YAML text may cost once read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,27 +53,72 @@ pub struct GuardError {
     pub line: usize,
     pub col: usize,
     pub message: String,
-    /// The text is not YAML yaml-rust2 can read (as opposed to a limit).
+    /// The text is not YAML libyaml can read (as opposed to a limit).
     pub syntax: bool,
 }
 
 impl GuardError {
-    fn at(m: &Marker, message: String) -> GuardError {
-        GuardError { line: m.line().max(1), col: m.col() + 1, message, syntax: false }
+    fn at(m: &Mark, message: String) -> GuardError {
+        GuardError { line: m.line as usize + 1, col: m.column as usize + 1, message, syntax: false }
     }
+}
+
+/// Whether libyaml reads `c` at all (YAML 1.1's printable set: tab, line
+/// breaks, and printable Unicode without surrogates and U+FFFE/U+FFFF).
+fn printable(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{7e}' | '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}')
+        || c >= '\u{10000}'
+}
+
+/// The first character libyaml refuses to read, as a positioned syntax error
+/// (libyaml itself reports it with a byte offset only).
+pub fn unreadable_char(text: &str) -> Option<GuardError> {
+    let (off, c) = text.char_indices().find(|&(_, c)| !printable(c))?;
+    let (line, col) = line_col(text, off);
+    let message = format!("invalid YAML: control character U+{:04X} is not allowed", c as u32);
+    Some(GuardError { line, col, message, syntax: true })
+}
+
+/// Line and column (1-based, column in characters) of byte offset `off`.
+pub fn line_col(text: &str, off: usize) -> (usize, usize) {
+    let mut off = off.min(text.len());
+    while !text.is_char_boundary(off) {
+        off -= 1;
+    }
+    let before = &text[..off];
+    let line = before.matches('\n').count() + 1;
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[start..].chars().count() + 1)
+}
+
+/// A libyaml error as a positioned syntax error: its problem, where it was
+/// found, and the construct it was found in (`while parsing a block mapping`).
+pub fn syntax_error(text: &str, e: &libyaml_safer::Error) -> GuardError {
+    if let Some(bad) = unreadable_char(text) {
+        return bad;
+    }
+    let mut message = format!("invalid YAML: {}", e.problem());
+    if let (Some(ctx), Some(m)) = (e.context(), e.context_mark()) {
+        message.push_str(&format!(" ({ctx} at line {}, column {})", m.line + 1, m.column + 1));
+    }
+    let (line, col) = match e.problem_mark() {
+        Some(m) => (m.line as usize + 1, m.column as usize + 1),
+        None => (1, 1),
+    };
+    GuardError { line, col, message, syntax: true }
 }
 
 /// An open sequence or mapping: its anchor and what it weighs so far.
 struct Frame {
-    anchor: usize,
+    anchor: Option<String>,
     bytes: usize,
     nodes: usize,
 }
 
-/// [`check`] for readers that parse with another YAML parser (serde_yaml_ng,
-/// libyaml): a syntax error is left to that parser, which reports it in its
-/// own words and may accept what yaml-rust2 does not; the bounds were checked
-/// up to that point.
+/// [`check`] for readers that parse with another YAML parser (serde_yaml_ng):
+/// a syntax error is left to that parser, which reports it in its own words
+/// and may accept what libyaml does not; the bounds were checked up to that
+/// point.
 pub fn check_bounds(text: &str, limits: &Limits) -> Result<(), GuardError> {
     match check(text, limits) {
         Err(e) if e.syntax => Ok(()),
@@ -84,33 +129,29 @@ pub fn check_bounds(text: &str, limits: &Limits) -> Result<(), GuardError> {
 /// Check `text` against `limits`; linear in the text's size.
 pub fn check(text: &str, limits: &Limits) -> Result<(), GuardError> {
     let budget = limits.budget(text.len());
-    let mut parser = Parser::new_from_str(text);
+    if let Some(bad) = unreadable_char(text) {
+        return Err(bad);
+    }
+    let mut input = text.as_bytes();
+    let mut parser = Parser::new();
+    parser.set_input_string(&mut input);
     let mut stack: Vec<Frame> = Vec::new();
-    // Anchor id -> (bytes, nodes) of the anchored node, expanded.
-    let mut anchors: HashMap<usize, (usize, usize)> = HashMap::new();
+    // Anchor name -> (bytes, nodes) of the anchored node, expanded.
+    let mut anchors: HashMap<String, (usize, usize)> = HashMap::new();
     // The whole document so far, aliases expanded.
     let (mut bytes, mut nodes) = (0usize, 0usize);
     loop {
-        let (ev, mark) = parser.next_token().map_err(|e| {
-            // The scanner looks ahead through flow collections and has its own
-            // nesting limit, which may trip before ours.
-            let (message, syntax) = match e.info() {
-                "recursion limit exceeded" => {
-                    (format!("nesting deeper than {} levels", limits.max_depth), false)
-                }
-                info => (format!("invalid YAML: {info}"), true),
-            };
-            GuardError { syntax, ..GuardError::at(e.marker(), message) }
-        })?;
+        let ev = parser.parse().map_err(|e| syntax_error(text, &e))?;
+        let mark = ev.start_mark;
         // The weight of the node this event completes, with its anchor.
-        let done = match ev {
-            Event::StreamEnd => return Ok(()),
-            Event::Scalar(value, _, anchor, _) => Some((anchor, value.len() + 1, 1, false)),
-            Event::Alias(id) => match anchors.get(&id) {
-                Some(&(b, n)) => Some((0, b, n, false)),
-                None => return Err(GuardError::at(&mark, "unknown alias".into())),
+        let done = match ev.data {
+            EventData::StreamEnd => return Ok(()),
+            EventData::Scalar { value, anchor, .. } => Some((anchor, value.len() + 1, 1, false)),
+            EventData::Alias { anchor } => match anchors.get(&anchor) {
+                Some(&(b, n)) => Some((None, b, n, false)),
+                None => return Err(GuardError::at(&mark, format!("unknown alias *{anchor}"))),
             },
-            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+            EventData::SequenceStart { anchor, .. } | EventData::MappingStart { anchor, .. } => {
                 if stack.len() >= limits.max_depth {
                     return Err(GuardError::at(
                         &mark,
@@ -122,11 +163,13 @@ pub fn check(text: &str, limits: &Limits) -> Result<(), GuardError> {
                 nodes += 1;
                 None
             }
-            Event::SequenceEnd | Event::MappingEnd => stack.pop().map(|f| (f.anchor, f.bytes, f.nodes, true)),
+            EventData::SequenceEnd | EventData::MappingEnd => {
+                stack.pop().map(|f| (f.anchor, f.bytes, f.nodes, true))
+            }
             _ => None,
         };
         let Some((anchor, b, n, collection)) = done else { continue };
-        if anchor != 0 {
+        if let Some(anchor) = anchor {
             anchors.insert(anchor, (b, n));
         }
         // Charge the node to its parent (for the parent's own weight, should
@@ -227,11 +270,7 @@ mod tests {
         for text in [hostile::deep("k", 10_000), "- ".repeat(10_000), "{a: ".repeat(10_000)] {
             let t = Instant::now();
             let e = err(&text);
-            // yaml-rust2's scanner has its own (higher) limit on flow nesting.
-            assert!(
-                e.message.contains("nesting deeper than 64") || e.message.contains("recursion limit"),
-                "{e}"
-            );
+            assert!(e.message.contains("nesting deeper than 64"), "{e}");
             assert!(t.elapsed().as_secs() < 5);
         }
         assert_eq!(check(&hostile::deep("k", 63), &Limits::default()), Ok(()));
@@ -262,5 +301,36 @@ mod tests {
         assert!(!check_bounds(&deep, &Limits::default()).unwrap_err().syntax);
         let bomb = hostile::alias_bomb("k", 5_000);
         assert!(check_bounds(&bomb, &Limits::default()).is_err());
+    }
+
+    #[test]
+    fn flow_sequence_closed_at_the_key_column_is_accepted() {
+        // libyaml (and so Falco) reads this; yaml-rust2 called it "invalid indentation".
+        let text = "- list: l\n  items: [\n    a,\n    b\n  ]\n";
+        assert_eq!(check(text, &Limits::default()), Ok(()));
+    }
+
+    #[test]
+    fn control_characters_are_positioned() {
+        let e = err("a: b\nc: d\u{1}e\n");
+        assert!(e.syntax);
+        assert_eq!((e.line, e.col), (2, 5), "{e}");
+        assert!(e.message.contains("U+0001"), "{e}");
+        // A byte order mark is fine.
+        assert_eq!(check("\u{feff}a: b\n", &Limits::default()), Ok(()));
+    }
+
+    #[test]
+    fn syntax_error_names_its_context() {
+        let e = err("a:\n  - x\n  y: [\n");
+        assert!(e.syntax);
+        assert!(e.message.starts_with("invalid YAML: "), "{e}");
+        assert!(e.line >= 2, "{e}");
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        assert_eq!(line_col("ab\ncé d", 7), (2, 4));
+        assert_eq!(line_col("x", 0), (1, 1));
     }
 }

@@ -17,6 +17,10 @@ impl RulesetBuilder {
         let mut errors: Vec<(usize, Diagnostic)> = Vec::new();
         let mut warnings: Vec<(usize, Diagnostic)> = Vec::new();
         let mut compiled = Vec::new();
+        // Conditions of the rules that count (enabled and not skipped): errors
+        // in the macros they use are errors, errors elsewhere warnings.
+        let mut live: Vec<&str> = Vec::new();
+        let mut skipped = std::mem::take(&mut self.skipped);
         for r in &self.rules {
             let ctx = format!("condition of rule {:?}", r.name);
             let mut errs: Vec<CErr> = Vec::new();
@@ -55,10 +59,14 @@ impl RulesetBuilder {
                 }
             }
             // Output.
-            let template = match Template::parse(&r.output.text) {
+            // Falco trims the output (`output: >` ends in a newline).
+            let out_text = r.output.text.trim_end();
+            let lead = out_text.len() - out_text.trim_start().len();
+            let template = match Template::parse(out_text.trim_start()) {
                 Ok(t) => Some(t),
                 Err(terrs) => {
-                    for te in terrs {
+                    for mut te in terrs {
+                        te.off += lead;
                         match te.unknown_field {
                             Some(u) => unknown.push(u),
                             None => hard = true,
@@ -74,19 +82,25 @@ impl RulesetBuilder {
                 }
             };
             let ok = diags.is_empty() && fail.is_none();
+            unknown.dedup();
+            let skip = !ok && (self.skip_unknown_fields || r.skip_if_unknown) && !hard && !unknown.is_empty();
+            if r.enabled && !skip {
+                live.push(&r.cond.text);
+            }
             if !ok {
-                unknown.dedup();
-                let skip = (self.skip_unknown_fields || r.skip_if_unknown) && !hard && !unknown.is_empty();
                 if skip {
-                    warnings.push(self.diag(
-                        r.file,
-                        r.pos,
-                        format!(
-                            "rule {:?} skipped: it uses field(s) {} that rampart does not provide",
-                            r.name,
-                            unknown.iter().map(|u| format!("{u:?}")).collect::<Vec<_>>().join(", ")
-                        ),
-                    ));
+                    let reason = format!(
+                        "it uses field(s) {} that rampart does not provide",
+                        unknown.iter().map(|u| format!("{u:?}")).collect::<Vec<_>>().join(", ")
+                    );
+                    let d = self.diag(r.file, r.pos, format!("rule {:?} skipped: {reason}", r.name));
+                    skipped.push(SkippedRule {
+                        name: r.name.clone(),
+                        file: d.1.file.clone(),
+                        line: r.pos.line,
+                        reason,
+                    });
+                    warnings.push(d);
                 } else if !r.enabled {
                     for (f, mut d) in diags {
                         d.message = format!("{} (rule is disabled)", d.message);
@@ -125,6 +139,9 @@ impl RulesetBuilder {
                 template,
             });
         }
+        let used = self.macros_used_by(live.iter().copied());
+        let other: Vec<&str> = self.other_source_rules.values().filter_map(|(_, c)| c.as_deref()).collect();
+        let used_by_other = self.macros_used_by(other.into_iter());
         debug!(spent = compiler.spent(), budget = crate::compile::EXPANSION_BUDGET, "rule set expansion");
         // Macro errors, once each.
         for e in &compiler.macro_errs {
@@ -133,7 +150,19 @@ impl RulesetBuilder {
             }
             let Origin::Macro(m) = &e.origin else { continue };
             let Some(entry) = self.macros.get(m) else { continue };
-            errors.push(self.cerr(&entry.cond, e.off, &e.msg, &format!("condition of macro {m:?}")));
+            let d = self.cerr(&entry.cond, e.off, &e.msg, &format!("condition of macro {m:?}"));
+            if used.contains(m.as_str()) {
+                errors.push(d);
+            } else {
+                // Falco compiles only what rules use: not an error (yet).
+                let (f, mut d) = d;
+                d.message = if used_by_other.contains(m.as_str()) {
+                    format!("{} (macro only used by rules of other sources; skipped)", d.message)
+                } else {
+                    format!("{} (macro not used by any enabled rule; ignored)", d.message)
+                };
+                warnings.push((f, d));
+            }
         }
         let mut all_errors = std::mem::take(&mut self.errors);
         all_errors.extend(errors);
@@ -149,7 +178,28 @@ impl RulesetBuilder {
         if !all_errors.is_empty() {
             return Err(LoadError { errors: all_errors.into_iter().map(|(_, d)| d).collect(), warnings });
         }
-        Ok(Ruleset::new(compiled, warnings))
+        Ok(Ruleset::new(compiled, warnings, skipped))
+    }
+
+    /// The macros the conditions use, directly or through other macros.
+    fn macros_used_by<'c>(&self, conds: impl Iterator<Item = &'c str>) -> std::collections::HashSet<String> {
+        let mut seen = std::collections::HashSet::new();
+        let mut todo: Vec<String> = Vec::new();
+        let names = |text: &str, out: &mut Vec<String>| {
+            if let Ok(ast) = parse::parse(text) {
+                ast.macro_names(out);
+            }
+        };
+        for c in conds {
+            names(c, &mut todo);
+        }
+        while let Some(m) = todo.pop() {
+            let Some(entry) = self.macros.get(&m) else { continue };
+            if seen.insert(m) {
+                names(&entry.cond.text, &mut todo);
+            }
+        }
+        seen
     }
 
     /// Compile one exception into the expression it excludes (`None` when it has
@@ -226,21 +276,13 @@ impl RulesetBuilder {
                 for (vf, v) in &e.values {
                     match &v.kind {
                         Kind::Scalar(s, st) => {
-                            vals.push(ValTok {
-                                text: s.clone(),
-                                quoted: *st != Style::Plain,
-                                off: vpos.len(),
-                            });
+                            vals.push(value_tok(s, *st, vpos.len()));
                             vpos.push((*vf, v.pos));
                         }
                         Kind::Seq(items) => {
                             for i in items {
                                 if let Kind::Scalar(s, st) = &i.kind {
-                                    vals.push(ValTok {
-                                        text: s.clone(),
-                                        quoted: *st != Style::Plain,
-                                        off: vpos.len(),
-                                    });
+                                    vals.push(value_tok(s, *st, vpos.len()));
                                     vpos.push((*vf, i.pos));
                                 }
                             }
@@ -298,18 +340,14 @@ impl RulesetBuilder {
                         let mut vpos = Vec::new();
                         match &item.kind {
                             Kind::Scalar(s, st) => {
-                                vals.push(ValTok { text: s.clone(), quoted: *st != Style::Plain, off: 0 });
+                                vals.push(value_tok(s, *st, 0));
                                 vpos.push((*vf, item.pos));
                             }
                             Kind::Seq(list) if op.takes_list() => {
                                 for i in list {
                                     match &i.kind {
                                         Kind::Scalar(s, st) => {
-                                            vals.push(ValTok {
-                                                text: s.clone(),
-                                                quoted: *st != Style::Plain,
-                                                off: vpos.len(),
-                                            });
+                                            vals.push(value_tok(s, *st, vpos.len()));
                                             vpos.push((*vf, i.pos));
                                         }
                                         _ => return Err(err(*vf, i.pos, "values must be strings".into())),
@@ -337,6 +375,16 @@ impl RulesetBuilder {
                 Err(err(*ffile, fnode.pos, "fields must be a field name or a sequence of field names".into()))
             }
         }
+    }
+}
+
+/// An exception value as a condition value: quoted when YAML quoted it, or
+/// when its text is itself a quoted string (Falco pastes values into the
+/// condition text, so `'"a b"'` is the string `a b`).
+fn value_tok(s: &str, style: Style, off: usize) -> ValTok {
+    match parse::unquote_item(s) {
+        Some(text) => ValTok { text, quoted: true, off },
+        None => ValTok { text: s.to_string(), quoted: style != Style::Plain, off },
     }
 }
 

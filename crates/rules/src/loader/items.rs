@@ -8,8 +8,15 @@ impl RulesetBuilder {
         let Some(name) = self.string(file, item, "list", "list") else { return };
         let what = format!("list {name:?}");
         self.check_keys(file, item, LIST_KEYS, &what);
+        // An item whose text is a quoted string of the condition language
+        // (`'"10.0.0.0/8"'`) stands for that string, as when Falco pastes the
+        // list into a condition.
         let items = match item.get("items") {
-            Some(n) => self.strings(file, n, &what),
+            Some(n) => self
+                .strings(file, n, &what)
+                .into_iter()
+                .map(|s| crate::parse::unquote_item(&s).unwrap_or(s))
+                .collect(),
             None => {
                 self.error(file, item.pos, format!("{what}: missing key \"items\""));
                 return;
@@ -18,7 +25,11 @@ impl RulesetBuilder {
         let mode = self.merge_mode(file, item, &what, "list", "items");
         match mode {
             None => {
-                self.lists.insert(name, ListEntry { items });
+                if let Some((prev, same)) = self.lists.get(&name).map(|l| ((l.file, l.pos), l.items == items))
+                {
+                    self.redefined(&what, file, item.pos, prev, same);
+                }
+                self.lists.insert(name, ListEntry { items, file, pos: item.pos });
             }
             Some(app) => match self.lists.get_mut(&name) {
                 Some(l) if app => l.items.extend(items),
@@ -41,17 +52,32 @@ impl RulesetBuilder {
             return;
         };
         let Some(cond) = self.string(file, item, "condition", &what) else { return };
+        let source = self.string(file, item, "source", &what).unwrap_or_else(|| "syscall".to_string());
+        if source != "syscall" {
+            self.warn(
+                file,
+                item.pos,
+                format!("{what}: source {source:?} is not supported (only syscall); skipped"),
+            );
+            self.other_source_macros.insert(name, source);
+            return;
+        }
         let mode = self.merge_mode(file, item, &what, "macro", "condition");
         match mode {
             None => {
-                if !self.macros.contains_key(&name) {
-                    self.macro_order.push(name.clone());
+                match self.macros.get(&name).map(|m| ((m.file, m.pos), m.cond.text.trim() == cond.trim())) {
+                    Some((prev, same)) => self.redefined(&what, file, item.pos, prev, same),
+                    None => self.macro_order.push(name.clone()),
                 }
-                self.macros.insert(name, MacroEntry { cond: Text::new(file, cond_node, &cond) });
+                self.macros.insert(
+                    name,
+                    MacroEntry { cond: Text::new(file, cond_node, &cond), file, pos: item.pos },
+                );
             }
             Some(app) => match self.macros.get_mut(&name) {
                 Some(m) if app => m.cond.push(file, cond_node, &cond),
                 Some(m) => m.cond = Text::new(file, cond_node, &cond),
+                None if self.other_source_macros.contains_key(&name) => {}
                 None => self.error(
                     file,
                     item.pos,
@@ -147,6 +173,9 @@ impl RulesetBuilder {
         // load a rule that never responds.
         let known: Vec<&str> = RULE_KEYS.iter().chain(EXTENSION_KEYS).copied().collect();
         self.check_keys(file, item, &known, &what);
+        if let Some(v) = item.get("required_engine_version") {
+            self.engine_requirement(file, v);
+        }
         let source = self.string(file, item, "source", &what).unwrap_or_else(|| "syscall".to_string());
         if source != "syscall" {
             if !self.other_source_rules.contains_key(&name) {
@@ -155,13 +184,27 @@ impl RulesetBuilder {
                     item.pos,
                     format!("{what}: source {source:?} is not supported (only syscall); rule skipped"),
                 );
+                self.skipped.push(SkippedRule {
+                    name: name.clone(),
+                    file: self.files.get(file).map(|f| f.name.clone()).unwrap_or_default(),
+                    line: item.pos.line,
+                    reason: format!("source {source:?} is not supported (only syscall)"),
+                });
             }
-            self.other_source_rules.insert(name, source);
+            let cond = item.get("condition").and_then(Node::as_str).map(String::from);
+            self.other_source_rules.insert(name, (source, cond));
             return;
         }
-        if self.other_source_rules.contains_key(&name) && !self.rule_index.contains_key(&name) {
-            // An append or override of a rule of another source: skip with it.
-            return;
+        if let Some((_, cond)) = self.other_source_rules.get_mut(&name) {
+            if !self.rule_index.contains_key(&name) {
+                // An append or override of a rule of another source: skip with
+                // it (its condition still counts for the macros it uses).
+                if let (Some(c), Some(more)) = (cond.as_mut(), item.get("condition").and_then(Node::as_str)) {
+                    c.push(' ');
+                    c.push_str(more);
+                }
+                return;
+            }
         }
         let append = self.boolean(file, item, "append", &what).unwrap_or(false);
         let overrides = self.overrides(file, item, &what);
@@ -254,6 +297,18 @@ impl RulesetBuilder {
         match existing {
             Some(i) => {
                 debug!(rule = %name, "rule redefined; replacing");
+                let old = &self.rules[i];
+                let same = old.cond.text.trim() == entry.cond.text.trim()
+                    && old.output.text.trim() == entry.output.text.trim()
+                    && old.desc == entry.desc
+                    && old.priority == entry.priority
+                    && old.enabled == entry.enabled
+                    && old.tags == entry.tags
+                    && old.exceptions.is_empty()
+                    && entry.exceptions.is_empty()
+                    && old.extra.keys().eq(entry.extra.keys());
+                let prev = (old.file, old.pos);
+                self.redefined(&what, file, item.pos, prev, same);
                 self.rules[i] = entry;
             }
             None => {

@@ -15,7 +15,7 @@ impl RulesetBuilder {
         }
         let excerpt: String = value[local..].chars().take(40).collect();
         let excerpt = excerpt.split('\n').next().unwrap_or("").trim_end().to_string();
-        let src = self.files.get(piece.file).map(|f| f.from_line(piece.pos.line)).unwrap_or("");
+        let src = self.files.get(piece.file).map(|f| f.text_from_line(piece.pos.line)).unwrap_or("");
         (piece.file, locate(src, piece.pos, piece.style, value, local), excerpt)
     }
 
