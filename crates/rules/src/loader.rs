@@ -309,7 +309,9 @@ impl RulesetBuilder {
             return self;
         }
         // Bound nesting and alias expansion before building the tree.
-        if let Err(e) = yamlguard::check(text, &yamlguard::Limits::default()) {
+        // Duplicate keys: reported by the tree below, every one of them.
+        let limits = yamlguard::Limits { duplicate_keys_are_errors: false, ..Default::default() };
+        if let Err(e) = yamlguard::check(text, &limits) {
             self.error(file, Pos { line: e.line, col: e.col }, e.message);
             return self;
         }

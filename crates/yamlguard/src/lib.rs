@@ -30,11 +30,21 @@ pub struct Limits {
     pub min_budget: usize,
     /// The byte budget is at least this many times the input size.
     pub budget_factor: usize,
+    /// A key repeated in one mapping is an error (serde readers keep one of
+    /// the two silently; a reader that reports duplicates itself turns this
+    /// off).
+    pub duplicate_keys_are_errors: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_depth: 64, max_nodes: 1_000_000, min_budget: 1 << 20, budget_factor: 4 }
+        Limits {
+            max_depth: 64,
+            max_nodes: 1_000_000,
+            min_budget: 1 << 20,
+            budget_factor: 4,
+            duplicate_keys_are_errors: true,
+        }
     }
 }
 
@@ -113,6 +123,9 @@ struct Frame {
     anchor: Option<String>,
     bytes: usize,
     nodes: usize,
+    /// For a mapping: its keys so far (with their line), and whether the next
+    /// node is a key.
+    mapping: Option<(HashMap<String, usize>, bool)>,
 }
 
 /// [`check`] for readers that parse with another YAML parser (serde_yaml_ng):
@@ -146,19 +159,36 @@ pub fn check(text: &str, limits: &Limits) -> Result<(), GuardError> {
         // The weight of the node this event completes, with its anchor.
         let done = match ev.data {
             EventData::StreamEnd => return Ok(()),
-            EventData::Scalar { value, anchor, .. } => Some((anchor, value.len() + 1, 1, false)),
+            EventData::Scalar { value, anchor, .. } => {
+                // A scalar key of the mapping being read: seen before?
+                if let Some(Frame { mapping: Some((keys, true)), .. }) = stack.last_mut() {
+                    if limits.duplicate_keys_are_errors {
+                        if let Some(first) = keys.get(&value) {
+                            return Err(GuardError::at(
+                                &mark,
+                                format!("duplicate key {value:?} (first at line {first})"),
+                            ));
+                        }
+                        keys.insert(value.clone(), mark.line as usize + 1);
+                    }
+                }
+                Some((anchor, value.len() + 1, 1, false))
+            }
             EventData::Alias { anchor } => match anchors.get(&anchor) {
                 Some(&(b, n)) => Some((None, b, n, false)),
                 None => return Err(GuardError::at(&mark, format!("unknown alias *{anchor}"))),
             },
-            EventData::SequenceStart { anchor, .. } | EventData::MappingStart { anchor, .. } => {
+            EventData::SequenceStart { ref anchor, .. } | EventData::MappingStart { ref anchor, .. } => {
+                let anchor = anchor.clone();
+                let mapping =
+                    matches!(ev.data, EventData::MappingStart { .. }).then(|| (HashMap::new(), true));
                 if stack.len() >= limits.max_depth {
                     return Err(GuardError::at(
                         &mark,
                         format!("nesting deeper than {} levels", limits.max_depth),
                     ));
                 }
-                stack.push(Frame { anchor, bytes: 1, nodes: 1 });
+                stack.push(Frame { anchor, bytes: 1, nodes: 1, mapping });
                 bytes += 1;
                 nodes += 1;
                 None
@@ -177,6 +207,10 @@ pub fn check(text: &str, limits: &Limits) -> Result<(), GuardError> {
         if let Some(f) = stack.last_mut() {
             f.bytes = f.bytes.saturating_add(b);
             f.nodes = f.nodes.saturating_add(n);
+            // Keys and values alternate in a mapping.
+            if let Some((_, key_next)) = f.mapping.as_mut() {
+                *key_next = !*key_next;
+            }
         }
         if !collection {
             bytes = bytes.saturating_add(b);
@@ -326,6 +360,31 @@ mod tests {
         assert!(e.syntax);
         assert!(e.message.starts_with("invalid YAML: "), "{e}");
         assert!(e.line >= 2, "{e}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_where_they_repeat() {
+        let e = err("a: 1\nb:\n  c: 1\n  d: 2\n  c: 3\n");
+        assert_eq!((e.line, e.col), (5, 3), "{e}");
+        assert_eq!(e.message, "duplicate key \"c\" (first at line 3)");
+        // Same key in sibling mappings, a value equal to a key, keys in a
+        // sequence of mappings, flow mappings: all fine.
+        for ok in [
+            "a: {x: 1}\nb: {x: 1}\n",
+            "a: a\nb: a\n",
+            "- k: 1\n- k: 2\n",
+            "a: {b: [c, c]}\n",
+            "a: &x {k: 1}\nb: *x\n",
+        ] {
+            check(ok, &Limits::default()).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+        }
+        assert!(check("{a: 1, a: 2}", &Limits::default()).is_err());
+        // A nested collection as a value keeps the key/value alternation.
+        assert!(check("a: [1, 2]\nb: {c: 1}\na: 3\n", &Limits::default()).is_err());
+        let off = Limits { duplicate_keys_are_errors: false, ..Limits::default() };
+        assert!(check("a: 1\na: 2\n", &off).is_ok());
+        // The serde readers' entry point refuses them too.
+        assert!(check_bounds("a: 1\na: 2\n", &Limits::default()).is_err());
     }
 
     #[test]
