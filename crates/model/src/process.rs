@@ -6,16 +6,26 @@
 use std::sync::Arc;
 
 /// Where an entry came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ProcSource {
     /// Read from procfs (start-up scan or a lazy read).
     Proc,
     /// Built from events (fork, exec).
+    #[default]
     Event,
 }
 
+/// A process's capability sets (bit masks, bit N = capability N).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Caps {
+    pub effective: u64,
+    pub permitted: u64,
+    /// `None` when not known (an exec record carries effective and permitted only).
+    pub inheritable: Option<u64>,
+}
+
 /// One process (thread group) as the table knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProcInfo {
     pub pid: u32,
     pub ppid: u32,
@@ -32,6 +42,20 @@ pub struct ProcInfo {
     /// When the process exited (event time), if it did.
     pub exited_at_ns: Option<u64>,
     pub source: ProcSource,
+    /// Session id, host view; 0 when unknown. Read from /proc (scan, exec),
+    /// inherited on fork; `setsid` is not captured, so a process that called
+    /// it without exec'ing keeps its parent's session here.
+    pub sid: u32,
+    /// Process group id, host view; 0 when unknown (same sources as `sid`).
+    pub pgid: u32,
+    /// The last capability sets known: from /proc (scan), exec and capset
+    /// events; inherited on fork.
+    pub caps: Option<Caps>,
+    /// The environment, when it was read (`None`: not read).
+    pub env: Option<Arc<[String]>>,
+    /// ctime and mtime of the executable's inode (ns since the epoch).
+    pub exe_ctime_ns: Option<u64>,
+    pub exe_mtime_ns: Option<u64>,
 }
 
 impl ProcInfo {

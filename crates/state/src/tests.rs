@@ -36,6 +36,7 @@ fn exec(ts: u64, pid: u32, ppid: u32, exe: &str, argv: &[&str], cwd: &str) -> Ev
             cap_permitted: 0,
             exe_from_memfd: false,
             exe_upper_layer: None,
+            details: None,
         },
     )
 }
@@ -48,7 +49,7 @@ fn open(ts: u64, pid: u32) -> Event {
     ev(
         ts,
         ctx(pid, 1, "x"),
-        EventKind::Open { path: "/etc/passwd".into(), flags: OpenFlags::from_raw(0), mode: 0 },
+        EventKind::Open { path: "/etc/passwd".into(), flags: OpenFlags::from_raw(0), mode: 0, raw_path: None },
     )
 }
 
@@ -64,6 +65,7 @@ fn proc(pid: u32, ppid: u32, exe: &str) -> ProcInfo {
         start_time_ns: 0,
         exited_at_ns: None,
         source: ProcSource::Proc,
+        ..Default::default()
     }
 }
 
@@ -324,4 +326,85 @@ fn enrich_reads_proc_lazily_and_apply_merges() {
 fn scan_of_missing_procfs_is_an_error() {
     let err = ProcessTable::scan(cfg()).unwrap_err();
     assert!(err.to_string().contains("/nonexistent-proc"), "{err}");
+}
+
+#[test]
+fn events_only_table_never_reads_proc() {
+    // pid 1 and our own pid exist here: a table fed from a capture must not
+    // take them from this machine's /proc.
+    let me = std::process::id();
+    let mut t = ProcessTable::events_only();
+    assert!(!t.config().read_proc);
+    t.apply(&fork(1, me, 1, 4_000_001));
+    t.apply(&fork(2, 1, 0, 4_000_002));
+    assert!(t.get(me).is_none() && t.get(1).is_none());
+    let mut e = open(3, me);
+    t.enrich(&mut e);
+    t.apply(&e);
+    assert!(e.process.exe.is_empty() && e.process.cmdline.is_empty());
+    assert!(t.read_proc(me).is_err());
+    let s = t.stats();
+    assert_eq!(s.lazy_reads, s.lazy_read_failures);
+    assert!(s.proc_reads_refused >= 3, "{s:?}");
+    assert_eq!(s.scanned, 0);
+    // the children are known, from the events alone
+    assert_eq!(t.get(4_000_001).unwrap().ppid, me);
+    assert!(t.get(4_000_001).unwrap().exe.is_empty());
+    // and a scan with reads off is empty
+    let t = ProcessTable::scan(TableConfig { read_proc: false, ..TableConfig::default() }).unwrap();
+    assert!(t.is_empty());
+}
+
+#[test]
+fn session_caps_env_follow_fork_exec_capset() {
+    let mut t = ProcessTable::new(cfg());
+    t.insert(ProcInfo {
+        sid: 100,
+        pgid: 100,
+        caps: Some(model::Caps { effective: 0xff, permitted: 0xff, inheritable: Some(0) }),
+        env: Some(vec!["A=1".to_string()].into()),
+        exe_ctime_ns: Some(5),
+        ..proc(100, 1, "/bin/bash")
+    });
+    t.apply(&fork(1, 100, 1, 200));
+    let c = t.get(200).unwrap();
+    assert_eq!((c.sid, c.pgid, c.caps.unwrap().effective), (100, 100, 0xff));
+    assert_eq!(c.env.as_deref(), Some(&["A=1".to_string()][..]));
+    assert_eq!(c.exe_ctime_ns, Some(5));
+
+    // exec: caps from the record, session/group/env/exe times from the details
+    let mut e = exec(2, 200, 100, "/usr/bin/env", &["env"], "/");
+    if let EventKind::Exec { cap_effective, cap_permitted, details, .. } = &mut e.kind {
+        *cap_effective = 0x1;
+        *cap_permitted = 0x3;
+        **details.get_or_insert_with(Default::default) = model::ExecDetails {
+            sid: Some(200),
+            pgid: Some(200),
+            cap_inheritable: Some(0x2),
+            env: Some(vec!["B=2".into()]),
+            exe_ctime_ns: Some(7),
+            exe_mtime_ns: Some(6),
+        };
+    }
+    t.apply(&e);
+    let c = t.get(200).unwrap();
+    assert_eq!((c.sid, c.pgid), (200, 200));
+    assert_eq!(c.caps, Some(model::Caps { effective: 1, permitted: 3, inheritable: Some(2) }));
+    assert_eq!(c.env.as_deref(), Some(&["B=2".to_string()][..]));
+    assert_eq!((c.exe_ctime_ns, c.exe_mtime_ns), (Some(7), Some(6)));
+
+    // an exec whose details were not read: ids kept, env unknown
+    t.apply(&exec(3, 200, 100, "/bin/true", &["true"], "/"));
+    let c = t.get(200).unwrap();
+    assert_eq!((c.sid, c.pgid, c.env.is_none(), c.exe_ctime_ns), (200, 200, true, None));
+    assert_eq!(c.caps.unwrap().inheritable, Some(2));
+
+    // capset replaces the sets; a failed one does not
+    let mut cs = ev(4, ctx(200, 100, "true"), EventKind::Capset { effective: 0, permitted: 1, inheritable: 0 });
+    t.apply(&cs);
+    assert_eq!(t.get(200).unwrap().caps, Some(model::Caps { effective: 0, permitted: 1, inheritable: Some(0) }));
+    cs.kind = EventKind::Capset { effective: 9, permitted: 9, inheritable: 9 };
+    cs.ret = Some(-1);
+    t.apply(&cs);
+    assert_eq!(t.get(200).unwrap().caps.unwrap().effective, 0);
 }
