@@ -19,4 +19,4 @@ pub use event::{Event, EventKind, EventType, ExecDetails, OpenFlags, ProcessCtx,
 pub use hash::fnv1a;
 pub use net::SockAddr;
 pub use priority::{Priority, UnknownPriority};
-pub use process::{Caps, ProcInfo, ProcSource, ProcessLookup};
+pub use process::{l4proto, Caps, ProcInfo, ProcSource, ProcessLookup, MAX_SOCKET_FDS};

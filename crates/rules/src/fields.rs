@@ -740,7 +740,7 @@ pub(crate) fn event_args(ev: &Event) -> Vec<EvArg<'_>> {
             v.push(a_n("sig", i64::from(*signal)));
             v.push(a_n("core", i64::from(*core_dumped)));
         }
-        EventKind::Open { path, flags, mode } => {
+        EventKind::Open { path, flags, mode, .. } => {
             if let Some(r) = ev.ret {
                 v.push(a_n("fd", r));
             }

@@ -57,6 +57,7 @@ pub(crate) fn exec(comm: &str, argv: &[&str]) -> Event {
             cap_permitted: 1 << 21,
             exe_from_memfd: false,
             exe_upper_layer: Some(true),
+            details: None,
         },
     );
     e.process.comm = comm.into();
@@ -65,7 +66,7 @@ pub(crate) fn exec(comm: &str, argv: &[&str]) -> Event {
 
 pub(crate) fn open(path: &str, raw: u32) -> Event {
     let mut e =
-        base("openat", EventKind::Open { path: path.into(), flags: OpenFlags::from_raw(raw), mode: 0o644 });
+        base("openat", EventKind::Open { path: path.into(), flags: OpenFlags::from_raw(raw), mode: 0o644, raw_path: None });
     e.ret = Some(3);
     e
 }

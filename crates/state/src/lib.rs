@@ -336,6 +336,27 @@ impl ProcessTable {
                 self.stats.execs += 1;
                 self.on_exec(ev);
             }
+            // Which fds are sockets of which protocol (fd.l4proto on connect and bind).
+            EventKind::Socket { domain, sock_type, .. } => {
+                if let (Some(proto), Some(fd)) =
+                    (model::l4proto(*domain, *sock_type), ev.ret.and_then(|r| i32::try_from(r).ok()))
+                {
+                    if fd >= 0 {
+                        if let Some(e) = self.procs.get_mut(&p.pid) {
+                            e.info.set_socket(fd, proto);
+                        }
+                    }
+                }
+            }
+            // An accepted connection has its listening socket's protocol.
+            EventKind::Accept { fd, .. } => {
+                if let Some(new_fd) = ev.ret.and_then(|r| i32::try_from(r).ok()).filter(|r| *r >= 0) {
+                    if let Some(e) = self.procs.get_mut(&p.pid) {
+                        let proto = e.info.socket_proto(i64::from(*fd)).unwrap_or("tcp");
+                        e.info.set_socket(new_fd, proto);
+                    }
+                }
+            }
             // capset changes the calling thread's sets; the table keeps them
             // per process (the last one wins).
             EventKind::Capset { effective, permitted, inheritable } if !ev.failed() => {
@@ -394,6 +415,8 @@ impl ProcessTable {
                 env: parent.env.clone(),
                 exe_ctime_ns: parent.exe_ctime_ns,
                 exe_mtime_ns: parent.exe_mtime_ns,
+                // the child gets copies of the parent's fds
+                sockets: parent.sockets.clone(),
             },
             None => {
                 self.stats.unknown_parent_forks += 1;
@@ -458,6 +481,8 @@ impl ProcessTable {
             env,
             exe_ctime_ns: details.and_then(|d| d.exe_ctime_ns),
             exe_mtime_ns: details.and_then(|d| d.exe_mtime_ns),
+            // fds survive exec (close-on-exec ones excepted, which we cannot tell)
+            sockets: old.map(|o| o.sockets.clone()).unwrap_or_default(),
         };
         self.insert(info);
     }

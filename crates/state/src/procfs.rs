@@ -225,6 +225,7 @@ pub fn read_process(
         env,
         exe_ctime_ns: exe_times.map(|t| t.0),
         exe_mtime_ns: exe_times.map(|t| t.1),
+        sockets: Vec::new(),
     })
 }
 

@@ -408,3 +408,41 @@ fn session_caps_env_follow_fork_exec_capset() {
     t.apply(&cs);
     assert_eq!(t.get(200).unwrap().caps.unwrap().effective, 0);
 }
+
+#[test]
+fn socket_protocols_by_fd() {
+    let mut t = ProcessTable::new(cfg());
+    t.insert(proc(100, 1, "/bin/app"));
+    let sock = |ts, ty, ret| Event {
+        ret: Some(ret),
+        ..ev(ts, ctx(100, 1, "app"), EventKind::Socket { domain: 2, sock_type: ty, protocol: 0 })
+    };
+    t.apply(&sock(1, 2 | 0o2000000, 3)); // SOCK_DGRAM|SOCK_CLOEXEC
+    t.apply(&sock(2, 1, 4));
+    t.apply(&sock(3, 1, -24)); // EMFILE: nothing
+    let unix = Event {
+        ret: Some(5),
+        ..ev(4, ctx(100, 1, "app"), EventKind::Socket { domain: 1, sock_type: 1, protocol: 0 })
+    };
+    t.apply(&unix);
+    let p = t.get(100).unwrap();
+    assert_eq!((p.socket_proto(3), p.socket_proto(4), p.socket_proto(5)), (Some("udp"), Some("tcp"), None));
+    // accept: the new fd is the listener's protocol
+    let acc = Event { ret: Some(7), ..ev(5, ctx(100, 1, "app"), EventKind::Accept { fd: 4, local: None, remote: None }) };
+    t.apply(&acc);
+    assert_eq!(t.get(100).unwrap().socket_proto(7), Some("tcp"));
+    // fd 3 reused for a TCP socket
+    t.apply(&sock(6, 1, 3));
+    assert_eq!(t.get(100).unwrap().socket_proto(3), Some("tcp"));
+    // a child inherits them
+    t.apply(&fork(7, 100, 1, 101));
+    assert_eq!(t.get(101).unwrap().socket_proto(3), Some("tcp"));
+    // bounded
+    for fd in 10..10 + 2 * model::MAX_SOCKET_FDS as i64 {
+        t.apply(&sock(8, 2, fd));
+    }
+    let p = t.get(100).unwrap();
+    assert_eq!(p.sockets.len(), model::MAX_SOCKET_FDS);
+    assert_eq!(p.socket_proto(10), None);
+    assert_eq!(p.socket_proto(9 + 2 * model::MAX_SOCKET_FDS as i64), Some("udp"));
+}
