@@ -190,6 +190,7 @@ fn main() {
                 start_time_ns: 0,
                 exited_at_ns: None,
                 source: ProcSource::Proc,
+                ..Default::default()
             },
         );
     }

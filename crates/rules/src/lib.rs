@@ -14,7 +14,7 @@
 //! ```
 
 mod compile;
-mod fields;
+pub mod fields;
 mod loader;
 mod matchers;
 mod names;
@@ -27,7 +27,10 @@ mod tests;
 #[cfg(test)]
 mod tests_hostile;
 
-pub use fields::{fields_markdown, ArgSpec, EvalCtx, FieldDef, FieldType, FIELDS};
+pub use fields::{
+    fields_markdown, fields_without_value, uncaptured_event_type, uncaptured_event_types, without_value, ArgSpec,
+    EvalCtx, FieldDef, FieldType, FIELDS,
+};
 pub use loader::RulesetBuilder;
 pub use model::{Priority, UnknownPriority};
 

@@ -95,6 +95,7 @@ fn table() -> HashMap<u32, ProcInfo> {
         start_time_ns: 0,
         exited_at_ns: None,
         source: ProcSource::Event,
+        ..Default::default()
     };
     for info in [
         p(1, 0, "containerd-shim", &["containerd-shim"]),
