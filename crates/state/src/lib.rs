@@ -12,6 +12,7 @@
 //! [`TableStats`].
 
 pub mod procfs;
+pub mod users;
 
 use model::{Event, EventKind};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -485,6 +486,46 @@ impl ProcessTable {
             sockets: old.map(|o| o.sockets.clone()).unwrap_or_default(),
         };
         self.insert(info);
+    }
+
+    /// Turn reading the environment on or off (a loaded rule uses `proc.env`).
+    pub fn set_read_env(&mut self, on: bool) {
+        self.config.read_env = on;
+    }
+
+    /// On an exec that succeeded, read what the kernel's record lacks from
+    /// /proc while the process still runs: session and group ids, the
+    /// inheritable capabilities, the executable's inode times and (with
+    /// `read_env`) the environment, into the event's `details`, where `apply`
+    /// takes them for the table (and a capture keeps them for `replay`).
+    /// Nothing is read with `read_proc` off. A process already gone leaves
+    /// `details` empty.
+    pub fn read_exec_details(&self, ev: &mut Event) {
+        if !self.config.read_proc || ev.failed() {
+            return;
+        }
+        let pid = ev.process.pid;
+        let root = &self.config.proc_root;
+        let EventKind::Exec { exe, filename, details, .. } = &mut ev.kind else { return };
+        let (stat, caps) = procfs::read_ids_and_caps(root, pid);
+        let exe: &str = if exe.is_empty() { filename } else { exe };
+        let times = procfs::exe_times(root, pid, exe);
+        let env = if self.config.read_env {
+            procfs::read_environ(root, pid, self.config.max_env_read, self.config.max_env_vars)
+        } else {
+            None
+        };
+        let d = model::ExecDetails {
+            sid: stat.as_ref().map(|s| s.session),
+            pgid: stat.as_ref().map(|s| s.pgrp),
+            cap_inheritable: caps.and_then(|c| c.inheritable),
+            env,
+            exe_ctime_ns: times.map(|t| t.0),
+            exe_mtime_ns: times.map(|t| t.1),
+        };
+        if d != model::ExecDetails::default() {
+            *details = Some(Box::new(d));
+        }
     }
 
     /// Fill `ev.process.exe` and `ev.process.cmdline` from the table. A pid not in

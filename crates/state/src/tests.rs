@@ -446,3 +446,30 @@ fn socket_protocols_by_fd() {
     assert_eq!(p.socket_proto(10), None);
     assert_eq!(p.socket_proto(9 + 2 * model::MAX_SOCKET_FDS as i64), Some("udp"));
 }
+
+#[test]
+fn exec_details_read_from_proc_of_a_live_process() {
+    let me = std::process::id();
+    let exe = std::env::current_exe().unwrap().to_string_lossy().into_owned();
+    let mut e = exec(1, me, 1, &exe, &["x"], "/");
+    let mut t = ProcessTable::new(TableConfig { read_env: true, ..TableConfig::default() });
+    t.read_exec_details(&mut e);
+    let EventKind::Exec { details: Some(d), .. } = &e.kind else { panic!("no details") };
+    assert!(d.sid.is_some() && d.pgid.is_some() && d.cap_inheritable.is_some());
+    assert!(d.exe_ctime_ns.is_some() && d.exe_mtime_ns.is_some());
+    assert!(d.env.is_some());
+    t.apply(&e);
+    assert!(t.get(me).unwrap().env.is_some());
+    // without read_env, no environment; with /proc off, nothing at all
+    let mut e = exec(2, me, 1, &exe, &["x"], "/");
+    t.set_read_env(false);
+    t.read_exec_details(&mut e);
+    assert!(matches!(&e.kind, EventKind::Exec { details: Some(d), .. } if d.env.is_none()));
+    let mut e = exec(3, me, 1, &exe, &["x"], "/");
+    ProcessTable::events_only().read_exec_details(&mut e);
+    assert!(matches!(&e.kind, EventKind::Exec { details: None, .. }));
+    // a process that is gone: nothing
+    let mut e = exec(4, 3_999_999, 1, "/bin/x", &["x"], "/");
+    t.read_exec_details(&mut e);
+    assert!(matches!(&e.kind, EventKind::Exec { details: None, .. }));
+}
