@@ -298,3 +298,17 @@ fn falco_fields_used_by_falco_rules_exist() {
         assert!(lookup(f, None).is_ok(), "{f}");
     }
 }
+
+#[test]
+fn ruleset_tells_which_fields_its_rules_use() {
+    let mut b = crate::RulesetBuilder::new();
+    b.add_file(
+        "r.yaml",
+        "- rule: a\n  desc: d\n  condition: proc.name = curl\n  output: env=%proc.env[HTTP_PROXY]\n  priority: INFO\n\
+         - rule: b\n  desc: d\n  condition: fd.sip.name = x\n  output: o\n  priority: INFO\n  enabled: false\n",
+    );
+    let rs = b.build().unwrap();
+    assert!(rs.uses_field("proc.env") && rs.uses_field("proc.name"));
+    assert!(!rs.uses_field("fd.sip.name"), "disabled rules do not count");
+    assert_eq!(rs.get("a").unwrap().fields_used(), vec!["proc.env", "proc.name"]);
+}

@@ -140,6 +140,16 @@ impl CompiledRule {
         }
     }
 
+    /// The fields the rule reads: its condition's and its output's.
+    pub fn fields_used(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        self.expr.fields(&mut v);
+        self.template.fields(&mut v);
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
     /// Whether the rule's condition holds for `ev` (ignores `enabled`).
     pub fn matches(&self, ev: &Event, ctx: &EvalCtx<'_>) -> bool {
         // The compiled expression relies on the type index: check the type here.
@@ -352,6 +362,12 @@ impl Ruleset {
 
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+
+    /// Whether an enabled rule reads the field (in its condition or its
+    /// output): what the agent reads only for rules that need it (`proc.env`).
+    pub fn uses_field(&self, name: &str) -> bool {
+        self.rules.iter().filter(|r| r.enabled).any(|r| r.fields_used().contains(&name))
     }
 
     /// Warnings from loading (skipped rules, ignored items, ...).

@@ -169,10 +169,11 @@ struct Cached {
     loaded_ns: u64,
 }
 
-/// Which files a process sees: its container's, or its mount namespace's.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Which files a process sees: its container's (by cgroup: one per
+/// container), or its mount namespace's (host processes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RootKey {
-    Container(String),
+    Cgroup(u64),
     MntNs(u32),
 }
 
@@ -209,11 +210,11 @@ impl UserDbs {
             self.reads += 1;
             let db = read_db(&self.proc_root.join(pid.to_string()).join("root"));
             if !self.roots.contains_key(key) && self.roots.len() >= MAX_ROOTS {
-                if let Some(oldest) = self.roots.iter().min_by_key(|(_, c)| c.loaded_ns).map(|(k, _)| k.clone()) {
+                if let Some(oldest) = self.roots.iter().min_by_key(|(_, c)| c.loaded_ns).map(|(k, _)| *k) {
                     self.roots.remove(&oldest);
                 }
             }
-            self.roots.insert(key.clone(), Cached { db, loaded_ns: now_ns });
+            self.roots.insert(*key, Cached { db, loaded_ns: now_ns });
         }
         self.roots.get(key).and_then(|c| c.db.as_ref())
     }
@@ -225,7 +226,7 @@ impl UserDbs {
             return None;
         }
         let key = match &ev.container {
-            Some(c) => RootKey::Container(c.id.clone()),
+            Some(_) => RootKey::Cgroup(p.cgroup_id),
             None => RootKey::MntNs(p.mnt_ns),
         };
         let db = self.db(&key, p.pid, ev.ts_ns)?;

@@ -171,6 +171,7 @@ mod tests {
             start_time_ns: 0,
             exited_at_ns: None,
             source: ProcSource::Event,
+            ..Default::default()
         }
     }
 
