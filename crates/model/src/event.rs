@@ -483,7 +483,12 @@ mod tests {
             container: None,
             ret: Some(3),
             syscall: Some("openat".into()),
-            kind: EventKind::Open { path: "/etc/passwd".into(), flags: OpenFlags::from_raw(0), mode: 0, raw_path: None },
+            kind: EventKind::Open {
+                path: "/etc/passwd".into(),
+                flags: OpenFlags::from_raw(0),
+                mode: 0,
+                raw_path: None,
+            },
         };
         let v: serde_json::Value = serde_json::to_value(&ev).unwrap();
         assert_eq!(v["type"], "open");

@@ -15,7 +15,9 @@ mod process;
 pub mod utc;
 
 pub use container::{exposes_runtime_socket, Container, Mount, Runtime};
-pub use event::{Event, EventKind, EventType, ExecDetails, OpenFlags, ProcessCtx, UnknownEventType, UserNames};
+pub use event::{
+    Event, EventKind, EventType, ExecDetails, OpenFlags, ProcessCtx, UnknownEventType, UserNames,
+};
 pub use hash::fnv1a;
 pub use net::SockAddr;
 pub use priority::{Priority, UnknownPriority};

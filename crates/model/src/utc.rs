@@ -33,7 +33,13 @@ pub fn utc(ts_ns: u64) -> time::OffsetDateTime {
 /// `0001-01-01T00:00:00Z`).
 pub fn parse_rfc3339(s: &str) -> Option<u64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
@@ -105,7 +111,15 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-28T14:00:00.5+02:00"), Some(1_795_867_200_500_000_000));
         // more than 9 fraction digits: cut
         assert_eq!(parse_rfc3339("2026-11-28T12:00:00.1234567891Z"), Some(1_795_867_200_123_456_789));
-        for bad in ["", "0001-01-01T00:00:00Z", "2026-13-01T00:00:00Z", "2026-11-28T12:00:00", "2026-11-28T12:00:00.Z", "x026-11-28T12:00:00Z", "2026-11-28T12:00:00+0200"] {
+        for bad in [
+            "",
+            "0001-01-01T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-11-28T12:00:00",
+            "2026-11-28T12:00:00.Z",
+            "x026-11-28T12:00:00Z",
+            "2026-11-28T12:00:00+0200",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

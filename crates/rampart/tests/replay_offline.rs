@@ -42,14 +42,33 @@ fn replay_never_names_local_processes() {
     let child = 3_999_123;
     let capture = [
         // a fork by a process the capture never saw start (it exists here)
-        ev(1, me, parent, "capsh", EventKind::Fork { child_pid: child, child_tid: child, thread: false }, "clone"),
-        ev(2, 1, 0, "capinit", EventKind::Fork { child_pid: 3_999_124, child_tid: 3_999_124, thread: false }, "clone"),
+        ev(
+            1,
+            me,
+            parent,
+            "capsh",
+            EventKind::Fork { child_pid: child, child_tid: child, thread: false },
+            "clone",
+        ),
+        ev(
+            2,
+            1,
+            0,
+            "capinit",
+            EventKind::Fork { child_pid: 3_999_124, child_tid: 3_999_124, thread: false },
+            "clone",
+        ),
         ev(
             3,
             child,
             me,
             "capchild",
-            EventKind::Open { path: "/etc/shadow".into(), flags: OpenFlags::from_raw(0), mode: 0, raw_path: None },
+            EventKind::Open {
+                path: "/etc/shadow".into(),
+                flags: OpenFlags::from_raw(0),
+                mode: 0,
+                raw_path: None,
+            },
             "openat",
         ),
         // an event of a pid that exists here, whose parent does too
@@ -58,7 +77,12 @@ fn replay_never_names_local_processes() {
             me,
             parent,
             "capsh",
-            EventKind::Open { path: "/etc/shadow".into(), flags: OpenFlags::from_raw(0), mode: 0, raw_path: None },
+            EventKind::Open {
+                path: "/etc/shadow".into(),
+                flags: OpenFlags::from_raw(0),
+                mode: 0,
+                raw_path: None,
+            },
             "openat",
         ),
     ]
@@ -88,8 +112,16 @@ fn replay_never_names_local_processes() {
     let lines: Vec<&str> = out.lines().filter(|l| l.contains("LINEAGE")).collect();
     assert_eq!(lines.len(), 2, "{out}\n{err}");
     // the child's parent is known from the capture only by its pid: no name
-    assert!(lines[0].contains(&format!("pid={child} name=capchild pname=<NA> a1=<NA> a2=<NA>")), "{}", lines[0]);
-    assert!(lines[1].contains(&format!("pid={me} name=capsh pname=<NA> a1=<NA> a2=<NA> exe=<NA>")), "{}", lines[1]);
+    assert!(
+        lines[0].contains(&format!("pid={child} name=capchild pname=<NA> a1=<NA> a2=<NA>")),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains(&format!("pid={me} name=capsh pname=<NA> a1=<NA> a2=<NA> exe=<NA>")),
+        "{}",
+        lines[1]
+    );
     for line in &lines {
         for name in &local {
             assert!(!line.contains(&format!("={name} ")), "local process {name:?} named in replay: {line}");

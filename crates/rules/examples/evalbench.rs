@@ -218,8 +218,12 @@ fn main() {
         syscall: Some(syscall.into()),
         kind,
     };
-    let open =
-        |p: &str, f: u32| EventKind::Open { path: p.into(), flags: OpenFlags::from_raw(f), mode: 0o644, raw_path: None };
+    let open = |p: &str, f: u32| EventKind::Open {
+        path: p.into(),
+        flags: OpenFlags::from_raw(f),
+        mode: 0o644,
+        raw_path: None,
+    };
     let mix: Vec<Event> = vec![
         ev("openat", "nginx", open("/usr/share/nginx/html/index.html", 0), 5),
         ev("openat", "nginx", open("/var/log/nginx/access.log", 0o2101), 6),

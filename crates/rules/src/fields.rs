@@ -948,9 +948,11 @@ fn caps(ev: &Event, ctx: &EvalCtx<'_>) -> Option<model::Caps> {
                 .and_then(|d| d.cap_inheritable)
                 .or_else(|| known().and_then(|c| c.inheritable)),
         }),
-        EventKind::Capset { effective, permitted, inheritable } if !ev.failed() => {
-            Some(model::Caps { effective: *effective, permitted: *permitted, inheritable: Some(*inheritable) })
-        }
+        EventKind::Capset { effective, permitted, inheritable } if !ev.failed() => Some(model::Caps {
+            effective: *effective,
+            permitted: *permitted,
+            inheritable: Some(*inheritable),
+        }),
         _ => known(),
     }
 }
@@ -1014,9 +1016,7 @@ const EINPROGRESS: i64 = 115;
 /// on an accepted connection; false on other socket events.
 fn connected(ev: &Event) -> Val<'static> {
     match &ev.kind {
-        EventKind::Connect { .. } => {
-            Val::Bool(matches!(ev.ret, Some(r) if r >= 0 || r == -EINPROGRESS))
-        }
+        EventKind::Connect { .. } => Val::Bool(matches!(ev.ret, Some(r) if r >= 0 || r == -EINPROGRESS)),
         EventKind::Accept { .. } if ev.failed() => Val::None,
         EventKind::Accept { .. } => Val::Bool(true),
         EventKind::Bind { .. } | EventKind::Listen { .. } | EventKind::Socket { .. } => Val::Bool(false),
@@ -1030,9 +1030,7 @@ fn connected(ev: &Event) -> Val<'static> {
 /// changes, needs sendto/recvfrom, which rampart does not capture.)
 fn name_changed(ev: &Event) -> Val<'static> {
     match &ev.kind {
-        EventKind::Connect { .. } => {
-            Val::Bool(matches!(ev.ret, Some(r) if r >= 0 || r == -EINPROGRESS))
-        }
+        EventKind::Connect { .. } => Val::Bool(matches!(ev.ret, Some(r) if r >= 0 || r == -EINPROGRESS)),
         EventKind::Open { .. }
         | EventKind::Accept { .. }
         | EventKind::Bind { .. }

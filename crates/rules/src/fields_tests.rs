@@ -106,7 +106,10 @@ fn caps_on_every_event() {
     assert_eq!(val("thread.cap_inheritable", &cs, &c), "CAP_DAC_OVERRIDE");
     let holds = |cond: &str, ev: &Event| {
         let mut b = crate::RulesetBuilder::new();
-        b.add_file("r.yaml", &format!("- rule: r\n  desc: d\n  condition: {cond}\n  output: o\n  priority: INFO\n"));
+        b.add_file(
+            "r.yaml",
+            &format!("- rule: r\n  desc: d\n  condition: {cond}\n  output: o\n  priority: INFO\n"),
+        );
         b.build().unwrap().evaluate(ev, &c).next().is_some()
     };
     assert!(holds("thread.cap_permitted contains CAP_SYS_ADMIN", &ev));
@@ -193,7 +196,10 @@ fn socket_state_and_protocol() {
     ev.ret = Some(-115); // EINPROGRESS
     assert_eq!(val("fd.connected", &ev, &c), "true");
     ev.ret = Some(-111); // ECONNREFUSED
-    assert_eq!((val("fd.connected", &ev, &c), val("fd.name_changed", &ev, &c)), ("false".into(), "false".into()));
+    assert_eq!(
+        (val("fd.connected", &ev, &c), val("fd.name_changed", &ev, &c)),
+        ("false".into(), "false".into())
+    );
     // without the socket event: no protocol
     assert_eq!(val("fd.l4proto", &ev, &EvalCtx::default()), "<NA>");
     let bind = base(
@@ -209,7 +215,10 @@ fn socket_state_and_protocol() {
         *remote = Some(SockAddr::Inet { ip: "10.0.0.2".parse().unwrap(), port: 5555 });
     }
     assert_eq!(val("fd.l4proto", &acc, &EvalCtx::default()), "tcp");
-    assert_eq!((val("fd.connected", &acc, &c), val("fd.name_changed", &acc, &c)), ("true".into(), "false".into()));
+    assert_eq!(
+        (val("fd.connected", &acc, &c), val("fd.name_changed", &acc, &c)),
+        ("true".into(), "false".into())
+    );
     let sock = base("socket", EventKind::Socket { domain: 10, sock_type: 2, protocol: 0 });
     assert_eq!(val("fd.l4proto", &sock, &c), "udp");
     assert_eq!(val("fd.connected", &sock, &c), "false");

@@ -28,8 +28,8 @@ mod tests;
 mod tests_hostile;
 
 pub use fields::{
-    fields_markdown, fields_without_value, uncaptured_event_type, uncaptured_event_types, without_value, ArgSpec,
-    EvalCtx, FieldDef, FieldType, FIELDS,
+    fields_markdown, fields_without_value, uncaptured_event_type, uncaptured_event_types, without_value,
+    ArgSpec, EvalCtx, FieldDef, FieldType, FIELDS,
 };
 pub use loader::RulesetBuilder;
 pub use model::{Priority, UnknownPriority};

@@ -65,8 +65,10 @@ pub(crate) fn exec(comm: &str, argv: &[&str]) -> Event {
 }
 
 pub(crate) fn open(path: &str, raw: u32) -> Event {
-    let mut e =
-        base("openat", EventKind::Open { path: path.into(), flags: OpenFlags::from_raw(raw), mode: 0o644, raw_path: None });
+    let mut e = base(
+        "openat",
+        EventKind::Open { path: path.into(), flags: OpenFlags::from_raw(raw), mode: 0o644, raw_path: None },
+    );
     e.ret = Some(3);
     e
 }

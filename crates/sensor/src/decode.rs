@@ -432,7 +432,12 @@ impl Decoder {
                 // The path as passed (Falco's fd.nameraw): the record has it
                 // when the kernel did not resolve the opened file (failures).
                 let raw_path = it.text(sid::STR_ARG0).filter(|r| *r != path);
-                EventKind::Open { path, flags: OpenFlags::from_raw(flags as u32), mode: mode as u32, raw_path }
+                EventKind::Open {
+                    path,
+                    flags: OpenFlags::from_raw(flags as u32),
+                    mode: mode as u32,
+                    raw_path,
+                }
             }
             ev::EV_UNLINK => EventKind::Unlink { path: arg0(), dir: false },
             ev::EV_RMDIR => EventKind::Unlink { path: arg0(), dir: true },

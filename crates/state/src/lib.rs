@@ -440,7 +440,8 @@ impl ProcessTable {
     }
 
     fn on_exec(&mut self, ev: &Event) {
-        let EventKind::Exec { filename, exe, argv, cwd, cap_effective, cap_permitted, details, .. } = &ev.kind
+        let EventKind::Exec { filename, exe, argv, cwd, cap_effective, cap_permitted, details, .. } =
+            &ev.kind
         else {
             return;
         };
@@ -462,9 +463,9 @@ impl ProcessTable {
             details.and_then(|d| d.cap_inheritable).or(old.and_then(|o| o.caps).and_then(|c| c.inheritable));
         let caps = model::Caps { effective: *cap_effective, permitted: *cap_permitted, inheritable };
         // exec replaces the environment: known only if the agent read it now.
-        let env = details.and_then(|d| d.env.as_ref()).map(|e| {
-            e.iter().take(cfg.max_env_vars).cloned().collect::<Vec<_>>().into()
-        });
+        let env = details
+            .and_then(|d| d.env.as_ref())
+            .map(|e| e.iter().take(cfg.max_env_vars).cloned().collect::<Vec<_>>().into());
         let info = ProcInfo {
             pid: p.pid,
             ppid,

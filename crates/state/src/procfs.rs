@@ -47,9 +47,7 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
 /// The capability sets of a `/proc/<pid>/status` text (CapInh, CapPrm, CapEff).
 pub fn parse_status_caps(text: &str) -> Option<model::Caps> {
     let hex = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        text.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
     };
     Some(model::Caps {
         effective: hex("CapEff:")?,
@@ -103,7 +101,9 @@ pub fn exe_times(proc_root: &Path, pid: u32, exe: &str) -> Option<(u64, u64)> {
         return None;
     }
     let md = fs::metadata(&link).ok()?;
-    let ns = |s: i64, n: i64| u64::try_from(s).ok()?.checked_mul(1_000_000_000)?.checked_add(u64::try_from(n).ok()?);
+    let ns = |s: i64, n: i64| {
+        u64::try_from(s).ok()?.checked_mul(1_000_000_000)?.checked_add(u64::try_from(n).ok()?)
+    };
     Some((ns(md.ctime(), md.ctime_nsec())?, ns(md.mtime(), md.mtime_nsec())?))
 }
 

@@ -49,7 +49,12 @@ fn open(ts: u64, pid: u32) -> Event {
     ev(
         ts,
         ctx(pid, 1, "x"),
-        EventKind::Open { path: "/etc/passwd".into(), flags: OpenFlags::from_raw(0), mode: 0, raw_path: None },
+        EventKind::Open {
+            path: "/etc/passwd".into(),
+            flags: OpenFlags::from_raw(0),
+            mode: 0,
+            raw_path: None,
+        },
     )
 }
 
@@ -400,9 +405,13 @@ fn session_caps_env_follow_fork_exec_capset() {
     assert_eq!(c.caps.unwrap().inheritable, Some(2));
 
     // capset replaces the sets; a failed one does not
-    let mut cs = ev(4, ctx(200, 100, "true"), EventKind::Capset { effective: 0, permitted: 1, inheritable: 0 });
+    let mut cs =
+        ev(4, ctx(200, 100, "true"), EventKind::Capset { effective: 0, permitted: 1, inheritable: 0 });
     t.apply(&cs);
-    assert_eq!(t.get(200).unwrap().caps, Some(model::Caps { effective: 0, permitted: 1, inheritable: Some(0) }));
+    assert_eq!(
+        t.get(200).unwrap().caps,
+        Some(model::Caps { effective: 0, permitted: 1, inheritable: Some(0) })
+    );
     cs.kind = EventKind::Capset { effective: 9, permitted: 9, inheritable: 9 };
     cs.ret = Some(-1);
     t.apply(&cs);
@@ -428,7 +437,10 @@ fn socket_protocols_by_fd() {
     let p = t.get(100).unwrap();
     assert_eq!((p.socket_proto(3), p.socket_proto(4), p.socket_proto(5)), (Some("udp"), Some("tcp"), None));
     // accept: the new fd is the listener's protocol
-    let acc = Event { ret: Some(7), ..ev(5, ctx(100, 1, "app"), EventKind::Accept { fd: 4, local: None, remote: None }) };
+    let acc = Event {
+        ret: Some(7),
+        ..ev(5, ctx(100, 1, "app"), EventKind::Accept { fd: 4, local: None, remote: None })
+    };
     t.apply(&acc);
     assert_eq!(t.get(100).unwrap().socket_proto(7), Some("tcp"));
     // fd 3 reused for a TCP socket

@@ -319,13 +319,20 @@ mod tests {
         for pid in [10, 11] {
             let etc = proc.join(format!("{pid}/root/etc"));
             std::fs::create_dir_all(&etc).unwrap();
-            std::fs::write(etc.join("passwd"), format!("user{pid}:x:1000:1000::/home/u{pid}:/bin/sh\n")).unwrap();
+            std::fs::write(etc.join("passwd"), format!("user{pid}:x:1000:1000::/home/u{pid}:/bin/sh\n"))
+                .unwrap();
             std::fs::write(etc.join("group"), format!("grp{pid}:x:1000:\n")).unwrap();
         }
         let mut dbs = UserDbs::new(&proc);
         let mut ev = model::Event {
             ts_ns: 1,
-            process: model::ProcessCtx { pid: 10, euid: 1000, egid: 1000, auid: u32::MAX, ..Default::default() },
+            process: model::ProcessCtx {
+                pid: 10,
+                euid: 1000,
+                egid: 1000,
+                auid: u32::MAX,
+                ..Default::default()
+            },
             container: Some(std::sync::Arc::new(model::Container { id: "c1".into(), ..Default::default() })),
             ret: None,
             syscall: None,

@@ -181,7 +181,8 @@ impl Detector {
         let Some(held) = self.held.as_mut() else { return };
         for h in held.release(Instant::now(), all) {
             let Some(rule) = h.rule() else { continue };
-            let ctx = EvalCtx { procs: Some(&h.ancestry), hostname: Some(&self.hostname), event_num: h.event_num };
+            let ctx =
+                EvalCtx { procs: Some(&h.ancestry), hostname: Some(&self.hostname), event_num: h.event_num };
             emit(&self.dispatcher, rule, &h.event, &ctx);
         }
     }

@@ -63,10 +63,18 @@ impl HeldAlerts {
         if self.queue.len() >= MAX_HELD {
             return false;
         }
-        !c.has_metadata() || self.queue.iter().any(|h| h.event.container.as_ref().is_some_and(|hc| hc.id == c.id))
+        !c.has_metadata()
+            || self.queue.iter().any(|h| h.event.container.as_ref().is_some_and(|hc| hc.id == c.id))
     }
 
-    pub fn hold(&mut self, ruleset: Arc<Ruleset>, rule: &CompiledRule, ev: &Event, event_num: u64, procs: Option<&dyn ProcessLookup>) {
+    pub fn hold(
+        &mut self,
+        ruleset: Arc<Ruleset>,
+        rule: &CompiledRule,
+        ev: &Event,
+        event_num: u64,
+        procs: Option<&dyn ProcessLookup>,
+    ) {
         let ancestry = procs.map(|p| ancestry_of(ev, p)).unwrap_or_default();
         self.queue.push_back(Held {
             ruleset,
@@ -94,7 +102,12 @@ impl HeldAlerts {
         let mut out = Vec::new();
         let mut kept = VecDeque::with_capacity(self.queue.len());
         for mut h in self.queue.drain(..) {
-            let known = h.event.container.as_ref().and_then(|c| self.registry.get(&c.id)).filter(|c| c.has_metadata());
+            let known = h
+                .event
+                .container
+                .as_ref()
+                .and_then(|c| self.registry.get(&c.id))
+                .filter(|c| c.has_metadata());
             if all || known.is_some() || now.duration_since(h.since) >= self.max_hold {
                 if let Some(c) = known {
                     h.event.container = Some(c);
@@ -152,7 +165,11 @@ mod tests {
         Event {
             ts_ns: ts,
             process: ProcessCtx { pid: 20, ppid: 10, tid: 20, comm: "rm".into(), ..Default::default() },
-            container: Some(Arc::new(Container { id: container_id.into(), name: name.into(), ..Default::default() })),
+            container: Some(Arc::new(Container {
+                id: container_id.into(),
+                name: name.into(),
+                ..Default::default()
+            })),
             ret: Some(0),
             syscall: None,
             kind: EventKind::Unlink { path: "/x".into(), dir: false },
@@ -194,7 +211,10 @@ mod tests {
         assert!(held.release(Instant::now(), false).is_empty(), "no metadata yet, not timed out");
         // The process table moves on; the held copy does not.
         procs.clear();
-        reg.upsert(Discovered { container: Container { id: "c1".into(), name: "web".into(), ..Default::default() }, pid: None });
+        reg.upsert(Discovered {
+            container: Container { id: "c1".into(), name: "web".into(), ..Default::default() },
+            pid: None,
+        });
         let out = held.release(Instant::now(), false);
         assert_eq!(out.len(), 1);
         let h = &out[0];

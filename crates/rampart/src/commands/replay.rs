@@ -132,7 +132,12 @@ mod tests {
             container: None,
             ret: Some(3),
             syscall: Some("openat".into()),
-            kind: EventKind::Open { path: path.into(), flags: OpenFlags::from_raw(0), mode: 0, raw_path: None },
+            kind: EventKind::Open {
+                path: path.into(),
+                flags: OpenFlags::from_raw(0),
+                mode: 0,
+                raw_path: None,
+            },
         }
     }
 
