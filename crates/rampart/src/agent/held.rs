@@ -86,6 +86,7 @@ impl HeldAlerts {
         });
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.queue.len()
     }
@@ -136,9 +137,9 @@ fn ancestry_of(ev: &Event, procs: &dyn ProcessLookup) -> HashMap<u32, ProcInfo> 
         pid = next;
     }
     // The event's own parent, when the table has no entry for the event's pid.
-    if !out.contains_key(&ev.process.ppid) {
+    if let std::collections::hash_map::Entry::Vacant(slot) = out.entry(ev.process.ppid) {
         if let Some(p) = procs.process(ev.process.ppid) {
-            out.insert(ev.process.ppid, p.clone());
+            slot.insert(p.clone());
         }
     }
     out

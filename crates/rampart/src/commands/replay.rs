@@ -76,7 +76,7 @@ pub async fn replay(args: ReplayArgs) -> Result<()> {
 /// `limits::CAPTURE_LINE` bytes (an event is far smaller).
 fn open_capture(file: &Path) -> Result<model::input::Lines<std::io::BufReader<std::fs::File>>> {
     use model::input::limits;
-    Ok(model::input::open_stream(file, limits::CAPTURE, limits::CAPTURE_LINE).context("opening capture")?)
+    model::input::open_stream(file, limits::CAPTURE, limits::CAPTURE_LINE).context("opening capture")
 }
 
 /// Lines skipped: counted, the first few reported with `file:line`.
