@@ -983,6 +983,19 @@ fn session_name<'a>(ev: &'a Event, ctx: &EvalCtx<'a>) -> Val<'a> {
     opt(ancestors(ev, ctx).into_iter().take_while(|p| p.sid == sid).last().map(|p| s(&p.comm)))
 }
 
+/// Falco's proc.vpgid.*: the process group leader, the process whose pid is
+/// the group id, else the eldest ancestor in the same group.
+fn group_leader<'a>(ev: &'a Event, ctx: &EvalCtx<'a>, f: fn(&PView<'a>) -> Val<'a>) -> Val<'a> {
+    let Some(pgid) = session_ids(ev, ctx).1 else { return Val::None };
+    if pgid == ev.process.pid {
+        return f(&PView::of_event(ev, ctx));
+    }
+    if let Some(leader) = ctx.procs.and_then(|t| t.process(pgid)).filter(|p| p.pgid == pgid || p.pgid == 0) {
+        return f(&PView::from_info(leader));
+    }
+    opt(ancestors(ev, ctx).into_iter().take_while(|p| p.pgid == pgid).last().map(|p| f(&PView::from_info(p))))
+}
+
 fn env<'a>(ev: &'a Event, ctx: &EvalCtx<'a>) -> Option<&'a [String]> {
     match exec_details(ev).and_then(|d| d.env.as_deref()) {
         Some(e) => Some(e),
@@ -1186,6 +1199,9 @@ pub static FIELDS: &[FieldDef] = &[
     field!("proc.aexepath", String, Ancestor, "Executable path of an ancestor, indexed like proc.aname.", |ev, c, a| anc(ev, c, a, |p| s(p.exepath))),
     field!("proc.acmdline", String, Ancestor, "Command line of an ancestor (Falco format), indexed like proc.aname.", |ev, c, a| anc(ev, c, a, |p| p.cmdline())),
     field!("proc.duration", U64, None, "Nanoseconds since the process started: event time minus the start time the process table has (fork event time, or /proc's start time for processes older than the agent); no value when the start is unknown.", |ev, c, _| opt(start_ns(ev, c).filter(|t| ev.ts_ns >= *t).map(|t| Val::U64(ev.ts_ns - t)))),
+    field!("proc.ppid.duration", U64, None, "Nanoseconds since the parent process started (like proc.duration, for the parent).", |ev, c, _| opt(ancestor(ev, c, 1).map(|p| p.start_time_ns).filter(|t| *t != 0 && ev.ts_ns >= *t).map(|t| Val::U64(ev.ts_ns - t)))),
+    field!("proc.vpgid.name", String, None, "Name of the process group leader: the process whose pid is the group id, else the eldest ancestor in the same group (known like proc.is_vpgid_leader).", |ev, c, _| group_leader(ev, c, |p| s(p.comm))),
+    field!("proc.vpgid.exe", String, None, "argv[0] of the process group leader (see proc.vpgid.name).", |ev, c, _| group_leader(ev, c, |p| p.arg0())),
     field!("proc.sname", String, None, "Name of the process's session leader: the process whose pid is the session id, else the eldest ancestor in the same session. The session id is read from /proc (at start and at each exec) and inherited on fork; a setsid() without exec is not seen.", |ev, c, _| session_name(ev, c)),
     field!("proc.is_vpgid_leader", Bool, None, "Whether the process leads its process group (pgid = pid; the host view, equal to Falco's vpgid = vpid). Known like proc.sname; no value when the group is unknown.", |ev, c, _| opt(session_ids(ev, c).1.map(|g| Val::Bool(g == ev.process.pid)))),
     field!("proc.env", String, OptKey, "The process's environment as 'NAME=value NAME=value', or one variable's value with proc.env[NAME]. Read from /proc/<pid>/environ (at most 16 KiB and 512 variables) at each exec and at start, only when a loaded rule uses this field; no value otherwise, or when the process was gone before the agent read it.", env_field),

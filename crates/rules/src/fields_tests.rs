@@ -63,6 +63,13 @@ fn duration_session_group_from_the_table() {
     nginx.process.pid = 50;
     nginx.process.ppid = 20;
     assert_eq!(val("proc.is_vpgid_leader", &nginx, &c), "false");
+    assert_eq!(val("proc.vpgid.name", &nginx, &c), "sshd");
+    assert_eq!(val("proc.vpgid.name", &ev, &c), "bash");
+    // the parent (nginx) has no start time here; give it one
+    let mut t3 = table();
+    t3.get_mut(&50).unwrap().start_time_ns = ev.ts_ns - 9;
+    assert_eq!(val("proc.ppid.duration", &ev, &ctx(&t3)), "9");
+    assert_eq!(val("proc.ppid.duration", &ev, &c), "<NA>");
     // the leader is not in the table: the eldest ancestor in the session
     let mut t2 = table();
     t2.remove(&20);
