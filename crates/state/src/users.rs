@@ -31,6 +31,9 @@ pub const MAX_ROOTS: usize = 1024;
 pub const TTL_NS: u64 = 60_000_000_000;
 /// How long a root whose files could not be read waits before a retry.
 pub const FAILED_TTL_NS: u64 = 5_000_000_000;
+/// A failed read is retried sooner through another process of the same root
+/// (the first may have exited before the agent got to it), at most this often.
+pub const RETRY_OTHER_PID_NS: u64 = 100_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -167,6 +170,8 @@ pub fn read_db(root: &Path) -> Option<Db> {
 struct Cached {
     db: Option<Db>,
     loaded_ns: u64,
+    /// The pid the (failed) read went through.
+    pid: u32,
 }
 
 /// Which files a process sees: its container's (by cgroup: one per
@@ -203,8 +208,12 @@ impl UserDbs {
     /// The db of `key`, read through `/proc/<pid>/root` when missing or stale.
     pub fn db(&mut self, key: &RootKey, pid: u32, now_ns: u64) -> Option<&Db> {
         let fresh = self.roots.get(key).is_some_and(|c| {
-            let ttl = if c.db.is_some() { TTL_NS } else { FAILED_TTL_NS };
-            now_ns.saturating_sub(c.loaded_ns) < ttl
+            let age = now_ns.saturating_sub(c.loaded_ns);
+            match &c.db {
+                Some(_) => age < TTL_NS,
+                None if c.pid != pid => age < RETRY_OTHER_PID_NS,
+                None => age < FAILED_TTL_NS,
+            }
         });
         if !fresh {
             self.reads += 1;
@@ -214,7 +223,7 @@ impl UserDbs {
                     self.roots.remove(&oldest);
                 }
             }
-            self.roots.insert(*key, Cached { db, loaded_ns: now_ns });
+            self.roots.insert(*key, Cached { db, loaded_ns: now_ns, pid });
         }
         self.roots.get(key).and_then(|c| c.db.as_ref())
     }
@@ -355,6 +364,16 @@ mod tests {
         ev.container = None;
         ev.process.pid = 12;
         assert!(dbs.names(&ev).is_none());
+        assert_eq!(dbs.reads, 3);
+        // the failure is remembered for that pid; another pid of the same
+        // root retries after a short while
+        assert!(dbs.names(&ev).is_none());
+        assert_eq!(dbs.reads, 3);
+        ev.process.pid = 10;
+        assert!(dbs.names(&ev).is_none(), "not retried at once");
+        ev.ts_ns += RETRY_OTHER_PID_NS;
+        assert_eq!(dbs.names(&ev).unwrap().name.as_deref(), Some("user10"));
+        assert_eq!(dbs.reads, 4);
         // bounded
         for i in 0..MAX_ROOTS as u32 + 10 {
             dbs.db(&RootKey::MntNs(i), 10, ev.ts_ns + u64::from(i));
