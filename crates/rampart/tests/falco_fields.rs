@@ -37,7 +37,10 @@ fn enriched_fields_have_values_on_a_real_container() {
     let c = Container::sh(
         "fields",
         &["--user", "4242:4343", "-e", "FIELDS_MARKER=hello", "-v", &passwd, "-v", &group],
-        "sleep 1; cat /etc/hostname >/dev/null; sleep 1",
+        // The shell itself opens the file (a builtin's redirection) and lives
+        // on: what the agent reads at exec is read while the process runs
+        // (a process gone before the agent handles its exec has none).
+        "sleep 1; exec /bin/sh -c 'read x </etc/hostname; sleep 2'",
     );
     c.wait_ok(Duration::from_secs(30));
     let alert = agent
@@ -47,7 +50,7 @@ fn enriched_fields_have_values_on_a_real_container() {
     assert_eq!(f["user.name"], "fielduser", "{alert}");
     assert_eq!(f["user.homedir"], "/home/fielduser", "{alert}");
     assert_eq!(f["group.name"], "fieldgrp", "{alert}");
-    // cat runs with no capabilities: an empty set, not "no value"
+    // uid 4242 has no capabilities: an empty set, not "no value"
     assert_eq!(f["thread.cap_effective"], "", "{alert}");
     // sh -c is the container's session leader (runc makes a new session)
     assert_eq!(f["proc.sname"], "sh", "{alert}");
