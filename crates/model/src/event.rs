@@ -200,7 +200,7 @@ pub enum EventKind {
         flags: OpenFlags,
         mode: u32,
         /// The path as the process passed it (relative, `..` and all), when
-        /// the record carries it (failed opens) and it differs from `path`.
+        /// it differs from `path`.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         raw_path: Option<String>,
     },

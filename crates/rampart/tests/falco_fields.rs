@@ -28,7 +28,7 @@ fn enriched_fields_have_values_on_a_real_container() {
         "- rule: fields_probe\n  desc: d\n  condition: evt.type in (open, openat) and fd.name = /etc/hostname and user.uid = 4242\n  \
          output: \"probe user=%user.name home=%user.homedir group=%group.name caps=%thread.cap_effective \
          sname=%proc.sname leader=%proc.is_vpgid_leader dur=%proc.duration env=%proc.env[FIELDS_MARKER] \
-         ctime=%proc.exe_ino.ctime start=%container.start_ts l4=%fd.l4proto\"\n  priority: WARNING\n",
+         ctime=%proc.exe_ino.ctime start=%container.start_ts l4=%fd.l4proto raw=%fd.nameraw\"\n  priority: WARNING\n",
     )
     .unwrap();
     let mut agent = Agent::start_run(&["--no-default-rules", "--rules", rules.to_str().unwrap()]);
@@ -40,7 +40,7 @@ fn enriched_fields_have_values_on_a_real_container() {
         // The shell itself opens the file (a builtin's redirection) and lives
         // on: what the agent reads at exec is read while the process runs
         // (a process gone before the agent handles its exec has none).
-        "sleep 1; exec /bin/sh -c 'read x </etc/hostname; sleep 2'",
+        "sleep 1; exec /bin/sh -c 'cd /etc && read x <../etc/./hostname; sleep 2'",
     );
     c.wait_ok(Duration::from_secs(30));
     let alert = agent
@@ -62,6 +62,8 @@ fn enriched_fields_have_values_on_a_real_container() {
     let start = f["container.start_ts"].as_u64().unwrap_or_else(|| panic!("no container.start_ts: {alert}"));
     assert!(start <= now && now - start < 120_000_000_000, "{alert}");
     assert!(f["fd.l4proto"].is_null(), "a file has no l4 protocol: {alert}");
+    // the path as the process passed it, next to the resolved fd.name
+    assert_eq!(f["fd.nameraw"], "../etc/./hostname", "{alert}");
     agent.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -429,8 +429,8 @@ impl Decoder {
                     _ => (O_CREAT_WRONLY_TRUNC as u64, a[1]),
                 };
                 let path = fd_path().unwrap_or_else(arg0);
-                // The path as passed (Falco's fd.nameraw): the record has it
-                // when the kernel did not resolve the opened file (failures).
+                // The path as passed (Falco's fd.nameraw); kept when it
+                // differs from the resolved one.
                 let raw_path = it.text(sid::STR_ARG0).filter(|r| *r != path);
                 EventKind::Open {
                     path,
@@ -686,6 +686,28 @@ mod tests {
             }
             k => panic!("{k:?}"),
         }
+    }
+
+    #[test]
+    fn open_keeps_the_raw_path_when_it_differs() {
+        let base = || {
+            Rec::new(ev::EV_OPENAT, &sys([(-100i64) as u64, 0, 0, 0, 0, 0]))
+                .ret(3)
+                .walk(sid::STR_FDPATH, "/etc/hostname")
+        };
+        let e = dec().decode(&base().raw(sid::STR_ARG0, "../etc/./hostname").bytes()).unwrap();
+        match e.kind {
+            EventKind::Open { path, raw_path, .. } => {
+                assert_eq!((path.as_str(), raw_path.as_deref()), ("/etc/hostname", Some("../etc/./hostname")))
+            }
+            k => panic!("{k:?}"),
+        }
+        let e = dec().decode(&base().raw(sid::STR_ARG0, "/etc/hostname").bytes()).unwrap();
+        assert!(matches!(e.kind, EventKind::Open { raw_path: None, .. }), "same as the path: not repeated");
+        let e = dec().decode(&base().bytes()).unwrap();
+        assert!(
+            matches!(e.kind, EventKind::Open { raw_path: None, ref path, .. } if path == "/etc/hostname")
+        );
     }
 
     #[test]
