@@ -199,6 +199,9 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx, const 
 			/* Killed here, the file is open but never read: the signal
 			 * is taken on the way back to userspace. */
 			kill_check(s, at, type);
+			/* The path as passed (fd.nameraw), after the resolved one so
+			 * that a long raw path can only lose itself, never fd.name. */
+			append_user_str(s, STR_ARG0, (const void *)path);
 		} else
 			emit_path(s, STR_ARG0 | (STR_BASE0 << 8), dfd, path);
 	} else if (type == EV_UNLINK || type == EV_RMDIR || type == EV_MKDIR || type == EV_CHMOD ||

@@ -619,6 +619,7 @@ fn exec_event() -> model::Event {
             cap_permitted: 0,
             exe_from_memfd: false,
             exe_upper_layer: Some(false),
+            details: None,
         },
     }
 }

@@ -98,6 +98,10 @@ pub struct Container {
     /// decide whether an executable lives in the container's writable layer.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub upper_dir: Option<String>,
+    /// When the container was created, ns since the epoch (Docker's and
+    /// podman's `Created`, containerd's and CRI's `created_at`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub created_ns: Option<u64>,
 }
 
 impl Container {

@@ -66,6 +66,58 @@ pub struct ProcessCtx {
     /// Command line (argv joined by spaces), from the process table.
     #[serde(skip_serializing_if = "String::is_empty", default)]
     pub cmdline: String,
+    /// Names of the event's ids, resolved by the agent from the process's own
+    /// `/etc/passwd` and `/etc/group` (the container's, not the host's). The
+    /// container wrote those files: the names are untrusted text.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub users: Option<Box<UserNames>>,
+}
+
+/// The names of a process's ids as its own (container's) passwd and group
+/// files give them; `None` where the file has no entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserNames {
+    /// Name of the effective uid.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub name: Option<String>,
+    /// Home directory of the effective uid.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub homedir: Option<String>,
+    /// Shell of the effective uid.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub shell: Option<String>,
+    /// Name of the effective gid.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub group: Option<String>,
+    /// Name of the login uid.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub loginname: Option<String>,
+}
+
+/// What the agent reads about a process when it execs, besides the kernel's
+/// record: carried on the exec event so that the process table (live, or
+/// rebuilt by `replay` from a capture) keeps it for the process's later events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecDetails {
+    /// Session id, host view (`/proc/<pid>/status` NSsid).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sid: Option<u32>,
+    /// Process group id, host view (NSpgid).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pgid: Option<u32>,
+    /// Inheritable capabilities (CapInh).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cap_inheritable: Option<u64>,
+    /// The environment (`/proc/<pid>/environ`, bounded), read only when a
+    /// loaded rule uses `proc.env`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub env: Option<Vec<String>>,
+    /// ctime of the executable's inode, ns since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub exe_ctime_ns: Option<u64>,
+    /// mtime of the executable's inode, ns since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub exe_mtime_ns: Option<u64>,
 }
 
 /// Decoded `open` flags; the raw value is kept too.
@@ -126,6 +178,10 @@ pub enum EventKind {
         /// when the filesystem cannot tell.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         exe_upper_layer: Option<bool>,
+        /// What the agent read from `/proc` at exec (session, environment,
+        /// executable times); `None` when it was not read.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        details: Option<Box<ExecDetails>>,
     },
     Fork {
         child_pid: u32,
@@ -143,6 +199,10 @@ pub enum EventKind {
         path: String,
         flags: OpenFlags,
         mode: u32,
+        /// The path as the process passed it (relative, `..` and all), when
+        /// it differs from `path`.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        raw_path: Option<String>,
     },
     Unlink {
         path: String,
@@ -423,7 +483,12 @@ mod tests {
             container: None,
             ret: Some(3),
             syscall: Some("openat".into()),
-            kind: EventKind::Open { path: "/etc/passwd".into(), flags: OpenFlags::from_raw(0), mode: 0 },
+            kind: EventKind::Open {
+                path: "/etc/passwd".into(),
+                flags: OpenFlags::from_raw(0),
+                mode: 0,
+                raw_path: None,
+            },
         };
         let v: serde_json::Value = serde_json::to_value(&ev).unwrap();
         assert_eq!(v["type"], "open");

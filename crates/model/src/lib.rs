@@ -15,8 +15,10 @@ mod process;
 pub mod utc;
 
 pub use container::{exposes_runtime_socket, Container, Mount, Runtime};
-pub use event::{Event, EventKind, EventType, OpenFlags, ProcessCtx, UnknownEventType};
+pub use event::{
+    Event, EventKind, EventType, ExecDetails, OpenFlags, ProcessCtx, UnknownEventType, UserNames,
+};
 pub use hash::fnv1a;
 pub use net::SockAddr;
 pub use priority::{Priority, UnknownPriority};
-pub use process::{ProcInfo, ProcSource, ProcessLookup};
+pub use process::{l4proto, Caps, ProcInfo, ProcSource, ProcessLookup, MAX_SOCKET_FDS};

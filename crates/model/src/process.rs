@@ -6,16 +6,26 @@
 use std::sync::Arc;
 
 /// Where an entry came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ProcSource {
     /// Read from procfs (start-up scan or a lazy read).
     Proc,
     /// Built from events (fork, exec).
+    #[default]
     Event,
 }
 
+/// A process's capability sets (bit masks, bit N = capability N).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Caps {
+    pub effective: u64,
+    pub permitted: u64,
+    /// `None` when not known (an exec record carries effective and permitted only).
+    pub inheritable: Option<u64>,
+}
+
 /// One process (thread group) as the table knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProcInfo {
     pub pid: u32,
     pub ppid: u32,
@@ -32,6 +42,62 @@ pub struct ProcInfo {
     /// When the process exited (event time), if it did.
     pub exited_at_ns: Option<u64>,
     pub source: ProcSource,
+    /// Session id, host view; 0 when unknown. Read from /proc (scan, exec),
+    /// inherited on fork; `setsid` is not captured, so a process that called
+    /// it without exec'ing keeps its parent's session here.
+    pub sid: u32,
+    /// Process group id, host view; 0 when unknown (same sources as `sid`).
+    pub pgid: u32,
+    /// The last capability sets known: from /proc (scan), exec and capset
+    /// events; inherited on fork.
+    pub caps: Option<Caps>,
+    /// The environment, when it was read (`None`: not read).
+    pub env: Option<Arc<[String]>>,
+    /// ctime and mtime of the executable's inode (ns since the epoch).
+    pub exe_ctime_ns: Option<u64>,
+    pub exe_mtime_ns: Option<u64>,
+    /// Layer 4 protocol of the process's sockets by fd (`tcp`, `udp`, `raw`),
+    /// from the socket and accept events that created them; at most
+    /// [`MAX_SOCKET_FDS`], the oldest dropped first. Closes are not captured:
+    /// an fd number reused for a socket is overwritten by its own socket event.
+    pub sockets: Vec<(i32, &'static str)>,
+}
+
+/// Bound on [`ProcInfo::sockets`].
+pub const MAX_SOCKET_FDS: usize = 64;
+
+/// The layer 4 protocol of a socket by its `socket(2)` arguments, for inet
+/// sockets: `tcp`, `udp`, `raw`.
+pub fn l4proto(domain: u32, sock_type: u32) -> Option<&'static str> {
+    const AF_INET: u32 = 2;
+    const AF_INET6: u32 = 10;
+    if domain != AF_INET && domain != AF_INET6 {
+        return None;
+    }
+    // The low bits are the type; SOCK_NONBLOCK and SOCK_CLOEXEC are flags above.
+    match sock_type & 0xf {
+        1 => Some("tcp"),
+        2 => Some("udp"),
+        3 => Some("raw"),
+        _ => None,
+    }
+}
+
+impl ProcInfo {
+    /// The protocol of socket `fd`, if the table saw it created.
+    pub fn socket_proto(&self, fd: i64) -> Option<&'static str> {
+        self.sockets.iter().rev().find(|(f, _)| i64::from(*f) == fd).map(|(_, p)| *p)
+    }
+
+    /// Remember that `fd` is a socket of protocol `proto` (replacing what the
+    /// fd was before), keeping at most [`MAX_SOCKET_FDS`].
+    pub fn set_socket(&mut self, fd: i32, proto: &'static str) {
+        self.sockets.retain(|(f, _)| *f != fd);
+        if self.sockets.len() >= MAX_SOCKET_FDS {
+            self.sockets.remove(0);
+        }
+        self.sockets.push((fd, proto));
+    }
 }
 
 impl ProcInfo {

@@ -60,7 +60,7 @@ fn main() {
         .filter(|l| !l.trim().is_empty())
         .filter_map(|l| serde_json::from_str::<Event>(&l).ok());
 
-    let mut table = ProcessTable::new(Default::default());
+    let mut table = ProcessTable::events_only();
     let mut total = Duration::ZERO;
     let mut matched = 0usize;
     // (events, time, candidates) per event type

@@ -439,6 +439,7 @@ fn shell_event(container: model::Container, pid: u32) -> String {
             cap_permitted: 0,
             exe_from_memfd: false,
             exe_upper_layer: Some(false),
+            details: None,
         },
     };
     serde_json::to_string(&ev).unwrap()

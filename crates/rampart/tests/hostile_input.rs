@@ -48,7 +48,7 @@ fn event(path: &str, ts: u64) -> Vec<u8> {
         container: None,
         ret: Some(3),
         syscall: Some("openat".into()),
-        kind: EventKind::Open { path: path.into(), flags: OpenFlags::from_raw(0), mode: 0 },
+        kind: EventKind::Open { path: path.into(), flags: OpenFlags::from_raw(0), mode: 0, raw_path: None },
     };
     serde_json::to_vec(&ev).unwrap()
 }

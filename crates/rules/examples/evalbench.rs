@@ -190,6 +190,7 @@ fn main() {
                 start_time_ns: 0,
                 exited_at_ns: None,
                 source: ProcSource::Proc,
+                ..Default::default()
             },
         );
     }
@@ -217,8 +218,12 @@ fn main() {
         syscall: Some(syscall.into()),
         kind,
     };
-    let open =
-        |p: &str, f: u32| EventKind::Open { path: p.into(), flags: OpenFlags::from_raw(f), mode: 0o644 };
+    let open = |p: &str, f: u32| EventKind::Open {
+        path: p.into(),
+        flags: OpenFlags::from_raw(f),
+        mode: 0o644,
+        raw_path: None,
+    };
     let mix: Vec<Event> = vec![
         ev("openat", "nginx", open("/usr/share/nginx/html/index.html", 0), 5),
         ev("openat", "nginx", open("/var/log/nginx/access.log", 0o2101), 6),
@@ -242,6 +247,7 @@ fn main() {
                 cap_permitted: 0,
                 exe_from_memfd: false,
                 exe_upper_layer: Some(false),
+                details: None,
             },
             0,
         ),
@@ -259,6 +265,7 @@ fn main() {
                 cap_permitted: 0,
                 exe_from_memfd: false,
                 exe_upper_layer: Some(false),
+                details: None,
             },
             0,
         ),

@@ -65,6 +65,8 @@ pub enum ArgSpec {
     Ancestor,
     /// A required key, as `[KEY]` or `.KEY`.
     Key,
+    /// An optional key, as `[KEY]` (`proc.env`, `proc.env[HOME]`).
+    OptKey,
     /// An event argument, by name (`.name`, `[name]`) or by position (`[N]`).
     EventArg,
 }
@@ -740,7 +742,7 @@ pub(crate) fn event_args(ev: &Event) -> Vec<EvArg<'_>> {
             v.push(a_n("sig", i64::from(*signal)));
             v.push(a_n("core", i64::from(*core_dumped)));
         }
-        EventKind::Open { path, flags, mode } => {
+        EventKind::Open { path, flags, mode, .. } => {
             if let Some(r) = ev.ret {
                 v.push(a_n("fd", r));
             }
@@ -919,6 +921,221 @@ fn open_flags(ev: &Event) -> Option<(model::OpenFlags, u32)> {
     }
 }
 
+// --- what the process table keeps about the event's own process
+
+/// The event's own process in the table (after the event was applied).
+fn own<'a>(ev: &'a Event, ctx: &EvalCtx<'a>) -> Option<&'a ProcInfo> {
+    ctx.procs.and_then(|t| t.process(ev.process.pid))
+}
+
+fn exec_details(ev: &Event) -> Option<&model::ExecDetails> {
+    match &ev.kind {
+        EventKind::Exec { details, .. } => details.as_deref(),
+        _ => None,
+    }
+}
+
+/// The capability sets: the event's own (exec, capset), else the last ones
+/// the table knows for the process.
+fn caps(ev: &Event, ctx: &EvalCtx<'_>) -> Option<model::Caps> {
+    let known = || own(ev, ctx).and_then(|p| p.caps);
+    match &ev.kind {
+        EventKind::Exec { cap_effective, cap_permitted, details, .. } if !ev.failed() => Some(model::Caps {
+            effective: *cap_effective,
+            permitted: *cap_permitted,
+            inheritable: details
+                .as_deref()
+                .and_then(|d| d.cap_inheritable)
+                .or_else(|| known().and_then(|c| c.inheritable)),
+        }),
+        EventKind::Capset { effective, permitted, inheritable } if !ev.failed() => Some(model::Caps {
+            effective: *effective,
+            permitted: *permitted,
+            inheritable: Some(*inheritable),
+        }),
+        _ => known(),
+    }
+}
+
+fn cap_field(ev: &Event, ctx: &EvalCtx<'_>, pick: fn(&model::Caps) -> Option<u64>) -> Val<'static> {
+    opt(caps(ev, ctx).as_ref().and_then(pick).map(|v| Val::Str(Cow::Owned(names::cap_set(v)))))
+}
+
+/// (session id, process group id), host view, when known.
+fn session_ids(ev: &Event, ctx: &EvalCtx<'_>) -> (Option<u32>, Option<u32>) {
+    let d = exec_details(ev);
+    let p = own(ev, ctx);
+    let sid = d.and_then(|d| d.sid).or(p.map(|p| p.sid)).filter(|s| *s != 0);
+    let pgid = d.and_then(|d| d.pgid).or(p.map(|p| p.pgid)).filter(|s| *s != 0);
+    (sid, pgid)
+}
+
+/// Falco's proc.sname: the name of the session leader, the process whose pid
+/// is the session id, or else the eldest ancestor in the same session.
+fn session_name<'a>(ev: &'a Event, ctx: &EvalCtx<'a>) -> Val<'a> {
+    let Some(sid) = session_ids(ev, ctx).0 else { return Val::None };
+    if sid == ev.process.pid {
+        return s(&ev.process.comm);
+    }
+    if let Some(leader) = ctx.procs.and_then(|t| t.process(sid)).filter(|p| p.sid == sid || p.sid == 0) {
+        return s(&leader.comm);
+    }
+    opt(ancestors(ev, ctx).into_iter().take_while(|p| p.sid == sid).last().map(|p| s(&p.comm)))
+}
+
+/// Falco's proc.vpgid.*: the process group leader, the process whose pid is
+/// the group id, else the eldest ancestor in the same group.
+fn group_leader<'a>(ev: &'a Event, ctx: &EvalCtx<'a>, f: fn(&PView<'a>) -> Val<'a>) -> Val<'a> {
+    let Some(pgid) = session_ids(ev, ctx).1 else { return Val::None };
+    if pgid == ev.process.pid {
+        return f(&PView::of_event(ev, ctx));
+    }
+    if let Some(leader) = ctx.procs.and_then(|t| t.process(pgid)).filter(|p| p.pgid == pgid || p.pgid == 0) {
+        return f(&PView::from_info(leader));
+    }
+    opt(ancestors(ev, ctx).into_iter().take_while(|p| p.pgid == pgid).last().map(|p| f(&PView::from_info(p))))
+}
+
+fn env<'a>(ev: &'a Event, ctx: &EvalCtx<'a>) -> Option<&'a [String]> {
+    match exec_details(ev).and_then(|d| d.env.as_deref()) {
+        Some(e) => Some(e),
+        None => own(ev, ctx).and_then(|p| p.env.as_deref()),
+    }
+}
+
+fn env_field<'a>(ev: &'a Event, ctx: &EvalCtx<'a>, arg: &'a Arg) -> Val<'a> {
+    let Some(vars) = env(ev, ctx) else { return Val::None };
+    match arg {
+        Arg::Key(k) => opt(vars.iter().find_map(|v| v.strip_prefix(&**k)?.strip_prefix('=')).map(s)),
+        _ => owned(vars.join(" ")),
+    }
+}
+
+/// (ctime, mtime) of the executable, ns since the epoch.
+fn exe_times(ev: &Event, ctx: &EvalCtx<'_>) -> (Option<u64>, Option<u64>) {
+    match exec_details(ev) {
+        Some(d) if d.exe_ctime_ns.is_some() => (d.exe_ctime_ns, d.exe_mtime_ns),
+        _ => own(ev, ctx).map(|p| (p.exe_ctime_ns, p.exe_mtime_ns)).unwrap_or((None, None)),
+    }
+}
+
+fn start_ns(ev: &Event, ctx: &EvalCtx<'_>) -> Option<u64> {
+    own(ev, ctx).map(|p| p.start_time_ns).filter(|t| *t != 0)
+}
+
+const EINPROGRESS: i64 = 115;
+
+/// fd.connected: true after a connect that succeeded (or is in progress) and
+/// on an accepted connection; false on other socket events.
+fn connected(ev: &Event) -> Val<'static> {
+    match &ev.kind {
+        EventKind::Connect { .. } => Val::Bool(matches!(ev.ret, Some(r) if r >= 0 || r == -EINPROGRESS)),
+        EventKind::Accept { .. } if ev.failed() => Val::None,
+        EventKind::Accept { .. } => Val::Bool(true),
+        EventKind::Bind { .. } | EventKind::Listen { .. } | EventKind::Socket { .. } => Val::Bool(false),
+        _ => Val::None,
+    }
+}
+
+/// fd.name_changed: a connect that succeeded names its fd with the tuple;
+/// the other fd events rampart sees leave the name as it was. (Falco's true
+/// case of interest, an unconnected UDP socket whose sendto/recvfrom peer
+/// changes, needs sendto/recvfrom, which rampart does not capture.)
+fn name_changed(ev: &Event) -> Val<'static> {
+    match &ev.kind {
+        EventKind::Connect { .. } => Val::Bool(matches!(ev.ret, Some(r) if r >= 0 || r == -EINPROGRESS)),
+        EventKind::Open { .. }
+        | EventKind::Accept { .. }
+        | EventKind::Bind { .. }
+        | EventKind::Listen { .. }
+        | EventKind::Socket { .. }
+        | EventKind::MemfdCreate { .. } => Val::Bool(false),
+        _ => Val::None,
+    }
+}
+
+/// fd.l4proto: tcp/udp/raw from the socket's own event, or from the process
+/// table's record of the fd (connect, bind, listen, accept).
+fn l4proto<'a>(ev: &'a Event, ctx: &EvalCtx<'a>) -> Val<'a> {
+    let inet = || net(ev).and_then(|n| n.any()).and_then(|a| a.ip()).is_some();
+    let by_fd = |fd: i64| own(ev, ctx).and_then(|p| p.socket_proto(fd));
+    match &ev.kind {
+        EventKind::Socket { domain, sock_type, .. } => opt(model::l4proto(*domain, *sock_type).map(s)),
+        EventKind::NetDeny { proto, .. } => s(proto),
+        EventKind::Connect { fd, .. } | EventKind::Bind { fd, .. } => {
+            opt(by_fd(i64::from(*fd)).filter(|_| inet()).map(s))
+        }
+        EventKind::Listen { fd, .. } => opt(inet().then(|| by_fd(i64::from(*fd)).unwrap_or("tcp")).map(s)),
+        EventKind::Accept { fd, .. } => {
+            let proto = ev.ret.and_then(by_fd).or_else(|| by_fd(i64::from(*fd))).unwrap_or("tcp");
+            opt(inet().then(|| s(proto)))
+        }
+        _ => Val::None,
+    }
+}
+
+/// A name the agent resolved from the process's own passwd/group files.
+fn resolved<'a>(ev: &'a Event, pick: fn(&'a model::UserNames) -> Option<&'a String>) -> Option<&'a str> {
+    ev.process.users.as_deref().and_then(pick).map(String::as_str)
+}
+
+/// user.name and friends: the name from the container's passwd, else 'root'
+/// for 0 and the id as text.
+fn id_name<'a>(ev: &'a Event, id: u32, pick: fn(&'a model::UserNames) -> Option<&'a String>) -> Val<'a> {
+    match resolved(ev, pick) {
+        Some(n) if !n.is_empty() => s(n),
+        _ => user_name(id),
+    }
+}
+
+/// Fields rampart registers (Falco's rules use them) but never fills, and why:
+/// a condition on one of them can never hold (`rules check` warns).
+const WITHOUT_VALUE: &[(&str, &str)] = &[
+    ("fd.sip.name", "rampart does not resolve DNS names yet"),
+    ("fd.cip.name", "rampart does not resolve DNS names yet"),
+    ("fd.rip.name", "rampart does not resolve DNS names yet"),
+    ("fd.lip.name", "rampart does not resolve DNS names yet"),
+    ("evt.buffer", "rampart does not capture I/O buffers (read, write, send, recv)"),
+];
+
+/// Why a field never has a value in rampart, if it never has one (`None` for
+/// fields that do, on some events).
+pub fn without_value(name: &str) -> Option<&'static str> {
+    WITHOUT_VALUE.iter().find(|(n, _)| *n == name).map(|(_, why)| *why)
+}
+
+/// Every field that never has a value, with the reason.
+pub fn fields_without_value() -> &'static [(&'static str, &'static str)] {
+    WITHOUT_VALUE
+}
+
+/// Syscalls Falco's rules name in `evt.type` that rampart's sensor does not
+/// capture, with the reason: a rule that needs one of them never fires.
+const UNCAPTURED_EVENT_TYPES: &[(&str, &str)] = &[
+    ("dup", "not captured (fd duplication is not hooked)"),
+    ("dup2", "not captured (fd duplication is not hooked)"),
+    ("dup3", "not captured (fd duplication is not hooked)"),
+    ("userfaultfd", "not captured"),
+    ("sendto", "not captured (no per-packet send/receive events)"),
+    ("sendmsg", "not captured (no per-packet send/receive events; netdeny reports denied ones)"),
+    ("recvfrom", "not captured (no per-packet send/receive events)"),
+    ("recvmsg", "not captured (no per-packet send/receive events)"),
+    ("read", "not captured (no I/O events)"),
+    ("write", "not captured (no I/O events)"),
+    ("switch", "not captured (no scheduler context switch events)"),
+    ("execveat", "reported as execve (one exec hook serves both)"),
+];
+
+/// Event types (`evt.type` values) rampart never produces, with the reason.
+pub fn uncaptured_event_types() -> &'static [(&'static str, &'static str)] {
+    UNCAPTURED_EVENT_TYPES
+}
+
+/// Why rampart never produces events of type `name`, if it does not.
+pub fn uncaptured_event_type(name: &str) -> Option<&'static str> {
+    UNCAPTURED_EVENT_TYPES.iter().find(|(n, _)| *n == name).map(|(_, why)| *why)
+}
+
 fn user_name(uid: u32) -> Val<'static> {
     if uid == 0 {
         Val::Str(Cow::Borrowed("root"))
@@ -956,6 +1173,7 @@ pub static FIELDS: &[FieldDef] = &[
     field!("evt.arg", String, EventArg, "An event argument as text, by name (evt.arg.name, evt.arg[name]) or position (evt.arg[0]). Flags and modes are rendered as Falco does (O_WRONLY|O_CREAT, S_ISUID|..., CLONE_NEWNS|...). See the argument table below.", evt_arg),
     field!("evt.rawarg", I64, Key, "A numeric event argument as a number, by name (evt.rawarg.flags, evt.rawarg.mode, evt.rawarg.request, ...).", evt_rawarg),
     field!("evt.args", String, None, "All event arguments as text (name=value name=value ...).", evt_args),
+    field!("evt.buffer", String, None, "The data buffer of an I/O event (read, write, send, recv).", |_, _, _| Val::None),
     field!("evt.is_open_read", Bool, None, "For open events, whether the file was opened for reading; false for other events.", |ev, _, _| Val::Bool(open_flags(ev).is_some_and(|(f, _)| f.read))),
     field!("evt.is_open_write", Bool, None, "For open events, whether the file was opened for writing; false for other events.", |ev, _, _| Val::Bool(open_flags(ev).is_some_and(|(f, _)| f.write))),
     field!("evt.is_open_create", Bool, None, "For open events, whether the open may create the file (O_CREAT, O_TMPFILE); false for other events.", |ev, _, _| Val::Bool(open_flags(ev).is_some_and(|(f, _)| f.create))),
@@ -980,31 +1198,47 @@ pub static FIELDS: &[FieldDef] = &[
     field!("proc.aexe", String, Ancestor, "argv[0] of an ancestor, indexed like proc.aname.", |ev, c, a| anc(ev, c, a, |p| p.arg0())),
     field!("proc.aexepath", String, Ancestor, "Executable path of an ancestor, indexed like proc.aname.", |ev, c, a| anc(ev, c, a, |p| s(p.exepath))),
     field!("proc.acmdline", String, Ancestor, "Command line of an ancestor (Falco format), indexed like proc.aname.", |ev, c, a| anc(ev, c, a, |p| p.cmdline())),
+    field!("proc.duration", U64, None, "Nanoseconds since the process started: event time minus the start time the process table has (fork event time, or /proc's start time for processes older than the agent); no value when the start is unknown.", |ev, c, _| opt(start_ns(ev, c).filter(|t| ev.ts_ns >= *t).map(|t| Val::U64(ev.ts_ns - t)))),
+    field!("proc.ppid.duration", U64, None, "Nanoseconds since the parent process started (like proc.duration, for the parent).", |ev, c, _| opt(ancestor(ev, c, 1).map(|p| p.start_time_ns).filter(|t| *t != 0 && ev.ts_ns >= *t).map(|t| Val::U64(ev.ts_ns - t)))),
+    field!("proc.vpgid.name", String, None, "Name of the process group leader: the process whose pid is the group id, else the eldest ancestor in the same group (known like proc.is_vpgid_leader).", |ev, c, _| group_leader(ev, c, |p| s(p.comm))),
+    field!("proc.vpgid.exe", String, None, "argv[0] of the process group leader (see proc.vpgid.name).", |ev, c, _| group_leader(ev, c, |p| p.arg0())),
+    field!("proc.sname", String, None, "Name of the process's session leader: the process whose pid is the session id, else the eldest ancestor in the same session. The session id is read from /proc (at start and at each exec) and inherited on fork; a setsid() without exec is not seen.", |ev, c, _| session_name(ev, c)),
+    field!("proc.is_vpgid_leader", Bool, None, "Whether the process leads its process group (pgid = pid; the host view, equal to Falco's vpgid = vpid). Known like proc.sname; no value when the group is unknown.", |ev, c, _| opt(session_ids(ev, c).1.map(|g| Val::Bool(g == ev.process.pid)))),
+    field!("proc.env", String, OptKey, "The process's environment as 'NAME=value NAME=value', or one variable's value with proc.env[NAME]. Read from /proc/<pid>/environ (at most 16 KiB and 512 variables) at each exec and at start, only when a loaded rule uses this field; no value otherwise, or when the process was gone before the agent read it.", env_field),
+    field!("proc.exe_ino.ctime", U64, None, "Last status change time (ctime) of the executable's inode, ns since the epoch: stat of /proc/<pid>/exe when the agent handles the exec (or at start); no value when the process was gone by then.", |ev, c, _| opt(exe_times(ev, c).0.map(Val::U64))),
+    field!("proc.exe_ino.mtime", U64, None, "Last modification time (mtime) of the executable's inode, ns since the epoch; known like proc.exe_ino.ctime.", |ev, c, _| opt(exe_times(ev, c).1.map(Val::U64))),
+    field!("proc.exe_ino.ctime_duration_proc_start", U64, None, "Nanoseconds between the executable's ctime and the process's start (start minus ctime): small for a binary written just before it ran. No value when either is unknown or the ctime is later than the start.", |ev, c, _| match (exe_times(ev, c).0, start_ns(ev, c)) { (Some(ct), Some(st)) if st >= ct => Val::U64(st - ct), _ => Val::None }),
     field!("proc.is_exe_upper_layer", Bool, None, "Whether the executable lives in the container's writable overlay layer (drift). Exec events only; no value when the filesystem cannot tell.", |ev, _, _| opt(exec(ev).and_then(|x| x.upper).map(Val::Bool))),
     field!("proc.is_exe_from_memfd", Bool, None, "Whether the executable is a memfd (fileless execution). Exec events only.", |ev, _, _| opt(exec(ev).map(|x| Val::Bool(x.memfd)))),
     field!("proc.is_container_healthcheck", Bool, None, "Always false: rampart does not tell health checks apart yet.", |_, _, _| Val::Bool(false)),
     field!("proc.is_container_liveness_probe", Bool, None, "Always false: rampart does not tell probes apart yet.", |_, _, _| Val::Bool(false)),
     field!("proc.is_container_readiness_probe", Bool, None, "Always false: rampart does not tell probes apart yet.", |_, _, _| Val::Bool(false)),
     field!("thread.tid", U64, None, "Thread id, host view.", |ev, _, _| Val::U64(u64::from(ev.process.tid))),
-    field!("thread.cap_effective", String, None, "Effective capabilities (CAP_A|CAP_B...), on exec and capset events.", |ev, _, _| match &ev.kind { EventKind::Exec { cap_effective, .. } => Val::Str(Cow::Owned(names::cap_set(*cap_effective))), EventKind::Capset { effective, .. } => Val::Str(Cow::Owned(names::cap_set(*effective))), _ => Val::None }),
-    field!("thread.cap_permitted", String, None, "Permitted capabilities (CAP_A|CAP_B...), on exec and capset events.", |ev, _, _| match &ev.kind { EventKind::Exec { cap_permitted, .. } => Val::Str(Cow::Owned(names::cap_set(*cap_permitted))), EventKind::Capset { permitted, .. } => Val::Str(Cow::Owned(names::cap_set(*permitted))), _ => Val::None }),
+    field!("thread.cap_effective", String, None, "Effective capabilities (CAP_A|CAP_B...): the event's own on exec and capset, else the last sets the process table knows for the process (from /proc at start, exec and capset events; kept per process, not per thread).", |ev, c, _| cap_field(ev, c, |k| Some(k.effective))),
+    field!("thread.cap_permitted", String, None, "Permitted capabilities (CAP_A|CAP_B...), known like thread.cap_effective.", |ev, c, _| cap_field(ev, c, |k| Some(k.permitted))),
+    field!("thread.cap_inheritable", String, None, "Inheritable capabilities (CAP_A|CAP_B...): from capset events, /proc at start and /proc/<pid>/status read at exec; no value when not read.", |ev, c, _| cap_field(ev, c, |k| k.inheritable)),
     // ---- user / group
     field!("user.uid", U64, None, "Effective user id.", |ev, _, _| Val::U64(u64::from(ev.process.euid))),
-    field!("user.name", String, None, "User name: 'root' for uid 0, else the uid as text (rampart resolves no names).", |ev, _, _| user_name(ev.process.euid)),
+    field!("user.name", String, None, "Name of the effective uid from the process's own /etc/passwd (the container's, read through /proc/<pid>/root, bounded, cached per container; untrusted text); else 'root' for uid 0 and the uid as text.", |ev, _, _| id_name(ev, ev.process.euid, |u| u.name.as_ref())),
+    field!("user.homedir", String, None, "Home directory of the effective uid from the process's own /etc/passwd; no value when it has no entry.", |ev, _, _| opt(resolved(ev, |u| u.homedir.as_ref()).map(s))),
+    field!("user.shell", String, None, "Login shell of the effective uid from the process's own /etc/passwd; no value when it has no entry.", |ev, _, _| opt(resolved(ev, |u| u.shell.as_ref()).map(s))),
     field!("user.ruid", U64, None, "Real user id (rampart extension).", |ev, _, _| Val::U64(u64::from(ev.process.uid))),
     field!("user.loginuid", I64, None, "Login user id (audit uid); -1 when unset.", |ev, _, _| Val::I64(id(ev.process.auid))),
-    field!("user.loginname", String, None, "Login user name: 'root' for 0, else the login uid as text; no value when unset.", |ev, _, _| user_name(ev.process.auid)),
+    field!("user.loginname", String, None, "Login user name from the process's own /etc/passwd, else 'root' for 0 and the login uid as text; no value when unset.", |ev, _, _| if ev.process.auid == u32::MAX { Val::None } else { id_name(ev, ev.process.auid, |u| u.loginname.as_ref()) }),
     field!("group.gid", U64, None, "Effective group id.", |ev, _, _| Val::U64(u64::from(ev.process.egid))),
-    field!("group.name", String, None, "Group name: 'root' for gid 0, else the gid as text.", |ev, _, _| user_name(ev.process.egid)),
+    field!("group.name", String, None, "Name of the effective gid from the process's own /etc/group (like user.name); else 'root' for gid 0 and the gid as text.", |ev, _, _| id_name(ev, ev.process.egid, |u| u.group.as_ref())),
     // ---- fd
-    field!("fd.num", I64, None, "File descriptor number of the event (opened, connected, accepted...).", |ev, _, _| match &ev.kind { EventKind::Open { .. } | EventKind::Accept { .. } | EventKind::MemfdCreate { .. } => opt(ev.ret.map(Val::I64)), EventKind::Connect { fd, .. } | EventKind::Bind { fd, .. } | EventKind::Listen { fd, .. } | EventKind::Setns { fd, .. } => Val::I64(i64::from(*fd)), _ => Val::None }),
+    field!("fd.num", I64, None, "File descriptor number of the event (opened, connected, accepted...); -1 when the open, accept or memfd_create failed (as Falco; the errno is in evt.res).", |ev, _, _| match &ev.kind { EventKind::Open { .. } | EventKind::Accept { .. } | EventKind::MemfdCreate { .. } => opt(ev.ret.map(|r| Val::I64(if r < 0 { -1 } else { r }))), EventKind::Connect { fd, .. } | EventKind::Bind { fd, .. } | EventKind::Listen { fd, .. } | EventKind::Setns { fd, .. } => Val::I64(i64::from(*fd)), _ => Val::None }),
     field!("fd.name", String, None, "File descriptor name: the file path for opens (and finit_module), 'client->server' (ip:port->ip:port) for inet sockets, the path for unix sockets, memfd:NAME for memfd_create, the namespace file for setns. No value on events without an fd (exec, ...).", |ev, _, _| fd_name(ev)),
+    field!("fd.nameraw", String, None, "The path of an open as the process passed it (relative, with '..' and '.'), without normalisation: the sensor copies it on every open (at most 4 KiB; dropped first when the record is full, so fd.name is never cut for it); when it equals fd.name, and for finit_module, it is fd.name. File fds only.", |ev, _, _| match &ev.kind { EventKind::Open { raw_path: Some(r), .. } => s(r), _ => opt(fd_path(ev).map(s)) }),
+    field!("fd.connected", Bool, None, "Whether the socket is connected: true on a connect that succeeded (or is in progress, EINPROGRESS) and on an accepted connection, false on a failed connect and on socket, bind and listen; no value on other events.", |ev, _, _| connected(ev)),
+    field!("fd.name_changed", Bool, None, "Whether this event changed the fd's name: true on a connect that succeeded (it names the fd with its tuple), false on other fd events. Falco's case of interest, an unconnected UDP socket whose peer changes on sendto/recvfrom, is not seen (rampart does not capture sendto/recvfrom).", |ev, _, _| name_changed(ev)),
     field!("fd.directory", String, None, "Directory of the file of an fd (dirname of fd.name), file fds only.", |ev, _, _| opt(fd_path(ev).map(|p| s(dirname(p))))),
     field!("fd.filename", String, None, "File name of an fd without its directory (basename of fd.name), file fds only.", |ev, _, _| opt(fd_path(ev).map(|p| s(basename(p))))),
     field!("fd.typechar", String, None, "Type of the fd as one character: 'f' file, 'd' directory, '4' IPv4 socket, '6' IPv6 socket, 'u' unix socket, 'o' other socket.", |ev, _, _| match &ev.kind { EventKind::Open { flags, .. } => s(if flags.raw & O_DIRECTORY != 0 { "d" } else { "f" }), EventKind::ModuleLoad { path: Some(_), .. } => s("f"), _ => opt(net(ev).and_then(|n| n.any()).map(|a| s(family_char(a)))) }),
     field!("fd.type", String, None, "Type of the fd: file, directory, ipv4, ipv6, unix, memfd.", |ev, _, _| match &ev.kind { EventKind::Open { flags, .. } => s(if flags.raw & O_DIRECTORY != 0 { "directory" } else { "file" }), EventKind::ModuleLoad { path: Some(_), .. } => s("file"), EventKind::MemfdCreate { .. } => s("memfd"), _ => opt(net(ev).and_then(|n| n.any()).map(|a| s(match a { SockAddr::Inet { .. } => "ipv4", SockAddr::Inet6 { .. } => "ipv6", SockAddr::Unix { .. } => "unix", SockAddr::Other { .. } => "other" }))) }),
     field!("fd.sockfamily", String, None, "Socket family: 'ip' or 'unix'.", |ev, _, _| opt(net(ev).and_then(|n| n.any()).and_then(|a| match a { SockAddr::Inet { .. } | SockAddr::Inet6 { .. } => Some(s("ip")), SockAddr::Unix { .. } => Some(s("unix")), _ => None }))),
-    field!("fd.l4proto", String, None, "Layer 4 protocol: 'tcp' for accept and listen on inet sockets, from the socket type for socket events (tcp, udp, raw), the denied protocol for netdeny events; no value for connect and bind (rampart does not know the socket type there).", |ev, _, _| match &ev.kind { EventKind::Accept { .. } | EventKind::Listen { .. } => opt(net(ev).and_then(|n| n.any()).and_then(|a| a.ip()).map(|_| s("tcp"))), EventKind::Socket { domain: 2 | 10, sock_type, .. } => match sock_type & 0xf { 1 => s("tcp"), 2 => s("udp"), 3 => s("raw"), _ => Val::None }, EventKind::NetDeny { proto, .. } => s(proto), _ => Val::None }),
+    field!("fd.l4proto", String, None, "Layer 4 protocol: tcp, udp or raw, from the socket type: on socket events their own; on connect, bind, listen and accept the type of the fd as the process table recorded it from the socket (or accept) event that created it (per process, inherited on fork; no value when that event was not seen, e.g. a socket created before rampart started); listen and accept default to tcp; the denied protocol for netdeny events.", |ev, c, _| l4proto(ev, c)),
     field!("fd.sip", IpAddr, None, "Server IP address (the remote end of a connect, the local end of accept/bind/listen).", |ev, _, _| sock_ip(ev, |n| n.server())),
     field!("fd.sport", U64, None, "Server port.", |ev, _, _| sock_port(ev, |n| n.server())),
     field!("fd.cip", IpAddr, None, "Client IP address.", |ev, _, _| sock_ip(ev, |n| n.client())),
@@ -1022,6 +1256,10 @@ pub static FIELDS: &[FieldDef] = &[
     field!("fd.cnet", IpNet, None, "Client IP, for CIDR matching.", |ev, _, _| sock_ip(ev, |n| n.client())),
     field!("fd.lnet", IpNet, None, "Local IP, for CIDR matching.", |ev, _, _| sock_ip(ev, |n| n.local)),
     field!("fd.rnet", IpNet, None, "Remote IP, for CIDR matching.", |ev, _, _| sock_ip(ev, |n| n.remote)),
+    field!("fd.sip.name", String, None, "Domain name of the server IP (from DNS responses seen).", |_, _, _| Val::None),
+    field!("fd.cip.name", String, None, "Domain name of the client IP (from DNS responses seen).", |_, _, _| Val::None),
+    field!("fd.rip.name", String, None, "Domain name of the remote IP (from DNS responses seen).", |_, _, _| Val::None),
+    field!("fd.lip.name", String, None, "Domain name of the local IP (from DNS responses seen).", |_, _, _| Val::None),
     // ---- fs
     field!("fs.path.name", String, None, "Path a filesystem syscall operates on (open, unlink, mkdir, chmod, chown, finit_module, mount target, umount).", |ev, _, _| opt(fs_paths(ev).0.map(s))),
     field!("fs.path.source", String, None, "Source path of rename and link (old path), symlink (target) and mount (device or source).", |ev, _, _| opt(fs_paths(ev).1.map(s))),
@@ -1050,6 +1288,7 @@ pub static FIELDS: &[FieldDef] = &[
     field!("container.label", String, Key, "A container label: container.label[KEY] or container.label.KEY.", |ev, _, a| match (container(ev), a) { (Some(c), Arg::Key(k)) => opt(c.labels.get(&**k).map(|v| s(v))), _ => Val::None }),
     field!("container.labels", String, None, "All container labels as 'k:v, k:v'.", |ev, _, _| opt(container(ev).map(|c| owned(c.labels.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(", "))))),
     field!("container.user", String, None, "User the container's process runs as, as configured (rampart extension).", |ev, _, _| opt(container(ev).map(|c| s(&c.user)))),
+    field!("container.start_ts", U64, None, "When the container was created, ns since the epoch, from the runtime's metadata (Docker/podman Created, containerd and CRI created_at); no value for host processes or while the runtime has not answered.", |ev, _, _| opt(container(ev).and_then(|c| c.created_ns).map(Val::U64))),
     field!("container.info", String, None, "Summary of the container for outputs (id, name, image).", |ev, _, _| match container(ev) { Some(c) => owned(format!("container_id={} container_name={} image={}", c.short_id(), c.name.trim_start_matches('/'), c.image)), None => s("host") }),
     // ---- k8s
     field!("k8s.pod.name", String, None, "Kubernetes pod name (from the runtime, or the io.kubernetes.pod.name label).", |ev, _, _| k8s(ev, |c| c.pod_name.as_deref(), "io.kubernetes.pod.name")),
@@ -1088,6 +1327,8 @@ pub fn lookup(name: &str, bracket: Option<&str>) -> Result<(&'static FieldDef, A
         (ArgSpec::None, None) => Arg::None,
         (ArgSpec::None, Some(_)) => return Err(format!("field {:?} takes no argument", def.name)),
         (ArgSpec::Ancestor, None) => Arg::None,
+        (ArgSpec::OptKey, None) => Arg::None,
+        (ArgSpec::OptKey, Some(a)) => Arg::Key(a.into()),
         (ArgSpec::Ancestor, Some(a)) => match a.trim().parse::<usize>() {
             Ok(n) if n <= MAX_ANCESTORS => Arg::Index(n),
             _ => {
@@ -1138,6 +1379,7 @@ pub fn fields_markdown() -> String {
             ArgSpec::None => format!("`{}`", f.name),
             ArgSpec::Ancestor => format!("`{}`, `{}[N]`", f.name, f.name),
             ArgSpec::Key => format!("`{}[KEY]`, `{}.KEY`", f.name, f.name),
+            ArgSpec::OptKey => format!("`{}`, `{}[KEY]`", f.name, f.name),
             ArgSpec::EventArg => format!("`{}.NAME`, `{}[NAME]`, `{}[N]`", f.name, f.name, f.name),
         };
         let ty = if f.arg == ArgSpec::Ancestor {
@@ -1145,7 +1387,11 @@ pub fn fields_markdown() -> String {
         } else {
             f.ty.to_string()
         };
-        out.push_str(&format!("| {name} | {ty} | {} |\n", f.doc.replace('|', "\\|")));
+        let doc = match without_value(f.name) {
+            Some(why) => format!("{} **Never has a value in rampart**: {why}.", f.doc),
+            None => f.doc.to_string(),
+        };
+        out.push_str(&format!("| {name} | {ty} | {} |\n", doc.replace('|', "\\|")));
     }
     out.push_str(
         "\n## Operators by type\n\n\
@@ -1204,3 +1450,7 @@ const ARG_DOC: &[(&str, &str)] = &[
         "op (connect, sendmsg, bind, ingress, egress), addr (destination, bind address, or ingress source), proto (tcp, udp, icmp...), entry (the policy entry that decided, e.g. `egress.deny[0] (10.0.0.0/8)`, `egress.default`, `isolated`), count",
     ),
 ];
+
+#[cfg(test)]
+#[path = "fields_tests.rs"]
+mod values_tests;

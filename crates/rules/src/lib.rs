@@ -14,7 +14,7 @@
 //! ```
 
 mod compile;
-mod fields;
+pub mod fields;
 mod loader;
 mod matchers;
 mod names;
@@ -30,7 +30,10 @@ mod tests_falco;
 #[cfg(test)]
 mod tests_hostile;
 
-pub use fields::{fields_markdown, ArgSpec, EvalCtx, FieldDef, FieldType, FIELDS};
+pub use fields::{
+    fields_markdown, fields_without_value, uncaptured_event_type, uncaptured_event_types, without_value,
+    ArgSpec, EvalCtx, FieldDef, FieldType, FIELDS,
+};
 pub use loader::{RulesetBuilder, FALCO_ENGINE_VERSION};
 pub use model::{Priority, UnknownPriority};
 
@@ -149,6 +152,16 @@ impl CompiledRule {
             Expr::Const(true) => Vec::new(),
             e => vec![Conjunct(e)],
         }
+    }
+
+    /// The fields the rule reads: its condition's and its output's.
+    pub fn fields_used(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        self.expr.fields(&mut v);
+        self.template.fields(&mut v);
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 
     /// Whether the rule's condition holds for `ev` (ignores `enabled`).
@@ -364,6 +377,12 @@ impl Ruleset {
 
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+
+    /// Whether an enabled rule reads the field (in its condition or its
+    /// output): what the agent reads only for rules that need it (`proc.env`).
+    pub fn uses_field(&self, name: &str) -> bool {
+        self.rules.iter().filter(|r| r.enabled).any(|r| r.fields_used().contains(&name))
     }
 
     /// Warnings from loading (skipped rules, ignored items, ...).

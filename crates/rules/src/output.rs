@@ -123,6 +123,15 @@ impl Template {
         }
     }
 
+    /// The names of the fields the template prints.
+    pub fn fields(&self, out: &mut Vec<&'static str>) {
+        for p in &self.parts {
+            if let Part::Field { def, .. } = p {
+                out.push(def.name);
+            }
+        }
+    }
+
     pub fn render(&self, ev: &Event, ctx: &EvalCtx<'_>) -> (String, BTreeMap<String, serde_json::Value>) {
         let mut out = String::new();
         let mut fields = BTreeMap::new();

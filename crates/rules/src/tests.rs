@@ -57,6 +57,7 @@ pub(crate) fn exec(comm: &str, argv: &[&str]) -> Event {
             cap_permitted: 1 << 21,
             exe_from_memfd: false,
             exe_upper_layer: Some(true),
+            details: None,
         },
     );
     e.process.comm = comm.into();
@@ -64,8 +65,10 @@ pub(crate) fn exec(comm: &str, argv: &[&str]) -> Event {
 }
 
 pub(crate) fn open(path: &str, raw: u32) -> Event {
-    let mut e =
-        base("openat", EventKind::Open { path: path.into(), flags: OpenFlags::from_raw(raw), mode: 0o644 });
+    let mut e = base(
+        "openat",
+        EventKind::Open { path: path.into(), flags: OpenFlags::from_raw(raw), mode: 0o644, raw_path: None },
+    );
     e.ret = Some(3);
     e
 }
@@ -94,6 +97,7 @@ fn table() -> HashMap<u32, ProcInfo> {
         start_time_ns: 0,
         exited_at_ns: None,
         source: ProcSource::Event,
+        ..Default::default()
     };
     for info in [
         p(1, 0, "containerd-shim", &["containerd-shim"]),

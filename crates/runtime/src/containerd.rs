@@ -731,6 +731,12 @@ pub fn container_from_containerd(namespace: &str, c: &CtrdContainer) -> Option<C
         pod_namespace: label(LABEL_POD_NAMESPACE),
         pod_uid: label(LABEL_POD_UID),
         runtime_namespace: Some(namespace.to_string()),
+        created_ns: c.created_at.as_ref().and_then(|t| {
+            u64::try_from(t.seconds)
+                .ok()?
+                .checked_mul(1_000_000_000)?
+                .checked_add(u64::try_from(t.nanos).ok()?)
+        }),
         ..Default::default()
     };
     container.labels = labels;

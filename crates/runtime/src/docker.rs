@@ -368,6 +368,7 @@ pub fn container_from_inspect(resp: &ContainerInspectResponse) -> Option<Contain
             .and_then(|g| g.data.get("UpperDir"))
             .filter(|u| !u.is_empty())
             .cloned(),
+        created_ns: resp.created.as_deref().and_then(model::utc::parse_rfc3339),
         labels,
         id,
     })
@@ -537,6 +538,7 @@ mod tests {
         assert!(!c.host_pid && !c.host_network && !c.host_ipc);
         assert!(c.mounts[0].read_only);
         assert_eq!(c.upper_dir.as_deref(), Some("/var/lib/docker/overlay2/u/diff"));
+        assert_eq!(c.created_ns, Some(1_714_557_600_000_000_000), "Created, for container.start_ts");
     }
 
     #[test]

@@ -331,6 +331,7 @@ impl Decoder {
                     exe_from_memfd: b.flags & execf::MEMFD != 0,
                     exe_upper_layer: (b.flags & execf::UPPER_KNOWN != 0)
                         .then_some(b.flags & execf::UPPER != 0),
+                    details: None,
                 }
             }
             ev::EV_FORK => {
@@ -402,6 +403,7 @@ impl Decoder {
             mnt_ns: h.mnt_ns,
             exe: String::new(),
             cmdline: String::new(),
+            users: None,
         };
         Ok(Event {
             ts_ns: self.wall_ns(h.ts_boot_ns),
@@ -426,10 +428,15 @@ impl Decoder {
                     ev::EV_OPENAT2 => (s.extra[0], s.extra[1]),
                     _ => (O_CREAT_WRONLY_TRUNC as u64, a[1]),
                 };
+                let path = fd_path().unwrap_or_else(arg0);
+                // The path as passed (Falco's fd.nameraw); kept when it
+                // differs from the resolved one.
+                let raw_path = it.text(sid::STR_ARG0).filter(|r| *r != path);
                 EventKind::Open {
-                    path: fd_path().unwrap_or_else(arg0),
+                    path,
                     flags: OpenFlags::from_raw(flags as u32),
                     mode: mode as u32,
+                    raw_path,
                 }
             }
             ev::EV_UNLINK => EventKind::Unlink { path: arg0(), dir: false },
@@ -682,6 +689,28 @@ mod tests {
     }
 
     #[test]
+    fn open_keeps_the_raw_path_when_it_differs() {
+        let base = || {
+            Rec::new(ev::EV_OPENAT, &sys([(-100i64) as u64, 0, 0, 0, 0, 0]))
+                .ret(3)
+                .walk(sid::STR_FDPATH, "/etc/hostname")
+        };
+        let e = dec().decode(&base().raw(sid::STR_ARG0, "../etc/./hostname").bytes()).unwrap();
+        match e.kind {
+            EventKind::Open { path, raw_path, .. } => {
+                assert_eq!((path.as_str(), raw_path.as_deref()), ("/etc/hostname", Some("../etc/./hostname")))
+            }
+            k => panic!("{k:?}"),
+        }
+        let e = dec().decode(&base().raw(sid::STR_ARG0, "/etc/hostname").bytes()).unwrap();
+        assert!(matches!(e.kind, EventKind::Open { raw_path: None, .. }), "same as the path: not repeated");
+        let e = dec().decode(&base().bytes()).unwrap();
+        assert!(
+            matches!(e.kind, EventKind::Open { raw_path: None, ref path, .. } if path == "/etc/hostname")
+        );
+    }
+
+    #[test]
     fn open_resolved_from_fd() {
         let rec = Rec::new(ev::EV_OPENAT, &sys([(-100i64) as u64, 0, 0o1101, 0o644, 0, 0]))
             .ret(3)
@@ -690,7 +719,7 @@ mod tests {
         let e = dec().decode(&rec).unwrap();
         assert_eq!(e.ret, Some(3));
         match e.kind {
-            EventKind::Open { path, flags, mode } => {
+            EventKind::Open { path, flags, mode, .. } => {
                 assert_eq!(path, "/tmp/x");
                 assert!(flags.write && flags.create && flags.truncate);
                 assert_eq!(mode, 0o644);
@@ -709,6 +738,10 @@ mod tests {
         let e = dec().decode(&rec).unwrap();
         assert!(e.failed());
         assert!(matches!(e.kind, EventKind::Open { ref path, .. } if path == "/var/etc/shadow"));
+        assert!(
+            matches!(e.kind, EventKind::Open { raw_path: Some(ref r), .. } if r == "../etc/./shadow"),
+            "the path as passed is kept for fd.nameraw"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! [`TableStats`].
 
 pub mod procfs;
+pub mod users;
 
 use model::{Event, EventKind};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -31,6 +32,11 @@ pub enum Error {
     },
     #[error("{path}: malformed stat line")]
     BadStat { path: PathBuf },
+    /// The table is fed from events only (`TableConfig::read_proc` is false,
+    /// e.g. `rampart replay`): the local /proc describes another machine's
+    /// processes, not the capture's.
+    #[error("pid {pid}: not read from /proc (table fed from events only)")]
+    ProcDisabled { pid: u32 },
 }
 
 pub use model::{ProcInfo, ProcSource};
@@ -54,6 +60,18 @@ pub struct TableConfig {
     pub max_ancestors: usize,
     /// Bound on processes read lazily by `enrich` and not yet merged.
     pub max_lazy: usize,
+    /// Whether the table may read `proc_root` at all (scan, lazy reads of
+    /// unknown pids). False for a table rebuilt from a capture (`replay`): the
+    /// local /proc is another machine's, and a pid in the capture that exists
+    /// here would name a process that has nothing to do with it.
+    pub read_proc: bool,
+    /// Whether reads of /proc include the environment (`/proc/<pid>/environ`,
+    /// bounded by `max_env_read`): set when a loaded rule uses `proc.env`.
+    pub read_env: bool,
+    /// Bytes read from `/proc/<pid>/environ`.
+    pub max_env_read: usize,
+    /// Most environment variables kept per process.
+    pub max_env_vars: usize,
 }
 
 impl Default for TableConfig {
@@ -68,6 +86,10 @@ impl Default for TableConfig {
             max_cmdline_read: 16 * 1024,
             max_ancestors: 64,
             max_lazy: 4096,
+            read_proc: true,
+            read_env: false,
+            max_env_read: procfs::MAX_ENV_READ,
+            max_env_vars: procfs::MAX_ENV_VARS,
         }
     }
 }
@@ -89,8 +111,12 @@ pub struct TableStats {
     pub unknown_parent_forks: u64,
     /// `/proc/<pid>` reads for pids missing from the table.
     pub lazy_reads: u64,
-    /// Of those, how many failed (process gone or unreadable).
+    /// Of those, how many failed (process gone or unreadable, or /proc
+    /// reads turned off).
     pub lazy_read_failures: u64,
+    /// Reads of /proc that were refused because the table is fed from events
+    /// only (`read_proc` false); what a replay test checks stays 0 reads.
+    pub proc_reads_refused: u64,
     /// Exited entries removed after their grace period.
     pub removed_exited: u64,
     /// Exited entries removed before their grace period because the table was full.
@@ -130,6 +156,7 @@ pub struct ProcessTable {
     lazy: Mutex<Lazy>,
     lazy_reads: AtomicU64,
     lazy_failures: AtomicU64,
+    proc_refused: AtomicU64,
     boot: OnceLock<(u64, u64)>,
 }
 
@@ -158,14 +185,25 @@ impl ProcessTable {
             lazy: Mutex::new(Lazy::default()),
             lazy_reads: AtomicU64::new(0),
             lazy_failures: AtomicU64::new(0),
+            proc_refused: AtomicU64::new(0),
             boot: OnceLock::new(),
         }
     }
 
+    /// An empty table fed only from events, never from /proc: what `replay`
+    /// rebuilds lineage with from a capture.
+    pub fn events_only() -> Self {
+        Self::new(TableConfig { read_proc: false, ..TableConfig::default() })
+    }
+
     /// A table filled from a scan of `config.proc_root`. Processes that vanish or
     /// cannot be read are skipped and counted; only an unreadable procfs fails.
+    /// With `read_proc` off, the table stays empty.
     pub fn scan(config: TableConfig) -> Result<Self, Error> {
         let mut t = Self::new(config);
+        if !t.config.read_proc {
+            return Ok(t);
+        }
         let pids = procfs::list_pids(&t.config.proc_root)?;
         let (boot, ticks) = t.boot();
         for pid in pids {
@@ -194,8 +232,12 @@ impl ProcessTable {
         })
     }
 
-    /// Read one process from procfs now.
+    /// Read one process from procfs now (refused when `read_proc` is off).
     pub fn read_proc(&self, pid: u32) -> Result<ProcInfo, Error> {
+        if !self.config.read_proc {
+            self.proc_refused.fetch_add(1, Ordering::Relaxed);
+            return Err(Error::ProcDisabled { pid });
+        }
         let (boot, ticks) = self.boot();
         procfs::read_process(&self.config.proc_root, pid, &self.config, boot, ticks)
     }
@@ -266,6 +308,7 @@ impl ProcessTable {
             exited,
             lazy_reads: self.lazy_reads.load(Ordering::Relaxed),
             lazy_read_failures: self.lazy_failures.load(Ordering::Relaxed),
+            proc_reads_refused: self.proc_refused.load(Ordering::Relaxed),
             ..self.stats.clone()
         }
     }
@@ -290,9 +333,41 @@ impl ProcessTable {
                 self.stats.forks += 1;
                 self.on_fork(ev, *child_pid);
             }
-            EventKind::Exec { filename, exe, argv, cwd, .. } if !ev.failed() => {
+            EventKind::Exec { .. } if !ev.failed() => {
                 self.stats.execs += 1;
-                self.on_exec(ev, filename, exe, argv, cwd);
+                self.on_exec(ev);
+            }
+            // Which fds are sockets of which protocol (fd.l4proto on connect and bind).
+            EventKind::Socket { domain, sock_type, .. } => {
+                if let (Some(proto), Some(fd)) =
+                    (model::l4proto(*domain, *sock_type), ev.ret.and_then(|r| i32::try_from(r).ok()))
+                {
+                    if fd >= 0 {
+                        if let Some(e) = self.procs.get_mut(&p.pid) {
+                            e.info.set_socket(fd, proto);
+                        }
+                    }
+                }
+            }
+            // An accepted connection has its listening socket's protocol.
+            EventKind::Accept { fd, .. } => {
+                if let Some(new_fd) = ev.ret.and_then(|r| i32::try_from(r).ok()).filter(|r| *r >= 0) {
+                    if let Some(e) = self.procs.get_mut(&p.pid) {
+                        let proto = e.info.socket_proto(i64::from(*fd)).unwrap_or("tcp");
+                        e.info.set_socket(new_fd, proto);
+                    }
+                }
+            }
+            // capset changes the calling thread's sets; the table keeps them
+            // per process (the last one wins).
+            EventKind::Capset { effective, permitted, inheritable } if !ev.failed() => {
+                if let Some(e) = self.procs.get_mut(&p.pid) {
+                    e.info.caps = Some(model::Caps {
+                        effective: *effective,
+                        permitted: *permitted,
+                        inheritable: Some(*inheritable),
+                    });
+                }
             }
             // A thread's exit (tid != pid) is not the process's.
             EventKind::Exit { .. } if p.tid == 0 || p.tid == p.pid => {
@@ -333,6 +408,16 @@ impl ProcessTable {
                 start_time_ns: ev.ts_ns,
                 exited_at_ns: None,
                 source: ProcSource::Event,
+                // fork copies the session, process group, capability sets and
+                // environment; the executable is the same file.
+                sid: parent.sid,
+                pgid: parent.pgid,
+                caps: parent.caps,
+                env: parent.env.clone(),
+                exe_ctime_ns: parent.exe_ctime_ns,
+                exe_mtime_ns: parent.exe_mtime_ns,
+                // the child gets copies of the parent's fds
+                sockets: parent.sockets.clone(),
             },
             None => {
                 self.stats.unknown_parent_forks += 1;
@@ -347,23 +432,40 @@ impl ProcessTable {
                     start_time_ns: ev.ts_ns,
                     exited_at_ns: None,
                     source: ProcSource::Event,
+                    ..ProcInfo::default()
                 }
             }
         };
         self.insert(info);
     }
 
-    fn on_exec(&mut self, ev: &Event, filename: &str, exe: &str, argv: &[String], cwd: &str) {
+    fn on_exec(&mut self, ev: &Event) {
+        let EventKind::Exec { filename, exe, argv, cwd, cap_effective, cap_permitted, details, .. } =
+            &ev.kind
+        else {
+            return;
+        };
+        let details = details.as_deref();
         let p = &ev.process;
         let cfg = &self.config;
         let argv: Vec<String> =
             argv.iter().take(cfg.max_args).map(|a| procfs::truncate(a.clone(), cfg.max_arg_len)).collect();
         let cmdline = procfs::join_cmdline(&argv, cfg.max_cmdline_len);
-        let exe = if exe.is_empty() { filename } else { exe };
+        let exe: &str = if exe.is_empty() { filename } else { exe };
         let (ppid, start, old_cwd) = match self.get(p.pid) {
             Some(old) => (if p.ppid != 0 { p.ppid } else { old.ppid }, old.start_time_ns, old.cwd.clone()),
             None => (p.ppid, ev.ts_ns, procfs::empty_arc_str()),
         };
+        let old = self.get(p.pid);
+        let sid = details.and_then(|d| d.sid).or(old.map(|o| o.sid)).unwrap_or(0);
+        let pgid = details.and_then(|d| d.pgid).or(old.map(|o| o.pgid)).unwrap_or(0);
+        let inheritable =
+            details.and_then(|d| d.cap_inheritable).or(old.and_then(|o| o.caps).and_then(|c| c.inheritable));
+        let caps = model::Caps { effective: *cap_effective, permitted: *cap_permitted, inheritable };
+        // exec replaces the environment: known only if the agent read it now.
+        let env = details
+            .and_then(|d| d.env.as_ref())
+            .map(|e| e.iter().take(cfg.max_env_vars).cloned().collect::<Vec<_>>().into());
         let info = ProcInfo {
             pid: p.pid,
             ppid,
@@ -371,12 +473,60 @@ impl ProcessTable {
             exe: exe.into(),
             argv: argv.into(),
             cmdline: cmdline.into(),
-            cwd: if cwd.is_empty() { old_cwd } else { cwd.into() },
+            cwd: if cwd.is_empty() { old_cwd } else { (&**cwd).into() },
             start_time_ns: start,
             exited_at_ns: None,
             source: ProcSource::Event,
+            sid,
+            pgid,
+            caps: Some(caps),
+            env,
+            exe_ctime_ns: details.and_then(|d| d.exe_ctime_ns),
+            exe_mtime_ns: details.and_then(|d| d.exe_mtime_ns),
+            // fds survive exec (close-on-exec ones excepted, which we cannot tell)
+            sockets: old.map(|o| o.sockets.clone()).unwrap_or_default(),
         };
         self.insert(info);
+    }
+
+    /// Turn reading the environment on or off (a loaded rule uses `proc.env`).
+    pub fn set_read_env(&mut self, on: bool) {
+        self.config.read_env = on;
+    }
+
+    /// On an exec that succeeded, read what the kernel's record lacks from
+    /// /proc while the process still runs: session and group ids, the
+    /// inheritable capabilities, the executable's inode times and (with
+    /// `read_env`) the environment, into the event's `details`, where `apply`
+    /// takes them for the table (and a capture keeps them for `replay`).
+    /// Nothing is read with `read_proc` off. A process already gone leaves
+    /// `details` empty.
+    pub fn read_exec_details(&self, ev: &mut Event) {
+        if !self.config.read_proc || ev.failed() {
+            return;
+        }
+        let pid = ev.process.pid;
+        let root = &self.config.proc_root;
+        let EventKind::Exec { exe, filename, details, .. } = &mut ev.kind else { return };
+        let (stat, caps) = procfs::read_ids_and_caps(root, pid);
+        let exe: &str = if exe.is_empty() { filename } else { exe };
+        let times = procfs::exe_times(root, pid, exe);
+        let env = if self.config.read_env {
+            procfs::read_environ(root, pid, self.config.max_env_read, self.config.max_env_vars)
+        } else {
+            None
+        };
+        let d = model::ExecDetails {
+            sid: stat.as_ref().map(|s| s.session),
+            pgid: stat.as_ref().map(|s| s.pgrp),
+            cap_inheritable: caps.and_then(|c| c.inheritable),
+            env,
+            exe_ctime_ns: times.map(|t| t.0),
+            exe_mtime_ns: times.map(|t| t.1),
+        };
+        if d != model::ExecDetails::default() {
+            *details = Some(Box::new(d));
+        }
     }
 
     /// Fill `ev.process.exe` and `ev.process.cmdline` from the table. A pid not in

@@ -12,9 +12,19 @@ use std::sync::Arc;
 pub struct Stat {
     pub comm: String,
     pub ppid: u32,
+    /// Field 5: process group id (the reader's pid namespace: host view).
+    pub pgrp: u32,
+    /// Field 6: session id (host view).
+    pub session: u32,
     /// Field 22: start time in clock ticks after boot.
     pub start_ticks: u64,
 }
+
+/// Bytes of `/proc/<pid>/environ` read (Falco's scap reads 4 KiB; Kubernetes
+/// service variables often make environments larger than that).
+pub const MAX_ENV_READ: usize = 16 * 1024;
+/// Environment variables kept per process.
+pub const MAX_ENV_VARS: usize = 512;
 
 /// Parse a `/proc/<pid>/stat` line. `comm` may itself contain spaces and `)`, so
 /// the fields after it are found from the last `)`.
@@ -28,8 +38,73 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
     // rest[0] is field 3 (state); ppid is field 4, starttime field 22.
     let ppid = rest.get(1)?.parse().ok()?;
+    let pgrp = rest.get(2)?.parse().ok()?;
+    let session = rest.get(3)?.parse().ok()?;
     let start_ticks = rest.get(19)?.parse().ok()?;
-    Some(Stat { comm, ppid, start_ticks })
+    Some(Stat { comm, ppid, pgrp, session, start_ticks })
+}
+
+/// The capability sets of a `/proc/<pid>/status` text (CapInh, CapPrm, CapEff).
+pub fn parse_status_caps(text: &str) -> Option<model::Caps> {
+    let hex = |key: &str| {
+        text.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    };
+    Some(model::Caps {
+        effective: hex("CapEff:")?,
+        permitted: hex("CapPrm:")?,
+        inheritable: Some(hex("CapInh:")?),
+    })
+}
+
+/// Split a NUL-separated `environ` into at most `max_vars` variables, each cut
+/// to `max_len` bytes; a last variable cut by the read bound is dropped.
+pub fn split_environ(raw: &[u8], truncated: bool, max_vars: usize, max_len: usize) -> Vec<String> {
+    let mut parts: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
+    // The text after the last NUL is empty, or a variable the bound cut.
+    if truncated || raw.last() != Some(&0) {
+        parts.pop();
+    }
+    parts
+        .into_iter()
+        .filter(|v| !v.is_empty())
+        .take(max_vars)
+        .map(|v| truncate(String::from_utf8_lossy(v).into_owned(), max_len))
+        .collect()
+}
+
+/// The environment of a process, bounded (`None` when it cannot be read).
+pub fn read_environ(proc_root: &Path, pid: u32, max_read: usize, max_vars: usize) -> Option<Vec<String>> {
+    let raw = read_bounded(&proc_root.join(pid.to_string()).join("environ"), max_read + 1).ok()?;
+    let truncated = raw.len() > max_read;
+    let raw = &raw[..raw.len().min(max_read)];
+    Some(split_environ(raw, truncated, max_vars, max_read))
+}
+
+/// Session id, process group id and capability sets of a live process.
+pub fn read_ids_and_caps(proc_root: &Path, pid: u32) -> (Option<Stat>, Option<model::Caps>) {
+    let dir = proc_root.join(pid.to_string());
+    let stat = fs::read_to_string(dir.join("stat")).ok().and_then(|t| parse_stat(&t));
+    let caps = fs::read_to_string(dir.join("status")).ok().and_then(|t| parse_status_caps(&t));
+    (stat, caps)
+}
+
+/// ctime and mtime (ns since the epoch) of the executable `/proc/<pid>/exe`
+/// points to, if its path still is `exe` (the process may have exec'd again or
+/// exited since the event).
+pub fn exe_times(proc_root: &Path, pid: u32, exe: &str) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let link = proc_root.join(pid.to_string()).join("exe");
+    let now = fs::read_link(&link).ok()?;
+    let now = now.to_string_lossy();
+    let now = now.strip_suffix(" (deleted)").unwrap_or(&now);
+    if !exe.is_empty() && now.rsplit('/').next() != exe.rsplit('/').next() {
+        return None;
+    }
+    let md = fs::metadata(&link).ok()?;
+    let ns = |s: i64, n: i64| {
+        u64::try_from(s).ok()?.checked_mul(1_000_000_000)?.checked_add(u64::try_from(n).ok()?)
+    };
+    Some((ns(md.ctime(), md.ctime_nsec())?, ns(md.mtime(), md.mtime_nsec())?))
 }
 
 /// Boot time in nanoseconds since the epoch, from the `btime` line of `/proc/stat`.
@@ -120,6 +195,14 @@ pub fn read_process(
         .map(|raw| split_cmdline(&raw, cfg.max_args, cfg.max_arg_len))
         .unwrap_or_default();
     let cmdline = join_cmdline(&argv, cfg.max_cmdline_len);
+    let caps = fs::read_to_string(dir.join("status")).ok().and_then(|t| parse_status_caps(&t));
+    let env = if cfg.read_env {
+        read_environ(proc_root, pid, cfg.max_env_read, cfg.max_env_vars).map(Into::into)
+    } else {
+        None
+    };
+    let exe = readlink(&dir.join("exe"));
+    let exe_times = if exe.is_empty() { None } else { exe_times(proc_root, pid, "") };
     let start_time_ns = if boot_ns > 0 {
         boot_ns.saturating_add(stat.start_ticks.saturating_mul(1_000_000_000) / ticks.max(1))
     } else {
@@ -129,13 +212,20 @@ pub fn read_process(
         pid,
         ppid: stat.ppid,
         comm: stat.comm,
-        exe: readlink(&dir.join("exe")).into(),
+        exe: exe.into(),
         argv: argv.into(),
         cmdline: cmdline.into(),
         cwd: readlink(&dir.join("cwd")).into(),
         start_time_ns,
         exited_at_ns: None,
         source: ProcSource::Proc,
+        sid: stat.session,
+        pgid: stat.pgrp,
+        caps,
+        env,
+        exe_ctime_ns: exe_times.map(|t| t.0),
+        exe_mtime_ns: exe_times.map(|t| t.1),
+        sockets: Vec::new(),
     })
 }
 
@@ -159,10 +249,47 @@ mod tests {
         let s = parse_stat(line).unwrap();
         assert_eq!(s.comm, "a) b (c)");
         assert_eq!(s.ppid, 99);
+        assert_eq!((s.pgrp, s.session), (1234, 1234));
         assert_eq!(s.start_ticks, 5555);
         assert!(parse_stat("1 (x) S").is_none());
         assert!(parse_stat("garbage").is_none());
         assert!(parse_stat(")(").is_none());
+    }
+
+    #[test]
+    fn status_caps() {
+        let text = "Name:\tsh\nCapInh:\t0000000000000000\nCapPrm:\t00000000a80425fb\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\n";
+        let c = parse_status_caps(text).unwrap();
+        assert_eq!((c.effective, c.permitted, c.inheritable), (0xa80425fb, 0xa80425fb, Some(0)));
+        assert!(parse_status_caps("CapEff:\tzz\n").is_none());
+        assert!(parse_status_caps("").is_none());
+    }
+
+    #[test]
+    fn environ_bounds() {
+        assert_eq!(split_environ(b"A=1\0B=2\0", false, 10, 100), vec!["A=1", "B=2"]);
+        // the read bound cut the last variable: dropped, not half-kept
+        assert_eq!(split_environ(b"A=1\0B=2\0LONG=abc", true, 10, 100), vec!["A=1", "B=2"]);
+        assert_eq!(split_environ(b"A=1\0B=2\0C=3\0", false, 2, 100), vec!["A=1", "B=2"]);
+        assert_eq!(split_environ(b"A=12345\0", false, 2, 3), vec!["A=1"]);
+        assert_eq!(split_environ(b"", false, 2, 3), Vec::<String>::new());
+        assert_eq!(split_environ(b"\0\0X=\xff\0", false, 9, 99), vec!["X=\u{FFFD}"]);
+    }
+
+    #[test]
+    fn own_process_reads() {
+        let me = std::process::id();
+        let root = Path::new("/proc");
+        let (stat, caps) = read_ids_and_caps(root, me);
+        let stat = stat.unwrap();
+        assert!(stat.session > 0 && stat.pgrp > 0);
+        assert!(caps.is_some());
+        let env = read_environ(root, me, MAX_ENV_READ, MAX_ENV_VARS).unwrap();
+        assert!(env.len() <= MAX_ENV_VARS);
+        let exe = std::env::current_exe().unwrap();
+        let (ctime, mtime) = exe_times(root, me, &exe.to_string_lossy()).unwrap();
+        assert!(ctime > 1_000_000_000 * 1_000_000_000 && mtime > 0);
+        assert!(exe_times(root, me, "/not/this/one").is_none());
     }
 
     #[test]

@@ -36,6 +36,7 @@ fn exec(ts: u64, pid: u32, ppid: u32, exe: &str, argv: &[&str], cwd: &str) -> Ev
             cap_permitted: 0,
             exe_from_memfd: false,
             exe_upper_layer: None,
+            details: None,
         },
     )
 }
@@ -48,7 +49,12 @@ fn open(ts: u64, pid: u32) -> Event {
     ev(
         ts,
         ctx(pid, 1, "x"),
-        EventKind::Open { path: "/etc/passwd".into(), flags: OpenFlags::from_raw(0), mode: 0 },
+        EventKind::Open {
+            path: "/etc/passwd".into(),
+            flags: OpenFlags::from_raw(0),
+            mode: 0,
+            raw_path: None,
+        },
     )
 }
 
@@ -64,6 +70,7 @@ fn proc(pid: u32, ppid: u32, exe: &str) -> ProcInfo {
         start_time_ns: 0,
         exited_at_ns: None,
         source: ProcSource::Proc,
+        ..Default::default()
     }
 }
 
@@ -324,4 +331,157 @@ fn enrich_reads_proc_lazily_and_apply_merges() {
 fn scan_of_missing_procfs_is_an_error() {
     let err = ProcessTable::scan(cfg()).unwrap_err();
     assert!(err.to_string().contains("/nonexistent-proc"), "{err}");
+}
+
+#[test]
+fn events_only_table_never_reads_proc() {
+    // pid 1 and our own pid exist here: a table fed from a capture must not
+    // take them from this machine's /proc.
+    let me = std::process::id();
+    let mut t = ProcessTable::events_only();
+    assert!(!t.config().read_proc);
+    t.apply(&fork(1, me, 1, 4_000_001));
+    t.apply(&fork(2, 1, 0, 4_000_002));
+    assert!(t.get(me).is_none() && t.get(1).is_none());
+    let mut e = open(3, me);
+    t.enrich(&mut e);
+    t.apply(&e);
+    assert!(e.process.exe.is_empty() && e.process.cmdline.is_empty());
+    assert!(t.read_proc(me).is_err());
+    let s = t.stats();
+    assert_eq!(s.lazy_reads, s.lazy_read_failures);
+    assert!(s.proc_reads_refused >= 3, "{s:?}");
+    assert_eq!(s.scanned, 0);
+    // the children are known, from the events alone
+    assert_eq!(t.get(4_000_001).unwrap().ppid, me);
+    assert!(t.get(4_000_001).unwrap().exe.is_empty());
+    // and a scan with reads off is empty
+    let t = ProcessTable::scan(TableConfig { read_proc: false, ..TableConfig::default() }).unwrap();
+    assert!(t.is_empty());
+}
+
+#[test]
+fn session_caps_env_follow_fork_exec_capset() {
+    let mut t = ProcessTable::new(cfg());
+    t.insert(ProcInfo {
+        sid: 100,
+        pgid: 100,
+        caps: Some(model::Caps { effective: 0xff, permitted: 0xff, inheritable: Some(0) }),
+        env: Some(vec!["A=1".to_string()].into()),
+        exe_ctime_ns: Some(5),
+        ..proc(100, 1, "/bin/bash")
+    });
+    t.apply(&fork(1, 100, 1, 200));
+    let c = t.get(200).unwrap();
+    assert_eq!((c.sid, c.pgid, c.caps.unwrap().effective), (100, 100, 0xff));
+    assert_eq!(c.env.as_deref(), Some(&["A=1".to_string()][..]));
+    assert_eq!(c.exe_ctime_ns, Some(5));
+
+    // exec: caps from the record, session/group/env/exe times from the details
+    let mut e = exec(2, 200, 100, "/usr/bin/env", &["env"], "/");
+    if let EventKind::Exec { cap_effective, cap_permitted, details, .. } = &mut e.kind {
+        *cap_effective = 0x1;
+        *cap_permitted = 0x3;
+        **details.get_or_insert_with(Default::default) = model::ExecDetails {
+            sid: Some(200),
+            pgid: Some(200),
+            cap_inheritable: Some(0x2),
+            env: Some(vec!["B=2".into()]),
+            exe_ctime_ns: Some(7),
+            exe_mtime_ns: Some(6),
+        };
+    }
+    t.apply(&e);
+    let c = t.get(200).unwrap();
+    assert_eq!((c.sid, c.pgid), (200, 200));
+    assert_eq!(c.caps, Some(model::Caps { effective: 1, permitted: 3, inheritable: Some(2) }));
+    assert_eq!(c.env.as_deref(), Some(&["B=2".to_string()][..]));
+    assert_eq!((c.exe_ctime_ns, c.exe_mtime_ns), (Some(7), Some(6)));
+
+    // an exec whose details were not read: ids kept, env unknown
+    t.apply(&exec(3, 200, 100, "/bin/true", &["true"], "/"));
+    let c = t.get(200).unwrap();
+    assert_eq!((c.sid, c.pgid, c.env.is_none(), c.exe_ctime_ns), (200, 200, true, None));
+    assert_eq!(c.caps.unwrap().inheritable, Some(2));
+
+    // capset replaces the sets; a failed one does not
+    let mut cs =
+        ev(4, ctx(200, 100, "true"), EventKind::Capset { effective: 0, permitted: 1, inheritable: 0 });
+    t.apply(&cs);
+    assert_eq!(
+        t.get(200).unwrap().caps,
+        Some(model::Caps { effective: 0, permitted: 1, inheritable: Some(0) })
+    );
+    cs.kind = EventKind::Capset { effective: 9, permitted: 9, inheritable: 9 };
+    cs.ret = Some(-1);
+    t.apply(&cs);
+    assert_eq!(t.get(200).unwrap().caps.unwrap().effective, 0);
+}
+
+#[test]
+fn socket_protocols_by_fd() {
+    let mut t = ProcessTable::new(cfg());
+    t.insert(proc(100, 1, "/bin/app"));
+    let sock = |ts, ty, ret| Event {
+        ret: Some(ret),
+        ..ev(ts, ctx(100, 1, "app"), EventKind::Socket { domain: 2, sock_type: ty, protocol: 0 })
+    };
+    t.apply(&sock(1, 2 | 0o2000000, 3)); // SOCK_DGRAM|SOCK_CLOEXEC
+    t.apply(&sock(2, 1, 4));
+    t.apply(&sock(3, 1, -24)); // EMFILE: nothing
+    let unix = Event {
+        ret: Some(5),
+        ..ev(4, ctx(100, 1, "app"), EventKind::Socket { domain: 1, sock_type: 1, protocol: 0 })
+    };
+    t.apply(&unix);
+    let p = t.get(100).unwrap();
+    assert_eq!((p.socket_proto(3), p.socket_proto(4), p.socket_proto(5)), (Some("udp"), Some("tcp"), None));
+    // accept: the new fd is the listener's protocol
+    let acc = Event {
+        ret: Some(7),
+        ..ev(5, ctx(100, 1, "app"), EventKind::Accept { fd: 4, local: None, remote: None })
+    };
+    t.apply(&acc);
+    assert_eq!(t.get(100).unwrap().socket_proto(7), Some("tcp"));
+    // fd 3 reused for a TCP socket
+    t.apply(&sock(6, 1, 3));
+    assert_eq!(t.get(100).unwrap().socket_proto(3), Some("tcp"));
+    // a child inherits them
+    t.apply(&fork(7, 100, 1, 101));
+    assert_eq!(t.get(101).unwrap().socket_proto(3), Some("tcp"));
+    // bounded
+    for fd in 10..10 + 2 * model::MAX_SOCKET_FDS as i64 {
+        t.apply(&sock(8, 2, fd));
+    }
+    let p = t.get(100).unwrap();
+    assert_eq!(p.sockets.len(), model::MAX_SOCKET_FDS);
+    assert_eq!(p.socket_proto(10), None);
+    assert_eq!(p.socket_proto(9 + 2 * model::MAX_SOCKET_FDS as i64), Some("udp"));
+}
+
+#[test]
+fn exec_details_read_from_proc_of_a_live_process() {
+    let me = std::process::id();
+    let exe = std::env::current_exe().unwrap().to_string_lossy().into_owned();
+    let mut e = exec(1, me, 1, &exe, &["x"], "/");
+    let mut t = ProcessTable::new(TableConfig { read_env: true, ..TableConfig::default() });
+    t.read_exec_details(&mut e);
+    let EventKind::Exec { details: Some(d), .. } = &e.kind else { panic!("no details") };
+    assert!(d.sid.is_some() && d.pgid.is_some() && d.cap_inheritable.is_some());
+    assert!(d.exe_ctime_ns.is_some() && d.exe_mtime_ns.is_some());
+    assert!(d.env.is_some());
+    t.apply(&e);
+    assert!(t.get(me).unwrap().env.is_some());
+    // without read_env, no environment; with /proc off, nothing at all
+    let mut e = exec(2, me, 1, &exe, &["x"], "/");
+    t.set_read_env(false);
+    t.read_exec_details(&mut e);
+    assert!(matches!(&e.kind, EventKind::Exec { details: Some(d), .. } if d.env.is_none()));
+    let mut e = exec(3, me, 1, &exe, &["x"], "/");
+    ProcessTable::events_only().read_exec_details(&mut e);
+    assert!(matches!(&e.kind, EventKind::Exec { details: None, .. }));
+    // a process that is gone: nothing
+    let mut e = exec(4, 3_999_999, 1, "/bin/x", &["x"], "/");
+    t.read_exec_details(&mut e);
+    assert!(matches!(&e.kind, EventKind::Exec { details: None, .. }));
 }

@@ -375,6 +375,10 @@ impl Consumer for Detector {
     fn reload(&mut self) {
         let _ = Detector::reload(self);
     }
+
+    fn reads_env(&self) -> bool {
+        self.ruleset.uses_field("proc.env")
+    }
 }
 
 fn now_ns() -> u64 {

@@ -97,7 +97,12 @@ mod tests {
         assert_eq!(types.len(), 3);
         let f = EventFilter { types, ..Default::default() };
         assert!(!f.accepts(&event(Some("web"), unshare())));
-        let open = EventKind::Open { path: "/x".into(), flags: model::OpenFlags::from_raw(0), mode: 0 };
+        let open = EventKind::Open {
+            path: "/x".into(),
+            flags: model::OpenFlags::from_raw(0),
+            mode: 0,
+            raw_path: None,
+        };
         assert!(f.accepts(&event(Some("web"), open)));
         assert!(EventFilter::parse_types("exec,bogus").is_err());
     }

@@ -86,8 +86,13 @@ impl HeldAlerts {
         });
     }
 
+    /// Alerts waiting now.
     pub fn len(&self) -> usize {
         self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
     }
 
     /// The alerts that may go out now (their container has metadata, or they
@@ -136,9 +141,9 @@ fn ancestry_of(ev: &Event, procs: &dyn ProcessLookup) -> HashMap<u32, ProcInfo> 
         pid = next;
     }
     // The event's own parent, when the table has no entry for the event's pid.
-    if !out.contains_key(&ev.process.ppid) {
+    if let std::collections::hash_map::Entry::Vacant(slot) = out.entry(ev.process.ppid) {
         if let Some(p) = procs.process(ev.process.ppid) {
-            out.insert(ev.process.ppid, p.clone());
+            slot.insert(p.clone());
         }
     }
     out
@@ -188,6 +193,7 @@ mod tests {
             start_time_ns: 0,
             exited_at_ns: None,
             source: ProcSource::Event,
+            ..Default::default()
         }
     }
 

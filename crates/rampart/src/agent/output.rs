@@ -105,7 +105,7 @@ fn append_args(s: &mut String, kind: &EventKind) {
         EventKind::Exit { code, signal, core_dumped } => {
             write!(s, " code={code} signal={signal}{}", if *core_dumped { " core" } else { "" })
         }
-        EventKind::Open { path, flags, mode } => {
+        EventKind::Open { path, flags, mode, .. } => {
             let access = match (flags.read, flags.write) {
                 (true, true) => "rw",
                 (false, true) => "w",
@@ -220,7 +220,12 @@ mod tests {
     #[test]
     fn human_open_line() {
         let line = human_line(&ev(
-            EventKind::Open { path: "/tmp/x".into(), flags: OpenFlags::from_raw(0o1101), mode: 0o644 },
+            EventKind::Open {
+                path: "/tmp/x".into(),
+                flags: OpenFlags::from_raw(0o1101),
+                mode: 0o644,
+                raw_path: None,
+            },
             Some(3),
         ));
         assert_eq!(line, "2023-11-14T22:13:20.123456789Z web(abcdef012345) sh[42] uid=0 open \"/tmp/x\" w create mode=644 trunc = 3");

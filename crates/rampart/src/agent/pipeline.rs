@@ -177,17 +177,27 @@ fn sensor_loop(
     }
 }
 
-/// Process table and container attribution for events off the sensor.
+/// Process table, container attribution and user names for events off the
+/// sensor.
 pub struct Enricher {
     pub processes: ProcessTable,
     pub containers: ContainerRegistry,
+    /// passwd/group of each container, for user and group names.
+    pub users: state::users::UserDbs,
 }
 
 impl Enricher {
+    pub fn new(processes: ProcessTable, containers: ContainerRegistry) -> Self {
+        let users = state::users::UserDbs::new(processes.config().proc_root.clone());
+        Enricher { processes, containers, users }
+    }
+
     /// Applies the event to the process table and fills in process and container
     /// details. Waits (briefly, bounded by the registry) only for a container
     /// seen for the first time.
     pub async fn enrich(&mut self, ev: &mut Event) {
+        // What the exec record lacks, read while the process still runs.
+        self.processes.read_exec_details(ev);
         self.processes.apply(ev);
         self.processes.enrich(ev);
         ev.container = match self.containers.resolve_cached(ev.process.cgroup_id) {
@@ -197,6 +207,10 @@ impl Enricher {
                 self.containers.resolve_for_pid(ev.process.cgroup_id, ev.process.pid).await
             }
         };
+        // Names from the container's own passwd and group (cached per container).
+        if ev.process.pid != 0 {
+            ev.process.users = self.users.names(ev).map(Box::new);
+        }
     }
 }
 
@@ -243,6 +257,11 @@ pub trait Consumer {
     /// Called once after the last event, with the final figures: emit whatever
     /// is still held back.
     fn end(&mut self, _progress: &Progress) {}
+    /// Whether events need the process environment (a loaded rule reads
+    /// `proc.env`): asked at start and after each reload.
+    fn reads_env(&self) -> bool {
+        false
+    }
 }
 
 /// The running sensor's kernel maps and the registry, for consumers that act
@@ -303,7 +322,8 @@ pub async fn stream(
     filter: &EventFilter,
     consumer: &mut dyn Consumer,
 ) -> Result<StreamSummary> {
-    let processes = ProcessTable::scan(Default::default()).context("scanning /proc")?;
+    let table = state::TableConfig { read_env: consumer.reads_env(), ..Default::default() };
+    let processes = ProcessTable::scan(table).context("scanning /proc")?;
     let mut sensor = SensorThread::start(config).await?;
     for hook in &sensor.status.hooks {
         if let sensor::HookState::Failed { reason } = &hook.state {
@@ -323,7 +343,7 @@ pub async fn stream(
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
-    let mut enricher = Enricher { processes, containers };
+    let mut enricher = Enricher::new(processes, containers);
     let mut counts = Counts::default();
     let mut output_open = true;
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
@@ -351,7 +371,10 @@ pub async fn stream(
                     break;
                 }
             }
-            _ = sighup.recv() => consumer.reload(),
+            _ = sighup.recv() => {
+                consumer.reload();
+                enricher.processes.set_read_env(consumer.reads_env());
+            }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }

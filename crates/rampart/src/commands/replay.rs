@@ -32,7 +32,8 @@ pub async fn replay(args: ReplayArgs) -> Result<()> {
     let mut detector = Detector::new(loaded, cfg.rules.clone(), dispatcher.clone());
     // Lineage comes from the capture itself: the process table is rebuilt from
     // its fork/exec/exit events (processes older than the capture have none).
-    let mut table = ProcessTable::new(Default::default());
+    // Never from the local /proc: its pids are this machine's processes.
+    let mut table = ProcessTable::events_only();
 
     let lines = open_capture(file)?;
     let (mut parse, mut apply, mut evaluate) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
@@ -75,7 +76,7 @@ pub async fn replay(args: ReplayArgs) -> Result<()> {
 /// `limits::CAPTURE_LINE` bytes (an event is far smaller).
 fn open_capture(file: &Path) -> Result<model::input::Lines<std::io::BufReader<std::fs::File>>> {
     use model::input::limits;
-    Ok(model::input::open_stream(file, limits::CAPTURE, limits::CAPTURE_LINE).context("opening capture")?)
+    model::input::open_stream(file, limits::CAPTURE, limits::CAPTURE_LINE).context("opening capture")
 }
 
 /// Lines skipped: counted, the first few reported with `file:line`.
@@ -131,7 +132,12 @@ mod tests {
             container: None,
             ret: Some(3),
             syscall: Some("openat".into()),
-            kind: EventKind::Open { path: path.into(), flags: OpenFlags::from_raw(0), mode: 0 },
+            kind: EventKind::Open {
+                path: path.into(),
+                flags: OpenFlags::from_raw(0),
+                mode: 0,
+                raw_path: None,
+            },
         }
     }
 

@@ -30,6 +30,7 @@ fn maps_containerd_container_status() {
     assert_eq!(c.id.len(), 64);
     assert_eq!(c.runtime, Some(Runtime::Containerd));
     assert_eq!(c.name, "sleeper", "the container's name within the pod");
+    assert_eq!(c.created_ns, Some(1_795_889_070_468_278_356), "created_at, for container.start_ts");
     assert_eq!(c.image, "rampart-test:latest", "the image as the pod spec named it");
     assert!(is_image_id(&c.image_id), "{}", c.image_id);
     assert_eq!(c.pod_name.as_deref(), Some("scratch-pod"));

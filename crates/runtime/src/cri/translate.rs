@@ -227,6 +227,7 @@ pub fn discovered_from_container(
         host_ipc: info.host_ipc,
         user,
         runtime_namespace: (runtime == Runtime::Containerd).then(|| CONTAINERD_CRI_NAMESPACE.to_string()),
+        created_ns: u64::try_from(status.created_at).ok().filter(|t| *t > 0),
         ..Default::default()
     };
     fill_pod(&mut c, sandbox);
@@ -259,6 +260,7 @@ pub fn discovered_from_sandbox(
         host_ipc: ipc || info.host_ipc,
         user: info.user.clone().unwrap_or_default(),
         runtime_namespace: (runtime == Runtime::Containerd).then(|| CONTAINERD_CRI_NAMESPACE.to_string()),
+        created_ns: u64::try_from(status.created_at).ok().filter(|t| *t > 0),
         ..Default::default()
     };
     fill_pod(&mut c, Some(status));

@@ -36,6 +36,9 @@ pub struct PodmanInspect {
     pub mounts: Vec<InspectMount>,
     #[serde(deserialize_with = "nullable")]
     pub graph_driver: GraphDriver,
+    /// Creation time, RFC 3339.
+    #[serde(deserialize_with = "nullable")]
+    pub created: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -91,6 +91,7 @@ pub fn container_from_inspect(resp: &PodmanInspect, pod: Option<&PodmanPod>) -> 
         runtime_namespace: None,
         cgroup_path,
         upper_dir: resp.graph_driver.data.get("UpperDir").filter(|u| !u.is_empty()).cloned(),
+        created_ns: model::utc::parse_rfc3339(&resp.created),
         labels,
         id: resp.id.clone(),
     })
