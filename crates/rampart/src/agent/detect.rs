@@ -241,7 +241,7 @@ impl Detector {
     /// Emits the held alerts whose container is now known or whose time is
     /// up (every one of them when `all`).
     fn release_held(&mut self, all: bool) {
-        let Some(held) = self.held.as_mut() else { return };
+        let Some(held) = self.held.as_mut().filter(|h| !h.is_empty()) else { return };
         for h in held.release(Instant::now(), all) {
             let Some(rule) = h.rule() else { continue };
             let ctx =
