@@ -44,6 +44,7 @@ pub fn rules(cmd: RulesCommand) -> Result<()> {
                         println!("warning: {w}");
                     }
                     summary(&loaded.ruleset).iter().for_each(|l| println!("{l}"));
+                    reach(&loaded.ruleset).iter().for_each(|l| println!("{l}"));
                     let count = loaded.ruleset.len();
                     let disabled = loaded.ruleset.rules().iter().filter(|r| !r.enabled).count();
                     let skipped = loaded.ruleset.skipped().len();
@@ -90,9 +91,75 @@ fn summary(rs: &rules::Ruleset) -> Vec<String> {
     lines.into_iter().map(|(_, _, s)| s).collect()
 }
 
+/// What keeps enabled rules from firing in rampart: event types its sensor
+/// does not capture, and fields it never fills. A rule whose every event type
+/// is uncaptured can never fire (a warning); otherwise it is a note on the
+/// part of the rule that cannot hold.
+fn reach(rs: &rules::Ruleset) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in rs.rules().iter().filter(|r| r.enabled) {
+        let at = format!("rule {:?} ({}:{})", r.name, r.file, r.line);
+        if let Some(types) = &r.evt_types {
+            // A type reported under another name the rule also lists
+            // (execveat as execve) is not missing.
+            let reported_as = |why: &str| {
+                why.strip_prefix("reported as ")
+                    .and_then(|r| r.split_whitespace().next())
+                    .is_some_and(|alias| types.iter().any(|t| t == alias))
+            };
+            let missing: Vec<(&str, &str)> = types
+                .iter()
+                .filter_map(|t| rules::uncaptured_event_type(t).map(|why| (t.as_str(), why)))
+                .filter(|(_, why)| !reported_as(why))
+                .collect();
+            let names = missing.iter().map(|(t, _)| *t).collect::<Vec<_>>().join(", ");
+            if !missing.is_empty() && missing.len() == types.len() {
+                out.push(format!("warning: {at} can never fire: {names}: {}", missing[0].1));
+            } else if !missing.is_empty() {
+                out.push(format!(
+                    "note: {at} matches only its other event types: rampart does not capture {names}"
+                ));
+            }
+        }
+        let mut fields: Vec<&str> = r.conjuncts().iter().flat_map(|c| c.fields()).collect();
+        fields.sort_unstable();
+        fields.dedup();
+        for f in fields {
+            if let Some(why) = rules::without_value(f) {
+                out.push(format!(
+                    "note: {at} reads {f}, which rampart never fills ({why}): tests on it never hold"
+                ));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rules_that_cannot_fire_are_named() {
+        let mut b = rules::RulesetBuilder::new();
+        b.add_file(
+            "r.yaml",
+            "- rule: dups\n  desc: d\n  condition: evt.type in (dup, dup2)\n  output: o\n  priority: WARNING\n\
+             - rule: some\n  desc: d\n  condition: evt.type in (dup, openat)\n  output: o\n  priority: WARNING\n\
+             - rule: dns\n  desc: d\n  condition: evt.type = connect and fd.sip.name = x\n  output: o\n  priority: WARNING\n\
+             - rule: fine\n  desc: d\n  condition: evt.type = openat\n  output: o\n  priority: WARNING\n\
+             - rule: exec\n  desc: d\n  condition: evt.type in (execve, execveat)\n  output: o\n  priority: WARNING\n",
+        );
+        let rs = b.build().expect("rules load");
+        let lines = reach(&rs);
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert!(
+            lines[0].starts_with("warning: rule \"dups\" (r.yaml:1) can never fire: dup, dup2: not captured"),
+            "{lines:#?}"
+        );
+        assert!(lines[1].starts_with("note: rule \"some\""), "{lines:#?}");
+        assert!(lines[2].contains("reads fd.sip.name, which rampart never fills"), "{lines:#?}");
+    }
 
     #[test]
     fn summary_lists_every_rule_in_file_order() {
