@@ -129,12 +129,13 @@ fn cases() -> Vec<Case> {
             "Warning",
             Sh("ln -s /usr/local/bin/rtest /tmp/nginx && /tmp/nginx spawn /bin/sh -c 'echo from-nginx > /dev/tcp/127.0.0.1/9 2>/dev/null; true'"),
         ).up(&["Run shell untrusted", "Web Server Spawned Shell", "Reverse Shell from Web Server"]),
-        case("Package management process in container", "Warning", Sh("rpm -i /tmp/missing.rpm; true")).up(&["Launch Package Management Process in Container"]),
+        case("Package management process in container", "Warning", Sh("rpm -i /tmp/missing.rpm; true")),
         case(
             "Package management process in container",
             "Warning",
             Sh("ln -s /usr/local/bin/rtest /tmp/pip && /tmp/pip nop install requests"),
-        ),
+        )
+        .up(&["Launch Package Management Process in Container"]),
         case(
             "Drifted executable run in container",
             "Warning",
@@ -159,13 +160,15 @@ fn cases() -> Vec<Case> {
         case(
             "Backdoored xz library loaded in container",
             "Warning",
-            Sh("echo ELF > /tmp/liblzma.so.5.6.1 && cat /tmp/liblzma.so.5.6.1 > /dev/null"),
+            // and a process named sshd (a script) reading it.
+            Sh("echo ELF > /tmp/liblzma.so.5.6.1 && cat /tmp/liblzma.so.5.6.1 > /dev/null \
+                && printf '#!/bin/sh\\nread l < /tmp/liblzma.so.5.6.1\\n' > /tmp/sshd && chmod +x /tmp/sshd && /tmp/sshd"),
         ).up(&["Backdoored library loaded into SSHD (CVE-2024-3094)"]),
         case(
             "Network tool run by JavaScript package install in container",
             "Warning",
             // npm's install script runs a shell that runs nc (to a closed loopback port).
-            Sh("ln -s /usr/local/bin/rtest /tmp/npm && /tmp/npm spawn /bin/sh -c 'nc -w 1 127.0.0.1 9; true' install"),
+            Sh("ln -s /usr/local/bin/rtest /tmp/nc && ln -s /usr/local/bin/rtest /tmp/npm && /tmp/npm spawn /bin/sh -c 'nc -w 1 127.0.0.1 9; /tmp/nc nop 127.0.0.1 9; true' install"),
         ).up(&["Network Tool Executed During NPM Package Install"]),
         // ---- credential access
         case("Sensitive account file read in container", "Warning", Sh("cat /etc/shadow > /dev/null")).up(&["Read sensitive file untrusted"]),
@@ -202,12 +205,14 @@ fn cases() -> Vec<Case> {
         case(
             "Search for private keys or cloud credentials in container",
             "Warning",
-            Sh("grep -rl 'BEGIN RSA PRIVATE KEY' /etc /root 2>/dev/null; true"),
+            Sh("grep -rl 'BEGIN RSA PRIVATE KEY' /etc /root 2>/dev/null; ln -s /usr/local/bin/rtest /tmp/grep \
+                && /tmp/grep nop -rl 'BEGIN RSA PRIVATE KEY' /etc; true"),
         ).up(&["Search Private Keys or Passwords"]),
         case(
             "Search for private keys or cloud credentials in container",
             "Warning",
-            Sh("grep -ri aws_secret_access_key /root /tmp 2>/dev/null; true"),
+            Sh("grep -ri aws_secret_access_key /root /tmp 2>/dev/null; ln -s /usr/local/bin/rtest /tmp/grep \
+                && /tmp/grep nop -ri aws_secret_access_key /root; true"),
         ).up(&["Find AWS Credentials"]),
         case("Link to sensitive file created in container", "Warning", Sh("ln -s /etc/shadow /tmp/shadow-link")).up(&["Create Symlink Over Sensitive Files"]),
         case("Link to sensitive file created in container", "Warning", Sh("ln /etc/shadow /tmp/shadow-hard; true")).up(&["Create Hardlink Over Sensitive Files"]),
@@ -232,12 +237,12 @@ fn cases() -> Vec<Case> {
             // (busybox wget crashes without a network, hence rtest.)
             &["--network", "none"],
             Sh("/usr/local/bin/rtest tcp-connect 169.254.169.254 80; true"),
-        ).up(&["Contact EC2 Instance Metadata Service From Container", "Contact cloud metadata service from container"]),
+        ),
         // ---- persistence
         case(
             "Write below binary directory in container",
             "Warning",
-            Sh("echo planted > /usr/local/bin/planted"),
+            Sh("echo planted > /usr/local/bin/planted && echo planted > /usr/bin/planted"),
         ).up(&["Write below binary dir", "Write below monitored dir"]),
         case(
             "Write below etc in container",
@@ -259,7 +264,7 @@ fn cases() -> Vec<Case> {
         case(
             "Shell configuration file modified in container",
             "Warning",
-            Sh("echo 'wget -q -O- http://127.0.0.1:1/x | sh' >> /root/.bashrc"),
+            Sh("echo 'wget -q -O- http://127.0.0.1:1/x | sh' >> /root/.bashrc && echo 'true' | tee -a /root/.bashrc"),
         ).up(&["Modify Shell Configuration File"]),
         case(
             "Binary directory entries changed in container",
@@ -307,7 +312,7 @@ fn cases() -> Vec<Case> {
         case(
             "Log files deleted or truncated in container",
             "Warning",
-            Sh("mkdir -p /var/log && echo x >> /var/log/auth.log && rm /var/log/auth.log"),
+            Sh("mkdir -p /var/log && echo x >> /var/log/auth.log && : > /var/log/auth.log && rm /var/log/auth.log"),
         ).up(&["Clear Log Activities"]),
         case(
             "Fileless execution from memfd in container",
@@ -352,12 +357,12 @@ fn cases() -> Vec<Case> {
             Sh("ln -s /usr/local/bin/rtest /tmp/nmap && /tmp/nmap nop -sS 127.0.0.1"),
         ).up(&["Launch Suspicious Network Tool in Container"]),
         case("Network discovery command in container", "Notice", Sh("netstat -an > /dev/null; true")),
-        case("Interactive reconnaissance command in container", "Notice", ExecTty("/usr/bin/id; /bin/uname -a; true")).up(&["Basic Interactive Reconnaissance"]),
+        case("Interactive reconnaissance command in container", "Notice", ExecTty("/usr/bin/id; /bin/uname -a; ln -s /usr/local/bin/rtest /tmp/whoami && /tmp/whoami nop; true")).up(&["Basic Interactive Reconnaissance"]),
         case(
             "Kubernetes control plane port contacted from container",
             "Notice",
             Run(&["/usr/local/bin/rtest", "connect-port", "10250"]),
-        ).up(&["Contact K8S API Server From Container"]),
+        ),
         case(
             "Kubernetes NodePort contacted from container",
             "Notice",
@@ -367,7 +372,7 @@ fn cases() -> Vec<Case> {
         case(
             "Reverse shell via netcat or socat in container",
             "Critical",
-            Sh("nc -w 1 127.0.0.1 9 -e /bin/sh; true"),
+            Sh("nc -w 1 127.0.0.1 9 -e /bin/sh; ln -s /usr/local/bin/rtest /tmp/nc && /tmp/nc nop 127.0.0.1 9 -e /bin/sh; true"),
         ).up(&["Netcat Remote Code Execution in Container"]),
         case(
             "Reverse shell command line in container",
@@ -379,16 +384,17 @@ fn cases() -> Vec<Case> {
             "Network connection by shell or file utility in container",
             "Notice",
             Sh("ln -s /usr/local/bin/rtest /tmp/bash && /tmp/bash connect-port 4242"),
-        ).up(&["System procs network activity"]),
+        ),
         case(
             "SSH connection to non-standard port from container",
             "Notice",
             Sh("ln -s /usr/local/bin/rtest /tmp/ssh && /tmp/ssh connect-port 2222"),
-        ).up(&["Disallowed SSH Connection Non Standard Port"]),
+        ),
         case(
             "Remote file copy tool launched in container",
             "Notice",
-            Sh("wget -q -T 1 -O /tmp/payload http://127.0.0.1:9/x 2>/dev/null; true"),
+            Sh("wget -q -T 1 -O /tmp/payload http://127.0.0.1:9/x 2>/dev/null; ln -s /usr/local/bin/rtest /tmp/wget \
+                && /tmp/wget nop -O /tmp/payload http://127.0.0.1:9/x; true"),
         ).up(&["Launch Remote File Copy Tools in Container", "Launch Ingress Remote File Copy Tools in Container"]),
         case(
             "Archive streamed out of container through the runtime",
@@ -414,7 +420,8 @@ fn cases() -> Vec<Case> {
         case(
             "Data destruction tool launched in container",
             "Warning",
-            Sh("echo secret > /tmp/evidence && shred -u /tmp/evidence"),
+            Sh("echo secret > /tmp/evidence && shred -u /tmp/evidence && ln -s /usr/local/bin/rtest /tmp/shred \
+                && /tmp/shred nop -u /tmp/evidence"),
         ).up(&["Remove Bulk Data from Disk"]),
         // ---- container escape
         case_with(
@@ -422,10 +429,12 @@ fn cases() -> Vec<Case> {
             "Critical",
             POWERFUL,
             Sh("mkdir -p /mnt/t && mount -t tmpfs none /mnt/t && umount /mnt/t"),
-        ).up(&["Mount Launched in Privileged Container"]),
-        case(
+        ),
+        case_with(
             "Cgroup release agent written in container",
             "Critical",
+            // Falco's rule wants CAP_SYS_ADMIN in the writer's effective set.
+            POWERFUL,
             // A regular file named like the cgroup v1 control file: the rule keys
             // on the name (attackers mount cgroupfs anywhere); the host's real
             // release_agent is never touched.
@@ -460,7 +469,9 @@ fn cases() -> Vec<Case> {
         case_with(
             "Kernel module load attempted from container",
             "Critical",
-            UNCONFINED,
+            // CAP_SYS_MODULE (Falco's rule wants it effective): the modules are
+            // junk, which the kernel refuses.
+            &["--security-opt", "seccomp=unconfined", "--cap-add", "SYS_MODULE"],
             // init_module/finit_module with junk (EPERM without CAP_SYS_MODULE, or
             // ENOSYS on kernels without modules, where only the insmod exec shows).
             Sh("/usr/local/bin/rtest module-load; printf junk > /tmp/rootkit.ko; insmod /tmp/rootkit.ko; true"),
@@ -476,7 +487,7 @@ fn cases() -> Vec<Case> {
             "Critical",
             // No such device in a default container: the attempt (ENOENT) is reported.
             Sh("cat /dev/sda > /dev/null 2>&1; true"),
-        ).up(&["Privileged Container Device Access"]),
+        ),
         case(
             "Host file system accessed through mount in container",
             "Warning",
@@ -487,7 +498,7 @@ fn cases() -> Vec<Case> {
             "File system debugger launched in container",
             "Warning",
             Sh("ln -s /usr/local/bin/rtest /tmp/debugfs && /tmp/debugfs nop -w /dev/sda1"),
-        ).up(&["Debugfs Launched in Privileged Container"]),
+        ),
     ]
 }
 
@@ -662,6 +673,21 @@ const UPSTREAM_NOT_EXERCISED: &[(&str, &str)] = &[
         "scoped to a Kubernetes namespace list, empty by default (rampart: tests/netpolicy.rs)",
     ),
     ("System user interactive", "needs an sshd/login session of a system account (bin, daemon, nobody ...)"),
+    // Falco's `outbound`/`inbound_outbound` need a connect that succeeds (or is
+    // in progress) to an address outside 127/8 and RFC 1918: the test containers
+    // have loopback only (rampart's rules key on the attempt, which is tested).
+    ("Contact EC2 Instance Metadata Service From Container", "needs a successful connect to 169.254.169.254"),
+    ("Contact cloud metadata service from container", "needs a successful connect to 169.254.169.254"),
+    ("System procs network activity", "needs a successful connect outside loopback"),
+    ("Disallowed SSH Connection Non Standard Port", "needs a successful connect outside loopback"),
+    ("Contact K8S API Server From Container", "needs a successful connect to the API server's address"),
+    // container.privileged=true: `--privileged` does not work on the test
+    // machines (DESIGN.md).
+    ("Mount Launched in Privileged Container", "needs a --privileged container"),
+    ("Debugfs Launched in Privileged Container", "needs a --privileged container"),
+    // open_read/open_write need the open to succeed: no block device in a
+    // test container (rampart reports the attempt).
+    ("Privileged Container Device Access", "needs a successful open of a disk device"),
 ];
 
 #[test]
@@ -931,8 +957,14 @@ fn benign_workloads_raise_nothing_at_warning_or_above() {
 }
 
 /// Upstream alerts at WARNING or above that Falco itself raises on the benign
-/// workloads (rule, why): none.
-const UPSTREAM_BENIGN_ALLOWED: &[(&str, &str)] = &[];
+/// workloads (rule, why).
+const UPSTREAM_BENIGN_ALLOWED: &[(&str, &str)] = &[
+    // benign-entry's `tar xf - -C /root` creates /root/tmp/a and /root/tmp/c:
+    // Falco's condition (open_write below / or /root, outside its short list
+    // of known files) holds for any such write, so Falco raises it too. This
+    // noise is why rampart did not adopt the rule (docs/falco-coverage.md).
+    ("Write below root", "benign-entry: tar extracting below /root"),
+];
 
 const BROKEN_RULES: &str = "\
 - rule: Broken rule with unknown field
