@@ -357,8 +357,7 @@ fn cases() -> Vec<Case> {
             Sh("ln -s /usr/local/bin/rtest /tmp/nmap && /tmp/nmap nop -sS 127.0.0.1"),
         ).up(&["Launch Suspicious Network Tool in Container"]),
         case("Network discovery command in container", "Notice", Sh("netstat -an > /dev/null; true")),
-        case("Interactive reconnaissance command in container", "Notice", // With job control (set -m) each command leads its own process group.
-            ExecTty("/usr/bin/id; /bin/uname -a; ln -s /usr/local/bin/rtest /tmp/whoami && set -m && /tmp/whoami nop; true")).up(&["Basic Interactive Reconnaissance"]),
+        case("Interactive reconnaissance command in container", "Notice", ExecTty("/usr/bin/id; /bin/uname -a; true")),
         case(
             "Kubernetes control plane port contacted from container",
             "Notice",
@@ -692,6 +691,11 @@ const UPSTREAM_NOT_EXERCISED: &[(&str, &str)] = &[
     (
         "Linux Kernel Module Injection Detected",
         "wants CAP_SYS_MODULE effective (thread.cap_effective); the test container has none",
+    ),
+    (
+        "Basic Interactive Reconnaissance",
+        "wants the command on a terminal leading its process group (an interactive shell's job); \
+         busybox sh under `docker exec -t`, even with `set -m`, did not make one: to investigate",
     ),
     ("BPF Program Not Profiled", "wants BPF_PROG_LOAD; the test image's rtest does BPF_MAP_CREATE only"),
     (
