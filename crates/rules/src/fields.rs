@@ -1185,7 +1185,7 @@ pub static FIELDS: &[FieldDef] = &[
     field!("proc.name", String, None, "Process name (the kernel's comm, at most 15 characters).", |ev, _, _| s(&ev.process.comm)),
     field!("proc.exe", String, None, "First command line argument (argv[0]), usually the executable name or path as invoked.", |ev, c, _| PView::of_event(ev, c).arg0()),
     field!("proc.exepath", String, None, "Full path of the executable, resolved.", |ev, c, _| s(PView::of_event(ev, c).exepath)),
-    field!("proc.args", String, None, "Command line arguments without argv[0], joined by spaces.", |ev, c, _| { let a = PView::of_event(ev, c).args(); if a.is_empty() { Val::None } else { Val::Str(a) } }),
+    field!("proc.args", String, None, "Command line arguments without argv[0], joined by spaces; an empty string when the process has none (as Falco: `proc.args = ''`), no value when the command line is unknown.", |ev, c, _| { let p = PView::of_event(ev, c); let known = p.argv.is_some() || !p.cmdline.is_empty(); let a = p.args(); if a.is_empty() && !known { Val::None } else { Val::Str(a) } }),
     field!("proc.cmdline", String, None, "Process name followed by its arguments (Falco format: 'name arg1 arg2').", |ev, c, _| PView::of_event(ev, c).cmdline()),
     field!("proc.cwd", String, None, "Current working directory (from exec events, else the process table).", |ev, c, _| match exec(ev) { Some(x) if !x.cwd.is_empty() => s(x.cwd), _ => opt(c.procs.and_then(|t| t.process(ev.process.pid)).map(|p| s(&p.cwd))) }),
     field!("proc.tty", U64, None, "Controlling terminal device number, 0 when none. Known on exec events only (no value on others).", |ev, _, _| opt(exec(ev).map(|x| Val::U64(x.tty.map(tty_nr).unwrap_or(0))))),

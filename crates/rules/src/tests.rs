@@ -296,6 +296,8 @@ fn process_fields() {
     assert!(holds("proc.exe = /bin/sh", &e));
     assert!(holds("proc.exepath = /usr/bin/sh", &e));
     assert!(holds("proc.args = '-c id'", &e));
+    // No arguments: an empty string, as in Falco (its pkexec rule tests `proc.args = ''`).
+    assert!(holds("proc.args = ''", &exec("pkexec", &["/usr/bin/pkexec"])));
     assert!(holds("proc.cmdline = 'sh -c id'", &e));
     assert!(holds("proc.cwd = /srv", &e));
     assert!(holds("proc.tty != 0", &e));
