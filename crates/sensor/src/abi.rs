@@ -18,7 +18,7 @@ use std::mem::size_of;
 
 const _: () = assert!(size_of::<event_hdr>() == 104);
 const _: () = assert!(size_of::<str_item>() == 4);
-const _: () = assert!(size_of::<ev_exec>() == 24);
+const _: () = assert!(size_of::<ev_exec>() == 56);
 const _: () = assert!(size_of::<ev_fork>() == 16);
 const _: () = assert!(size_of::<ev_exit>() == 8);
 const _: () = assert!(size_of::<ev_capable>() == 16);
@@ -135,6 +135,7 @@ pub(crate) mod execf {
     pub(crate) const UPPER_KNOWN: u32 = E::EXECF_UPPER_KNOWN.0;
     pub(crate) const UPPER: u32 = E::EXECF_UPPER.0;
     pub(crate) const ARGV_TRUNC: u32 = E::EXECF_ARGV_TRUNC.0;
+    pub(crate) const EXE_TIMES: u32 = E::EXECF_EXE_TIMES.0;
 }
 
 /// Marker for the generated ABI structs: `repr(C)` plain old data made only of

@@ -115,6 +115,27 @@ pub struct Sensor {
     kernel_kills: KernelKills,
 }
 
+impl Drop for Sensor {
+    fn drop(&mut self) {
+        detach_concurrently(std::mem::take(&mut self.links));
+    }
+}
+
+/// Detach every link at once. Each syscall tracepoint's perf event waits for
+/// an RCU grace period as it goes (~50 ms); one after another, ~100 of them
+/// took ~5 s, while concurrent waits share grace periods. A thread that cannot
+/// be started leaves its link to be dropped here, in turn.
+fn detach_concurrently(links: Vec<Link>) {
+    std::thread::scope(|scope| {
+        for link in links {
+            let detach = move || drop(link);
+            if let Err(e) = std::thread::Builder::new().name("detach".into()).spawn_scoped(scope, detach) {
+                tracing::debug!(error = %e, "detaching in turn");
+            }
+        }
+    });
+}
+
 impl std::fmt::Debug for Sensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sensor").field("status", &self.status).finish_non_exhaustive()

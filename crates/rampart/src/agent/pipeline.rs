@@ -209,7 +209,7 @@ impl Enricher {
         };
         // Names from the container's own passwd and group (cached per container).
         if ev.process.pid != 0 {
-            ev.process.users = self.users.names(ev).map(Box::new);
+            ev.process.users = self.users.names(ev);
         }
     }
 }
