@@ -336,7 +336,7 @@ impl AgentMetrics {
             st.outputs.iter().map(|(n, o)| ([("output", n.as_str())], o.pending as f64)).collect();
         e.gauge(
             "rampart_output_queue_depth",
-            "Alerts waiting in each output's queue.",
+            "Alerts waiting in each output's queue, and the one being delivered.",
             pending.iter().map(|(l, n)| (&l[..], *n)),
         );
 
