@@ -30,7 +30,9 @@ fn reloads(agent: &Agent) -> usize {
 
 /// Waits for reload number `n` (1-based) to be said on stderr.
 fn wait_reloads(agent: &Agent, n: usize, needle: &str) -> String {
-    wait_until(&format!("{needle} #{n}"), Duration::from_secs(15), || agent.stderr_text().matches(needle).count() >= n);
+    wait_until(&format!("{needle} #{n}"), Duration::from_secs(15), || {
+        agent.stderr_text().matches(needle).count() >= n
+    });
     agent.stderr_text()
 }
 
@@ -56,12 +58,16 @@ fn an_edited_rule_file_is_reloaded_and_a_broken_edit_keeps_the_old_rules() {
     agent.expect("alert watch_b after the edit", |v| is_alert_of(v, "watch_b", &c2.name));
 
     // A broken edit in place: refused with its position, watch_b keeps firing.
-    std::fs::write(&file, "- rule: broken\n  desc: d\n  condition: proc.nam = sh\n  output: x\n  priority: WARNING\n")
-        .unwrap();
+    std::fs::write(
+        &file,
+        "- rule: broken\n  desc: d\n  condition: proc.nam = sh\n  output: x\n  priority: WARNING\n",
+    )
+    .unwrap();
     let text = wait_reloads(&agent, 1, "reload refused");
     let expected = format!("{}:3:14", file.display());
     assert!(text.contains(&expected), "the refusal must point at {expected}:\n{text}");
-    let refusal = agent.expect("the refusal as an internal alert", |v| alert_rule(v) == "Rules reload refused");
+    let refusal =
+        agent.expect("the refusal as an internal alert", |v| alert_rule(v) == "Rules reload refused");
     assert!(refusal["output"].as_str().unwrap_or("").contains(&expected), "{refusal}");
     let c3 = Container::sh("watch3", &[], "echo y > /tmp/watch-b-2");
     agent.expect("alert watch_b after a refused edit", |v| is_alert_of(v, "watch_b", &c3.name));

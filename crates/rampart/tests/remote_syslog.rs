@@ -178,7 +178,10 @@ fn rsyslog_over_tls_receives_alerts_and_a_restart_loses_no_more_than_counted() {
         deepest = deepest.max(sample(&m, "rampart_output_queue_depth{output=\"remote_syslog\"}"));
     }
     // The depth counts the queue and the alert being delivered.
-    assert!(deepest <= 64 + 1, "the queue holds at most queue_size alerts (+1 in delivery), it held {deepest}");
+    assert!(
+        deepest <= 64 + 1,
+        "the queue holds at most queue_size alerts (+1 in delivery), it held {deepest}"
+    );
     let back = Instant::now();
     let _rsyslog = Rsyslog::start(dir.path(), port);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -193,12 +196,19 @@ fn rsyslog_over_tls_receives_alerts_and_a_restart_loses_no_more_than_counted() {
     let recovered = back.elapsed();
     let received_before_scrape = received(&out).len() as u64;
     let m = scrape(&metrics_at);
-    let (sent_m, failed_m, dropped_m) = (output_alerts(&m, "sent"), output_alerts(&m, "failed"), output_alerts(&m, "dropped"));
+    let (sent_m, failed_m, dropped_m) =
+        (output_alerts(&m, "sent"), output_alerts(&m, "failed"), output_alerts(&m, "dropped"));
     let retries_m = sample(&m, "rampart_output_retries_total{output=\"remote_syslog\"}");
     eprintln!("metrics after the restart: {sent_m} sent, {retries_m} retries, {failed_m} failed, {dropped_m} dropped; queue depth peak {deepest}");
     assert!(retries_m > 0, "attempts against a stopped collector are retried and counted");
-    assert!(failed_m > 0 && dropped_m > 0, "6 s without a collector fail and drop alerts, counted: {failed_m} failed, {dropped_m} dropped");
-    assert!(sent_m >= received_before_scrape, "{sent_m} sent but rsyslog already had {received_before_scrape}");
+    assert!(
+        failed_m > 0 && dropped_m > 0,
+        "6 s without a collector fail and drop alerts, counted: {failed_m} failed, {dropped_m} dropped"
+    );
+    assert!(
+        sent_m >= received_before_scrape,
+        "{sent_m} sent but rsyslog already had {received_before_scrape}"
+    );
     let hwm = agent.vm_hwm_kib().unwrap_or(0);
     drop(c);
     let (summary, events) = agent.stop_with_events();

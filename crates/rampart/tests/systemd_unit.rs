@@ -2,7 +2,8 @@
 //! job with exactly the capabilities the unit grants, read from the unit file
 //! (one source of truth). systemd is not PID 1 on the test machines, so the
 //! capability set is applied with `setpriv`, as systemd would: root with this
-//! bounding set (and ambient set).
+//! bounding set (and ambient set), and the no_new_privs bit. The unit's other
+//! sandboxing options are checked by `systemd-analyze verify` only.
 
 mod common;
 
@@ -42,7 +43,8 @@ fn effective_caps(pid: u32) -> u64 {
 
 /// A capability's number (linux/capability.h), by name.
 fn cap_number(name: &str) -> u32 {
-    model::names::CAPABILITIES.iter().position(|c| *c == name).unwrap_or_else(|| panic!("{name}: unknown")) as u32
+    model::names::CAPABILITIES.iter().position(|c| *c == name).unwrap_or_else(|| panic!("{name}: unknown"))
+        as u32
 }
 
 #[test]
@@ -81,25 +83,46 @@ fn the_agent_works_with_exactly_the_units_capabilities() {
     let ambient = unit_list(&unit, "AmbientCapabilities");
     assert_eq!(bounding, ambient, "the unit grants what it bounds, no more, no less");
     let caps = setpriv_caps(&bounding);
-    let wrapper: Vec<String> = ["setpriv", "--bounding-set", &caps, "--inh-caps", &caps, "--ambient-caps", &caps, "--"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut wrapper: Vec<String> =
+        ["setpriv", "--bounding-set", &caps, "--inh-caps", &caps, "--ambient-caps", &caps]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    let no_new_privs = unit_list(&unit, "NoNewPrivileges") == ["yes"];
+    if no_new_privs {
+        wrapper.push("--no-new-privs".into());
+    }
+    wrapper.push("--".into());
     let args = vec!["run".to_string(), "--json".to_string()];
     let mut agent = Agent::spawn_wrapped(&wrapper, args, StdoutMode::Parse, &[]);
 
     // It runs with the unit's set and nothing else.
     let want: u64 = bounding.iter().map(|c| 1u64 << cap_number(c)).sum();
     assert_eq!(effective_caps(agent.pid), want, "the agent's effective capabilities");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", agent.pid)).unwrap();
+    assert_eq!(status.contains("NoNewPrivs:\t1"), no_new_privs, "NoNewPrivileges as the unit says");
     // Every BPF program loaded and attached.
     let stderr = agent.stderr_text();
     assert!(!stderr.contains("hook not attached"), "{stderr}");
 
-    let c = Container::run("unitcaps", &[], &["/usr/local/bin/rtest", "spawn", "/bin/sh", "-c", "echo spawned; true"]);
+    let c = Container::run(
+        "unitcaps",
+        &[],
+        &["/usr/local/bin/rtest", "spawn", "/bin/sh", "-c", "echo spawned; true"],
+    );
     let a = agent.expect("a shell in a container, detected", |v| {
         is_alert_of(v, "Shell spawned by non-shell program in container", &c.name)
     });
     assert_eq!(a["output_fields"]["proc.name"], "sh", "{a}");
+    // MemoryDenyWriteExecute=yes refuses mappings both writable and
+    // executable: the agent, BPF loaded and alerting, has none.
+    assert_eq!(unit_list(&unit, "MemoryDenyWriteExecute"), ["yes"]);
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", agent.pid)).unwrap();
+    let wx: Vec<&str> = maps
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1).is_some_and(|p| p.contains('w') && p.contains('x')))
+        .collect();
+    assert!(wx.is_empty(), "writable and executable mappings: {wx:?}");
     assert!(agent.is_running());
     agent.stop();
 }

@@ -205,7 +205,9 @@ mod tests {
             }
             let mut body = vec![0; length];
             r.read_exact(&mut body).unwrap();
-            r.get_mut().write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
+            r.get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .unwrap();
             String::from_utf8(body).unwrap()
         })
     }
@@ -216,10 +218,15 @@ mod tests {
         let url = format!("http://{}/", listener.local_addr().unwrap());
         let server = capture_one_post(listener);
         let cfg = WebhookConfig { url, ..Default::default() };
-        let alert = Alert::new(1_764_936_000_123_456_789, "Terminal shell in container", model::Priority::Notice, "shell")
-            .with_field("proc.cmdline", "sh -i")
-            .with_tags(["container".to_string(), "shell".to_string()])
-            .with_hostname("node-1".to_string());
+        let alert = Alert::new(
+            1_764_936_000_123_456_789,
+            "Terminal shell in container",
+            model::Priority::Notice,
+            "shell",
+        )
+        .with_field("proc.cmdline", "sh -i")
+        .with_tags(["container".to_string(), "shell".to_string()])
+        .with_hostname("node-1".to_string());
         WebhookSink::new(&cfg).unwrap().write(&alert, &Control::for_tests()).unwrap();
         let body: serde_json::Value = serde_json::from_str(&server.join().unwrap()).unwrap();
         for (field, ty) in FALCO_ALERT_FIELDS {

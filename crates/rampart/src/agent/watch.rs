@@ -24,7 +24,13 @@ pub const MAX_WATCHED_FILES: usize = 1024;
 /// What a path resolved to at one poll.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Seen {
-    Found { target: PathBuf, dev: u64, ino: u64, mtime_ns: i128, size: u64 },
+    Found {
+        target: PathBuf,
+        dev: u64,
+        ino: u64,
+        mtime_ns: i128,
+        size: u64,
+    },
     /// Missing or unreadable (the error kind): a change too when it appears.
     Absent(std::io::ErrorKind),
 }
@@ -63,7 +69,13 @@ pub struct FileWatch {
 
 impl FileWatch {
     pub fn new(roots: Vec<PathBuf>, now: Instant) -> FileWatch {
-        let mut w = FileWatch { roots: Vec::new(), last: Vec::new(), pending: None, next_poll: now, truncated: false };
+        let mut w = FileWatch {
+            roots: Vec::new(),
+            last: Vec::new(),
+            pending: None,
+            next_poll: now,
+            truncated: false,
+        };
         w.rearm(roots, now);
         w
     }

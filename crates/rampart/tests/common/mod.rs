@@ -355,7 +355,12 @@ impl Agent {
 
     /// Like [`Agent::spawn_env`], started through `wrapper` (a command that
     /// execs its last argument with the rest, e.g. `setpriv ... --`).
-    pub fn spawn_wrapped(wrapper: &[String], args: Vec<String>, mode: StdoutMode, env: &[(String, String)]) -> Agent {
+    pub fn spawn_wrapped(
+        wrapper: &[String],
+        args: Vec<String>,
+        mode: StdoutMode,
+        env: &[(String, String)],
+    ) -> Agent {
         preflight();
         let args = with_free_metrics_port(args);
         let bin = env!("CARGO_BIN_EXE_rampart");
