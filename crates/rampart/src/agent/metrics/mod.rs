@@ -282,7 +282,7 @@ impl AgentMetrics {
         );
         e.counter(
             "rampart_rules_reloads",
-            "Rules reloads (SIGHUP), by result.",
+            "Rules reloads (SIGHUP or a changed config or rule file), by result.",
             [
                 (&[("result", "ok")][..], self.reloads_ok.load(Ordering::Relaxed)),
                 (&[("result", "refused")][..], self.reloads_refused.load(Ordering::Relaxed)),
