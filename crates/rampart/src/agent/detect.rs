@@ -434,3 +434,65 @@ impl Consumer for Detector {
 fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::config::AgentConfig;
+
+    fn rule(name: &str) -> String {
+        format!(
+            "- rule: {name}\n  desc: d\n  condition: evt.type = execve\n  output: x\n  priority: WARNING\n"
+        )
+    }
+
+    /// A detector whose reloads read `config` again, as `rampart run`'s does.
+    fn detector(config: &Path) -> Detector {
+        let mut alerts = alerts::AlertsConfig::default();
+        alerts.outputs.stdout.enabled = false;
+        let dispatcher = Arc::new(Dispatcher::new(&alerts).unwrap());
+        let settings = AgentConfig::load(config).unwrap().rules;
+        let loaded = load_rules(&settings).unwrap();
+        let path = config.to_path_buf();
+        let source = RulesSource {
+            config_file: Some(path.clone()),
+            read: Box::new(move || Ok(AgentConfig::load(&path)?.rules)),
+        };
+        Detector::new(loaded, settings, dispatcher).with_source(source, true)
+    }
+
+    fn rule_names(d: &Detector) -> Vec<String> {
+        d.ruleset.rules().iter().map(|r| r.name.clone()).collect()
+    }
+
+    #[test]
+    fn a_reload_reads_the_configs_rules_section_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.yaml"), dir.path().join("b.yaml"));
+        std::fs::write(&a, rule("rule_a")).unwrap();
+        std::fs::write(&b, rule("rule_b")).unwrap();
+        let config = dir.path().join("config.yaml");
+        let write_config = |path: &Path| {
+            let text = format!("rules:\n  default_rules: false\n  paths: [{}]\n", path.display());
+            std::fs::write(&config, text).unwrap();
+        };
+        write_config(&a);
+        let mut d = detector(&config);
+        assert_eq!(rule_names(&d), ["rule_a"]);
+        assert_eq!(d.watch.as_ref().unwrap().roots, [config.clone(), a.clone()]);
+
+        // The config now names another file: the reload loads it, and the
+        // watch follows.
+        write_config(&b);
+        assert_eq!(d.reload().unwrap(), 1);
+        assert_eq!(rule_names(&d), ["rule_b"]);
+        assert_eq!(d.watch.as_ref().unwrap().roots, [config.clone(), b.clone()]);
+
+        // A config with a typo refuses the reload with its position; rules stay.
+        std::fs::write(&config, "rules:\n  default_rule: false\n").unwrap();
+        let refused = d.reload().unwrap_err().0.join("\n");
+        assert!(refused.contains("config.yaml: 2:3") && refused.contains("default_rule"), "{refused}");
+        assert_eq!(rule_names(&d), ["rule_b"]);
+        assert_eq!(d.watch.as_ref().unwrap().roots, [config, b], "still watching what is loaded");
+    }
+}

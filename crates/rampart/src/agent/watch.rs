@@ -58,7 +58,7 @@ fn look(path: &Path) -> Seen {
 /// Watches a set of roots (files or directories; a directory's rule files are
 /// watched too, and the directory itself for files added or removed).
 pub struct FileWatch {
-    roots: Vec<PathBuf>,
+    pub(super) roots: Vec<PathBuf>,
     last: Snapshot,
     /// A change seen at the last poll, waiting for the files to settle.
     pending: Option<Snapshot>,
