@@ -241,8 +241,13 @@ pub trait Consumer {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-    /// SIGHUP: reload configuration (rules). Must keep working on failure.
+    /// SIGHUP or a file change: reload configuration (rules). Must keep
+    /// working on failure.
     fn reload(&mut self) {}
+    /// Asked on each tick: whether watched files changed and a reload is due.
+    fn reload_due(&mut self) -> bool {
+        false
+    }
     /// Called once the hooks are attached, before the first event, with what
     /// the running sensor offers besides events.
     fn started(&mut self, _sensor: &SensorHandles) {}
@@ -369,6 +374,10 @@ pub async fn stream(
                 consumer.tick(&progress(&counts, &sensor, &enricher));
                 if consumer.finished() {
                     break;
+                }
+                if consumer.reload_due() {
+                    consumer.reload();
+                    enricher.processes.set_read_env(consumer.reads_env());
                 }
             }
             _ = sighup.recv() => {

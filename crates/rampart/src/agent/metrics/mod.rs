@@ -282,7 +282,7 @@ impl AgentMetrics {
         );
         e.counter(
             "rampart_rules_reloads",
-            "Rules reloads (SIGHUP), by result.",
+            "Rules reloads (SIGHUP or a changed config or rule file), by result.",
             [
                 (&[("result", "ok")][..], self.reloads_ok.load(Ordering::Relaxed)),
                 (&[("result", "refused")][..], self.reloads_refused.load(Ordering::Relaxed)),
@@ -336,7 +336,7 @@ impl AgentMetrics {
             st.outputs.iter().map(|(n, o)| ([("output", n.as_str())], o.pending as f64)).collect();
         e.gauge(
             "rampart_output_queue_depth",
-            "Alerts waiting in each output's queue.",
+            "Alerts waiting in each output's queue, and the one being delivered.",
             pending.iter().map(|(l, n)| (&l[..], *n)),
         );
 
