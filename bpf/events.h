@@ -268,9 +268,19 @@ struct kill_val {
 #define SCRATCH_SIZE (REC_MAX + MAX_USER_STR + 64)
 
 /* The Rust side asserts the same sizes against the skeleton's types. */
+/* Run-queue latency histogram of one cgroup (bpf/sched.h). */
+#define RUNQ_SLOTS 32
+#define RUNQ_MAX_CGROUPS 4096
+struct runq_hist {
+	__u64 slots[RUNQ_SLOTS]; /* slot i >= 1: waits of [2^i, 2^(i+1)) us; slot 0: under 2 us */
+	__u64 count;
+	__u64 sum_ns;
+};
+
 _Static_assert(sizeof(struct event_hdr) == 104, "event_hdr size");
 _Static_assert(sizeof(struct str_item) == 4, "str_item size");
 _Static_assert(sizeof(struct ev_exec) == 56, "ev_exec size");
+_Static_assert(sizeof(struct runq_hist) == 272, "runq_hist size");
 _Static_assert(sizeof(struct ev_fork) == 16, "ev_fork size");
 _Static_assert(sizeof(struct ev_exit) == 8, "ev_exit size");
 _Static_assert(sizeof(struct ev_capable) == 16, "ev_capable size");

@@ -11,7 +11,7 @@ pub(crate) mod skel {
 
 pub(crate) use skel::types::{
     ev_capable, ev_exec, ev_exit, ev_fork, ev_net, ev_skaddr, ev_sys, ev_usockaddr, event_hdr, kill_key,
-    kill_val, str_item,
+    kill_val, runq_hist, str_item,
 };
 
 use std::mem::size_of;
@@ -28,6 +28,7 @@ const _: () = assert!(size_of::<ev_sys>() == 80);
 const _: () = assert!(size_of::<ev_net>() == 248);
 const _: () = assert!(size_of::<kill_key>() == 272);
 const _: () = assert!(size_of::<kill_val>() == 8);
+const _: () = assert!(size_of::<runq_hist>() == 272);
 
 pub(crate) const HDR_LEN: usize = size_of::<event_hdr>();
 pub(crate) const ITEM_LEN: usize = size_of::<str_item>();
@@ -154,6 +155,8 @@ unsafe impl Pod for str_item {}
 unsafe impl Pod for ev_exec {}
 // SAFETY: as above.
 unsafe impl Pod for ev_fork {}
+// SAFETY: as above.
+unsafe impl Pod for runq_hist {}
 // SAFETY: as above.
 unsafe impl Pod for ev_exit {}
 // SAFETY: as above.

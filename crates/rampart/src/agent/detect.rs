@@ -352,7 +352,7 @@ impl Consumer for Detector {
     fn started(&mut self, sensor: &SensorHandles) {
         self.held = Some(HeldAlerts::new(sensor.containers.clone()));
         if let Some(m) = &self.metrics {
-            m.sensor_attached();
+            m.sensor_attached(sensor.runq.clone());
         }
         if let Some((r, scope)) = self.responder.as_mut() {
             r.attach_kernel(KernelHandles {
