@@ -347,6 +347,17 @@ fn top_in_a_terminal_sorts_and_switches() {
     };
     let by_cpu = ranked("CPU", &busy_id, &idle_id);
     eprintln!("screen by CPU:\n{by_cpu}");
+    // The busy loop's tasks (a shell and its cats) queue for a CPU now and
+    // then: the run-queue column shows a figure for it, a time with its unit.
+    assert!(by_cpu.contains("RUNQ p99"), "{by_cpu}");
+    let busy_runq = || {
+        let s = screen();
+        let line = s.lines().find(|l| l.starts_with(&busy_id)).unwrap_or("").to_string();
+        line.split_whitespace().last().map(str::to_string).filter(|v| v.ends_with('s'))
+    };
+    wait_until("a run-queue figure for the busy container", Duration::from_secs(20), || {
+        busy_runq().is_some()
+    });
     tmux(&["send-keys", "-t", &session, "m"]);
     ranked("memory", &idle_id, &busy_id);
     // Details follow the top row: back to CPU, where the busy container leads

@@ -74,6 +74,9 @@ struct Row {
     io_bytes: Option<f64>,
     events: f64,
     tasks: Option<f64>,
+    /// Run-queue waits so far: cumulative count per upper bound (seconds),
+    /// increasing, the last bound +Inf.
+    runq: Vec<(f64, f64)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -92,6 +95,26 @@ struct View {
     cpu_percent: Option<f64>,
     events_per_s: f64,
     io_per_s: Option<f64>,
+    /// 99th percentile of the run-queue waits of the interval (a bucket bound).
+    runq_p99: Option<f64>,
+}
+
+/// The 99th percentile of the waits between two cumulative histograms.
+fn runq_p99(now: &[(f64, f64)], then: &[(f64, f64)]) -> Option<f64> {
+    let count_then = |le: f64| then.iter().find(|(b, _)| *b >= le).map_or(0.0, |(_, n)| *n);
+    let delta: Vec<(f64, f64)> = now.iter().map(|(le, n)| (*le, (n - count_then(*le)).max(0.0))).collect();
+    let total = delta.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    delta.iter().find(|(_, n)| *n >= 0.99 * total).map(|(le, _)| *le)
+}
+
+/// Cumulative (upper bound, count) pairs ending with +Inf.
+fn cumulative_with_inf(h: &sensor::runq::RunQueueHistogram) -> Vec<(f64, f64)> {
+    let mut v: Vec<(f64, f64)> = h.cumulative().into_iter().map(|(le, n)| (le, n as f64)).collect();
+    v.push((f64::INFINITY, h.slots.iter().sum::<u64>() as f64));
+    v
 }
 
 fn views(prev: &Snapshot, cur: &Snapshot, secs: f64) -> Vec<View> {
@@ -109,6 +132,7 @@ fn views(prev: &Snapshot, cur: &Snapshot, secs: f64) -> Vec<View> {
                 cpu_percent: delta(row.cpu_seconds, before.and_then(|b| b.cpu_seconds)).map(|v| v * 100.0),
                 events_per_s: before.map_or(0.0, |b| (row.events - b.events).max(0.0) / secs),
                 io_per_s: delta(row.io_bytes, before.and_then(|b| b.io_bytes)),
+                runq_p99: runq_p99(&row.runq, before.map_or(&[][..], |b| &b.runq[..])),
                 row: row.clone(),
             }
         })
@@ -149,6 +173,15 @@ fn human_bytes(v: Option<f64>) -> String {
     }
 }
 
+fn human_seconds(s: f64) -> String {
+    match s {
+        s if s.is_infinite() => ">4000s".into(),
+        s if s >= 1.0 => format!("{s:.1}s"),
+        s if s >= 1e-3 => format!("{:.1}ms", s * 1e3),
+        s => format!("{:.0}us", s * 1e6),
+    }
+}
+
 fn render(
     views: &[View],
     key: SortKey,
@@ -162,12 +195,12 @@ fn render(
         key.label()
     );
     out.push_str(&format!(
-        "{:<12} {:<24} {:<24} {:>7} {:>9} {:>8} {:>9} {:>6}\n",
-        "ID", "NAME", "IMAGE", "CPU%", "EVENTS/s", "MEM", "IO/s", "TASKS"
+        "{:<12} {:<24} {:<24} {:>7} {:>9} {:>8} {:>9} {:>6} {:>9}\n",
+        "ID", "NAME", "IMAGE", "CPU%", "EVENTS/s", "MEM", "IO/s", "TASKS", "RUNQ p99"
     ));
     for v in views.iter().take(rows) {
         out.push_str(&format!(
-            "{:<12} {:<24} {:<24} {:>7} {:>9.0} {:>8} {:>9} {:>6}\n",
+            "{:<12} {:<24} {:<24} {:>7} {:>9.0} {:>8} {:>9} {:>6} {:>9}\n",
             clean(&v.id, 12),
             clean(&v.row.name, 24),
             clean(&v.row.image, 24),
@@ -176,6 +209,7 @@ fn render(
             human_bytes(v.row.memory),
             human_bytes(v.io_per_s),
             v.row.tasks.map_or("-".into(), |t| format!("{t:.0}")),
+            v.runq_p99.map_or("-".into(), human_seconds),
         ));
     }
     if let Some((id, calls)) = detail {
@@ -201,7 +235,9 @@ fn scrape_agent(addr: &str) -> Result<Snapshot> {
     const MAX_BYTES: u64 = 32 << 20;
     let mut s = TcpStream::connect(addr).with_context(|| format!("no agent answers on {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    // One write: a request split over several writes can meet a server that
+    // answered (and closed) after the first.
+    s.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())?;
     let mut text = String::new();
     s.take(MAX_BYTES).read_to_string(&mut text)?;
     let Some((head, body)) = text.split_once("\r\n\r\n") else { bail!("{addr} did not answer HTTP") };
@@ -224,6 +260,16 @@ fn scrape_agent(addr: &str) -> Result<Snapshot> {
             }
             "rampart_container_events_total" => row.events = sample.value,
             "rampart_container_processes" => row.tasks = Some(sample.value),
+            "rampart_container_runqueue_latency_seconds_bucket" => {
+                let le = match sample.label("le") {
+                    Some("+Inf") => f64::INFINITY,
+                    Some(le) => le.parse().unwrap_or(f64::NAN),
+                    None => f64::NAN,
+                };
+                if !le.is_nan() && row.runq.len() < 64 {
+                    row.runq.push((le, sample.value));
+                }
+            }
             _ => {}
         }
     }
@@ -234,6 +280,8 @@ fn scrape_agent(addr: &str) -> Result<Snapshot> {
 #[derive(Debug, Default)]
 struct Seen {
     per_cgroup: HashMap<u64, (u64, HashMap<String, u64>)>,
+    /// The kernel's run-queue histograms, once the sensor runs.
+    runq: Option<Arc<sensor::RunQueueMaps>>,
 }
 
 /// Cgroups and distinct system calls per cgroup kept (bounded memory).
@@ -271,7 +319,8 @@ impl Consumer for Counter {
         self.quit.load(Ordering::Relaxed)
     }
 
-    fn started(&mut self, _sensor: &pipeline::SensorHandles) {
+    fn started(&mut self, sensor: &pipeline::SensorHandles) {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).runq = sensor.runq.clone();
         self.attached.store(true, Ordering::Relaxed);
     }
 }
@@ -280,8 +329,14 @@ fn local_snapshot(registry: &ContainerRegistry, seen: &Mutex<Seen>) -> Snapshot 
     let root = registry.status().cgroup_root;
     let mut snap = Snapshot::default();
     let mut by_id: HashMap<String, (u64, HashMap<String, u64>)> = HashMap::new();
+    let mut runq: HashMap<String, sensor::runq::RunQueueHistogram> = HashMap::new();
     {
         let seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        for (cg, h) in seen.runq.as_ref().map(|m| m.read()).unwrap_or_default() {
+            if let runtime::Resolution::Container(c) = registry.resolve_cached(cg) {
+                runq.entry(c.short_id().to_string()).or_default().merge(&h);
+            }
+        }
         for (cg, (n, calls)) in &seen.per_cgroup {
             if let runtime::Resolution::Container(c) = registry.resolve_cached(*cg) {
                 let e = by_id.entry(c.short_id().to_string()).or_default();
@@ -310,6 +365,7 @@ fn local_snapshot(registry: &ContainerRegistry, seen: &Mutex<Seen>) -> Snapshot 
                 io_bytes: io,
                 events: events as f64,
                 tasks: usage.pids.map(|p| p as f64),
+                runq: runq.get(c.short_id()).map(cumulative_with_inf).unwrap_or_default(),
             },
         );
         snap.syscalls.insert(c.short_id().to_string(), calls);
@@ -505,6 +561,7 @@ mod tests {
             io_bytes: Some(0.0),
             events,
             tasks: Some(1.0),
+            runq: Vec::new(),
         }
     }
 
@@ -534,10 +591,29 @@ mod tests {
     }
 
     #[test]
+    fn run_queue_percentile_of_the_interval() {
+        let then = vec![(0.000002, 100.0), (0.001, 100.0), (0.008, 100.0), (f64::INFINITY, 100.0)];
+        // 100 new waits: 98 short, 2 of up to 8 ms
+        let now = vec![(0.000002, 198.0), (0.001, 198.0), (0.008, 200.0), (f64::INFINITY, 200.0)];
+        assert_eq!(runq_p99(&now, &then), Some(0.008));
+        assert_eq!(runq_p99(&then, &then), None, "no waits in the interval");
+        assert_eq!(runq_p99(&now, &[]), Some(0.000002), "first sample: since start, 198 of 200 short");
+        assert_eq!(human_seconds(0.008), "8.0ms");
+        assert_eq!(human_seconds(0.000004), "4us");
+    }
+
+    #[test]
     fn hostile_names_cannot_drive_the_terminal() {
         let mut r = row(1.0, 1.0, 1.0);
         r.name = "\x1b[2Jevil\nname".into();
-        let v = View { id: "abc".into(), row: r, cpu_percent: Some(1.0), events_per_s: 1.0, io_per_s: None };
+        let v = View {
+            id: "abc".into(),
+            row: r,
+            cpu_percent: Some(1.0),
+            events_per_s: 1.0,
+            io_per_s: None,
+            runq_p99: None,
+        };
         let text = render(&[v], SortKey::Cpu, 10, None, "test");
         assert!(!text.contains('\x1b'), "{text:?}");
         assert_eq!(text.lines().count(), 3, "{text}");
@@ -551,19 +627,31 @@ mod tests {
         e.counter("rampart_container_events", "h", [(&labels[..], 7)]);
         e.counter("rampart_container_io_read_bytes", "h", [(&labels[..], 10)]);
         e.counter("rampart_container_io_written_bytes", "h", [(&labels[..], 5)]);
+        e.histogram(
+            "rampart_container_runqueue_latency_seconds",
+            "h",
+            [(&labels[..], vec![(0.000002, 1), (0.000004, 3)], 4, 0.0)],
+        );
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let body = e.finish();
         std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
             let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf);
+            while !request.ends_with(b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
             let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
         });
         let snap = scrape_agent(&addr).unwrap();
         let r = &snap.rows["abc"];
         assert_eq!((r.name.as_str(), r.image.as_str()), ("web", "nginx"));
         assert_eq!((r.cpu_seconds, r.events, r.io_bytes), (Some(2.5), 7.0, Some(15.0)));
+        assert_eq!(r.runq, vec![(0.000002, 1.0), (0.000004, 3.0), (f64::INFINITY, 4.0)]);
         assert!(scrape_agent("127.0.0.1:1").is_err());
     }
 }
