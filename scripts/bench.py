@@ -202,9 +202,15 @@ class Bpftrace:
         self.out = tempfile.NamedTemporaryFile(prefix="rampart-bench-bpftrace-", delete=False)
         self.proc = subprocess.Popen(["bpftrace", "-e", BPFTRACE_PROG], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=self.out, text=True)
-        line = self.proc.stdout.readline()
-        if "ready" not in line:
-            raise SystemExit(f"bench: bpftrace did not start: {line!r}")
+        # "Attaching N probes..." comes first, then the BEGIN probe's line.
+        seen = []
+        while len(seen) < 5:
+            line = self.proc.stdout.readline()
+            seen.append(line)
+            if not line or "ready" in line:
+                break
+        if "ready" not in seen[-1]:
+            raise SystemExit(f"bench: bpftrace did not start: {seen!r}")
         # Drain (and count) its output as a user's terminal or pipe would.
         self.lines = 0
         import threading
