@@ -466,6 +466,18 @@ fn feature_line<'a>(text: &'a str, feature: &str) -> Option<&'a str> {
     text.lines().find(|l| l.starts_with(&needle))
 }
 
+/// linux/capability.h's number of a capability the DaemonSet may add.
+fn cap_number(name: &str) -> u32 {
+    match name {
+        "KILL" => 5,
+        "NET_ADMIN" => 12,
+        "SYS_PTRACE" => 19,
+        "PERFMON" => 38,
+        "BPF" => 39,
+        other => panic!("capability {other} is not one the DaemonSet should add"),
+    }
+}
+
 /// `docker exec -t NAME sh -c ...`: a shell with a terminal in the container.
 fn shell_in(c: &Container) {
     let out = docker(&["exec", "-t", &c.name, "sh", "-c", "echo interactive; true"]);
@@ -526,9 +538,12 @@ fn image_under_the_daemonset_spec_detects_a_shell_and_enforces_a_policy() {
         is_alert_of(a, "Connection denied by network policy", &victim.name)
     });
 
-    // `rampart status` where the agent runs: every feature on.
+    // `rampart status` where the agent runs: exactly the DaemonSet's
+    // capabilities are effective, and every feature is on.
     let (code, out) = agent.exec(&["/usr/bin/rampart", "status"]);
     assert_eq!(code, 0, "{out}");
+    let want: u64 = daemonset_pod().cap_add.iter().map(|c| 1u64 << cap_number(c)).sum();
+    assert!(out.contains(&format!("privileges: (CapEff {want:016x})")), "want CapEff {want:016x}:\n{out}");
     assert!(out.contains("features off: none"), "{out}");
 
     // The figures the DaemonSet's requests and limits come from.

@@ -161,7 +161,15 @@ impl Privileges {
         let mut need = |what: &str, feature: Feature, met: bool, detail: String| {
             needs.push(Need { what: what.into(), feature, met, detail });
         };
-        let cap_detail = |c: u32| if has(c) { "effective".to_string() } else { "not in CapEff".to_string() };
+        let cap_detail = |c: u32| {
+            if has(c) {
+                "effective".to_string()
+            } else if matches!(c, cap::BPF | cap::PERFMON) && has(cap::SYS_ADMIN) {
+                "through CAP_SYS_ADMIN".to_string()
+            } else {
+                "not in CapEff".to_string()
+            }
+        };
         // bpf_capable(): CAP_BPF, or CAP_SYS_ADMIN on kernels before 5.8.
         need("CAP_BPF", Feature::Sensor, has(cap::BPF) || has(cap::SYS_ADMIN), cap_detail(cap::BPF));
         // perfmon_capable(): attaching tracepoints, reading kernel memory.
