@@ -19,6 +19,11 @@
 //! it starts, says kill actions are off (stderr, /metrics, `rampart status`)
 //! and still detects. Without CAP_BPF it exits non-zero naming CAP_BPF.
 //!
+//! Under Docker (README's "Run from the image on Docker"), the same pod spec
+//! runs with CAP_SYS_ADMIN standing in for CAP_BPF and CAP_PERFMON, the one
+//! substitution Docker 20.10 forces, and the ConfigMap's config unchanged (its
+//! own network namespace): it detects a shell in another container.
+//!
 //! Needs root, dockerd, containerd with its CRI plugin (scripts/setup.sh);
 //! fails, never skips, without them.
 
@@ -604,4 +609,111 @@ fn without_cap_bpf_the_agent_exits_naming_it() {
         "{stderr}"
     );
     assert!(!stderr.contains(READY_LINE), "{stderr}");
+}
+
+/// Docker 20.10 refuses CAP_BPF and CAP_PERFMON as unknown; CAP_SYS_ADMIN
+/// includes both (bpf_capable(), perfmon_capable()).
+fn docker_cap(name: &str) -> &str {
+    match name {
+        "BPF" | "PERFMON" => "SYS_ADMIN",
+        other => other,
+    }
+}
+
+#[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
+fn image_on_docker_with_the_daemonset_mounts_detects_a_shell() {
+    preflight();
+    let _one = ONE_AGENT.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    image_in_cri(&rt);
+    let m = daemonset_pod();
+    let (config, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let data = configmap_data();
+    for (key, path) in &m.config_volume.1 {
+        let file = config.path().join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, &data.iter().find(|(k, _)| k == key).unwrap().1).unwrap();
+    }
+    let name = unique("deploy-docker");
+    let pin = format!("/sys/fs/bpf/{name}");
+    let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.clone()];
+    assert!(m.host_pid && !m.privileged);
+    args.push("--pid=host".into());
+    if m.readonly_rootfs {
+        args.push("--read-only".into());
+    }
+    if m.no_new_privs {
+        args.extend(["--security-opt".into(), "no-new-privileges".into()]);
+    }
+    if let Some(u) = m.run_as_user {
+        args.extend(["--user".into(), format!("{u}:{}", m.run_as_group.unwrap_or(u))]);
+    }
+    for c in &m.cap_drop {
+        args.extend(["--cap-drop".into(), c.clone()]);
+    }
+    let adds: BTreeSet<&str> = m.cap_add.iter().map(|c| docker_cap(c)).collect();
+    for c in adds {
+        args.extend(["--cap-add".into(), c.to_string()]);
+    }
+    for (vol, path, ro) in &m.mounts {
+        let host = if *vol == m.config_volume.0 {
+            config.path().display().to_string()
+        } else {
+            let hp = &m.host_paths.iter().find(|(n, _)| n == vol).unwrap().1;
+            if hp == "/var/lib/rampart" {
+                state.path().display().to_string()
+            } else {
+                hp.clone()
+            }
+        };
+        args.extend(["-v".into(), format!("{host}:{path}{}", if *ro { ":ro" } else { "" })]);
+    }
+    args.extend(["-e".into(), format!("RAMPART_NETPOLICY_PIN={pin}"), IMAGE_NAME.into()]);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    docker_ok(&argv);
+    struct Remove(String, String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = docker(&["rm", "-f", &self.0]);
+            let _ = std::fs::remove_dir_all(&self.1);
+        }
+    }
+    let _remove = Remove(name.clone(), pin);
+    let logs = |stream_stdout: bool| {
+        let o = docker(&["logs", &name]);
+        String::from_utf8_lossy(if stream_stdout { &o.stdout } else { &o.stderr }).into_owned()
+    };
+    wait_until("the agent's sensor ready", READY_TIMEOUT, || logs(false).contains(READY_LINE));
+    let stderr = logs(false);
+    assert!(!stderr.contains("is off"), "{stderr}");
+    // The ConfigMap's metrics address, on the container's own address.
+    let ip = docker_ok(&["inspect", "--format", "{{.NetworkSettings.IPAddress}}", &name]);
+    let addr = format!("{ip}:9376");
+    wait_until("/readyz 200", Duration::from_secs(30), || http_get(&addr, "/readyz").0 == 200);
+
+    let victim = Container::run("deploy-victim3", &[], &["sleep", "120"]);
+    shell_in(&victim);
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    loop {
+        let alerts: Vec<Value> =
+            logs(true).lines().filter_map(|l| serde_json::from_str(l).ok()).filter(is_alert).collect();
+        if alerts.iter().any(|a| is_alert_of(a, "Terminal shell in container", &victim.name)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no shell alert for {}:\n{}\n{}",
+            victim.name,
+            logs(true),
+            logs(false)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, out) = {
+        let o = docker(&["exec", &name, "/usr/bin/rampart", "status"]);
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("through CAP_SYS_ADMIN") && out.contains("features off: none"), "{out}");
 }
