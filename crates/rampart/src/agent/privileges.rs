@@ -207,12 +207,28 @@ impl Privileges {
             cgroup2.is_some(),
             cgroup2.map(|p| p.display().to_string()).unwrap_or_else(|| "no cgroup2 mount".into()),
         );
-        let host_pid = o.pid_ns == HOST_PID_NS;
+        // What matters is that /proc shows the kernel's (global) pids: in the
+        // host's namespace, or under a /proc of an outer namespace (NSpid
+        // then lists one pid per level, as when a CI runner unshares the pid
+        // namespace without remounting /proc).
+        let levels = o
+            .status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .map(|v| v.split_whitespace().count())
+            .unwrap_or(1);
+        let host_pid = o.pid_ns == HOST_PID_NS || levels > 1;
         need(
             "host PID namespace (hostPID, --pid=host)",
             Feature::HostView,
             host_pid,
-            if host_pid { "shared".into() } else { format!("own namespace {}", o.pid_ns) },
+            if o.pid_ns == HOST_PID_NS {
+                "shared".into()
+            } else if host_pid {
+                format!("/proc of an outer namespace ({levels} levels in NSpid)")
+            } else {
+                format!("own namespace {} with its own /proc", o.pid_ns)
+            },
         );
         need("CAP_NET_ADMIN", Feature::NetworkPolicy, has(cap::NET_ADMIN), cap_detail(cap::NET_ADMIN));
         let bpffs = mount_of_type(o.mountinfo, "bpf").is_some();
@@ -369,6 +385,15 @@ mod tests {
         let p = Privileges::check(&observed(&s, "", "pid:[4026532180]"));
         let e = p.core_error().unwrap();
         assert!(e.contains("host PID namespace") && e.contains("cgroup2"), "{e}");
+    }
+
+    #[test]
+    fn an_outer_namespaces_proc_is_the_host_view() {
+        let s = status(&LEAST) + "NSpid:\t4242\t17\n";
+        let p = Privileges::check(&observed(&s, MOUNTS, "pid:[4026532180]"));
+        assert!(p.core_error().is_none(), "{:?}", p.core_error());
+        let s = status(&LEAST) + "NSpid:\t1\n";
+        assert!(Privileges::check(&observed(&s, MOUNTS, "pid:[4026532180]")).core_error().is_some());
     }
 
     #[test]
