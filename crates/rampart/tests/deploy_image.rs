@@ -285,8 +285,9 @@ struct AgentPod {
 }
 
 impl AgentPod {
-    /// Starts the image with the DaemonSet's pod spec, minus `without` capabilities.
-    fn start(prefix: &str, without: &[&str]) -> AgentPod {
+    /// Starts the image with the DaemonSet's pod spec, minus `without`
+    /// capabilities, with `extra_rules` (file name, text) added to rules.d/.
+    fn start(prefix: &str, without: &[&str], extra_rules: &[(&str, &str)]) -> AgentPod {
         let one = ONE_AGENT.lock().unwrap_or_else(|e| e.into_inner());
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         image_in_cri(&rt);
@@ -312,6 +313,9 @@ impl AgentPod {
             let file = config.path().join(path);
             std::fs::create_dir_all(file.parent().unwrap()).unwrap();
             std::fs::write(&file, value).unwrap();
+        }
+        for (file, text) in extra_rules {
+            std::fs::write(config.path().join("rules.d").join(file), text).unwrap();
         }
         let mut mounts = Vec::new();
         for (vol, path, ro) in &m.mounts {
@@ -493,7 +497,7 @@ fn shell_in(c: &Container) {
 #[ignore = "privileged: needs root, BPF, dockerd and containerd's CRI (scripts/test.sh runs it)"]
 fn image_under_the_daemonset_spec_detects_a_shell_and_enforces_a_policy() {
     preflight();
-    let mut agent = AgentPod::start("deploy-full", &[]);
+    let mut agent = AgentPod::start("deploy-full", &[], &[]);
     agent.wait_ready();
     let stderr = agent.stderr();
     assert!(!stderr.contains("is off"), "every feature should be on with the DaemonSet's set:\n{stderr}");
@@ -567,7 +571,8 @@ fn image_under_the_daemonset_spec_detects_a_shell_and_enforces_a_policy() {
 #[ignore = "privileged: needs root, BPF, dockerd and containerd's CRI (scripts/test.sh runs it)"]
 fn without_cap_kill_the_agent_starts_with_kill_actions_off_and_still_detects() {
     preflight();
-    let mut agent = AgentPod::start("deploy-nokill", &["KILL"]);
+    let rule = "- rule: Shadow read in deploy test container\n  desc: kill whoever reads /etc/shadow in the test's container\n  condition: evt.type in (open, openat) and fd.name = /etc/shadow and container.name startswith rampart-it-deploy-victim2\n  output: \"shadow read (proc=%proc.name container=%container.name)\"\n  priority: CRITICAL\n  actions: [{kill: {in_kernel: false}}]\n";
+    let mut agent = AgentPod::start("deploy-nokill", &["KILL"], &[("kill-test.yaml", rule)]);
     agent.wait_ready();
     let stderr = agent.stderr();
     assert!(stderr.contains("warning: kill_action is off: CAP_KILL missing"), "{stderr}");
@@ -587,13 +592,24 @@ fn without_cap_kill_the_agent_starts_with_kill_actions_off_and_still_detects() {
     agent.wait_alert("Terminal shell in the victim", |a| {
         is_alert_of(a, "Terminal shell in container", &victim.name)
     });
+
+    // A kill from userspace is skipped and says why; the reader lives on (the
+    // in-kernel kill, bpf_send_signal, needs no CAP_KILL: the rule opts out).
+    let out = victim.exec(&["sh", "-c", "read x < /etc/shadow; sleep 2; echo survived"]);
+    assert!(out.contains("survived"), "{out}");
+    let report = agent.wait_alert("the kill action's report", |a| {
+        alert_rule(a) == "Response action" && a["output_fields"]["action"] == "kill"
+    });
+    assert_eq!(report["output_fields"]["outcome"], "skipped", "{report}");
+    let detail = report["output_fields"]["detail"].as_str().unwrap_or("");
+    assert!(detail.contains("unavailable: CAP_KILL missing"), "{report}");
 }
 
 #[test]
 #[ignore = "privileged: needs root, BPF, dockerd and containerd's CRI (scripts/test.sh runs it)"]
 fn without_cap_bpf_the_agent_exits_naming_it() {
     preflight();
-    let mut agent = AgentPod::start("deploy-nobpf", &["BPF"]);
+    let mut agent = AgentPod::start("deploy-nobpf", &["BPF"], &[]);
     let deadline = Instant::now() + Duration::from_secs(30);
     let code = loop {
         if let Some(code) = agent.exit_code() {
