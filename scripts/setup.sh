@@ -37,6 +37,9 @@ PACKAGES=(
     prometheus tmux rsyslog rsyslog-gnutls
     # python3-venv: the private environment of kubernetes-validate (below).
     python3-venv
+    # systemd-analyze verifies deploy/systemd/rampart.service (systemd need not
+    # be PID 1); setpriv (util-linux) runs the agent with the unit's capabilities.
+    systemd util-linux
 )
 
 missing=()

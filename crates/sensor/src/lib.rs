@@ -20,6 +20,7 @@ pub mod decode;
 mod kernel;
 pub mod kill;
 pub mod paths;
+pub mod runq;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,7 +28,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use decode::{DecodeError, Decoder};
-pub use kernel::{KillMaps, Sensor};
+pub use kernel::{KillMaps, RunQueueMaps, Sensor};
 pub use kill::{KernelKills, KillPoint, KillTrigger};
 pub use paths::{join_path, normalize};
 
