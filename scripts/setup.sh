@@ -35,6 +35,8 @@ PACKAGES=(
     # tmux: `rampart top` is driven in a real terminal; rsyslog with its TLS
     # driver receives alerts over RFC 5425.
     prometheus tmux rsyslog rsyslog-gnutls
+    # python3-venv: the private environment of kubernetes-validate (below).
+    python3-venv
     # systemd-analyze verifies deploy/systemd/rampart.service (systemd need not
     # be PID 1); setpriv (util-linux) runs the agent with the unit's capabilities.
     systemd util-linux
@@ -57,6 +59,16 @@ fi
 
 if ! command -v cargo >/dev/null && [[ ! -x ${CARGO_HOME:-$HOME/.cargo}/bin/cargo ]]; then
     log "warning: cargo not found (install a Rust toolchain with rustup; setup.sh does not)"
+fi
+
+# kubernetes-validate from PyPI, pinned (its Kubernetes 1.31 schemas are in
+# the package): tests/deploy_image.rs validates deploy/kubernetes/ offline.
+KUBE_VALIDATE_VERSION=1.31.0
+TOOLS_VENV=${RAMPART_TOOLS_VENV:-/opt/rampart-tools/venv}
+if [[ $("$TOOLS_VENV/bin/kubernetes-validate" --version 2>/dev/null) != "$KUBE_VALIDATE_VERSION" ]]; then
+    log "installing kubernetes-validate $KUBE_VALIDATE_VERSION in $TOOLS_VENV"
+    python3 -m venv "$TOOLS_VENV"
+    "$TOOLS_VENV/bin/pip" install -q "kubernetes-validate==$KUBE_VALIDATE_VERSION"
 fi
 
 "$ROOT/scripts/dockerd.sh" start

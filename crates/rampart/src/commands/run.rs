@@ -7,6 +7,7 @@ use crate::agent::filter::EventFilter;
 use crate::agent::metrics::server::{self, MetricsServer};
 use crate::agent::metrics::AgentMetrics;
 use crate::agent::pipeline;
+use crate::agent::privileges::{Feature, Privileges};
 use anyhow::Result;
 use clap::Args;
 use respond::actions::Responder;
@@ -56,6 +57,24 @@ pub async fn run(args: RunArgs) -> Result<()> {
         }
         None => {}
     }
+    // What this process may do: a core need missing stops here, naming it; an
+    // optional feature without its privilege starts off and says why.
+    let privileges = Privileges::probe();
+    if let Some(e) = privileges.core_error() {
+        anyhow::bail!(e);
+    }
+    let disabled = privileges.disabled();
+    for d in &disabled {
+        eprintln!("rampart: warning: {} is off: {}", d.feature.name(), d.reason());
+        let actions: &[&'static str] = match d.feature {
+            Feature::KillAction => &["kill"],
+            Feature::NetworkPolicy => &["isolate", "deny"],
+            _ => &[],
+        };
+        for a in actions {
+            cfg.response.unavailable.insert(a, d.reason());
+        }
+    }
     // A bad or busy address is a startup error, before anything else starts.
     let metrics_server = if cfg.metrics.enabled {
         Some(MetricsServer::bind(server::parse_address(&cfg.metrics.address)?).await?)
@@ -76,6 +95,16 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let containers = ContainerRegistry::with_endpoints(&cfg.runtime_endpoints());
     let _watchers = containers.spawn();
     let metrics = Arc::new(AgentMetrics::new(dispatcher.clone(), containers.clone(), Some(action_counts)));
+    metrics.set_features(
+        Feature::ALL
+            .iter()
+            .filter(|f| !f.is_core())
+            .map(|&f| {
+                let why = disabled.iter().find(|d| d.feature == f).map(|d| d.reason()).unwrap_or_default();
+                (f.name(), why.is_empty(), why)
+            })
+            .collect(),
+    );
     let _server = metrics_server.map(|s| {
         eprintln!("rampart: metrics on http://{}/metrics (health: /healthz, /readyz)", s.address);
         AbortOnDrop(s.spawn(metrics.clone()))

@@ -1,8 +1,11 @@
-//! `rampart status`: load the sensor and report kernel features, hooks and
-//! runtimes.
+//! `rampart status`: check this process's privileges, load the sensor and
+//! report kernel features, hooks, runtimes and the features the privileges
+//! leave off (run it where the agent runs, e.g. `docker exec` into its
+//! container, to see what the agent has).
 
 use super::RuntimeArgs;
 use crate::agent::pipeline;
+use crate::agent::privileges::Privileges;
 use anyhow::Result;
 use clap::Args;
 use sensor::{HookState, SensorConfig};
@@ -17,6 +20,11 @@ pub struct StatusArgs {
 }
 
 pub async fn status(args: StatusArgs) -> Result<()> {
+    let privileges = Privileges::probe();
+    if let Some(e) = privileges.core_error() {
+        print_privileges(&privileges);
+        anyhow::bail!(e);
+    }
     let (containers, _watchers) = args.runtime.registry();
     let mut sensor = pipeline::SensorThread::start(SensorConfig::default()).await?;
     // Give the runtime clients up to 3 s to connect before reporting their health.
@@ -29,10 +37,16 @@ pub async fn status(args: StatusArgs) -> Result<()> {
     let runtimes = containers.status();
     sensor.stop().await;
     if args.json {
-        let v = serde_json::json!({ "sensor": sensor.status, "runtimes": runtimes });
+        let v = serde_json::json!({
+            "sensor": sensor.status,
+            "runtimes": runtimes,
+            "privileges": privileges,
+            "features_off": privileges.disabled(),
+        });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
+    print_privileges(&privileges);
     println!("kernel features:");
     for f in &sensor.status.features {
         println!("  {:<28} {:<4} {}", f.name, if f.available { "yes" } else { "no" }, f.detail);
@@ -53,4 +67,21 @@ pub async fn status(args: StatusArgs) -> Result<()> {
         println!("  {:<15} {:<12} {:<36} {} containers{detail}", r.name, health, r.endpoint, r.containers);
     }
     Ok(())
+}
+
+fn print_privileges(p: &Privileges) {
+    println!("privileges: (CapEff {:016x})", p.cap_eff);
+    for n in &p.needs {
+        let state = if n.met { "ok" } else { "MISSING" };
+        println!("  {:<48} {:<7} {:<16} {}", n.what, state, n.feature.name(), n.detail);
+    }
+    let off = p.disabled();
+    if off.is_empty() {
+        println!("features off: none");
+    } else {
+        println!("features off:");
+        for d in &off {
+            println!("  {:<16} {}", d.feature.name(), d.reason());
+        }
+    }
 }

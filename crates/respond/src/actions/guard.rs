@@ -23,6 +23,10 @@ pub struct ResponseConfig {
     pub protected_process_names: Vec<String>,
     /// Grace period of `stop` before the runtime kills the container.
     pub stop_grace_secs: u64,
+    /// Actions the agent's privileges do not allow (action name -> why),
+    /// found at start, never read from the file: they are skipped and reported.
+    #[serde(skip)]
+    pub unavailable: std::collections::BTreeMap<&'static str, String>,
 }
 
 impl Default for ResponseConfig {
@@ -33,6 +37,7 @@ impl Default for ResponseConfig {
             allow_host: false,
             protected_process_names: Vec::new(),
             stop_grace_secs: 10,
+            unavailable: Default::default(),
         }
     }
 }

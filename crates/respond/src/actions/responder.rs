@@ -130,6 +130,9 @@ impl Responder {
         if self.cfg.dry_run || plan.dry_run {
             return Outcome::DryRun;
         }
+        if let Some(why) = self.cfg.unavailable.get(action.name()) {
+            return Outcome::Skipped(format!("unavailable: {why}"));
+        }
         if !self.rate.allow(Instant::now()) {
             return Outcome::Skipped(format!(
                 "rate limit ({} actions per minute)",

@@ -51,6 +51,11 @@ pub struct PodSpec {
     pub cgroup_parent: String,
     /// Share the host's network namespace (no CNI needed).
     pub host_network: bool,
+    /// Share the host's PID namespace (`hostPID: true`).
+    pub host_pid: bool,
+    /// Where the runtime writes the containers' logs (`<dir>/<name>.log`, CRI
+    /// log format); none when unset.
+    pub log_directory: Option<PathBuf>,
 }
 
 impl PodSpec {
@@ -64,6 +69,8 @@ impl PodSpec {
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             host_network: true,
+            host_pid: false,
+            log_directory: None,
         }
     }
 
@@ -79,7 +86,7 @@ impl PodSpec {
         cri::NamespaceOption {
             network: if self.host_network { cri::NamespaceMode::Node } else { cri::NamespaceMode::Pod }
                 as i32,
-            pid: cri::NamespaceMode::Container as i32,
+            pid: if self.host_pid { cri::NamespaceMode::Node } else { cri::NamespaceMode::Container } as i32,
             ipc: cri::NamespaceMode::Pod as i32,
             ..Default::default()
         }
@@ -97,6 +104,7 @@ impl PodSpec {
             hostname: if self.host_network { String::new() } else { self.name.clone() },
             labels: self.kubelet_labels(),
             annotations: self.annotations.clone().into_iter().collect(),
+            log_directory: self.log_directory.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
             linux: Some(cri::LinuxPodSandboxConfig {
                 cgroup_parent: self.cgroup_parent.clone(),
                 security_context: Some(cri::LinuxSandboxSecurityContext {
@@ -125,6 +133,14 @@ pub struct ContainerSpec {
     /// Capabilities to add and drop (`NET_ADMIN`, `ALL`).
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// `readOnlyRootFilesystem`.
+    pub readonly_rootfs: bool,
+    /// `allowPrivilegeEscalation: false`.
+    pub no_new_privs: bool,
+    /// `runAsUser`, `runAsGroup`.
+    pub run_as_user: Option<i64>,
+    pub run_as_group: Option<i64>,
 }
 
 /// A host path mounted into a container.
@@ -147,6 +163,11 @@ impl ContainerSpec {
             mounts: Vec::new(),
             cap_add: Vec::new(),
             cap_drop: Vec::new(),
+            env: Vec::new(),
+            readonly_rootfs: false,
+            no_new_privs: false,
+            run_as_user: None,
+            run_as_group: None,
         }
     }
 }
@@ -210,6 +231,12 @@ impl TestPod {
             }),
             command: c.command.clone(),
             args: c.args.clone(),
+            envs: c.env.iter().map(|(k, v)| cri::KeyValue { key: k.clone(), value: v.clone() }).collect(),
+            log_path: if self.spec.log_directory.is_some() {
+                format!("{}.log", c.name)
+            } else {
+                String::new()
+            },
             labels,
             annotations: c.annotations.clone().into_iter().collect(),
             mounts: c
@@ -232,6 +259,10 @@ impl TestPod {
                             ..Default::default()
                         }
                     }),
+                    readonly_rootfs: c.readonly_rootfs,
+                    no_new_privs: c.no_new_privs,
+                    run_as_user: c.run_as_user.map(|value| cri::Int64Value { value }),
+                    run_as_group: c.run_as_group.map(|value| cri::Int64Value { value }),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -285,6 +316,20 @@ impl TestPod {
             .await
             .map_err(|s| req_err(format!("stop container {id}"), s))?;
         Ok(())
+    }
+
+    /// The container's exit code once it has exited, `None` while it runs.
+    pub async fn exit_code(&mut self, id: &str) -> Result<Option<i32>, Error> {
+        let status = self
+            .client
+            .container_status(cri::ContainerStatusRequest { container_id: id.to_string(), verbose: false })
+            .await
+            .map_err(|s| req_err(format!("container status {id}"), s))?
+            .into_inner()
+            .status
+            .ok_or_else(|| req_err(format!("container status {id}"), "no status"))?;
+        let exited = status.state == cri::ContainerState::ContainerExited as i32;
+        Ok(exited.then_some(status.exit_code))
     }
 
     pub async fn remove_container(&mut self, id: &str) -> Result<(), Error> {

@@ -55,6 +55,9 @@ pub struct AgentMetrics {
     alerts_held: AtomicU64,
     /// Events evaluated per cgroup id (containers only), as of the last tick.
     events_per_cgroup: Mutex<HashMap<u64, CgroupCounts>>,
+    /// Optional features and whether the agent's privileges allow them
+    /// (name, enabled, why not).
+    features: Mutex<Vec<(&'static str, bool, String)>>,
     /// The kernel's run-queue latency histograms, once the sensor runs.
     runq: Mutex<Option<Arc<sensor::RunQueueMaps>>>,
 }
@@ -101,8 +104,14 @@ impl AgentMetrics {
             drop_alerts: AtomicU64::new(0),
             alerts_held: AtomicU64::new(0),
             events_per_cgroup: Mutex::default(),
+            features: Mutex::default(),
             runq: Mutex::default(),
         }
+    }
+
+    /// Records which optional features the privilege check left on.
+    pub fn set_features(&self, features: Vec<(&'static str, bool, String)>) {
+        *self.features.lock().unwrap_or_else(|e| e.into_inner()) = features;
     }
 
     pub fn registry(&self) -> &ContainerRegistry {
@@ -254,6 +263,19 @@ impl AgentMetrics {
             "Known containers with their runtime's metadata.",
             [(no, reg.containers_with_metadata as f64)],
         );
+        {
+            let features = self.features.lock().unwrap_or_else(|e| e.into_inner());
+            e.gauge(
+                "rampart_feature_enabled",
+                "1 when the agent's privileges allow the feature; reason says what is missing.",
+                features
+                    .iter()
+                    .map(|(f, on, why)| (vec![("feature", *f), ("reason", why.as_str())], b(*on)))
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(|(l, v)| (&l[..], *v)),
+            );
+        }
         e.gauge(
             "rampart_runtime_up",
             "1 while the runtime's event stream is connected.",
