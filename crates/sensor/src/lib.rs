@@ -17,6 +17,7 @@
 
 mod abi;
 pub mod decode;
+pub mod flows;
 mod kernel;
 pub mod kill;
 pub mod paths;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use decode::{DecodeError, Decoder};
+pub use flows::{FlowConfig, FlowTable, FlowTableStats, FlowTracker};
 pub use kernel::{KillMaps, Sensor};
 pub use kill::{KernelKills, KillPoint, KillTrigger};
 pub use paths::{join_path, normalize};
