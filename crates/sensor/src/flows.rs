@@ -485,7 +485,12 @@ impl FlowTable {
 
 impl Drop for FlowTable {
     fn drop(&mut self) {
-        if let Some(dir) = self.pinned.take() {
+        // Unpin only what is still ours: another agent may have pinned its
+        // own table over it since.
+        let Some(dir) = self.pinned.take() else { return };
+        let id = |m: &MapHandle| m.info().map(|i| i.info.id).ok();
+        let ours = MapHandle::from_pinned_path(dir.join("fl_flows")).ok().and_then(|m| id(&m));
+        if ours.is_some() && ours == id(&self.flows) {
             let _ = std::fs::remove_file(dir.join("fl_flows"));
             let _ = std::fs::remove_file(dir.join("fl_stats"));
         }

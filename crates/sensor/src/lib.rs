@@ -57,6 +57,9 @@ pub struct SensorConfig {
     /// with [`Sensor::syscall_sets`]). Costs a program run on every syscall of
     /// every task, so only `rampart record` turns it on.
     pub record_syscalls: bool,
+    /// Flow accounting (`flows`), run by the sensor's owner next to the
+    /// sensor; `None`: off.
+    pub flows: Option<FlowConfig>,
 }
 
 impl Default for SensorConfig {
@@ -66,6 +69,7 @@ impl Default for SensorConfig {
             ring_buffer_bytes: DEFAULT_RING_BUFFER_BYTES,
             disabled_programs: Vec::new(),
             record_syscalls: false,
+            flows: None,
         }
     }
 }
@@ -121,6 +125,9 @@ pub struct SensorStats {
     pub decode_errors: u64,
     /// Records whose string area ran out of room (some path or argument cut).
     pub truncated: u64,
+    /// The kernel flow table, when flow accounting runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_table: Option<FlowTableStats>,
 }
 
 impl SensorStats {

@@ -33,11 +33,16 @@ pub struct SensorSettings {
     /// from 4 to 1,048,576). Larger absorbs longer bursts; events that do not
     /// fit are dropped in the kernel, counted and alerted on.
     pub ring_buffer_kib: u64,
+    /// Per-container flow accounting in the kernel and `flow` events.
+    pub flows: sensor::FlowConfig,
 }
 
 impl Default for SensorSettings {
     fn default() -> Self {
-        SensorSettings { ring_buffer_kib: (sensor::DEFAULT_RING_BUFFER_BYTES / 1024) as u64 }
+        SensorSettings {
+            ring_buffer_kib: (sensor::DEFAULT_RING_BUFFER_BYTES / 1024) as u64,
+            flows: sensor::FlowConfig::default(),
+        }
     }
 }
 
@@ -47,6 +52,7 @@ impl SensorSettings {
         if !(4..=1 << 20).contains(&k) || !k.is_power_of_two() {
             anyhow::bail!("ring_buffer_kib is {k}: it must be a power of two from 4 to 1048576");
         }
+        self.flows.validate().map_err(anyhow::Error::msg)?;
         Ok(())
     }
 }

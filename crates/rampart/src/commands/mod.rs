@@ -6,6 +6,7 @@ pub mod caps;
 pub mod capture;
 pub mod events;
 pub mod files;
+pub mod flows;
 pub mod freeze;
 pub mod isolate;
 pub mod netpolicy;
