@@ -35,6 +35,9 @@ PACKAGES=(
     # tmux: `rampart top` is driven in a real terminal; rsyslog with its TLS
     # driver receives alerts over RFC 5425.
     prometheus tmux rsyslog rsyslog-gnutls
+    # iperf3: the flow accounting tests and bench run it between two
+    # containers (tests/image/iperf3.sh builds its image).
+    iperf3
 )
 
 missing=()
@@ -62,6 +65,7 @@ fi
 "$ROOT/scripts/containerd.sh" start
 "$ROOT/scripts/podman.sh" start
 "$ROOT/tests/image/build.sh"
+"$ROOT/tests/image/iperf3.sh"
 # The CRI plugin's pod sandbox image (needs containerd started above).
 "$ROOT/tests/image/pause.sh"
 log "done"

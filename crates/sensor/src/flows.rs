@@ -33,7 +33,8 @@ const VAL_LEN: usize = 88;
 const _: () = assert!(std::mem::size_of::<skel::types::fl_key>() == KEY_LEN);
 const _: () = assert!(std::mem::size_of::<skel::types::fl_val>() == VAL_LEN);
 
-/// Where a running agent pins its flow table, for `rampart flows`.
+/// Where a running agent pins its flow table (in a directory named by its
+/// pid), for `rampart flows`.
 pub const PIN_DIR: &str = "/sys/fs/bpf/rampart/flows";
 /// Largest table the config accepts (each entry costs ~200 bytes of kernel
 /// memory, preallocated).
@@ -465,16 +466,19 @@ impl FlowTable {
         Ok(FlowTable { _links: links, flows, stats, max_entries: cfg.max_entries, pinned: None })
     }
 
-    /// Pins the table under `dir` (replacing what a previous agent left)
-    /// so that `rampart flows` can read it; unpinned on drop.
-    pub fn pin(&mut self, dir: &Path) -> Result<(), SensorError> {
-        std::fs::create_dir_all(dir).map_err(|source| SensorError::Io { path: dir.into(), source })?;
+    /// Pins the table under `base/<pid>` so that `rampart flows` can read
+    /// it while this process runs (bpffs holds no regular files, so the pid
+    /// in the path is how a reader tells a live agent's table from what a
+    /// killed one left); unpinned on drop.
+    pub fn pin(&mut self, base: &Path) -> Result<(), SensorError> {
+        let dir = base.join(std::process::id().to_string());
+        std::fs::create_dir_all(&dir).map_err(|source| SensorError::Io { path: dir.clone(), source })?;
         for (name, map) in [("fl_flows", &mut self.flows), ("fl_stats", &mut self.stats)] {
             let path = dir.join(name);
             let _ = std::fs::remove_file(&path);
             map.pin(&path).map_err(|source| SensorError::Map { map: name.into(), source })?;
         }
-        self.pinned = Some(dir.into());
+        self.pinned = Some(dir);
         Ok(())
     }
 
@@ -485,14 +489,10 @@ impl FlowTable {
 
 impl Drop for FlowTable {
     fn drop(&mut self) {
-        // Unpin only what is still ours: another agent may have pinned its
-        // own table over it since.
-        let Some(dir) = self.pinned.take() else { return };
-        let id = |m: &MapHandle| m.info().map(|i| i.info.id).ok();
-        let ours = MapHandle::from_pinned_path(dir.join("fl_flows")).ok().and_then(|m| id(&m));
-        if ours.is_some() && ours == id(&self.flows) {
+        if let Some(dir) = self.pinned.take() {
             let _ = std::fs::remove_file(dir.join("fl_flows"));
             let _ = std::fs::remove_file(dir.join("fl_stats"));
+            let _ = std::fs::remove_dir(&dir);
         }
     }
 }
@@ -545,11 +545,22 @@ pub struct PinnedFlows {
 }
 
 impl PinnedFlows {
-    /// Opens the table pinned under `dir`; `None` when no agent pinned one.
-    pub fn open(dir: &Path) -> Option<PinnedFlows> {
-        let flows = MapHandle::from_pinned_path(dir.join("fl_flows")).ok()?;
-        let stats = MapHandle::from_pinned_path(dir.join("fl_stats")).ok()?;
-        Some(PinnedFlows { flows, stats })
+    /// Opens the table a running process pinned under `base/<pid>`;
+    /// `None` when there is none (pins of a process that is gone are
+    /// skipped: its programs went with it).
+    pub fn open(base: &Path) -> Option<PinnedFlows> {
+        let mut pids: Vec<u32> = std::fs::read_dir(base)
+            .ok()?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
+            .collect();
+        pids.sort_unstable();
+        pids.into_iter().rev().find_map(|pid| {
+            let dir = base.join(pid.to_string());
+            let flows = MapHandle::from_pinned_path(dir.join("fl_flows")).ok()?;
+            let stats = MapHandle::from_pinned_path(dir.join("fl_stats")).ok()?;
+            Some(PinnedFlows { flows, stats })
+        })
     }
 
     pub fn entries(&self) -> Vec<(FlowKey, FlowCounters)> {

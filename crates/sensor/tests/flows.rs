@@ -115,3 +115,24 @@ fn a_full_table_counts_what_it_could_not_hold() {
     // 100 bytes of payload + 8 UDP + 20 IP per datagram
     assert!(st.lost_bytes >= at_least * 128, "{st:?}");
 }
+
+#[test]
+#[ignore = "privileged: needs root and BPF"]
+fn a_pinned_table_is_readable_while_its_owner_runs_and_gone_after() {
+    testkit::require_root();
+    testkit::require_bpf();
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let base = std::path::PathBuf::from(format!("/sys/fs/bpf/rampart-test-flows-{}", std::process::id()));
+    let mut flows = table(64);
+    flows.pin(&base).expect("pin under bpffs");
+    let reader = sensor::flows::PinnedFlows::open(&base).expect("pinned table found");
+    assert_eq!(reader.stats().max_entries, 64);
+    // A directory named after a process that does not exist is skipped.
+    std::fs::create_dir_all(base.join("999999999")).unwrap();
+    drop(reader);
+    drop(flows);
+    assert!(!base.join(std::process::id().to_string()).exists(), "pins left behind");
+    assert!(sensor::flows::PinnedFlows::open(&base).is_none());
+    let _ = std::fs::remove_dir(base.join("999999999"));
+    let _ = std::fs::remove_dir(&base);
+}

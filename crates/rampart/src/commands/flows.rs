@@ -151,7 +151,16 @@ pub async fn flows(args: FlowsArgs) -> Result<()> {
     }
     println!(
         "{:<16} {:<5} {:<24} {:<24} {:>12} {:>12} {:>9} {:>9} {:<12} {:>8}",
-        "CONTAINER", "PROTO", "LOCAL", "REMOTE", "BYTES IN", "BYTES OUT", "PKTS IN", "PKTS OUT", "STATE", "AGE"
+        "CONTAINER",
+        "PROTO",
+        "LOCAL",
+        "REMOTE",
+        "BYTES IN",
+        "BYTES OUT",
+        "PKTS IN",
+        "PKTS OUT",
+        "STATE",
+        "AGE"
     );
     for r in &out.flows {
         let name = r.container.as_ref().map_or("host", |c| c.name.as_str());
