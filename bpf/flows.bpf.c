@@ -162,6 +162,22 @@ static __always_inline int account_skb(struct __sk_buff *skb, int egress)
 		 * port, and would otherwise revive a finished flow. */
 		if (bsk->src_port != key.local_port)
 			return 1;
+		/* Egress runs after the OUTPUT chain's DNAT (e.g. Docker's
+		 * embedded DNS, 127.0.0.11:53 -> another port), ingress after
+		 * the reply is un-NATed: key a connected socket's packets by the
+		 * socket's own peer, as the application and ingress see it. */
+		__u16 peer_port = bpf_ntohs(bsk->dst_port);
+		if (egress && peer_port) {
+			if (key.family == 4 && bsk->family == AF_INET_) {
+				__u32 dst = bsk->dst_ip4;
+				__builtin_memcpy(key.remote_addr, &dst, 4);
+				key.remote_port = peer_port;
+			} else if (key.family == 6 && bsk->family == AF_INET6_) {
+				__u32 dst[4] = {bsk->dst_ip6[0], bsk->dst_ip6[1], bsk->dst_ip6[2], bsk->dst_ip6[3]};
+				__builtin_memcpy(key.remote_addr, dst, 16);
+				key.remote_port = peer_port;
+			}
+		}
 	}
 	key.cgroup_id = bpf_skb_cgroup_id(skb);
 
