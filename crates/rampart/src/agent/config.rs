@@ -174,6 +174,17 @@ mod tests {
     }
 
     #[test]
+    fn flows_switch_off_and_bad_values_are_refused() {
+        let cfg = AgentConfig::parse("sensor:\n  flows:\n    enabled: false\n").unwrap();
+        assert!(!cfg.sensor.flows.enabled);
+        assert!(AgentConfig::default().sensor.flows.enabled, "flows are on by default");
+        let err = AgentConfig::parse("sensor:\n  flows:\n    max_entries: 0\n").unwrap_err();
+        assert!(format!("{err:#}").contains("max_entries"), "{err:#}");
+        let err = AgentConfig::parse("sensor:\n  flows:\n    enabeld: false\n").unwrap_err();
+        assert!(format!("{err:#}").contains("enabeld"), "{err:#}");
+    }
+
+    #[test]
     fn documented_example_parses() {
         let text = include_str!("../../../../docs/config.example.yaml");
         AgentConfig::parse(text).unwrap();

@@ -384,3 +384,16 @@ impl Consumer for Detector {
 fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `flow` events are many (one per flow and drain) and carry no process:
+    /// no default rule may apply to every event type, or it would meet them.
+    #[test]
+    fn no_default_rule_meets_flow_events() {
+        let loaded = load_rules(&RulesConfig::default()).expect("default rules load");
+        assert_eq!(loaded.ruleset.candidates_for_type("flow"), 0);
+    }
+}
