@@ -143,7 +143,7 @@ pub async fn flows(args: FlowsArgs) -> Result<()> {
             rows.push(row(key, counters, container.as_ref(), now));
         }
     }
-    rows.sort_by(|a, b| (b.bytes_in + b.bytes_out).cmp(&(a.bytes_in + a.bytes_out)));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.bytes_in.saturating_add(r.bytes_out)));
     let out = Output { source, table, flows: rows };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
