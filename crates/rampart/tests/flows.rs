@@ -252,3 +252,41 @@ fn iperf3_transfers_match_flow_counts_and_each_container_owns_its_side() {
         paced.0
     );
 }
+
+#[test]
+#[ignore = "privileged: needs root, BPF, dockerd and iperf3"]
+fn a_rule_on_flow_fields_fires_for_the_uploading_container_only() {
+    preflight();
+    iperf3_image();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const RULE: &str = "Large upload from container (flows test)";
+    let rules = std::env::temp_dir().join(format!("{}.yaml", unique("flow-rule")));
+    std::fs::write(
+        &rules,
+        format!(
+            "- rule: {RULE}\n  desc: a container sent more than 10 MB on one flow\n  \
+             condition: evt.type = flow and flow.phase = end and flow.payload_out > 10000000 and fd.sport = 5201\n  \
+             output: \"upload of %flow.payload_out bytes to %fd.sip:%fd.sport (%container.name)\"\n  \
+             priority: WARNING\n"
+        ),
+    )
+    .unwrap();
+    let net = Network::create();
+    let mut agent = Agent::start_run(&["--rules", rules.to_str().unwrap()]);
+    let server = Iperf::server(&net);
+    let (client, report) = Iperf::transfer(&net, &server, &["-n", "16M", "-b", PACE]);
+    let sent = report["end"]["sum_sent"]["bytes"].as_u64().expect("sum_sent.bytes");
+    let alert = agent.expect("the upload alert about the client", |v| is_alert_of(v, RULE, &client.0));
+    let output = alert["output"].as_str().unwrap_or("");
+    let bytes: u64 = output
+        .split_once("upload of ")
+        .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no byte count in {output:?}"));
+    assert!(within_one_percent(bytes, sent), "alert says {bytes}, iperf3 sent {sent}: {output}");
+    // The server received the upload: its own flows sent only acks.
+    agent.collect_for(Duration::from_secs(3));
+    let about_server = agent.events.iter().find(|v| is_alert_of(v, RULE, &server.0));
+    assert!(about_server.is_none(), "alert about the receiving side: {}", alert_brief(about_server.unwrap()));
+    agent.stop();
+    let _ = std::fs::remove_file(&rules);
+}

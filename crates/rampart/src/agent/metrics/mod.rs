@@ -211,7 +211,11 @@ impl AgentMetrics {
             [(no, p.sensor.truncated)],
         );
         if let Some(ft) = &p.sensor.flow_table {
-            e.gauge("rampart_flow_table_entries", "Flows in the kernel flow table.", [(no, ft.entries as f64)]);
+            e.gauge(
+                "rampart_flow_table_entries",
+                "Flows in the kernel flow table.",
+                [(no, ft.entries as f64)],
+            );
             e.gauge(
                 "rampart_flow_table_max_entries",
                 "Size of the kernel flow table (sensor.flows.max_entries).",
