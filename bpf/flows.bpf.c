@@ -30,6 +30,10 @@ char LICENSE[] SEC("license") = "GPL";
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
 #define TCP_CLOSE_ 7
+#define NEXTHDR_HOP 0
+#define NEXTHDR_ROUTING 43
+#define NEXTHDR_DEST 60
+#define IPV6_MAX_EXT 3
 
 const volatile bool include_host = false;
 /* inode of the host's network namespace (the agent's own) */
@@ -128,7 +132,7 @@ static __always_inline int account_skb(struct __sk_buff *skb, int egress)
 
 	struct fl_key key = {};
 	__u8 h[40];
-	__u32 l3;
+	__u32 l3, hbh = 0;
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		if (bpf_skb_load_bytes(skb, 0, h, 20))
 			return 1;
@@ -141,8 +145,21 @@ static __always_inline int account_skb(struct __sk_buff *skb, int egress)
 		if (bpf_skb_load_bytes(skb, 0, h, 40))
 			return 1;
 		l3 = 40;
-		key.proto = h[6]; /* extension headers are not walked */
+		key.proto = h[6];
 		key.family = 6;
+		/* Walk a few extension headers: BIG TCP's GSO packets carry a
+		 * hop-by-hop jumbo header before TCP. */
+		for (int i = 0; i < IPV6_MAX_EXT; i++) {
+			if (key.proto != NEXTHDR_HOP && key.proto != NEXTHDR_ROUTING && key.proto != NEXTHDR_DEST)
+				break;
+			__u8 ext[2];
+			if (bpf_skb_load_bytes(skb, l3, ext, 2))
+				return 1;
+			if (key.proto == NEXTHDR_HOP)
+				hbh = (ext[1] + 1) * 8;
+			key.proto = ext[0];
+			l3 += (ext[1] + 1) * 8;
+		}
 		__builtin_memcpy(key.local_addr, &h[egress ? 8 : 24], 16);
 		__builtin_memcpy(key.remote_addr, &h[egress ? 24 : 8], 16);
 	} else {
@@ -185,8 +202,11 @@ static __always_inline int account_skb(struct __sk_buff *skb, int egress)
 	__u64 len = skb->len;
 	__u64 hdrs = l3 + l4;
 	/* A GSO/GRO packet carries its headers once for gso_segs segments on
-	 * the wire: count them per segment. */
-	__u64 bytes = len + (segs - 1) * hdrs;
+	 * the wire: count them per segment. A BIG TCP super-packet (IPv6 over
+	 * 64 KiB) carries a hop-by-hop jumbo header that no segment on the wire
+	 * has: not counted at all. */
+	__u64 jumbo = len > 65535 + 40 ? hbh : 0;
+	__u64 bytes = len - jumbo + (segs - 1) * (hdrs - jumbo);
 	__u64 payload = len > hdrs ? len - hdrs : 0;
 	__u64 now = bpf_ktime_get_boot_ns();
 	struct fl_val *v = flow_entry(&key, now, bytes, segs);

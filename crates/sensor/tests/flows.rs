@@ -26,11 +26,21 @@ fn table(max_entries: u32) -> FlowTable {
 #[test]
 #[ignore = "privileged: needs root and BPF"]
 fn loopback_tcp_flow_counts_payload_both_ways_and_sees_the_close() {
+    tcp_flow_over("127.0.0.1");
+}
+
+#[test]
+#[ignore = "privileged: needs root and BPF"]
+fn loopback_tcp_flow_over_ipv6_too() {
+    tcp_flow_over("::1");
+}
+
+fn tcp_flow_over(ip: &str) {
     testkit::require_root();
     testkit::require_bpf();
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut flows = table(4096);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = TcpListener::bind((ip, 0)).unwrap();
     let server_port = listener.local_addr().unwrap().port();
     const UP: usize = 3 * 1024 * 1024 + 17;
     const DOWN: usize = 100_003;
@@ -40,7 +50,7 @@ fn loopback_tcp_flow_counts_payload_both_ways_and_sees_the_close() {
         s.read_exact(&mut got).unwrap();
         s.write_all(&vec![7u8; DOWN]).unwrap();
     });
-    let mut c = TcpStream::connect(("127.0.0.1", server_port)).unwrap();
+    let mut c = TcpStream::connect((ip, server_port)).unwrap();
     let client_port = c.local_addr().unwrap().port();
     c.write_all(&vec![1u8; UP]).unwrap();
     let mut back = vec![0u8; DOWN];
@@ -53,7 +63,9 @@ fn loopback_tcp_flow_counts_payload_both_ways_and_sees_the_close() {
     let find = |local: u16, remote: u16| {
         entries
             .iter()
-            .find(|(k, _)| k.proto == 6 && k.local.1 == local && k.remote.1 == remote)
+            .find(|(k, _)| {
+                k.proto == 6 && k.local.1 == local && k.remote.1 == remote && k.local.0.to_string() == ip
+            })
             .map(|(k, v)| (*k, *v))
             .unwrap_or_else(|| panic!("no flow {local}->{remote} in {entries:?}"))
     };
