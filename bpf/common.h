@@ -84,9 +84,19 @@ static __always_inline void count_lost(void)
 }
 
 /* ---- filter ---- */
+
+/* The task as an untrusted pointer, for reading only. Each pointer loaded
+ * through a trusted task pointer makes the verifier search the kernel's whole
+ * BTF by name (btf_nested_type_is_trusted), at every load of every path it
+ * explores: that search was 60% of the sensor's load time. */
+static __always_inline struct task_struct *task_ro(struct task_struct *t)
+{
+	return bpf_core_cast(t, struct task_struct);
+}
+
 static __always_inline __u32 task_mnt_ns(struct task_struct *t)
 {
-	return t->nsproxy->mnt_ns->ns.inum;
+	return task_ro(t)->nsproxy->mnt_ns->ns.inum;
 }
 
 /* Whether events of this task are reported.  The agent's own tgid is checked by
@@ -124,8 +134,9 @@ static __always_inline void put_scratch(struct scratch *s)
 }
 
 /* ---- header ---- */
-static __noinline void fill_hdr(struct event_hdr *h, struct task_struct *t, __u32 type, __u32 body_len)
+static __noinline void fill_hdr(struct event_hdr *h, struct task_struct *task, __u32 type, __u32 body_len)
 {
+	struct task_struct *t = task_ro(task);
 	h->ts_boot_ns = bpf_ktime_get_boot_ns();
 	h->cgroup_id = bpf_get_current_cgroup_id();
 	h->ret = 0;
@@ -223,58 +234,84 @@ static __always_inline void append_kernel_str(struct scratch *s, __u32 id, const
 	SOFF(s) = off + sizeof(struct str_item) + len;
 }
 
+/* One walk's state, shared with the bpf_loop callback. */
+struct walk_ctx {
+	struct scratch *s;
+	struct dentry *dentry;
+	struct vfsmount *vfsmnt;
+	struct mount *mnt;
+	struct dentry *root_dentry;
+	struct vfsmount *root_mnt;
+	__u32 fl;
+};
+
+/* One step up: a component written, a mount crossed, or the end (returns 1). */
+static long walk_step(__u32 i, struct walk_ctx *w)
+{
+	struct scratch *s = w->s;
+	struct dentry *dentry = w->dentry;
+	struct vfsmount *vfsmnt = w->vfsmnt;
+	if (dentry == w->root_dentry && vfsmnt == w->root_mnt) {
+		w->fl = 0;
+		return 1;
+	}
+	struct mount *mnt = w->mnt;
+	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+	if (dentry == mnt_root || dentry == parent) {
+		struct mount *mparent = BPF_CORE_READ(mnt, mnt_parent);
+		if (dentry != mnt_root || mparent == mnt || !mparent) {
+			/* the root of the namespace (or a detached/pseudo mount) */
+			w->fl = 0;
+			return 1;
+		}
+		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = mparent;
+		w->vfsmnt = (struct vfsmount *)((void *)mparent + bpf_core_field_offset(struct mount, mnt));
+		return 0;
+	}
+	__u32 p = SOFF(s);
+	if (!has_room(s, p))
+		return 1;
+	const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
+	long n = bpf_probe_read_kernel_str(s->buf + masked(p), MAX_NAME_LEN, name);
+	if (n <= 0)
+		return 1;
+	SOFF(s) = p + (n & (2 * MAX_NAME_LEN - 1));
+	w->dentry = parent;
+	return 0;
+}
+
 /* Walk a (dentry, vfsmount) up to the current task's root, crossing mounts;
- * components leaf first, each NUL-terminated. */
+ * components leaf first, each NUL-terminated. The steps run in bpf_loop: the
+ * verifier checks one step instead of MAX_PATH_DEPTH unrolled ones at every
+ * call site, which made loading the sensor take ~2 s. */
 static __noinline void append_walk(struct scratch *s, __u32 id, struct dentry *dentry, struct vfsmount *vfsmnt)
 {
 	__u32 start = SOFF(s);
 	if (!dentry || !vfsmnt || !has_room(s, start))
 		return;
 	SOFF(s) = start + sizeof(struct str_item);
-	struct task_struct *t = bpf_get_current_task_btf();
-	struct dentry *root_dentry = t->fs->root.dentry;
-	struct vfsmount *root_mnt = t->fs->root.mnt;
-	struct mount *mnt = bpf_core_cast((void *)vfsmnt - bpf_core_field_offset(struct mount, mnt), struct mount);
-	__u32 fl = STRF_TRUNC;
-
-	for (int i = 0; i < MAX_PATH_DEPTH; i++) {
-		if (dentry == root_dentry && vfsmnt == root_mnt) {
-			fl = 0;
-			break;
-		}
-		struct dentry *mnt_root = vfsmnt->mnt_root;
-		struct dentry *parent = dentry->d_parent;
-		if (dentry == mnt_root || dentry == parent) {
-			struct mount *mparent = mnt->mnt_parent;
-			if (dentry != mnt_root || mparent == mnt || !mparent) {
-				/* the root of the namespace (or a detached/pseudo mount) */
-				fl = 0;
-				break;
-			}
-			dentry = mnt->mnt_mountpoint;
-			mnt = mparent;
-			vfsmnt = &mnt->mnt;
-			continue;
-		}
-		__u32 p = SOFF(s);
-		if (!has_room(s, p))
-			break;
-		const unsigned char *name = dentry->d_name.name;
-		long n = bpf_probe_read_kernel_str(s->buf + masked(p), MAX_NAME_LEN, name);
-		if (n <= 0)
-			break;
-		SOFF(s) = p + (n & (2 * MAX_NAME_LEN - 1));
-		dentry = parent;
-	}
+	struct task_struct *t = task_ro(bpf_get_current_task_btf());
+	struct walk_ctx w = {
+		.s = s,
+		.dentry = dentry,
+		.vfsmnt = vfsmnt,
+		.mnt = (struct mount *)((void *)vfsmnt - bpf_core_field_offset(struct mount, mnt)),
+		.root_dentry = t->fs->root.dentry,
+		.root_mnt = t->fs->root.mnt,
+		.fl = STRF_TRUNC,
+	};
+	bpf_loop(MAX_PATH_DEPTH, walk_step, &w, 0);
 	__u32 end = SOFF(s);
-	item_end(s, start, id, STR_KIND_WALK, fl, (end - start - sizeof(struct str_item)) & REC_MASK);
+	item_end(s, start, id, STR_KIND_WALK, w.fl, (end - start - sizeof(struct str_item)) & REC_MASK);
 }
 
 static __always_inline struct file *fd_file(struct task_struct *t, __s64 fd)
 {
 	if (fd < 0)
 		return NULL;
-	struct fdtable *fdt = t->files->fdt;
+	struct fdtable *fdt = task_ro(t)->files->fdt;
 	if (!fdt)
 		return NULL;
 	__u32 max = fdt->max_fds;

@@ -152,11 +152,20 @@ enum exec_flags {
 	EXECF_UPPER_KNOWN = 2,
 	EXECF_UPPER = 4,
 	EXECF_ARGV_TRUNC = 8,
+	/* exe_ctime_ns/exe_mtime_ns were read (the kernel's inode layout known). */
+	EXECF_EXE_TIMES = 16,
 };
 
+/* What Falco's process fields need beyond the path and argv, read here rather
+ * than from /proc by the agent: a /proc read per exec cost ~15% of an exec. */
 struct ev_exec {
 	__u64 cap_effective;
 	__u64 cap_permitted;
+	__u64 cap_inheritable;
+	__u64 exe_ctime_ns;   /* of the executable's inode, ns since the epoch */
+	__u64 exe_mtime_ns;
+	__u32 sid;            /* session id, host view */
+	__u32 pgid;           /* process group id, host view */
 	__u32 flags;          /* enum exec_flags */
 	__u32 _pad;
 };
@@ -259,9 +268,19 @@ struct kill_val {
 #define SCRATCH_SIZE (REC_MAX + MAX_USER_STR + 64)
 
 /* The Rust side asserts the same sizes against the skeleton's types. */
+/* Run-queue latency histogram of one cgroup (bpf/sched.h). */
+#define RUNQ_SLOTS 32
+#define RUNQ_MAX_CGROUPS 4096
+struct runq_hist {
+	__u64 slots[RUNQ_SLOTS]; /* slot i >= 1: waits of [2^i, 2^(i+1)) us; slot 0: under 2 us */
+	__u64 count;
+	__u64 sum_ns;
+};
+
 _Static_assert(sizeof(struct event_hdr) == 104, "event_hdr size");
 _Static_assert(sizeof(struct str_item) == 4, "str_item size");
-_Static_assert(sizeof(struct ev_exec) == 24, "ev_exec size");
+_Static_assert(sizeof(struct ev_exec) == 56, "ev_exec size");
+_Static_assert(sizeof(struct runq_hist) == 272, "runq_hist size");
 _Static_assert(sizeof(struct ev_fork) == 16, "ev_fork size");
 _Static_assert(sizeof(struct ev_exit) == 8, "ev_exit size");
 _Static_assert(sizeof(struct ev_capable) == 16, "ev_capable size");

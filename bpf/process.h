@@ -3,6 +3,48 @@
 #ifndef RAMPART_PROCESS_H
 #define RAMPART_PROCESS_H
 
+/* The inode's times before 6.11 (timespec64 fields; `__i_ctime` from 6.6):
+ * CO-RE flavours so one object reads whichever layout the kernel has. */
+struct inode___ts {
+	struct timespec64 i_mtime;
+	struct timespec64 i_ctime;
+} __attribute__((preserve_access_index));
+
+struct inode___ts_6_6 {
+	struct timespec64 i_mtime;
+	struct timespec64 __i_ctime;
+} __attribute__((preserve_access_index));
+
+#define NSEC_PER_SEC 1000000000ULL
+
+static __always_inline __u64 ns_of(__s64 sec, __u64 nsec)
+{
+	return sec < 0 ? 0 : (__u64)sec * NSEC_PER_SEC + nsec;
+}
+
+/* The executable's ctime and mtime; false when the layout is none we know. */
+static __always_inline bool inode_times(struct inode *inode, __u64 *ctime, __u64 *mtime)
+{
+	if (bpf_core_field_exists(inode->i_ctime_sec)) {
+		*ctime = ns_of(BPF_CORE_READ(inode, i_ctime_sec), BPF_CORE_READ(inode, i_ctime_nsec));
+		*mtime = ns_of(BPF_CORE_READ(inode, i_mtime_sec), BPF_CORE_READ(inode, i_mtime_nsec));
+		return true;
+	}
+	struct inode___ts_6_6 *mid = (void *)inode;
+	if (bpf_core_field_exists(mid->__i_ctime)) {
+		*ctime = ns_of(BPF_CORE_READ(mid, __i_ctime.tv_sec), BPF_CORE_READ(mid, __i_ctime.tv_nsec));
+		*mtime = ns_of(BPF_CORE_READ(mid, i_mtime.tv_sec), BPF_CORE_READ(mid, i_mtime.tv_nsec));
+		return true;
+	}
+	struct inode___ts *old = (void *)inode;
+	if (bpf_core_field_exists(old->i_ctime)) {
+		*ctime = ns_of(BPF_CORE_READ(old, i_ctime.tv_sec), BPF_CORE_READ(old, i_ctime.tv_nsec));
+		*mtime = ns_of(BPF_CORE_READ(old, i_mtime.tv_sec), BPF_CORE_READ(old, i_mtime.tv_nsec));
+		return true;
+	}
+	return false;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -19,6 +61,12 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	const struct cred *cred = BPF_CORE_READ(p, cred);
 	b->cap_effective = BPF_CORE_READ(cred, cap_effective.val);
 	b->cap_permitted = BPF_CORE_READ(cred, cap_permitted.val);
+	b->cap_inheritable = BPF_CORE_READ(cred, cap_inheritable.val);
+	/* numbers[0]: the id in the initial pid namespace (the host's view). */
+	b->sid = BPF_CORE_READ(p, signal, pids[PIDTYPE_SID], numbers[0].nr);
+	b->pgid = BPF_CORE_READ(p, signal, pids[PIDTYPE_PGID], numbers[0].nr);
+	b->exe_ctime_ns = 0;
+	b->exe_mtime_ns = 0;
 	b->flags = 0;
 	b->_pad = 0;
 
@@ -31,6 +79,8 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		b->flags |= EXECF_MEMFD;
 
 	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	if (inode_times(inode, &b->exe_ctime_ns, &b->exe_mtime_ns))
+		b->flags |= EXECF_EXE_TIMES;
 	unsigned long magic = BPF_CORE_READ(inode, i_sb, s_magic);
 	if (magic == OVERLAYFS_SUPER_MAGIC && bpf_core_type_exists(struct ovl_inode)) {
 		struct ovl_inode *oi = (void *)inode - bpf_core_field_offset(struct ovl_inode, vfs_inode);

@@ -4,6 +4,7 @@
  *   process.h  sched_process_exec / fork / exit (tp_btf)
  *   syscalls.h per-syscall sys_enter_X / sys_exit_X tracepoints (file, net, priv)
  *   cap_capable (tp_btf)
+ *   sched.h    run-queue latency per container (sched tp_btf, no events)
  * Every record is described by events.h.
  */
 #include "common.h"
@@ -23,6 +24,7 @@ struct ev_sys _abi_ev_sys = {};
 struct ev_net _abi_ev_net = {};
 struct kill_key _abi_kill_key = {};
 struct kill_val _abi_kill_val = {};
+struct runq_hist _abi_runq_hist = {};
 enum ev_type _abi_ev_type = EV_EXEC;
 enum ev_flags _abi_ev_flags = EVF_HAS_RET;
 enum str_id _abi_str_id = STR_ARG0;
@@ -33,6 +35,7 @@ enum exec_flags _abi_exec_flags = EXECF_MEMFD;
 #include "kill.h"
 #include "process.h"
 #include "syscalls.h"
+#include "sched.h"
 
 /* ---- capabilities ---- */
 

@@ -69,7 +69,7 @@ static __noinline void emit_path(struct scratch *s, __u32 ids, __u64 dfd, __u64 
 		return;
 	if (s->buf[masked(off + sizeof(struct str_item))] == '/')
 		return;
-	struct task_struct *t = bpf_get_current_task_btf();
+	struct task_struct *t = task_ro(bpf_get_current_task_btf());
 	if ((int)dfd == AT_FDCWD)
 		append_walk(s, ids >> 8, t->fs->pwd.dentry, t->fs->pwd.mnt);
 	else

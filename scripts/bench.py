@@ -8,10 +8,17 @@ times in each mode, interleaved within each repetition:
   none     no agent
   rampart  `rampart events --json > /dev/null` attached (one agent per run,
            so its summary gives that run's events seen and dropped)
+  run      `rampart run` with the default rules, alerts to /dev/null (what a
+           user deploys: sensor, enrichment, rules, outputs)
   record   `rampart record --image rampart-test:latest -o TMPDIR` attached (the
            events of `rampart` plus record_sys_enter on every syscall entry)
   auditd   auditd running with rules on the same syscalls
            (open/openat/openat2, execve/execveat, connect), removed afterwards
+  bpftrace Debian's bpftrace printing one line per open/exec/connect of the
+           test image's containers (an opensnoop-style tracer), to /dev/null
+
+Each rampart run also times its start (spawn to `sensor ready`) and its stop
+(SIGINT to exit).
 
 an iperf3 run: TCP throughput between two containers on a Docker network of
 the bench's own (image rampart-iperf3:latest, tests/image/iperf3.sh), with no
@@ -91,6 +98,7 @@ def in_container(args, name_hint, pinned=True):
 class Agent:
     def __init__(self, binary, args=("events", "--json")):
         self.errf = tempfile.NamedTemporaryFile(prefix="rampart-bench-", suffix=".stderr", delete=False)
+        spawned = time.monotonic()
         self.proc = subprocess.Popen(
             [binary, *args],
             stdin=subprocess.DEVNULL,
@@ -107,9 +115,10 @@ class Agent:
             if time.monotonic() > deadline:
                 self.proc.kill()
                 raise SystemExit(f"bench: rampart not ready after 60 s:\n{text}")
-            time.sleep(0.05)
+            time.sleep(0.01)
         self.cpu0 = self.cpu_seconds()
         self.t0 = time.monotonic()
+        self.start_s = self.t0 - spawned
 
     def stderr(self):
         with open(self.errf.name, errors="replace") as f:
@@ -138,6 +147,7 @@ class Agent:
         cpu1 = self.cpu_seconds()
         elapsed = time.monotonic() - self.t0
         alive = self.proc.poll() is None
+        stopping = time.monotonic()
         if alive:
             self.proc.send_signal(signal.SIGINT)
         try:
@@ -145,6 +155,7 @@ class Agent:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             rc = self.proc.wait()
+        stop_s = time.monotonic() - stopping
         text = self.stderr()
         os.unlink(self.errf.name)
         m, summary_line = None, None
@@ -162,7 +173,62 @@ class Agent:
             "vm_hwm_kib": hwm,
             "cpu_s": None if cpu1 is None or self.cpu0 is None else round(cpu1 - self.cpu0, 2),
             "agent_wall_s": round(elapsed, 2),
+            "start_s": round(self.start_s, 3),
+            "stop_s": round(stop_s, 3),
         }
+
+
+class Runner(Agent):
+    """`rampart run` with the default rules: the whole agent as deployed."""
+
+    def __init__(self, binary):
+        super().__init__(binary, ["run", "--metrics-address", "off"])
+
+
+# An opensnoop-style tracer on the same syscalls: one printed line per event of
+# the benchmark's containers (their comm is rtest or nop).
+BPFTRACE_PROG = r"""
+tracepoint:syscalls:sys_enter_open,tracepoint:syscalls:sys_enter_openat
+/comm == "rtest"/ { @path[tid] = args->filename; }
+tracepoint:syscalls:sys_exit_open,tracepoint:syscalls:sys_exit_openat
+/@path[tid] != 0/ { printf("open %d %s %d\n", pid, str(@path[tid]), args->ret); delete(@path[tid]); }
+tracepoint:syscalls:sys_enter_execve /comm == "rtest"/ { printf("exec %d %s\n", pid, str(args->filename)); }
+tracepoint:syscalls:sys_enter_connect /comm == "rtest"/ { printf("connect %d %d\n", pid, args->fd); }
+BEGIN { printf("ready\n"); }
+"""
+
+
+class Bpftrace:
+    def __enter__(self):
+        if not shutil.which("bpftrace"):
+            raise SystemExit("bench: bpftrace is not installed (apt-get install bpftrace)")
+        self.out = tempfile.NamedTemporaryFile(prefix="rampart-bench-bpftrace-", delete=False)
+        self.proc = subprocess.Popen(["bpftrace", "-e", BPFTRACE_PROG], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=self.out, text=True)
+        line = self.proc.stdout.readline()
+        if "ready" not in line:
+            raise SystemExit(f"bench: bpftrace did not start: {line!r}")
+        # Drain (and count) its output as a user's terminal or pipe would.
+        self.lines = 0
+        import threading
+
+        def drain():
+            for _ in self.proc.stdout:
+                self.lines += 1
+        self.t = threading.Thread(target=drain, daemon=True)
+        self.t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.t.join(timeout=5)
+        os.unlink(self.out.name)
+        return False
 
 
 class Recorder(Agent):
@@ -326,7 +392,7 @@ def main():
                     help="open loop iterations (auditd makes each ~15x slower here)")
     ap.add_argument("--exec-n", type=int, default=5_000)
     ap.add_argument("--connect-n", type=int, default=20_000)
-    ap.add_argument("--modes", default="none,rampart,auditd")
+    ap.add_argument("--modes", default="none,rampart,run,bpftrace,auditd")
     ap.add_argument("--sustained-rate", type=int, default=200_000)
     ap.add_argument("--sustained-secs", type=int, default=30)
     ap.add_argument("--sustained-workers", type=int, default=2,
@@ -349,7 +415,7 @@ def main():
         CPUSET[:] = ["--cpuset-cpus", a.cpuset]
     if os.geteuid() != 0:
         raise SystemExit("bench: must run as root")
-    need_agent = "rampart" in modes or "record" in modes or not a.no_sustained or not a.no_iperf
+    need_agent = any(m in modes for m in ("rampart", "run", "record")) or not a.no_sustained or not a.no_iperf
     if need_agent and not os.access(binary, os.X_OK):
         raise SystemExit(f"bench: no rampart binary at {binary} (cargo build --release -p rampart)")
 
@@ -369,7 +435,7 @@ def main():
         results["workloads"][name] = {"n": n, "what": what, "modes": {}}
 
     for mode in modes:
-        if mode not in ("none", "rampart", "record", "auditd"):
+        if mode not in ("none", "rampart", "run", "record", "auditd", "bpftrace"):
             raise SystemExit(f"bench: unknown mode {mode}")
     # Modes are interleaved within each repetition (none, rampart, record,
     # auditd, then again) so that drift in the machine's speed hits every mode alike; one
@@ -383,20 +449,27 @@ def main():
                 slot = results["workloads"][w[0]]["modes"].setdefault(mode, {"samples_ns": []})
                 if mode == "none":
                     slot["samples_ns"] += measure(w, 1)
-                elif mode in ("rampart", "record"):
-                    agent = Agent(binary) if mode == "rampart" else Recorder(binary)
+                elif mode in ("rampart", "run", "record"):
+                    agent = {"rampart": Agent, "run": Runner, "record": Recorder}[mode](binary)
                     try:
                         slot["samples_ns"] += measure(w, 1)
                     finally:
                         st = agent.stop()
-                    acc = slot.setdefault("agent", {"seen": 0, "dropped": 0, "vm_hwm_kib": 0})
+                    acc = slot.setdefault("agent", {"seen": 0, "dropped": 0, "vm_hwm_kib": 0,
+                                                    "start_s": [], "stop_s": []})
                     acc["seen"] += st["seen"]
                     acc["dropped"] += st["dropped"]
+                    acc["start_s"].append(st["start_s"])
+                    acc["stop_s"].append(st["stop_s"])
                     acc["vm_hwm_kib"] = max(acc["vm_hwm_kib"], st.get("vm_hwm_kib") or 0)
                     loop_s = sum(slot["samples_ns"]) / 1e9
                     acc["events_per_s"] = round(acc["seen"] / loop_s) if loop_s else None
                     if "syscalls" in st:
                         acc["syscalls"] = max(acc.get("syscalls", 0), st["syscalls"])
+                elif mode == "bpftrace":
+                    with Bpftrace() as bt:
+                        slot["samples_ns"] += measure(w, 1)
+                    slot["lines"] = slot.get("lines", 0) + bt.lines
                 else:
                     with Auditd() as au:
                         lost0 = au.lost()
@@ -496,6 +569,13 @@ def print_table(r, modes):
         if ra:
             print(f"rampart [{name}]: {ra['seen']:,} events seen, {ra['dropped']:,} dropped over "
                   f"{len(w['modes']['rampart']['samples_ns'])} runs, peak RSS {ra['vm_hwm_kib'] / 1024:.0f} MiB")
+    for mode in ("rampart", "run"):
+        starts = [x for w in r["workloads"].values() for x in w["modes"].get(mode, {}).get("agent", {}).get("start_s", [])]
+        stops = [x for w in r["workloads"].values() for x in w["modes"].get(mode, {}).get("agent", {}).get("stop_s", [])]
+        if starts:
+            print(f"{mode}: start (spawn to ready) median {statistics.median(starts):.2f} s, max {max(starts):.2f} s; "
+                  f"stop (SIGINT to exit) median {statistics.median(stops):.2f} s, max {max(stops):.2f} s "
+                  f"over {len(starts)} runs")
     for name, w in r["workloads"].items():
         rr = w["modes"].get("record", {}).get("agent")
         if rr:

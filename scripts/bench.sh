@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Overhead benchmark: rampart (events, record) vs no agent vs auditd, side by side.
+# Overhead benchmark: rampart (events, run, record) vs no agent vs bpftrace vs auditd, side by side.
 # Builds rampart in release, makes sure dockerd and the test image are there,
 # then runs scripts/bench.py (arguments pass through; see --help).
 #
@@ -20,13 +20,17 @@ done
 [[ $(id -u) == 0 ]] || { echo "bench.sh: must run as root" >&2; exit 1; }
 
 "$ROOT/scripts/dockerd.sh" start
+# The bpftrace mode's tracer (a benchmark peer, not needed by the tests).
+if ! command -v bpftrace >/dev/null && [[ " $* " != *" --modes"* || " $* " == *bpftrace* ]]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q bpftrace >/dev/null
+fi
 "$ROOT/tests/image/build.sh"
 "$ROOT/tests/image/iperf3.sh"
 
 needs_rampart=1
 args=" $* "
 # Without --modes the default modes include rampart.
-if [[ $args == *" --no-sustained "* && $args =~ --modes[\ =]([^ ]*) && ${BASH_REMATCH[1]} != *rampart* && ${BASH_REMATCH[1]} != *record* ]]; then
+if [[ $args == *" --no-sustained "* && $args =~ --modes[\ =]([^ ]*) && ${BASH_REMATCH[1]} != *rampart* && ${BASH_REMATCH[1]} != *record* && ${BASH_REMATCH[1]} != *run* ]]; then
     needs_rampart=0
 fi
 if ((needs_rampart)) && [[ $args != *" --rampart "* ]]; then

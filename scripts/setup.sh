@@ -35,6 +35,9 @@ PACKAGES=(
     # tmux: `rampart top` is driven in a real terminal; rsyslog with its TLS
     # driver receives alerts over RFC 5425.
     prometheus tmux rsyslog rsyslog-gnutls
+    # systemd-analyze verifies deploy/systemd/rampart.service (systemd need not
+    # be PID 1); setpriv (util-linux) runs the agent with the unit's capabilities.
+    systemd util-linux
     # iperf3: the flow accounting tests and bench run it between two
     # containers (tests/image/iperf3.sh builds its image).
     iperf3

@@ -60,17 +60,19 @@ pub struct ProcessCtx {
     pub cgroup_id: u64,
     pub pid_ns: u32,
     pub mnt_ns: u32,
-    /// Executable path, from the process table.
-    #[serde(skip_serializing_if = "String::is_empty", default)]
-    pub exe: String,
+    /// Executable path, from the process table (shared with it: no copy per
+    /// event).
+    #[serde(skip_serializing_if = "str_is_empty", default)]
+    pub exe: Arc<str>,
     /// Command line (argv joined by spaces), from the process table.
-    #[serde(skip_serializing_if = "String::is_empty", default)]
-    pub cmdline: String,
+    #[serde(skip_serializing_if = "str_is_empty", default)]
+    pub cmdline: Arc<str>,
     /// Names of the event's ids, resolved by the agent from the process's own
     /// `/etc/passwd` and `/etc/group` (the container's, not the host's). The
     /// container wrote those files: the names are untrusted text.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub users: Option<Box<UserNames>>,
+    /// Shared: one set per (container, uid, gid, login uid), not per event.
+    pub users: Option<Arc<UserNames>>,
 }
 
 /// The names of a process's ids as its own (container's) passwd and group
@@ -554,4 +556,8 @@ mod tests {
         let back: Event = serde_json::from_value(v).unwrap();
         assert_eq!(back, ev);
     }
+}
+
+fn str_is_empty(s: &Arc<str>) -> bool {
+    s.is_empty()
 }

@@ -312,7 +312,7 @@ impl Recorder {
         let pid = ev.process.pid;
         match &ev.kind {
             EventKind::Exec { exe, .. } if ok => {
-                let exe = if exe.is_empty() { ev.process.exe.as_str() } else { exe.as_str() };
+                let exe = if exe.is_empty() { &*ev.process.exe } else { exe.as_str() };
                 if !exe.is_empty() {
                     self.recording.executables.insert(exe.to_string());
                     self.file(exe, FileAccess { exec: true, read: true, ..Default::default() });

@@ -67,3 +67,49 @@ fn enriched_fields_have_values_on_a_real_container() {
     agent.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Session, group, inheritable capabilities and the executable's inode times
+/// come with the kernel's exec record: a process gone before the agent handles
+/// its exec still has them, and the times are the file's own.
+#[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
+fn exec_fields_of_a_process_gone_at_once_come_from_the_kernel() {
+    preflight();
+    let dir = std::env::temp_dir().join(unique("execfields"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = dir.join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "- rule: exec_probe\n  desc: d\n  condition: evt.type = execve and proc.cmdline = \"cat /etc/hostname\" \
+         and container.id != host\n  \
+         output: \"probe c=%container.name ctime=%proc.exe_ino.ctime mtime=%proc.exe_ino.mtime sname=%proc.sname \
+         capinh=%thread.cap_inheritable\"\n  priority: WARNING\n",
+    )
+    .unwrap();
+    let mut agent = Agent::start_run(&["--no-default-rules", "--rules", rules.to_str().unwrap()]);
+    // The container's first and only process: `cat` is gone in a millisecond.
+    let c = Container::run("execfields", &[], &["cat", "/etc/hostname"]);
+    c.wait_ok(Duration::from_secs(30));
+    let alert = agent
+        .wait_for(Duration::from_secs(20), |v| {
+            is_alert(v)
+                && alert_rule(v) == "exec_probe"
+                && v["output_fields"]["container.name"] == c.name.as_str()
+        })
+        .unwrap_or_else(|| panic!("no alert; agent stderr:\n{}", agent.stderr_text()));
+    let f = &alert["output_fields"];
+    // busybox's own ctime and mtime, as stat in the same image sees them
+    let stat = Container::run("execfields-stat", &[], &["stat", "-L", "-c", "%Z %Y", "/bin/cat"]);
+    let seen = stat.wait_ok(Duration::from_secs(30));
+    let secs: Vec<u64> = seen.split_whitespace().map(|s| s.parse().unwrap()).collect();
+    assert_eq!(secs.len(), 2, "stat printed {seen:?}");
+    let ctime = f["proc.exe_ino.ctime"].as_u64().unwrap_or_else(|| panic!("no ctime: {alert}"));
+    let mtime = f["proc.exe_ino.mtime"].as_u64().unwrap_or_else(|| panic!("no mtime: {alert}"));
+    assert_eq!((ctime / 1_000_000_000, mtime / 1_000_000_000), (secs[0], secs[1]), "{alert}");
+    // runc makes the container's first process a session leader
+    assert_eq!(f["proc.sname"], "cat", "{alert}");
+    // root in a container: an empty inheritable set, which is a value
+    assert_eq!(f["thread.cap_inheritable"], "", "{alert}");
+    agent.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

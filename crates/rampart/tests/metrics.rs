@@ -153,6 +153,12 @@ fn prometheus_scrapes_the_agent_and_sees_the_busy_container() {
 
     let busy = Container::sh("m-busy", &[], "while :; do cat /etc/hostname > /dev/null; done");
     let idle = Container::sh("m-idle", &[], "exec sleep 3600");
+    // Three busy loops sharing one CPU: each waits its turn in the run queue.
+    let crowd = Container::sh(
+        "m-crowd",
+        &["--cpuset-cpus", "0"],
+        "for i in 1 2 3; do (while :; do :; done) & done; wait",
+    );
     let prom = Prometheus::start(&addr);
     wait_until("prometheus has scraped the agent a few times", Duration::from_secs(60), || {
         prom.value("count_over_time(up{job=\"rampart\"}[1m])").unwrap_or(0.0) >= 8.0
@@ -200,6 +206,27 @@ fn prometheus_scrapes_the_agent_and_sees_the_busy_container() {
         "the agent's event counter grows"
     );
     assert!(prom.value("process_resident_memory_bytes{job=\"rampart\"}").unwrap() > 1e6);
+    // Run-queue latency from the kernel's scheduler hooks, read back through
+    // Prometheus's own histogram functions: the crowded container's tasks wait
+    // scheduler slices (milliseconds) for their CPU, the idle one barely runs.
+    let p90 = prom.value(&format!(
+        "histogram_quantile(0.9, rate(rampart_container_runqueue_latency_seconds_bucket{{name=\"{}\"}}[10s]))",
+        crowd.name
+    ));
+    let waits = |name: &str| {
+        prom.value(&format!("rate(rampart_container_runqueue_latency_seconds_count{{name=\"{name}\"}}[10s])"))
+    };
+    let (crowd_waits, idle_waits) = (waits(&crowd.name), waits(&idle.name).unwrap_or(0.0));
+    eprintln!("figures: run queue p90 crowd {p90:?} s; waits/s crowd {crowd_waits:?} idle {idle_waits}");
+    assert!(
+        p90.is_some_and(|q| q >= 0.001),
+        "crowded run queue p90 {p90:?}; /metrics:\n{}",
+        get(&addr, "/metrics").1
+    );
+    assert!(
+        crowd_waits.is_some_and(|w| w > 10.0 && w > 10.0 * idle_waits),
+        "waits crowd {crowd_waits:?} idle {idle_waits}"
+    );
     assert_eq!(prom.value("rampart_ready"), Some(1.0));
 
     // Debian's promtool lints the Prometheus text format.
@@ -220,7 +247,7 @@ fn prometheus_scrapes_the_agent_and_sees_the_busy_container() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    drop((busy, idle));
+    drop((busy, idle, crowd));
     // SAFETY: kill with a pid we spawned and have not waited for.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     assert!(child.wait().unwrap().success());

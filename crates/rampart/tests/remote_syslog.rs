@@ -2,13 +2,15 @@
 //! (gtls, a CA made by the test with openssl) receives the agent's alerts
 //! over RFC 5425, structured data parsed by rsyslog itself; stopped and
 //! restarted mid-stream, it gets alerts again and the agent counts what it
-//! could not deliver.
+//! could not deliver: retries, failures and queue drops per output on
+//! /metrics, with the queue and the agent's memory bounded.
 
 mod common;
 
 use common::*;
 use serde_json::Value;
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -96,6 +98,29 @@ fn received(out: &PathBuf) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// `/metrics` of the agent at `addr`.
+fn scrape(addr: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+}
+
+/// The value of the sample `series` (name with its labels, exactly as exposed).
+fn sample(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no `{series}` in /metrics:\n{metrics}")) as u64
+}
+
+fn output_alerts(metrics: &str, result: &str) -> u64 {
+    sample(metrics, &format!("rampart_output_alerts_total{{output=\"remote_syslog\",result=\"{result}\"}}"))
+}
+
 #[test]
 #[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn rsyslog_over_tls_receives_alerts_and_a_restart_loses_no_more_than_counted() {
@@ -139,10 +164,24 @@ fn rsyslog_over_tls_receives_alerts_and_a_restart_loses_no_more_than_counted() {
     assert_eq!(alert["rule"], "collector_rule");
     assert_eq!(alert["container"]["name"], c.name.as_str(), "{alert}");
 
-    // The collector stops for 3 s, then comes back on the same port.
+    // The collector stops for 6 s, then comes back on the same port. About
+    // 120 alerts meet no collector: the output retries each, fails some, and
+    // its queue (64) fills and drops the rest, counting all of it.
+    let metrics_at = agent.metrics_address();
     drop(rsyslog);
     let before = received(&out).len();
-    agent.collect_for(Duration::from_secs(3));
+    let down = Instant::now();
+    let mut deepest = 0;
+    while down.elapsed() < Duration::from_secs(6) {
+        agent.collect_for(Duration::from_millis(500));
+        let m = scrape(&metrics_at);
+        deepest = deepest.max(sample(&m, "rampart_output_queue_depth{output=\"remote_syslog\"}"));
+    }
+    // The depth counts the queue and the alert being delivered.
+    assert!(
+        deepest <= 64 + 1,
+        "the queue holds at most queue_size alerts (+1 in delivery), it held {deepest}"
+    );
     let back = Instant::now();
     let _rsyslog = Rsyslog::start(dir.path(), port);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -155,6 +194,21 @@ fn rsyslog_over_tls_receives_alerts_and_a_restart_loses_no_more_than_counted() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let recovered = back.elapsed();
+    let received_before_scrape = received(&out).len() as u64;
+    let m = scrape(&metrics_at);
+    let (sent_m, failed_m, dropped_m) =
+        (output_alerts(&m, "sent"), output_alerts(&m, "failed"), output_alerts(&m, "dropped"));
+    let retries_m = sample(&m, "rampart_output_retries_total{output=\"remote_syslog\"}");
+    eprintln!("metrics after the restart: {sent_m} sent, {retries_m} retries, {failed_m} failed, {dropped_m} dropped; queue depth peak {deepest}");
+    assert!(retries_m > 0, "attempts against a stopped collector are retried and counted");
+    assert!(
+        failed_m > 0 && dropped_m > 0,
+        "6 s without a collector fail and drop alerts, counted: {failed_m} failed, {dropped_m} dropped"
+    );
+    assert!(
+        sent_m >= received_before_scrape,
+        "{sent_m} sent but rsyslog already had {received_before_scrape}"
+    );
     let hwm = agent.vm_hwm_kib().unwrap_or(0);
     drop(c);
     let (summary, events) = agent.stop_with_events();
@@ -173,7 +227,7 @@ fn rsyslog_over_tls_receives_alerts_and_a_restart_loses_no_more_than_counted() {
          delivery again {recovered:?} after the restart; peak RSS {hwm} KiB; {line}"
     );
     assert!(hwm > 0 && hwm < 200 * 1024, "peak RSS {hwm} KiB");
-    assert!(failed + dropped > 0, "3 s without a collector cost alerts, and they are counted: {line}");
+    assert!(failed >= failed_m && dropped >= dropped_m, "the summary counts what /metrics counted: {line}");
     // Every alert is received or counted; a message in flight when the
     // collector went down is the only one TCP syslog can lose unnoticed.
     assert!(

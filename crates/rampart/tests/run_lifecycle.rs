@@ -29,7 +29,8 @@ fn sighup_reloads_rules_and_a_broken_file_keeps_the_old_ones() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("rules.yaml");
     std::fs::write(&file, rule("reload_a", "/tmp/reload-a")).unwrap();
-    let mut agent = Agent::start_run(&["--no-default-rules", "--rules", file.to_str().unwrap()]);
+    let mut agent =
+        Agent::start_run(&["--no-default-rules", "--no-reload-on-change", "--rules", file.to_str().unwrap()]);
 
     let c1 = Container::sh("reload1", &[], "echo x > /tmp/reload-a-1");
     let a = agent.expect("alert reload_a", |v| is_alert_of(v, "reload_a", &c1.name));
@@ -82,7 +83,8 @@ fn reload_with_broken_actions_keeps_the_old_rules_and_actions() {
         )
     };
     std::fs::write(&file, kill_rule("[kill]")).unwrap();
-    let mut agent = Agent::start_run(&["--no-default-rules", "--rules", file.to_str().unwrap()]);
+    let mut agent =
+        Agent::start_run(&["--no-default-rules", "--no-reload-on-change", "--rules", file.to_str().unwrap()]);
     let c = Container::run("reloadkill", &[], &["sleep", "300"]);
     wait_stderr(&agent, &format!("kernel kill armed for container {}", c.name), Duration::from_secs(20));
     let write = || docker(&["exec", &c.name, "sh", "-c", "echo x > /tmp/reload-kill; echo survived"]);

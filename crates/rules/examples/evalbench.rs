@@ -206,8 +206,8 @@ fn main() {
         tid: pid,
         ppid,
         comm: comm.into(),
-        exe: format!("/usr/sbin/{comm}"),
-        cmdline: format!("{comm} -x"),
+        exe: format!("/usr/sbin/{comm}").into(),
+        cmdline: format!("{comm} -x").into(),
         ..Default::default()
     };
     let ev = |syscall: &'static str, comm: &str, kind: EventKind, ret: i64| Event {

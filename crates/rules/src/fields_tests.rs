@@ -244,7 +244,7 @@ fn names_from_the_container_passwd() {
     assert_eq!(val("user.homedir", &ev, &c), "<NA>");
     assert_eq!(val("group.name", &ev, &c), "1000");
     assert_eq!(val("user.loginname", &ev, &c), "1001");
-    ev.process.users = Some(Box::new(UserNames {
+    ev.process.users = Some(std::sync::Arc::new(UserNames {
         name: Some("www-data".into()),
         homedir: Some("/var/www".into()),
         shell: Some("/usr/sbin/nologin".into()),

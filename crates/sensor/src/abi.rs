@@ -11,14 +11,14 @@ pub(crate) mod skel {
 
 pub(crate) use skel::types::{
     ev_capable, ev_exec, ev_exit, ev_fork, ev_net, ev_skaddr, ev_sys, ev_usockaddr, event_hdr, kill_key,
-    kill_val, str_item,
+    kill_val, runq_hist, str_item,
 };
 
 use std::mem::size_of;
 
 const _: () = assert!(size_of::<event_hdr>() == 104);
 const _: () = assert!(size_of::<str_item>() == 4);
-const _: () = assert!(size_of::<ev_exec>() == 24);
+const _: () = assert!(size_of::<ev_exec>() == 56);
 const _: () = assert!(size_of::<ev_fork>() == 16);
 const _: () = assert!(size_of::<ev_exit>() == 8);
 const _: () = assert!(size_of::<ev_capable>() == 16);
@@ -28,6 +28,7 @@ const _: () = assert!(size_of::<ev_sys>() == 80);
 const _: () = assert!(size_of::<ev_net>() == 248);
 const _: () = assert!(size_of::<kill_key>() == 272);
 const _: () = assert!(size_of::<kill_val>() == 8);
+const _: () = assert!(size_of::<runq_hist>() == 272);
 
 pub(crate) const HDR_LEN: usize = size_of::<event_hdr>();
 pub(crate) const ITEM_LEN: usize = size_of::<str_item>();
@@ -135,6 +136,7 @@ pub(crate) mod execf {
     pub(crate) const UPPER_KNOWN: u32 = E::EXECF_UPPER_KNOWN.0;
     pub(crate) const UPPER: u32 = E::EXECF_UPPER.0;
     pub(crate) const ARGV_TRUNC: u32 = E::EXECF_ARGV_TRUNC.0;
+    pub(crate) const EXE_TIMES: u32 = E::EXECF_EXE_TIMES.0;
 }
 
 /// Marker for the generated ABI structs: `repr(C)` plain old data made only of
@@ -153,6 +155,8 @@ unsafe impl Pod for str_item {}
 unsafe impl Pod for ev_exec {}
 // SAFETY: as above.
 unsafe impl Pod for ev_fork {}
+// SAFETY: as above.
+unsafe impl Pod for runq_hist {}
 // SAFETY: as above.
 unsafe impl Pod for ev_exit {}
 // SAFETY: as above.

@@ -331,7 +331,7 @@ impl Decoder {
                     exe_from_memfd: b.flags & execf::MEMFD != 0,
                     exe_upper_layer: (b.flags & execf::UPPER_KNOWN != 0)
                         .then_some(b.flags & execf::UPPER != 0),
-                    details: None,
+                    details: Some(Box::new(exec_details(&b))),
                 }
             }
             ev::EV_FORK => {
@@ -401,8 +401,8 @@ impl Decoder {
             cgroup_id: h.cgroup_id,
             pid_ns: h.pid_ns,
             mnt_ns: h.mnt_ns,
-            exe: String::new(),
-            cmdline: String::new(),
+            exe: std::sync::Arc::default(),
+            cmdline: std::sync::Arc::default(),
             users: None,
         };
         Ok(Event {
@@ -525,6 +525,22 @@ pub fn record_killed(rec: &[u8]) -> Option<u32> {
     abi::read::<abi::event_hdr>(rec).filter(|h| h.flags & evf::KILLED != 0).map(|h| h.kill_trigger)
 }
 
+/// What the exec record carries for Falco's process fields (session, group,
+/// inheritable capabilities, the executable's inode times). The environment
+/// is not in it: the agent reads that only when a rule needs it.
+fn exec_details(b: &abi::ev_exec) -> model::ExecDetails {
+    let times = b.flags & execf::EXE_TIMES != 0;
+    model::ExecDetails {
+        // 0: the leader is gone from the initial pid namespace's view
+        sid: (b.sid != 0).then_some(b.sid),
+        pgid: (b.pgid != 0).then_some(b.pgid),
+        cap_inheritable: Some(b.cap_inheritable),
+        env: None,
+        exe_ctime_ns: (times && b.exe_ctime_ns != 0).then_some(b.exe_ctime_ns),
+        exe_mtime_ns: (times && b.exe_mtime_ns != 0).then_some(b.exe_mtime_ns),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -631,7 +647,12 @@ mod tests {
         let b = abi::ev_exec {
             cap_effective: 0x1ff,
             cap_permitted: 0x3ff,
-            flags: execf::UPPER_KNOWN | execf::UPPER,
+            cap_inheritable: 0x4,
+            exe_ctime_ns: 1_700_000_000_000_000_001,
+            exe_mtime_ns: 1_600_000_000_000_000_002,
+            sid: 41,
+            pgid: 42,
+            flags: execf::UPPER_KNOWN | execf::UPPER | execf::EXE_TIMES,
             _pad: 0,
         };
         let rec = Rec::new(ev::EV_EXEC, &b)
@@ -654,6 +675,7 @@ mod tests {
                 cap_effective,
                 exe_upper_layer,
                 exe_from_memfd,
+                details,
                 ..
             } => {
                 assert_eq!(filename, "./run.sh");
@@ -665,6 +687,11 @@ mod tests {
                 assert_eq!(cap_effective, 0x1ff);
                 assert_eq!(exe_upper_layer, Some(true));
                 assert!(!exe_from_memfd);
+                let d = details.expect("the record's process details");
+                assert_eq!((d.sid, d.pgid, d.cap_inheritable), (Some(41), Some(42), Some(0x4)));
+                assert_eq!(d.exe_ctime_ns, Some(1_700_000_000_000_000_001));
+                assert_eq!(d.exe_mtime_ns, Some(1_600_000_000_000_000_002));
+                assert_eq!(d.env, None);
             }
             k => panic!("{k:?}"),
         }
@@ -672,12 +699,17 @@ mod tests {
 
     #[test]
     fn exec_truncated_argv_and_unknown_layer() {
-        let b = abi::ev_exec { flags: execf::ARGV_TRUNC | execf::MEMFD, ..Default::default() };
+        let b =
+            abi::ev_exec { flags: execf::ARGV_TRUNC | execf::MEMFD, exe_ctime_ns: 5, ..Default::default() };
         let rec = Rec::new(ev::EV_EXEC, &b)
             .item(sid::STR_ARGV, abi::STR_KIND_RAW, abi::STRF_TRUNC, b"a\0bb")
             .bytes();
         match dec().decode(&rec).unwrap().kind {
-            EventKind::Exec { argv, argv_truncated, exe_upper_layer, exe_from_memfd, tty, .. } => {
+            EventKind::Exec {
+                argv, argv_truncated, exe_upper_layer, exe_from_memfd, tty, details, ..
+            } => {
+                // times without EXECF_EXE_TIMES (an unknown inode layout): none
+                assert_eq!(details.unwrap().exe_ctime_ns, None);
                 assert_eq!(argv, vec!["a", "bb"]);
                 assert!(argv_truncated);
                 assert_eq!(exe_upper_layer, None);

@@ -115,6 +115,27 @@ pub struct Sensor {
     kernel_kills: KernelKills,
 }
 
+impl Drop for Sensor {
+    fn drop(&mut self) {
+        detach_concurrently(std::mem::take(&mut self.links));
+    }
+}
+
+/// Detach every link at once. Each syscall tracepoint's perf event waits for
+/// an RCU grace period as it goes (~50 ms); one after another, ~100 of them
+/// took ~5 s, while concurrent waits share grace periods. A thread that cannot
+/// be started leaves its link to be dropped here, in turn.
+fn detach_concurrently(links: Vec<Link>) {
+    std::thread::scope(|scope| {
+        for link in links {
+            let detach = move || drop(link);
+            if let Err(e) = std::thread::Builder::new().name("detach".into()).spawn_scoped(scope, detach) {
+                tracing::debug!(error = %e, "detaching in turn");
+            }
+        }
+    });
+}
+
 impl std::fmt::Debug for Sensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sensor").field("status", &self.status).finish_non_exhaustive()
@@ -563,6 +584,18 @@ impl Sensor {
         })
     }
 
+    /// Handles on the run-queue latency maps, usable from any thread.
+    pub fn runq_maps(&self) -> Result<RunQueueMaps, SensorError> {
+        let maps = &self.loaded.skel.maps;
+        let h = |name: &str, m: &libbpf_rs::Map<'_>| {
+            MapHandle::try_from(m).map_err(|source| SensorError::Map { map: name.into(), source })
+        };
+        Ok(RunQueueMaps {
+            latency: h("runq_latency", &maps.runq_latency)?,
+            full: h("runq_full", &maps.runq_full)?,
+        })
+    }
+
     /// Number of attached hooks.
     pub fn attached_hooks(&self) -> usize {
         self.links.len()
@@ -650,6 +683,52 @@ impl KillMaps {
     /// SIGKILLs the kernel sent so far.
     pub fn kills_sent(&self) -> u64 {
         match self.count.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY) {
+            Ok(Some(per_cpu)) => per_cpu
+                .iter()
+                .map(|v| v.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes).unwrap_or(0))
+                .sum(),
+            _ => 0,
+        }
+    }
+}
+
+/// The run-queue latency maps (bpf/sched.h). `Send + Sync`.
+#[derive(Debug)]
+pub struct RunQueueMaps {
+    latency: MapHandle,
+    full: MapHandle,
+}
+
+impl RunQueueMaps {
+    /// Every cgroup's histogram (cgroup v2 id, waits). Bounded by the map's size.
+    pub fn read(&self) -> Vec<(u64, crate::runq::RunQueueHistogram)> {
+        let mut out = Vec::new();
+        for key in self.latency.keys() {
+            let Some(cgroup) = key.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes) else {
+                continue;
+            };
+            if let Ok(Some(v)) = self.latency.lookup(&key, MapFlags::ANY) {
+                if let Some(raw) = crate::abi::read::<crate::abi::runq_hist>(&v) {
+                    out.push((cgroup, crate::runq::RunQueueHistogram::from_raw(&raw)));
+                }
+            }
+        }
+        out
+    }
+
+    /// Drop the histograms of cgroups no longer wanted (gone containers), so
+    /// that the kernel's table has room for new ones.
+    pub fn retain(&self, keep: impl Fn(u64) -> bool) {
+        for (cgroup, _) in self.read() {
+            if !keep(cgroup) {
+                let _ = self.latency.delete(&cgroup.to_ne_bytes());
+            }
+        }
+    }
+
+    /// Waits not counted because the table was full.
+    pub fn uncounted(&self) -> u64 {
+        match self.full.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY) {
             Ok(Some(per_cpu)) => per_cpu
                 .iter()
                 .map(|v| v.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes).unwrap_or(0))

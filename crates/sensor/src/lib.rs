@@ -21,6 +21,7 @@ pub mod flows;
 mod kernel;
 pub mod kill;
 pub mod paths;
+pub mod runq;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use decode::{DecodeError, Decoder};
 pub use flows::{FlowConfig, FlowTable, FlowTableStats, FlowTracker};
-pub use kernel::{KillMaps, Sensor};
+pub use kernel::{KillMaps, RunQueueMaps, Sensor};
 pub use kill::{KernelKills, KillPoint, KillTrigger};
 pub use paths::{join_path, normalize};
 

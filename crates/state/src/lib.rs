@@ -425,9 +425,9 @@ impl ProcessTable {
                     pid: child,
                     ppid: p.pid,
                     comm: p.comm.clone(),
-                    exe: p.exe.as_str().into(),
+                    exe: p.exe.clone(),
                     argv: Vec::new().into(),
-                    cmdline: p.cmdline.as_str().into(),
+                    cmdline: p.cmdline.clone(),
                     cwd: procfs::empty_arc_str(),
                     start_time_ns: ev.ts_ns,
                     exited_at_ns: None,
@@ -494,13 +494,14 @@ impl ProcessTable {
         self.config.read_env = on;
     }
 
-    /// On an exec that succeeded, read what the kernel's record lacks from
-    /// /proc while the process still runs: session and group ids, the
-    /// inheritable capabilities, the executable's inode times and (with
-    /// `read_env`) the environment, into the event's `details`, where `apply`
-    /// takes them for the table (and a capture keeps them for `replay`).
-    /// Nothing is read with `read_proc` off. A process already gone leaves
-    /// `details` empty.
+    /// On an exec that succeeded, read what the record lacks from /proc while
+    /// the process still runs, into the event's `details`, where `apply` takes
+    /// them for the table (and a capture keeps them for `replay`): the
+    /// environment when `read_env` is on (a rule uses `proc.env`), and, only
+    /// for a record without them (the sensor fills them in the kernel), the
+    /// session and group ids, inheritable capabilities and the executable's
+    /// inode times. Nothing is read with `read_proc` off. A process already
+    /// gone leaves what was missing empty.
     pub fn read_exec_details(&self, ev: &mut Event) {
         if !self.config.read_proc || ev.failed() {
             return;
@@ -508,22 +509,21 @@ impl ProcessTable {
         let pid = ev.process.pid;
         let root = &self.config.proc_root;
         let EventKind::Exec { exe, filename, details, .. } = &mut ev.kind else { return };
-        let (stat, caps) = procfs::read_ids_and_caps(root, pid);
-        let exe: &str = if exe.is_empty() { filename } else { exe };
-        let times = procfs::exe_times(root, pid, exe);
-        let env = if self.config.read_env {
-            procfs::read_environ(root, pid, self.config.max_env_read, self.config.max_env_vars)
-        } else {
-            None
-        };
-        let d = model::ExecDetails {
-            sid: stat.as_ref().map(|s| s.session),
-            pgid: stat.as_ref().map(|s| s.pgrp),
-            cap_inheritable: caps.and_then(|c| c.inheritable),
-            env,
-            exe_ctime_ns: times.map(|t| t.0),
-            exe_mtime_ns: times.map(|t| t.1),
-        };
+        let mut d = details.take().map(|d| *d).unwrap_or_default();
+        if d.cap_inheritable.is_none() {
+            let (stat, caps) = procfs::read_ids_and_caps(root, pid);
+            d.sid = d.sid.or(stat.as_ref().map(|s| s.session));
+            d.pgid = d.pgid.or(stat.as_ref().map(|s| s.pgrp));
+            d.cap_inheritable = caps.and_then(|c| c.inheritable);
+            let exe: &str = if exe.is_empty() { filename } else { exe };
+            if let Some((ctime, mtime)) = procfs::exe_times(root, pid, exe) {
+                d.exe_ctime_ns = Some(ctime);
+                d.exe_mtime_ns = Some(mtime);
+            }
+        }
+        if self.config.read_env && d.env.is_none() {
+            d.env = procfs::read_environ(root, pid, self.config.max_env_read, self.config.max_env_vars);
+        }
         if d != model::ExecDetails::default() {
             *details = Some(Box::new(d));
         }
@@ -642,12 +642,10 @@ impl ProcessTable {
 
 fn fill(ev: &mut Event, info: &ProcInfo) {
     if !info.exe.is_empty() {
-        ev.process.exe.clear();
-        ev.process.exe.push_str(&info.exe);
+        ev.process.exe = info.exe.clone();
     }
     if !info.cmdline.is_empty() {
-        ev.process.cmdline.clear();
-        ev.process.cmdline.push_str(&info.cmdline);
+        ev.process.cmdline = info.cmdline.clone();
     }
 }
 

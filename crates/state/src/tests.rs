@@ -106,7 +106,7 @@ fn fork_inherits_then_exec_replaces() {
 
     let mut e = open(3, 200);
     t.enrich(&mut e);
-    assert_eq!((e.process.exe.as_str(), e.process.cmdline.as_str()), ("/usr/bin/curl", "curl -s http://x"));
+    assert_eq!((&*e.process.exe, &*e.process.cmdline), ("/usr/bin/curl", "curl -s http://x"));
     let s = t.stats();
     assert_eq!((s.forks, s.execs, s.lazy_reads), (1, 1, 0));
 }
@@ -316,7 +316,7 @@ fn enrich_reads_proc_lazily_and_apply_merges() {
     let me = std::process::id();
     let mut e = open(1, me);
     t.enrich(&mut e);
-    assert_eq!(e.process.exe, std::env::current_exe().unwrap().to_str().unwrap());
+    assert_eq!(&*e.process.exe, std::env::current_exe().unwrap().to_str().unwrap());
     assert!(!e.process.cmdline.is_empty());
     assert_eq!(t.stats().lazy_reads, 1);
     // answered from the side cache, then merged by apply
@@ -484,4 +484,37 @@ fn exec_details_read_from_proc_of_a_live_process() {
     let mut e = exec(4, 3_999_999, 1, "/bin/x", &["x"], "/");
     t.read_exec_details(&mut e);
     assert!(matches!(&e.kind, EventKind::Exec { details: None, .. }));
+}
+
+#[test]
+fn exec_details_from_the_kernel_are_kept_and_proc_only_adds_the_environment() {
+    let me = std::process::id();
+    let exe = std::env::current_exe().unwrap().to_string_lossy().into_owned();
+    let from_kernel = model::ExecDetails {
+        sid: Some(7),
+        pgid: Some(8),
+        cap_inheritable: Some(0),
+        exe_ctime_ns: Some(11),
+        exe_mtime_ns: Some(12),
+        env: None,
+    };
+    let with_kernel_details = |seq| {
+        let mut e = exec(seq, me, 1, &exe, &["x"], "/");
+        if let EventKind::Exec { details, .. } = &mut e.kind {
+            *details = Some(Box::new(from_kernel.clone()));
+        }
+        e
+    };
+    // the kernel's values win over /proc's (which would give this test's own ids)
+    let mut t = ProcessTable::new(TableConfig::default());
+    let mut e = with_kernel_details(1);
+    t.read_exec_details(&mut e);
+    assert!(matches!(&e.kind, EventKind::Exec { details: Some(d), .. } if **d == from_kernel));
+    // with read_env, the environment is the one thing added
+    t.set_read_env(true);
+    let mut e = with_kernel_details(2);
+    t.read_exec_details(&mut e);
+    let EventKind::Exec { details: Some(d), .. } = &e.kind else { panic!("no details") };
+    assert!(d.env.is_some());
+    assert_eq!(model::ExecDetails { env: None, ..(**d).clone() }, from_kernel);
 }

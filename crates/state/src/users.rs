@@ -17,6 +17,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Bytes read of each file (a real one is a few KiB).
 pub const MAX_FILE_BYTES: usize = 1 << 20;
@@ -167,8 +168,13 @@ pub fn read_db(root: &Path) -> Option<Db> {
     })
 }
 
+/// Sets of names kept per root; the cache starts over when full.
+pub const MAX_NAME_SETS: usize = 256;
+
 struct Cached {
     db: Option<Db>,
+    /// Names already built from `db`, by (euid, egid, auid): events share them.
+    names: HashMap<(u32, u32, u32), Option<Arc<UserNames>>>,
     loaded_ns: u64,
     /// The pid the (failed) read went through.
     pid: u32,
@@ -223,13 +229,14 @@ impl UserDbs {
                     self.roots.remove(&oldest);
                 }
             }
-            self.roots.insert(*key, Cached { db, loaded_ns: now_ns, pid });
+            self.roots.insert(*key, Cached { db, names: HashMap::new(), loaded_ns: now_ns, pid });
         }
         self.roots.get(key).and_then(|c| c.db.as_ref())
     }
 
-    /// The names of the event's effective uid and gid and login uid.
-    pub fn names(&mut self, ev: &model::Event) -> Option<UserNames> {
+    /// The names of the event's effective uid and gid and login uid, built
+    /// once per root and ids and then shared.
+    pub fn names(&mut self, ev: &model::Event) -> Option<Arc<UserNames>> {
         let p = &ev.process;
         if p.pid == 0 {
             return None;
@@ -238,7 +245,13 @@ impl UserDbs {
             Some(_) => RootKey::Cgroup(p.cgroup_id),
             None => RootKey::MntNs(p.mnt_ns),
         };
-        let db = self.db(&key, p.pid, ev.ts_ns)?;
+        self.db(&key, p.pid, ev.ts_ns)?;
+        let cached = self.roots.get_mut(&key)?;
+        let ids = (p.euid, p.egid, p.auid);
+        if let Some(names) = cached.names.get(&ids) {
+            return names.clone();
+        }
+        let db = cached.db.as_ref()?;
         let user = db.users.get(&p.euid);
         let names = UserNames {
             name: user.map(|u| u.name.clone()),
@@ -247,7 +260,12 @@ impl UserDbs {
             group: db.groups.get(&p.egid).cloned(),
             loginname: db.users.get(&p.auid).map(|u| u.name.clone()),
         };
-        (names != UserNames::default()).then_some(names)
+        let names = (names != UserNames::default()).then(|| Arc::new(names));
+        if cached.names.len() >= MAX_NAME_SETS {
+            cached.names.clear();
+        }
+        cached.names.insert(ids, names.clone());
+        names
     }
 }
 
@@ -349,13 +367,18 @@ mod tests {
         };
         let n = dbs.names(&ev).unwrap();
         assert_eq!(
-            (n.name.as_deref(), n.homedir.as_deref(), n.group.as_deref(), n.loginname),
+            (n.name.as_deref(), n.homedir.as_deref(), n.group.as_deref(), n.loginname.as_deref()),
             (Some("user10"), Some("/home/u10"), Some("grp10"), None)
         );
-        // same container, another pid: cached
+        // same container, another pid: cached, and the same set shared
         ev.process.pid = 11;
-        assert_eq!(dbs.names(&ev).unwrap().name.as_deref(), Some("user10"));
+        assert!(Arc::ptr_eq(&dbs.names(&ev).unwrap(), &n));
         assert_eq!(dbs.reads, 1);
+        // other ids of the same container: another set, from the same read
+        ev.process.euid = 0;
+        assert_eq!(dbs.names(&ev).unwrap().name, None);
+        assert_eq!(dbs.reads, 1);
+        ev.process.euid = 1000;
         // after the TTL it is read again (through that event's pid)
         ev.ts_ns += TTL_NS;
         assert_eq!(dbs.names(&ev).unwrap().name.as_deref(), Some("user11"));

@@ -160,4 +160,87 @@ mod tests {
         // The body posted is the alert's JSON: one object, escapes intact.
         crate::outputs::hostile::assert_one_json_record(&crate::outputs::hostile::alert().to_json());
     }
+
+    /// Falco's `json_output` alert, as falcosidekick and other Falco alert
+    /// pipelines read it (falcosidekick's `types.FalcoPayload`): each field
+    /// and the JSON type it must have. falcosidekick adds its own `uuid`.
+    const FALCO_ALERT_FIELDS: [(&str, &str); 8] = [
+        ("output", "string"),
+        ("priority", "string"),
+        ("rule", "string"),
+        ("time", "string"),
+        ("output_fields", "object"),
+        ("source", "string"),
+        ("tags", "array"),
+        ("hostname", "string"),
+    ];
+
+    fn json_type(v: &serde_json::Value) -> &'static str {
+        match v {
+            serde_json::Value::String(_) => "string",
+            serde_json::Value::Object(_) => "object",
+            serde_json::Value::Array(_) => "array",
+            _ => "other",
+        }
+    }
+
+    /// Accepts one HTTP request on `listener`, answers 200, returns its body.
+    fn capture_one_post(listener: std::net::TcpListener) -> std::thread::JoinHandle<String> {
+        use std::io::{BufRead, BufReader, Read, Write};
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut r = BufReader::new(stream);
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    if k.eq_ignore_ascii_case("content-length") {
+                        length = v.trim().parse().unwrap();
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            r.read_exact(&mut body).unwrap();
+            r.get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .unwrap();
+            String::from_utf8(body).unwrap()
+        })
+    }
+
+    #[test]
+    fn the_posted_body_is_a_falco_json_alert() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let server = capture_one_post(listener);
+        let cfg = WebhookConfig { url, ..Default::default() };
+        let alert = Alert::new(
+            1_764_936_000_123_456_789,
+            "Terminal shell in container",
+            model::Priority::Notice,
+            "shell",
+        )
+        .with_field("proc.cmdline", "sh -i")
+        .with_tags(["container".to_string(), "shell".to_string()])
+        .with_hostname("node-1".to_string());
+        WebhookSink::new(&cfg).unwrap().write(&alert, &Control::for_tests()).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&server.join().unwrap()).unwrap();
+        for (field, ty) in FALCO_ALERT_FIELDS {
+            assert_eq!(json_type(&body[field]), ty, "`{field}` in {body}");
+        }
+        // The values as Falco writes them: capitalised priority, RFC 3339 UTC
+        // time with nanoseconds, the text prefixed with the clock time.
+        assert_eq!(body["priority"], "Notice");
+        assert_eq!(body["time"], "2025-12-05T12:00:00.123456789Z");
+        assert_eq!(body["output"], "12:00:00.123456789: Notice shell");
+        assert_eq!(body["rule"], "Terminal shell in container");
+        assert_eq!(body["source"], "syscall");
+        assert_eq!(body["hostname"], "node-1");
+        assert_eq!(body["tags"], serde_json::json!(["container", "shell"]));
+        assert_eq!(body["output_fields"]["proc.cmdline"], "sh -i");
+    }
 }

@@ -104,6 +104,9 @@ pub struct RulesConfig {
     pub skip_unsupported_fields: bool,
     /// Largest rule file read, in bytes; a larger one is refused.
     pub max_file_bytes: u64,
+    /// `rampart run`: reload (like SIGHUP) when the config file or a rule
+    /// file or directory changes. Read at start only.
+    pub reload_on_change: bool,
 }
 
 impl Default for RulesConfig {
@@ -113,6 +116,7 @@ impl Default for RulesConfig {
             paths: Vec::new(),
             skip_unsupported_fields: false,
             max_file_bytes: model::input::limits::RULES.bytes,
+            reload_on_change: true,
         }
     }
 }

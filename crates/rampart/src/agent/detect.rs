@@ -7,6 +7,7 @@ use super::drops::{DropReport, DropWatch, DROP_RULE};
 use super::held::HeldAlerts;
 use super::metrics::{AgentMetrics, CgroupCounts};
 use super::pipeline::{Consumer, Progress, SensorHandles};
+use super::watch::FileWatch;
 use alerts::{Alert, Dispatcher};
 use model::{Event, Priority, ProcessLookup};
 use respond::actions::{self, KernelHandles, KernelScope, Plans, Responder};
@@ -52,7 +53,7 @@ impl Loaded {
 
 /// The `*.yaml`/`*.yml` files of a path: the file itself, or a directory's
 /// files sorted by name.
-fn rule_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub(crate) fn rule_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     if !path.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
@@ -128,6 +129,19 @@ pub struct Detector {
     drops: DropWatch,
     /// Events per container cgroup, for the metrics (bounded, see `count`).
     per_cgroup: HashMap<u64, CgroupCounts>,
+    /// Where a reload reads the rules settings again (the agent's config file
+    /// with the command line on top); `None`: the settings given at start.
+    source: Option<RulesSource>,
+    /// The config and rule files watched for changes (reload on change).
+    watch: Option<FileWatch>,
+}
+
+/// The agent's rules settings, read again on each reload.
+pub struct RulesSource {
+    /// The config file, watched with the rule paths.
+    pub config_file: Option<PathBuf>,
+    /// The config's `rules:` section with the command line applied.
+    pub read: Box<dyn Fn() -> anyhow::Result<RulesConfig>>,
 }
 
 /// Cgroups counted in [`Detector::per_cgroup`] before the ones no longer
@@ -174,7 +188,19 @@ impl Detector {
             metrics: None,
             drops: DropWatch::default(),
             per_cgroup: HashMap::new(),
+            source: None,
+            watch: None,
         }
+    }
+
+    /// Reloads read the settings from `source`; with `watch`, a change of the
+    /// config file or of a rule file or directory reloads too.
+    pub fn with_source(mut self, source: RulesSource, watch: bool) -> Self {
+        if watch {
+            self.watch = Some(FileWatch::new(watch_roots(&source, &self.config), Instant::now()));
+        }
+        self.source = Some(source);
+        self
     }
 
     /// Reports rule matches, reloads and drop alerts to `metrics`.
@@ -254,8 +280,18 @@ impl Detector {
     /// error nothing changes, and the refusal is said on stderr and raised as
     /// an internal alert through every output.
     pub fn reload(&mut self) -> Result<usize, RulesRefused> {
-        match load_rules(&self.config) {
-            Ok(loaded) => {
+        let config = match &self.source {
+            None => Ok(self.config.clone()),
+            Some(source) => (source.read)().map_err(|e| RulesRefused(vec![format!("{e:#}")])),
+        };
+        // The baseline for the next change: what is on disk now, before it is read.
+        if let (Some(w), Some(source)) = (self.watch.as_mut(), &self.source) {
+            let settings = config.as_ref().unwrap_or(&self.config);
+            w.rearm(watch_roots(source, settings), Instant::now());
+        }
+        match config.and_then(|c| load_rules(&c).map(|l| (l, c))) {
+            Ok((loaded, config)) => {
+                self.config = config;
                 for w in &loaded.warnings {
                     tracing::warn!("{w}");
                 }
@@ -298,6 +334,11 @@ impl Detector {
     }
 }
 
+/// What a reload reads: the config file and every rule path.
+fn watch_roots(source: &RulesSource, settings: &RulesConfig) -> Vec<PathBuf> {
+    source.config_file.iter().chain(&settings.paths).cloned().collect()
+}
+
 /// Renders a matched rule's output and hands the alert to the outputs.
 fn emit(dispatcher: &Dispatcher, rule: &CompiledRule, ev: &Event, ctx: &EvalCtx<'_>) {
     let (text, fields) = rule.render_output(ev, ctx);
@@ -311,7 +352,7 @@ impl Consumer for Detector {
     fn started(&mut self, sensor: &SensorHandles) {
         self.held = Some(HeldAlerts::new(sensor.containers.clone()));
         if let Some(m) = &self.metrics {
-            m.sensor_attached();
+            m.sensor_attached(sensor.runq.clone());
         }
         if let Some((r, scope)) = self.responder.as_mut() {
             r.attach_kernel(KernelHandles {
@@ -371,9 +412,18 @@ impl Consumer for Detector {
         }
     }
 
-    /// SIGHUP: all or nothing; a refused reload keeps the running rules.
+    /// SIGHUP or a file change: all or nothing; a refused reload keeps the
+    /// running rules.
     fn reload(&mut self) {
         let _ = Detector::reload(self);
+    }
+
+    fn reload_due(&mut self) -> bool {
+        let due = self.watch.as_mut().is_some_and(|w| w.poll(Instant::now()));
+        if due {
+            eprintln!("rampart: config or rule files changed, reloading");
+        }
+        due
     }
 
     fn reads_env(&self) -> bool {
@@ -388,6 +438,63 @@ fn now_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::config::AgentConfig;
+
+    fn rule(name: &str) -> String {
+        format!(
+            "- rule: {name}\n  desc: d\n  condition: evt.type = execve\n  output: x\n  priority: WARNING\n"
+        )
+    }
+
+    /// A detector whose reloads read `config` again, as `rampart run`'s does.
+    fn detector(config: &Path) -> Detector {
+        let mut alerts = alerts::AlertsConfig::default();
+        alerts.outputs.stdout.enabled = false;
+        let dispatcher = Arc::new(Dispatcher::new(&alerts).unwrap());
+        let settings = AgentConfig::load(config).unwrap().rules;
+        let loaded = load_rules(&settings).unwrap();
+        let path = config.to_path_buf();
+        let source = RulesSource {
+            config_file: Some(path.clone()),
+            read: Box::new(move || Ok(AgentConfig::load(&path)?.rules)),
+        };
+        Detector::new(loaded, settings, dispatcher).with_source(source, true)
+    }
+
+    fn rule_names(d: &Detector) -> Vec<String> {
+        d.ruleset.rules().iter().map(|r| r.name.clone()).collect()
+    }
+
+    #[test]
+    fn a_reload_reads_the_configs_rules_section_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.yaml"), dir.path().join("b.yaml"));
+        std::fs::write(&a, rule("rule_a")).unwrap();
+        std::fs::write(&b, rule("rule_b")).unwrap();
+        let config = dir.path().join("config.yaml");
+        let write_config = |path: &Path| {
+            let text = format!("rules:\n  default_rules: false\n  paths: [{}]\n", path.display());
+            std::fs::write(&config, text).unwrap();
+        };
+        write_config(&a);
+        let mut d = detector(&config);
+        assert_eq!(rule_names(&d), ["rule_a"]);
+        assert_eq!(d.watch.as_ref().unwrap().roots, [config.clone(), a.clone()]);
+
+        // The config now names another file: the reload loads it, and the
+        // watch follows.
+        write_config(&b);
+        assert_eq!(d.reload().unwrap(), 1);
+        assert_eq!(rule_names(&d), ["rule_b"]);
+        assert_eq!(d.watch.as_ref().unwrap().roots, [config.clone(), b.clone()]);
+
+        // A config with a typo refuses the reload with its position; rules stay.
+        std::fs::write(&config, "rules:\n  default_rule: false\n").unwrap();
+        let refused = d.reload().unwrap_err().0.join("\n");
+        assert!(refused.contains("config.yaml: 2:3") && refused.contains("default_rule"), "{refused}");
+        assert_eq!(rule_names(&d), ["rule_b"]);
+        assert_eq!(d.watch.as_ref().unwrap().roots, [config, b], "still watching what is loaded");
+    }
 
     /// `flow` events are many (one per flow and drain) and carry no process:
     /// no default rule may apply to every event type, or it would meet them.

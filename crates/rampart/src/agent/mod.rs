@@ -2,7 +2,8 @@
 //! and enrichment (`pipeline`), event selection (`filter`), the rules consumer
 //! (`detect`, with alerts held for container metadata in `held` and drop
 //! alerts from `drops`), the event printer (`output`), the agent's own
-//! figures and health endpoints (`metrics`) and the config file (`config`).
+//! figures and health endpoints (`metrics`), the config file (`config`) and
+//! the reload on file change (`watch`).
 
 pub mod config;
 pub mod detect;
@@ -12,3 +13,4 @@ pub mod held;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;
+pub mod watch;

@@ -30,6 +30,8 @@ pub struct SensorThread {
     pub kill_maps: Option<Arc<sensor::KillMaps>>,
     /// Events whose process the kernel killed.
     pub kernel_kills: sensor::KernelKills,
+    /// Run-queue latency per cgroup (`None` if the maps could not be opened).
+    pub runq: Option<Arc<sensor::RunQueueMaps>>,
     batches: mpsc::Receiver<Vec<Event>>,
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<SensorStats>>,
@@ -54,12 +56,13 @@ impl SensorThread {
                 .spawn(move || sensor_loop(config, ready_tx, batch_tx, shared))
                 .context("spawning the sensor thread")?
         };
-        let (status, kill_maps, kernel_kills) =
+        let (status, kill_maps, kernel_kills, runq) =
             ready_rx.await.context("sensor thread ended before it was ready")??;
         Ok(SensorThread {
             status,
             kill_maps,
             kernel_kills,
+            runq,
             batches,
             stop,
             stats,
@@ -111,7 +114,8 @@ struct Shared {
     syscall_sets: Arc<Mutex<Vec<(u64, SyscallSet)>>>,
 }
 
-type Ready = (SensorStatus, Option<Arc<sensor::KillMaps>>, sensor::KernelKills);
+type Ready =
+    (SensorStatus, Option<Arc<sensor::KillMaps>>, sensor::KernelKills, Option<Arc<sensor::RunQueueMaps>>);
 
 fn sensor_loop(
     config: SensorConfig,
@@ -136,7 +140,14 @@ fn sensor_loop(
         }
     };
     let mut flows = flow_config.as_ref().filter(|f| f.enabled).and_then(|f| Flows::start(f, include_host));
-    let _ = ready.send(Ok((sensor.status(), kill_maps, sensor.kernel_kills())));
+    let runq = match sensor.runq_maps() {
+        Ok(m) => Some(Arc::new(m)),
+        Err(e) => {
+            tracing::warn!(error = %e, "run-queue latency maps unavailable");
+            None
+        }
+    };
+    let _ = ready.send(Ok((sensor.status(), kill_maps, sensor.kernel_kills(), runq)));
     let mut consumer_gone = false;
     loop {
         // Read the flag before draining so the last drain happens after stop.
@@ -296,7 +307,7 @@ impl Enricher {
         };
         // Names from the container's own passwd and group (cached per container).
         if ev.process.pid != 0 {
-            ev.process.users = self.users.names(ev).map(Box::new);
+            ev.process.users = self.users.names(ev);
         }
     }
 }
@@ -328,8 +339,13 @@ pub trait Consumer {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-    /// SIGHUP: reload configuration (rules). Must keep working on failure.
+    /// SIGHUP or a file change: reload configuration (rules). Must keep
+    /// working on failure.
     fn reload(&mut self) {}
+    /// Asked on each tick: whether watched files changed and a reload is due.
+    fn reload_due(&mut self) -> bool {
+        false
+    }
     /// Called once the hooks are attached, before the first event, with what
     /// the running sensor offers besides events.
     fn started(&mut self, _sensor: &SensorHandles) {}
@@ -359,6 +375,8 @@ pub struct SensorHandles {
     /// Events whose process the kernel killed.
     pub kernel_kills: sensor::KernelKills,
     pub containers: ContainerRegistry,
+    /// Run-queue latency per cgroup.
+    pub runq: Option<Arc<sensor::RunQueueMaps>>,
 }
 
 /// The end-of-stream figures.
@@ -424,6 +442,7 @@ pub async fn stream(
         kill_maps: sensor.kill_maps.clone(),
         kernel_kills: sensor.kernel_kills.clone(),
         containers: containers.clone(),
+        runq: sensor.runq.clone(),
     });
 
     use tokio::signal::unix::{signal, SignalKind};
@@ -456,6 +475,10 @@ pub async fn stream(
                 consumer.tick(&progress(&counts, &sensor, &enricher));
                 if consumer.finished() {
                     break;
+                }
+                if consumer.reload_due() {
+                    consumer.reload();
+                    enricher.processes.set_read_env(consumer.reads_env());
                 }
             }
             _ = sighup.recv() => {

@@ -112,7 +112,7 @@ impl SelectArgs {
 }
 
 /// Where rules and alert settings come from (`run`, `replay`).
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct RuleSourceArgs {
     /// Agent configuration file (YAML); command-line flags override it.
     #[arg(long, value_name = "FILE")]
@@ -132,6 +132,11 @@ pub struct RuleSourceArgs {
 }
 
 impl RuleSourceArgs {
+    /// The `--config` file, if any.
+    pub fn config_file(&self) -> Option<PathBuf> {
+        self.config.clone()
+    }
+
     /// The config file (or defaults) with the command line applied on top.
     pub fn config(&self) -> Result<config::AgentConfig> {
         let mut cfg = match &self.config {

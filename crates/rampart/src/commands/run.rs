@@ -2,7 +2,7 @@
 //! alerts, act on rules with `actions:`.
 
 use super::{OtherRuntimeArgs, RuleSourceArgs};
-use crate::agent::detect::{self, Detector};
+use crate::agent::detect::{self, Detector, RulesSource};
 use crate::agent::filter::EventFilter;
 use crate::agent::metrics::server::{self, MetricsServer};
 use crate::agent::metrics::AgentMetrics;
@@ -34,6 +34,10 @@ pub struct RunArgs {
     /// free one), or `off` (default: the config's metrics.address, 127.0.0.1:9376).
     #[arg(long, value_name = "ADDR")]
     metrics_address: Option<String>,
+    /// Do not watch the config and rule files; reload on SIGHUP only
+    /// (rules.reload_on_change: false).
+    #[arg(long)]
+    no_reload_on_change: bool,
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
@@ -84,6 +88,18 @@ pub async fn run(args: RunArgs) -> Result<()> {
         filter.kernel_scope(),
     )
     .with_metrics(metrics.clone());
+    // A reload (SIGHUP or a file change) reads the config's `rules:` section
+    // again, with the same command line on top, then the rule files.
+    let watch = cfg.rules.reload_on_change && !args.no_reload_on_change;
+    let source_args = args.source.clone();
+    let source = RulesSource {
+        config_file: args.source.config_file(),
+        read: Box::new(move || Ok(source_args.config()?.rules)),
+    };
+    detector = detector.with_source(source, watch);
+    if watch {
+        eprintln!("rampart: watching the config and rule files, reloading on change");
+    }
 
     let sensor_config = SensorConfig {
         include_host: cfg.host,

@@ -350,9 +350,29 @@ impl Agent {
 
     /// [`Agent::spawn`] with extra environment variables.
     pub fn spawn_env(args: Vec<String>, mode: StdoutMode, env: &[(String, String)]) -> Agent {
+        Agent::spawn_wrapped(&[], args, mode, env)
+    }
+
+    /// Like [`Agent::spawn_env`], started through `wrapper` (a command that
+    /// execs its last argument with the rest, e.g. `setpriv ... --`).
+    pub fn spawn_wrapped(
+        wrapper: &[String],
+        args: Vec<String>,
+        mode: StdoutMode,
+        env: &[(String, String)],
+    ) -> Agent {
         preflight();
         let args = with_free_metrics_port(args);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        let bin = env!("CARGO_BIN_EXE_rampart");
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = command
             .args(&args)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

@@ -82,6 +82,32 @@ impl Exposition {
         }
     }
 
+    /// A histogram family: per label set, cumulative (upper bound, count)
+    /// pairs in increasing order, the total count and the sum. `+Inf` is
+    /// written from the total.
+    pub fn histogram<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        samples: impl IntoIterator<Item = (Labels<'a>, Vec<(f64, u64)>, u64, f64)>,
+    ) {
+        self.header(name, help, "histogram");
+        let bucket = format!("{name}_bucket");
+        for (labels, buckets, count, sum) in samples {
+            let bounds: Vec<String> = buckets.iter().map(|(le, _)| fmt_f64(*le)).collect();
+            for ((_, n), le) in buckets.iter().zip(&bounds) {
+                let mut with_le: Vec<(&str, &str)> = labels.to_vec();
+                with_le.push(("le", le));
+                self.sample(&bucket, &with_le, &n.to_string());
+            }
+            let mut with_le: Vec<(&str, &str)> = labels.to_vec();
+            with_le.push(("le", "+Inf"));
+            self.sample(&bucket, &with_le, &count.to_string());
+            self.sample(&format!("{name}_count"), labels, &count.to_string());
+            self.sample(&format!("{name}_sum"), labels, &fmt_f64(sum));
+        }
+    }
+
     /// Writes a counter's HELP and TYPE; returns its samples' name.
     fn counter_header(&mut self, name: &str, help: &str) -> String {
         // OpenMetrics names the family without `_total`; Prometheus 0.0.4
@@ -251,6 +277,25 @@ mod tests {
             "# HELP rampart_events Events.\n# TYPE rampart_events counter\nrampart_events_total 7\n"
         ));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn histograms_have_cumulative_buckets_inf_count_and_sum() {
+        let mut e = Exposition::new(Format::Prometheus);
+        let labels = [("name", "web")];
+        e.histogram(
+            "rampart_wait_seconds",
+            "Waits.",
+            [(&labels[..], vec![(0.000002, 3), (0.000004, 5)], 6, 0.25)],
+        );
+        assert_eq!(
+            e.finish(),
+            "# HELP rampart_wait_seconds Waits.\n# TYPE rampart_wait_seconds histogram\n\
+             rampart_wait_seconds_bucket{name=\"web\",le=\"0.000002\"} 3\n\
+             rampart_wait_seconds_bucket{name=\"web\",le=\"0.000004\"} 5\n\
+             rampart_wait_seconds_bucket{name=\"web\",le=\"+Inf\"} 6\n\
+             rampart_wait_seconds_count{name=\"web\"} 6\nrampart_wait_seconds_sum{name=\"web\"} 0.25\n"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use exposition::{Exposition, Format};
 use model::Priority;
 use respond::actions::ActionCounts;
 use runtime::ContainerRegistry;
+use sensor::runq::RunQueueHistogram;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,6 +23,10 @@ use std::sync::{Arc, Mutex};
 /// Containers given per-container series (by id order); the rest are left
 /// out and counted in `rampart_containers_without_series`.
 pub const MAX_CONTAINER_SERIES: usize = 500;
+
+/// Cgroups in the kernel's run-queue table past which the ones that are no
+/// known container are dropped (its size is 4096).
+const RUNQ_PRUNE_AT: usize = 3072;
 
 /// Distinct rule names kept in the per-rule counters. Rules come and go with
 /// reloads; past this, new names are counted under `rule="(other)"`.
@@ -50,6 +55,8 @@ pub struct AgentMetrics {
     alerts_held: AtomicU64,
     /// Events evaluated per cgroup id (containers only), as of the last tick.
     events_per_cgroup: Mutex<HashMap<u64, CgroupCounts>>,
+    /// The kernel's run-queue latency histograms, once the sensor runs.
+    runq: Mutex<Option<Arc<sensor::RunQueueMaps>>>,
 }
 
 /// What the detector counts per container cgroup.
@@ -94,6 +101,7 @@ impl AgentMetrics {
             drop_alerts: AtomicU64::new(0),
             alerts_held: AtomicU64::new(0),
             events_per_cgroup: Mutex::default(),
+            runq: Mutex::default(),
         }
     }
 
@@ -101,8 +109,28 @@ impl AgentMetrics {
         &self.registry
     }
 
-    pub fn sensor_attached(&self) {
+    pub fn sensor_attached(&self, runq: Option<Arc<sensor::RunQueueMaps>>) {
+        *lock(&self.runq) = runq;
         self.sensor_attached.store(true, Ordering::Relaxed);
+    }
+
+    /// Run-queue latency per known container id (cgroups merged), pruning the
+    /// kernel's table of cgroups that are no container any more when it fills.
+    pub fn runq_per_container(&self) -> (HashMap<String, RunQueueHistogram>, u64) {
+        let Some(maps) = lock(&self.runq).clone() else { return (HashMap::new(), 0) };
+        let all = maps.read();
+        let mut per: HashMap<String, RunQueueHistogram> = HashMap::new();
+        let mut stale = 0;
+        for (cgroup, h) in &all {
+            match self.registry.resolve_cached(*cgroup) {
+                runtime::Resolution::Container(c) => per.entry(c.id.clone()).or_default().merge(h),
+                _ => stale += 1,
+            }
+        }
+        if stale > 0 && all.len() >= RUNQ_PRUNE_AT {
+            maps.retain(|cg| matches!(self.registry.resolve_cached(cg), runtime::Resolution::Container(_)));
+        }
+        (per, maps.uncounted())
     }
 
     /// A rule set is in force (at start, and after each reload).
@@ -304,7 +332,7 @@ impl AgentMetrics {
         );
         e.counter(
             "rampart_rules_reloads",
-            "Rules reloads (SIGHUP), by result.",
+            "Rules reloads (SIGHUP or a changed config or rule file), by result.",
             [
                 (&[("result", "ok")][..], self.reloads_ok.load(Ordering::Relaxed)),
                 (&[("result", "refused")][..], self.reloads_refused.load(Ordering::Relaxed)),
@@ -358,7 +386,7 @@ impl AgentMetrics {
             st.outputs.iter().map(|(n, o)| ([("output", n.as_str())], o.pending as f64)).collect();
         e.gauge(
             "rampart_output_queue_depth",
-            "Alerts waiting in each output's queue.",
+            "Alerts waiting in each output's queue, and the one being delivered.",
             pending.iter().map(|(l, n)| (&l[..], *n)),
         );
 
@@ -487,6 +515,20 @@ impl AgentMetrics {
         gauge(e, "rampart_container_processes", "Tasks in the container's cgroup (pids.current).", &|i| {
             usage[i].pids
         });
+        let (runq, uncounted) = self.runq_per_container();
+        let hists: Vec<(&[(&str, &str)], &RunQueueHistogram)> = (0..containers.len())
+            .filter_map(|i| runq.get(containers[i].id.as_str()).map(|h| (&labels[i][..], h)))
+            .collect();
+        e.histogram(
+            "rampart_container_runqueue_latency_seconds",
+            "Time the container's runnable tasks waited for a CPU (woken or preempted until run), from the kernel's scheduler hooks.",
+            hists.iter().map(|(l, h)| (*l, h.cumulative(), h.count, h.sum_ns as f64 / 1e9)),
+        );
+        e.counter(
+            "rampart_runqueue_waits_uncounted",
+            "Run-queue waits not counted because the kernel's per-cgroup table was full.",
+            [(&[][..], uncounted)],
+        );
         e.gauge(
             "rampart_containers_without_series",
             "Known containers left out of the per-container series (over the cap).",
@@ -667,7 +709,7 @@ mod tests {
             Some(0.0),
             "not ready before the sensor is attached:\n{text}"
         );
-        m.sensor_attached();
+        m.sensor_attached(None);
         m.rules_loaded(3);
         m.rule_matched("Shell in container", Priority::Notice);
         m.rule_matched("Shell in container", Priority::Notice);

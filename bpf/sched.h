@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
+/*
+ * Run-queue latency per container: the time a container's task waits between
+ * becoming runnable (woken, or preempted while running) and getting a CPU, as
+ * a log2 histogram per cgroup, read by the agent for /metrics and `top`. No
+ * event crosses to userspace. Host tasks are never stamped, so the scheduler
+ * hooks cost them one task-storage probe. Included by sensor.bpf.c.
+ */
+#ifndef RAMPART_SCHED_H
+#define RAMPART_SCHED_H
+
+/* When each runnable container task was queued (ns, boot clock), 0: not queued. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);
+} runq_queued SEC(".maps");
+
+/* cgroup v2 id -> histogram. Full: a new cgroup is not counted (runq_full). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RUNQ_MAX_CGROUPS);
+	__type(key, __u64);
+	__type(value, struct runq_hist);
+} runq_latency SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} runq_full SEC(".maps");
+
+static __always_inline void runq_stamp(struct task_struct *p)
+{
+	if (!task_reported(p))
+		return;
+	__u64 *ts = bpf_task_storage_get(&runq_queued, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (ts)
+		*ts = bpf_ktime_get_boot_ns();
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(on_sched_wakeup, struct task_struct *p)
+{
+	runq_stamp(p);
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(on_sched_wakeup_new, struct task_struct *p)
+{
+	runq_stamp(p);
+	return 0;
+}
+
+/* Slot i holds waits of [2^i, 2^(i+1)) microseconds (slot 0: under 2 us). */
+static __always_inline __u32 log2_slot(__u64 us)
+{
+	__u32 r = 0;
+	if (us >> 32) { us >>= 32; r += 32; }
+	if (us >> 16) { us >>= 16; r += 16; }
+	if (us >> 8) { us >>= 8; r += 8; }
+	if (us >> 4) { us >>= 4; r += 4; }
+	if (us >> 2) { us >>= 2; r += 2; }
+	if (us >> 1) { r += 1; }
+	return r < RUNQ_SLOTS ? r : RUNQ_SLOTS - 1;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
+{
+	/* Preempted while running: back in the queue from now. */
+	if (prev_state == 0)
+		runq_stamp(prev);
+	__u64 *ts = bpf_task_storage_get(&runq_queued, next, 0, 0);
+	if (!ts || !*ts)
+		return 0;
+	__u64 now = bpf_ktime_get_boot_ns();
+	__u64 waited = now > *ts ? now - *ts : 0;
+	*ts = 0;
+	__u64 cg = BPF_CORE_READ(next, cgroups, dfl_cgrp, kn, id);
+	struct runq_hist *h = bpf_map_lookup_elem(&runq_latency, &cg);
+	if (!h) {
+		struct runq_hist empty = {};
+		if (bpf_map_update_elem(&runq_latency, &cg, &empty, BPF_NOEXIST) != 0 &&
+		    !bpf_map_lookup_elem(&runq_latency, &cg)) {
+			__u32 zero = 0;
+			__u64 *full = bpf_map_lookup_elem(&runq_full, &zero);
+			if (full)
+				*full += 1;
+			return 0;
+		}
+		h = bpf_map_lookup_elem(&runq_latency, &cg);
+		if (!h)
+			return 0;
+	}
+	__u32 slot = log2_slot(waited / 1000);
+	__sync_fetch_and_add(&h->slots[slot & (RUNQ_SLOTS - 1)], 1);
+	__sync_fetch_and_add(&h->count, 1);
+	__sync_fetch_and_add(&h->sum_ns, waited);
+	return 0;
+}
+
+#endif /* RAMPART_SCHED_H */
