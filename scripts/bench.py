@@ -20,7 +20,10 @@ times in each mode, interleaved within each repetition:
 Each rampart run also times its start (spawn to `sensor ready`) and its stop
 (SIGINT to exit).
 
-then a sustained run: a paced open loop at RATE events/s for SECS seconds with
+an iperf3 run: TCP throughput between two containers on a Docker network of
+the bench's own (image rampart-iperf3:latest, tests/image/iperf3.sh), with no
+agent and with `rampart events --json --flows` (flow accounting on),
+interleaved; then a sustained run: a paced open loop at RATE events/s for SECS seconds with
 rampart attached, reporting drops, the agent's peak RSS (VmHWM) and CPU.
 
 Prints a table and writes JSON (default target/bench/results.json).
@@ -322,6 +325,53 @@ class Auditd:
 # --------------------------------------------------------------------------
 
 
+IPERF3_IMAGE = "rampart-iperf3:latest"
+
+
+def bench_iperf3(a, binary):
+    """iperf3 TCP throughput between two containers, no agent vs rampart with
+    flow accounting; returns the results dict."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    built = run([os.path.join(root, "tests", "image", "iperf3.sh")], check=False)
+    if built.returncode != 0:
+        raise SystemExit(f"bench: building {IPERF3_IMAGE} failed:\n{built.stderr}")
+    d = docker_bin()
+    tag = f"rampart-bench-iperf-{os.getpid()}"
+    run([d, "network", "create", tag])
+    server = f"{tag}-srv"
+    res = {"seconds": a.iperf_secs, "modes": {"none": [], "rampart_flows": []}, "agent": []}
+    try:
+        run([d, "run", "-d", "--name", server, "--network", tag, IPERF3_IMAGE, "iperf3", "-s"])
+        time.sleep(1)
+
+        def once():
+            p = run([d, "run", "--rm", "--network", tag, IPERF3_IMAGE, "iperf3", "-c", server,
+                     "-t", str(a.iperf_secs), "--json"], check=False)
+            if p.returncode != 0:
+                raise SystemExit(f"bench: iperf3 client failed:\n{p.stdout}{p.stderr}")
+            end = json.loads(p.stdout)["end"]
+            return {"bps": end["sum_received"]["bits_per_second"],
+                    "retransmits": end["sum_sent"].get("retransmits", 0)}
+
+        once()  # warm-up
+        for rep in range(a.iperf_reps):
+            log(f"iperf3: none, run {rep + 1}/{a.iperf_reps}, {a.iperf_secs} s")
+            res["modes"]["none"].append(once())
+            log(f"iperf3: rampart (flows), run {rep + 1}/{a.iperf_reps}, {a.iperf_secs} s")
+            agent = Agent(binary, ("events", "--json", "--flows"))
+            try:
+                res["modes"]["rampart_flows"].append(once())
+            finally:
+                res["agent"].append(agent.stop())
+    finally:
+        run([d, "rm", "-f", server], check=False)
+        run([d, "network", "rm", tag], check=False)
+    med = {k: statistics.median(s["bps"] for s in v) for k, v in res["modes"].items()}
+    res["median_gbps"] = {k: round(v / 1e9, 2) for k, v in med.items()}
+    res["ratio"] = round(med["rampart_flows"] / med["none"], 3) if med["none"] else None
+    return res
+
+
 def workloads(a):
     return [
         ("open", ["bench-open", str(a.open_n)], a.open_n, "open+read+close"),
@@ -354,6 +404,9 @@ def main():
     ap.add_argument("--sustained-workers", type=int, default=2,
                     help="processes sharing the paced rate (one core cannot open 200k/s here)")
     ap.add_argument("--no-sustained", action="store_true")
+    ap.add_argument("--iperf-secs", type=int, default=10, help="length of each iperf3 run")
+    ap.add_argument("--iperf-reps", type=int, default=3)
+    ap.add_argument("--no-iperf", action="store_true", help="skip the iperf3 throughput runs")
     ap.add_argument("--cpuset", default="0",
                     help="CPUs the timed loops are pinned to (docker --cpuset-cpus; '' for none)")
     ap.add_argument("--out", default=None, help="JSON results (default target/bench/results.json)")
@@ -368,7 +421,7 @@ def main():
         CPUSET[:] = ["--cpuset-cpus", a.cpuset]
     if os.geteuid() != 0:
         raise SystemExit("bench: must run as root")
-    need_agent = any(m in modes for m in ("rampart", "run", "record")) or not a.no_sustained
+    need_agent = any(m in modes for m in ("rampart", "run", "record")) or not a.no_sustained or not a.no_iperf
     if need_agent and not os.access(binary, os.X_OK):
         raise SystemExit(f"bench: no rampart binary at {binary} (cargo build --release -p rampart)")
 
@@ -438,6 +491,9 @@ def main():
             for m in w["modes"].values():
                 m["ratio"] = round(m["median_ns"] / base["median_ns"], 2)
 
+    if not a.no_iperf:
+        results["iperf3"] = bench_iperf3(a, binary)
+
     if not a.no_sustained:
         rate, secs = a.sustained_rate, a.sustained_secs
         log(f"sustained: {rate} opens/s for {secs} s ({a.sustained_workers} workers), rampart attached")
@@ -499,6 +555,13 @@ def print_table(r, modes):
         line += f"{(format(ra['dropped'], ',') if ra else '-'):>9}"
         line += f"{(format(au['lost'], ',') if au else '-'):>11}"
         print(line)
+    ip = r.get("iperf3")
+    if ip:
+        g = ip["median_gbps"]
+        drops = sum(x["dropped"] or 0 for x in ip["agent"])
+        print(f"\niperf3 TCP between two containers ({ip['seconds']} s runs, median of "
+              f"{len(ip['modes']['none'])}): no agent {g['none']} Gbit/s, rampart with flows "
+              f"{g['rampart_flows']} Gbit/s, ratio {ip['ratio']}; rampart dropped {drops} events")
     s = r.get("sustained")
     if s:
         ag = s["agent"]

@@ -7,6 +7,7 @@
 #   scripts/bench.sh --reps 1 --open-n 200000 --sustained-secs 10   quick look
 #   scripts/bench.sh --modes none,auditd --no-sustained             without rampart
 #   scripts/bench.sh --modes none,rampart,record --no-sustained     cost of `rampart record`
+#   scripts/bench.sh --modes none --no-sustained --iperf-secs 5 --iperf-reps 1   iperf3 only (quick)
 #
 # Results: a table on stdout and JSON in target/bench/results.json.
 set -euo pipefail
@@ -24,6 +25,7 @@ if ! command -v bpftrace >/dev/null && [[ " $* " != *" --modes"* || " $* " == *b
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q bpftrace >/dev/null
 fi
 "$ROOT/tests/image/build.sh"
+"$ROOT/tests/image/iperf3.sh"
 
 needs_rampart=1
 args=" $* "

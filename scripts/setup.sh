@@ -40,6 +40,9 @@ PACKAGES=(
     # systemd-analyze verifies deploy/systemd/rampart.service (systemd need not
     # be PID 1); setpriv (util-linux) runs the agent with the unit's capabilities.
     systemd util-linux
+    # iperf3: the flow accounting tests and bench run it between two
+    # containers (tests/image/iperf3.sh builds its image).
+    iperf3
 )
 
 missing=()
@@ -77,6 +80,7 @@ fi
 "$ROOT/scripts/containerd.sh" start
 "$ROOT/scripts/podman.sh" start
 "$ROOT/tests/image/build.sh"
+"$ROOT/tests/image/iperf3.sh"
 # The CRI plugin's pod sandbox image (needs containerd started above).
 "$ROOT/tests/image/pause.sh"
 log "done"

@@ -1,7 +1,9 @@
-//! Compiles bpf/sensor.bpf.c with clang and generates its libbpf-rs skeleton into OUT_DIR.
+//! Compiles bpf/sensor.bpf.c and bpf/flows.bpf.c with clang and generates
+//! their libbpf-rs skeletons into OUT_DIR.
 
 fn main() {
-    // Only the sensor's object: other bpf/*.bpf.c belong to other crates
+    // Only the sensor's objects: other bpf/*.bpf.c belong to other crates
     // (netpolicy.bpf.c to respond).
     bpf_build::build_skeleton("sensor");
+    bpf_build::build_skeleton("flows");
 }

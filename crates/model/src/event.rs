@@ -356,6 +356,63 @@ pub enum EventKind {
         /// a second per container and direction, with the count since.
         count: u64,
     },
+    /// A network flow of the container, counted in the kernel (bytes and
+    /// packets each way), seen from the container's own socket: `local` is the
+    /// container's end. No process context (pid 0). `evt.type` is `flow`.
+    Flow {
+        /// start, update (periodic, while it carries traffic) or end.
+        phase: FlowPhase,
+        /// tcp, udp, icmp, ... or the IP protocol number.
+        proto: String,
+        local: SockAddr,
+        remote: SockAddr,
+        /// IP bytes received and sent (IP and transport headers included).
+        bytes_in: u64,
+        bytes_out: u64,
+        /// TCP/UDP payload bytes received and sent (what the applications
+        /// exchanged, retransmissions included).
+        payload_in: u64,
+        payload_out: u64,
+        /// Packets (segments on the wire) received and sent.
+        packets_in: u64,
+        packets_out: u64,
+        /// First packet, ns since the epoch.
+        first_ns: u64,
+        /// From the first to the latest packet, ns.
+        duration_ns: u64,
+        /// TCP: the socket's latest state (established, close, ...).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        tcp_state: Option<String>,
+        /// TCP segments retransmitted.
+        #[serde(skip_serializing_if = "is_zero", default)]
+        retransmits: u32,
+        /// Why an `end`: closed (TCP reached CLOSE) or idle.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        end_reason: Option<String>,
+    },
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Where a flow event stands in the flow's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowPhase {
+    Start,
+    Update,
+    End,
+}
+
+impl FlowPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowPhase::Start => "start",
+            FlowPhase::Update => "update",
+            FlowPhase::End => "end",
+        }
+    }
 }
 
 macro_rules! event_types {
@@ -388,7 +445,7 @@ event_types! {
     Listen => "listen", Setuid => "setuid", Setgid => "setgid", Capset => "capset",
     Ptrace => "ptrace", ModuleLoad => "module_load", Setns => "setns",
     Unshare => "unshare", MemfdCreate => "memfd_create", Bpf => "bpf",
-    Capable => "capable", NetDeny => "netdeny",
+    Capable => "capable", NetDeny => "netdeny", Flow => "flow",
 }
 
 impl fmt::Display for EventType {

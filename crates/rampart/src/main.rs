@@ -34,6 +34,9 @@ enum Command {
     /// Containers by CPU, events, memory or I/O, refreshed live (own sensor,
     /// or a running agent's metrics with --agent).
     Top(top::TopArgs),
+    /// The live flow table per container: bytes and packets each way, counted
+    /// in the kernel (a running agent's table, or its own for --duration).
+    Flows(flows::FlowsArgs),
     /// Record what a container does (syscalls, capabilities, files, network)
     /// for `rampart profile`.
     Record(record::RecordArgs),
@@ -103,6 +106,7 @@ fn real_main() -> Result<()> {
             Command::Capture(args) => capture::capture(args).await,
             Command::Status(args) => status::status(args).await,
             Command::Top(args) => top::top(args).await,
+            Command::Flows(args) => flows::flows(args).await,
             Command::Record(args) => record::record(args).await,
             Command::Profile(args) => profile::run(args).await,
             Command::Caps(args) => caps::caps(args).await,

@@ -486,6 +486,13 @@ fn net(ev: &Event) -> Option<Net<'_>> {
         EventKind::NetDeny { op, addr, .. } => {
             Some(Net { local: None, remote: addr.as_ref(), local_is_server: op == "ingress" })
         }
+        // The kernel does not say which end listened: the end with the lower
+        // port is taken as the server (clients use high ephemeral ports).
+        EventKind::Flow { local, remote, .. } => Some(Net {
+            local: Some(local),
+            remote: Some(remote),
+            local_is_server: local.port() < remote.port(),
+        }),
         _ => None,
     }
 }
@@ -708,6 +715,19 @@ pub(crate) const ARG_NAMES: &[&str] = &[
     "op",
     "entry",
     "count",
+    "phase",
+    "local",
+    "remote",
+    "bytes_in",
+    "bytes_out",
+    "payload_in",
+    "payload_out",
+    "packets_in",
+    "packets_out",
+    "duration",
+    "tcp_state",
+    "retransmits",
+    "reason",
 ];
 
 pub(crate) fn event_args(ev: &Event) -> Vec<EvArg<'_>> {
@@ -882,6 +902,43 @@ pub(crate) fn event_args(ev: &Event) -> Vec<EvArg<'_>> {
             v.push(entry);
             v.push(a_n("count", i64::try_from(*count).unwrap_or(i64::MAX)));
         }
+        EventKind::Flow {
+            phase,
+            proto,
+            local,
+            remote,
+            bytes_in,
+            bytes_out,
+            payload_in,
+            payload_out,
+            packets_in,
+            packets_out,
+            duration_ns,
+            tcp_state,
+            retransmits,
+            end_reason,
+            ..
+        } => {
+            let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            v.push(a_s("phase", phase.as_str()));
+            v.push(a_s("proto", proto));
+            v.push(a_o("local", local.to_string()));
+            v.push(a_o("remote", remote.to_string()));
+            v.push(a_n("bytes_in", n(*bytes_in)));
+            v.push(a_n("bytes_out", n(*bytes_out)));
+            v.push(a_n("payload_in", n(*payload_in)));
+            v.push(a_n("payload_out", n(*payload_out)));
+            v.push(a_n("packets_in", n(*packets_in)));
+            v.push(a_n("packets_out", n(*packets_out)));
+            v.push(a_n("duration", n(*duration_ns)));
+            if let Some(st) = tcp_state {
+                v.push(a_s("tcp_state", st));
+            }
+            v.push(a_n("retransmits", i64::from(*retransmits)));
+            if let Some(r) = end_reason {
+                v.push(a_s("reason", r));
+            }
+        }
     }
     v
 }
@@ -1054,6 +1111,50 @@ fn name_changed(ev: &Event) -> Val<'static> {
     }
 }
 
+/// The numbers of a flow event, for the flow.* fields.
+struct FlowView<'a> {
+    phase: model::FlowPhase,
+    proto: &'a str,
+    bytes_in: u64,
+    bytes_out: u64,
+    payload_in: u64,
+    payload_out: u64,
+    packets_in: u64,
+    packets_out: u64,
+    duration_ns: u64,
+    retransmits: u32,
+}
+
+fn flow<'a>(ev: &'a Event, pick: impl Fn(&FlowView<'a>) -> Val<'a>) -> Val<'a> {
+    match &ev.kind {
+        EventKind::Flow {
+            phase,
+            proto,
+            bytes_in,
+            bytes_out,
+            payload_in,
+            payload_out,
+            packets_in,
+            packets_out,
+            duration_ns,
+            retransmits,
+            ..
+        } => pick(&FlowView {
+            phase: *phase,
+            proto,
+            bytes_in: *bytes_in,
+            bytes_out: *bytes_out,
+            payload_in: *payload_in,
+            payload_out: *payload_out,
+            packets_in: *packets_in,
+            packets_out: *packets_out,
+            duration_ns: *duration_ns,
+            retransmits: *retransmits,
+        }),
+        _ => Val::None,
+    }
+}
+
 /// fd.l4proto: tcp/udp/raw from the socket's own event, or from the process
 /// table's record of the fd (connect, bind, listen, accept).
 fn l4proto<'a>(ev: &'a Event, ctx: &EvalCtx<'a>) -> Val<'a> {
@@ -1061,7 +1162,7 @@ fn l4proto<'a>(ev: &'a Event, ctx: &EvalCtx<'a>) -> Val<'a> {
     let by_fd = |fd: i64| own(ev, ctx).and_then(|p| p.socket_proto(fd));
     match &ev.kind {
         EventKind::Socket { domain, sock_type, .. } => opt(model::l4proto(*domain, *sock_type).map(s)),
-        EventKind::NetDeny { proto, .. } => s(proto),
+        EventKind::NetDeny { proto, .. } | EventKind::Flow { proto, .. } => s(proto),
         EventKind::Connect { fd, .. } | EventKind::Bind { fd, .. } => {
             opt(by_fd(i64::from(*fd)).filter(|_| inet()).map(s))
         }
@@ -1157,7 +1258,7 @@ macro_rules! field {
 /// The registry. Order is the order of the generated documentation.
 pub static FIELDS: &[FieldDef] = &[
     // ---- evt
-    field!("evt.type", String, None, "Event type: the syscall name as Falco names it (openat, execve, connect, clone for fork, procexit for exit, ...); netdeny for rampart's network policy denials.", |ev, _, _| opt(ev.syscall.as_deref().map(s))),
+    field!("evt.type", String, None, "Event type: the syscall name as Falco names it (openat, execve, connect, clone for fork, procexit for exit, ...); netdeny for rampart's network policy denials; flow for network flows.", |ev, _, _| opt(ev.syscall.as_deref().map(s))),
     field!("evt.time", String, None, "Event time as a UTC time of day with nanoseconds (HH:MM:SS.nnnnnnnnn), as Falco prints it.", |ev, _, _| owned(names::utc_parts(ev.ts_ns).1)),
     field!("evt.datetime", String, None, "Event date and time, UTC (YYYY-MM-DD HH:MM:SS.nnnnnnnnn).", |ev, _, _| { let (d, t) = names::utc_parts(ev.ts_ns); owned(format!("{d} {t}")) }),
     field!("evt.time.iso8601", String, None, "Event time in ISO 8601 (YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ).", |ev, _, _| { let (d, t) = names::utc_parts(ev.ts_ns); owned(format!("{d}T{t}Z")) }),
@@ -1260,6 +1361,21 @@ pub static FIELDS: &[FieldDef] = &[
     field!("fd.cip.name", String, None, "Domain name of the client IP (from DNS responses seen).", |_, _, _| Val::None),
     field!("fd.rip.name", String, None, "Domain name of the remote IP (from DNS responses seen).", |_, _, _| Val::None),
     field!("fd.lip.name", String, None, "Domain name of the local IP (from DNS responses seen).", |_, _, _| Val::None),
+    // ---- flow
+    field!("flow.phase", String, None, "Where a flow event stands: start (first seen), update (periodic, while the flow carries traffic) or end (the TCP socket closed, or no packet for sensor.flows.idle_timeout_s) (rampart extension; flow events only, as all flow.* fields).", |ev, _, _| flow(ev, |f| s(f.phase.as_str()))),
+    field!("flow.proto", String, None, "IP protocol of the flow: tcp, udp, icmp, icmpv6, ... or its number.", |ev, _, _| flow(ev, |f| s(f.proto))),
+    field!("flow.bytes_in", U64, None, "IP bytes the container received on this flow (IP and transport headers included, per segment on the wire).", |ev, _, _| flow(ev, |f| Val::U64(f.bytes_in))),
+    field!("flow.bytes_out", U64, None, "IP bytes the container sent on this flow (headers included; TCP retransmissions included).", |ev, _, _| flow(ev, |f| Val::U64(f.bytes_out))),
+    field!("flow.bytes", U64, None, "flow.bytes_in + flow.bytes_out.", |ev, _, _| flow(ev, |f| Val::U64(f.bytes_in.saturating_add(f.bytes_out)))),
+    field!("flow.payload_in", U64, None, "Payload bytes received: what the applications exchanged (TCP: new data only, retransmissions not counted; UDP: datagram payload).", |ev, _, _| flow(ev, |f| Val::U64(f.payload_in))),
+    field!("flow.payload_out", U64, None, "Payload bytes sent (as flow.payload_in).", |ev, _, _| flow(ev, |f| Val::U64(f.payload_out))),
+    field!("flow.packets_in", U64, None, "Packets received (segments on the wire: a GRO packet counts as the segments it merged).", |ev, _, _| flow(ev, |f| Val::U64(f.packets_in))),
+    field!("flow.packets_out", U64, None, "Packets sent (segments on the wire: a GSO packet counts as the segments it will be cut into).", |ev, _, _| flow(ev, |f| Val::U64(f.packets_out))),
+    field!("flow.packets", U64, None, "flow.packets_in + flow.packets_out.", |ev, _, _| flow(ev, |f| Val::U64(f.packets_in.saturating_add(f.packets_out)))),
+    field!("flow.duration", U64, None, "Time from the flow's first to its latest packet, ns.", |ev, _, _| flow(ev, |f| Val::U64(f.duration_ns))),
+    field!("flow.tcp_state", String, None, "TCP: the socket's latest state (established, fin_wait1, close_wait, close, ...), as the kernel's inet_sock_set_state tracepoint reported it; no value for other protocols or before the first change.", |ev, _, _| match &ev.kind { EventKind::Flow { tcp_state: Some(st), .. } => s(st), _ => Val::None }),
+    field!("flow.retransmits", U64, None, "TCP segments the container retransmitted on this flow.", |ev, _, _| flow(ev, |f| Val::U64(u64::from(f.retransmits)))),
+    field!("flow.end_reason", String, None, "Why a flow ended: closed (TCP reached CLOSE), idle, stopped (the agent stopped), gone (its table entry disappeared); no value before the end.", |ev, _, _| match &ev.kind { EventKind::Flow { end_reason: Some(r), .. } => s(r), _ => Val::None }),
     // ---- fs
     field!("fs.path.name", String, None, "Path a filesystem syscall operates on (open, unlink, mkdir, chmod, chown, finit_module, mount target, umount).", |ev, _, _| opt(fs_paths(ev).0.map(s))),
     field!("fs.path.source", String, None, "Source path of rename and link (old path), symlink (target) and mount (device or source).", |ev, _, _| opt(fs_paths(ev).1.map(s))),
@@ -1445,6 +1561,10 @@ const ARG_DOC: &[(&str, &str)] = &[
     ("memfd_create", "name, flags (MFD_CLOEXEC...)"),
     ("bpf", "cmd (BPF_PROG_LOAD...)"),
     ("capable (rampart: capability checks)", "cap (CAP_SYS_ADMIN...), granted"),
+    (
+        "flow (rampart: network flows counted in the kernel)",
+        "phase (start, update, end), proto, local, remote (ip:port), bytes_in, bytes_out, payload_in, payload_out, packets_in, packets_out, duration (ns), tcp_state, retransmits, reason (of an end)",
+    ),
     (
         "netdeny (rampart: network policy denials)",
         "op (connect, sendmsg, bind, ingress, egress), addr (destination, bind address, or ingress source), proto (tcp, udp, icmp...), entry (the policy entry that decided, e.g. `egress.deny[0] (10.0.0.0/8)`, `egress.default`, `isolated`), count",

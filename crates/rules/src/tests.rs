@@ -219,6 +219,43 @@ fn netdeny_fields() {
 }
 
 #[test]
+fn flow_fields() {
+    let e = base(
+        "flow",
+        EventKind::Flow {
+            phase: model::FlowPhase::End,
+            proto: "tcp".into(),
+            local: SockAddr::Inet { ip: "172.18.0.2".parse().unwrap(), port: 41000 },
+            remote: SockAddr::Inet { ip: "172.18.0.3".parse().unwrap(), port: 5201 },
+            bytes_in: 2_000,
+            bytes_out: 3_000_000,
+            payload_in: 1_000,
+            payload_out: 2_900_000,
+            packets_in: 40,
+            packets_out: 60,
+            first_ns: 1,
+            duration_ns: 2_000_000_000,
+            tcp_state: Some("close".into()),
+            retransmits: 3,
+            end_reason: Some("closed".into()),
+        },
+    );
+    assert!(holds("evt.type = flow and flow.phase = end and flow.proto = tcp", &e));
+    assert!(holds("flow.bytes_out > 1000000 and flow.bytes_in = 2000 and flow.bytes = 3002000", &e));
+    assert!(holds("flow.payload_out = 2900000 and flow.payload_in = 1000", &e));
+    assert!(holds("flow.packets_in = 40 and flow.packets_out = 60 and flow.packets = 100", &e));
+    assert!(holds("flow.duration >= 2000000000 and flow.retransmits = 3", &e));
+    assert!(holds("flow.tcp_state = close and flow.end_reason = closed", &e));
+    // the lower port is the server's: the container is the client here
+    assert!(holds("fd.sip = 172.18.0.3 and fd.sport = 5201 and fd.cport = 41000", &e));
+    assert!(holds("fd.lip = 172.18.0.2 and fd.rport = 5201 and fd.l4proto = tcp", &e));
+    assert!(holds("fd.name = '172.18.0.2:41000->172.18.0.3:5201'", &e));
+    assert!(holds("evt.arg.phase = end and evt.rawarg.bytes_out = 3000000 and evt.arg.reason = closed", &e));
+    // flow fields have no value on other events
+    assert!(!holds("flow.bytes_in exists", &exec("sh", &["sh"])));
+}
+
+#[test]
 fn missing_values_make_comparisons_false() {
     let e = exec("sh", &["sh", "-c", "id"]);
     assert!(!holds("fd.name = x", &e));

@@ -533,7 +533,13 @@ impl Sensor {
                 Vec::new()
             }
         };
-        SensorStats { events: sh.events, lost, decode_errors: sh.decode_errors, truncated: sh.truncated }
+        SensorStats {
+            events: sh.events,
+            lost,
+            decode_errors: sh.decode_errors,
+            truncated: sh.truncated,
+            flow_table: None,
+        }
     }
 
     pub fn status(&self) -> SensorStatus {

@@ -17,6 +17,7 @@
 
 mod abi;
 pub mod decode;
+pub mod flows;
 mod kernel;
 pub mod kill;
 pub mod paths;
@@ -28,6 +29,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use decode::{DecodeError, Decoder};
+pub use flows::{FlowConfig, FlowTable, FlowTableStats, FlowTracker};
 pub use kernel::{KillMaps, RunQueueMaps, Sensor};
 pub use kill::{KernelKills, KillPoint, KillTrigger};
 pub use paths::{join_path, normalize};
@@ -56,6 +58,9 @@ pub struct SensorConfig {
     /// with [`Sensor::syscall_sets`]). Costs a program run on every syscall of
     /// every task, so only `rampart record` turns it on.
     pub record_syscalls: bool,
+    /// Flow accounting (`flows`), run by the sensor's owner next to the
+    /// sensor; `None`: off.
+    pub flows: Option<FlowConfig>,
 }
 
 impl Default for SensorConfig {
@@ -65,6 +70,7 @@ impl Default for SensorConfig {
             ring_buffer_bytes: DEFAULT_RING_BUFFER_BYTES,
             disabled_programs: Vec::new(),
             record_syscalls: false,
+            flows: None,
         }
     }
 }
@@ -120,6 +126,9 @@ pub struct SensorStats {
     pub decode_errors: u64,
     /// Records whose string area ran out of room (some path or argument cut).
     pub truncated: u64,
+    /// The kernel flow table, when flow accounting runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_table: Option<FlowTableStats>,
 }
 
 impl SensorStats {

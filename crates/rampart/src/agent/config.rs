@@ -33,11 +33,16 @@ pub struct SensorSettings {
     /// from 4 to 1,048,576). Larger absorbs longer bursts; events that do not
     /// fit are dropped in the kernel, counted and alerted on.
     pub ring_buffer_kib: u64,
+    /// Per-container flow accounting in the kernel and `flow` events.
+    pub flows: sensor::FlowConfig,
 }
 
 impl Default for SensorSettings {
     fn default() -> Self {
-        SensorSettings { ring_buffer_kib: (sensor::DEFAULT_RING_BUFFER_BYTES / 1024) as u64 }
+        SensorSettings {
+            ring_buffer_kib: (sensor::DEFAULT_RING_BUFFER_BYTES / 1024) as u64,
+            flows: sensor::FlowConfig::default(),
+        }
     }
 }
 
@@ -47,6 +52,7 @@ impl SensorSettings {
         if !(4..=1 << 20).contains(&k) || !k.is_power_of_two() {
             anyhow::bail!("ring_buffer_kib is {k}: it must be a power of two from 4 to 1048576");
         }
+        self.flows.validate().map_err(anyhow::Error::msg)?;
         Ok(())
     }
 }
@@ -169,6 +175,17 @@ mod tests {
         assert!(cfg.host);
         assert!(!cfg.rules.default_rules);
         assert_eq!(cfg.rules.paths, vec![PathBuf::from("/etc/rampart/rules.d")]);
+    }
+
+    #[test]
+    fn flows_switch_off_and_bad_values_are_refused() {
+        let cfg = AgentConfig::parse("sensor:\n  flows:\n    enabled: false\n").unwrap();
+        assert!(!cfg.sensor.flows.enabled);
+        assert!(AgentConfig::default().sensor.flows.enabled, "flows are on by default");
+        let err = AgentConfig::parse("sensor:\n  flows:\n    max_entries: 0\n").unwrap_err();
+        assert!(format!("{err:#}").contains("max_entries"), "{err:#}");
+        let err = AgentConfig::parse("sensor:\n  flows:\n    enabeld: false\n").unwrap_err();
+        assert!(format!("{err:#}").contains("enabeld"), "{err:#}");
     }
 
     #[test]

@@ -495,4 +495,12 @@ mod tests {
         assert_eq!(rule_names(&d), ["rule_b"]);
         assert_eq!(d.watch.as_ref().unwrap().roots, [config, b], "still watching what is loaded");
     }
+
+    /// `flow` events are many (one per flow and drain) and carry no process:
+    /// no default rule may apply to every event type, or it would meet them.
+    #[test]
+    fn no_default_rule_meets_flow_events() {
+        let loaded = load_rules(&RulesConfig::default()).expect("default rules load");
+        assert_eq!(loaded.ruleset.candidates_for_type("flow"), 0);
+    }
 }

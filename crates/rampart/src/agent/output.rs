@@ -193,6 +193,28 @@ fn append_args(s: &mut String, kind: &EventKind) {
             }
             r
         }
+        EventKind::Flow {
+            phase,
+            proto,
+            local,
+            remote,
+            bytes_in,
+            bytes_out,
+            packets_in,
+            packets_out,
+            end_reason,
+            ..
+        } => {
+            let mut r = write!(
+                s,
+                " {} {proto} {local} <-> {remote} in {bytes_in} B/{packets_in} pkts out {bytes_out} B/{packets_out} pkts",
+                phase.as_str()
+            );
+            if let Some(why) = end_reason {
+                r = r.and(write!(s, " ({why})"));
+            }
+            r
+        }
     };
 }
 

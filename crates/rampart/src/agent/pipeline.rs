@@ -124,6 +124,7 @@ fn sensor_loop(
     shared: Shared,
 ) {
     let recording = config.record_syscalls;
+    let (flow_config, include_host) = (config.flows.clone(), config.include_host);
     let mut sensor = match Sensor::start(config) {
         Ok(s) => s,
         Err(e) => {
@@ -138,6 +139,7 @@ fn sensor_loop(
             None
         }
     };
+    let mut flows = flow_config.as_ref().filter(|f| f.enabled).and_then(|f| Flows::start(f, include_host));
     let runq = match sensor.runq_maps() {
         Ok(m) => Some(Arc::new(m)),
         Err(e) => {
@@ -165,8 +167,15 @@ fn sensor_loop(
         if let Err(e) = drained {
             tracing::warn!(error = %e, "ring buffer drain failed");
         }
+        if let Some(f) = flows.as_mut() {
+            let events = if stopping { f.finish() } else { f.drain_if_due() };
+            for chunk in events.chunks(MAX_BATCH) {
+                consumer_gone |= batches.blocking_send(chunk.to_vec()).is_err();
+            }
+        }
         if let Ok(mut s) = shared.stats.lock() {
             *s = sensor.stats();
+            s.flow_table = flows.as_ref().map(|f| f.stats);
         }
         // Drain on a timer (the kernel never wakes us); skip the sleep only when
         // a full batch suggests the ring holds more.
@@ -185,6 +194,84 @@ fn sensor_loop(
         if pause {
             std::thread::sleep(sensor::POLL_PERIOD);
         }
+    }
+}
+
+/// Flow accounting on the sensor thread: the kernel table, drained on its
+/// own period into `flow` events (attributed to containers downstream, by
+/// cgroup id, like every event).
+struct Flows {
+    table: sensor::FlowTable,
+    tracker: sensor::FlowTracker,
+    period: std::time::Duration,
+    next: std::time::Instant,
+    boot_to_wall_ns: i128,
+    stats: sensor::FlowTableStats,
+}
+
+impl Flows {
+    /// Loads and attaches the flow programs; on failure the agent runs on
+    /// without flows (said in the log).
+    fn start(cfg: &sensor::FlowConfig, include_host: bool) -> Option<Flows> {
+        let started = runtime::find_cgroup2_mount()
+            .map_err(anyhow::Error::new)
+            .and_then(|root| Ok(sensor::FlowTable::start(cfg, &root, include_host)?));
+        let mut table = match started {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "flow accounting not started");
+                return None;
+            }
+        };
+        if let Err(e) = table.pin(std::path::Path::new(sensor::flows::PIN_DIR)) {
+            tracing::warn!(error = %e, "flow table not pinned: `rampart flows` will use its own");
+        }
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        Some(Flows {
+            stats: table.stats(),
+            table,
+            tracker: sensor::FlowTracker::new(cfg),
+            period: cfg.drain_interval(),
+            next: std::time::Instant::now() + cfg.drain_interval(),
+            boot_to_wall_ns: wall - sensor::flows::boot_now_ns() as i128,
+        })
+    }
+
+    fn drain_if_due(&mut self) -> Vec<Event> {
+        if std::time::Instant::now() < self.next {
+            return Vec::new();
+        }
+        self.next = std::time::Instant::now() + self.period;
+        let now = sensor::flows::boot_now_ns();
+        let reports = self.tracker.drain(&mut self.table, now);
+        self.update_stats();
+        reports.iter().map(|r| r.to_event(now, self.boot_to_wall_ns)).collect()
+    }
+
+    /// At stop: every flow still open ends (reason `stopped`).
+    fn finish(&mut self) -> Vec<Event> {
+        let now = sensor::flows::boot_now_ns();
+        let mut reports = self.tracker.drain(&mut self.table, now);
+        reports.extend(self.tracker.finish(&mut self.table));
+        self.update_stats();
+        reports.iter().map(|r| r.to_event(now, self.boot_to_wall_ns)).collect()
+    }
+
+    fn update_stats(&mut self) {
+        let st = self.table.stats();
+        if st.failed_inserts > self.stats.failed_inserts {
+            tracing::warn!(
+                failed_inserts = st.failed_inserts,
+                lost_packets = st.lost_packets,
+                max_entries = st.max_entries,
+                "flow table full: packets of new flows counted only in the table's overflow counters \
+                 (raise sensor.flows.max_entries)"
+            );
+        }
+        self.stats = st;
     }
 }
 

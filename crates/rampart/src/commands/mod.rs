@@ -6,6 +6,7 @@ pub mod caps;
 pub mod capture;
 pub mod events;
 pub mod files;
+pub mod flows;
 pub mod freeze;
 pub mod isolate;
 pub mod netpolicy;
@@ -94,6 +95,10 @@ pub struct SelectArgs {
     /// Also report processes that are not in a container.
     #[arg(long)]
     pub host: bool,
+    /// Also report network flows (`flow` events: bytes and packets each way,
+    /// counted in the kernel; the agent, `rampart run`, has them on by default).
+    #[arg(long)]
+    pub flows: bool,
 }
 
 impl SelectArgs {
@@ -160,7 +165,11 @@ pub async fn stream_selected(
 ) -> Result<()> {
     let filter = select.filter()?;
     let (containers, _watchers) = runtime.registry();
-    let config = SensorConfig { include_host: select.host, ..Default::default() };
+    let config = SensorConfig {
+        include_host: select.host,
+        flows: select.flows.then(sensor::FlowConfig::default),
+        ..Default::default()
+    };
     let summary = pipeline::stream(config, containers, &filter, consumer).await?;
     eprintln!("rampart: {}, {} shown", summary.line(), summary.counts.accepted);
     Ok(())

@@ -133,6 +133,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let sensor_config = SensorConfig {
         include_host: cfg.host,
         ring_buffer_bytes: cfg.sensor.ring_buffer_kib as usize * 1024,
+        flows: Some(cfg.sensor.flows.clone()),
         ..Default::default()
     };
     let summary = pipeline::stream(sensor_config, containers, &filter, &mut detector).await?;

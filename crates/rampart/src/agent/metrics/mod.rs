@@ -247,6 +247,28 @@ impl AgentMetrics {
             "Events with a path or argument cut to fit.",
             [(no, p.sensor.truncated)],
         );
+        if let Some(ft) = &p.sensor.flow_table {
+            e.gauge(
+                "rampart_flow_table_entries",
+                "Flows in the kernel flow table.",
+                [(no, ft.entries as f64)],
+            );
+            e.gauge(
+                "rampart_flow_table_max_entries",
+                "Size of the kernel flow table (sensor.flows.max_entries).",
+                [(no, f64::from(ft.max_entries))],
+            );
+            e.counter(
+                "rampart_flow_table_failed_inserts",
+                "Packets of new flows that found the kernel flow table full (counted apart, not in a flow).",
+                [(no, ft.failed_inserts)],
+            );
+            e.counter(
+                "rampart_flow_table_overflow_bytes",
+                "IP bytes of the packets that found the flow table full.",
+                [(no, ft.lost_bytes)],
+            );
+        }
         e.gauge(
             "rampart_process_table_entries",
             "Processes the agent tracks.",
@@ -716,11 +738,20 @@ mod tests {
         m.reload(false);
         let mut p = Progress { events_seen: 10, events_accepted: 8, ..Default::default() };
         p.sensor.lost = vec![0, 5];
+        p.sensor.flow_table = Some(sensor::FlowTableStats {
+            entries: 3,
+            max_entries: 4,
+            failed_inserts: 9,
+            lost_bytes: 900,
+            lost_packets: 9,
+        });
         m.tick(p, 8, 1, &HashMap::new());
         let text = m.render(Format::Prometheus);
         assert_eq!(value(&text, "rampart_ready"), Some(1.0), "no runtime configured: ready\n{text}");
         assert_eq!(value(&text, "rampart_events_seen_total"), Some(10.0));
         assert_eq!(value(&text, "rampart_events_lost_total{cpu=\"1\"}"), Some(5.0));
+        assert_eq!(value(&text, "rampart_flow_table_entries"), Some(3.0));
+        assert_eq!(value(&text, "rampart_flow_table_failed_inserts_total"), Some(9.0));
         assert_eq!(
             value(&text, "rampart_rule_matches_total{rule=\"Shell in container\",priority=\"Notice\"}"),
             Some(2.0),

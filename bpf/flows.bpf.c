@@ -1,0 +1,314 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/*
+ * rampart flow accounting: bytes and packets of every flow of every container,
+ * in the kernel, read by the agent from the fl_flows map (ABI: flows.h).
+ *
+ *   cgroup_skb/ingress|egress   attached once, with BPF_F_ALLOW_MULTI, to the
+ *                               root of the cgroup v2 hierarchy: every socket of
+ *                               every cgroup passes through them, from its first
+ *                               packet, whatever else (network policy) is
+ *                               attached below. They always return 1 (pass).
+ *   tp_btf/inet_sock_set_state  TCP state of a flow; TCP_CLOSE ends it
+ *   tp_btf/tcp_retransmit_skb   retransmitted segments
+ *
+ * Only sockets outside the host's network namespace are counted (containers
+ * with their own network), unless include_host is set.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "flows.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define AF_INET_ 2
+#define AF_INET6_ 10
+#define IPPROTO_TCP_ 6
+#define IPPROTO_UDP_ 17
+#define TCP_CLOSE_ 7
+#define NEXTHDR_HOP 0
+#define NEXTHDR_ROUTING 43
+#define NEXTHDR_DEST 60
+#define IPV6_MAX_EXT 3
+
+const volatile bool include_host = false;
+/* inode of the host's network namespace (the agent's own) */
+const volatile __u32 host_net_ns = 0;
+
+/* Forces the ABI types into BTF for the skeleton (sizes asserted in Rust). */
+struct fl_key _abi_fl_key = {};
+struct fl_val _abi_fl_val = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768); /* set by the loader (flows.max_entries) */
+	__type(key, struct fl_key);
+	__type(value, struct fl_val);
+} fl_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FL_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} fl_stats SEC(".maps");
+
+static __always_inline void stat_add(__u32 idx, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&fl_stats, &idx);
+	if (v)
+		*v += n; /* per-CPU: no atomics needed */
+}
+
+static __always_inline int counted_netns(const struct sock *sk)
+{
+	if (include_host)
+		return 1;
+	return sk->__sk_common.skc_net.net->ns.inum != host_net_ns;
+}
+
+/* The flow's entry, created when missing; NULL (and counted) when the table
+ * is full. */
+static __always_inline struct fl_val *flow_entry(const struct fl_key *key, __u64 now, __u64 bytes,
+						 __u64 packets)
+{
+	struct fl_val *v = bpf_map_lookup_elem(&fl_flows, key);
+	if (v)
+		return v;
+	struct fl_val fresh = {.first_ns = now};
+	int err = bpf_map_update_elem(&fl_flows, key, &fresh, BPF_NOEXIST);
+	v = bpf_map_lookup_elem(&fl_flows, key); /* -EEXIST: another CPU made it */
+	if (!v || (err && err != -17)) {
+		stat_add(FL_STAT_FAILED_INSERTS, 1);
+		stat_add(FL_STAT_LOST_BYTES, bytes);
+		stat_add(FL_STAT_LOST_PACKETS, packets);
+		return NULL;
+	}
+	return v;
+}
+
+/* ---- packets ---- */
+
+/* How much of a TCP segment's payload is new: past the highest sequence
+ * number counted so far in that direction. Retransmitted and duplicate data
+ * count in bytes_* (they cross the wire) but not in payload_*. Not atomic: a
+ * flow's packets in one direction are processed on one CPU at a time in
+ * practice (socket lock on send, RPS/RSS steering by flow on receive). */
+static __always_inline __u64 tcp_new_payload(struct fl_val *v, const __u8 *t, __u64 payload, int egress)
+{
+	__u32 seq = ((__u32)t[4] << 24) | ((__u32)t[5] << 16) | ((__u32)t[6] << 8) | t[7];
+	__u8 flags = t[13];
+	/* SYN and FIN take a sequence number each */
+	__u32 end = seq + (__u32)payload + ((flags & 0x02) ? 1 : 0) + ((flags & 0x01) ? 1 : 0);
+	__u8 bit = egress ? 2 : 1;
+	__u32 *next = egress ? &v->seq_out_next : &v->seq_in_next;
+	if (!(v->seq_seen & bit)) {
+		v->seq_seen |= bit;
+		*next = end;
+		return payload;
+	}
+	__s32 ahead = (__s32)(end - *next);
+	if (ahead <= 0)
+		return 0;
+	*next = end;
+	return (__u64)ahead < payload ? (__u64)ahead : payload;
+}
+
+static __always_inline int account_skb(struct __sk_buff *skb, int egress)
+{
+	struct bpf_sock *bsk = skb->sk;
+	if (!bsk)
+		return 1;
+	bsk = bpf_sk_fullsock(bsk);
+	if (!bsk)
+		return 1;
+	const struct sock *sk = bpf_core_cast(bsk, struct sock);
+	if (!counted_netns(sk))
+		return 1;
+
+	struct fl_key key = {};
+	__u8 h[40];
+	__u32 l3, hbh = 0;
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		if (bpf_skb_load_bytes(skb, 0, h, 20))
+			return 1;
+		l3 = (h[0] & 0xf) * 4;
+		key.proto = h[9];
+		key.family = 4;
+		__builtin_memcpy(key.local_addr, &h[egress ? 12 : 16], 4);
+		__builtin_memcpy(key.remote_addr, &h[egress ? 16 : 12], 4);
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		if (bpf_skb_load_bytes(skb, 0, h, 40))
+			return 1;
+		l3 = 40;
+		key.proto = h[6];
+		key.family = 6;
+		/* Walk a few extension headers: BIG TCP's GSO packets carry a
+		 * hop-by-hop jumbo header before TCP. */
+		for (int i = 0; i < IPV6_MAX_EXT; i++) {
+			if (key.proto != NEXTHDR_HOP && key.proto != NEXTHDR_ROUTING && key.proto != NEXTHDR_DEST)
+				break;
+			__u8 ext[2];
+			if (bpf_skb_load_bytes(skb, l3, ext, 2))
+				return 1;
+			if (key.proto == NEXTHDR_HOP)
+				hbh = (ext[1] + 1) * 8;
+			key.proto = ext[0];
+			l3 += (ext[1] + 1) * 8;
+		}
+		__builtin_memcpy(key.local_addr, &h[egress ? 8 : 24], 16);
+		__builtin_memcpy(key.remote_addr, &h[egress ? 24 : 8], 16);
+	} else {
+		return 1;
+	}
+	__u32 l4 = 0;
+	__u8 t[14] = {};
+	if (key.proto == IPPROTO_TCP_ || key.proto == IPPROTO_UDP_) {
+		if (key.proto == IPPROTO_TCP_ ? bpf_skb_load_bytes(skb, l3, t, 14) : bpf_skb_load_bytes(skb, l3, t, 4))
+			return 1;
+		__u16 sport = (t[0] << 8) | t[1], dport = (t[2] << 8) | t[3];
+		key.local_port = egress ? sport : dport;
+		key.remote_port = egress ? dport : sport;
+		l4 = key.proto == IPPROTO_TCP_ ? (t[12] >> 4) * 4 : 8;
+		/* The packet must be the socket's own: a kernel control socket
+		 * (TIME_WAIT acks, resets) shares the netns and cgroup but not the
+		 * port, and would otherwise revive a finished flow. */
+		if (bsk->src_port != key.local_port)
+			return 1;
+		/* Egress runs after the OUTPUT chain's DNAT (e.g. Docker's
+		 * embedded DNS, 127.0.0.11:53 -> another port), ingress after
+		 * the reply is un-NATed: key a connected socket's packets by the
+		 * socket's own peer, as the application and ingress see it. */
+		__u16 peer_port = bpf_ntohs(bsk->dst_port);
+		if (egress && peer_port) {
+			if (key.family == 4 && bsk->family == AF_INET_) {
+				__u32 dst = bsk->dst_ip4;
+				__builtin_memcpy(key.remote_addr, &dst, 4);
+				key.remote_port = peer_port;
+			} else if (key.family == 6 && bsk->family == AF_INET6_) {
+				__u32 dst[4] = {bsk->dst_ip6[0], bsk->dst_ip6[1], bsk->dst_ip6[2], bsk->dst_ip6[3]};
+				__builtin_memcpy(key.remote_addr, dst, 16);
+				key.remote_port = peer_port;
+			}
+		}
+	}
+	key.cgroup_id = bpf_skb_cgroup_id(skb);
+
+	__u64 segs = skb->gso_segs ? skb->gso_segs : 1;
+	__u64 len = skb->len;
+	__u64 hdrs = l3 + l4;
+	/* A GSO/GRO packet carries its headers once for gso_segs segments on
+	 * the wire: count them per segment. A BIG TCP super-packet (IPv6 over
+	 * 64 KiB) carries a hop-by-hop jumbo header that no segment on the wire
+	 * has: not counted at all. */
+	__u64 jumbo = len > 65535 + 40 ? hbh : 0;
+	__u64 bytes = len - jumbo + (segs - 1) * (hdrs - jumbo);
+	__u64 payload = len > hdrs ? len - hdrs : 0;
+	__u64 now = bpf_ktime_get_boot_ns();
+	struct fl_val *v = flow_entry(&key, now, bytes, segs);
+	if (!v)
+		return 1;
+	if (key.proto == IPPROTO_TCP_)
+		payload = tcp_new_payload(v, t, payload, egress);
+	if (egress) {
+		__sync_fetch_and_add(&v->bytes_out, bytes);
+		__sync_fetch_and_add(&v->payload_out, payload);
+		__sync_fetch_and_add(&v->packets_out, segs);
+	} else {
+		__sync_fetch_and_add(&v->bytes_in, bytes);
+		__sync_fetch_and_add(&v->payload_in, payload);
+		__sync_fetch_and_add(&v->packets_in, segs);
+	}
+	v->last_ns = now;
+	return 1;
+}
+
+SEC("cgroup_skb/ingress")
+int fl_ingress(struct __sk_buff *skb)
+{
+	return account_skb(skb, 0);
+}
+
+SEC("cgroup_skb/egress")
+int fl_egress(struct __sk_buff *skb)
+{
+	return account_skb(skb, 1);
+}
+
+/* ---- TCP socket events ---- */
+
+/* The key of a TCP socket's flow, as its packets give it; 0 when the socket
+ * is not counted. */
+static __always_inline int tcp_key(const struct sock *sk, struct fl_key *key)
+{
+	if (sk->sk_protocol != IPPROTO_TCP_ || !counted_netns(sk))
+		return 0;
+	const struct sock_common *c = &sk->__sk_common;
+	key->proto = IPPROTO_TCP_;
+	/* inet_sport, not skc_num: the port is released (skc_num zeroed) before
+	 * the transition to TCP_CLOSE is traced */
+	key->local_port = bpf_ntohs(bpf_core_cast(sk, struct inet_sock)->inet_sport);
+	key->remote_port = bpf_ntohs(c->skc_dport);
+	__u16 family = c->skc_family;
+	if (family == AF_INET_) {
+		key->family = 4;
+		__builtin_memcpy(key->local_addr, &c->skc_rcv_saddr, 4);
+		__builtin_memcpy(key->remote_addr, &c->skc_daddr, 4);
+	} else if (family == AF_INET6_) {
+		__u32 l[4], r[4];
+		__builtin_memcpy(l, &c->skc_v6_rcv_saddr, 16);
+		__builtin_memcpy(r, &c->skc_v6_daddr, 16);
+		/* a dual-stack socket talking IPv4: its packets are IPv4 */
+		if (r[0] == 0 && r[1] == 0 && r[2] == bpf_htonl(0xffff)) {
+			key->family = 4;
+			__builtin_memcpy(key->local_addr, &l[3], 4);
+			__builtin_memcpy(key->remote_addr, &r[3], 4);
+		} else {
+			key->family = 6;
+			__builtin_memcpy(key->local_addr, l, 16);
+			__builtin_memcpy(key->remote_addr, r, 16);
+		}
+	} else {
+		return 0;
+	}
+	struct cgroup *cg = sk->sk_cgrp_data.cgroup;
+	if (!cg)
+		return 0;
+	key->cgroup_id = cg->kn->id;
+	return 1;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(fl_tcp_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	struct fl_key key = {};
+	if (!tcp_key(sk, &key))
+		return 0;
+	/* Only flows that carried packets have an entry; state changes before
+	 * the first packet (SYN_SENT) are not worth one. */
+	struct fl_val *v = bpf_map_lookup_elem(&fl_flows, &key);
+	if (!v)
+		return 0;
+	v->tcp_state = newstate;
+	if (v->state_changes < 255)
+		v->state_changes++;
+	if (newstate == TCP_CLOSE_)
+		v->closed_ns = bpf_ktime_get_boot_ns();
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(fl_tcp_retransmit, const struct sock *sk)
+{
+	struct fl_key key = {};
+	if (!tcp_key(sk, &key))
+		return 0;
+	struct fl_val *v = bpf_map_lookup_elem(&fl_flows, &key);
+	if (v)
+		__sync_fetch_and_add(&v->retransmits, 1);
+	return 0;
+}

@@ -1,0 +1,150 @@
+//! Privileged tests of the kernel flow table (bpf/flows.bpf.c): loopback
+//! traffic of this host with `include_host`, so no container is needed. The
+//! container tests (iperf3 between two containers, attribution) are in
+//! crates/rampart/tests/flows.rs.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use sensor::flows::{FlowSource, FlowTable};
+use sensor::FlowConfig;
+
+/// One table at a time: each counts the other's traffic.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn cgroup_root() -> std::path::PathBuf {
+    runtime::find_cgroup2_mount().expect("a cgroup v2 hierarchy")
+}
+
+fn table(max_entries: u32) -> FlowTable {
+    let cfg = FlowConfig { max_entries, ..Default::default() };
+    FlowTable::start(&cfg, &cgroup_root(), true).expect("flow table loads and attaches")
+}
+
+#[test]
+#[ignore = "privileged: needs root and BPF"]
+fn loopback_tcp_flow_counts_payload_both_ways_and_sees_the_close() {
+    tcp_flow_over("127.0.0.1");
+}
+
+#[test]
+#[ignore = "privileged: needs root and BPF"]
+fn loopback_tcp_flow_over_ipv6_too() {
+    tcp_flow_over("::1");
+}
+
+fn tcp_flow_over(ip: &str) {
+    testkit::require_root();
+    testkit::require_bpf();
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut flows = table(4096);
+    let listener = TcpListener::bind((ip, 0)).unwrap();
+    let server_port = listener.local_addr().unwrap().port();
+    const UP: usize = 3 * 1024 * 1024 + 17;
+    const DOWN: usize = 100_003;
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut got = vec![0u8; UP];
+        s.read_exact(&mut got).unwrap();
+        s.write_all(&vec![7u8; DOWN]).unwrap();
+    });
+    let mut c = TcpStream::connect((ip, server_port)).unwrap();
+    let client_port = c.local_addr().unwrap().port();
+    c.write_all(&vec![1u8; UP]).unwrap();
+    let mut back = vec![0u8; DOWN];
+    c.read_exact(&mut back).unwrap();
+    drop(c);
+    server.join().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    let entries = flows.entries();
+    let find = |local: u16, remote: u16| {
+        entries
+            .iter()
+            .find(|(k, _)| {
+                k.proto == 6 && k.local.1 == local && k.remote.1 == remote && k.local.0.to_string() == ip
+            })
+            .map(|(k, v)| (*k, *v))
+            .unwrap_or_else(|| panic!("no flow {local}->{remote} in {entries:?}"))
+    };
+    let (ck, client) = find(client_port, server_port);
+    let (_, server) = find(server_port, client_port);
+    // Payload is exactly what the applications wrote (no loss on loopback).
+    assert_eq!(client.payload_out, UP as u64, "{client:?}");
+    assert_eq!(client.payload_in, DOWN as u64, "{client:?}");
+    assert_eq!(server.payload_in, UP as u64, "{server:?}");
+    assert_eq!(server.payload_out, DOWN as u64, "{server:?}");
+    // IP bytes add at least 40 bytes of headers per segment.
+    assert!(client.bytes_out >= client.payload_out + 40 * client.packets_out, "{client:?}");
+    // One side's out is the other's in, but for the last packets of a close:
+    // a TIME_WAIT socket is no full socket and its acks go out through the
+    // kernel's control socket, so what it sends is not counted on egress and
+    // what reaches it is not counted on ingress. At most two such packets.
+    for (out, inn) in [(client, server), (server, client)] {
+        assert!(out.bytes_out.abs_diff(inn.bytes_in) <= 2 * 80, "{out:?} {inn:?}");
+        assert!(out.packets_out.abs_diff(inn.packets_in) <= 2, "{out:?} {inn:?}");
+    }
+    assert!(client.first_ns > 0 && client.last_ns >= client.first_ns);
+    // Both sockets are closed (the client went through FIN_WAIT to CLOSE).
+    assert!(client.closed_ns > 0, "client close not seen: {client:?}");
+    assert!(server.closed_ns > 0, "server close not seen: {server:?}");
+    assert!(client.state_changes >= 2, "{client:?}");
+    // Taking the entry returns its counters and removes it.
+    let taken = flows.take(&ck).expect("entry taken");
+    assert_eq!(taken.payload_out, UP as u64);
+    assert!(flows.entries().iter().all(|(k, _)| *k != ck));
+    assert_eq!(flows.stats().failed_inserts, 0);
+}
+
+#[test]
+#[ignore = "privileged: needs root and BPF"]
+fn a_full_table_counts_what_it_could_not_hold() {
+    testkit::require_root();
+    testkit::require_bpf();
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const MAX: u32 = 4;
+    const FLOWS: usize = 64;
+    let flows = table(MAX);
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dest = sink.local_addr().unwrap();
+    // Each socket is a flow of its own (its own source port).
+    let senders: Vec<UdpSocket> = (0..FLOWS).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+    for s in &senders {
+        s.send_to(&[0u8; 100], dest).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let st = flows.stats();
+    assert!(st.entries <= u64::from(MAX), "{st:?}");
+    assert_eq!(st.max_entries, MAX);
+    // Each datagram counts once on egress (its sender's flow) and once on
+    // ingress (the sink's flow from that sender): at most MAX of the 2*FLOWS
+    // flows found room, the rest are counted as failed inserts.
+    let at_least = (2 * FLOWS) as u64 - u64::from(MAX);
+    assert!(st.failed_inserts >= at_least, "{st:?}");
+    assert!(st.lost_packets >= at_least, "{st:?}");
+    // 100 bytes of payload + 8 UDP + 20 IP per datagram
+    assert!(st.lost_bytes >= at_least * 128, "{st:?}");
+}
+
+#[test]
+#[ignore = "privileged: needs root and BPF"]
+fn a_pinned_table_is_readable_while_its_owner_runs_and_gone_after() {
+    testkit::require_root();
+    testkit::require_bpf();
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let base = std::path::PathBuf::from(format!("/sys/fs/bpf/rampart-test-flows-{}", std::process::id()));
+    let mut flows = table(64);
+    flows.pin(&base).expect("pin under bpffs");
+    let reader = sensor::flows::PinnedFlows::open(&base).expect("pinned table found");
+    assert_eq!(reader.stats().max_entries, 64);
+    // A directory named after a process that does not exist is skipped.
+    std::fs::create_dir_all(base.join("999999999")).unwrap();
+    drop(reader);
+    drop(flows);
+    assert!(!base.join(std::process::id().to_string()).exists(), "pins left behind");
+    assert!(sensor::flows::PinnedFlows::open(&base).is_none());
+    let _ = std::fs::remove_dir(base.join("999999999"));
+    let _ = std::fs::remove_dir(&base);
+}
