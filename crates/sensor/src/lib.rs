@@ -27,7 +27,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use decode::{DecodeError, Decoder};
-pub use kernel::{KillMaps, Sensor};
+pub use kernel::{ContainerChildren, KillMaps, Sensor, KILL_PARENT_NAME_MAX};
 pub use kill::{KernelKills, KillPoint, KillTrigger};
 pub use paths::{join_path, normalize};
 
