@@ -11,7 +11,6 @@
 #define RAMPART_KILL_H
 
 #define SIGKILL 9
-#define SIGSTOP 19
 
 /* Armed cgroups (containers with at least one trigger): cgroup id -> count of
  * triggers. The cheap first test; an empty map costs one hash probe. */
@@ -42,10 +41,7 @@ struct {
  * (cgroup id KILL_ANY_CONTAINER in kill_triggers): marked in the kernel as the
  * cgroup is created (kill_cgroup_mkdir, before any process can be in it) when
  * its name is one only a container runtime gives, and by userspace for every
- * container it resolved; unmarked when the cgroup is removed. The value says
- * whether userspace has resolved (and armed) the container yet. */
-#define KILL_MARK_NEW 1      /* marked by the kernel: metadata not known yet */
-#define KILL_MARK_RESOLVED 2 /* userspace armed what the container's metadata selects */
+ * container it resolved; unmarked when the cgroup is removed. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
@@ -67,26 +63,14 @@ struct {
 } kill_parent_names SEC(".maps");
 
 /* Slot 0: how many triggers are armed for every container. While 0, no
- * container lookup is made on the hot path. Slot 1: non-zero while kill rules
- * scoped by container metadata exist: an exec in a container not yet
- * resolved is held (kill_hold). */
+ * container lookup is made on the hot path. */
 #define KILL_ANY_CONTAINER 0
-#define KILL_SLOT_HOLD 1
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u32);
 } kill_any SEC(".maps");
-
-/* Processes stopped at exec until userspace armed their container:
- * tgid -> cgroup id. Userspace sends SIGCONT and deletes the entry. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, __u64);
-} kill_held SEC(".maps");
 
 /* Room to build a key (272 bytes do not fit the stack next to the callers'). */
 struct {
@@ -163,35 +147,6 @@ static __noinline void kill_check(struct scratch *s, __u32 at, __u32 ev_type)
 	__u64 *count = bpf_map_lookup_elem(&kill_count, &zero);
 	if (count)
 		__sync_fetch_and_add(count, 1);
-}
-
-/* Called at exec, after kill_check: in a container whose metadata userspace
- * does not know yet, while metadata-scoped kill rules exist, stop the
- * process before the new image runs an instruction (SIGSTOP is taken on the
- * way back to userspace, like the kill) and record it; userspace arms the
- * container's triggers, marks it resolved and sends SIGCONT. The new image
- * has no handlers yet: the stop and the continue are invisible to it. */
-static __noinline void kill_hold(void)
-{
-	__u32 slot = KILL_SLOT_HOLD;
-	__u32 *hold = bpf_map_lookup_elem(&kill_any, &slot);
-	if (!hold || !*hold)
-		return;
-	__u64 cg = bpf_get_current_cgroup_id();
-	__u8 *mark = bpf_map_lookup_elem(&kill_containers, &cg);
-	if (!mark || *mark != KILL_MARK_NEW)
-		return;
-	char comm[16] = {};
-	bpf_get_current_comm(comm, sizeof(comm));
-	if (comm[0] == 'r' && comm[1] == 'u' && comm[2] == 'n' && comm[3] == 'c' && comm[4] == ':')
-		return;
-	if (bpf_map_lookup_elem(&kill_protected, comm))
-		return;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (bpf_map_update_elem(&kill_held, &tgid, &cg, BPF_ANY) != 0)
-		return; /* full: not held, never stopped without a record */
-	if (bpf_send_signal(SIGSTOP) != 0)
-		bpf_map_delete_elem(&kill_held, &tgid);
 }
 
 /* ---- which cgroups are containers', decided as they are created ---- */
@@ -353,15 +308,11 @@ int BPF_PROG(kill_cgroup_mkdir, struct cgroup *cgrp, const char *path)
 		return 0;
 	__u64 id = BPF_CORE_READ(kn, id);
 	__u64 parent_id = BPF_CORE_READ(pkn, id);
-	__u8 mark = KILL_MARK_NEW;
+	__u8 one = 1;
 	/* A child of a container's cgroup is the container's (systemd in a
-	 * container, nested runtimes): the deepest container wins in userspace.
-	 * It is as resolved as its parent. */
-	__u8 *parent_mark = bpf_map_lookup_elem(&kill_containers, &parent_id);
-	if (parent_mark) {
-		mark = *parent_mark;
+	 * container, nested runtimes): the deepest container wins in userspace. */
+	if (bpf_map_lookup_elem(&kill_containers, &parent_id))
 		goto mark;
-	}
 	__u32 zero = 0;
 	struct kill_names *n = bpf_map_lookup_elem(&kill_namebuf, &zero);
 	if (!n)
@@ -386,7 +337,7 @@ int BPF_PROG(kill_cgroup_mkdir, struct cgroup *cgrp, const char *path)
 	if (!container_name(n, (__u32)len - 1, level, parent_kind, parent_namespace_like))
 		return 0;
 mark:
-	bpf_map_update_elem(&kill_containers, &id, &mark, BPF_ANY);
+	bpf_map_update_elem(&kill_containers, &id, &one, BPF_ANY);
 	return 0;
 }
 

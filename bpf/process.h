@@ -45,7 +45,6 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	append_walk_file(s, STR_EXE, file);
 	/* Killed here, the new image never runs an instruction. */
 	kill_check(s, exe_at, EV_EXEC);
-	kill_hold();
 
 	/* argv from the new mm (resident: exec just copied it there) */
 	struct mm_struct *mm = BPF_CORE_READ(p, mm);

@@ -10,9 +10,6 @@
 //! container of the machine while the agent runs, and other tests running
 //! at the same time read /etc/shadow in theirs.
 //!
-//! A rule scoped by image holds from the first instruction too: the kernel
-//! stops a new container's first exec until the agent has armed it.
-//!
 //! `RAMPART_PREVENTION_RUNS` sets the number of new containers per runtime
 //! (default 100).
 
@@ -35,22 +32,12 @@ struct Secret {
     path: PathBuf,
     marker: String,
     rules: PathBuf,
-    /// What `rules check` must say of the rule.
-    mechanism: &'static str,
-    /// What the agent says once the rule is in force.
-    armed_line: &'static str,
 }
-
-/// The rule needs no metadata: armed once, for every container.
-const ANY_CONTAINER: &str = "container.id != host";
-/// The rule is scoped by image: armed per container, which the kernel holds
-/// at its first exec until then.
-const BY_IMAGE: &str = "container.image contains rampart-test";
 
 const RULE_NAME: &str = "Secret open from the first instruction test";
 
 impl Secret {
-    fn new(prefix: &str, scope: &str) -> Secret {
+    fn new(prefix: &str) -> Secret {
         let name = unique(prefix);
         let marker = format!("{name}-marker");
         let path = std::env::temp_dir().join(format!("{name}.secret"));
@@ -62,7 +49,7 @@ impl Secret {
                 r#"
 - rule: {RULE_NAME}
   desc: a container process opened the test's secret
-  condition: evt.type in (open, openat, openat2) and fd.name = {} and {scope}
+  condition: evt.type in (open, openat, openat2) and fd.name = {} and container.id != host
   output: "secret opened (proc=%proc.name container=%container.id)"
   priority: CRITICAL
   actions: [kill]
@@ -71,15 +58,7 @@ impl Secret {
             ),
         )
         .expect("write rules");
-        let (mechanism, armed_line) = if scope == ANY_CONTAINER {
-            (
-                "kill in kernel from cgroup creation",
-                "kernel kill armed for every container from its cgroup's creation",
-            )
-        } else {
-            ("kill in kernel after container metadata", "rampart: sensor ready")
-        };
-        Secret { path, marker, rules, mechanism, armed_line }
+        Secret { path, marker, rules }
     }
 
     fn path(&self) -> &str {
@@ -95,12 +74,16 @@ impl Secret {
         );
         let listing = String::from_utf8_lossy(&check.stdout);
         assert!(check.status.success(), "rules check failed: {listing}");
-        let expected = format!("{}: {RULE_NAME} (open ", self.mechanism);
+        let expected = format!("kill in kernel from cgroup creation: {RULE_NAME} (open ");
         assert!(listing.contains(&expected), "rules check: {listing}");
         // --host: every task goes through the kernel's checks, host tasks too.
         let agent =
             Agent::start_run(&["--no-default-rules", "--host", "--rules", self.rules.to_str().unwrap()]);
-        wait_stderr(&agent, self.armed_line, EVENT_TIMEOUT);
+        wait_stderr(
+            &agent,
+            "kernel kill armed for every container from its cgroup's creation",
+            EVENT_TIMEOUT,
+        );
         agent
     }
 
@@ -167,17 +150,7 @@ fn repeat(what: &str, mut one: impl FnMut(usize) -> Result<(), String>) {
 #[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn metadata_free_kill_holds_from_the_first_instruction_on_docker() {
     preflight();
-    docker_case(Secret::new("prev-docker", ANY_CONTAINER));
-}
-
-#[test]
-#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
-fn image_scoped_kill_holds_from_the_first_instruction_on_docker() {
-    preflight();
-    docker_case(Secret::new("prev-docker-img", BY_IMAGE));
-}
-
-fn docker_case(secret: Secret) {
+    let secret = Secret::new("prev-docker");
     let mut agent = secret.start_agent();
     let mount = format!("{}:{}:ro", secret.path(), secret.path());
     repeat("docker run ... cat SECRET", |i| {
@@ -201,20 +174,10 @@ fn docker_case(secret: Secret) {
 #[ignore = "privileged: needs root, BPF, dockerd and containerd (scripts/test.sh runs it)"]
 fn metadata_free_kill_holds_from_the_first_instruction_on_containerd() {
     preflight_containerd();
-    containerd_case(Secret::new("prev-ctr", ANY_CONTAINER));
-}
-
-#[test]
-#[ignore = "privileged: needs root, BPF, dockerd and containerd (scripts/test.sh runs it)"]
-fn image_scoped_kill_holds_from_the_first_instruction_on_containerd() {
-    preflight_containerd();
-    containerd_case(Secret::new("prev-ctr-img", BY_IMAGE));
-}
-
-fn containerd_case(secret: Secret) {
     // A namespace the agent has never seen a container in: container ids of
     // 64 hex characters (as nerdctl gives) are containers in any namespace.
     let ns = Namespace::new("prev");
+    let secret = Secret::new("prev-ctr");
     let agent = secret.start_agent();
     let mount = format!("type=bind,src={},dst={},options=rbind:ro", secret.path(), secret.path());
     repeat("ctr run --rm ... cat SECRET", |i| {

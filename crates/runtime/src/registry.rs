@@ -559,12 +559,6 @@ impl ContainerRegistry {
         }
     }
 
-    /// Whether a runtime has answered for the container (its name, image and
-    /// labels are known), as opposed to a container known by its cgroup alone.
-    pub fn has_metadata(&self, id: &str) -> bool {
-        self.read().by_id.get(id).is_some_and(|r| r.source.is_some())
-    }
-
     /// The containerd namespaces runtimes reported containers in.
     pub fn containerd_namespaces(&self) -> Vec<String> {
         let namespaces = self.inner.containerd_namespaces.read().unwrap_or_else(|e| e.into_inner());

@@ -556,7 +556,6 @@ impl Sensor {
             containers: h("kill_containers", &maps.kill_containers)?,
             parent_names: h("kill_parent_names", &maps.kill_parent_names)?,
             any: h("kill_any", &maps.kill_any)?,
-            held: h("kill_held", &maps.kill_held)?,
             armed: Mutex::new(BTreeMap::new()),
         })
     }
@@ -570,8 +569,6 @@ impl Sensor {
 /// The cgroup id under which triggers for every container are armed
 /// (`KILL_ANY_CONTAINER`; no cgroup has id 0).
 const ANY_CONTAINER: u64 = 0;
-/// `KILL_MARK_RESOLVED` of bpf/kill.h.
-const MARK_RESOLVED: u8 = 2;
 
 /// The in-kernel kill maps (bpf/kill.h): which cgroups are armed with which
 /// triggers, and the process names never killed. `Send + Sync`; the maps stay
@@ -586,11 +583,8 @@ pub struct KillMaps {
     containers: MapHandle,
     /// Top-level cgroup names whose children are containers.
     parent_names: MapHandle,
-    /// Slot 0: how many triggers are armed for every container; slot 1:
-    /// whether execs in containers not resolved yet are held.
+    /// How many triggers are armed for every container.
     any: MapHandle,
-    /// Processes the kernel stopped at exec: tgid -> cgroup id.
-    held: MapHandle,
     /// What this handle put in the kernel: cgroup id -> trigger keys.
     armed: Mutex<BTreeMap<u64, Vec<Vec<u8>>>>,
 }
@@ -698,43 +692,13 @@ impl KillMaps {
         }
     }
 
-    /// Marks a cgroup as a container's whose triggers are armed (the kernel
-    /// marks most as they are created, as not resolved yet; this also covers
-    /// containers that existed before the sensor and names the kernel does not
-    /// know). Execs in it are no longer held.
+    /// Marks a cgroup as a container's (the kernel marks most as they are
+    /// created; this covers containers that existed before the sensor and
+    /// names the kernel does not know).
     pub fn mark_container(&self, cgroup_id: u64) -> Result<(), SensorError> {
         self.containers
-            .update(&cgroup_id.to_ne_bytes(), &[MARK_RESOLVED], MapFlags::ANY)
+            .update(&cgroup_id.to_ne_bytes(), &[1], MapFlags::ANY)
             .map_err(Self::map_err("kill_containers"))
-    }
-
-    /// Whether the kernel stops a process at exec in a container it marked and
-    /// userspace has not resolved yet (while kill rules scoped by metadata exist).
-    pub fn set_hold(&self, hold: bool) -> Result<(), SensorError> {
-        self.any
-            .update(&1u32.to_ne_bytes(), &u32::from(hold).to_ne_bytes(), MapFlags::ANY)
-            .map_err(Self::map_err("kill_any"))
-    }
-
-    /// The processes the kernel stopped at exec, with their cgroup id.
-    pub fn held(&self) -> Vec<(u32, u64)> {
-        let mut out = Vec::new();
-        for key in self.held.keys() {
-            let Some(pid) = key.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_ne_bytes) else {
-                continue;
-            };
-            if let Ok(Some(v)) = self.held.lookup(&key, MapFlags::ANY) {
-                if let Some(cg) = v.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes) {
-                    out.push((pid, cg));
-                }
-            }
-        }
-        out
-    }
-
-    /// Forgets a held process (the caller sends it SIGCONT).
-    pub fn forget_held(&self, pid: u32) {
-        let _ = self.held.delete(&pid.to_ne_bytes());
     }
 
     pub fn unmark_container(&self, cgroup_id: u64) {

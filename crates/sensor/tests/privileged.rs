@@ -366,39 +366,6 @@ fn container_cgroups_are_known_in_the_kernel_as_they_are_created() {
     maps.arm_any_container(&[]).expect("disarm");
     let after = cat_in(&ns.join(&hex));
     assert!(after.status.success(), "killed after disarming: {:?}", after);
-
-    // Held at exec: in a container cgroup the kernel marked and userspace
-    // has not resolved, an exec stops before the new image runs, and is
-    // recorded; SIGCONT lets it go on. A resolved container is not held.
-    maps.set_hold(true).expect("hold on");
-    let fresh_hex: String = hex.chars().rev().collect();
-    let fresh = dirs.mkdir(ns.join(&fresh_hex));
-    assert!(maps.is_container(fresh));
-    let script = format!("echo $$ > {}/cgroup.procs && exec true", ns.join(&fresh_hex).display());
-    let mut child = Command::new("unshare").args(["-m", "sh", "-c", &script]).spawn().expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let held = loop {
-        if let Some(h) = maps.held().into_iter().find(|(_, cg)| *cg == fresh) {
-            break h;
-        }
-        assert!(Instant::now() < deadline, "nothing held; held: {:?}", maps.held());
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let state = std::fs::read_to_string(format!("/proc/{}/stat", held.0)).unwrap_or_default();
-    let state = state.rsplit(')').next().unwrap_or("").split_whitespace().next().unwrap_or("").to_string();
-    assert_eq!(state, "T", "the held process is not stopped");
-    assert!(child.try_wait().expect("try_wait").is_none(), "the held process ran to its end");
-    maps.forget_held(held.0);
-    // SAFETY: kill(2) with SIGCONT on our own child.
-    unsafe { libc::kill(held.0 as i32, libc::SIGCONT) };
-    assert!(child.wait().expect("wait").success());
-    maps.mark_container(fresh).expect("resolve");
-    let script = format!("echo $$ > {}/cgroup.procs && exec true", ns.join(&fresh_hex).display());
-    let unheld = Command::new("unshare").args(["-m", "sh", "-c", &script]).output().expect("spawn");
-    assert!(unheld.status.success(), "{unheld:?}");
-    assert!(maps.held().is_empty(), "held in a resolved container: {:?}", maps.held());
-    maps.set_hold(false).expect("hold off");
-
     // Removing a cgroup forgets it.
     drop(dirs);
     assert!(!maps.is_container(container));

@@ -365,9 +365,6 @@ impl Consumer for Detector {
     }
 
     fn end(&mut self, progress: &Progress) {
-        if let Some((r, _)) = self.responder.as_mut() {
-            r.detach_kernel();
-        }
         self.release_held(true);
         if let Some(r) = self.drops.check(&progress.sensor, None) {
             self.drop_alert(&r);

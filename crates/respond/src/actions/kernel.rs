@@ -48,13 +48,6 @@ use std::time::Duration;
 /// How often armed cgroups are checked against the registry (new containers
 /// are also armed as soon as the runtime reports them).
 const RECONCILE_PERIOD: Duration = Duration::from_secs(1);
-/// How long a process the kernel stopped at its container's first exec waits
-/// for the agent to resolve and arm the container before it is let go.
-const HOLD_TIMEOUT: Duration = Duration::from_secs(2);
-/// How often held processes are looked at while some are held, and while
-/// none are (the runtime's start event usually comes first).
-const HOLD_POLL_BUSY: Duration = Duration::from_millis(10);
-const HOLD_POLL_IDLE: Duration = Duration::from_millis(100);
 
 /// The fields each kill point can test exactly in the kernel.
 fn path_field_applies(field: &str, point: KillPoint) -> bool {
@@ -307,7 +300,6 @@ pub struct KernelHandles {
 
 /// The running fast path: the plan, and the task arming container cgroups.
 pub struct KernelKill {
-    maps: Arc<KillMaps>,
     plan: Arc<Mutex<Arc<KernelPlan>>>,
     kills: KernelKills,
     wake: Arc<tokio::sync::Notify>,
@@ -317,21 +309,7 @@ pub struct KernelKill {
 impl Drop for KernelKill {
     fn drop(&mut self) {
         self.task.abort();
-        // Nothing stays stopped after the agent: no new holds, and every
-        // held process continues.
-        let _ = self.maps.set_hold(false);
-        for (pid, _) in self.maps.held() {
-            release(&self.maps, pid);
-        }
     }
-}
-
-/// Lets a process the kernel held at exec continue.
-fn release(maps: &KillMaps, pid: u32) {
-    maps.forget_held(pid);
-    let Ok(pid) = i32::try_from(pid) else { return };
-    // SAFETY: kill(2) with a positive pid and SIGCONT; no memory is shared.
-    unsafe { libc::kill(pid, libc::SIGCONT) };
 }
 
 impl KernelKill {
@@ -346,8 +324,8 @@ impl KernelKill {
         }
         let plan = Arc::new(Mutex::new(Arc::new(plan)));
         let wake = Arc::new(tokio::sync::Notify::new());
-        let task = tokio::spawn(arm_loop(maps.clone(), plan.clone(), h.containers, h.scope, wake.clone()));
-        Some(KernelKill { maps, plan, kills: h.kills, wake, task })
+        let task = tokio::spawn(arm_loop(maps, plan.clone(), h.containers, h.scope, wake.clone()));
+        Some(KernelKill { plan, kills: h.kills, wake, task })
     }
 
     /// Rules were reloaded.
@@ -390,8 +368,6 @@ async fn arm_loop(
     let mut current_any: Option<Vec<KillTrigger>> = None;
     let mut marked: HashSet<u64> = HashSet::new();
     let mut parents: HashSet<String> = HashSet::new();
-    let mut current_hold = false;
-    let mut held_since: HashMap<u32, std::time::Instant> = HashMap::new();
     // Triggers for every container only when the agent watches every
     // container (with --container, that container is armed by itself).
     let every_container = scope.container.is_none() && scope.every_event_type;
@@ -400,18 +376,8 @@ async fn arm_loop(
     loop {
         let plan_now = plan.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let any = if every_container { plan_now.any_container_triggers() } else { Vec::new() };
-        // Rules scoped by metadata: hold a container's first execs until it
-        // is armed (only when every container is watched).
-        let hold = every_container && plan_now.rules.iter().any(|k| !k.any_container);
-        if hold != current_hold {
-            match maps.set_hold(hold) {
-                Ok(()) => current_hold = hold,
-                Err(e) => tracing::warn!(error = %e, "holding execs of new containers"),
-            }
-        }
-        let marking = !any.is_empty() || hold;
-        {
-            if marking {
+        if current_any.as_ref() != Some(&any) {
+            if !any.is_empty() {
                 // Which cgroups the kernel takes for containers at creation:
                 // the top-level names (containerd namespaces learned since).
                 let learned = containers.containerd_namespaces();
@@ -433,8 +399,6 @@ async fn arm_loop(
                     }
                 }
             }
-        }
-        if current_any.as_ref() != Some(&any) {
             match maps.arm_any_container(&any) {
                 Ok(()) => {
                     if !any.is_empty() {
@@ -449,17 +413,19 @@ async fn arm_loop(
             }
         }
         let mut desired: HashMap<u64, (String, Vec<KillTrigger>)> = HashMap::new();
-        let mut resolved: Vec<u64> = Vec::new();
         if scope.every_event_type && !plan_now.rules.is_empty() {
             for c in containers.containers() {
                 if scope.container.as_deref().is_some_and(|q| !c.matches(q)) {
                     continue;
                 }
                 let Some(cg) = cgroup_id(&c) else { continue };
-                // Resolved once a runtime has answered: the triggers armed
-                // below are then what the container's metadata selects.
-                if marking && !marked.contains(&cg) && containers.has_metadata(&c.id) {
-                    resolved.push(cg);
+                // Containers the kernel did not see created (they predate
+                // the sensor, or their naming is not one it knows).
+                if !any.is_empty() && marked.insert(cg) {
+                    if let Err(e) = maps.mark_container(cg) {
+                        tracing::warn!(cgroup = cg, error = %e, "marking a container cgroup");
+                        marked.remove(&cg);
+                    }
                 }
                 let triggers = plan_now.triggers_for(&c, every_container);
                 if triggers.is_empty() {
@@ -489,37 +455,7 @@ async fn arm_loop(
                 Err(e) => tracing::warn!(container = %label, error = %e, "arming kernel kill triggers"),
             }
         }
-        // Marked resolved once armed: containers the kernel did not see
-        // created (they predate the sensor, or their naming is not one it
-        // knows) get "any container" triggers, and execs are no longer held.
-        for cg in resolved {
-            match maps.mark_container(cg) {
-                Ok(()) => {
-                    marked.insert(cg);
-                }
-                Err(e) => tracing::warn!(cgroup = cg, error = %e, "marking a container cgroup"),
-            }
-        }
-        let held = maps.held();
-        let now = std::time::Instant::now();
-        held_since.retain(|pid, _| held.iter().any(|(p, _)| p == pid));
-        for (pid, cg) in held {
-            let since = *held_since.entry(pid).or_insert(now);
-            let ready = marked.contains(&cg);
-            let late = now.duration_since(since) >= HOLD_TIMEOUT;
-            if ready || late || !hold {
-                if late && !ready {
-                    eprintln!(
-                        "rampart: process {pid} held at exec let go: its container (cgroup {cg}) was not resolved within {HOLD_TIMEOUT:?}; rules scoped by metadata do not hold for it yet"
-                    );
-                }
-                release(&maps, pid);
-                held_since.remove(&pid);
-            }
-        }
-        let poll = if !held_since.is_empty() { HOLD_POLL_BUSY } else { HOLD_POLL_IDLE };
         tokio::select! {
-            _ = tokio::time::sleep(poll), if current_hold => {}
             ev = events.recv() => {
                 if let Err(tokio::sync::broadcast::error::RecvError::Closed) = ev {
                     // No more runtime events: the tick still reconciles.

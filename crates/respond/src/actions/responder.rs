@@ -79,12 +79,6 @@ impl Responder {
         self.kernel = super::kernel::KernelKill::start(handles, plan, self.cfg.protected_names());
     }
 
-    /// Stops the in-kernel kill fast path (at the agent's end): nothing is
-    /// held any more, and processes held at exec continue.
-    pub fn detach_kernel(&mut self) {
-        self.kernel = None;
-    }
-
     /// Swaps the rules and their plans (at start and on a reload), in the
     /// kernel too once it is attached.
     pub fn set_rules(&mut self, ruleset: Arc<Ruleset>, plans: Plans) {
