@@ -520,6 +520,30 @@ impl Expr {
         Some((c.def.name, values))
     }
 
+    /// `field != x` / `not field = x` / `not field in (x, ...)`: exact string
+    /// inequality on a field without argument. The field and the values it
+    /// must differ from.
+    pub(crate) fn string_inequality(&self) -> Option<(&'static str, Vec<String>)> {
+        let (c, negated) = match self {
+            Expr::Cmp(c) => (c, c.negate),
+            Expr::Not(e) => match &**e {
+                Expr::Cmp(c) => (c, !c.negate),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        if !negated || c.arg != Arg::None || !c.plain() {
+            return None;
+        }
+        let values = match &c.m {
+            Matcher::StrEq(x) => vec![x.to_string()],
+            Matcher::StrSet(set) => set.items(),
+            Matcher::Lits(l) => l.exact_only()?,
+            _ => return None,
+        };
+        Some((c.def.name, values))
+    }
+
     /// The operands of a top-level `and` (the expression itself otherwise).
     pub(crate) fn into_conjuncts(self) -> Vec<Expr> {
         match self {

@@ -137,6 +137,12 @@ impl Conjunct<'_> {
         self.0.string_equality()
     }
 
+    /// `field != x` / `not field in (x, ...)`, exact string inequality on a
+    /// field without argument: the field and the values it must differ from.
+    pub fn string_inequality(&self) -> Option<(&'static str, Vec<String>)> {
+        self.0.string_inequality()
+    }
+
     /// Evaluates the operand alone.
     pub fn eval(&self, ev: &Event, ctx: &EvalCtx<'_>) -> bool {
         self.0.eval(ev, ctx)

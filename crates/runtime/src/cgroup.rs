@@ -40,6 +40,33 @@ pub struct CgroupContainer {
 /// when the id is not 64 hex characters (`ctr -n default run img myname`).
 pub const KNOWN_CONTAINERD_NAMESPACES: &[&str] = &["k8s.io", "default", "moby", "buildkit"];
 
+/// How the children of a top-level cgroup that holds containers are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildNaming {
+    /// `/docker/<64 hex>`
+    Hex64,
+    /// `/<containerd namespace>/<64 hex or named id>`
+    NamedId,
+}
+
+/// The top-level cgroups whose direct children [`parse_cgroup_path_with`]
+/// takes for containers (given the containerd namespaces `learned`), for the
+/// kernel to recognise containers as their cgroup is created. A subset of
+/// what the parser accepts: other namings (systemd scopes, `libpod-`) the
+/// kernel tests by the child's own name, the rest waits for the agent.
+pub fn top_level_container_parents<'a>(
+    learned: impl IntoIterator<Item = &'a str>,
+) -> Vec<(String, ChildNaming)> {
+    let mut out = vec![("docker".to_string(), ChildNaming::Hex64)];
+    out.extend(KNOWN_CONTAINERD_NAMESPACES.iter().map(|ns| (ns.to_string(), ChildNaming::NamedId)));
+    for ns in learned {
+        if is_namespace_like(ns) && !out.iter().any(|(n, _)| n == ns) {
+            out.push((ns.to_string(), ChildNaming::NamedId));
+        }
+    }
+    out
+}
+
 /// Longest id accepted for a named (non-hex) containerd container; containerd
 /// itself allows 76 characters.
 const MAX_NAMED_ID: usize = 76;
@@ -205,6 +232,24 @@ fn is_named_id(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_level_parents_name_containers_the_parser_accepts() {
+        let parents = top_level_container_parents(["myns", "system.slice", "docker"]);
+        assert!(parents.contains(&("myns".to_string(), ChildNaming::NamedId)));
+        assert!(!parents.iter().any(|(n, _)| n == "system.slice"));
+        assert_eq!(parents.iter().filter(|(n, _)| n == "docker").count(), 1);
+        let hex = "a".repeat(64);
+        for (name, naming) in &parents {
+            let learned = |ns: &str| ns == "myns";
+            let c = parse_cgroup_path_with(&format!("/{name}/{hex}"), &learned);
+            assert!(c.is_some(), "/{name}/<hex>");
+            if *naming == ChildNaming::NamedId {
+                let c = parse_cgroup_path_with(&format!("/{name}/web-1"), &learned);
+                assert!(c.is_some(), "/{name}/web-1");
+            }
+        }
+    }
 
     const ID: &str = "3f1c2b7e9a0d4c8b6e5f7a9c1d3e5f7091b2c4d6e8fa0b1c2d3e4f5a6b7c8d9e";
     const ID2: &str = "aa11bb22cc33dd44ee55ff6600112233445566778899aabbccddeeff00112233";

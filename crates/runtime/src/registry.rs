@@ -559,6 +559,12 @@ impl ContainerRegistry {
         }
     }
 
+    /// The containerd namespaces runtimes reported containers in.
+    pub fn containerd_namespaces(&self) -> Vec<String> {
+        let namespaces = self.inner.containerd_namespaces.read().unwrap_or_else(|e| e.into_inner());
+        namespaces.iter().cloned().collect()
+    }
+
     // ----- internals -----
 
     /// Which container a cgroup path names, knowing the containerd namespaces

@@ -580,6 +580,9 @@ impl Sensor {
             triggers: h("kill_triggers", &maps.kill_triggers)?,
             protected: h("kill_protected", &maps.kill_protected)?,
             count: h("kill_count", &maps.kill_count)?,
+            containers: h("kill_containers", &maps.kill_containers)?,
+            parent_names: h("kill_parent_names", &maps.kill_parent_names)?,
+            any: h("kill_any", &maps.kill_any)?,
             armed: Mutex::new(BTreeMap::new()),
         })
     }
@@ -602,6 +605,10 @@ impl Sensor {
     }
 }
 
+/// The cgroup id under which triggers for every container are armed
+/// (`KILL_ANY_CONTAINER`; no cgroup has id 0).
+const ANY_CONTAINER: u64 = 0;
+
 /// The in-kernel kill maps (bpf/kill.h): which cgroups are armed with which
 /// triggers, and the process names never killed. `Send + Sync`; the maps stay
 /// valid while the sensor runs (and are emptied with it).
@@ -611,9 +618,28 @@ pub struct KillMaps {
     triggers: MapHandle,
     protected: MapHandle,
     count: MapHandle,
+    /// Cgroups known to be containers' (for triggers armed for every container).
+    containers: MapHandle,
+    /// Top-level cgroup names whose children are containers.
+    parent_names: MapHandle,
+    /// How many triggers are armed for every container.
+    any: MapHandle,
     /// What this handle put in the kernel: cgroup id -> trigger keys.
     armed: Mutex<BTreeMap<u64, Vec<Vec<u8>>>>,
 }
+
+/// Children of a top-level cgroup that the kernel takes for containers as
+/// their cgroup is created (`KILL_PARENT_*` of bpf/kill.h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerChildren {
+    /// Named by 64 hex characters (`/docker/<id>`).
+    Hex64,
+    /// Named by a containerd id (`/<namespace>/<id>`).
+    Named,
+}
+
+/// Longest top-level cgroup name the kernel compares (`KILL_NAME_KEY` - 2).
+pub const KILL_PARENT_NAME_MAX: usize = 62;
 
 impl KillMaps {
     fn map_err(name: &str) -> impl Fn(libbpf_rs::Error) -> SensorError + '_ {
@@ -662,9 +688,88 @@ impl KillMaps {
         }
     }
 
+    /// Makes `triggers` the set armed for every container cgroup (those the
+    /// kernel marked at creation and those [`KillMaps::mark_container`] marked);
+    /// an empty set turns the container lookup off.
+    pub fn arm_any_container(&self, triggers: &[KillTrigger]) -> Result<(), SensorError> {
+        if triggers.is_empty() {
+            self.set_any(0)?;
+            self.disarm_keys(ANY_CONTAINER);
+            return Ok(());
+        }
+        let mut keys = Vec::with_capacity(triggers.len());
+        for t in triggers {
+            let walk = walk_form(&t.path).map_err(SensorError::Config)?;
+            keys.push((key_bytes(ANY_CONTAINER, t.point, &walk), t.id));
+        }
+        let mut armed = self.armed.lock().unwrap_or_else(|e| e.into_inner());
+        for (k, id) in &keys {
+            let mut v = [0u8; 8];
+            v[..4].copy_from_slice(&id.to_ne_bytes());
+            self.triggers.update(k, &v, MapFlags::ANY).map_err(Self::map_err("kill_triggers"))?;
+        }
+        self.set_any(keys.len() as u32)?;
+        let new: Vec<Vec<u8>> = keys.into_iter().map(|(k, _)| k).collect();
+        if let Some(old) = armed.insert(ANY_CONTAINER, new.clone()) {
+            for k in old.iter().filter(|k| !new.contains(k)) {
+                let _ = self.triggers.delete(k);
+            }
+        }
+        Ok(())
+    }
+
+    fn set_any(&self, count: u32) -> Result<(), SensorError> {
+        self.any
+            .update(&0u32.to_ne_bytes(), &count.to_ne_bytes(), MapFlags::ANY)
+            .map_err(Self::map_err("kill_any"))
+    }
+
+    fn disarm_keys(&self, cgroup_id: u64) {
+        let mut armed = self.armed.lock().unwrap_or_else(|e| e.into_inner());
+        for k in armed.remove(&cgroup_id).unwrap_or_default() {
+            let _ = self.triggers.delete(&k);
+        }
+    }
+
+    /// Marks a cgroup as a container's (the kernel marks most as they are
+    /// created; this covers containers that existed before the sensor and
+    /// names the kernel does not know).
+    pub fn mark_container(&self, cgroup_id: u64) -> Result<(), SensorError> {
+        self.containers
+            .update(&cgroup_id.to_ne_bytes(), &[1], MapFlags::ANY)
+            .map_err(Self::map_err("kill_containers"))
+    }
+
+    pub fn unmark_container(&self, cgroup_id: u64) {
+        let _ = self.containers.delete(&cgroup_id.to_ne_bytes());
+    }
+
+    /// Whether the kernel takes the cgroup for a container's.
+    pub fn is_container(&self, cgroup_id: u64) -> bool {
+        matches!(self.containers.lookup(&cgroup_id.to_ne_bytes(), MapFlags::ANY), Ok(Some(_)))
+    }
+
+    /// Adds top-level cgroup names whose children the kernel takes for
+    /// containers when they are created. Longer names than
+    /// [`KILL_PARENT_NAME_MAX`] are refused.
+    pub fn add_container_parent(&self, name: &str, children: ContainerChildren) -> Result<(), SensorError> {
+        let b = name.as_bytes();
+        if b.is_empty() || b.len() > KILL_PARENT_NAME_MAX || b.contains(&0) || b.contains(&b'/') {
+            return Err(SensorError::Config(format!("cgroup name {name:?} cannot be a container parent")));
+        }
+        let mut key = [0u8; KILL_PARENT_NAME_MAX + 2];
+        key[..b.len()].copy_from_slice(b);
+        let kind: u8 = match children {
+            ContainerChildren::Hex64 => 1,
+            ContainerChildren::Named => 2,
+        };
+        self.parent_names.update(&key, &[kind], MapFlags::ANY).map_err(Self::map_err("kill_parent_names"))
+    }
+
     /// The armed cgroup ids.
     pub fn armed(&self) -> Vec<u64> {
-        self.armed.lock().unwrap_or_else(|e| e.into_inner()).keys().copied().collect()
+        let armed = self.armed.lock().unwrap_or_else(|e| e.into_inner());
+        armed.keys().copied().filter(|&cg| cg != ANY_CONTAINER).collect()
     }
 
     /// Process names (comm, at most 15 bytes: longer names are cut as the

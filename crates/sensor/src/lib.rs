@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use decode::{DecodeError, Decoder};
 pub use flows::{FlowConfig, FlowTable, FlowTableStats, FlowTracker};
-pub use kernel::{KillMaps, RunQueueMaps, Sensor};
+pub use kernel::{ContainerChildren, KillMaps, RunQueueMaps, Sensor, KILL_PARENT_NAME_MAX};
 pub use kill::{KernelKills, KillPoint, KillTrigger};
 pub use paths::{join_path, normalize};
 

@@ -258,3 +258,117 @@ fn kill_trigger_kills_in_the_syscall_only_what_it_names() {
         let _ = std::fs::remove_file(p);
     }
 }
+
+/// The cgroup2 mount (the unified hierarchy on hybrid hosts).
+fn cgroup2_root() -> &'static str {
+    ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .find(|r| std::path::Path::new(r).join("cgroup.controllers").exists())
+        .expect("a cgroup2 mount")
+}
+
+/// Removes the test's cgroup directories, deepest first.
+struct Cgroups(Vec<std::path::PathBuf>);
+
+impl Cgroups {
+    fn mkdir(&mut self, path: std::path::PathBuf) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+        self.0.push(path.clone());
+        std::fs::metadata(&path).expect("stat cgroup").ino()
+    }
+}
+
+impl Drop for Cgroups {
+    fn drop(&mut self) {
+        for p in self.0.iter().rev() {
+            let _ = std::fs::remove_dir(p);
+        }
+    }
+}
+
+#[test]
+#[ignore = "privileged: needs root and BPF (scripts/test.sh runs it)"]
+fn container_cgroups_are_known_in_the_kernel_as_they_are_created() {
+    use std::os::unix::process::ExitStatusExt;
+    testkit::require_bpf();
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let sensor = start(false);
+    assert!(
+        sensor.status().is_attached("kill_cgroup_mkdir"),
+        "{:?}",
+        sensor.status().hook("kill_cgroup_mkdir")
+    );
+    assert!(
+        sensor.status().is_attached("kill_cgroup_rmdir"),
+        "{:?}",
+        sensor.status().hook("kill_cgroup_rmdir")
+    );
+    let maps = sensor.kill_maps().expect("kill maps");
+    maps.add_container_parent("rampart-known-ns", sensor::ContainerChildren::Named).expect("parent");
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let hex = format!("{:032x}{:032x}", nanos, std::process::id());
+    assert_eq!(hex.len(), 64);
+    let root = std::path::Path::new(cgroup2_root());
+    let mut dirs = Cgroups(Vec::new());
+
+    // A top-level name that can be a containerd namespace: a 64-hex child is
+    // a container's, and so is anything below it; another name is not.
+    let ns = root.join(format!("rampart-it-ns-{nanos}"));
+    let ns_id = dirs.mkdir(ns.clone());
+    let container = dirs.mkdir(ns.join(&hex));
+    let nested = dirs.mkdir(ns.join(&hex).join("sub"));
+    let named = dirs.mkdir(ns.join("web-1"));
+    assert!(!maps.is_container(ns_id), "the namespace's own cgroup");
+    assert!(maps.is_container(container), "/<ns>/<64 hex>");
+    assert!(maps.is_container(nested), "a child of a container's cgroup");
+    assert!(!maps.is_container(named), "a named id in a namespace nobody reported");
+    // Named ids under a namespace userspace declared.
+    let known = root.join("rampart-known-ns");
+    let _ = std::fs::remove_dir(&known);
+    dirs.mkdir(known.clone());
+    let known_named = dirs.mkdir(known.join(format!("web-{nanos}")));
+    assert!(maps.is_container(known_named), "/<known ns>/<id>");
+    // A systemd slice is no namespace; a docker scope is a container anywhere.
+    let slice = root.join(format!("rampart-it-{nanos}.slice"));
+    dirs.mkdir(slice.clone());
+    let in_slice = dirs.mkdir(slice.join(&hex));
+    let scope = dirs.mkdir(slice.join(format!("docker-{hex}.scope")));
+    let not_scope = dirs.mkdir(slice.join(format!("docker-{}.scope", &hex[..63])));
+    assert!(!maps.is_container(in_slice), "a hex child of a systemd slice");
+    assert!(maps.is_container(scope), "docker-<64 hex>.scope");
+    assert!(!maps.is_container(not_scope), "docker-<63 hex>.scope");
+
+    // A trigger for every container kills in the marked cgroup at once, and
+    // never in an unmarked one.
+    let target = std::env::temp_dir().join(format!("rampart-any-{}-{nanos}", std::process::id()));
+    std::fs::write(&target, "secret\n").expect("write test file");
+    let trigger = sensor::KillTrigger {
+        point: sensor::KillPoint::Openat,
+        path: target.to_str().unwrap().into(),
+        id: 3,
+    };
+    maps.arm_any_container(&[trigger]).expect("arm any container");
+    let cat_in = |cgroup: &std::path::Path| {
+        let script = format!("echo $$ > {}/cgroup.procs && exec cat {}", cgroup.display(), target.display());
+        Command::new("unshare").args(["-m", "sh", "-c", &script]).output().expect("spawn")
+    };
+    let hit = cat_in(&ns.join(&hex));
+    assert_eq!(hit.status.signal(), Some(9), "not killed in a container cgroup: {:?}", hit);
+    assert!(hit.stdout.is_empty());
+    let miss = cat_in(&ns.join("web-1"));
+    assert!(miss.status.success(), "killed outside a container cgroup: {:?}", miss);
+    // Marked by userspace (a container the kernel did not recognise).
+    maps.mark_container(named).expect("mark");
+    let marked = cat_in(&ns.join("web-1"));
+    assert_eq!(marked.status.signal(), Some(9), "not killed once marked: {:?}", marked);
+    // Disarmed, nothing more.
+    maps.arm_any_container(&[]).expect("disarm");
+    let after = cat_in(&ns.join(&hex));
+    assert!(after.status.success(), "killed after disarming: {:?}", after);
+    // Removing a cgroup forgets it.
+    drop(dirs);
+    assert!(!maps.is_container(container));
+    assert!(!maps.is_container(scope));
+    let _ = std::fs::remove_file(&target);
+}

@@ -25,14 +25,23 @@
 //! The kernel only sees successful opens (the path of the new fd) and the
 //! image an exec loads; a failed open, or a container armed late, still gets the
 //! userspace kill.
+//!
+//! When a rule's container tests are only `container.id != host` (or it has
+//! none), it needs nothing the runtime knows: its triggers are armed once for
+//! every container ([`KernelRule::any_container`]), and the kernel applies
+//! them to each cgroup it took for a container's as the cgroup was created
+//! (bpf/kill.h `kill_cgroup_mkdir`, by the runtimes' cgroup names) or that
+//! the agent marked since; so such a rule holds from the container's first
+//! instruction, with no wait for the runtime. Other rules are armed per
+//! container once its metadata is known.
 
 use super::guard::ResponseConfig;
 use super::plan::{ActionKind, Plans, RulePlan};
 use model::{Container, Event, EventKind, ProcessCtx};
 use rules::{CompiledRule, EvalCtx, Ruleset};
 use runtime::ContainerRegistry;
-use sensor::{KernelKills, KillMaps, KillPoint, KillTrigger};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use sensor::{ContainerChildren, KernelKills, KillMaps, KillPoint, KillTrigger};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,6 +64,9 @@ pub struct KernelRule {
     pub rule: String,
     /// Indices of the conjuncts that test the container alone.
     container_terms: Vec<usize>,
+    /// The container tests need no runtime metadata (only `container.id !=
+    /// host`): the triggers hold in every container from its cgroup's creation.
+    pub any_container: bool,
     /// Per kill point, the exact paths.
     pub points: BTreeMap<KillPoint, BTreeSet<String>>,
 }
@@ -80,12 +92,14 @@ pub fn compile_rule(rule: &CompiledRule, plan: &RulePlan) -> Result<KernelRule, 
         return Err("no event type in the condition".into());
     };
     let mut container_terms = Vec::new();
+    let mut any_container = true;
     // Each path field's allowed values: all of its tests must hold.
     let mut paths: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
     for (i, term) in rule.conjuncts().iter().enumerate() {
         let fields = term.fields();
         if !fields.is_empty() && fields.iter().all(|f| f.starts_with("container.")) {
             container_terms.push(i);
+            any_container &= is_not_host(term);
             continue;
         }
         match term.string_equality() {
@@ -129,7 +143,13 @@ pub fn compile_rule(rule: &CompiledRule, plan: &RulePlan) -> Result<KernelRule, 
     if points.is_empty() {
         return Err("no event type and path the kernel sees (open, openat, openat2, creat with fd.name; execve with proc.exepath; absolute normalised paths)".into());
     }
-    Ok(KernelRule { rule: rule.name.clone(), container_terms, points })
+    Ok(KernelRule { rule: rule.name.clone(), container_terms, any_container, points })
+}
+
+/// `container.id != host`: true in every container and only there, which the
+/// kernel decides by cgroup without the runtime.
+fn is_not_host(term: &rules::Conjunct<'_>) -> bool {
+    term.string_inequality().is_some_and(|(field, values)| field == "container.id" && values == ["host"])
 }
 
 /// One trigger, as userspace reports it.
@@ -184,8 +204,27 @@ impl KernelPlan {
         KernelPlan { ruleset, rules, userspace, table, ids }
     }
 
-    /// The triggers to arm in this container's cgroup.
-    pub fn triggers_for(&self, c: &Arc<Container>) -> Vec<KillTrigger> {
+    /// The triggers of rules that hold in every container (armed once, for
+    /// every container cgroup).
+    pub fn any_container_triggers(&self) -> Vec<KillTrigger> {
+        self.rules.iter().filter(|k| k.any_container).flat_map(|k| self.triggers_of(k)).collect()
+    }
+
+    fn triggers_of(&self, k: &KernelRule) -> Vec<KillTrigger> {
+        let mut out = Vec::new();
+        for (point, set) in &k.points {
+            for path in set {
+                if let Some(&id) = self.ids.get(&(k.rule.clone(), *point, path.clone())) {
+                    out.push(KillTrigger { point: *point, path: path.clone(), id });
+                }
+            }
+        }
+        out
+    }
+
+    /// The triggers to arm in this container's cgroup; with `skip_any`, not
+    /// those of rules armed for every container.
+    pub fn triggers_for(&self, c: &Arc<Container>, skip_any: bool) -> Vec<KillTrigger> {
         let probe = Event {
             ts_ns: 0,
             process: ProcessCtx::default(),
@@ -197,23 +236,20 @@ impl KernelPlan {
         let ctx = EvalCtx::default();
         let mut out = Vec::new();
         for k in &self.rules {
+            if skip_any && k.any_container {
+                continue;
+            }
             let Some(rule) = self.ruleset.get(&k.rule) else { continue };
             let terms = rule.conjuncts();
             if !k.container_terms.iter().all(|&i| terms.get(i).is_some_and(|t| t.eval(&probe, &ctx))) {
                 continue;
             }
-            for (point, set) in &k.points {
-                for path in set {
-                    if let Some(&id) = self.ids.get(&(k.rule.clone(), *point, path.clone())) {
-                        out.push(KillTrigger { point: *point, path: path.clone(), id });
-                    }
-                }
-            }
+            out.extend(self.triggers_of(k));
         }
         out
     }
 
-    /// One line per kill rule: where it runs.
+    /// One line per kill rule: which mechanism enforces it and from when.
     pub fn describe(&self) -> Vec<String> {
         let mut lines = Vec::new();
         for k in &self.rules {
@@ -224,10 +260,11 @@ impl KernelPlan {
                     format!("{} {}", p.evt_type(), set.iter().cloned().collect::<Vec<_>>().join(","))
                 })
                 .collect();
-            lines.push(format!("kill in kernel: {} ({})", k.rule, what.join("; ")));
+            let when = if k.any_container { "from cgroup creation" } else { "after container metadata" };
+            lines.push(format!("kill in kernel {when}: {} ({})", k.rule, what.join("; ")));
         }
         for (rule, why) in &self.userspace {
-            lines.push(format!("kill in userspace: {rule} ({why})"));
+            lines.push(format!("kill in userspace after the event: {rule} ({why})"));
         }
         lines
     }
@@ -328,24 +365,74 @@ async fn arm_loop(
 ) {
     let mut events = containers.subscribe();
     let mut current: HashMap<u64, Vec<KillTrigger>> = HashMap::new();
+    let mut current_any: Option<Vec<KillTrigger>> = None;
+    let mut marked: HashSet<u64> = HashSet::new();
+    let mut parents: HashSet<String> = HashSet::new();
+    // Triggers for every container only when the agent watches every
+    // container (with --container, that container is armed by itself).
+    let every_container = scope.container.is_none() && scope.every_event_type;
     let mut tick = tokio::time::interval(RECONCILE_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let plan_now = plan.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let any = if every_container { plan_now.any_container_triggers() } else { Vec::new() };
+        if current_any.as_ref() != Some(&any) {
+            if !any.is_empty() {
+                // Which cgroups the kernel takes for containers at creation:
+                // the top-level names (containerd namespaces learned since).
+                let learned = containers.containerd_namespaces();
+                for (name, naming) in
+                    runtime::cgroup::top_level_container_parents(learned.iter().map(String::as_str))
+                {
+                    if parents.contains(&name) {
+                        continue;
+                    }
+                    let children = match naming {
+                        runtime::cgroup::ChildNaming::Hex64 => ContainerChildren::Hex64,
+                        runtime::cgroup::ChildNaming::NamedId => ContainerChildren::Named,
+                    };
+                    match maps.add_container_parent(&name, children) {
+                        Ok(()) => {
+                            parents.insert(name);
+                        }
+                        Err(e) => tracing::warn!(cgroup = %name, error = %e, "container parent cgroup"),
+                    }
+                }
+            }
+            match maps.arm_any_container(&any) {
+                Ok(()) => {
+                    if !any.is_empty() {
+                        eprintln!(
+                            "rampart: kernel kill armed for every container from its cgroup's creation ({} triggers)",
+                            any.len()
+                        );
+                    }
+                    current_any = Some(any.clone());
+                }
+                Err(e) => tracing::warn!(error = %e, "arming kernel kill triggers for every container"),
+            }
+        }
         let mut desired: HashMap<u64, (String, Vec<KillTrigger>)> = HashMap::new();
         if scope.every_event_type && !plan_now.rules.is_empty() {
             for c in containers.containers() {
                 if scope.container.as_deref().is_some_and(|q| !c.matches(q)) {
                     continue;
                 }
-                let triggers = plan_now.triggers_for(&c);
+                let Some(cg) = cgroup_id(&c) else { continue };
+                // Containers the kernel did not see created (they predate
+                // the sensor, or their naming is not one it knows).
+                if !any.is_empty() && marked.insert(cg) {
+                    if let Err(e) = maps.mark_container(cg) {
+                        tracing::warn!(cgroup = cg, error = %e, "marking a container cgroup");
+                        marked.remove(&cg);
+                    }
+                }
+                let triggers = plan_now.triggers_for(&c, every_container);
                 if triggers.is_empty() {
                     continue;
                 }
-                if let Some(cg) = cgroup_id(&c) {
-                    let label = if c.name.is_empty() { c.short_id().to_string() } else { c.name.clone() };
-                    desired.insert(cg, (label, triggers));
-                }
+                let label = if c.name.is_empty() { c.short_id().to_string() } else { c.name.clone() };
+                desired.insert(cg, (label, triggers));
             }
         }
         let gone: Vec<u64> = current.keys().filter(|cg| !desired.contains_key(cg)).copied().collect();
@@ -475,6 +562,46 @@ mod tests {
     }
 
     #[test]
+    fn rules_without_metadata_hold_in_every_container() {
+        let any = |cond: &str| compile(cond, "[kill]").unwrap().any_container;
+        assert!(any("evt.type = openat and fd.name = /etc/shadow and container"));
+        assert!(any("evt.type = openat and fd.name = /etc/shadow and container.id != host"));
+        assert!(any("evt.type = openat and fd.name = /etc/shadow and not container.id = host"));
+        assert!(any("evt.type = openat and fd.name = /etc/shadow"));
+        // Anything that depends on which container it is waits for metadata.
+        assert!(!any("evt.type = openat and fd.name = /etc/shadow and container.id != abc"));
+        assert!(!any("evt.type = openat and fd.name = /etc/shadow and container.id = host"));
+        assert!(!any("evt.type = openat and fd.name = /etc/shadow and container.image.repository = x"));
+        assert!(!any("evt.type = openat and fd.name = /etc/shadow and container and container.name != db"));
+        assert!(!any("evt.type = openat and fd.name = /etc/shadow and container.id in (host, abc)"));
+
+        let rs = ruleset(&format!(
+            "{MACROS}{}{}",
+            rule("evt.type = openat and fd.name = /etc/shadow and container", "[kill]"),
+            rule("evt.type = openat and fd.name = /etc/passwd and container.name = web", "[kill]")
+                .replace("rule: R", "rule: S")
+        ));
+        let plans = crate::actions::plans(&rs).unwrap();
+        let plan = KernelPlan::new(rs, &plans, &ResponseConfig::default());
+        let all = plan.any_container_triggers();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].path, "/etc/shadow");
+        let web = Arc::new(Container { id: "c".repeat(64), name: "web".into(), ..Default::default() });
+        let paths = |t: Vec<KillTrigger>| t.into_iter().map(|t| t.path).collect::<Vec<_>>();
+        assert_eq!(paths(plan.triggers_for(&web, true)), vec!["/etc/passwd"]);
+        assert_eq!(paths(plan.triggers_for(&web, false)), vec!["/etc/shadow", "/etc/passwd"]);
+        let lines = plan.describe();
+        assert!(
+            lines[0].starts_with("kill in kernel from cgroup creation: R (openat /etc/shadow)"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].starts_with("kill in kernel after container metadata: S (openat /etc/passwd)"),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
     fn triggers_follow_container_terms_and_global_dry_run() {
         let rs = ruleset(&format!(
             "{MACROS}{}",
@@ -484,19 +611,19 @@ mod tests {
         let plan = KernelPlan::new(rs.clone(), &plans, &ResponseConfig::default());
         let c =
             |name: &str| Arc::new(Container { id: "c".repeat(64), name: name.into(), ..Default::default() });
-        let t = plan.triggers_for(&c("web-1"));
+        let t = plan.triggers_for(&c("web-1"), true);
         assert_eq!(t, vec![KillTrigger { point: KillPoint::Openat, path: "/etc/shadow".into(), id: 0 }]);
         assert_eq!(plan.table[0].rule, "R");
-        assert!(plan.triggers_for(&c("db")).is_empty());
+        assert!(plan.triggers_for(&c("db"), true).is_empty());
         assert!(
-            plan.describe()[0].starts_with("kill in kernel: R (openat /etc/shadow)"),
+            plan.describe()[0].starts_with("kill in kernel after container metadata: R (openat /etc/shadow)"),
             "{:?}",
             plan.describe()
         );
 
         let dry = KernelPlan::new(rs, &plans, &ResponseConfig { dry_run: true, ..Default::default() });
         assert!(dry.rules.is_empty());
-        assert!(dry.triggers_for(&c("web-1")).is_empty());
+        assert!(dry.triggers_for(&c("web-1"), true).is_empty());
         assert_eq!(dry.userspace, vec![("R".to_string(), "dry run".to_string())]);
     }
 }

@@ -1,0 +1,209 @@
+//! Prevention from a container's first instruction: a kill rule that needs no
+//! runtime metadata (`container.id != host`, an event type, an exact path) is
+//! in force in the kernel for every container from the moment its cgroup is
+//! created, so an entrypoint that does the forbidden thing as its very first
+//! action is killed before it can read anything, on Docker and on containerd,
+//! and a host process doing the same is left alone.
+//!
+//! The forbidden file is one of the test's own (a marker file bind-mounted
+//! into each container) rather than /etc/shadow: the rule holds in every
+//! container of the machine while the agent runs, and other tests running
+//! at the same time read /etc/shadow in theirs.
+//!
+//! `RAMPART_PREVENTION_RUNS` sets the number of new containers per runtime
+//! (default 100).
+
+mod common;
+
+use common::ctr::{Namespace, SOCKET};
+use common::*;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn runs() -> usize {
+    std::env::var("RAMPART_PREVENTION_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(100)
+}
+
+/// A host file holding a marker, and the rule that kills any container
+/// process that opens the same path (where each container sees the file
+/// bind-mounted).
+struct Secret {
+    path: PathBuf,
+    marker: String,
+    rules: PathBuf,
+}
+
+const RULE_NAME: &str = "Secret open from the first instruction test";
+
+impl Secret {
+    fn new(prefix: &str) -> Secret {
+        let name = unique(prefix);
+        let marker = format!("{name}-marker");
+        let path = std::env::temp_dir().join(format!("{name}.secret"));
+        std::fs::write(&path, format!("{marker}\n")).expect("write the secret");
+        let rules = std::env::temp_dir().join(format!("{name}.yaml"));
+        std::fs::write(
+            &rules,
+            format!(
+                r#"
+- rule: {RULE_NAME}
+  desc: a container process opened the test's secret
+  condition: evt.type in (open, openat, openat2) and fd.name = {} and container.id != host
+  output: "secret opened (proc=%proc.name container=%container.id)"
+  priority: CRITICAL
+  actions: [kill]
+"#,
+                path.display()
+            ),
+        )
+        .expect("write rules");
+        Secret { path, marker, rules }
+    }
+
+    fn path(&self) -> &str {
+        self.path.to_str().expect("utf-8 temp path")
+    }
+
+    /// `rampart rules check` says the rule holds from cgroup creation, and the
+    /// agent armed it for every container (nothing per container).
+    fn start_agent(&self) -> Agent {
+        let check = rampart_output(
+            &["rules", "check", "--no-default-rules", self.rules.to_str().unwrap()],
+            Duration::from_secs(30),
+        );
+        let listing = String::from_utf8_lossy(&check.stdout);
+        assert!(check.status.success(), "rules check failed: {listing}");
+        let expected = format!("kill in kernel from cgroup creation: {RULE_NAME} (open ");
+        assert!(listing.contains(&expected), "rules check: {listing}");
+        // --host: every task goes through the kernel's checks, host tasks too.
+        let agent =
+            Agent::start_run(&["--no-default-rules", "--host", "--rules", self.rules.to_str().unwrap()]);
+        wait_stderr(
+            &agent,
+            "kernel kill armed for every container from its cgroup's creation",
+            EVENT_TIMEOUT,
+        );
+        agent
+    }
+
+    /// Whether `out` (a run of `cat SECRET` as the entrypoint) shows the
+    /// process died of SIGKILL having printed nothing of the file.
+    fn killed_without_leak(&self, out: &Output) -> Result<(), String> {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stdout.contains(&self.marker) || stderr.contains(&self.marker) {
+            return Err(format!("the file leaked: {stdout:?}"));
+        }
+        if out.status.code() != Some(137) || !stdout.is_empty() {
+            return Err(format!("status {:?}, stdout {stdout:?}, stderr {stderr:?}", out.status.code()));
+        }
+        Ok(())
+    }
+
+    /// A host process opening the same path: in the host's mount namespace,
+    /// and in a mount namespace of its own (still the host's cgroup), which
+    /// the sensor reports like a container's task.
+    fn host_is_not_killed(&self) {
+        let plain = Command::new("/bin/cat").arg(self.path()).output().expect("host cat");
+        assert!(plain.status.success(), "the host's cat was harmed: {:?}", plain.status);
+        assert!(String::from_utf8_lossy(&plain.stdout).contains(&self.marker));
+        let unshared =
+            Command::new("unshare").args(["-m", "/bin/cat", self.path()]).output().expect("unshare -m cat");
+        assert!(
+            unshared.status.success(),
+            "a host process in its own mount namespace was harmed: {:?} {}",
+            unshared.status,
+            String::from_utf8_lossy(&unshared.stderr)
+        );
+        assert!(String::from_utf8_lossy(&unshared.stdout).contains(&self.marker));
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_file(&self.rules);
+    }
+}
+
+/// Runs `one(i)` `runs()` times; panics listing the failures, if any.
+fn repeat(what: &str, mut one: impl FnMut(usize) -> Result<(), String>) {
+    let n = runs();
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    for i in 0..n {
+        if let Err(e) = one(i) {
+            failures.push(format!("run {i}: {e}"));
+        }
+    }
+    eprintln!("{what}: killed {}/{n} in {:.1?}", n - failures.len(), started.elapsed());
+    assert!(
+        failures.is_empty(),
+        "{what}: {} of {n} runs not killed cleanly:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
+fn metadata_free_kill_holds_from_the_first_instruction_on_docker() {
+    preflight();
+    let secret = Secret::new("prev-docker");
+    let mut agent = secret.start_agent();
+    let mount = format!("{}:{}:ro", secret.path(), secret.path());
+    repeat("docker run ... cat SECRET", |i| {
+        let name = unique(&format!("prev{i}"));
+        let out = docker(&["run", "--rm", "--name", &name, "-v", &mount, IMAGE, "cat", secret.path()]);
+        secret.killed_without_leak(&out)
+    });
+    secret.host_is_not_killed();
+    // The kills were the kernel's: userspace found each process already dead.
+    let action = agent.expect("kernel kill reported", |v| {
+        alert_rule(v) == "Response action"
+            && v["output_fields"]["action"] == "kill"
+            && v["output_fields"]["outcome"] == "done"
+    });
+    let detail = action["output_fields"]["detail"].as_str().unwrap_or("");
+    assert!(detail.starts_with("killed in the kernel at open"), "{action:#}");
+    agent.stop();
+}
+
+#[test]
+#[ignore = "privileged: needs root, BPF, dockerd and containerd (scripts/test.sh runs it)"]
+fn metadata_free_kill_holds_from_the_first_instruction_on_containerd() {
+    preflight_containerd();
+    // A namespace the agent has never seen a container in: container ids of
+    // 64 hex characters (as nerdctl gives) are containers in any namespace.
+    let ns = Namespace::new("prev");
+    let secret = Secret::new("prev-ctr");
+    let agent = secret.start_agent();
+    let mount = format!("type=bind,src={},dst={},options=rbind:ro", secret.path(), secret.path());
+    repeat("ctr run --rm ... cat SECRET", |i| {
+        let id = hex_id(&format!("{}-{i}", ns.name));
+        let out = Command::new("ctr")
+            .args(["--address", SOCKET, "-n", &ns.name, "run", "--rm", "--mount", &mount])
+            .args([common::ctr::CTR_IMAGE, &id, "cat", secret.path()])
+            .stdin(Stdio::null())
+            .output()
+            .expect("ctr run");
+        secret.killed_without_leak(&out)
+    });
+    secret.host_is_not_killed();
+    agent.stop();
+}
+
+/// A 64-hex container id derived from `seed` (FNV-1a, repeated).
+fn hex_id(seed: &str) -> String {
+    let mut out = String::new();
+    let mut h: u64 = 0xcbf29ce484222325;
+    for round in 0..4u8 {
+        for b in seed.bytes().chain([round]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        out.push_str(&format!("{h:016x}"));
+    }
+    out
+}
