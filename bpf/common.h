@@ -255,25 +255,27 @@ static long walk_step(__u32 i, struct walk_ctx *w)
 		w->fl = 0;
 		return 1;
 	}
+	/* Untrusted BTF pointers (see task_ro): plain loads, which the kernel
+	 * guards, rather than a helper call per field. */
 	struct mount *mnt = w->mnt;
-	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
-	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+	struct dentry *mnt_root = vfsmnt->mnt_root;
+	struct dentry *parent = dentry->d_parent;
 	if (dentry == mnt_root || dentry == parent) {
-		struct mount *mparent = BPF_CORE_READ(mnt, mnt_parent);
+		struct mount *mparent = mnt->mnt_parent;
 		if (dentry != mnt_root || mparent == mnt || !mparent) {
 			/* the root of the namespace (or a detached/pseudo mount) */
 			w->fl = 0;
 			return 1;
 		}
-		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->dentry = mnt->mnt_mountpoint;
 		w->mnt = mparent;
-		w->vfsmnt = (struct vfsmount *)((void *)mparent + bpf_core_field_offset(struct mount, mnt));
+		w->vfsmnt = &mparent->mnt;
 		return 0;
 	}
 	__u32 p = SOFF(s);
 	if (!has_room(s, p))
 		return 1;
-	const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
+	const unsigned char *name = dentry->d_name.name;
 	long n = bpf_probe_read_kernel_str(s->buf + masked(p), MAX_NAME_LEN, name);
 	if (n <= 0)
 		return 1;
@@ -297,7 +299,7 @@ static __noinline void append_walk(struct scratch *s, __u32 id, struct dentry *d
 		.s = s,
 		.dentry = dentry,
 		.vfsmnt = vfsmnt,
-		.mnt = (struct mount *)((void *)vfsmnt - bpf_core_field_offset(struct mount, mnt)),
+		.mnt = bpf_core_cast((void *)vfsmnt - bpf_core_field_offset(struct mount, mnt), struct mount),
 		.root_dentry = t->fs->root.dentry,
 		.root_mnt = t->fs->root.mnt,
 		.fl = STRF_TRUNC,
