@@ -142,9 +142,24 @@ pub async fn run(args: RunArgs) -> Result<()> {
     drop(detector);
     drop(_server);
     drop(metrics);
-    let stats = match Arc::try_unwrap(dispatcher) {
-        Ok(d) => d.shutdown(std::time::Duration::from_secs(5)).await,
-        Err(d) => d.stats(),
+    // The aborted metrics task (and anything else holding the dispatcher)
+    // lets go asynchronously: wait for it, briefly, so that the outputs are
+    // flushed rather than the alerts still queued (a last drop alert, for one)
+    // dying with the process.
+    let mut dispatcher = dispatcher;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let stats = loop {
+        match Arc::try_unwrap(dispatcher) {
+            Ok(d) => break d.shutdown(std::time::Duration::from_secs(5)).await,
+            Err(d) if std::time::Instant::now() < deadline => {
+                dispatcher = d;
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(d) => {
+                tracing::warn!("alert outputs still shared at exit: alerts still queued are not flushed");
+                break d.stats();
+            }
+        }
     };
     eprintln!(
         "rampart: {}, {alerts_sent} alerts ({} suppressed, {} dropped by outputs, {} failed in outputs)",

@@ -419,19 +419,24 @@ async fn arm_loop(
                     continue;
                 }
                 let Some(cg) = cgroup_id(&c) else { continue };
+                let label = if c.name.is_empty() { c.short_id().to_string() } else { c.name.clone() };
                 // Containers the kernel did not see created (they predate
                 // the sensor, or their naming is not one it knows).
                 if !any.is_empty() && marked.insert(cg) {
-                    if let Err(e) = maps.mark_container(cg) {
-                        tracing::warn!(cgroup = cg, error = %e, "marking a container cgroup");
-                        marked.remove(&cg);
+                    match maps.mark_container(cg) {
+                        Ok(()) => eprintln!(
+                            "rampart: kernel kill armed for container {label} (cgroup {cg}, by the rules for every container)"
+                        ),
+                        Err(e) => {
+                            tracing::warn!(cgroup = cg, error = %e, "marking a container cgroup");
+                            marked.remove(&cg);
+                        }
                     }
                 }
                 let triggers = plan_now.triggers_for(&c, every_container);
                 if triggers.is_empty() {
                     continue;
                 }
-                let label = if c.name.is_empty() { c.short_id().to_string() } else { c.name.clone() };
                 desired.insert(cg, (label, triggers));
             }
         }

@@ -41,7 +41,9 @@ struct RuleCounts {
 
 /// Shared between the pipeline, the detector and the HTTP server.
 pub struct AgentMetrics {
-    dispatcher: Arc<Dispatcher>,
+    /// Weak: a scrape connection still open at exit must not keep the
+    /// dispatcher from its shutdown (which flushes the queued alerts).
+    dispatcher: std::sync::Weak<Dispatcher>,
     registry: ContainerRegistry,
     actions: Option<Arc<ActionCounts>>,
     progress: Mutex<Progress>,
@@ -91,7 +93,7 @@ impl AgentMetrics {
         actions: Option<Arc<ActionCounts>>,
     ) -> Self {
         AgentMetrics {
-            dispatcher,
+            dispatcher: Arc::downgrade(&dispatcher),
             registry,
             actions,
             progress: Mutex::default(),
@@ -361,7 +363,7 @@ impl AgentMetrics {
             ],
         );
 
-        let st = self.dispatcher.stats();
+        let st = self.dispatcher.upgrade().map(|d| d.stats()).unwrap_or_default();
         e.counter(
             "rampart_alerts_received",
             "Alerts handed to the outputs' dispatcher.",
