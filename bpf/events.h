@@ -157,7 +157,7 @@ enum exec_flags {
 };
 
 /* What Falco's process fields need beyond the path and argv, read here rather
- * than from /proc by the agent: a /proc read per exec cost ~15% of an exec. */
+ * than from /proc by the agent: with those reads the exec loop ran at 1.20x. */
 struct ev_exec {
 	__u64 cap_effective;
 	__u64 cap_permitted;
