@@ -1,8 +1,8 @@
 //! rampart: container runtime security agent. This file only parses the
 //! command line and dispatches: each subcommand lives in `commands/`, the
-//! agent's pipeline in `agent/`, and the work itself in the library crates.
+//! agent's pipeline in the `agent` crate, and the work itself in the library
+//! crates.
 
-mod agent;
 mod commands;
 
 use anyhow::{Context, Result};

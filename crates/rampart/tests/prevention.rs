@@ -194,16 +194,7 @@ fn metadata_free_kill_holds_from_the_first_instruction_on_containerd() {
     agent.stop();
 }
 
-/// A 64-hex container id derived from `seed` (FNV-1a, repeated).
+/// A 64-hex container id derived from `seed` (four FNV-1a hashes).
 fn hex_id(seed: &str) -> String {
-    let mut out = String::new();
-    let mut h: u64 = 0xcbf29ce484222325;
-    for round in 0..4u8 {
-        for b in seed.bytes().chain([round]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x100000001b3);
-        }
-        out.push_str(&format!("{h:016x}"));
-    }
-    out
+    (0..4).map(|round| format!("{:016x}", model::fnv1a(format!("{seed}\0{round}").as_bytes()))).collect()
 }

@@ -2,7 +2,7 @@
 //! `rampart replay`.
 
 use super::{RuntimeArgs, SelectArgs};
-use crate::agent::output::{EventPrinter, Format};
+use agent::output::{EventPrinter, Format};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! `rampart events`: stream, live, what processes in containers do.
 
 use super::{RuntimeArgs, SelectArgs};
-use crate::agent::output::{EventPrinter, Format};
+use agent::output::{EventPrinter, Format};
 use anyhow::Result;
 use clap::Args;
 

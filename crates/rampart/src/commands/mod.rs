@@ -19,9 +19,9 @@ pub mod seccomp;
 pub mod status;
 pub mod top;
 
-use crate::agent::config;
-use crate::agent::filter::EventFilter;
-use crate::agent::pipeline::{self, Consumer};
+use agent::config;
+use agent::filter::EventFilter;
+use agent::pipeline::{self, Consumer};
 use anyhow::Result;
 use clap::Args;
 use runtime::{ContainerRegistry, Endpoint, RegistryTasks, RuntimeEndpoints};

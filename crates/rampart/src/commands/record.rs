@@ -8,8 +8,8 @@
 //! starts (`rampart record -o DIR -- docker run ...`), recorded from their
 //! first instruction.
 
-use crate::agent::filter::EventFilter;
-use crate::agent::pipeline::{self, Consumer};
+use agent::filter::EventFilter;
+use agent::pipeline::{self, Consumer};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use model::{Container, Event, EventKind};

@@ -2,7 +2,7 @@
 //! breakdown (parse, process table, rule evaluation) for the benchmark.
 
 use super::RuleSourceArgs;
-use crate::agent::detect::{self, Detector};
+use agent::detect::{self, Detector};
 use anyhow::{Context, Result};
 use clap::Args;
 use model::Event;

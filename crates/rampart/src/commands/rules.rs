@@ -1,8 +1,8 @@
 //! `rampart rules`: check rule files (every error as file:line:col, and where
 //! each kill rule runs), or list the fields conditions can use.
 
-use crate::agent::config::RulesConfig;
-use crate::agent::detect;
+use agent::config::RulesConfig;
+use agent::detect;
 use anyhow::Result;
 use clap::Subcommand;
 use respond::actions::KernelPlan;

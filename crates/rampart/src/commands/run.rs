@@ -2,12 +2,12 @@
 //! alerts, act on rules with `actions:`.
 
 use super::{OtherRuntimeArgs, RuleSourceArgs};
-use crate::agent::detect::{self, Detector, RulesSource};
-use crate::agent::filter::EventFilter;
-use crate::agent::metrics::server::{self, MetricsServer};
-use crate::agent::metrics::AgentMetrics;
-use crate::agent::pipeline;
-use crate::agent::privileges::{Feature, Privileges};
+use agent::detect::{self, Detector, RulesSource};
+use agent::filter::EventFilter;
+use agent::metrics::server::{self, MetricsServer};
+use agent::metrics::AgentMetrics;
+use agent::pipeline;
+use agent::privileges::{Feature, Privileges};
 use anyhow::Result;
 use clap::Args;
 use respond::actions::Responder;

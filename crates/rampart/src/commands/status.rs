@@ -4,8 +4,8 @@
 //! container, to see what the agent has).
 
 use super::RuntimeArgs;
-use crate::agent::pipeline;
-use crate::agent::privileges::Privileges;
+use agent::pipeline;
+use agent::privileges::Privileges;
 use anyhow::Result;
 use clap::Args;
 use sensor::{HookState, SensorConfig};

@@ -6,10 +6,10 @@
 //! calls rampart saw from it; own sensor only), `q` quits.
 
 use super::RuntimeArgs;
-use crate::agent::filter::EventFilter;
-use crate::agent::metrics::exposition;
-use crate::agent::metrics::{CgroupUsage, CGROUP_V1_ROOT};
-use crate::agent::pipeline::{self, Consumer};
+use agent::filter::EventFilter;
+use agent::metrics::exposition;
+use agent::metrics::{CgroupUsage, CGROUP_V1_ROOT};
+use agent::pipeline::{self, Consumer};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use model::Event;

@@ -53,7 +53,7 @@ impl Loaded {
 
 /// The `*.yaml`/`*.yml` files of a path: the file itself, or a directory's
 /// files sorted by name.
-pub(crate) fn rule_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub fn rule_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     if !path.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
@@ -438,7 +438,7 @@ fn now_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::config::AgentConfig;
+    use crate::config::AgentConfig;
 
     fn rule(name: &str) -> String {
         format!(

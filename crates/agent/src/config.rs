@@ -190,7 +190,7 @@ mod tests {
 
     #[test]
     fn documented_example_parses() {
-        let text = include_str!("../../../../docs/config.example.yaml");
+        let text = include_str!("../../../docs/config.example.yaml");
         AgentConfig::parse(text).unwrap();
     }
 
