@@ -21,6 +21,8 @@ IMAGE=${RAMPART_IMAGE:-rampart:latest}
 . "$ROOT/scripts/docker-env.sh"
 
 log() { echo "build-image.sh: $*" >&2; }
+# shellcheck source=scripts/lib/image.sh
+. "$ROOT/scripts/lib/image.sh"
 
 if [[ -n ${RAMPART_BINARY:-} ]]; then
     BIN=$RAMPART_BINARY
@@ -33,18 +35,13 @@ else
 fi
 [[ -x $BIN ]] || { log "$BIN is not an executable"; exit 1; }
 
-# The libraries the dynamic loader maps: every absolute path ldd prints
-# (`name => /path (addr)` and the interpreter line `/lib64/ld-... (addr)`).
-mapfile -t LIBS < <(ldd "$BIN" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u)
+mapfile -t LIBS < <(image_libs "$BIN")
 ((${#LIBS[@]})) || { log "ldd found no libraries for $BIN"; exit 1; }
 
-hash=$(cat "${BASH_SOURCE[0]}" "$BIN" "${LIBS[@]}" "$ROOT"/rules/*.yaml | sha256sum | cut -c1-16)
-if [[ ${RAMPART_IMAGE_REBUILD:-0} != 1 ]]; then
-    have=$("$DOCKER" image inspect --format '{{index .Config.Labels "rampart.image.hash"}}' "$IMAGE" 2>/dev/null || true)
-    if [[ $have == "$hash" ]]; then
-        log "$IMAGE is up to date ($hash)"
-        exit 0
-    fi
+hash=$(cat "${BASH_SOURCE[0]}" "$ROOT/scripts/lib/image.sh" "$BIN" "${LIBS[@]}" "$ROOT"/rules/*.yaml | sha256sum | cut -c1-16)
+if image_is_current "$IMAGE" rampart.image.hash "$hash"; then
+    log "$IMAGE is up to date ($hash)"
+    exit 0
 fi
 
 work=$(mktemp -d /tmp/rampart-image.XXXXXX)
@@ -57,12 +54,7 @@ ln -s ../run "$rootfs/var/run"
 # Debug info out: the release profile keeps line tables (debug = 1), which
 # are 10x the code; the image does not need them.
 objcopy --strip-debug "$BIN" "$rootfs/usr/bin/rampart"
-for lib in "${LIBS[@]}"; do
-    # Keep the path the loader looks for (e.g. /lib64/ld-linux-x86-64.so.2),
-    # resolving symlinks to the file itself.
-    mkdir -p "$rootfs/$(dirname "$lib")"
-    cp -L "$lib" "$rootfs/$lib"
-done
+image_copy_at_path "$rootfs" "${LIBS[@]}"
 # Debian's merged /usr: /lib and /lib64 are where the binary's interpreter and
 # RUNPATH-less lookups go; both were copied as real directories above.
 
@@ -99,18 +91,11 @@ if [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then
     cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/"
 fi
 
-old=$("$DOCKER" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
-tar --numeric-owner --owner=0 --group=0 -C "$rootfs" -c . |
-    "$DOCKER" import \
-        --change 'ENTRYPOINT ["/usr/bin/rampart", "run", "--config", "/etc/rampart/config.yaml"]' \
-        --change 'CMD []' \
-        --change 'USER 0:0' \
-        --change 'EXPOSE 9376' \
-        --change "LABEL rampart.image.hash=$hash" \
-        - "$IMAGE" >/dev/null
-new=$("$DOCKER" image inspect --format '{{.Id}}' "$IMAGE")
-if [[ -n $old && $old != "$new" ]]; then
-    "$DOCKER" rmi "$old" >/dev/null 2>&1 || true
-fi
+new=$(image_import "$rootfs" "$IMAGE" \
+    --change 'ENTRYPOINT ["/usr/bin/rampart", "run", "--config", "/etc/rampart/config.yaml"]' \
+    --change 'CMD []' \
+    --change 'USER 0:0' \
+    --change 'EXPOSE 9376' \
+    --change "LABEL rampart.image.hash=$hash")
 size=$("$DOCKER" image inspect --format '{{.Size}}' "$IMAGE")
 log "built $IMAGE ($hash, ${new:7:12}, $((size / 1024 / 1024)) MiB)"

@@ -15,6 +15,8 @@ BUSYBOX=${BUSYBOX:-/bin/busybox}
 . "$ROOT/scripts/docker-env.sh"
 
 log() { echo "image/build.sh: $*" >&2; }
+# shellcheck source=scripts/lib/image.sh
+. "$ROOT/scripts/lib/image.sh"
 
 [[ -x $BUSYBOX ]] || { log "$BUSYBOX missing (apt-get install busybox-static)"; exit 1; }
 if ! "$BUSYBOX" true || ldd "$BUSYBOX" >/dev/null 2>&1; then
@@ -22,13 +24,10 @@ if ! "$BUSYBOX" true || ldd "$BUSYBOX" >/dev/null 2>&1; then
     exit 1
 fi
 
-hash=$(cat "$HERE/build.sh" "$HERE"/*.c "$BUSYBOX" | sha256sum | cut -c1-16)
-if [[ ${RAMPART_IMAGE_REBUILD:-0} != 1 ]]; then
-    have=$("$DOCKER" image inspect --format '{{index .Config.Labels "rampart.test.hash"}}' "$IMAGE" 2>/dev/null || true)
-    if [[ $have == "$hash" ]]; then
-        log "$IMAGE is up to date ($hash)"
-        exit 0
-    fi
+hash=$(cat "$HERE/build.sh" "$ROOT/scripts/lib/image.sh" "$HERE"/*.c "$BUSYBOX" | sha256sum | cut -c1-16)
+if image_is_current "$IMAGE" rampart.test.hash "$hash"; then
+    log "$IMAGE is up to date ($hash)"
+    exit 0
 fi
 
 work=$(mktemp -d /tmp/rampart-image.XXXXXX)
@@ -64,15 +63,8 @@ root:x:0:
 nogroup:x:65534:
 EOF
 
-old=$("$DOCKER" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
-tar --numeric-owner --owner=0 --group=0 -C "$rootfs" -c . |
-    "$DOCKER" import \
-        --change 'CMD ["/bin/sh"]' \
-        --change 'ENV PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-        --change "LABEL rampart.test.hash=$hash" \
-        - "$IMAGE" >/dev/null
-new=$("$DOCKER" image inspect --format '{{.Id}}' "$IMAGE")
-if [[ -n $old && $old != "$new" ]]; then
-    "$DOCKER" rmi "$old" >/dev/null 2>&1 || true
-fi
+new=$(image_import "$rootfs" "$IMAGE" \
+    --change 'CMD ["/bin/sh"]' \
+    --change 'ENV PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change "LABEL rampart.test.hash=$hash")
 log "built $IMAGE ($hash, ${new:7:12})"

@@ -21,6 +21,8 @@ NS=k8s.io
 
 log() { echo "image/pause.sh: $*" >&2; }
 ctr_() { ctr --address "$SOCK" -n "$NS" "$@"; }
+# shellcheck source=scripts/lib/image.sh
+. "$ROOT/scripts/lib/image.sh"
 
 command -v ctr >/dev/null || { log "ctr is not installed (apt-get install containerd)"; exit 1; }
 timeout 10 ctr --address "$SOCK" version >/dev/null 2>&1 ||
@@ -32,7 +34,7 @@ LOCK=/run/lock/rampart-pause-image.lock
 exec 9>"$LOCK"
 flock 9
 
-hash=$(cat "$HERE/pause.sh" "$HERE/pause.c" | sha256sum | cut -c1-16)
+hash=$(cat "$HERE/pause.sh" "$ROOT/scripts/lib/image.sh" "$HERE/pause.c" | sha256sum | cut -c1-16)
 if [[ ${RAMPART_IMAGE_REBUILD:-0} != 1 ]] &&
     ctr_ images ls "name==$IMAGE" 2>/dev/null | grep -q "rampart.pause.hash=$hash"; then
     log "$IMAGE is up to date in containerd namespace $NS ($hash)"
@@ -45,16 +47,9 @@ mkdir -p "$work/rootfs"
 gcc -static -O2 -Wall -Wextra -o "$work/rootfs/pause" "$HERE/pause.c"
 strip "$work/rootfs/pause"
 
-old=$("$DOCKER" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
-tar --numeric-owner --owner=0 --group=0 -C "$work/rootfs" -c . |
-    "$DOCKER" import \
-        --change 'ENTRYPOINT ["/pause"]' \
-        --change "LABEL rampart.pause.hash=$hash" \
-        - "$IMAGE" >/dev/null
-new=$("$DOCKER" image inspect --format '{{.Id}}' "$IMAGE")
-if [[ -n $old && $old != "$new" ]]; then
-    "$DOCKER" rmi "$old" >/dev/null 2>&1 || true
-fi
+new=$(image_import "$work/rootfs" "$IMAGE" \
+    --change 'ENTRYPOINT ["/pause"]' \
+    --change "LABEL rampart.pause.hash=$hash")
 "$DOCKER" save "$IMAGE" | ctr_ images import - >/dev/null
 ctr_ images label "$IMAGE" "rampart.pause.hash=$hash" >/dev/null
 log "imported $IMAGE into containerd namespace $NS ($hash, ${new:7:12})"
