@@ -701,11 +701,6 @@ fn parse_num(s: &str) -> Option<i128> {
     Some(if neg { -n } else { n })
 }
 
-/// Build one comparison. `values` are already list-expanded.
-pub(crate) fn build_cmp(field: &str, arg: Option<&str>, op: Op, values: &[ValTok]) -> Result<Cmp, CmpErr> {
-    build_cmp_with(field, arg, &[], None, op, values)
-}
-
 fn lookup_field(field: &str, arg: Option<&str>) -> Result<(&'static FieldDef, Arg), CmpErr> {
     fields::lookup(field, arg).map_err(|msg| {
         let unknown = msg.starts_with("unknown field");
@@ -723,9 +718,10 @@ fn kind_of(ty: FieldType) -> u8 {
     }
 }
 
-/// [`build_cmp`] with transformers around the field (innermost first) and,
-/// for `val(other)`, the other field instead of `values`.
-pub(crate) fn build_cmp_with(
+/// Build one comparison (`values` already list-expanded), with transformers
+/// around the field (innermost first) and, for `val(other)`, the other field
+/// instead of `values`.
+pub(crate) fn build_cmp(
     field: &str,
     arg: Option<&str>,
     xf: &[Transform],
@@ -734,37 +730,33 @@ pub(crate) fn build_cmp_with(
     values: &[ValTok],
 ) -> Result<Cmp, CmpErr> {
     let (def, arg) = lookup_field(field, arg)?;
-    for t in xf {
-        if !t.accepts(def.ty) {
-            return Err(CmpErr {
-                value: None,
-                op: false,
-                msg: format!("transformer {t}() needs a string field; {field:?} is of type {}", def.ty),
-                unknown_field: None,
-            });
-        }
-    }
+    // The type compared is the transformed value's (`len()` gives a number).
+    let ty = transform::result_type(xf, field, def.ty).map_err(|msg| CmpErr {
+        value: None,
+        op: false,
+        msg,
+        unknown_field: None,
+    })?;
     if let Some(r) = rhs {
         // The other field's errors point at it (`value: Some(0)` maps to its offset).
         let (rdef, rarg) =
             lookup_field(&r.field, r.arg.as_deref()).map_err(|e| CmpErr { value: Some(0), ..e })?;
         let shown = transform::written(xf, field);
-        if !op_allowed(def.ty, op) {
+        if !op_allowed(ty, op) {
             return Err(CmpErr::op(format!(
-                "operator '{}' cannot be used with field {shown:?} of type {}",
-                op.as_str(),
-                def.ty
+                "operator '{}' cannot be used with field {shown:?} of type {ty}",
+                op.as_str()
             )));
         }
         let string_op = matches!(op, Op::Contains | Op::IContains | Op::StartsWith | Op::EndsWith);
         let ordered = matches!(op, Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge);
-        if !(ordered || string_op && def.ty == FieldType::String) {
+        if !(ordered || string_op && ty == FieldType::String) {
             return Err(CmpErr::op(format!("operator '{}' cannot compare with val(...)", op.as_str())));
         }
-        if kind_of(def.ty) != kind_of(rdef.ty) {
+        if kind_of(ty) != kind_of(rdef.ty) {
             return Err(CmpErr::value(
                 0,
-                format!("{shown:?} ({}) cannot be compared with val({}) ({})", def.ty, r.field, rdef.ty),
+                format!("{shown:?} ({ty}) cannot be compared with val({}) ({})", r.field, rdef.ty),
             ));
         }
         return Ok(Cmp {
@@ -783,7 +775,7 @@ pub(crate) fn build_cmp_with(
         Arg::Key(k) if def.name == field => format!("{field}[{k}]"),
         _ => field.to_string(),
     };
-    let ty = def.ty;
+    let shown = transform::written(xf, &shown);
     if !op_allowed(ty, op) {
         return Err(CmpErr::op(format!(
             "operator '{}' cannot be used with field {shown:?} of type {ty}",
@@ -1185,7 +1177,7 @@ impl<'a> Compiler<'a> {
                     Ok(v) => v,
                     Err((at, msg)) => return Err(self.fail(errs, origin, at, msg)),
                 };
-                match build_cmp_with(field, arg.as_deref(), xf, rhs.as_ref(), *op, &values) {
+                match build_cmp(field, arg.as_deref(), xf, rhs.as_ref(), *op, &values) {
                     Ok(c) => Ok(Expr::Cmp(Box::new(c))),
                     Err(e) => {
                         let at = match e.value {

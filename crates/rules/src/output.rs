@@ -91,12 +91,9 @@ impl Template {
             }
             xf.reverse();
             lit.push_str(&text[lit_start..start]);
-            match fields::lookup(name, arg) {
-                Ok((def, _)) if xf.iter().any(|t| !t.accepts(def.ty)) => errs.push(TemplateErr {
-                    off: start,
-                    msg: format!("transformers need a string field; {name:?} is of type {}", def.ty),
-                    unknown_field: None,
-                }),
+            let checked = fields::lookup(name, arg)
+                .and_then(|(def, a)| transform::result_type(&xf, name, def.ty).map(|_| (def, a)));
+            match checked {
                 Ok((def, a)) => {
                     if !lit.is_empty() {
                         parts.push(Part::Lit(std::mem::take(&mut lit)));

@@ -263,7 +263,52 @@ fn transformers_in_outputs() {
     assert_eq!(fields["toupper(proc.name)"], serde_json::json!("SH"));
     assert_eq!(fields["basename(proc.exe)"], serde_json::json!("sh"));
     let e = load(&[("f.yaml", &rule_with("evt.type = execve", "%tolower(proc.pid)"))]).unwrap_err();
-    assert!(e.errors[0].message.contains("transformers need a string field"), "{e}");
+    assert!(e.errors[0].message.contains("transformer tolower() needs a string field"), "{e}");
     let e = load(&[("f.yaml", &rule_with("evt.type = execve", "%tolower(proc.name"))]).unwrap_err();
     assert!(e.errors[0].message.contains("expected ')'"), "{e}");
+}
+
+#[test]
+fn len_counts_bytes_and_compares_as_a_number() {
+    let ev = exec("CURL", &["CURL", "Y3VybCAtcyBodHRwOi8veA=="]);
+    assert!(holds("len(proc.name) = 4", &ev));
+    assert!(holds("len(proc.args) > 20 and len(proc.args) in (24, 25)", &ev));
+    assert!(holds("len(tolower(proc.name)) <= 4", &ev));
+    assert!(!holds("len(proc.pname) exists", &ev));
+    let e = cond_errors("len(proc.name) = curl");
+    assert!(e[0].contains("\"curl\" is not a number (field \"len(proc.name)\" is of type u64)"), "{e:?}");
+    let e = cond_errors("len(proc.name) contains a");
+    assert!(e[0].contains("operator 'contains' cannot be used with field \"len(proc.name)\""), "{e:?}");
+    let e = cond_errors("tolower(len(proc.name)) = a");
+    assert!(
+        e[0].contains("transformer tolower() needs a string field; \"len(proc.name)\" is of type u64"),
+        "{e:?}"
+    );
+    let rs = ok(&rule_with("evt.type = execve", "name of %len(proc.name) bytes"));
+    let (line, fields) = rs.get("r").unwrap().render_output(&ev, &EvalCtx::default());
+    assert_eq!(line, "name of 4 bytes");
+    assert_eq!(fields["len(proc.name)"], serde_json::json!(4));
+}
+
+#[test]
+fn exception_fields_take_transformers() {
+    let rule = |fields: &str| {
+        format!(
+            "- rule: r\n  desc: d\n  condition: evt.type = execve\n  output: o\n  priority: info\n  exceptions:\n    - name: known\n      fields: {fields}\n      values:\n        - [curl, \"/usr/bin\"]\n"
+        )
+    };
+    let mut ev = exec("CURL", &["CURL"]);
+    ev.process.exe = "/usr/bin/CURL".into();
+    let ctx = EvalCtx::default();
+    let rs = ok(&rule("[tolower(proc.name), proc.exepath]"));
+    assert_eq!(rs.evaluate(&ev, &ctx).count(), 1, "the exe differs: not excepted");
+    let rs = ok(&rule("[tolower(basename(proc.exepath)), proc.exepath]"));
+    assert_eq!(rs.evaluate(&ev, &ctx).count(), 1);
+    let text =
+        rule("[tolower(proc.name), proc.exepath]").replace("[curl, \"/usr/bin\"]", "[curl, /usr/bin/CURL]");
+    assert_eq!(ok(&text).evaluate(&ev, &ctx).count(), 0, "both match: excepted");
+    let e = load(&[("f.yaml", &rule("[proc.name and proc.exe, proc.exepath]"))]).unwrap_err();
+    assert!(e.errors[0].to_string().contains("\"proc.name and proc.exe\" is not a field"), "{e}");
+    let e = load(&[("f.yaml", &rule("[tolower(proc.pid), proc.exepath]"))]).unwrap_err();
+    assert!(e.errors[0].to_string().contains("transformer tolower() needs a string field"), "{e}");
 }

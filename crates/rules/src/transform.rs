@@ -18,10 +18,13 @@ pub enum Transform {
     /// Base64 decoding (standard alphabet, padding optional); a value that is
     /// not base64 has no decoded value, so comparisons on it are false.
     B64,
+    /// Length: bytes of a string, elements of a list (Falco's `len()`); a
+    /// number, so it compares with numbers (`len(proc.args) > 1024`).
+    Len,
 }
 
 impl Transform {
-    pub const NAMES: &'static [&'static str] = &["tolower", "toupper", "basename", "b64"];
+    pub const NAMES: &'static [&'static str] = &["tolower", "toupper", "basename", "b64", "len"];
 
     pub fn from_name(name: &str) -> Option<Transform> {
         Some(match name {
@@ -29,6 +32,7 @@ impl Transform {
             "toupper" => Transform::ToUpper,
             "basename" => Transform::Basename,
             "b64" => Transform::B64,
+            "len" => Transform::Len,
             _ => return None,
         })
     }
@@ -39,17 +43,34 @@ impl Transform {
             Transform::ToUpper => "toupper",
             Transform::Basename => "basename",
             Transform::B64 => "b64",
+            Transform::Len => "len",
         }
     }
 
-    /// Whether the transformer applies to a field of type `ty` (all take and
-    /// give strings).
+    /// Whether the transformer applies to a value of type `ty` (all take
+    /// strings or lists of strings).
     pub fn accepts(self, ty: FieldType) -> bool {
         ty == FieldType::String
     }
 
-    /// The transformed value (lists element by element).
+    /// The type of the transformed value.
+    pub fn output(self) -> FieldType {
+        match self {
+            Transform::Len => FieldType::U64,
+            _ => FieldType::String,
+        }
+    }
+
+    /// The transformed value (lists element by element, but `len` of a list
+    /// is its element count).
     pub fn apply<'a>(self, v: Val<'a>) -> Val<'a> {
+        if self == Transform::Len {
+            return match v {
+                Val::Str(s) => Val::U64(s.len() as u64),
+                Val::List(items) => Val::U64(items.len() as u64),
+                _ => Val::None,
+            };
+        }
         match v {
             Val::Str(s) => match self.apply_str(&s) {
                 Some(out) => Val::Str(Cow::Owned(out)),
@@ -68,6 +89,7 @@ impl Transform {
             Transform::ToUpper => s.to_ascii_uppercase(),
             Transform::Basename => s.rsplit('/').next().unwrap_or(s).to_string(),
             Transform::B64 => String::from_utf8_lossy(&b64_decode(s)?).into_owned(),
+            Transform::Len => return None,
         })
     }
 }
@@ -76,6 +98,19 @@ impl fmt::Display for Transform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// The type of `field` (of type `ty`) once transformed, innermost first; an
+/// error names the first transformer that cannot take its input.
+pub fn result_type(xf: &[Transform], field: &str, mut ty: FieldType) -> Result<FieldType, String> {
+    for (i, t) in xf.iter().enumerate() {
+        if !t.accepts(ty) {
+            let inner = written(&xf[..i], field);
+            return Err(format!("transformer {t}() needs a string field; {inner:?} is of type {ty}"));
+        }
+        ty = t.output();
+    }
+    Ok(ty)
 }
 
 /// Apply transformers innermost first.
@@ -150,5 +185,20 @@ mod tests {
             written(&[Transform::Basename, Transform::ToLower], "proc.exe"),
             "tolower(basename(proc.exe))"
         );
+        assert_eq!(s(Transform::Len, "héllo"), Val::U64(6));
+        assert_eq!(Transform::Len.apply(l_of(&["a", "b", "c"])), Val::U64(3));
+        assert_eq!(Transform::Len.apply(Val::None), Val::None);
+        assert_eq!(
+            result_type(&[Transform::ToLower, Transform::Len], "f", FieldType::String),
+            Ok(FieldType::U64)
+        );
+        assert_eq!(
+            result_type(&[Transform::Len, Transform::ToLower], "fd.name", FieldType::String),
+            Err("transformer tolower() needs a string field; \"len(fd.name)\" is of type u64".into())
+        );
+    }
+
+    fn l_of(items: &[&str]) -> Val<'static> {
+        Val::List(items.iter().map(|x| Val::Str(Cow::Owned(x.to_string()))).collect())
     }
 }

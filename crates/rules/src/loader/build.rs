@@ -242,14 +242,18 @@ impl RulesetBuilder {
             } else {
                 vals
             };
-            let (name, arg) = split_field(field);
-            build_cmp(name, arg, op, &vals).map(|c| Expr::Cmp(Box::new(c))).map_err(|ce| {
-                let at = match ce.value {
-                    Some(i) => vals.get(i).and_then(|v| vpos.get(v.off)).copied().unwrap_or(pos),
-                    None => pos,
-                };
-                (self.diag(at.0, at.1, format!("{what}: {}", ce.msg)), ce.unknown_field.clone())
-            })
+            let Some((name, arg, xf)) = exception_field(field) else {
+                return Err(err(pos.0, pos.1, format!("{field:?} is not a field (or a transformed field)")));
+            };
+            build_cmp(&name, arg.as_deref(), &xf, None, op, &vals).map(|c| Expr::Cmp(Box::new(c))).map_err(
+                |ce| {
+                    let at = match ce.value {
+                        Some(i) => vals.get(i).and_then(|v| vpos.get(v.off)).copied().unwrap_or(pos),
+                        None => pos,
+                    };
+                    (self.diag(at.0, at.1, format!("{what}: {}", ce.msg)), ce.unknown_field.clone())
+                },
+            )
         };
         let op_of = |s: &str, file: usize, pos: Pos| -> Result<Op, ((usize, Diagnostic), Option<String>)> {
             Op::from_word(s.trim())
@@ -388,11 +392,14 @@ fn value_tok(s: &str, style: Style, off: usize) -> ValTok {
     }
 }
 
-/// `proc.aname[2]` -> (`proc.aname`, `Some("2")`).
-fn split_field(f: &str) -> (&str, Option<&str>) {
-    let f = f.trim();
-    match f.find('[') {
-        Some(i) if f.ends_with(']') => (&f[..i], Some(&f[i + 1..f.len() - 1])),
-        _ => (f, None),
+/// An exception's field, as the condition parser reads a field: a name, its
+/// bracket argument and the transformers around it (`tolower(proc.aname[2])`
+/// -> (`proc.aname`, `Some("2")`, `[ToLower]`)). Falco pastes exception
+/// fields into condition text, so what a condition accepts here is accepted;
+/// anything but one field (e.g. `a and b`) is not.
+fn exception_field(f: &str) -> Option<(String, Option<String>, Vec<parse::Transform>)> {
+    match parse::parse(&format!("{} exists", f.trim())).ok()? {
+        parse::Ast::Cmp { field, arg, op: Op::Exists, xf, rhs: None, .. } => Some((field, arg, xf)),
+        _ => None,
     }
 }
