@@ -104,4 +104,17 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	return 0;
 }
 
+/* A removed cgroup's histogram goes with it, so the table holds live cgroups
+ * only: container churn would otherwise fill it and leave new containers
+ * uncounted (the agent's own pruning runs only when /metrics is read). */
+SEC("tp_btf/cgroup_rmdir")
+int BPF_PROG(runq_cgroup_rmdir, struct cgroup *cgrp, const char *path)
+{
+	if (BPF_CORE_READ(cgrp, root, hierarchy_id) != 0)
+		return 0; /* cgroup v1: not the ids the histograms are keyed by */
+	__u64 id = BPF_CORE_READ(cgrp, kn, id);
+	bpf_map_delete_elem(&runq_latency, &id);
+	return 0;
+}
+
 #endif /* RAMPART_SCHED_H */

@@ -37,8 +37,26 @@ until grep -q "sensor ready" "$OUT/agent.err"; do
     sleep 0.2
 done
 mem() { awk '/^VmRSS|^VmHWM/ {printf "%s %d MiB  ", $1, $2/1024}' "/proc/$agent/status"; echo; }
+# Entries in each hash map the agent holds open (map ids from its fds'
+# fdinfo), so container churn can be seen to leave the kernel tables as it
+# found them. Arrays are fixed-size and not listed.
+maps() {
+    local id info
+    for f in /proc/$agent/fdinfo/*; do
+        id=$(awk '/^map_id:/ {print $2}' "$f" 2>/dev/null) || continue
+        [[ -n $id ]] || continue
+        info=$(bpftool map show id "$id" -j 2>/dev/null) || continue
+        case $(jq -r .type <<<"$info") in
+            hash | lru_hash | percpu_hash | lru_percpu_hash) ;;
+            *) continue ;;
+        esac
+        printf '%s=%s ' "$(jq -r .name <<<"$info")" "$(bpftool map dump id "$id" -j 2>/dev/null | jq length)"
+    done | tr ' ' '\n' | sort | tr '\n' ' '
+    echo
+}
 sleep 2
 echo "baseline:              $(mem)"
+echo "  kernel maps:         $(maps)"
 
 start=$(date +%s)
 "$DOCKER" run --rm --name "rampart-soak-procs-$$" rampart-test:latest rtest bench-exec "$PROCESSES" >/dev/null
@@ -52,6 +70,7 @@ echo "after $CONTAINERS containers ($(( $(date +%s) - start )) s): $(mem)"
 # Exited processes and removed containers leave the tables after their grace period.
 sleep 15
 echo "15 s later:            $(mem)"
+echo "  kernel maps:         $(maps)"
 
 kill -INT $agent
 wait $agent || true

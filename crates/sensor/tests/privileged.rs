@@ -372,3 +372,36 @@ fn container_cgroups_are_known_in_the_kernel_as_they_are_created() {
     assert!(!maps.is_container(scope));
     let _ = std::fs::remove_file(&target);
 }
+
+/// A container's run-queue histogram is filled from the scheduler hooks and
+/// leaves the kernel's table when its cgroup is removed, so container churn
+/// does not fill the table.
+#[test]
+#[ignore = "privileged: needs root and BPF (scripts/test.sh runs it)"]
+fn runq_histograms_go_with_their_cgroup() {
+    testkit::require_bpf();
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let sensor = start(false);
+    assert!(
+        sensor.status().is_attached("runq_cgroup_rmdir"),
+        "{:?}",
+        sensor.status().hook("runq_cgroup_rmdir")
+    );
+    let maps = sensor.runq_maps().expect("runq maps");
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let mut dirs = Cgroups(Vec::new());
+    let cg = std::path::Path::new(cgroup2_root()).join(format!("rampart-it-runq-{nanos}"));
+    let id = dirs.mkdir(cg.clone());
+    // In a mount namespace of its own (reported like a container's task),
+    // two loops that sleep and wake: each wake-up is a queued wait.
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && for i in 1 2; do (n=0; while [ $n -lt 200 ]; do sleep 0.001; n=$((n+1)); done) & done; wait",
+        cg.display()
+    );
+    let out = Command::new("unshare").args(["-m", "sh", "-c", &script]).output().expect("spawn");
+    assert!(out.status.success(), "{out:?}");
+    let waits = maps.read().into_iter().find(|(c, _)| *c == id).map(|(_, h)| h.count);
+    assert!(waits.is_some_and(|n| n >= 100), "waits of the test cgroup {id}: {waits:?}");
+    drop(dirs);
+    assert!(maps.read().iter().all(|(c, _)| *c != id), "the removed cgroup {id} still has a histogram");
+}
