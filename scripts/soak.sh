@@ -29,22 +29,24 @@ DOCKER=${DOCKER:-/usr/bin/docker}
 BIN="$ROOT/target/release/rampart"
 OUT=$(mktemp -d /tmp/rampart-soak.XXXXXX)
 
-"$BIN" run --json >/dev/null 2>"$OUT/agent.err" &
+"$BIN" run --json --metrics-address off >/dev/null 2>"$OUT/agent.err" &
 agent=$!
 trap 'kill -INT $agent 2>/dev/null || true' EXIT
 until grep -q "sensor ready" "$OUT/agent.err"; do
     kill -0 $agent 2>/dev/null || { cat "$OUT/agent.err" >&2; exit 1; }
     sleep 0.2
 done
-mem() { awk '/^VmRSS|^VmHWM/ {printf "%s %d MiB  ", $1, $2/1024}' "/proc/$agent/status"; echo; }
+# VmRSS includes the ring buffer's pages (RssFile, kernel memory mapped once)
+# and the binary's text; RssAnon is the agent's own heap and stacks.
+mem() { awk '/^VmRSS|^VmHWM|^RssAnon/ {printf "%s %d MiB  ", $1, $2/1024}' "/proc/$agent/status"; echo; }
 # Entries in each hash map the agent holds open (map ids from its fds'
 # fdinfo), so container churn can be seen to leave the kernel tables as it
 # found them. Arrays are fixed-size and not listed.
 maps() {
     local id info
     for f in /proc/$agent/fdinfo/*; do
-        id=$(awk '/^map_id:/ {print $2}' "$f" 2>/dev/null) || continue
-        [[ -n $id ]] || continue
+        awk '/^map_id:/ {print $2}' "$f" 2>/dev/null || true
+    done | sort -un | while read -r id; do
         info=$(bpftool map show id "$id" -j 2>/dev/null) || continue
         case $(jq -r .type <<<"$info") in
             hash | lru_hash | percpu_hash | lru_percpu_hash) ;;

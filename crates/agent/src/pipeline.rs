@@ -226,10 +226,7 @@ impl Flows {
         if let Err(e) = table.pin(std::path::Path::new(sensor::flows::PIN_DIR)) {
             tracing::warn!(error = %e, "flow table not pinned: `rampart flows` will use its own");
         }
-        let wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i128)
-            .unwrap_or(0);
+        let wall = wall_clock_ns() as i128;
         Some(Flows {
             stats: table.stats(),
             table,
@@ -453,6 +450,7 @@ pub async fn stream(
     let mut counts = Counts::default();
     let mut output_open = true;
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    let mut heap_trim = HeapTrim::default();
     loop {
         tokio::select! {
             batch = sensor.next_batch() => {
@@ -472,6 +470,8 @@ pub async fn stream(
                 }
             }
             _ = tick.tick() => {
+                enricher.processes.expire(wall_clock_ns());
+                heap_trim.maybe_trim();
                 consumer.tick(&progress(&counts, &sensor, &enricher));
                 if consumer.finished() {
                     break;
@@ -508,6 +508,45 @@ pub async fn stream(
         processes: enricher.processes.stats(),
         containers: enricher.containers.containers().len(),
     })
+}
+
+/// Gives the heap's free pages back to the kernel now and then. After a burst
+/// (a storm of short-lived processes, thousands of alerts) the tables shrink
+/// back, but glibc keeps the freed memory in its arenas: without a trim the
+/// agent's RSS stays at its high-water mark.
+struct HeapTrim {
+    last: std::time::Instant,
+}
+
+impl Default for HeapTrim {
+    fn default() -> Self {
+        HeapTrim { last: std::time::Instant::now() }
+    }
+}
+
+impl HeapTrim {
+    const PERIOD: std::time::Duration = std::time::Duration::from_secs(10);
+
+    fn maybe_trim(&mut self) {
+        if self.last.elapsed() < Self::PERIOD {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only walks and releases the allocator's own free
+        // memory; it takes the arenas' locks itself.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}
+
+/// The wall clock in ns since the epoch (the clock of events' `ts_ns`).
+fn wall_clock_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 fn progress(counts: &Counts, sensor: &SensorThread, enricher: &Enricher) -> Progress {

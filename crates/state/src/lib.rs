@@ -582,6 +582,22 @@ impl ProcessTable {
         }
     }
 
+    /// Advance the table's clock to `now_ns` (wall clock, as events' `ts_ns`)
+    /// and remove exited entries past their grace period. The live pipeline
+    /// calls it on its tick: without events (a quiet host after a burst of
+    /// short-lived processes) event time stands still and nothing would expire.
+    pub fn expire(&mut self, now_ns: u64) {
+        self.now_ns = self.now_ns.max(now_ns);
+        self.remove_expired();
+        // A burst grew the tables; give the room back once it is mostly empty.
+        if self.procs.capacity() > 1024 && self.procs.len() < self.procs.capacity() / 4 {
+            self.procs.shrink_to(self.procs.len() * 2);
+        }
+        if self.exited.capacity() > 1024 && self.exited.len() < self.exited.capacity() / 4 {
+            self.exited.shrink_to(self.exited.len() * 2);
+        }
+    }
+
     /// Remove exited entries whose grace period is over.
     fn remove_expired(&mut self) {
         let grace = self.config.exit_grace_ns;

@@ -164,6 +164,26 @@ fn exited_processes_stay_for_the_grace_period() {
 }
 
 #[test]
+fn exited_processes_expire_on_the_clock_without_events() {
+    let mut t = ProcessTable::new(TableConfig { exit_grace_ns: 5 * SEC, ..cfg() });
+    t.insert(proc(1, 0, "/sbin/init"));
+    t.apply(&fork(SEC, 1, 0, 50));
+    t.apply(&exit(2 * SEC, 50, 1));
+    t.expire(6 * SEC);
+    assert!(t.get(50).is_some(), "within its grace period");
+    t.expire(7 * SEC);
+    assert!(t.get(50).is_none(), "expired with no event after the exit");
+    // The clock never goes back: an older tick expires nothing more, and an
+    // event older than the clock does not revive anything.
+    t.apply(&fork(8 * SEC, 1, 0, 51));
+    t.apply(&exit(8 * SEC, 51, 1));
+    t.expire(3 * SEC);
+    assert!(t.get(51).is_some());
+    t.expire(13 * SEC);
+    assert!(t.get(51).is_none());
+}
+
+#[test]
 fn pid_reuse_after_exit() {
     let mut t = ProcessTable::new(TableConfig { exit_grace_ns: 5 * SEC, ..cfg() });
     t.insert(proc(1, 0, "/sbin/init"));
