@@ -175,14 +175,19 @@ impl<'de> Deserialize<'de> for ActionSpec {
 /// once for the process, once for its group).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ActionKind {
-    Kill { process_group: bool },
+    Kill {
+        process_group: bool,
+    },
     Freeze,
     Stop,
     Isolate,
     Deny,
     /// Fail the syscall with `errno` (seccomp agent); `backstop` kills when it
     /// succeeded anyway.
-    DenySyscall { errno: i32, backstop: bool },
+    DenySyscall {
+        errno: i32,
+        backstop: bool,
+    },
 }
 
 impl From<ActionSpec> for ActionKind {

@@ -242,10 +242,20 @@ impl Outcome {
     }
 }
 
-fn action_alert(action: ActionKind, rule: &str, priority: Priority, ev: &Event, outcome: &Outcome) -> Alert {
+/// The alert reporting an action and its outcome (also the seccomp agent's
+/// denials).
+pub fn action_alert(
+    action: ActionKind,
+    rule: &str,
+    priority: Priority,
+    ev: &Event,
+    outcome: &Outcome,
+) -> Alert {
     let target = match (&ev.container, action) {
         (_, ActionKind::Kill { process_group: true }) => format!("process group of pid {}", ev.process.pid),
-        (_, ActionKind::Kill { .. }) => format!("pid {} ({})", ev.process.pid, ev.process.comm),
+        (_, ActionKind::Kill { .. } | ActionKind::DenySyscall { .. }) => {
+            format!("pid {} ({})", ev.process.pid, ev.process.comm)
+        }
         (Some(c), _) => format!("container {}", if c.name.is_empty() { &c.id } else { &c.name }),
         (None, _) => "host".into(),
     };

@@ -88,6 +88,7 @@ pub struct NotifyStats {
 /// A denial, for the alert.
 pub struct Denial {
     pub rule: String,
+    pub priority: model::Priority,
     pub errno: i32,
     pub event: Event,
 }
@@ -203,10 +204,8 @@ fn take_listener(conn: UnixStream, shared: &Arc<Shared>) -> Result<(), String> {
     let container = container_of(&state, shared.lookup.as_ref().and_then(|l| l(&state.state.id)));
     tracing::info!(container = %state.state.id, pid = state.pid, "seccomp agent: listener taken");
     let s = shared.clone();
-    let spawned = std::thread::Builder::new()
-        .name("notify-listener".into())
-        .stack_size(256 * 1024)
-        .spawn(move || {
+    let spawned =
+        std::thread::Builder::new().name("notify-listener".into()).stack_size(256 * 1024).spawn(move || {
             serve(fd, container, &s);
             s.stats.listeners_active.fetch_sub(1, Ordering::Relaxed);
         });
@@ -256,9 +255,9 @@ fn serve(fd: OwnedFd, container: Arc<Container>, shared: &Shared) {
             Err(_) => return,
         }
         match (answer, rule, ev) {
-            (Answer::Deny(errno), Some(rule), Some(event)) => {
+            (Answer::Deny(errno), Some((rule, priority)), Some(event)) => {
                 stats.denied.fetch_add(1, Ordering::Relaxed);
-                (shared.on_deny)(Denial { rule, errno, event });
+                (shared.on_deny)(Denial { rule, priority, errno, event });
             }
             _ => {
                 stats.continued.fetch_add(1, Ordering::Relaxed);

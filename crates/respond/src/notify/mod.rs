@@ -152,11 +152,25 @@ impl DenyRules {
 /// allows unconditionally is notified instead; one it allows only under
 /// argument conditions is an error (the notify entry would widen or narrow
 /// it).
-pub fn notify_profile(syscalls: &BTreeSet<&'static str>, base: Option<Profile>, listener: &str) -> Result<Profile, String> {
+pub fn notify_profile(
+    syscalls: &BTreeSet<&'static str>,
+    base: Option<Profile>,
+    listener: &str,
+) -> Result<Profile, String> {
     if syscalls.is_empty() {
         return Err("no loaded rule has a syscall deny (actions: [{deny: {errno: EPERM}}])".into());
     }
-    let mut p = base.unwrap_or_else(|| Profile::new(Action::Allow));
+    let mut p = base.unwrap_or_else(|| {
+        // The native family, as Docker's default lists it: 32-bit programs
+        // keep working, and their calls come to the agent too.
+        let mut p = Profile::new(Action::Allow);
+        let family: &[Arch] = match Arch::native() {
+            Arch::X86_64 | Arch::X86 | Arch::X32 => &[Arch::X86_64, Arch::X86, Arch::X32],
+            Arch::Aarch64 | Arch::Arm => &[Arch::Aarch64, Arch::Arm],
+        };
+        p.architectures = family.iter().map(|&a| seccomp::profile::ArchName::from_arch(a)).collect();
+        p
+    });
     if p.default_action == ActionName::Notify {
         return Err("the base profile's default action is SCMP_ACT_NOTIFY".into());
     }
@@ -208,8 +222,16 @@ pub fn notify_profile(syscalls: &BTreeSet<&'static str>, base: Option<Profile>, 
 enum Call {
     /// Path argument index, dirfd argument index (for *at), open flags
     /// argument (index, or openat2's `how` pointer).
-    Open { name: &'static str, path: usize, dirfd: Option<usize>, flags: Flags },
-    Exec { path: usize, dirfd: Option<usize> },
+    Open {
+        name: &'static str,
+        path: usize,
+        dirfd: Option<usize>,
+        flags: Flags,
+    },
+    Exec {
+        path: usize,
+        dirfd: Option<usize>,
+    },
     /// Not one the agent decides: the kernel runs it.
     Other,
 }
@@ -337,9 +359,9 @@ pub fn event_for(n: &Notif, t: &dyn Target, container: Option<Arc<Container>>) -
 }
 
 /// The answer for one notification, and the rule behind a denial.
-pub fn decide(rules: &DenyRules, ev: Option<&Event>) -> (Answer, Option<String>) {
+pub fn decide(rules: &DenyRules, ev: Option<&Event>) -> (Answer, Option<(String, model::Priority)>) {
     match ev.and_then(|ev| rules.decide(ev)) {
-        Some((rule, errno)) => (Answer::Deny(errno), Some(rule.name.clone())),
+        Some((rule, errno)) => (Answer::Deny(errno), Some((rule.name.clone(), rule.priority))),
         None => (Answer::Continue, None),
     }
 }
@@ -396,8 +418,11 @@ impl Target for ProcTarget {
         }
         p.exe = self.link("exe").unwrap_or_default().into();
         if let Some(cmd) = sys::read_small(Path::new(&format!("{dir}/cmdline")), 4096) {
-            let args: Vec<String> =
-                cmd.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into()).collect();
+            let args: Vec<String> = cmd
+                .split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into())
+                .collect();
             p.cmdline = args.join(" ").into();
         }
         p
@@ -412,7 +437,54 @@ pub fn container_of(state: &agent::ProcessState, known: Option<Arc<Container>>) 
     }
     let labels: BTreeMap<String, String> =
         state.state.annotations.iter().take(256).map(|(k, v)| (k.clone(), v.clone())).collect();
-    Arc::new(Container { id: state.state.id.clone(), name: state.state.id.clone(), labels, ..Default::default() })
+    Arc::new(Container {
+        id: state.state.id.clone(),
+        name: state.state.id.clone(),
+        labels,
+        ..Default::default()
+    })
+}
+
+/// A prevention mechanism and whether this host has it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Mechanism {
+    pub name: &'static str,
+    pub available: bool,
+    pub detail: String,
+}
+
+/// What this kernel offers for prevention beyond the sensor's kill (for
+/// `rampart status`).
+pub fn mechanisms() -> Vec<Mechanism> {
+    let actions = std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail").unwrap_or_default();
+    let notify = actions.split_whitespace().any(|a| a == "user_notif");
+    let lsm = std::fs::read_to_string("/sys/kernel/security/lsm").unwrap_or_default();
+    let bpf_lsm = lsm.trim().split(',').any(|l| l == "bpf");
+    vec![
+        Mechanism {
+            name: "seccomp notify (deny)",
+            available: notify,
+            detail: if notify {
+                "deny rules answered by rampart's agent in containers run with its notify profile (runc >= 1.1 passes listenerPath)".into()
+            } else {
+                format!("the kernel's seccomp actions lack user_notif ({:?})", actions.trim())
+            },
+        },
+        Mechanism {
+            name: "BPF-LSM (deny)",
+            available: false,
+            detail: if bpf_lsm {
+                "bpf is an active LSM, but rampart has no BPF-LSM programs yet: deny goes through seccomp notify".into()
+            } else if lsm.is_empty() {
+                "/sys/kernel/security/lsm unreadable (securityfs not mounted?)".into()
+            } else {
+                format!(
+                    "bpf is not among the active LSMs ({}); it needs CONFIG_BPF_LSM and lsm=...,bpf at boot",
+                    lsm.trim()
+                )
+            },
+        },
+    ]
 }
 
 #[cfg(test)]

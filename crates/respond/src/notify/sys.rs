@@ -168,9 +168,10 @@ pub const MAX_MESSAGE: usize = 256 * 1024;
 /// At most this many fds are taken from one message (runc sends one).
 const MAX_FDS: usize = 4;
 
-/// Reads one runtime message: the bytes until the peer closes (runc sends
-/// one `sendmsg` and closes), and the fds that came with them. Bounded in
-/// size; the caller sets the stream's read timeout.
+/// Reads one runtime message: the bytes up to a whole JSON value (runc
+/// sends it in one `sendmsg` but does not close at once), or until the peer
+/// closes, and the fds that came with them. Bounded in size; the caller sets
+/// the stream's read timeout.
 pub fn recv_message(stream: &UnixStream) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
     let fd = stream.as_raw_fd();
     let mut data = Vec::new();
@@ -217,6 +218,9 @@ pub fn recv_message(stream: &UnixStream) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> 
             return Ok((data, fds));
         }
         data.extend_from_slice(&buf[..n as usize]);
+        if serde_json::from_slice::<serde::de::IgnoredAny>(&data).is_ok() {
+            return Ok((data, fds));
+        }
         if data.len() > MAX_MESSAGE {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "message over 256 KiB"));
         }

@@ -21,7 +21,10 @@ struct Fake {
 
 impl Target for Fake {
     fn string(&self, addr: u64) -> std::io::Result<Vec<u8>> {
-        self.mem.get(&addr).map(|s| s.as_bytes().to_vec()).ok_or(std::io::Error::from_raw_os_error(libc::EFAULT))
+        self.mem
+            .get(&addr)
+            .map(|s| s.as_bytes().to_vec())
+            .ok_or(std::io::Error::from_raw_os_error(libc::EFAULT))
     }
     fn u64_at(&self, _: u64) -> std::io::Result<u64> {
         Ok(0)
@@ -50,7 +53,10 @@ fn container() -> Option<Arc<Container>> {
 #[test]
 fn deny_rules_pick_their_syscalls_and_say_what_they_cannot_decide() {
     let d = deny_rules(DENY);
-    assert_eq!(d.syscalls().iter().copied().collect::<Vec<_>>(), ["execve", "execveat", "open", "openat", "openat2"]);
+    assert_eq!(
+        d.syscalls().iter().copied().collect::<Vec<_>>(),
+        ["execve", "execveat", "open", "openat", "openat2"]
+    );
     assert_eq!(d.not_enforced.len(), 1);
     assert!(d.not_enforced[0].1.contains("not connect"), "{:?}", d.not_enforced);
     let lines = d.describe();
@@ -71,7 +77,11 @@ fn paths_are_normalised_lexically() {
 #[test]
 fn open_and_exec_notifications_are_decided_by_the_rules() {
     let d = deny_rules(DENY);
-    let t = Fake { mem: [(0x1000, "/etc/shadow"), (0x2000, "shadow"), (0x3000, "/etc/passwd"), (0x4000, "/bin/nc")].into(), cwd: "/etc" };
+    let t = Fake {
+        mem: [(0x1000, "/etc/shadow"), (0x2000, "shadow"), (0x3000, "/etc/passwd"), (0x4000, "/bin/nc")]
+            .into(),
+        cwd: "/etc",
+    };
     let at_cwd = libc::AT_FDCWD as u32 as u64;
     let cases = [
         (notif("openat", [at_cwd, 0x1000, 0, 0, 0, 0]), Answer::Deny(libc::EACCES)),
