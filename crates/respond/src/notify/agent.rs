@@ -15,7 +15,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -120,15 +120,17 @@ struct Shared {
 pub struct NotifyAgent {
     shared: Arc<Shared>,
     socket: PathBuf,
+    /// The socket file we bound (a newer agent may have replaced it).
+    inode: u64,
 }
 
 impl NotifyAgent {
     /// Binds the socket (mode 0600 in a 0700 directory: only root's runc
     /// connects) and starts serving.
     pub fn start(cfg: NotifyConfig) -> io::Result<NotifyAgent> {
-        if let Some(dir) = cfg.socket.parent() {
-            std::fs::create_dir_all(dir)?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        // A directory we create is 0700; an existing one is left as it is.
+        if let Some(dir) = cfg.socket.parent().filter(|d| !d.exists()) {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         }
         match std::fs::remove_file(&cfg.socket) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
@@ -136,6 +138,7 @@ impl NotifyAgent {
         }
         let listener = UnixListener::bind(&cfg.socket)?;
         std::fs::set_permissions(&cfg.socket, std::fs::Permissions::from_mode(0o600))?;
+        let inode = std::fs::metadata(&cfg.socket)?.ino();
         let shared = Arc::new(Shared {
             rules: RwLock::new(Arc::new(cfg.rules)),
             lookup: cfg.lookup,
@@ -145,7 +148,7 @@ impl NotifyAgent {
         });
         let s = shared.clone();
         std::thread::Builder::new().name("notify-accept".into()).spawn(move || accept_loop(listener, s))?;
-        Ok(NotifyAgent { shared, socket: cfg.socket })
+        Ok(NotifyAgent { shared, socket: cfg.socket, inode })
     }
 
     /// New rules (a reload): listeners use them from their next notification.
@@ -165,9 +168,11 @@ impl NotifyAgent {
 impl Drop for NotifyAgent {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
-        let _ = std::fs::remove_file(&self.socket);
-        // Wake the accept loop so that it sees the stop.
-        let _ = UnixStream::connect(&self.socket);
+        if std::fs::metadata(&self.socket).is_ok_and(|m| m.ino() == self.inode) {
+            // Wake the accept loop so that it sees the stop, then go.
+            let _ = UnixStream::connect(&self.socket);
+            let _ = std::fs::remove_file(&self.socket);
+        }
     }
 }
 
