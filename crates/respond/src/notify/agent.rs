@@ -240,7 +240,8 @@ fn serve(fd: OwnedFd, container: Arc<Container>, shared: &Shared) {
         };
         stats.notifications.fetch_add(1, Ordering::Relaxed);
         let rules = shared.rules.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let ev = event_for(&n, &ProcTarget { tid: n.tid }, Some(container.clone()));
+        let target = ProcTarget { tid: n.tid };
+        let mut ev = event_for(&n, &target, Some(container.clone()));
         // What was read is the thread's only if it is still in that syscall
         // (its tid not reused).
         if !sys::id_valid(raw, n.id) {
@@ -250,7 +251,12 @@ fn serve(fd: OwnedFd, container: Arc<Container>, shared: &Shared) {
         if ev.is_none() {
             stats.unreadable.fetch_add(1, Ordering::Relaxed);
         }
-        let (answer, rule) = decide(&rules, ev.as_ref());
+        let (answer, rule) = decide(&rules, ev.as_mut(), &target);
+        // The process was read after the check above: check again.
+        if rule.is_some() && !sys::id_valid(raw, n.id) {
+            stats.gone.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         match sys::respond(raw, n.id, answer) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {

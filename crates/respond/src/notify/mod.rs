@@ -118,6 +118,26 @@ impl DenyRules {
         &self.syscalls
     }
 
+    /// Whether some deny rule may match `ev`, judged by its tests on the
+    /// path and the event type alone (they need nothing of the process):
+    /// when none may, the agent answers without reading `/proc`.
+    pub fn may_match(&self, ev: &Event) -> bool {
+        const PATH_FIELDS: &[&str] = &["fd.name", "fd.directory", "fd.filename", "evt.type"];
+        let ctx = EvalCtx::default();
+        self.rules.iter().any(|&(i, _)| {
+            let rule = &self.ruleset.rules()[i];
+            let typed = rule
+                .evt_types
+                .as_ref()
+                .is_none_or(|t| t.iter().any(|t| Some(t.as_str()) == ev.syscall.as_deref()));
+            typed
+                && rule.conjuncts().iter().all(|c| {
+                    let f = c.fields();
+                    f.is_empty() || !f.iter().all(|f| PATH_FIELDS.contains(f)) || c.eval(ev, &ctx)
+                })
+        })
+    }
+
     /// The first deny rule matching `ev`, with its errno.
     pub fn decide(&self, ev: &Event) -> Option<(&CompiledRule, i32)> {
         let ctx = EvalCtx::default();
@@ -350,7 +370,8 @@ pub fn event_for(n: &Notif, t: &dyn Target, container: Option<Arc<Container>>) -
         ts_ns: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64),
-        process: t.process(),
+        // Filled by `decide` only when a rule may match.
+        process: ProcessCtx { pid: n.tid, tid: n.tid, ..Default::default() },
         container,
         ret: None,
         syscall: Some(syscall.into()),
@@ -358,9 +379,18 @@ pub fn event_for(n: &Notif, t: &dyn Target, container: Option<Arc<Container>>) -
     })
 }
 
-/// The answer for one notification, and the rule behind a denial.
-pub fn decide(rules: &DenyRules, ev: Option<&Event>) -> (Answer, Option<(String, model::Priority)>) {
-    match ev.and_then(|ev| rules.decide(ev)) {
+/// The answer for one notification, and the rule behind a denial. The
+/// process is read from `t` only when a rule's path tests hold.
+pub fn decide(
+    rules: &DenyRules,
+    ev: Option<&mut Event>,
+    t: &dyn Target,
+) -> (Answer, Option<(String, model::Priority)>) {
+    let Some(ev) = ev.filter(|ev| rules.may_match(ev)) else {
+        return (Answer::Continue, None);
+    };
+    ev.process = t.process();
+    match rules.decide(ev) {
         Some((rule, errno)) => (Answer::Deny(errno), Some((rule.name.clone(), rule.priority))),
         None => (Answer::Continue, None),
     }

@@ -98,12 +98,29 @@ fn open_and_exec_notifications_are_decided_by_the_rules() {
         (notif("getpid", [0; 6]), Answer::Continue),
     ];
     for (n, want) in cases {
-        let ev = event_for(&n, &t, container());
-        assert_eq!(decide(&d, ev.as_ref()).0, want, "{n:?} {ev:?}");
+        let mut ev = event_for(&n, &t, container());
+        assert_eq!(decide(&d, ev.as_mut(), &t).0, want, "{n:?} {ev:?}");
     }
     // The host is not a container: `container.id != host` does not hold.
-    let ev = event_for(&notif("open", [0x1000, 0, 0, 0, 0, 0]), &t, None);
-    assert_eq!(decide(&d, ev.as_ref()).0, Answer::Continue);
+    let mut ev = event_for(&notif("open", [0x1000, 0, 0, 0, 0, 0]), &t, None);
+    assert_eq!(decide(&d, ev.as_mut(), &t).0, Answer::Continue);
+}
+
+#[test]
+fn the_process_is_read_only_when_a_path_test_holds() {
+    // A rule on the process too: decided on the full event, and the process
+    // is what the Fake gives (comm "cat").
+    let d = deny_rules("- rule: cat\n  desc: d\n  condition: evt.type = open and fd.name = /etc/shadow and proc.name = cat\n  output: o\n  priority: WARNING\n  actions: [{deny: {errno: EPERM}}]\n");
+    let t = Fake { mem: [(0x1000, "/etc/shadow"), (0x2000, "/etc/passwd")].into(), cwd: "/" };
+    let mut ev = event_for(&notif("open", [0x1000, 0, 0, 0, 0, 0]), &t, container()).unwrap();
+    assert!(ev.process.comm.is_empty());
+    assert!(d.may_match(&ev));
+    assert_eq!(decide(&d, Some(&mut ev), &t).0, Answer::Deny(libc::EPERM));
+    assert_eq!(ev.process.comm, "cat");
+    let mut ev = event_for(&notif("open", [0x2000, 0, 0, 0, 0, 0]), &t, container()).unwrap();
+    assert!(!d.may_match(&ev));
+    assert_eq!(decide(&d, Some(&mut ev), &t).0, Answer::Continue);
+    assert!(ev.process.comm.is_empty(), "the process was read for a path no rule names");
 }
 
 #[test]
@@ -113,7 +130,7 @@ fn compat_syscall_numbers_are_decided_too() {
     let t = Fake { mem: [(0x1000, "/etc/shadow")].into(), cwd: "/" };
     let nr = seccomp::syscalls::number(Arch::X86, "open").unwrap() as i32;
     let n = Notif { id: 1, tid: 7, nr, arch: seccomp::arch::AUDIT_ARCH_I386, args: [0x1000, 0, 0, 0, 0, 0] };
-    assert_eq!(decide(&d, event_for(&n, &t, container()).as_ref()).0, Answer::Deny(libc::EACCES));
+    assert_eq!(decide(&d, event_for(&n, &t, container()).as_mut(), &t).0, Answer::Deny(libc::EACCES));
 }
 
 #[test]
