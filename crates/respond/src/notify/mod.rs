@@ -506,7 +506,7 @@ pub fn mechanisms() -> Vec<Mechanism> {
             detail: if bpf_lsm {
                 "bpf is an active LSM, but rampart has no BPF-LSM programs yet: deny goes through seccomp notify".into()
             } else if lsm.is_empty() {
-                "/sys/kernel/security/lsm unreadable (securityfs not mounted?)".into()
+                "/sys/kernel/security/lsm unreadable (securityfs not mounted): cannot tell; rampart has no BPF-LSM programs either".into()
             } else {
                 format!(
                     "bpf is not among the active LSMs ({}); it needs CONFIG_BPF_LSM and lsm=...,bpf at boot",
