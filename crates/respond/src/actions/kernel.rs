@@ -544,6 +544,26 @@ mod tests {
     }
 
     #[test]
+    fn a_syscall_deny_is_backed_by_the_kernel_kill() {
+        let cond = "evt.type = openat and fd.name = /etc/shadow and container";
+        let k = compile(cond, "[{deny: {errno: EPERM}}]").unwrap();
+        assert!(k.any_container);
+        assert_eq!(k.points[&KillPoint::Openat], set(&["/etc/shadow"]));
+        assert_eq!(compile(cond, "[{deny: {errno: EPERM, backstop: false}}]").unwrap_err(), "no kill action");
+        // Named as a backstop in `rules check`, also when it stays in userspace.
+        let rs = ruleset(&format!(
+            "{MACROS}{}{}",
+            rule(cond, "[{deny: {errno: EPERM}}]"),
+            rule("evt.type = openat and fd.name = /x and proc.name = cat", "[{deny: {errno: 13}}]")
+                .replace("rule: R", "rule: S")
+        ));
+        let plans = crate::actions::plans(&rs).unwrap();
+        let lines = KernelPlan::new(rs, &plans, &ResponseConfig::default()).describe();
+        assert!(lines[0].starts_with("deny backstop: kill in kernel from cgroup creation: R"), "{lines:?}");
+        assert!(lines[1].starts_with("deny backstop: kill in userspace after the event: S"), "{lines:?}");
+    }
+
+    #[test]
     fn ineligible_conditions() {
         let no = |cond: &str, actions: &str| {
             let r = compile(cond, actions);
