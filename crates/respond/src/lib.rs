@@ -24,6 +24,7 @@ mod docker;
 mod error;
 pub mod freezer;
 pub mod kernel;
+pub mod notify;
 pub mod store;
 pub mod target;
 

@@ -1,5 +1,5 @@
 //! `rampart rules`: check rule files (every error as file:line:col, and where
-//! each kill rule runs), or list the fields conditions can use.
+//! each kill and deny rule runs), or list the fields conditions can use.
 
 use agent::config::RulesConfig;
 use agent::detect;
@@ -48,9 +48,12 @@ pub fn rules(cmd: RulesCommand) -> Result<()> {
                     let count = loaded.ruleset.len();
                     let disabled = loaded.ruleset.rules().iter().filter(|r| !r.enabled).count();
                     let skipped = loaded.ruleset.skipped().len();
-                    // Where each kill rule acts (no dry run: what `run` would arm).
-                    let kernel =
-                        KernelPlan::new(Arc::new(loaded.ruleset), &loaded.plans, &Default::default());
+                    // Where each kill and deny rule acts (no dry run: what
+                    // `run` would arm).
+                    let ruleset = Arc::new(loaded.ruleset);
+                    let deny = respond::notify::DenyRules::new(ruleset.clone(), &loaded.plans, false);
+                    deny.describe().iter().for_each(|l| println!("{l}"));
+                    let kernel = KernelPlan::new(ruleset, &loaded.plans, &Default::default());
                     kernel.describe().iter().for_each(|l| println!("{l}"));
                     println!("ok: {count} rules loaded ({disabled} disabled), {skipped} skipped");
                     Ok(())

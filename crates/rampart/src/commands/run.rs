@@ -39,6 +39,10 @@ pub struct RunArgs {
     /// (rules.reload_on_change: false).
     #[arg(long)]
     no_reload_on_change: bool,
+    /// Serve the seccomp agent socket here (the notify profile's
+    /// listenerPath); served when rules have `{deny: {errno: ...}}`.
+    #[arg(long, value_name = "PATH", default_value = respond::notify::DEFAULT_SOCKET)]
+    notify_socket: PathBuf,
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
@@ -90,9 +94,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
     }
     let dispatcher = Arc::new(alerts::Dispatcher::new(&cfg.alerts)?);
     let responder = Responder::new(cfg.response.clone(), dispatcher.clone(), cfg.docker_socket.clone());
+    let containers = ContainerRegistry::with_endpoints(&cfg.runtime_endpoints());
+    let _notify = super::notify::start(&cfg, &args.notify_socket, &dispatcher, &containers)?;
     let action_counts = responder.counts();
     let filter = EventFilter { include_host: cfg.host, ..Default::default() };
-    let containers = ContainerRegistry::with_endpoints(&cfg.runtime_endpoints());
     let _watchers = containers.spawn();
     let metrics = Arc::new(AgentMetrics::new(dispatcher.clone(), containers.clone(), Some(action_counts)));
     metrics.set_features(

@@ -23,6 +23,47 @@ pub enum SeccompCommand {
     /// Run a command under a profile (or strict mode); exits with the
     /// command's status and reports death by signal.
     Exec(ExecArgs),
+    /// A profile sending only the syscalls the loaded deny rules need
+    /// (`{deny: {errno: ...}}`) to rampart's seccomp agent (listenerPath),
+    /// allowing the rest, or layered on --base.
+    NotifyProfile(NotifyProfileArgs),
+}
+
+#[derive(Args)]
+pub struct NotifyProfileArgs {
+    /// A rule file or directory, loaded after the defaults (repeatable).
+    #[arg(long = "rules", value_name = "PATH")]
+    rules: Vec<PathBuf>,
+    /// Do not load the rule set built into rampart.
+    #[arg(long)]
+    no_default_rules: bool,
+    /// A profile to add the notify entries to (e.g. Docker's default).
+    #[arg(long, value_name = "FILE")]
+    base: Option<PathBuf>,
+    /// The agent's socket (`rampart run --notify-socket`).
+    #[arg(long, value_name = "PATH", default_value = respond::notify::DEFAULT_SOCKET)]
+    listener: String,
+    /// Write the profile here instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+fn notify_profile(a: NotifyProfileArgs) -> Result<()> {
+    let rules = crate::agent::config::RulesConfig {
+        default_rules: !a.no_default_rules,
+        paths: a.rules,
+        ..Default::default()
+    };
+    let json = super::notify::profile(&rules, a.base.as_deref(), &a.listener)?;
+    match a.output {
+        Some(path) => {
+            std::fs::write(&path, json + "\n").with_context(|| format!("writing {}", path.display()))
+        }
+        None => {
+            println!("{json}");
+            Ok(())
+        }
+    }
 }
 
 /// Who the filter is for: architecture, capabilities, kernel.
@@ -121,6 +162,7 @@ pub fn run(cmd: SeccompCommand) -> Result<()> {
         SeccompCommand::Check(a) => check(a),
         SeccompCommand::Diff(a) => diff(a),
         SeccompCommand::Exec(a) => exec(a),
+        SeccompCommand::NotifyProfile(a) => notify_profile(a),
     }
 }
 

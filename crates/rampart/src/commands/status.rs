@@ -42,6 +42,7 @@ pub async fn status(args: StatusArgs) -> Result<()> {
             "runtimes": runtimes,
             "privileges": privileges,
             "features_off": privileges.disabled(),
+            "prevention": respond::notify::mechanisms(),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -52,6 +53,10 @@ pub async fn status(args: StatusArgs) -> Result<()> {
         println!("  {:<28} {:<4} {}", f.name, if f.available { "yes" } else { "no" }, f.detail);
     }
     let attached = sensor.status.hooks.iter().filter(|h| matches!(h.state, HookState::Attached)).count();
+    println!("prevention mechanisms:");
+    for m in respond::notify::mechanisms() {
+        println!("  {:<28} {:<4} {}", m.name, if m.available { "yes" } else { "no" }, m.detail);
+    }
     println!("hooks: {attached}/{} attached", sensor.status.hooks.len());
     for h in &sensor.status.hooks {
         match &h.state {

@@ -73,7 +73,10 @@ pub struct KernelRule {
 
 /// Compiles one rule, or says why it stays in userspace.
 pub fn compile_rule(rule: &CompiledRule, plan: &RulePlan) -> Result<KernelRule, String> {
-    if !plan.actions.contains(&ActionKind::Kill { process_group: false }) {
+    // A syscall deny's backstop is this same kill, on the file actually opened
+    // (the seccomp agent only saw the path argument).
+    let backstop = plan.actions.iter().any(|a| matches!(a, ActionKind::DenySyscall { backstop: true, .. }));
+    if !backstop && !plan.actions.contains(&ActionKind::Kill { process_group: false }) {
         if plan.actions.iter().any(|a| matches!(a, ActionKind::Kill { .. })) {
             return Err("kills a process group (userspace only)".into());
         }
@@ -169,6 +172,8 @@ pub struct KernelPlan {
     /// Trigger id (index) -> what it is.
     pub table: Vec<TriggerInfo>,
     ids: HashMap<(String, KillPoint, String), u32>,
+    /// Rules here as the backstop of a syscall deny.
+    deny_rules: HashSet<String>,
 }
 
 impl KernelPlan {
@@ -178,9 +183,12 @@ impl KernelPlan {
         let mut userspace = Vec::new();
         let mut table = Vec::new();
         let mut ids = HashMap::new();
+        let mut deny_rules = HashSet::new();
         for rule in ruleset.rules() {
             let Some(plan) = plans.get(&rule.name) else { continue };
-            if !plan.actions.iter().any(|a| matches!(a, ActionKind::Kill { .. })) {
+            if plan.actions.iter().any(|a| matches!(a, ActionKind::DenySyscall { backstop: true, .. })) {
+                deny_rules.insert(rule.name.clone());
+            } else if !plan.actions.iter().any(|a| matches!(a, ActionKind::Kill { .. })) {
                 continue;
             }
             let compiled = if cfg.dry_run { Err("dry run".to_string()) } else { compile_rule(rule, plan) };
@@ -201,7 +209,7 @@ impl KernelPlan {
                 Err(why) => userspace.push((rule.name.clone(), why)),
             }
         }
-        KernelPlan { ruleset, rules, userspace, table, ids }
+        KernelPlan { ruleset, rules, userspace, table, ids, deny_rules }
     }
 
     /// The triggers of rules that hold in every container (armed once, for
@@ -249,9 +257,11 @@ impl KernelPlan {
         out
     }
 
-    /// One line per kill rule: which mechanism enforces it and from when.
+    /// One line per kill rule: which mechanism enforces it and from when
+    /// (a deny rule's backstop is named as such).
     pub fn describe(&self) -> Vec<String> {
         let mut lines = Vec::new();
+        let is_deny = |rule: &str| self.deny_rules.contains(rule);
         for k in &self.rules {
             let what: Vec<String> = k
                 .points
@@ -261,10 +271,12 @@ impl KernelPlan {
                 })
                 .collect();
             let when = if k.any_container { "from cgroup creation" } else { "after container metadata" };
-            lines.push(format!("kill in kernel {when}: {} ({})", k.rule, what.join("; ")));
+            let kind = if is_deny(&k.rule) { "deny backstop: kill in kernel" } else { "kill in kernel" };
+            lines.push(format!("{kind} {when}: {} ({})", k.rule, what.join("; ")));
         }
         for (rule, why) in &self.userspace {
-            lines.push(format!("kill in userspace after the event: {rule} ({why})"));
+            let kind = if is_deny(rule) { "deny backstop: kill in userspace" } else { "kill in userspace" };
+            lines.push(format!("{kind} after the event: {rule} ({why})"));
         }
         lines
     }
@@ -529,6 +541,26 @@ mod tests {
         // Exec types only get proc.exepath; a mixed rule keeps the kinds that fit.
         let k = compile("evt.type in (execve, openat) and fd.name = /etc/shadow", "[kill]").unwrap();
         assert_eq!(k.points.keys().copied().collect::<Vec<_>>(), vec![KillPoint::Openat]);
+    }
+
+    #[test]
+    fn a_syscall_deny_is_backed_by_the_kernel_kill() {
+        let cond = "evt.type = openat and fd.name = /etc/shadow and container";
+        let k = compile(cond, "[{deny: {errno: EPERM}}]").unwrap();
+        assert!(k.any_container);
+        assert_eq!(k.points[&KillPoint::Openat], set(&["/etc/shadow"]));
+        assert_eq!(compile(cond, "[{deny: {errno: EPERM, backstop: false}}]").unwrap_err(), "no kill action");
+        // Named as a backstop in `rules check`, also when it stays in userspace.
+        let rs = ruleset(&format!(
+            "{MACROS}{}{}",
+            rule(cond, "[{deny: {errno: EPERM}}]"),
+            rule("evt.type = openat and fd.name = /x and proc.name = cat", "[{deny: {errno: 13}}]")
+                .replace("rule: R", "rule: S")
+        ));
+        let plans = crate::actions::plans(&rs).unwrap();
+        let lines = KernelPlan::new(rs, &plans, &ResponseConfig::default()).describe();
+        assert!(lines[0].starts_with("deny backstop: kill in kernel from cgroup creation: R"), "{lines:?}");
+        assert!(lines[1].starts_with("deny backstop: kill in userspace after the event: S"), "{lines:?}");
     }
 
     #[test]

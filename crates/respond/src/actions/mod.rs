@@ -3,7 +3,8 @@
 //! `actions:` (a rampart extension of the rule format; Falco-style tooling
 //! ignores the unknown key) names what to do when a rule matches: `kill` the
 //! process (or its process group), `freeze`, `stop` or `isolate` its
-//! container, or `deny` a network destination in the kernel.
+//! container, `deny` a network destination in the kernel, or `{deny: {errno:
+//! EPERM}}` a file open or exec through the seccomp agent ([`crate::notify`]).
 //!
 //! * [`plan`]: `actions:` and `dry_run:` deserialised into typed plans, every
 //!   error with the rule file's position.
@@ -28,7 +29,7 @@ pub mod responder;
 pub use guard::ResponseConfig;
 pub use kernel::{KernelHandles, KernelPlan, KernelScope};
 pub use plan::{plans, ActionKind, Plans, RulePlan};
-pub use responder::{ActionCounts, Outcome, Responder, ACTION_RULE};
+pub use responder::{action_alert, ActionCounts, Outcome, Responder, ACTION_RULE};
 
 #[cfg(test)]
 pub(crate) mod testing {

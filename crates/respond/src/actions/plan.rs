@@ -35,6 +35,69 @@ impl Default for KillOptions {
     }
 }
 
+/// `{deny: {errno: EPERM}}`: the syscall fails with this errno, answered by
+/// the seccomp notify agent before it runs (see [`crate::notify`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenyOptions {
+    /// A name (`EPERM`, `EACCES`) or a number in 1..=4095.
+    #[serde(deserialize_with = "errno")]
+    pub errno: i32,
+    /// Kill a process whose syscall this rule matched and that succeeded
+    /// anyway (outside the notify profile, or a path swapped after the
+    /// check): in the kernel where the condition allows, else from userspace.
+    #[serde(default = "yes")]
+    pub backstop: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The errno names a deny may return, the ones a file or exec call can
+/// plausibly fail with.
+pub const ERRNO_NAMES: &[(&str, i32)] = &[
+    ("EPERM", libc::EPERM),
+    ("ENOENT", libc::ENOENT),
+    ("EIO", libc::EIO),
+    ("EBADF", libc::EBADF),
+    ("EACCES", libc::EACCES),
+    ("EFAULT", libc::EFAULT),
+    ("EBUSY", libc::EBUSY),
+    ("EEXIST", libc::EEXIST),
+    ("EINVAL", libc::EINVAL),
+    ("ENOSPC", libc::ENOSPC),
+    ("EROFS", libc::EROFS),
+    ("ENOSYS", libc::ENOSYS),
+    ("ENOTSUP", libc::ENOTSUP),
+];
+
+fn errno<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Num(i64),
+        Name(String),
+    }
+    let n = match Raw::deserialize(d)? {
+        Raw::Num(n) => n,
+        Raw::Name(s) => match ERRNO_NAMES.iter().find(|(name, _)| *name == s) {
+            Some((_, n)) => *n as i64,
+            None => {
+                let names: Vec<&str> = ERRNO_NAMES.iter().map(|(n, _)| *n).collect();
+                return Err(de::Error::custom(format!(
+                    "unknown errno {s:?} (one of {}, or a number)",
+                    names.join(", ")
+                )));
+            }
+        },
+    };
+    if !(1..=4095).contains(&n) {
+        return Err(de::Error::custom(format!("errno {n} is not in 1..=4095")));
+    }
+    Ok(n as i32)
+}
+
 /// One item of `actions:`: a name (`kill`), or a name with options
 /// (`{kill: {process_group: true}}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +106,10 @@ pub enum ActionSpec {
     Freeze,
     Stop,
     Isolate,
+    /// `deny` alone: the network destination, in the kernel.
     Deny,
+    /// `{deny: {errno: ...}}`: the syscall, through the seccomp agent.
+    DenySyscall(DenyOptions),
 }
 
 impl ActionSpec {
@@ -78,6 +144,12 @@ impl<'de> Deserialize<'de> for ActionSpec {
                     ActionName::Kill => {
                         ActionSpec::Kill(map.next_value::<Option<KillOptions>>()?.unwrap_or_default())
                     }
+                    // With options, deny is about the syscall; without, the
+                    // network destination (as before).
+                    ActionName::Deny => match map.next_value::<Option<DenyOptions>>()? {
+                        Some(o) => ActionSpec::DenySyscall(o),
+                        None => ActionSpec::Deny,
+                    },
                     other => {
                         let opts = map.next_value::<Option<serde_json::Map<String, serde_json::Value>>>()?;
                         if opts.is_some_and(|o| !o.is_empty()) {
@@ -103,11 +175,19 @@ impl<'de> Deserialize<'de> for ActionSpec {
 /// once for the process, once for its group).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ActionKind {
-    Kill { process_group: bool },
+    Kill {
+        process_group: bool,
+    },
     Freeze,
     Stop,
     Isolate,
     Deny,
+    /// Fail the syscall with `errno` (seccomp agent); `backstop` kills when it
+    /// succeeded anyway.
+    DenySyscall {
+        errno: i32,
+        backstop: bool,
+    },
 }
 
 impl From<ActionSpec> for ActionKind {
@@ -118,6 +198,7 @@ impl From<ActionSpec> for ActionKind {
             ActionSpec::Stop => ActionKind::Stop,
             ActionSpec::Isolate => ActionKind::Isolate,
             ActionSpec::Deny => ActionKind::Deny,
+            ActionSpec::DenySyscall(o) => ActionKind::DenySyscall { errno: o.errno, backstop: o.backstop },
         }
     }
 }
@@ -130,6 +211,7 @@ impl ActionKind {
             ActionKind::Stop => "stop",
             ActionKind::Isolate => "isolate",
             ActionKind::Deny => "deny",
+            ActionKind::DenySyscall { .. } => "deny_syscall",
         }
     }
 }
@@ -237,6 +319,27 @@ mod tests {
         assert_eq!(one["R"].actions, vec![ActionKind::Stop]);
         let off = plans(&ruleset(&format!("{BASE}  actions: [{{kill: {{in_kernel: false}}}}]\n"))).unwrap();
         assert!(!off["R"].kill_in_kernel);
+    }
+
+    #[test]
+    fn deny_with_options_is_a_syscall_deny() {
+        let p = plans(&ruleset(&format!(
+            "{BASE}  actions: [deny, {{deny: {{errno: EACCES}}}}, {{deny: {{errno: 1, backstop: false}}}}]\n"
+        )))
+        .unwrap();
+        assert_eq!(
+            p["R"].actions,
+            vec![
+                ActionKind::Deny,
+                ActionKind::DenySyscall { errno: libc::EACCES, backstop: true },
+                ActionKind::DenySyscall { errno: 1, backstop: false },
+            ]
+        );
+        let err = |a: &str| plans(&ruleset(&format!("{BASE}  actions: [{a}]\n"))).unwrap_err()[0].clone();
+        assert!(err("{deny: {errno: EWHAT}}").contains("unknown errno \"EWHAT\""));
+        assert!(err("{deny: {errno: 0}}").contains("not in 1..=4095"));
+        assert!(err("{deny: {errno: EPERM, why: x}}").contains("unknown field `why`"));
+        assert!(err("{deny: {}}").contains("missing field `errno`"));
     }
 
     #[test]

@@ -104,6 +104,19 @@ impl Responder {
     }
 
     fn act(&mut self, action: ActionKind, plan: &RulePlan, ev: &Event) -> Outcome {
+        if let ActionKind::DenySyscall { errno, backstop } = action {
+            // The seccomp agent answers before the syscall runs; what the
+            // sensor reports after it is either that failure, or a success
+            // the agent did not see or was fooled about: the backstop's case.
+            if let Some(r) = ev.ret.filter(|r| *r < 0) {
+                let by = if r == -(errno as i64) { " (as the seccomp agent answers)" } else { "" };
+                return Outcome::Skipped(format!("the syscall failed with errno {}{by}", -r));
+            }
+            if !backstop {
+                return Outcome::Skipped("the syscall succeeded: backstop off".into());
+            }
+            return self.act(ActionKind::Kill { process_group: false }, plan, ev);
+        }
         if let ActionKind::Kill { .. } = action {
             // The kernel already killed it in the syscall: a second signal
             // could only reach a reused pid.
@@ -147,6 +160,7 @@ impl Responder {
         match action {
             ActionKind::Kill { process_group } => kill(ev.process.pid, process_group),
             ActionKind::Deny => deny(ev, container.as_deref()),
+            ActionKind::DenySyscall { .. } => Outcome::Skipped("answered by the seccomp agent".into()),
             ActionKind::Freeze | ActionKind::Stop | ActionKind::Isolate => {
                 let c = container.expect("checked above");
                 self.spawn_container_action(action, c, ev);
@@ -228,10 +242,20 @@ impl Outcome {
     }
 }
 
-fn action_alert(action: ActionKind, rule: &str, priority: Priority, ev: &Event, outcome: &Outcome) -> Alert {
+/// The alert reporting an action and its outcome (also the seccomp agent's
+/// denials).
+pub fn action_alert(
+    action: ActionKind,
+    rule: &str,
+    priority: Priority,
+    ev: &Event,
+    outcome: &Outcome,
+) -> Alert {
     let target = match (&ev.container, action) {
         (_, ActionKind::Kill { process_group: true }) => format!("process group of pid {}", ev.process.pid),
-        (_, ActionKind::Kill { .. }) => format!("pid {} ({})", ev.process.pid, ev.process.comm),
+        (_, ActionKind::Kill { .. } | ActionKind::DenySyscall { .. }) => {
+            format!("pid {} ({})", ev.process.pid, ev.process.comm)
+        }
         (Some(c), _) => format!("container {}", if c.name.is_empty() { &c.id } else { &c.name }),
         (None, _) => "host".into(),
     };

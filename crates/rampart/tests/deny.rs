@@ -1,0 +1,313 @@
+//! Deny actions through the seccomp agent, for real: `rampart run` serves
+//! the notify socket, `rampart seccomp notify-profile` writes the profile,
+//! containerd (`ctr run --seccomp-profile`, which passes `listenerPath` to
+//! runc) starts containers under it.
+//!
+//! - a denied open fails with EPERM and the container carries on; other
+//!   opens work; the agent reports the denial;
+//! - a second thread swapping the path after the agent's check wins the
+//!   race when the backstop is off (the race is real) and is killed in the
+//!   kernel when it is on;
+//! - with the agent killed, the notified syscalls of running containers
+//!   fail with ENOSYS and new containers under the profile do not start;
+//! - Docker 20.10 drops `listenerPath`: runc refuses the container.
+//!
+//! The denied file is the test's own (bind-mounted at the same path): the
+//! backstop is a kill rule in force in every container of the machine while
+//! the agent runs.
+
+mod common;
+
+use common::ctr::{Namespace, SOCKET};
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+const RULE: &str = "Deny the test secret";
+
+/// The secret, a deny rule on it, the agent's socket and the profile.
+struct Setup {
+    secret: PathBuf,
+    marker: String,
+    rules: PathBuf,
+    socket: PathBuf,
+    profile: PathBuf,
+}
+
+impl Setup {
+    fn new(prefix: &str, backstop: bool) -> Setup {
+        let name = unique(prefix);
+        let tmp = std::env::temp_dir();
+        let marker = format!("{name}-marker");
+        let secret = tmp.join(format!("{name}.secret"));
+        std::fs::write(&secret, format!("{marker}\n")).unwrap();
+        let rules = tmp.join(format!("{name}.yaml"));
+        std::fs::write(
+            &rules,
+            format!(
+                r#"
+- rule: {RULE}
+  desc: a container process opens the test's secret
+  condition: evt.type in (open, openat, openat2) and fd.name = {} and container.id != host
+  output: "secret denied (proc=%proc.name file=%fd.name)"
+  priority: WARNING
+  actions: [{{deny: {{errno: EPERM, backstop: {backstop}}}}}]
+"#,
+                secret.display()
+            ),
+        )
+        .unwrap();
+        let socket = tmp.join(format!("{name}.sock"));
+        let profile = tmp.join(format!("{name}.json"));
+        let out = rampart_output(
+            &[
+                "seccomp",
+                "notify-profile",
+                "--no-default-rules",
+                "--rules",
+                rules.to_str().unwrap(),
+                "--listener",
+                socket.to_str().unwrap(),
+                "-o",
+                profile.to_str().unwrap(),
+            ],
+            Duration::from_secs(30),
+        );
+        assert!(out.status.success(), "notify-profile: {}", String::from_utf8_lossy(&out.stderr));
+        Setup { secret, marker, rules, socket, profile }
+    }
+
+    fn secret(&self) -> &str {
+        self.secret.to_str().unwrap()
+    }
+
+    /// `rampart run` with the rule: the agent on the socket, the backstop
+    /// armed for every container.
+    fn agent(&self, backstop: bool) -> Agent {
+        let agent = Agent::start_run(&[
+            "--no-default-rules",
+            "--rules",
+            self.rules.to_str().unwrap(),
+            "--notify-socket",
+            self.socket.to_str().unwrap(),
+        ]);
+        wait_stderr(&agent, "rampart: seccomp agent on", EVENT_TIMEOUT);
+        if backstop {
+            wait_stderr(&agent, "kernel kill armed for every container", EVENT_TIMEOUT);
+        }
+        agent
+    }
+
+    /// `ctr run --rm` under the notify profile, the secret and the helper
+    /// mounted, running `cmd`.
+    fn ctr_run(&self, ns: &Namespace, id: &str, cmd: &[&str]) -> Output {
+        let helper = helper("openrace");
+        Command::new("ctr")
+            .args(["--address", SOCKET, "-n", &ns.name, "run", "--rm", "--seccomp", "--seccomp-profile"])
+            .arg(&self.profile)
+            .args(["--mount", &format!("type=bind,src={0},dst={0},options=rbind:ro", self.secret())])
+            .args([
+                "--mount",
+                &format!("type=bind,src={helper},dst=/usr/local/bin/openrace,options=rbind:ro"),
+            ])
+            .args([common::ctr::CTR_IMAGE, id])
+            .args(cmd)
+            .stdin(Stdio::null())
+            .output()
+            .expect("ctr run")
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        for p in [&self.secret, &self.rules, &self.profile] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Builds `tests/helpers/NAME.c` into a static binary once per test run.
+fn helper(name: &str) -> String {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers").join(format!("{name}.c"));
+    let bin = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("helper-{name}"));
+    let mut built = BUILT.lock().unwrap();
+    if !built.iter().any(|b| b == name) {
+        let out = Command::new("gcc")
+            .args(["-static", "-O2", "-Wall", "-Wextra", "-pthread", "-o"])
+            .arg(&bin)
+            .arg(&src)
+            .output()
+            .expect("gcc (scripts/setup.sh installs it)");
+        assert!(out.status.success(), "gcc {}: {}", src.display(), String::from_utf8_lossy(&out.stderr));
+        built.push(name.to_string());
+    }
+    bin.display().to_string()
+}
+
+/// A 64-hex container id from `seed` (taken for a container in any
+/// containerd namespace, so the kernel arms it at cgroup creation).
+fn hex_id(seed: &str) -> String {
+    let mut out = String::new();
+    let mut h: u64 = 0xcbf29ce484222325;
+    for round in 0..4u8 {
+        for b in seed.bytes().chain([round]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        out.push_str(&format!("{h:016x}"));
+    }
+    out
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+#[ignore = "privileged: needs root, BPF and containerd (scripts/test.sh runs it)"]
+fn denied_open_fails_with_eperm_and_the_container_carries_on() {
+    preflight_containerd();
+    let s = Setup::new("deny-open", true);
+    let check = rampart_output(
+        &["rules", "check", "--no-default-rules", s.rules.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    let listing = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        listing.contains(&format!(
+            "deny (errno 1) by the seccomp agent, in containers under the notify profile: {RULE}"
+        )),
+        "{listing}"
+    );
+    assert!(
+        listing.contains(&format!("deny backstop: kill in kernel from cgroup creation: {RULE}")),
+        "{listing}"
+    );
+    let profile = std::fs::read_to_string(&s.profile).unwrap();
+    assert!(profile.contains("SCMP_ACT_NOTIFY") && profile.contains(s.socket.to_str().unwrap()), "{profile}");
+
+    let mut agent = s.agent(true);
+    let ns = Namespace::new("deny");
+    let id = hex_id(&ns.name);
+    let script = format!(
+        "cat {0}; echo cat=$?; openrace watch {0} 1 0; head -c 5 /etc/passwd; echo; openrace watch /etc/passwd 1 0; echo alive",
+        s.secret()
+    );
+    let out = s.ctr_run(&ns, &id, &["sh", "-c", &script]);
+    let all = text(&out);
+    assert!(out.status.success(), "container failed: {all}");
+    assert!(!all.contains(&s.marker), "the secret leaked: {all}");
+    assert!(all.contains("Operation not permitted") && all.contains("cat=1"), "{all}");
+    assert!(all.contains("open errno 1\n"), "the helper's open was not denied with EPERM: {all}");
+    assert!(all.contains("root:") && all.contains("open ok\n") && all.contains("alive"), "{all}");
+    let alert = agent.expect("the agent's denial", |v| {
+        alert_rule(v) == "Response action"
+            && v["output_fields"]["action"] == "deny_syscall"
+            && v["output_fields"]["rule"] == RULE
+            && v["output_fields"]["outcome"] == "done"
+    });
+    let detail = alert["output_fields"]["detail"].as_str().unwrap_or("");
+    assert_eq!(detail, "denied with errno 1 by the seccomp agent", "{alert:#}");
+    agent.stop();
+}
+
+#[test]
+#[ignore = "privileged: needs root, BPF and containerd (scripts/test.sh runs it)"]
+fn a_path_swapped_after_the_check_is_caught_by_the_backstop() {
+    preflight_containerd();
+    let ns = Namespace::new("race");
+    // The race is real: without the backstop the second thread wins.
+    let off = Setup::new("race-off", false);
+    let agent = off.agent(false);
+    let out = off.ctr_run(
+        &ns,
+        &hex_id(&format!("{}-off", ns.name)),
+        &["openrace", "race", off.secret(), "/etc/passwd", "20"],
+    );
+    let all = text(&out);
+    assert!(
+        all.contains(&format!("LEAK {}", off.marker)),
+        "the race was never won without the backstop: {all}"
+    );
+    agent.stop();
+    // With it, the process that won is killed in the open, before its read.
+    let on = Setup::new("race-on", true);
+    let agent = on.agent(true);
+    let out = on.ctr_run(
+        &ns,
+        &hex_id(&format!("{}-on", ns.name)),
+        &["openrace", "race", on.secret(), "/etc/passwd", "20"],
+    );
+    let all = text(&out);
+    assert!(!all.contains(&on.marker), "the secret leaked past the backstop: {all}");
+    assert_eq!(out.status.code(), Some(137), "not killed: {all}");
+    agent.stop();
+}
+
+#[test]
+#[ignore = "privileged: needs root, BPF and containerd (scripts/test.sh runs it)"]
+fn with_the_agent_gone_notified_syscalls_fail_with_enosys() {
+    preflight_containerd();
+    let s = Setup::new("deny-gone", false);
+    let agent = s.agent(false);
+    let ns = Namespace::new("gone");
+    // 60 opens of an allowed file, 100 ms apart; the agent dies after ~2 s.
+    let helper = helper("openrace");
+    let child = Command::new("ctr")
+        .args(["--address", SOCKET, "-n", &ns.name, "run", "--rm", "--seccomp", "--seccomp-profile"])
+        .arg(&s.profile)
+        .args(["--mount", &format!("type=bind,src={helper},dst=/usr/local/bin/openrace,options=rbind:ro")])
+        .args([common::ctr::CTR_IMAGE, &hex_id(&ns.name), "openrace", "watch", "/etc/passwd", "60", "100"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ctr run");
+    std::thread::sleep(Duration::from_secs(2));
+    // SAFETY: kill with the pid of the agent this test spawned.
+    assert_eq!(unsafe { libc::kill(agent.pid as i32, libc::SIGKILL) }, 0);
+    let out = child.wait_with_output().expect("ctr run");
+    let all = text(&out);
+    let lines: Vec<&str> = all.lines().filter(|l| l.starts_with("open ")).collect();
+    let first_enosys = lines.iter().position(|l| *l == format!("open errno {}", libc::ENOSYS));
+    let first_enosys = first_enosys.unwrap_or_else(|| panic!("no ENOSYS after the agent died: {all}"));
+    assert!(first_enosys > 0 && lines[..first_enosys].iter().all(|l| *l == "open ok"), "{all}");
+    assert!(
+        lines[first_enosys..].iter().all(|l| *l == "open errno 38"),
+        "an open passed without the agent: {all}"
+    );
+    // New containers under the profile do not start.
+    let out = s.ctr_run(&ns, &hex_id(&format!("{}-2", ns.name)), &["true"]);
+    assert!(!out.status.success(), "started without the agent: {}", text(&out));
+    assert!(text(&out).contains("failed to connect with seccomp agent"), "{}", text(&out));
+    drop(agent);
+}
+
+#[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
+fn docker_20_10_drops_listener_path_and_runc_refuses_the_container() {
+    preflight();
+    let version = docker_ok(&["version", "--format", "{{.Server.Version}}"]);
+    let s = Setup::new("deny-docker", false);
+    let agent = s.agent(false);
+    let out = docker(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &format!("seccomp={}", s.profile.display()),
+        IMAGE,
+        "true",
+    ]);
+    if version.starts_with("20.10") {
+        assert!(!out.status.success(), "docker {version} started the container: {}", text(&out));
+        assert!(text(&out).contains("listenerPath is not set"), "{}", text(&out));
+    } else {
+        panic!(
+            "docker {version}: this test knows only 20.10's behaviour; check whether it passes listenerPath"
+        );
+    }
+    agent.stop();
+}
