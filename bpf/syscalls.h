@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
 /*
- * Per-syscall tracepoints (file, network, privilege families).
- * Pattern: sys_enter_X stashes the args per tid (reported tasks only), sys_exit_X
- * looks them up, builds the record with the result, deletes the entry.
+ * Syscalls (file, network, privilege families), from two raw tracepoints.
+ * Pattern: at sys_enter, a syscall in sc_table stashes its args per task
+ * (reported tasks only); at sys_exit its stash is taken back and the record
+ * built with the result.
  * Included by sensor.bpf.c.
  */
 #ifndef RAMPART_SYSCALLS_H
@@ -32,31 +33,29 @@ static __always_inline bool stash_always(__u32 type)
 	return type == EV_SETNS || type == EV_UNSHARE;
 }
 
-/* Only the tracepoint's own args are read: a context access past the event's
- * size makes the attach fail (EACCES). */
-static __always_inline int sys_enter(struct trace_event_raw_sys_enter *ctx, const __u32 type, const int nargs)
+/* Stash the arguments of a reported syscall for its exit. */
+static __always_inline void sys_enter(struct task_struct *t, struct pt_regs *regs, __u32 nr, __u32 type,
+				      __u32 nargs)
 {
-	if (current_is_self())
-		return 0;
-	struct task_struct *t = bpf_get_current_task_btf();
 	bool rep = task_reported(t);
 	if (!rep && !stash_always(type))
-		return 0;
+		return;
 	struct pending *pd = bpf_task_storage_get(&pending_map, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!pd) {
 		count_lost();
-		return 0;
+		return;
 	}
-	pd->args[0] = nargs > 0 ? ctx->args[0] : 0;
-	pd->args[1] = nargs > 1 ? ctx->args[1] : 0;
-	pd->args[2] = nargs > 2 ? ctx->args[2] : 0;
-	pd->args[3] = nargs > 3 ? ctx->args[3] : 0;
-	pd->args[4] = nargs > 4 ? ctx->args[4] : 0;
-	pd->args[5] = nargs > 5 ? ctx->args[5] : 0;
-	pd->nr = (__u32)ctx->id;
+	/* x86_64 syscall arguments: di, si, dx, r10, r8, r9. Those past the
+	 * syscall's own count are zeroed, as the tracepoints reported them. */
+	pd->args[0] = nargs > 0 ? regs->di : 0;
+	pd->args[1] = nargs > 1 ? regs->si : 0;
+	pd->args[2] = nargs > 2 ? regs->dx : 0;
+	pd->args[3] = nargs > 3 ? regs->r10 : 0;
+	pd->args[4] = nargs > 4 ? regs->r8 : 0;
+	pd->args[5] = nargs > 5 ? regs->r9 : 0;
+	pd->nr = nr;
 	pd->reported_at_enter = rep;
 	pd->valid = 1;
-	return 0;
 }
 
 /* A path argument: the string as passed, plus (when relative) the base
@@ -128,13 +127,12 @@ static __always_inline void read_usockaddr(struct ev_usockaddr *u, __u64 uptr, _
 		u->len = n;
 }
 
-static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx, const __u32 type)
+static __always_inline int sys_exit(struct task_struct *t, __u32 nr, long ret, __u32 type)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
 	struct pending *pdp = bpf_task_storage_get(&pending_map, t, 0, 0);
 	/* nr guards against a stash whose exit never came (e.g. a successful
 	 * execve does not return) being taken for this syscall's. */
-	if (!pdp || !pdp->valid || pdp->nr != (__u32)ctx->id)
+	if (!pdp || !pdp->valid || pdp->nr != nr)
 		return 0;
 	struct pending a = *pdp;
 	pdp->valid = 0;
@@ -146,7 +144,6 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx, const 
 		return 0;
 	const __u32 body_len = is_net(type) ? sizeof(struct ev_net) : sizeof(struct ev_sys);
 	struct event_hdr *h = rec_begin(s, t, type, body_len);
-	long ret = ctx->ret;
 	h->ret = ret;
 	h->flags |= EVF_HAS_RET;
 
@@ -257,73 +254,167 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx, const 
 	return 0;
 }
 
-#define HOOK_TP(tp, name, TYPE, NARGS)                                                          \
-	SEC("tracepoint/syscalls/sys_enter_" #tp)                                        \
-	int enter_##name(struct trace_event_raw_sys_enter *ctx)                          \
-	{                                                                                \
-		return sys_enter(ctx, TYPE, NARGS);                                             \
-	}                                                                                \
-	SEC("tracepoint/syscalls/sys_exit_" #tp)                                         \
-	int exit_##name(struct trace_event_raw_sys_exit *ctx)                            \
-	{                                                                                \
-		return sys_exit(ctx, TYPE);                                              \
+/* ---- the syscalls the sensor reports ----
+ *
+ * x86_64 numbers (the sensor is x86_64 only: this table and the pt_regs
+ * registers above). The table is the early exit of the two programs on every
+ * syscall: a syscall whose slot is empty costs one load. A test
+ * (crates/sensor/src/kernel.rs) checks each number against the seccomp crate's
+ * x86_64 table. */
+struct sc_info {
+	__u8 type;  /* enum ev_type; 0: not reported */
+	__u8 nargs; /* arguments stashed at enter */
+};
+
+#define SC_TABLE_SIZE 512
+#define SC(nr, name, TYPE, NARGS) [nr] = { TYPE, NARGS },
+
+static const struct sc_info sc_table[SC_TABLE_SIZE] = {
+	/* file */
+	SC(2, open, EV_OPEN, 3)
+	SC(257, openat, EV_OPENAT, 4)
+	SC(437, openat2, EV_OPENAT2, 4)
+	SC(85, creat, EV_CREAT, 2)
+	SC(87, unlink, EV_UNLINK, 1)
+	SC(263, unlinkat, EV_UNLINKAT, 3)
+	SC(84, rmdir, EV_RMDIR, 1)
+	SC(82, rename, EV_RENAME, 2)
+	SC(264, renameat, EV_RENAMEAT, 4)
+	SC(316, renameat2, EV_RENAMEAT2, 5)
+	SC(86, link, EV_LINK, 2)
+	SC(265, linkat, EV_LINKAT, 5)
+	SC(88, symlink, EV_SYMLINK, 2)
+	SC(266, symlinkat, EV_SYMLINKAT, 3)
+	SC(83, mkdir, EV_MKDIR, 2)
+	SC(258, mkdirat, EV_MKDIRAT, 3)
+	SC(90, chmod, EV_CHMOD, 2)
+	SC(91, fchmod, EV_FCHMOD, 2)
+	SC(268, fchmodat, EV_FCHMODAT, 3)
+	SC(452, fchmodat2, EV_FCHMODAT2, 4)
+	SC(92, chown, EV_CHOWN, 3)
+	SC(94, lchown, EV_LCHOWN, 3)
+	SC(93, fchown, EV_FCHOWN, 3)
+	SC(260, fchownat, EV_FCHOWNAT, 5)
+	SC(165, mount, EV_MOUNT, 5)
+	SC(166, umount2, EV_UMOUNT2, 2)
+	/* network */
+	SC(41, socket, EV_SOCKET, 3)
+	SC(42, connect, EV_CONNECT, 3)
+	SC(43, accept, EV_ACCEPT, 3)
+	SC(288, accept4, EV_ACCEPT4, 4)
+	SC(49, bind, EV_BIND, 3)
+	SC(50, listen, EV_LISTEN, 2)
+	/* privilege / kernel */
+	SC(105, setuid, EV_SETUID, 1)
+	SC(106, setgid, EV_SETGID, 1)
+	SC(113, setreuid, EV_SETREUID, 2)
+	SC(114, setregid, EV_SETREGID, 2)
+	SC(117, setresuid, EV_SETRESUID, 3)
+	SC(119, setresgid, EV_SETRESGID, 3)
+	SC(122, setfsuid, EV_SETFSUID, 1)
+	SC(123, setfsgid, EV_SETFSGID, 1)
+	SC(126, capset, EV_CAPSET, 2)
+	SC(101, ptrace, EV_PTRACE, 4)
+	SC(175, init_module, EV_INIT_MODULE, 3)
+	SC(313, finit_module, EV_FINIT_MODULE, 3)
+	SC(308, setns, EV_SETNS, 2)
+	SC(272, unshare, EV_UNSHARE, 1)
+	SC(319, memfd_create, EV_MEMFD_CREATE, 2)
+	SC(321, bpf, EV_BPF, 3)
+};
+
+#define TS_COMPAT 0x0002 /* arch/x86/include/asm/thread_info.h */
+
+/* A 32-bit (i386) task's syscall: its numbers are another table's. The
+ * per-syscall tracepoints never reported them either. */
+static __always_inline bool in_compat_syscall(struct task_struct *t)
+{
+	return t->thread_info.status & TS_COMPAT;
+}
+
+/* ---- recorder: the set of syscalls each container uses ----
+ *
+ * On only while `rampart record` runs (record_syscalls, set before load; the
+ * verifier drops the code otherwise). One bitmap per cgroup, set in place: no
+ * event per syscall crosses to userspace. */
+const volatile bool record_syscalls = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64); /* cgroup v2 id */
+	__type(value, struct syscall_set);
+} syscall_sets SEC(".maps");
+
+static __always_inline bool is_runc_init(struct task_struct *t)
+{
+	/* runc's init ("runc:[2:INIT]") runs in the container's cgroup until it
+	 * execs the workload; its syscalls are the runtime's, not the workload's. */
+	return t->comm[0] == 'r' && t->comm[1] == 'u' && t->comm[2] == 'n' && t->comm[3] == 'c' &&
+	       t->comm[4] == ':';
+}
+
+static __noinline void record_syscall(struct task_struct *t, long id)
+{
+	if (!task_reported(t) || is_runc_init(t))
+		return;
+	if (id < 0 || id >= SYSCALL_SET_BITS)
+		return; /* x32 numbers (bit 30 set) are not recorded */
+	__u64 cg = bpf_get_current_cgroup_id();
+	struct syscall_set *set = bpf_map_lookup_elem(&syscall_sets, &cg);
+	if (!set) {
+		struct syscall_set empty = {};
+		bpf_map_update_elem(&syscall_sets, &cg, &empty, BPF_NOEXIST);
+		set = bpf_map_lookup_elem(&syscall_sets, &cg);
+		if (!set)
+			return;
 	}
+	__u32 word = ((__u32)id >> 6) & (SYSCALL_SET_BITS / 64 - 1);
+	__u64 bit = 1ULL << (id & 63);
+	__u64 *words = set->native;
+	if (in_compat_syscall(t))
+		words = set->compat; /* numbers from the i386 table */
+	if (!(words[word] & bit))
+		__sync_fetch_and_or(&words[word], bit);
+}
 
-#define HOOK(name, TYPE, NARGS) HOOK_TP(name, name, TYPE, NARGS)
+/* ---- the two attachments ----
+ *
+ * Raw (BTF) tracepoints on every syscall's entry and exit rather than one
+ * perf-event tracepoint per syscall: the per-syscall tracepoints format every
+ * argument into a perf buffer before the program runs, and each of their ~100
+ * perf events costs an RCU grace period to detach. */
 
-/* file */
-HOOK(open, EV_OPEN, 3)
-HOOK(openat, EV_OPENAT, 4)
-HOOK(openat2, EV_OPENAT2, 4)
-HOOK(creat, EV_CREAT, 2)
-HOOK(unlink, EV_UNLINK, 1)
-HOOK(unlinkat, EV_UNLINKAT, 3)
-HOOK(rmdir, EV_RMDIR, 1)
-HOOK(rename, EV_RENAME, 2)
-HOOK(renameat, EV_RENAMEAT, 4)
-HOOK(renameat2, EV_RENAMEAT2, 5)
-HOOK(link, EV_LINK, 2)
-HOOK(linkat, EV_LINKAT, 5)
-HOOK(symlink, EV_SYMLINK, 2)
-HOOK(symlinkat, EV_SYMLINKAT, 3)
-HOOK(mkdir, EV_MKDIR, 2)
-HOOK(mkdirat, EV_MKDIRAT, 3)
-HOOK(chmod, EV_CHMOD, 2)
-HOOK(fchmod, EV_FCHMOD, 2)
-HOOK(fchmodat, EV_FCHMODAT, 3)
-HOOK(fchmodat2, EV_FCHMODAT2, 4)
-HOOK(chown, EV_CHOWN, 3)
-HOOK(lchown, EV_LCHOWN, 3)
-HOOK(fchown, EV_FCHOWN, 3)
-HOOK(fchownat, EV_FCHOWNAT, 5)
-HOOK(mount, EV_MOUNT, 5)
-/* x86_64's umount2 is the kernel's sys_umount */
-HOOK_TP(umount, umount2, EV_UMOUNT2, 2)
+SEC("tp_btf/sys_enter")
+int BPF_PROG(enter_syscalls, struct pt_regs *regs, long id)
+{
+	if (record_syscalls && !current_is_self())
+		record_syscall(bpf_get_current_task_btf(), id);
+	if ((unsigned long)id >= SC_TABLE_SIZE)
+		return 0;
+	struct sc_info info = sc_table[id];
+	if (!info.type || current_is_self())
+		return 0;
+	struct task_struct *t = bpf_get_current_task_btf();
+	if (in_compat_syscall(t))
+		return 0;
+	sys_enter(t, regs, (__u32)id, info.type, info.nargs);
+	return 0;
+}
 
-/* network */
-HOOK(socket, EV_SOCKET, 3)
-HOOK(connect, EV_CONNECT, 3)
-HOOK(accept, EV_ACCEPT, 3)
-HOOK(accept4, EV_ACCEPT4, 4)
-HOOK(bind, EV_BIND, 3)
-HOOK(listen, EV_LISTEN, 2)
-
-/* privilege / kernel */
-HOOK(setuid, EV_SETUID, 1)
-HOOK(setgid, EV_SETGID, 1)
-HOOK(setreuid, EV_SETREUID, 2)
-HOOK(setregid, EV_SETREGID, 2)
-HOOK(setresuid, EV_SETRESUID, 3)
-HOOK(setresgid, EV_SETRESGID, 3)
-HOOK(setfsuid, EV_SETFSUID, 1)
-HOOK(setfsgid, EV_SETFSGID, 1)
-HOOK(capset, EV_CAPSET, 2)
-HOOK(ptrace, EV_PTRACE, 4)
-HOOK(init_module, EV_INIT_MODULE, 3)
-HOOK(finit_module, EV_FINIT_MODULE, 3)
-HOOK(setns, EV_SETNS, 2)
-HOOK(unshare, EV_UNSHARE, 1)
-HOOK(memfd_create, EV_MEMFD_CREATE, 2)
-HOOK(bpf, EV_BPF, 3)
+SEC("tp_btf/sys_exit")
+int BPF_PROG(exit_syscalls, struct pt_regs *regs, long ret)
+{
+	unsigned long id = regs->orig_ax;
+	if (id >= SC_TABLE_SIZE)
+		return 0;
+	struct sc_info info = sc_table[id];
+	if (!info.type)
+		return 0;
+	struct task_struct *t = bpf_get_current_task_btf();
+	if (in_compat_syscall(t))
+		return 0;
+	return sys_exit(t, (__u32)id, ret, info.type);
+}
 
 #endif /* RAMPART_SYSCALLS_H */

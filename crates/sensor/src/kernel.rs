@@ -313,6 +313,7 @@ fn open_and_load(
         ro.include_host = cfg.include_host;
         ro.self_tgid = std::process::id();
         ro.host_mnt_ns = host_mnt_ns;
+        ro.record_syscalls = cfg.record_syscalls;
         open.maps
             .events
             .set_max_entries(ring_bytes)
@@ -341,9 +342,6 @@ fn open_and_load(
         }
     }
 }
-
-/// The recorder's program: loaded only when recording.
-const RECORDER_PROGRAM: &str = "record_sys_enter";
 
 impl Sensor {
     /// Probe, load, attach. Hooks that do not exist or fail are recorded in
@@ -376,8 +374,6 @@ impl Sensor {
                 let section = prog.section().to_string_lossy().into_owned();
                 if cfg.disabled_programs.contains(&name) {
                     skip.insert(name.clone(), "disabled by config".into());
-                } else if name == RECORDER_PROGRAM && !cfg.record_syscalls {
-                    skip.insert(name.clone(), "loaded only while recording".into());
                 } else if let Some(why) = probe.missing(&section) {
                     skip.insert(name.clone(), why);
                 }
@@ -488,12 +484,15 @@ impl Sensor {
             host_mnt_ns,
             "sensor started"
         );
+        let recording = cfg.record_syscalls
+            && hooks.iter().any(|h| h.program == "enter_syscalls" && h.state == HookState::Attached);
         let status = SensorStatus {
             features: probe.features,
             hooks,
             include_host: cfg.include_host,
             host_mnt_ns,
             ring_buffer_bytes: ring_bytes as usize,
+            record_syscalls: recording,
         };
         Ok(Sensor { ringbuf, links, loaded, shared, status, kernel_kills })
     }
@@ -868,10 +867,44 @@ mod tests {
         assert!(failing_program(&["nothing".into()]).is_none());
     }
 
+    /// The sensor's syscall table (bpf/syscalls.h) against the x86_64 numbers
+    /// generated from the kernel headers, and every syscall event type of
+    /// bpf/events.h present in it (a type missing would never be reported).
+    #[test]
+    fn syscall_table_numbers_match_x86_64() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bpf");
+        let table = std::fs::read_to_string(dir.join("syscalls.h")).unwrap();
+        let events = std::fs::read_to_string(dir.join("events.h")).unwrap();
+        let mut types = Vec::new();
+        for line in table.lines().map(str::trim).filter(|l| l.starts_with("SC(") && l.ends_with(')')) {
+            let parts: Vec<&str> = line[3..line.len() - 1].split(',').map(str::trim).collect();
+            let [nr, name, ty, nargs] = parts[..] else { panic!("bad table line {line:?}") };
+            let nr: u32 = nr.parse().unwrap();
+            assert_eq!(seccomp::syscalls::number(seccomp::Arch::X86_64, name), Some(nr), "{line}");
+            assert_eq!(ty, format!("EV_{}", name.to_uppercase()), "{line}");
+            assert!(nargs.parse::<u32>().unwrap() <= 6, "{line}");
+            types.push(ty.to_string());
+        }
+        // syscall event types: 10..=85 in enum ev_type
+        let mut expected = Vec::new();
+        for line in events.lines().map(str::trim) {
+            let Some((name, value)) = line.trim_end_matches(',').split_once(" = ") else { continue };
+            if let (true, Ok(v)) = (name.starts_with("EV_"), value.parse::<u32>()) {
+                if (10..=85).contains(&v) {
+                    expected.push(name.to_string());
+                }
+            }
+        }
+        types.sort();
+        expected.sort();
+        assert!(expected.len() > 40, "{expected:?}");
+        assert_eq!(types, expected);
+    }
+
     #[test]
     fn partners_and_ring_size() {
-        assert_eq!(partner("enter_openat").as_deref(), Some("exit_openat"));
-        assert_eq!(partner("exit_bpf").as_deref(), Some("enter_bpf"));
+        assert_eq!(partner("enter_syscalls").as_deref(), Some("exit_syscalls"));
+        assert_eq!(partner("exit_syscalls").as_deref(), Some("enter_syscalls"));
         assert_eq!(partner("on_exec"), None);
         assert_eq!(round_ring_size(0).unwrap(), 4096);
         assert_eq!(round_ring_size(5 << 20).unwrap(), 8 << 20);

@@ -52,11 +52,11 @@ pub struct SensorConfig {
     /// Ring buffer size in bytes; rounded up to a power of two (at least one
     /// page, at most 1 GiB).
     pub ring_buffer_bytes: usize,
-    /// BPF program names (e.g. `on_cap_capable`, `enter_openat`) not to load.
+    /// BPF program names (e.g. `on_cap_capable`, `enter_syscalls`) not to load.
     pub disabled_programs: Vec<String>,
-    /// Load the recorder: a per-cgroup bitmap of every syscall entered (read
-    /// with [`Sensor::syscall_sets`]). Costs a program run on every syscall of
-    /// every task, so only `rampart record` turns it on.
+    /// Turn the recorder on: a per-cgroup bitmap of every syscall entered (read
+    /// with [`Sensor::syscall_sets`]), set by the sys_enter program for every
+    /// syscall of a reported task, so only `rampart record` turns it on.
     pub record_syscalls: bool,
     /// Flow accounting (`flows`), run by the sensor's owner next to the
     /// sensor; `None`: off.
@@ -149,9 +149,9 @@ pub struct Feature {
 /// One BPF program and where it hooks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HookStatus {
-    /// BPF program name, e.g. `exit_openat`.
+    /// BPF program name, e.g. `exit_syscalls`.
     pub program: String,
-    /// ELF section naming the hook, e.g. `tracepoint/syscalls/sys_exit_openat`.
+    /// ELF section naming the hook, e.g. `tp_btf/sys_exit`.
     pub hook: String,
     #[serde(flatten)]
     pub state: HookState,
@@ -180,6 +180,9 @@ pub struct SensorStatus {
     /// The host mount namespace inode that tells host tasks from containers.
     pub host_mnt_ns: u32,
     pub ring_buffer_bytes: usize,
+    /// The recorder's syscall sets are being filled (see
+    /// [`SensorConfig::record_syscalls`]).
+    pub record_syscalls: bool,
 }
 
 impl SensorStatus {

@@ -19,9 +19,7 @@ const CLONE_NEWNS: u64 = 0x0002_0000;
 fn start(include_host: bool) -> Sensor {
     let sensor = Sensor::start(SensorConfig { include_host, ..Default::default() }).expect("sensor starts");
     let status = sensor.status();
-    for prog in
-        ["on_exec", "on_fork", "on_exit", "exit_openat", "enter_openat", "exit_unshare", "on_cap_capable"]
-    {
+    for prog in ["on_exec", "on_fork", "on_exit", "enter_syscalls", "exit_syscalls", "on_cap_capable"] {
         assert!(status.is_attached(prog), "{prog} not attached: {:?}", status.hook(prog));
     }
     sensor
@@ -171,17 +169,13 @@ fn recorder_sets_a_bit_per_syscall_entered_in_the_kernel() {
 
     // Off by default: the recorder costs every task a program run per syscall.
     let plain = start(false);
-    assert!(!plain.status().is_attached("record_sys_enter"));
+    assert!(!plain.status().record_syscalls);
     assert!(plain.syscall_sets().is_empty());
     drop(plain);
 
     let sensor =
         Sensor::start(SensorConfig { record_syscalls: true, ..Default::default() }).expect("recorder starts");
-    assert!(
-        sensor.status().is_attached("record_sys_enter"),
-        "{:?}",
-        sensor.status().hook("record_sys_enter")
-    );
+    assert!(sensor.status().record_syscalls, "{:?}", sensor.status().hook("enter_syscalls"));
     // A task in its own mount namespace counts as a container task; `sync` makes
     // syscall 162 (x86_64), which nothing else in this cgroup's other mount
     // namespaces would.
