@@ -16,6 +16,14 @@ times in each mode, interleaved within each repetition:
            (open/openat/openat2, execve/execveat, connect), removed afterwards
   bpftrace Debian's bpftrace printing one line per open/exec/connect of the
            test image's containers (an opensnoop-style tracer), to /dev/null
+  rampart_b, run_b
+           `rampart` and `run` with the binary of --rampart-b (an A/B of two
+           builds in one interleaved run)
+
+The agents run on the CPUs the loops are not pinned to (--agent-cpus).
+--bpf-stats reports each agent BPF program's ns/run (kernel.bpf_stats_enabled,
+which adds its own cost to every run); --startstop N times starts and stops
+only.
 
 Each rampart run also times its start (spawn to `sensor ready`) and its stop
 (SIGINT to exit).
@@ -195,9 +203,18 @@ class Agent:
             progs = json.loads(run(["bpftool", "prog", "show", "-j"]).stdout)
         except (OSError, subprocess.CalledProcessError, ValueError):
             return {}
+        # The agent's programs: the prog_id of each of its BPF fds (programs and links).
+        ids = set()
+        fdinfo = f"/proc/{self.proc.pid}/fdinfo"
+        for fd in os.listdir(fdinfo):
+            try:
+                with open(os.path.join(fdinfo, fd)) as f:
+                    ids.update(int(l.split()[1]) for l in f if l.startswith("prog_id:"))
+            except (OSError, ValueError, IndexError):
+                pass
         out = {}
         for p in progs:
-            if any(o.get("pid") == self.proc.pid for o in p.get("pids", [])) and p.get("run_cnt"):
+            if p["id"] in ids and p.get("run_cnt"):
                 out[p["name"]] = {"run_cnt": p["run_cnt"], "run_time_ns": p["run_time_ns"]}
         return out
 

@@ -19,7 +19,8 @@ use crate::abi::skel::{SensorSkel, SensorSkelBuilder};
 use crate::decode::{record_killed, record_truncated, Decoder};
 use crate::kill::{key_bytes, walk_form, KernelKills, KillTrigger};
 use crate::{
-    Feature, HookState, HookStatus, SensorConfig, SensorError, SensorStats, SensorStatus, SyscallSet,
+    Feature, HookState, HookStatus, SensorConfig, SensorError, SensorStats, SensorStatus, SyscallHooks,
+    SyscallSet,
 };
 
 const OBJECT: &str = "sensor.bpf.o";
@@ -314,6 +315,15 @@ fn open_and_load(
         ro.self_tgid = std::process::id();
         ro.host_mnt_ns = host_mnt_ns;
         ro.record_syscalls = cfg.record_syscalls;
+        ro.count_syscalls = cfg.syscall_counts;
+        ro.raw_dispatch = cfg.syscall_hooks == SyscallHooks::Raw;
+        if !cfg.syscall_counts {
+            // 4 KiB per entry, preallocated: no room taken while off
+            open.maps
+                .syscall_counts
+                .set_max_entries(1)
+                .map_err(|source| SensorError::Map { map: "syscall_counts".into(), source })?;
+        }
         open.maps
             .events
             .set_max_entries(ring_bytes)
@@ -347,7 +357,7 @@ impl Sensor {
     /// Probe, load, attach. Hooks that do not exist or fail are recorded in
     /// [`Sensor::status`] and the rest keep working; fails only when nothing
     /// can run (no BTF, no ring buffer, nothing attached).
-    pub fn start(cfg: SensorConfig) -> Result<Sensor, SensorError> {
+    pub fn start(mut cfg: SensorConfig) -> Result<Sensor, SensorError> {
         let ring_bytes = round_ring_size(cfg.ring_buffer_bytes)?;
         libbpf_rs::set_print(Some((PrintLevel::Debug, libbpf_print)));
         raise_memlock();
@@ -389,6 +399,35 @@ impl Sensor {
                     }
                 }
             }
+        }
+
+        // Raw hooks that cannot run here (no BTF tracepoint, or disabled):
+        // the tracepoints report the same events.
+        if cfg.syscall_hooks == SyscallHooks::Raw {
+            if let Some(why) = ["enter_syscalls", "exit_syscalls"].iter().find_map(|p| skip.get(*p)) {
+                tracing::warn!(reason = %why, "raw syscall hooks unavailable; using the syscall tracepoints");
+                cfg.syscall_hooks = SyscallHooks::Tracepoints;
+                if cfg.record_syscalls || cfg.syscall_counts {
+                    tracing::warn!("without raw sys_enter, syscalls are neither recorded nor counted");
+                }
+            }
+        }
+
+        // The syscall hooks not chosen (after the partner rule: these pairs
+        // are left out on purpose, each half for its own reason).
+        for (name, section) in &sections {
+            let per_syscall = section.starts_with("tracepoint/syscalls/");
+            let why = match (cfg.syscall_hooks, name.as_str()) {
+                (SyscallHooks::Raw, _) if per_syscall => "syscall_hooks: raw",
+                (SyscallHooks::Tracepoints, "exit_syscalls") => "syscall_hooks: tracepoints",
+                (SyscallHooks::Tracepoints, "enter_syscalls")
+                    if !cfg.record_syscalls && !cfg.syscall_counts =>
+                {
+                    "syscall_hooks: tracepoints (loaded only to record or count syscalls)"
+                }
+                _ => continue,
+            };
+            skip.entry(name.clone()).or_insert_with(|| why.into());
         }
 
         // Load; a program the verifier rejects is left out and the load retried.
@@ -598,6 +637,19 @@ impl Sensor {
         })
     }
 
+    /// Handles on the per-container syscall counters (empty unless
+    /// [`SensorConfig::syscall_counts`]), usable from any thread.
+    pub fn syscall_count_maps(&self) -> Result<SyscallCountMaps, SensorError> {
+        let maps = &self.loaded.skel.maps;
+        let h = |name: &str, m: &libbpf_rs::Map<'_>| {
+            MapHandle::try_from(m).map_err(|source| SensorError::Map { map: name.into(), source })
+        };
+        Ok(SyscallCountMaps {
+            counts: h("syscall_counts", &maps.syscall_counts)?,
+            full: h("syscall_counts_full", &maps.syscall_counts_full)?,
+        })
+    }
+
     /// Number of attached hooks.
     pub fn attached_hooks(&self) -> usize {
         self.links.len()
@@ -796,6 +848,55 @@ impl KillMaps {
     }
 }
 
+/// The per-container syscall counters (bpf/syscalls.h). `Send + Sync`.
+#[derive(Debug)]
+pub struct SyscallCountMaps {
+    counts: MapHandle,
+    full: MapHandle,
+}
+
+impl SyscallCountMaps {
+    /// Every cgroup's counts (cgroup v2 id, (x86_64 syscall number, count)
+    /// for the numbers entered, ascending). Bounded by the map's size.
+    pub fn read(&self) -> Vec<(u64, Vec<(u32, u64)>)> {
+        let mut out = Vec::new();
+        for key in self.counts.keys() {
+            let Some(cgroup) = key.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes) else {
+                continue;
+            };
+            if let Ok(Some(v)) = self.counts.lookup(&key, MapFlags::ANY) {
+                out.push((cgroup, crate::syscall_counts_from_bytes(&v)));
+            }
+        }
+        out
+    }
+
+    /// Drop the counters of cgroups no longer wanted (gone containers), so
+    /// that the kernel's table has room for new ones.
+    pub fn retain(&self, keep: impl Fn(u64) -> bool) {
+        for key in self.counts.keys() {
+            let Some(cgroup) = key.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes) else {
+                continue;
+            };
+            if !keep(cgroup) {
+                let _ = self.counts.delete(&key);
+            }
+        }
+    }
+
+    /// Cgroups whose syscalls went uncounted because the table was full
+    /// (one per syscall not counted).
+    pub fn uncounted(&self) -> u64 {
+        match self.full.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY) {
+            Ok(Some(per_cpu)) => per_cpu
+                .iter()
+                .map(|v| v.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes).unwrap_or(0))
+                .sum(),
+            _ => 0,
+        }
+    }
+}
+
 /// The run-queue latency maps (bpf/sched.h). `Send + Sync`.
 #[derive(Debug)]
 pub struct RunQueueMaps {
@@ -876,9 +977,10 @@ mod tests {
         let table = std::fs::read_to_string(dir.join("syscalls.h")).unwrap();
         let events = std::fs::read_to_string(dir.join("events.h")).unwrap();
         let mut types = Vec::new();
-        for line in table.lines().map(str::trim).filter(|l| l.starts_with("SC(") && l.ends_with(')')) {
-            let parts: Vec<&str> = line[3..line.len() - 1].split(',').map(str::trim).collect();
-            let [nr, name, ty, nargs] = parts[..] else { panic!("bad table line {line:?}") };
+        for line in table.lines().map(|l| l.trim().trim_end_matches('\\').trim_end()) {
+            let Some(args) = line.strip_prefix("X(").and_then(|l| l.strip_suffix(')')) else { continue };
+            let parts: Vec<&str> = args.split(',').map(str::trim).collect();
+            let [nr, _tracepoint, name, ty, nargs] = parts[..] else { panic!("bad table line {line:?}") };
             let nr: u32 = nr.parse().unwrap();
             assert_eq!(seccomp::syscalls::number(seccomp::Arch::X86_64, name), Some(nr), "{line}");
             assert_eq!(ty, format!("EV_{}", name.to_uppercase()), "{line}");
