@@ -11,7 +11,7 @@ times in each mode, interleaved within each repetition:
   run      `rampart run` with the default rules, alerts to /dev/null (what a
            user deploys: sensor, enrichment, rules, outputs)
   record   `rampart record --image rampart-test:latest -o TMPDIR` attached (the
-           events of `rampart` plus record_sys_enter on every syscall entry)
+           events of `rampart` plus the recorder (enter_syscalls on every syscall entry))
   auditd   auditd running with rules on the same syscalls
            (open/openat/openat2, execve/execveat, connect), removed afterwards
   bpftrace Debian's bpftrace printing one line per open/exec/connect of the
@@ -317,7 +317,7 @@ class Bpftrace:
 
 class Recorder(Agent):
     """`rampart record` of every container of the test image: the event hooks
-    plus record_sys_enter, which sets a bit per syscall in a per-cgroup bitmap."""
+    plus enter_syscalls (tp_btf sys_enter), which sets a bit per syscall in a per-cgroup bitmap."""
 
     def __init__(self, binary):
         self.dir = tempfile.mkdtemp(prefix="rampart-bench-record-")
