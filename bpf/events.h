@@ -199,6 +199,13 @@ struct syscall_set {
 	__u64 compat[SYSCALL_SET_BITS / 64];
 };
 
+/* Per-container syscall counts (opt-in, sensor.syscall_counts): one counter
+ * per native syscall number, per cgroup; read in place by the agent. */
+#define SYSCALL_COUNT_CGROUPS 1024
+struct syscall_counts {
+	__u64 n[SYSCALL_SET_BITS];
+};
+
 /* A socket address read from a kernel struct sock. */
 struct ev_skaddr {
 	__u16 family;         /* 0: none */

@@ -2,7 +2,8 @@
 /*
  * rampart sensor: one BPF object, sections per concern:
  *   process.h  sched_process_exec / fork / exit (tp_btf)
- *   syscalls.h per-syscall sys_enter_X / sys_exit_X tracepoints (file, net, priv)
+ *   syscalls.h tp_btf sys_enter / sys_exit, dispatched on a syscall table
+ *              (file, net, priv; the recorder's syscall sets)
  *   cap_capable (tp_btf)
  *   sched.h    run-queue latency per container (sched tp_btf, no events)
  * Every record is described by events.h.
@@ -97,57 +98,5 @@ int BPF_PROG(on_cap_capable, const struct cred *cred, struct user_namespace *tar
 	b->syscall_nr = key.syscall_nr;
 	b->_pad = 0;
 	submit(s);
-	return 0;
-}
-
-/* ---- recorder: the set of syscalls each container uses ----
- *
- * Loaded only while `rampart record` runs (a program on every syscall costs
- * ~90 ns even when empty). One bitmap per cgroup, set in place: no event per
- * syscall crosses to userspace. */
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64); /* cgroup v2 id */
-	__type(value, struct syscall_set);
-} syscall_sets SEC(".maps");
-
-#define TS_COMPAT 0x0002 /* arch/x86/include/asm/thread_info.h */
-
-static __always_inline bool is_runc_init(struct task_struct *t)
-{
-	/* runc's init ("runc:[2:INIT]") runs in the container's cgroup until it
-	 * execs the workload; its syscalls are the runtime's, not the workload's. */
-	return t->comm[0] == 'r' && t->comm[1] == 'u' && t->comm[2] == 'n' && t->comm[3] == 'c' &&
-	       t->comm[4] == ':';
-}
-
-SEC("tp_btf/sys_enter")
-int BPF_PROG(record_sys_enter, struct pt_regs *regs, long id)
-{
-	if (current_is_self())
-		return 0;
-	struct task_struct *t = bpf_get_current_task_btf();
-	if (!task_reported(t) || is_runc_init(t))
-		return 0;
-	if (id < 0 || id >= SYSCALL_SET_BITS)
-		return 0; /* x32 numbers (bit 30 set) are not recorded */
-	__u64 cg = bpf_get_current_cgroup_id();
-	struct syscall_set *set = bpf_map_lookup_elem(&syscall_sets, &cg);
-	if (!set) {
-		struct syscall_set empty = {};
-		bpf_map_update_elem(&syscall_sets, &cg, &empty, BPF_NOEXIST);
-		set = bpf_map_lookup_elem(&syscall_sets, &cg);
-		if (!set)
-			return 0;
-	}
-	__u32 word = ((__u32)id >> 6) & (SYSCALL_SET_BITS / 64 - 1);
-	__u64 bit = 1ULL << (id & 63);
-	__u64 *words = set->native;
-	if (t->thread_info.status & TS_COMPAT)
-		words = set->compat; /* a 32-bit (i386) task: numbers from the i386 table */
-	if (!(words[word] & bit))
-		__sync_fetch_and_or(&words[word], bit);
 	return 0;
 }

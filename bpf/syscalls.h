@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
 /*
- * Per-syscall tracepoints (file, network, privilege families).
- * Pattern: sys_enter_X stashes the args per tid (reported tasks only), sys_exit_X
- * looks them up, builds the record with the result, deletes the entry.
+ * Syscalls (file, network, privilege families), from two raw tracepoints.
+ * Pattern: at sys_enter, a syscall in sc_table stashes its args per task
+ * (reported tasks only); at sys_exit its stash is taken back and the record
+ * built with the result.
  * Included by sensor.bpf.c.
  */
 #ifndef RAMPART_SYSCALLS_H
@@ -32,31 +33,28 @@ static __always_inline bool stash_always(__u32 type)
 	return type == EV_SETNS || type == EV_UNSHARE;
 }
 
-/* Only the tracepoint's own args are read: a context access past the event's
- * size makes the attach fail (EACCES). */
-static __always_inline int sys_enter(struct trace_event_raw_sys_enter *ctx, const __u32 type, const int nargs)
+/* Stash the arguments of a reported syscall for its exit. The caller passes
+ * 0 for arguments past the syscall's own count. */
+static __always_inline void sys_enter(struct task_struct *t, __u32 nr, __u32 type, __u64 a0, __u64 a1, __u64 a2,
+				      __u64 a3, __u64 a4, __u64 a5)
 {
-	if (current_is_self())
-		return 0;
-	struct task_struct *t = bpf_get_current_task_btf();
 	bool rep = task_reported(t);
 	if (!rep && !stash_always(type))
-		return 0;
+		return;
 	struct pending *pd = bpf_task_storage_get(&pending_map, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!pd) {
 		count_lost();
-		return 0;
+		return;
 	}
-	pd->args[0] = nargs > 0 ? ctx->args[0] : 0;
-	pd->args[1] = nargs > 1 ? ctx->args[1] : 0;
-	pd->args[2] = nargs > 2 ? ctx->args[2] : 0;
-	pd->args[3] = nargs > 3 ? ctx->args[3] : 0;
-	pd->args[4] = nargs > 4 ? ctx->args[4] : 0;
-	pd->args[5] = nargs > 5 ? ctx->args[5] : 0;
-	pd->nr = (__u32)ctx->id;
+	pd->args[0] = a0;
+	pd->args[1] = a1;
+	pd->args[2] = a2;
+	pd->args[3] = a3;
+	pd->args[4] = a4;
+	pd->args[5] = a5;
+	pd->nr = nr;
 	pd->reported_at_enter = rep;
 	pd->valid = 1;
-	return 0;
 }
 
 /* A path argument: the string as passed, plus (when relative) the base
@@ -128,13 +126,12 @@ static __always_inline void read_usockaddr(struct ev_usockaddr *u, __u64 uptr, _
 		u->len = n;
 }
 
-static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx, const __u32 type)
+static __always_inline int sys_exit(struct task_struct *t, __u32 nr, long ret, __u32 type)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
 	struct pending *pdp = bpf_task_storage_get(&pending_map, t, 0, 0);
 	/* nr guards against a stash whose exit never came (e.g. a successful
 	 * execve does not return) being taken for this syscall's. */
-	if (!pdp || !pdp->valid || pdp->nr != (__u32)ctx->id)
+	if (!pdp || !pdp->valid || pdp->nr != nr)
 		return 0;
 	struct pending a = *pdp;
 	pdp->valid = 0;
@@ -146,7 +143,6 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx, const 
 		return 0;
 	const __u32 body_len = is_net(type) ? sizeof(struct ev_net) : sizeof(struct ev_sys);
 	struct event_hdr *h = rec_begin(s, t, type, body_len);
-	long ret = ctx->ret;
 	h->ret = ret;
 	h->flags |= EVF_HAS_RET;
 
@@ -257,73 +253,260 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx, const 
 	return 0;
 }
 
-#define HOOK_TP(tp, name, TYPE, NARGS)                                                          \
-	SEC("tracepoint/syscalls/sys_enter_" #tp)                                        \
-	int enter_##name(struct trace_event_raw_sys_enter *ctx)                          \
-	{                                                                                \
-		return sys_enter(ctx, TYPE, NARGS);                                             \
-	}                                                                                \
-	SEC("tracepoint/syscalls/sys_exit_" #tp)                                         \
-	int exit_##name(struct trace_event_raw_sys_exit *ctx)                            \
-	{                                                                                \
-		return sys_exit(ctx, TYPE);                                              \
+/* ---- the syscalls the sensor reports ----
+ *
+ * X(x86_64 number, tracepoint name, name, event type, arguments stashed).
+ * x86_64 numbers: the raw dispatch is x86_64 only (this table and the pt_regs
+ * registers it reads). A test (crates/sensor/src/kernel.rs) checks each
+ * number against the seccomp crate's x86_64 table. x86_64's umount2 is the
+ * kernel's sys_umount. */
+#define SYSCALLS(X) \
+	/* file */ \
+	X(2, open, open, EV_OPEN, 3) \
+	X(257, openat, openat, EV_OPENAT, 4) \
+	X(437, openat2, openat2, EV_OPENAT2, 4) \
+	X(85, creat, creat, EV_CREAT, 2) \
+	X(87, unlink, unlink, EV_UNLINK, 1) \
+	X(263, unlinkat, unlinkat, EV_UNLINKAT, 3) \
+	X(84, rmdir, rmdir, EV_RMDIR, 1) \
+	X(82, rename, rename, EV_RENAME, 2) \
+	X(264, renameat, renameat, EV_RENAMEAT, 4) \
+	X(316, renameat2, renameat2, EV_RENAMEAT2, 5) \
+	X(86, link, link, EV_LINK, 2) \
+	X(265, linkat, linkat, EV_LINKAT, 5) \
+	X(88, symlink, symlink, EV_SYMLINK, 2) \
+	X(266, symlinkat, symlinkat, EV_SYMLINKAT, 3) \
+	X(83, mkdir, mkdir, EV_MKDIR, 2) \
+	X(258, mkdirat, mkdirat, EV_MKDIRAT, 3) \
+	X(90, chmod, chmod, EV_CHMOD, 2) \
+	X(91, fchmod, fchmod, EV_FCHMOD, 2) \
+	X(268, fchmodat, fchmodat, EV_FCHMODAT, 3) \
+	X(452, fchmodat2, fchmodat2, EV_FCHMODAT2, 4) \
+	X(92, chown, chown, EV_CHOWN, 3) \
+	X(94, lchown, lchown, EV_LCHOWN, 3) \
+	X(93, fchown, fchown, EV_FCHOWN, 3) \
+	X(260, fchownat, fchownat, EV_FCHOWNAT, 5) \
+	X(165, mount, mount, EV_MOUNT, 5) \
+	X(166, umount, umount2, EV_UMOUNT2, 2) \
+	/* network */ \
+	X(41, socket, socket, EV_SOCKET, 3) \
+	X(42, connect, connect, EV_CONNECT, 3) \
+	X(43, accept, accept, EV_ACCEPT, 3) \
+	X(288, accept4, accept4, EV_ACCEPT4, 4) \
+	X(49, bind, bind, EV_BIND, 3) \
+	X(50, listen, listen, EV_LISTEN, 2) \
+	/* privilege / kernel */ \
+	X(105, setuid, setuid, EV_SETUID, 1) \
+	X(106, setgid, setgid, EV_SETGID, 1) \
+	X(113, setreuid, setreuid, EV_SETREUID, 2) \
+	X(114, setregid, setregid, EV_SETREGID, 2) \
+	X(117, setresuid, setresuid, EV_SETRESUID, 3) \
+	X(119, setresgid, setresgid, EV_SETRESGID, 3) \
+	X(122, setfsuid, setfsuid, EV_SETFSUID, 1) \
+	X(123, setfsgid, setfsgid, EV_SETFSGID, 1) \
+	X(126, capset, capset, EV_CAPSET, 2) \
+	X(101, ptrace, ptrace, EV_PTRACE, 4) \
+	X(175, init_module, init_module, EV_INIT_MODULE, 3) \
+	X(313, finit_module, finit_module, EV_FINIT_MODULE, 3) \
+	X(308, setns, setns, EV_SETNS, 2) \
+	X(272, unshare, unshare, EV_UNSHARE, 1) \
+	X(319, memfd_create, memfd_create, EV_MEMFD_CREATE, 2) \
+	X(321, bpf, bpf, EV_BPF, 3)
+
+struct sc_info {
+	__u8 type;  /* enum ev_type; 0: not reported */
+	__u8 nargs; /* arguments stashed at enter */
+};
+
+#define SC_TABLE_SIZE 512
+#define SC_ENTRY(nr, tp, name, TYPE, NARGS) [nr] = { TYPE, NARGS },
+
+/* The raw dispatch's early exit: a syscall whose slot is empty costs one load. */
+static const struct sc_info sc_table[SC_TABLE_SIZE] = { SYSCALLS(SC_ENTRY) };
+
+#define TS_COMPAT 0x0002 /* arch/x86/include/asm/thread_info.h */
+
+/* A 32-bit (i386) task's syscall: its numbers are another table's. The
+ * per-syscall tracepoints never reported them either. */
+static __always_inline bool in_compat_syscall(struct task_struct *t)
+{
+	return t->thread_info.status & TS_COMPAT;
+}
+
+/* ---- recorder: the set of syscalls each container uses ----
+ *
+ * On only while `rampart record` runs (record_syscalls, set before load; the
+ * verifier drops the code otherwise). One bitmap per cgroup, set in place: no
+ * event per syscall crosses to userspace. */
+const volatile bool record_syscalls = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64); /* cgroup v2 id */
+	__type(value, struct syscall_set);
+} syscall_sets SEC(".maps");
+
+static __always_inline bool is_runc_init(struct task_struct *t)
+{
+	/* runc's init ("runc:[2:INIT]") runs in the container's cgroup until it
+	 * execs the workload; its syscalls are the runtime's, not the workload's. */
+	return t->comm[0] == 'r' && t->comm[1] == 'u' && t->comm[2] == 'n' && t->comm[3] == 'c' &&
+	       t->comm[4] == ':';
+}
+
+/* ---- per-container syscall counts ----
+ *
+ * On only with sensor.syscall_counts (count_syscalls, set before load). A
+ * cgroup that finds the table full is not counted (syscall_counts_full). */
+const volatile bool count_syscalls = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SYSCALL_COUNT_CGROUPS); /* 1 when off (set by userspace) */
+	__type(key, __u64);			    /* cgroup v2 id */
+	__type(value, struct syscall_counts);
+} syscall_counts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} syscall_counts_full SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct syscall_counts);
+} syscall_counts_zero SEC(".maps"); /* never written: the zero value to insert */
+
+static __always_inline void count_syscall(__u64 cg, __u32 id)
+{
+	struct syscall_counts *c = bpf_map_lookup_elem(&syscall_counts, &cg);
+	if (!c) {
+		/* a zeroed value from a per-CPU scratch: 4 KiB is over the stack */
+		__u32 zero = 0;
+		struct syscall_counts *empty = bpf_map_lookup_elem(&syscall_counts_zero, &zero);
+		if (!empty)
+			return;
+		/* EEXIST: another CPU inserted it first; the lookup finds it */
+		bpf_map_update_elem(&syscall_counts, &cg, empty, BPF_NOEXIST);
+		c = bpf_map_lookup_elem(&syscall_counts, &cg);
+		if (!c) {
+			__u64 *full = bpf_map_lookup_elem(&syscall_counts_full, &zero);
+			if (full)
+				*full += 1;
+			return;
+		}
+	}
+	__sync_fetch_and_add(&c->n[id & (SYSCALL_SET_BITS - 1)], 1);
+}
+
+/* The recorder's set and the counts: the syscalls of reported tasks (no
+ * runc init), native and compat in the set, native only in the counts. */
+static __noinline void per_cgroup_syscall(struct task_struct *t, long id)
+{
+	if (!task_reported(t) || is_runc_init(t))
+		return;
+	if (id < 0 || id >= SYSCALL_SET_BITS)
+		return; /* x32 numbers (bit 30 set) are not recorded */
+	__u64 cg = bpf_get_current_cgroup_id();
+	bool compat = in_compat_syscall(t);
+	if (count_syscalls && !compat)
+		count_syscall(cg, (__u32)id);
+	if (!record_syscalls)
+		return;
+	struct syscall_set *set = bpf_map_lookup_elem(&syscall_sets, &cg);
+	if (!set) {
+		struct syscall_set empty = {};
+		bpf_map_update_elem(&syscall_sets, &cg, &empty, BPF_NOEXIST);
+		set = bpf_map_lookup_elem(&syscall_sets, &cg);
+		if (!set)
+			return;
+	}
+	__u32 word = ((__u32)id >> 6) & (SYSCALL_SET_BITS / 64 - 1);
+	__u64 bit = 1ULL << (id & 63);
+	__u64 *words = set->native;
+	if (compat)
+		words = set->compat; /* numbers from the i386 table */
+	if (!(words[word] & bit))
+		__sync_fetch_and_or(&words[word], bit);
+}
+
+/* ---- attachments: two ways, chosen at load (sensor.syscall_hooks) ----
+ *
+ * tracepoints (default): one perf-event tracepoint per reported syscall
+ *   (enter_X/exit_X). Only those syscalls pay anything, but the kernel
+ *   formats every argument into a perf buffer before the program runs, and
+ *   detaching ~100 perf events waits for RCU grace periods (seconds on a
+ *   busy host).
+ * raw: two BTF raw tracepoints on every syscall's entry and exit
+ *   (enter_syscalls/exit_syscalls) dispatching on sc_table. Cheap per run and
+ *   detached in milliseconds, but every syscall of every task, host included,
+ *   runs both programs.
+ * enter_syscalls also carries the recorder's sets and the syscall counts; with
+ * the tracepoints it is loaded only for them (raw_dispatch false). */
+const volatile bool raw_dispatch = false;
+
+#define TP_ARG(nargs, i) (nargs > i ? ctx->args[i] : 0)
+
+/* Only the tracepoint's own args are read: a context access past the event's
+ * size makes the attach fail (EACCES). */
+#define HOOK(nr, tp, name, TYPE, NARGS)                                                          \
+	SEC("tracepoint/syscalls/sys_enter_" #tp)                                                \
+	int enter_##name(struct trace_event_raw_sys_enter *ctx)                                  \
+	{                                                                                        \
+		if (current_is_self())                                                           \
+			return 0;                                                                \
+		sys_enter(bpf_get_current_task_btf(), (__u32)ctx->id, TYPE, TP_ARG(NARGS, 0),    \
+			  TP_ARG(NARGS, 1), TP_ARG(NARGS, 2), TP_ARG(NARGS, 3), TP_ARG(NARGS, 4), \
+			  TP_ARG(NARGS, 5));                                                     \
+		return 0;                                                                        \
+	}                                                                                        \
+	SEC("tracepoint/syscalls/sys_exit_" #tp)                                                 \
+	int exit_##name(struct trace_event_raw_sys_exit *ctx)                                    \
+	{                                                                                        \
+		return sys_exit(bpf_get_current_task_btf(), (__u32)ctx->id, ctx->ret, TYPE);     \
 	}
 
-#define HOOK(name, TYPE, NARGS) HOOK_TP(name, name, TYPE, NARGS)
+SYSCALLS(HOOK)
 
-/* file */
-HOOK(open, EV_OPEN, 3)
-HOOK(openat, EV_OPENAT, 4)
-HOOK(openat2, EV_OPENAT2, 4)
-HOOK(creat, EV_CREAT, 2)
-HOOK(unlink, EV_UNLINK, 1)
-HOOK(unlinkat, EV_UNLINKAT, 3)
-HOOK(rmdir, EV_RMDIR, 1)
-HOOK(rename, EV_RENAME, 2)
-HOOK(renameat, EV_RENAMEAT, 4)
-HOOK(renameat2, EV_RENAMEAT2, 5)
-HOOK(link, EV_LINK, 2)
-HOOK(linkat, EV_LINKAT, 5)
-HOOK(symlink, EV_SYMLINK, 2)
-HOOK(symlinkat, EV_SYMLINKAT, 3)
-HOOK(mkdir, EV_MKDIR, 2)
-HOOK(mkdirat, EV_MKDIRAT, 3)
-HOOK(chmod, EV_CHMOD, 2)
-HOOK(fchmod, EV_FCHMOD, 2)
-HOOK(fchmodat, EV_FCHMODAT, 3)
-HOOK(fchmodat2, EV_FCHMODAT2, 4)
-HOOK(chown, EV_CHOWN, 3)
-HOOK(lchown, EV_LCHOWN, 3)
-HOOK(fchown, EV_FCHOWN, 3)
-HOOK(fchownat, EV_FCHOWNAT, 5)
-HOOK(mount, EV_MOUNT, 5)
-/* x86_64's umount2 is the kernel's sys_umount */
-HOOK_TP(umount, umount2, EV_UMOUNT2, 2)
+#define REG_ARG(i, reg) (info.nargs > i ? regs->reg : 0)
 
-/* network */
-HOOK(socket, EV_SOCKET, 3)
-HOOK(connect, EV_CONNECT, 3)
-HOOK(accept, EV_ACCEPT, 3)
-HOOK(accept4, EV_ACCEPT4, 4)
-HOOK(bind, EV_BIND, 3)
-HOOK(listen, EV_LISTEN, 2)
+SEC("tp_btf/sys_enter")
+int BPF_PROG(enter_syscalls, struct pt_regs *regs, long id)
+{
+	if ((record_syscalls || count_syscalls) && !current_is_self())
+		per_cgroup_syscall(bpf_get_current_task_btf(), id);
+	if (!raw_dispatch || (unsigned long)id >= SC_TABLE_SIZE)
+		return 0;
+	struct sc_info info = sc_table[id];
+	if (!info.type || current_is_self())
+		return 0;
+	struct task_struct *t = bpf_get_current_task_btf();
+	if (in_compat_syscall(t))
+		return 0;
+	/* x86_64 syscall arguments: di, si, dx, r10, r8, r9 */
+	sys_enter(t, (__u32)id, info.type, REG_ARG(0, di), REG_ARG(1, si), REG_ARG(2, dx), REG_ARG(3, r10),
+		  REG_ARG(4, r8), REG_ARG(5, r9));
+	return 0;
+}
 
-/* privilege / kernel */
-HOOK(setuid, EV_SETUID, 1)
-HOOK(setgid, EV_SETGID, 1)
-HOOK(setreuid, EV_SETREUID, 2)
-HOOK(setregid, EV_SETREGID, 2)
-HOOK(setresuid, EV_SETRESUID, 3)
-HOOK(setresgid, EV_SETRESGID, 3)
-HOOK(setfsuid, EV_SETFSUID, 1)
-HOOK(setfsgid, EV_SETFSGID, 1)
-HOOK(capset, EV_CAPSET, 2)
-HOOK(ptrace, EV_PTRACE, 4)
-HOOK(init_module, EV_INIT_MODULE, 3)
-HOOK(finit_module, EV_FINIT_MODULE, 3)
-HOOK(setns, EV_SETNS, 2)
-HOOK(unshare, EV_UNSHARE, 1)
-HOOK(memfd_create, EV_MEMFD_CREATE, 2)
-HOOK(bpf, EV_BPF, 3)
+SEC("tp_btf/sys_exit")
+int BPF_PROG(exit_syscalls, struct pt_regs *regs, long ret)
+{
+	unsigned long id = regs->orig_ax;
+	if (id >= SC_TABLE_SIZE)
+		return 0;
+	struct sc_info info = sc_table[id];
+	if (!info.type)
+		return 0;
+	struct task_struct *t = bpf_get_current_task_btf();
+	if (in_compat_syscall(t))
+		return 0;
+	return sys_exit(t, (__u32)id, ret, info.type);
+}
 
 #endif /* RAMPART_SYSCALLS_H */

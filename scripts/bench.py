@@ -11,11 +11,19 @@ times in each mode, interleaved within each repetition:
   run      `rampart run` with the default rules, alerts to /dev/null (what a
            user deploys: sensor, enrichment, rules, outputs)
   record   `rampart record --image rampart-test:latest -o TMPDIR` attached (the
-           events of `rampart` plus record_sys_enter on every syscall entry)
+           events of `rampart` plus the recorder (enter_syscalls on every syscall entry))
   auditd   auditd running with rules on the same syscalls
            (open/openat/openat2, execve/execveat, connect), removed afterwards
   bpftrace Debian's bpftrace printing one line per open/exec/connect of the
            test image's containers (an opensnoop-style tracer), to /dev/null
+  rampart_b, run_b
+           `rampart` and `run` with the binary of --rampart-b (an A/B of two
+           builds in one interleaved run)
+
+The agents run on the CPUs the loops are not pinned to (--agent-cpus).
+--bpf-stats reports each agent BPF program's ns/run (kernel.bpf_stats_enabled,
+which adds its own cost to every run); --startstop N times starts and stops
+only.
 
 Each rampart run also times its start (spawn to `sensor ready`) and its stop
 (SIGINT to exit).
@@ -74,6 +82,52 @@ def run(cmd, check=True, **kw):
 # hypervisor rather than the agent; pinned, the workload's CPU pays exactly the
 # in-kernel cost and the agent's userspace runs on the other CPU.
 CPUSET = []
+BPF_STATS = False
+# The agents run on the other CPUs (set by main): the loop's CPU then pays only
+# the in-kernel work, not the agent's userspace competing for it.
+AGENT_CPUS = set()
+
+
+def pin_agent():
+    if AGENT_CPUS:
+        os.sched_setaffinity(0, AGENT_CPUS)
+
+
+def cpu_list(text):
+    """CPUs of a list like "0,2-3"."""
+    cpus = set()
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def bench_startstop(n, binaries):
+    """Start (spawn to ready) and stop (SIGINT to exit) of `rampart run`, each
+    binary in turn, idle and while a container opens files in a loop."""
+    res = {}
+    for busy in (False, True):
+        name = f"rampart-bench-busy-{os.getpid()}"
+        if busy:
+            run([docker_bin(), "run", "-d", "--rm", "--name", name] + CPUSET +
+                [IMAGE, RTEST, "bench-open", "2000000000"])
+        try:
+            for i in range(n):
+                for label, b in binaries:
+                    log(f"start/stop {label} {'busy' if busy else 'idle'} {i + 1}/{n}")
+                    agent = Runner(b)
+                    time.sleep(0.5)
+                    st = agent.stop()
+                    slot = res.setdefault(f"{label} {'busy' if busy else 'idle'}", {"start_s": [], "stop_s": []})
+                    slot["start_s"].append(st["start_s"])
+                    slot["stop_s"].append(st["stop_s"])
+        finally:
+            if busy:
+                run([docker_bin(), "rm", "-f", name], check=False)
+    for slot in res.values():
+        for k in ("start_s", "stop_s"):
+            slot[k.replace("_s", "_median_s")] = round(statistics.median(slot[k]), 3)
+    return res
 
 
 def in_container(args, name_hint, pinned=True):
@@ -104,6 +158,7 @@ class Agent:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=self.errf,
+            preexec_fn=pin_agent,
         )
         deadline = time.monotonic() + 60
         while True:
@@ -142,7 +197,29 @@ class Agent:
         except (OSError, IndexError, ValueError):
             return None
 
+    def bpf_stats(self):
+        """ns per run of each of the agent's BPF programs (kernel.bpf_stats_enabled)."""
+        try:
+            progs = json.loads(run(["bpftool", "prog", "show", "-j"]).stdout)
+        except (OSError, subprocess.CalledProcessError, ValueError):
+            return {}
+        # The agent's programs: the prog_id of each of its BPF fds (programs and links).
+        ids = set()
+        fdinfo = f"/proc/{self.proc.pid}/fdinfo"
+        for fd in os.listdir(fdinfo):
+            try:
+                with open(os.path.join(fdinfo, fd)) as f:
+                    ids.update(int(l.split()[1]) for l in f if l.startswith("prog_id:"))
+            except (OSError, ValueError, IndexError):
+                pass
+        out = {}
+        for p in progs:
+            if p["id"] in ids and p.get("run_cnt"):
+                out[p["name"]] = {"run_cnt": p["run_cnt"], "run_time_ns": p["run_time_ns"]}
+        return out
+
     def stop(self, summary=True):
+        progs = self.bpf_stats() if BPF_STATS else {}
         hwm = self.vm_hwm_kib()
         cpu1 = self.cpu_seconds()
         elapsed = time.monotonic() - self.t0
@@ -175,6 +252,7 @@ class Agent:
             "agent_wall_s": round(elapsed, 2),
             "start_s": round(self.start_s, 3),
             "stop_s": round(stop_s, 3),
+            "bpf_progs": progs,
         }
 
 
@@ -239,7 +317,7 @@ class Bpftrace:
 
 class Recorder(Agent):
     """`rampart record` of every container of the test image: the event hooks
-    plus record_sys_enter, which sets a bit per syscall in a per-cgroup bitmap."""
+    plus enter_syscalls (tp_btf sys_enter), which sets a bit per syscall in a per-cgroup bitmap."""
 
     def __init__(self, binary):
         self.dir = tempfile.mkdtemp(prefix="rampart-bench-record-")
@@ -409,6 +487,16 @@ def main():
     ap.add_argument("--no-iperf", action="store_true", help="skip the iperf3 throughput runs")
     ap.add_argument("--cpuset", default="0",
                     help="CPUs the timed loops are pinned to (docker --cpuset-cpus; '' for none)")
+    ap.add_argument("--agent-cpus", default=None,
+                    help="CPUs the agents run on (default: those not in --cpuset; '' for no pinning)")
+    ap.add_argument("--rampart-b", default=None,
+                    help="a second rampart binary for the modes rampart_b and run_b (A/B in one run)")
+    ap.add_argument("--bpf-stats", action="store_true",
+                    help="turn on kernel.bpf_stats_enabled and report each BPF program's ns/run "
+                         "(the stats add their own cost to every run)")
+    ap.add_argument("--startstop", type=int, default=0,
+                    help="time N starts and stops of `rampart run` (and of --rampart-b), idle and "
+                         "with a busy container, interleaved; then exit")
     ap.add_argument("--out", default=None, help="JSON results (default target/bench/results.json)")
     a = ap.parse_args()
 
@@ -417,14 +505,36 @@ def main():
     binary = a.rampart or os.path.join(target, "release", "rampart")
     out_path = a.out or os.path.join(root, "target", "bench", "results.json")
     modes = [m for m in a.modes.split(",") if m]
+    binary_b = a.rampart_b
+    if any(m.endswith("_b") for m in modes) and not binary_b:
+        raise SystemExit("bench: modes rampart_b and run_b need --rampart-b")
     if a.cpuset:
         CPUSET[:] = ["--cpuset-cpus", a.cpuset]
+    if a.agent_cpus is not None:
+        AGENT_CPUS.update(cpu_list(a.agent_cpus))
+    elif a.cpuset:
+        AGENT_CPUS.update(os.sched_getaffinity(0) - cpu_list(a.cpuset))
+    global BPF_STATS
+    BPF_STATS = a.bpf_stats
     if os.geteuid() != 0:
         raise SystemExit("bench: must run as root")
     need_agent = any(m in modes for m in ("rampart", "run", "record")) or not a.no_sustained or not a.no_iperf
     if need_agent and not os.access(binary, os.X_OK):
         raise SystemExit(f"bench: no rampart binary at {binary} (cargo build --release -p rampart)")
 
+    if BPF_STATS:
+        stats_was = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+            f.write("1")
+    try:
+        bench(a, modes, binary, binary_b, out_path)
+    finally:
+        if BPF_STATS:
+            with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+                f.write(stats_was)
+
+
+def bench(a, modes, binary, binary_b, out_path):
     results = {
         "machine": {
             "kernel": platform.release(),
@@ -436,12 +546,23 @@ def main():
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "workloads": {},
     }
+    if a.startstop:
+        binaries = [("A", binary)] + ([("B", binary_b)] if binary_b else [])
+        results["startstop"] = bench_startstop(a.startstop, binaries)
+        os.makedirs(os.path.dirname(out_path), exist_ok=True)
+        with open(out_path, "w") as f:
+            json.dump(results, f, indent=2)
+        for label, slot in results["startstop"].items():
+            print(f"run {label}: start median {slot['start_median_s']:.2f} s {slot['start_s']}; "
+                  f"stop median {slot['stop_median_s']:.2f} s {slot['stop_s']}")
+        print(f"\nresults: {out_path}")
+        return
     ws = workloads(a)
     for name, _, n, what in ws:
         results["workloads"][name] = {"n": n, "what": what, "modes": {}}
 
     for mode in modes:
-        if mode not in ("none", "rampart", "run", "record", "auditd", "bpftrace"):
+        if mode not in ("none", "rampart", "run", "record", "auditd", "bpftrace", "rampart_b", "run_b"):
             raise SystemExit(f"bench: unknown mode {mode}")
     # Modes are interleaved within each repetition (none, rampart, record,
     # auditd, then again) so that drift in the machine's speed hits every mode alike; one
@@ -455,8 +576,10 @@ def main():
                 slot = results["workloads"][w[0]]["modes"].setdefault(mode, {"samples_ns": []})
                 if mode == "none":
                     slot["samples_ns"] += measure(w, 1)
-                elif mode in ("rampart", "run", "record"):
-                    agent = {"rampart": Agent, "run": Runner, "record": Recorder}[mode](binary)
+                elif mode in ("rampart", "run", "record", "rampart_b", "run_b"):
+                    kind = {"rampart_b": "rampart", "run_b": "run"}.get(mode, mode)
+                    agent = {"rampart": Agent, "run": Runner, "record": Recorder}[kind](
+                        binary_b if mode.endswith("_b") else binary)
                     try:
                         slot["samples_ns"] += measure(w, 1)
                     finally:
@@ -470,6 +593,11 @@ def main():
                     acc["vm_hwm_kib"] = max(acc["vm_hwm_kib"], st.get("vm_hwm_kib") or 0)
                     loop_s = sum(slot["samples_ns"]) / 1e9
                     acc["events_per_s"] = round(acc["seen"] / loop_s) if loop_s else None
+                    for prog, v in st["bpf_progs"].items():
+                        tot = acc.setdefault("bpf_progs", {}).setdefault(prog, {"run_cnt": 0, "run_time_ns": 0})
+                        tot["run_cnt"] += v["run_cnt"]
+                        tot["run_time_ns"] += v["run_time_ns"]
+                        tot["ns_per_run"] = round(tot["run_time_ns"] / tot["run_cnt"], 1)
                     if "syscalls" in st:
                         acc["syscalls"] = max(acc.get("syscalls", 0), st["syscalls"])
                 elif mode == "bpftrace":
@@ -575,7 +703,14 @@ def print_table(r, modes):
         if ra:
             print(f"rampart [{name}]: {ra['seen']:,} events seen, {ra['dropped']:,} dropped over "
                   f"{len(w['modes']['rampart']['samples_ns'])} runs, peak RSS {ra['vm_hwm_kib'] / 1024:.0f} MiB")
-    for mode in ("rampart", "run"):
+    for name, w in r["workloads"].items():
+        for mode, d in w["modes"].items():
+            progs = d.get("agent", {}).get("bpf_progs")
+            if progs:
+                busy = sorted(progs.items(), key=lambda kv: -kv[1]["run_time_ns"])[:6]
+                print(f"bpf [{name}, {mode}]: " + ", ".join(
+                    f"{p} {v['ns_per_run']:.0f} ns x {v['run_cnt']:,}" for p, v in busy))
+    for mode in ("rampart", "run", "rampart_b", "run_b"):
         starts = [x for w in r["workloads"].values() for x in w["modes"].get(mode, {}).get("agent", {}).get("start_s", [])]
         stops = [x for w in r["workloads"].values() for x in w["modes"].get(mode, {}).get("agent", {}).get("stop_s", [])]
         if starts:

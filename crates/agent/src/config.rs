@@ -35,6 +35,14 @@ pub struct SensorSettings {
     pub ring_buffer_kib: u64,
     /// Per-container flow accounting in the kernel and `flow` events.
     pub flows: sensor::FlowConfig,
+    /// Count each container's syscalls in the kernel, exported as
+    /// `rampart_container_syscalls_total` (its most frequent ones). Off by
+    /// default: it adds a hash lookup to every syscall of a container.
+    pub syscall_counts: bool,
+    /// How syscalls are hooked: `tracepoints` (one per reported syscall) or
+    /// `raw` (two raw tracepoints on every syscall, x86_64; stops in
+    /// milliseconds instead of seconds; see docs/ARCHITECTURE.md).
+    pub syscall_hooks: sensor::SyscallHooks,
 }
 
 impl Default for SensorSettings {
@@ -42,6 +50,8 @@ impl Default for SensorSettings {
         SensorSettings {
             ring_buffer_kib: (sensor::DEFAULT_RING_BUFFER_BYTES / 1024) as u64,
             flows: sensor::FlowConfig::default(),
+            syscall_counts: false,
+            syscall_hooks: sensor::SyscallHooks::default(),
         }
     }
 }

@@ -353,6 +353,9 @@ impl Consumer for Detector {
         self.held = Some(HeldAlerts::new(sensor.containers.clone()));
         if let Some(m) = &self.metrics {
             m.sensor_attached(sensor.runq.clone());
+            if let Some(counts) = &sensor.syscall_counts {
+                m.syscall_counts_attached(counts.clone());
+            }
         }
         if let Some((r, scope)) = self.responder.as_mut() {
             r.attach_kernel(KernelHandles {

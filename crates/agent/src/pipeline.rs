@@ -32,6 +32,8 @@ pub struct SensorThread {
     pub kernel_kills: sensor::KernelKills,
     /// Run-queue latency per cgroup (`None` if the maps could not be opened).
     pub runq: Option<Arc<sensor::RunQueueMaps>>,
+    /// Syscall counts per cgroup (`None` unless `syscall_counts` is on).
+    pub syscall_counts: Option<Arc<sensor::SyscallCountMaps>>,
     batches: mpsc::Receiver<Vec<Event>>,
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<SensorStats>>,
@@ -56,13 +58,14 @@ impl SensorThread {
                 .spawn(move || sensor_loop(config, ready_tx, batch_tx, shared))
                 .context("spawning the sensor thread")?
         };
-        let (status, kill_maps, kernel_kills, runq) =
+        let (status, kill_maps, kernel_kills, runq, syscall_counts) =
             ready_rx.await.context("sensor thread ended before it was ready")??;
         Ok(SensorThread {
             status,
             kill_maps,
             kernel_kills,
             runq,
+            syscall_counts,
             batches,
             stop,
             stats,
@@ -114,8 +117,13 @@ struct Shared {
     syscall_sets: Arc<Mutex<Vec<(u64, SyscallSet)>>>,
 }
 
-type Ready =
-    (SensorStatus, Option<Arc<sensor::KillMaps>>, sensor::KernelKills, Option<Arc<sensor::RunQueueMaps>>);
+type Ready = (
+    SensorStatus,
+    Option<Arc<sensor::KillMaps>>,
+    sensor::KernelKills,
+    Option<Arc<sensor::RunQueueMaps>>,
+    Option<Arc<sensor::SyscallCountMaps>>,
+);
 
 fn sensor_loop(
     config: SensorConfig,
@@ -124,6 +132,7 @@ fn sensor_loop(
     shared: Shared,
 ) {
     let recording = config.record_syscalls;
+    let counting = config.syscall_counts;
     let (flow_config, include_host) = (config.flows.clone(), config.include_host);
     let mut sensor = match Sensor::start(config) {
         Ok(s) => s,
@@ -147,7 +156,15 @@ fn sensor_loop(
             None
         }
     };
-    let _ = ready.send(Ok((sensor.status(), kill_maps, sensor.kernel_kills(), runq)));
+    let syscall_counts = match sensor.syscall_count_maps() {
+        Ok(m) if counting => Some(Arc::new(m)),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "syscall count maps unavailable");
+            None
+        }
+    };
+    let _ = ready.send(Ok((sensor.status(), kill_maps, sensor.kernel_kills(), runq, syscall_counts)));
     let mut consumer_gone = false;
     loop {
         // Read the flag before draining so the last drain happens after stop.
@@ -374,6 +391,8 @@ pub struct SensorHandles {
     pub containers: ContainerRegistry,
     /// Run-queue latency per cgroup.
     pub runq: Option<Arc<sensor::RunQueueMaps>>,
+    /// Syscall counts per cgroup, when counted.
+    pub syscall_counts: Option<Arc<sensor::SyscallCountMaps>>,
 }
 
 /// The end-of-stream figures.
@@ -440,6 +459,7 @@ pub async fn stream(
         kernel_kills: sensor.kernel_kills.clone(),
         containers: containers.clone(),
         runq: sensor.runq.clone(),
+        syscall_counts: sensor.syscall_counts.clone(),
     });
 
     use tokio::signal::unix::{signal, SignalKind};

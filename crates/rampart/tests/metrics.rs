@@ -393,3 +393,70 @@ fn a_bad_metrics_address_stops_the_agent_at_start() {
         assert!(!stderr.contains(READY_LINE), "{addr}: {stderr}");
     }
 }
+
+/// `sensor.syscall_counts: true`: each container's syscalls counted in the
+/// kernel come out as `rampart_container_syscalls_total{..., syscall}`, its
+/// most frequent ones only; without the setting there is no such series.
+#[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
+fn syscall_counts_per_container_are_exported_when_asked() {
+    preflight();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rampart.yaml");
+    std::fs::write(
+        &config,
+        "sensor:\n  syscall_counts: true\nalerts:\n  outputs:\n    stdout: {format: json}\n",
+    )
+    .unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let agent = Agent::spawn(
+        vec![
+            "run".into(),
+            "--config".into(),
+            config.display().to_string(),
+            format!("--metrics-address={addr}"),
+        ],
+        StdoutMode::Parse,
+    );
+    // busybox `sync` makes the sync syscall (162), which nothing else does.
+    let c = Container::sh("m-sys", &[], "while :; do sync; done");
+    let syncs = |text: &str| -> Option<u64> {
+        text.lines()
+            .filter(|l| l.starts_with("rampart_container_syscalls_total{"))
+            .filter(|l| l.contains(&format!("name=\"{}\"", c.name)) && l.contains("syscall=\"sync\""))
+            .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    let mut first = None;
+    wait_until("a sync count for the container", Duration::from_secs(30), || {
+        first = syncs(&get(&addr, "/metrics").1).filter(|n| *n > 10);
+        first.is_some()
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let text = get(&addr, "/metrics").1;
+    let later = syncs(&text).unwrap();
+    assert!(later > first.unwrap(), "the count grows: {first:?} then {later}");
+    let series = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("rampart_container_syscalls_total{") && l.contains(&format!("name=\"{}\"", c.name))
+        })
+        .count();
+    assert!((2..=20).contains(&series), "{series} series for the container (at most 20):\n{text}");
+    assert!(text.contains("rampart_container_syscalls_uncounted_total 0"), "{text}");
+    drop(c);
+    agent.stop();
+
+    // Off by default: no series.
+    let addr = format!("127.0.0.1:{}", free_port());
+    let agent = Agent::spawn(vec!["run".into(), format!("--metrics-address={addr}")], StdoutMode::Parse);
+    let c = Container::sh("m-sys-off", &[], "while :; do sync; done");
+    let starts = format!("rampart_container_process_starts_total{{id=");
+    let mut text = String::new();
+    wait_until("the container's series", Duration::from_secs(30), || {
+        text = get(&addr, "/metrics").1;
+        text.lines().any(|l| l.starts_with(&starts) && l.contains(&format!("name=\"{}\"", c.name)))
+    });
+    assert!(!text.contains("rampart_container_syscalls"), "{text}");
+    drop(c);
+    agent.stop();
+}

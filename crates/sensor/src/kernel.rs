@@ -19,7 +19,8 @@ use crate::abi::skel::{SensorSkel, SensorSkelBuilder};
 use crate::decode::{record_killed, record_truncated, Decoder};
 use crate::kill::{key_bytes, walk_form, KernelKills, KillTrigger};
 use crate::{
-    Feature, HookState, HookStatus, SensorConfig, SensorError, SensorStats, SensorStatus, SyscallSet,
+    Feature, HookState, HookStatus, SensorConfig, SensorError, SensorStats, SensorStatus, SyscallHooks,
+    SyscallSet,
 };
 
 const OBJECT: &str = "sensor.bpf.o";
@@ -313,6 +314,16 @@ fn open_and_load(
         ro.include_host = cfg.include_host;
         ro.self_tgid = std::process::id();
         ro.host_mnt_ns = host_mnt_ns;
+        ro.record_syscalls = cfg.record_syscalls;
+        ro.count_syscalls = cfg.syscall_counts;
+        ro.raw_dispatch = cfg.syscall_hooks == SyscallHooks::Raw;
+        if !cfg.syscall_counts {
+            // 4 KiB per entry, preallocated: no room taken while off
+            open.maps
+                .syscall_counts
+                .set_max_entries(1)
+                .map_err(|source| SensorError::Map { map: "syscall_counts".into(), source })?;
+        }
         open.maps
             .events
             .set_max_entries(ring_bytes)
@@ -342,14 +353,11 @@ fn open_and_load(
     }
 }
 
-/// The recorder's program: loaded only when recording.
-const RECORDER_PROGRAM: &str = "record_sys_enter";
-
 impl Sensor {
     /// Probe, load, attach. Hooks that do not exist or fail are recorded in
     /// [`Sensor::status`] and the rest keep working; fails only when nothing
     /// can run (no BTF, no ring buffer, nothing attached).
-    pub fn start(cfg: SensorConfig) -> Result<Sensor, SensorError> {
+    pub fn start(mut cfg: SensorConfig) -> Result<Sensor, SensorError> {
         let ring_bytes = round_ring_size(cfg.ring_buffer_bytes)?;
         libbpf_rs::set_print(Some((PrintLevel::Debug, libbpf_print)));
         raise_memlock();
@@ -376,8 +384,6 @@ impl Sensor {
                 let section = prog.section().to_string_lossy().into_owned();
                 if cfg.disabled_programs.contains(&name) {
                     skip.insert(name.clone(), "disabled by config".into());
-                } else if name == RECORDER_PROGRAM && !cfg.record_syscalls {
-                    skip.insert(name.clone(), "loaded only while recording".into());
                 } else if let Some(why) = probe.missing(&section) {
                     skip.insert(name.clone(), why);
                 }
@@ -393,6 +399,35 @@ impl Sensor {
                     }
                 }
             }
+        }
+
+        // Raw hooks that cannot run here (no BTF tracepoint, or disabled):
+        // the tracepoints report the same events.
+        if cfg.syscall_hooks == SyscallHooks::Raw {
+            if let Some(why) = ["enter_syscalls", "exit_syscalls"].iter().find_map(|p| skip.get(*p)) {
+                tracing::warn!(reason = %why, "raw syscall hooks unavailable; using the syscall tracepoints");
+                cfg.syscall_hooks = SyscallHooks::Tracepoints;
+                if cfg.record_syscalls || cfg.syscall_counts {
+                    tracing::warn!("without raw sys_enter, syscalls are neither recorded nor counted");
+                }
+            }
+        }
+
+        // The syscall hooks not chosen (after the partner rule: these pairs
+        // are left out on purpose, each half for its own reason).
+        for (name, section) in &sections {
+            let per_syscall = section.starts_with("tracepoint/syscalls/");
+            let why = match (cfg.syscall_hooks, name.as_str()) {
+                (SyscallHooks::Raw, _) if per_syscall => "syscall_hooks: raw",
+                (SyscallHooks::Tracepoints, "exit_syscalls") => "syscall_hooks: tracepoints",
+                (SyscallHooks::Tracepoints, "enter_syscalls")
+                    if !cfg.record_syscalls && !cfg.syscall_counts =>
+                {
+                    "syscall_hooks: tracepoints (loaded only to record or count syscalls)"
+                }
+                _ => continue,
+            };
+            skip.entry(name.clone()).or_insert_with(|| why.into());
         }
 
         // Load; a program the verifier rejects is left out and the load retried.
@@ -488,12 +523,15 @@ impl Sensor {
             host_mnt_ns,
             "sensor started"
         );
+        let recording = cfg.record_syscalls
+            && hooks.iter().any(|h| h.program == "enter_syscalls" && h.state == HookState::Attached);
         let status = SensorStatus {
             features: probe.features,
             hooks,
             include_host: cfg.include_host,
             host_mnt_ns,
             ring_buffer_bytes: ring_bytes as usize,
+            record_syscalls: recording,
         };
         Ok(Sensor { ringbuf, links, loaded, shared, status, kernel_kills })
     }
@@ -596,6 +634,19 @@ impl Sensor {
         Ok(RunQueueMaps {
             latency: h("runq_latency", &maps.runq_latency)?,
             full: h("runq_full", &maps.runq_full)?,
+        })
+    }
+
+    /// Handles on the per-container syscall counters (empty unless
+    /// [`SensorConfig::syscall_counts`]), usable from any thread.
+    pub fn syscall_count_maps(&self) -> Result<SyscallCountMaps, SensorError> {
+        let maps = &self.loaded.skel.maps;
+        let h = |name: &str, m: &libbpf_rs::Map<'_>| {
+            MapHandle::try_from(m).map_err(|source| SensorError::Map { map: name.into(), source })
+        };
+        Ok(SyscallCountMaps {
+            counts: h("syscall_counts", &maps.syscall_counts)?,
+            full: h("syscall_counts_full", &maps.syscall_counts_full)?,
         })
     }
 
@@ -797,6 +848,55 @@ impl KillMaps {
     }
 }
 
+/// The per-container syscall counters (bpf/syscalls.h). `Send + Sync`.
+#[derive(Debug)]
+pub struct SyscallCountMaps {
+    counts: MapHandle,
+    full: MapHandle,
+}
+
+impl SyscallCountMaps {
+    /// Every cgroup's counts (cgroup v2 id, (x86_64 syscall number, count)
+    /// for the numbers entered, ascending). Bounded by the map's size.
+    pub fn read(&self) -> Vec<(u64, Vec<(u32, u64)>)> {
+        let mut out = Vec::new();
+        for key in self.counts.keys() {
+            let Some(cgroup) = key.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes) else {
+                continue;
+            };
+            if let Ok(Some(v)) = self.counts.lookup(&key, MapFlags::ANY) {
+                out.push((cgroup, crate::syscall_counts_from_bytes(&v)));
+            }
+        }
+        out
+    }
+
+    /// Drop the counters of cgroups no longer wanted (gone containers), so
+    /// that the kernel's table has room for new ones.
+    pub fn retain(&self, keep: impl Fn(u64) -> bool) {
+        for key in self.counts.keys() {
+            let Some(cgroup) = key.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes) else {
+                continue;
+            };
+            if !keep(cgroup) {
+                let _ = self.counts.delete(&key);
+            }
+        }
+    }
+
+    /// Cgroups whose syscalls went uncounted because the table was full
+    /// (one per syscall not counted).
+    pub fn uncounted(&self) -> u64 {
+        match self.full.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY) {
+            Ok(Some(per_cpu)) => per_cpu
+                .iter()
+                .map(|v| v.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes).unwrap_or(0))
+                .sum(),
+            _ => 0,
+        }
+    }
+}
+
 /// The run-queue latency maps (bpf/sched.h). `Send + Sync`.
 #[derive(Debug)]
 pub struct RunQueueMaps {
@@ -868,10 +968,45 @@ mod tests {
         assert!(failing_program(&["nothing".into()]).is_none());
     }
 
+    /// The sensor's syscall table (bpf/syscalls.h) against the x86_64 numbers
+    /// generated from the kernel headers, and every syscall event type of
+    /// bpf/events.h present in it (a type missing would never be reported).
+    #[test]
+    fn syscall_table_numbers_match_x86_64() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bpf");
+        let table = std::fs::read_to_string(dir.join("syscalls.h")).unwrap();
+        let events = std::fs::read_to_string(dir.join("events.h")).unwrap();
+        let mut types = Vec::new();
+        for line in table.lines().map(|l| l.trim().trim_end_matches('\\').trim_end()) {
+            let Some(args) = line.strip_prefix("X(").and_then(|l| l.strip_suffix(')')) else { continue };
+            let parts: Vec<&str> = args.split(',').map(str::trim).collect();
+            let [nr, _tracepoint, name, ty, nargs] = parts[..] else { panic!("bad table line {line:?}") };
+            let nr: u32 = nr.parse().unwrap();
+            assert_eq!(seccomp::syscalls::number(seccomp::Arch::X86_64, name), Some(nr), "{line}");
+            assert_eq!(ty, format!("EV_{}", name.to_uppercase()), "{line}");
+            assert!(nargs.parse::<u32>().unwrap() <= 6, "{line}");
+            types.push(ty.to_string());
+        }
+        // syscall event types: 10..=85 in enum ev_type
+        let mut expected = Vec::new();
+        for line in events.lines().map(str::trim) {
+            let Some((name, value)) = line.trim_end_matches(',').split_once(" = ") else { continue };
+            if let (true, Ok(v)) = (name.starts_with("EV_"), value.parse::<u32>()) {
+                if (10..=85).contains(&v) {
+                    expected.push(name.to_string());
+                }
+            }
+        }
+        types.sort();
+        expected.sort();
+        assert!(expected.len() > 40, "{expected:?}");
+        assert_eq!(types, expected);
+    }
+
     #[test]
     fn partners_and_ring_size() {
-        assert_eq!(partner("enter_openat").as_deref(), Some("exit_openat"));
-        assert_eq!(partner("exit_bpf").as_deref(), Some("enter_bpf"));
+        assert_eq!(partner("enter_syscalls").as_deref(), Some("exit_syscalls"));
+        assert_eq!(partner("exit_syscalls").as_deref(), Some("enter_syscalls"));
         assert_eq!(partner("on_exec"), None);
         assert_eq!(round_ring_size(0).unwrap(), 4096);
         assert_eq!(round_ring_size(5 << 20).unwrap(), 8 << 20);

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use decode::{DecodeError, Decoder};
 pub use flows::{FlowConfig, FlowTable, FlowTableStats, FlowTracker};
-pub use kernel::{ContainerChildren, KillMaps, RunQueueMaps, Sensor, KILL_PARENT_NAME_MAX};
+pub use kernel::{ContainerChildren, KillMaps, RunQueueMaps, Sensor, SyscallCountMaps, KILL_PARENT_NAME_MAX};
 pub use kill::{KernelKills, KillPoint, KillTrigger};
 pub use paths::{join_path, normalize};
 
@@ -52,12 +52,18 @@ pub struct SensorConfig {
     /// Ring buffer size in bytes; rounded up to a power of two (at least one
     /// page, at most 1 GiB).
     pub ring_buffer_bytes: usize,
-    /// BPF program names (e.g. `on_cap_capable`, `enter_openat`) not to load.
+    /// BPF program names (e.g. `on_cap_capable`, `enter_syscalls`) not to load.
     pub disabled_programs: Vec<String>,
-    /// Load the recorder: a per-cgroup bitmap of every syscall entered (read
-    /// with [`Sensor::syscall_sets`]). Costs a program run on every syscall of
-    /// every task, so only `rampart record` turns it on.
+    /// Turn the recorder on: a per-cgroup bitmap of every syscall entered (read
+    /// with [`Sensor::syscall_sets`]), set by the sys_enter program for every
+    /// syscall of a reported task, so only `rampart record` turns it on.
     pub record_syscalls: bool,
+    /// How the reported syscalls are hooked (see [`SyscallHooks`]).
+    pub syscall_hooks: SyscallHooks,
+    /// Count each container's syscalls by number in the kernel (read with
+    /// [`Sensor::syscall_count_maps`]): a hash lookup and an atomic add on
+    /// every syscall of a reported task.
+    pub syscall_counts: bool,
     /// Flow accounting (`flows`), run by the sensor's owner next to the
     /// sensor; `None`: off.
     pub flows: Option<FlowConfig>,
@@ -70,9 +76,27 @@ impl Default for SensorConfig {
             ring_buffer_bytes: DEFAULT_RING_BUFFER_BYTES,
             disabled_programs: Vec::new(),
             record_syscalls: false,
+            syscall_counts: false,
+            syscall_hooks: SyscallHooks::default(),
             flows: None,
         }
     }
+}
+
+/// How the sensor hooks the syscalls it reports (bpf/syscalls.h). Both
+/// report the same events and fields; they differ in cost (measured in
+/// docs/ARCHITECTURE.md, "Kernel side").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyscallHooks {
+    /// One perf-event tracepoint per reported syscall: only those syscalls
+    /// pay, but detaching them takes seconds on a busy host.
+    #[default]
+    Tracepoints,
+    /// Two raw tracepoints (`sys_enter`, `sys_exit`) dispatching on a
+    /// syscall table (x86_64 only): detached in milliseconds, but every
+    /// syscall of every task runs both programs.
+    Raw,
 }
 
 /// The syscall numbers one cgroup's tasks entered, from the recorder's bitmap.
@@ -114,6 +138,19 @@ impl SyscallSet {
     }
 }
 
+/// The non-zero counters of a kernel `struct syscall_counts` (bpf/events.h:
+/// native-endian u64 per syscall number), as (number, count).
+pub fn syscall_counts_from_bytes(bytes: &[u8]) -> Vec<(u32, u64)> {
+    bytes
+        .chunks_exact(8)
+        .enumerate()
+        .filter_map(|(nr, c)| {
+            let n = u64::from_ne_bytes(c.try_into().expect("8-byte chunk"));
+            (n != 0).then_some((nr as u32, n))
+        })
+        .collect()
+}
+
 /// Counters; drops are never hidden.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SensorStats {
@@ -149,9 +186,9 @@ pub struct Feature {
 /// One BPF program and where it hooks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HookStatus {
-    /// BPF program name, e.g. `exit_openat`.
+    /// BPF program name, e.g. `exit_syscalls`.
     pub program: String,
-    /// ELF section naming the hook, e.g. `tracepoint/syscalls/sys_exit_openat`.
+    /// ELF section naming the hook, e.g. `tp_btf/sys_exit`.
     pub hook: String,
     #[serde(flatten)]
     pub state: HookState,
@@ -180,6 +217,9 @@ pub struct SensorStatus {
     /// The host mount namespace inode that tells host tasks from containers.
     pub host_mnt_ns: u32,
     pub ring_buffer_bytes: usize,
+    /// The recorder's syscall sets are being filled (see
+    /// [`SensorConfig::record_syscalls`]).
+    pub record_syscalls: bool,
 }
 
 impl SensorStatus {
@@ -234,6 +274,10 @@ mod tests {
         let set = SyscallSet::from_bitmap(&bytes);
         assert_eq!(set.native, vec![0, 7, 511]);
         assert_eq!(set.compat, vec![1]);
+        let mut counts = vec![0u8; 4096];
+        counts[8 * 257..8 * 258].copy_from_slice(&5u64.to_ne_bytes());
+        counts[0..8].copy_from_slice(&1u64.to_ne_bytes());
+        assert_eq!(super::syscall_counts_from_bytes(&counts), vec![(0, 1), (257, 5)]);
         let mut merged = set.clone();
         merged.merge(&SyscallSet { native: vec![3, 7], compat: vec![] });
         assert_eq!(merged.native, vec![0, 3, 7, 511]);

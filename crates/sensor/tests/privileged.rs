@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use model::{Event, EventKind};
-use sensor::{Sensor, SensorConfig};
+use sensor::{Sensor, SensorConfig, SyscallHooks};
 
 /// One sensor at a time: with include_host=true a sensor sees the other test's
 /// processes, and loading is CPU-heavy.
@@ -17,12 +17,26 @@ static SERIAL: Mutex<()> = Mutex::new(());
 const CLONE_NEWNS: u64 = 0x0002_0000;
 
 fn start(include_host: bool) -> Sensor {
-    let sensor = Sensor::start(SensorConfig { include_host, ..Default::default() }).expect("sensor starts");
+    start_with(include_host, SyscallHooks::default())
+}
+
+fn start_with(include_host: bool, hooks: SyscallHooks) -> Sensor {
+    let sensor = Sensor::start(SensorConfig { include_host, syscall_hooks: hooks, ..Default::default() })
+        .expect("sensor starts");
     let status = sensor.status();
-    for prog in
-        ["on_exec", "on_fork", "on_exit", "exit_openat", "enter_openat", "exit_unshare", "on_cap_capable"]
-    {
+    let (on, off) = match hooks {
+        SyscallHooks::Tracepoints => {
+            (["enter_openat", "exit_openat", "exit_unshare"], ["enter_syscalls", "exit_syscalls"])
+        }
+        SyscallHooks::Raw => {
+            (["enter_syscalls", "exit_syscalls", "exit_syscalls"], ["enter_openat", "exit_openat"])
+        }
+    };
+    for prog in ["on_exec", "on_fork", "on_exit", "on_cap_capable"].iter().chain(&on) {
         assert!(status.is_attached(prog), "{prog} not attached: {:?}", status.hook(prog));
+    }
+    for prog in off {
+        assert!(!status.is_attached(prog), "{prog} attached with {hooks:?}");
     }
     sensor
 }
@@ -53,7 +67,12 @@ fn collect(sensor: &mut Sensor, within: Duration, done: impl Fn(&[Event]) -> boo
 fn reports_exec_open_unshare_with_host_included() {
     testkit::require_bpf();
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut sensor = start(true);
+    for hooks in [SyscallHooks::Tracepoints, SyscallHooks::Raw] {
+        reports_exec_open_unshare(start_with(true, hooks));
+    }
+}
+
+fn reports_exec_open_unshare(mut sensor: Sensor) {
     let me = std::process::id();
     let file = format!("rampart-sensor-test-{me}");
     let abs = format!("/tmp/{file}");
@@ -171,17 +190,13 @@ fn recorder_sets_a_bit_per_syscall_entered_in_the_kernel() {
 
     // Off by default: the recorder costs every task a program run per syscall.
     let plain = start(false);
-    assert!(!plain.status().is_attached("record_sys_enter"));
+    assert!(!plain.status().record_syscalls);
     assert!(plain.syscall_sets().is_empty());
     drop(plain);
 
     let sensor =
         Sensor::start(SensorConfig { record_syscalls: true, ..Default::default() }).expect("recorder starts");
-    assert!(
-        sensor.status().is_attached("record_sys_enter"),
-        "{:?}",
-        sensor.status().hook("record_sys_enter")
-    );
+    assert!(sensor.status().record_syscalls, "{:?}", sensor.status().hook("enter_syscalls"));
     // A task in its own mount namespace counts as a container task; `sync` makes
     // syscall 162 (x86_64), which nothing else in this cgroup's other mount
     // namespaces would.
@@ -200,6 +215,47 @@ fn recorder_sets_a_bit_per_syscall_entered_in_the_kernel() {
     assert!(set.native.contains(&SYNC), "sync missing from {:?}", set.native);
     assert!(set.native.contains(&EXECVE), "execve missing from {:?}", set.native);
     assert!(!set.native.contains(&REBOOT), "reboot was never called: {:?}", set.native);
+}
+
+#[test]
+#[ignore = "privileged: needs root and BPF (scripts/test.sh runs it)"]
+fn syscall_counts_count_each_syscall_of_a_cgroup_in_the_kernel() {
+    testkit::require_bpf();
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+
+    // Off by default: the table has no room and nothing is counted.
+    let plain = start(false);
+    run("unshare", &["-m", "sync"]);
+    let off = plain.syscall_count_maps().expect("count maps");
+    assert!(off.read().is_empty(), "counted while off: {:?}", off.read().len());
+    drop(plain);
+
+    let sensor =
+        Sensor::start(SensorConfig { syscall_counts: true, ..Default::default() }).expect("sensor starts");
+    let maps = sensor.syscall_count_maps().expect("count maps");
+    const SYNC: u32 = 162;
+    let cgroup = own_cgroup_id();
+    let syncs = |maps: &sensor::SyscallCountMaps| {
+        maps.read()
+            .into_iter()
+            .find(|(id, _)| *id == cgroup)
+            .and_then(|(_, c)| c.iter().find(|(nr, _)| *nr == SYNC).map(|(_, n)| *n))
+    };
+    let before = syncs(&maps).unwrap_or(0);
+    // A task in its own mount namespace counts as a container task: three
+    // syncs in three of them.
+    for _ in 0..3 {
+        run("unshare", &["-m", "sync"]);
+    }
+    let after = syncs(&maps).expect("sync counted for our cgroup");
+    assert!(after >= before + 3, "sync counted {after} times after {before}, 3 more made");
+    // The host's own syncs (this process's mount namespace) are not counted.
+    let host = syncs(&maps);
+    run("sync", &[]);
+    assert_eq!(syncs(&maps), host, "a host task's sync was counted");
+    assert_eq!(maps.uncounted(), 0);
+    maps.retain(|cg| cg != cgroup);
+    assert_eq!(syncs(&maps), None, "retain dropped our cgroup");
 }
 
 #[test]

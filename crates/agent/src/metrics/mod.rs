@@ -28,6 +28,14 @@ pub const MAX_CONTAINER_SERIES: usize = 500;
 /// known container are dropped (its size is 4096).
 const RUNQ_PRUNE_AT: usize = 3072;
 
+/// Syscalls per container in `rampart_container_syscalls_total`: its most
+/// frequent ones, so that the series stay bounded (512 numbers x containers).
+pub const SYSCALL_SERIES_PER_CONTAINER: usize = 20;
+
+/// Cgroups in the kernel's syscall count table past which the ones that are
+/// no known container are dropped (its size is 1024).
+const SYSCALL_COUNTS_PRUNE_AT: usize = 768;
+
 /// Distinct rule names kept in the per-rule counters. Rules come and go with
 /// reloads; past this, new names are counted under `rule="(other)"`.
 pub const MAX_RULE_SERIES: usize = 2048;
@@ -62,6 +70,8 @@ pub struct AgentMetrics {
     features: Mutex<Vec<(&'static str, bool, String)>>,
     /// The kernel's run-queue latency histograms, once the sensor runs.
     runq: Mutex<Option<Arc<sensor::RunQueueMaps>>>,
+    /// The kernel's per-container syscall counters (`sensor.syscall_counts`).
+    syscalls: Mutex<Option<Arc<sensor::SyscallCountMaps>>>,
 }
 
 /// What the detector counts per container cgroup.
@@ -108,6 +118,7 @@ impl AgentMetrics {
             events_per_cgroup: Mutex::default(),
             features: Mutex::default(),
             runq: Mutex::default(),
+            syscalls: Mutex::default(),
         }
     }
 
@@ -123,6 +134,36 @@ impl AgentMetrics {
     pub fn sensor_attached(&self, runq: Option<Arc<sensor::RunQueueMaps>>) {
         *lock(&self.runq) = runq;
         self.sensor_attached.store(true, Ordering::Relaxed);
+    }
+
+    /// Turns on `rampart_container_syscalls_total` (the sensor counts).
+    pub fn syscall_counts_attached(&self, maps: Arc<sensor::SyscallCountMaps>) {
+        *lock(&self.syscalls) = Some(maps);
+    }
+
+    /// Syscall counts per known container id (cgroups merged, number ->
+    /// count), pruning the kernel's table of cgroups that are no container
+    /// any more when it fills; and the syscalls not counted (table full).
+    fn syscalls_per_container(&self) -> Option<(HashMap<String, BTreeMap<u32, u64>>, u64)> {
+        let maps = lock(&self.syscalls).clone()?;
+        let all = maps.read();
+        let mut per: HashMap<String, BTreeMap<u32, u64>> = HashMap::new();
+        let mut stale = 0;
+        for (cgroup, counts) in &all {
+            match self.registry.resolve_cached(*cgroup) {
+                runtime::Resolution::Container(c) => {
+                    let m = per.entry(c.id.clone()).or_default();
+                    for (nr, n) in counts {
+                        *m.entry(*nr).or_default() += n;
+                    }
+                }
+                _ => stale += 1,
+            }
+        }
+        if stale > 0 && all.len() >= SYSCALL_COUNTS_PRUNE_AT {
+            maps.retain(|cg| matches!(self.registry.resolve_cached(cg), runtime::Resolution::Container(_)));
+        }
+        Some((per, maps.uncounted()))
     }
 
     /// Run-queue latency per known container id (cgroups merged), pruning the
@@ -548,6 +589,27 @@ impl AgentMetrics {
             "Time the container's runnable tasks waited for a CPU (woken or preempted until run), from the kernel's scheduler hooks.",
             hists.iter().map(|(l, h)| (*l, h.cumulative(), h.count, h.sum_ns as f64 / 1e9)),
         );
+        if let Some((syscalls, uncounted)) = self.syscalls_per_container() {
+            let mut samples: Vec<(Vec<(&str, &str)>, u64)> = Vec::new();
+            for (i, c) in containers.iter().enumerate() {
+                let Some(counts) = syscalls.get(c.id.as_str()) else { continue };
+                for (nr, n) in top_syscalls(counts, SYSCALL_SERIES_PER_CONTAINER) {
+                    let mut l = labels[i].to_vec();
+                    l.push(("syscall", syscall_name(nr)));
+                    samples.push((l, n));
+                }
+            }
+            e.counter(
+                "rampart_container_syscalls",
+                "Syscalls the container's tasks entered, by name, from the kernel (sensor.syscall_counts); the container's most frequent ones only.",
+                samples.iter().map(|(l, n)| (&l[..], *n)),
+            );
+            e.counter(
+                "rampart_container_syscalls_uncounted",
+                "Syscalls not counted because the kernel's per-cgroup table was full.",
+                [(&[][..], uncounted)],
+            );
+        }
         e.counter(
             "rampart_runqueue_waits_uncounted",
             "Run-queue waits not counted because the kernel's per-cgroup table was full.",
@@ -708,6 +770,25 @@ fn own_usage() -> OwnUsage {
     }
 }
 
+/// The `n` most frequent syscalls (number, count), most frequent first; ties
+/// by number.
+fn top_syscalls(counts: &BTreeMap<u32, u64>, n: usize) -> Vec<(u32, u64)> {
+    let mut v: Vec<(u32, u64)> = counts.iter().map(|(nr, c)| (*nr, *c)).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v.truncate(n);
+    v
+}
+
+/// The x86_64 name of a syscall number (the sensor counts native numbers);
+/// one the table lacks is named by its number.
+fn syscall_name(nr: u32) -> &'static str {
+    seccomp::syscalls::name(seccomp::Arch::X86_64, nr).unwrap_or_else(|| {
+        // 512 possible numbers: leaked once each at most
+        static UNKNOWN: Mutex<BTreeMap<u32, &'static str>> = Mutex::new(BTreeMap::new());
+        *lock(&UNKNOWN).entry(nr).or_insert_with(|| Box::leak(format!("syscall_{nr}").into_boxed_str()))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -774,6 +855,16 @@ mod tests {
             let name = l.split(['{', ' ']).next().unwrap();
             assert!(families.contains(&name), "sample {name} has no TYPE line");
         }
+    }
+
+    #[test]
+    fn top_syscalls_keeps_the_most_frequent_and_names_them() {
+        let counts: BTreeMap<u32, u64> = [(0, 5), (1, 9), (257, 9), (3, 1)].into_iter().collect();
+        assert_eq!(top_syscalls(&counts, 3), vec![(1, 9), (257, 9), (0, 5)]);
+        assert_eq!(top_syscalls(&counts, 10).len(), 4);
+        assert_eq!(syscall_name(257), "openat");
+        assert_eq!(syscall_name(511), "syscall_511");
+        assert_eq!(syscall_name(511), "syscall_511");
     }
 
     #[test]

@@ -139,6 +139,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
         include_host: cfg.host,
         ring_buffer_bytes: cfg.sensor.ring_buffer_kib as usize * 1024,
         flows: Some(cfg.sensor.flows.clone()),
+        syscall_counts: cfg.sensor.syscall_counts,
+        syscall_hooks: cfg.sensor.syscall_hooks,
         ..Default::default()
     };
     let summary = pipeline::stream(sensor_config, containers, &filter, &mut detector).await?;
