@@ -2,8 +2,8 @@
 //! (`rampart seccomp notify-profile`): deny rules (`{deny: {errno: ...}}`)
 //! answered before the syscall runs (crates/respond/src/notify).
 
-use crate::agent::config::{AgentConfig, RulesConfig};
-use crate::agent::detect;
+use agent::config::{AgentConfig, RulesConfig};
+use agent::detect;
 use anyhow::{Context, Result};
 use respond::actions::{action_alert, ActionKind, Outcome};
 use respond::notify::agent::{NotifyAgent, NotifyConfig};

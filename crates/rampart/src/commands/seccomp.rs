@@ -49,7 +49,7 @@ pub struct NotifyProfileArgs {
 }
 
 fn notify_profile(a: NotifyProfileArgs) -> Result<()> {
-    let rules = crate::agent::config::RulesConfig {
+    let rules = agent::config::RulesConfig {
         default_rules: !a.no_default_rules,
         paths: a.rules,
         ..Default::default()
