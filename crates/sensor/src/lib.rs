@@ -17,6 +17,7 @@
 
 mod abi;
 pub mod decode;
+pub mod dns;
 pub mod flows;
 mod kernel;
 pub mod kill;

@@ -95,8 +95,9 @@ pub struct SelectArgs {
     /// Also report processes that are not in a container.
     #[arg(long)]
     pub host: bool,
-    /// Also report network flows (`flow` events: bytes and packets each way,
-    /// counted in the kernel; the agent, `rampart run`, has them on by default).
+    /// Also report network flows and DNS messages (`flow` events: bytes and
+    /// packets each way, counted in the kernel; `dns` events: queries and
+    /// answers; the agent, `rampart run`, has them on by default).
     #[arg(long)]
     pub flows: bool,
 }
