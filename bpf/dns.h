@@ -61,8 +61,12 @@ static __always_inline void dns_copy(struct __sk_buff *skb, const struct fl_key 
 		stat_add(FL_STAT_DNS_LOST, 1);
 		return;
 	}
-	__u32 n = len < DNS_SNAP ? len : DNS_SNAP;
-	if (n == 0 || bpf_skb_load_bytes(skb, off, r->data, n)) {
+	__u64 n = len < DNS_SNAP ? len : DNS_SNAP;
+	/* Hide n from clang so that the bound is checked on the register the
+	 * helper gets (the verifier needs 1..DNS_SNAP there); 64-bit, since a
+	 * 32-bit value may be passed with its upper half unproven. */
+	asm volatile("" : "+r"(n));
+	if (n == 0 || n > DNS_SNAP || bpf_skb_load_bytes(skb, off, r->data, n)) {
 		bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
 		return;
 	}

@@ -22,6 +22,7 @@ pub mod flows;
 mod kernel;
 pub mod kill;
 pub mod paths;
+pub mod pcap;
 pub mod runq;
 
 use std::path::PathBuf;

@@ -10,6 +10,7 @@ pub mod flows;
 pub mod freeze;
 pub mod isolate;
 pub mod netpolicy;
+pub mod pcap;
 pub mod profile;
 pub mod record;
 pub mod replay;
