@@ -147,6 +147,7 @@ fn a_containers_lookups_are_events_and_name_its_later_connects() {
         &[
             "dnsmasq",
             "--no-daemon",
+            "--user=root",
             "--no-resolv",
             "--no-hosts",
             "--log-queries",
@@ -158,7 +159,11 @@ fn a_containers_lookups_are_events_and_name_its_later_connects() {
         &net,
         "web",
         Some(&web_ip),
-        &["sh", "-c", "echo hello >/www/index.html; httpd -f -p 80 -h /www"],
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /tmp/www && echo hello >/tmp/www/index.html && busybox httpd -f -p 80 -h /tmp/www",
+        ],
     );
     // The resolver may still be starting: nslookup retries within its own
     // timeout; a failed lookup fails the client's script.
@@ -168,12 +173,12 @@ fn a_containers_lookups_are_events_and_name_its_later_connects() {
         &net,
         "client",
         &format!(
-            "nslookup {NAME} {dns_ip} && wget -q -O - http://{web_ip}/ && nslookup -type=a {tunnel} {dns_ip} >/dev/null"
+            "busybox nslookup {NAME} {dns_ip} && busybox wget -q -O - http://{web_ip}/ && busybox nslookup -type=a {tunnel} {dns_ip} >/dev/null"
         ),
     );
     assert!(out.contains(&web_ip) && out.contains("hello"), "client output:\n{out}");
     // Connects to the same address without having resolved it.
-    let (other, out) = Box_::run(&net, "other", &format!("wget -q -O - http://{web_ip}/"));
+    let (other, out) = Box_::run(&net, "other", &format!("busybox wget -q -O - http://{web_ip}/"));
     assert!(out.contains("hello"), "other client output:\n{out}");
 
     // The client's query and the answer it received, as the client saw them.

@@ -64,7 +64,7 @@ fn pcap_holds_the_containers_http_exchange_and_nothing_of_another() {
         IMAGE,
         "sh",
         "-c",
-        "echo hello-from-web >/www/index.html; httpd -f -p 80 -h /www",
+        "mkdir -p /tmp/www && echo hello-from-web >/tmp/www/index.html && busybox httpd -f -p 80 -h /tmp/www",
     ]);
     for c in [&client, &other] {
         docker_ok(&["run", "-d", "--name", c, "--network", &net, IMAGE, "sleep", "300"]);
@@ -97,9 +97,9 @@ fn pcap_holds_the_containers_http_exchange_and_nothing_of_another() {
     }
 
     let url = format!("http://{web_ip}/index.html");
-    let got = docker_ok(&["exec", &client, "wget", "-q", "-O", "-", &url]);
+    let got = docker_ok(&["exec", &client, "busybox", "wget", "-q", "-O", "-", &url]);
     assert!(got.contains("hello-from-web"), "client got {got:?}");
-    let got = docker_ok(&["exec", &other, "wget", "-q", "-O", "-", &url]);
+    let got = docker_ok(&["exec", &other, "busybox", "wget", "-q", "-O", "-", &url]);
     assert!(got.contains("hello-from-web"), "other got {got:?}");
 
     let status = cap.wait().expect("rampart pcap exit");
