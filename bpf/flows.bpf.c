@@ -11,6 +11,9 @@
  *   tp_btf/inet_sock_set_state  TCP state of a flow; TCP_CLOSE ends it
  *   tp_btf/tcp_retransmit_skb   retransmitted segments
  *
+ * The packet programs also copy DNS payloads (port 53) to a ring buffer
+ * when dns_capture is set (dns.h).
+ *
  * Only sockets outside the host's network namespace are counted (containers
  * with their own network), unless include_host is set.
  */
@@ -63,6 +66,9 @@ static __always_inline void stat_add(__u32 idx, __u64 n)
 	if (v)
 		*v += n; /* per-CPU: no atomics needed */
 }
+
+#define RAMPART_DNS_PROGRAM
+#include "dns.h"
 
 static __always_inline int counted_netns(const struct sock *sk)
 {
@@ -197,6 +203,7 @@ static __always_inline int account_skb(struct __sk_buff *skb, int egress)
 		}
 	}
 	key.cgroup_id = bpf_skb_cgroup_id(skb);
+	dns_copy(skb, &key, l3 + l4, egress);
 
 	__u64 segs = skb->gso_segs ? skb->gso_segs : 1;
 	__u64 len = skb->len;

@@ -54,7 +54,8 @@ enum fl_stat {
 	FL_STAT_FAILED_INSERTS = 0,
 	FL_STAT_LOST_BYTES = 1,
 	FL_STAT_LOST_PACKETS = 2,
-	FL_STAT_MAX = 3,
+	FL_STAT_DNS_LOST = 3, /* DNS records that found dns_ring full (dns.h) */
+	FL_STAT_MAX = 4,
 };
 
 #endif

@@ -28,7 +28,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FUZZ="$ROOT/fuzz"
-ALL_TARGETS=(rules config policy seccomp oci k8s recording capture sensor)
+ALL_TARGETS=(rules config policy seccomp oci k8s recording capture sensor dns)
 
 seconds=300
 jobs=1

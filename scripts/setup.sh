@@ -43,6 +43,10 @@ PACKAGES=(
     # iperf3: the flow accounting tests and bench run it between two
     # containers (tests/image/iperf3.sh builds its image).
     iperf3
+    # dnsmasq (dnsmasq-base: the binary without the system service): the DNS
+    # tests' resolver, in a container (tests/image/dnsmasq.sh); tcpdump reads
+    # what `rampart pcap` writes.
+    dnsmasq-base tcpdump
 )
 
 missing=()
@@ -81,6 +85,7 @@ fi
 "$ROOT/scripts/podman.sh" start
 "$ROOT/tests/image/build.sh"
 "$ROOT/tests/image/iperf3.sh"
+"$ROOT/tests/image/dnsmasq.sh"
 # The CRI plugin's pod sandbox image (needs containerd started above).
 "$ROOT/tests/image/pause.sh"
 log "done"

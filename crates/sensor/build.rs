@@ -1,4 +1,4 @@
-//! Compiles bpf/sensor.bpf.c and bpf/flows.bpf.c with clang and generates
+//! Compiles bpf/sensor.bpf.c, bpf/flows.bpf.c and bpf/pcap.bpf.c with clang and generates
 //! their libbpf-rs skeletons into OUT_DIR.
 
 fn main() {
@@ -6,4 +6,5 @@ fn main() {
     // (netpolicy.bpf.c to respond).
     bpf_build::build_skeleton("sensor");
     bpf_build::build_skeleton("flows");
+    bpf_build::build_skeleton("pcap");
 }

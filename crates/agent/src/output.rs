@@ -215,6 +215,18 @@ fn append_args(s: &mut String, kind: &EventKind) {
             }
             r
         }
+        EventKind::Dns { proto, direction, remote, response, name, qtype, rcode, answers, .. } => {
+            // name and answers are escaped by the parser: printable ASCII only
+            let what = if *response { "answer" } else { "query" };
+            let mut r = write!(s, " {what} {direction} {proto} {remote} {name} {qtype}");
+            if let Some(rc) = rcode {
+                r = r.and(write!(s, " {rc}"));
+            }
+            for a in answers {
+                r = r.and(write!(s, " {}={}", a.rtype, a.data));
+            }
+            r
+        }
     };
 }
 

@@ -184,6 +184,14 @@ fn sensor_loop(
         if let Err(e) = drained {
             tracing::warn!(error = %e, "ring buffer drain failed");
         }
+        // DNS records come on their own ring: drained after the sensor's and
+        // merged by time, so that an answer reaches the process table (and
+        // its names cache) before a connect that followed it.
+        if let Some(f) = flows.as_mut() {
+            if f.drain_dns(&mut batch) {
+                batch.sort_by_key(|ev| ev.ts_ns);
+            }
+        }
         if let Some(f) = flows.as_mut() {
             let events = if stopping { f.finish() } else { f.drain_if_due() };
             for chunk in events.chunks(MAX_BATCH) {
@@ -224,6 +232,7 @@ struct Flows {
     next: std::time::Instant,
     boot_to_wall_ns: i128,
     stats: sensor::FlowTableStats,
+    dns: Option<sensor::dns::DnsReader>,
 }
 
 impl Flows {
@@ -244,14 +253,31 @@ impl Flows {
             tracing::warn!(error = %e, "flow table not pinned: `rampart flows` will use its own");
         }
         let wall = wall_clock_ns() as i128;
+        let boot_to_wall_ns = wall - sensor::flows::boot_now_ns() as i128;
+        let dns = if cfg.dns {
+            sensor::dns::DnsReader::new(&table.dns_ring, boot_to_wall_ns)
+                .map_err(|e| tracing::warn!(error = %e, "DNS capture not started"))
+                .ok()
+        } else {
+            None
+        };
         Some(Flows {
+            dns,
             stats: table.stats(),
             table,
             tracker: sensor::FlowTracker::new(cfg),
             period: cfg.drain_interval(),
             next: std::time::Instant::now() + cfg.drain_interval(),
-            boot_to_wall_ns: wall - sensor::flows::boot_now_ns() as i128,
+            boot_to_wall_ns,
         })
+    }
+
+    /// Appends the `dns` events the ring holds; true if there were any.
+    fn drain_dns(&mut self, out: &mut Vec<Event>) -> bool {
+        let Some(dns) = self.dns.as_mut() else { return false };
+        let before = out.len();
+        dns.drain(out);
+        out.len() > before
     }
 
     fn drain_if_due(&mut self) -> Vec<Event> {
@@ -284,6 +310,9 @@ impl Flows {
                 "flow table full: packets of new flows counted only in the table's overflow counters \
                  (raise sensor.flows.max_entries)"
             );
+        }
+        if st.dns_lost > self.stats.dns_lost {
+            tracing::warn!(lost = st.dns_lost, "DNS ring full: DNS messages not reported");
         }
         self.stats = st;
     }

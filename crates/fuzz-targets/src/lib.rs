@@ -14,7 +14,7 @@ use std::path::Path;
 /// The targets, by the name used for `fuzz/corpus/<name>/`, the binary
 /// `fuzz_<name>` and `scripts/fuzz.sh <name>`.
 pub const TARGETS: &[&str] =
-    &["rules", "config", "policy", "seccomp", "oci", "k8s", "recording", "capture", "sensor"];
+    &["rules", "config", "policy", "seccomp", "oci", "k8s", "recording", "capture", "sensor", "dns"];
 
 /// Runs `data` through `target`; `false` for an unknown target name.
 pub fn run(target: &str, data: &[u8]) -> bool {
@@ -28,6 +28,7 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "recording" => recording(data),
         "capture" => capture(data),
         "sensor" => sensor(data),
+        "dns" => dns(data),
         _ => return false,
     }
     true
@@ -128,6 +129,13 @@ pub fn capture(data: &[u8]) {
 }
 
 /// The sensor's raw ring-buffer record decoder.
+/// The DNS parser: a message as a container sends or receives it (UDP
+/// payload), and the same bytes as a TCP segment (length first).
+pub fn dns(data: &[u8]) {
+    let _ = sensor::dns::parse(data);
+    let _ = sensor::dns::parse(data.get(2..).unwrap_or(&[]));
+}
+
 pub fn sensor(data: &[u8]) {
     let decoder = sensor::decode::Decoder::new(0);
     let _ = decoder.decode(data);

@@ -390,6 +390,51 @@ pub enum EventKind {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         end_reason: Option<String>,
     },
+    /// A DNS message a container sent or received (UDP or TCP port 53),
+    /// copied in the kernel (first 512 bytes) and parsed, bounded, by the
+    /// agent. No process context (pid 0). `evt.type` is `dns`. Names are in
+    /// presentation form with every byte outside printable ASCII, `.` and
+    /// `\` inside a label escaped (`\DDD`, `\.`): they come from the
+    /// container and are untrusted text.
+    Dns {
+        /// udp or tcp.
+        proto: String,
+        /// out: the container sent it; in: it received it.
+        direction: String,
+        local: SockAddr,
+        remote: SockAddr,
+        /// The message id.
+        id: u16,
+        /// A response (QR set) rather than a query.
+        response: bool,
+        /// The (first) question's name.
+        name: String,
+        /// The question's type: A, AAAA, CNAME, TXT, ... or TYPEn.
+        qtype: String,
+        /// Responses: NOERROR, NXDOMAIN, SERVFAIL, ... or RCODEn.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        rcode: Option<String>,
+        /// Answer records of the types rampart reads (A, AAAA, CNAME, PTR).
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        answers: Vec<DnsAnswer>,
+        /// Not every record was read: the capture was cut at 512 bytes, the
+        /// server set TC, or there were more than 32 answers.
+        #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+        incomplete: bool,
+    },
+}
+
+/// One answer record of a `dns` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsAnswer {
+    /// The record's owner name (escaped like the question's).
+    pub name: String,
+    /// A, AAAA, CNAME or PTR.
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub ttl: u32,
+    /// The address (A, AAAA) or the target name (CNAME, PTR).
+    pub data: String,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -445,7 +490,7 @@ event_types! {
     Listen => "listen", Setuid => "setuid", Setgid => "setgid", Capset => "capset",
     Ptrace => "ptrace", ModuleLoad => "module_load", Setns => "setns",
     Unshare => "unshare", MemfdCreate => "memfd_create", Bpf => "bpf",
-    Capable => "capable", NetDeny => "netdeny", Flow => "flow",
+    Capable => "capable", NetDeny => "netdeny", Flow => "flow", Dns => "dns",
 }
 
 impl fmt::Display for EventType {

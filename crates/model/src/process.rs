@@ -119,6 +119,13 @@ impl ProcInfo {
 /// `proc.aname[N]`) are read from. Implementations must not block.
 pub trait ProcessLookup: std::fmt::Debug {
     fn process(&self, pid: u32) -> Option<&ProcInfo>;
+
+    /// The name a container (by cgroup id) resolved to `ip` through DNS and
+    /// whose answer had not expired at `at_ns` (for `fd.sip.name` and
+    /// friends); `None` when the lookup keeps no DNS answers.
+    fn dns_name(&self, _cgroup_id: u64, _ip: std::net::IpAddr, _at_ns: u64) -> Option<&str> {
+        None
+    }
 }
 
 impl ProcessLookup for std::collections::HashMap<u32, ProcInfo> {

@@ -37,6 +37,9 @@ enum Command {
     /// The live flow table per container: bytes and packets each way, counted
     /// in the kernel (a running agent's table, or its own for --duration).
     Flows(flows::FlowsArgs),
+    /// Write a container's packets (both directions) to a pcapng or pcap file
+    /// for tcpdump, tshark or Wireshark.
+    Pcap(pcap::PcapArgs),
     /// Record what a container does (syscalls, capabilities, files, network)
     /// for `rampart profile`.
     Record(record::RecordArgs),
@@ -107,6 +110,7 @@ fn real_main() -> Result<()> {
             Command::Status(args) => status::status(args).await,
             Command::Top(args) => top::top(args).await,
             Command::Flows(args) => flows::flows(args).await,
+            Command::Pcap(args) => pcap::pcap(args).await,
             Command::Record(args) => record::record(args).await,
             Command::Profile(args) => profile::run(args).await,
             Command::Caps(args) => caps::caps(args).await,

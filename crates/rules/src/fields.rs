@@ -493,6 +493,10 @@ fn net(ev: &Event) -> Option<Net<'_>> {
             remote: Some(remote),
             local_is_server: local.port() < remote.port(),
         }),
+        // The DNS server's end (port 53) is the server.
+        EventKind::Dns { local, remote, .. } => {
+            Some(Net { local: Some(local), remote: Some(remote), local_is_server: local.port() == Some(53) })
+        }
         _ => None,
     }
 }
@@ -527,6 +531,13 @@ fn port_of(a: Option<&SockAddr>) -> Val<'static> {
 
 fn sock_ip(ev: &Event, f: for<'b> fn(&Net<'b>) -> Option<&'b SockAddr>) -> Val<'static> {
     opt(net(ev).map(|n| ip_of(f(&n))))
+}
+
+/// fd.sip.name and friends: the name the event's container itself resolved
+/// to that end's address (its own DNS answers, kept by the process table).
+fn ip_name<'a>(ev: &Event, ctx: &EvalCtx<'a>, f: for<'b> fn(&Net<'b>) -> Option<&'b SockAddr>) -> Val<'a> {
+    let ip = net(ev).and_then(|n| f(&n)).and_then(SockAddr::ip);
+    opt(ip.and_then(|ip| ctx.procs?.dns_name(ev.process.cgroup_id, ip, ev.ts_ns)).map(s))
 }
 
 fn sock_port(ev: &Event, f: for<'b> fn(&Net<'b>) -> Option<&'b SockAddr>) -> Val<'static> {
@@ -728,6 +739,9 @@ pub(crate) const ARG_NAMES: &[&str] = &[
     "tcp_state",
     "retransmits",
     "reason",
+    "id",
+    "rcode",
+    "answers",
 ];
 
 pub(crate) fn event_args(ev: &Event) -> Vec<EvArg<'_>> {
@@ -937,6 +951,21 @@ pub(crate) fn event_args(ev: &Event) -> Vec<EvArg<'_>> {
             v.push(a_n("retransmits", i64::from(*retransmits)));
             if let Some(r) = end_reason {
                 v.push(a_s("reason", r));
+            }
+        }
+        EventKind::Dns { proto, local, remote, id, name, qtype, rcode, answers, .. } => {
+            v.push(a_s("proto", proto));
+            v.push(a_o("local", local.to_string()));
+            v.push(a_o("remote", remote.to_string()));
+            v.push(a_n("id", i64::from(*id)));
+            v.push(a_s("name", name));
+            v.push(a_s("type", qtype));
+            if let Some(rc) = rcode {
+                v.push(a_s("rcode", rc));
+            }
+            if !answers.is_empty() {
+                let list: Vec<String> = answers.iter().map(|a| format!("{}={}", a.rtype, a.data)).collect();
+                v.push(a_o("answers", list.join(",")));
             }
         }
     }
@@ -1155,6 +1184,93 @@ fn flow<'a>(ev: &'a Event, pick: impl Fn(&FlowView<'a>) -> Val<'a>) -> Val<'a> {
     }
 }
 
+/// What the dns.* fields read of a `dns` event.
+struct DnsView<'a> {
+    direction: &'a str,
+    id: u16,
+    response: bool,
+    name: &'a str,
+    qtype: &'a str,
+    rcode: Option<&'a str>,
+    answers: &'a [model::DnsAnswer],
+    incomplete: bool,
+}
+
+fn dns<'a>(ev: &'a Event, pick: impl Fn(&DnsView<'a>) -> Val<'a>) -> Val<'a> {
+    match &ev.kind {
+        EventKind::Dns { direction, id, response, name, qtype, rcode, answers, incomplete, .. } => {
+            pick(&DnsView {
+                direction,
+                id: *id,
+                response: *response,
+                name,
+                qtype,
+                rcode: rcode.as_deref(),
+                answers,
+                incomplete: *incomplete,
+            })
+        }
+        _ => Val::None,
+    }
+}
+
+/// Answer values of the given types, as a list (no value when none).
+fn dns_answers<'a>(d: &DnsView<'a>, types: &[&str], ip: bool) -> Val<'a> {
+    let v: Vec<Val<'a>> = d
+        .answers
+        .iter()
+        .filter(|a| types.contains(&a.rtype.as_str()))
+        .filter_map(|a| if ip { a.data.parse().ok().map(Val::Ip) } else { Some(s(&a.data)) })
+        .collect();
+    if v.is_empty() {
+        Val::None
+    } else {
+        Val::List(v)
+    }
+}
+
+/// The labels of a name in presentation form (an escaped `\.` stays in its
+/// label); the root `.` has none.
+fn dns_labels(name: &str) -> Vec<&str> {
+    let (mut out, mut start, mut escaped) = (Vec::new(), 0, false);
+    for (i, c) in name.char_indices() {
+        match (escaped, c) {
+            (true, _) => escaped = false,
+            (false, '\\') => escaped = true,
+            (false, '.') => {
+                out.push(&name[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&name[start..]);
+    out.retain(|l| !l.is_empty());
+    out
+}
+
+/// Shannon entropy of the name's characters (dots between labels left out),
+/// in hundredths of a bit per character. It grows with length and alphabet
+/// (a readable name of 60 characters reaches ~450, a hex data label ~390,
+/// base32 ~480): a test against repetitive padding, not a detector alone.
+pub(crate) fn dns_entropy(name: &str) -> u64 {
+    let mut counts = [0u32; 256];
+    let mut n = 0u32;
+    for l in dns_labels(name) {
+        for b in l.bytes() {
+            counts[usize::from(b)] += 1;
+            n += 1;
+        }
+    }
+    if n == 0 {
+        return 0;
+    }
+    let total = f64::from(n);
+    let h: f64 =
+        counts.iter().filter(|&&c| c > 0).map(|&c| f64::from(c) / total).map(|p| -p * p.log2()).sum();
+    (h * 100.0).round() as u64
+}
+
 /// fd.l4proto: tcp/udp/raw from the socket's own event, or from the process
 /// table's record of the fd (connect, bind, listen, accept).
 fn l4proto<'a>(ev: &'a Event, ctx: &EvalCtx<'a>) -> Val<'a> {
@@ -1162,7 +1278,9 @@ fn l4proto<'a>(ev: &'a Event, ctx: &EvalCtx<'a>) -> Val<'a> {
     let by_fd = |fd: i64| own(ev, ctx).and_then(|p| p.socket_proto(fd));
     match &ev.kind {
         EventKind::Socket { domain, sock_type, .. } => opt(model::l4proto(*domain, *sock_type).map(s)),
-        EventKind::NetDeny { proto, .. } | EventKind::Flow { proto, .. } => s(proto),
+        EventKind::NetDeny { proto, .. } | EventKind::Flow { proto, .. } | EventKind::Dns { proto, .. } => {
+            s(proto)
+        }
         EventKind::Connect { fd, .. } | EventKind::Bind { fd, .. } => {
             opt(by_fd(i64::from(*fd)).filter(|_| inet()).map(s))
         }
@@ -1191,13 +1309,8 @@ fn id_name<'a>(ev: &'a Event, id: u32, pick: fn(&'a model::UserNames) -> Option<
 
 /// Fields rampart registers (Falco's rules use them) but never fills, and why:
 /// a condition on one of them can never hold (`rules check` warns).
-const WITHOUT_VALUE: &[(&str, &str)] = &[
-    ("fd.sip.name", "rampart does not resolve DNS names yet"),
-    ("fd.cip.name", "rampart does not resolve DNS names yet"),
-    ("fd.rip.name", "rampart does not resolve DNS names yet"),
-    ("fd.lip.name", "rampart does not resolve DNS names yet"),
-    ("evt.buffer", "rampart does not capture I/O buffers (read, write, send, recv)"),
-];
+const WITHOUT_VALUE: &[(&str, &str)] =
+    &[("evt.buffer", "rampart does not capture I/O buffers (read, write, send, recv)")];
 
 /// Why a field never has a value in rampart, if it never has one (`None` for
 /// fields that do, on some events).
@@ -1258,7 +1371,7 @@ macro_rules! field {
 /// The registry. Order is the order of the generated documentation.
 pub static FIELDS: &[FieldDef] = &[
     // ---- evt
-    field!("evt.type", String, None, "Event type: the syscall name as Falco names it (openat, execve, connect, clone for fork, procexit for exit, ...); netdeny for rampart's network policy denials; flow for network flows.", |ev, _, _| opt(ev.syscall.as_deref().map(s))),
+    field!("evt.type", String, None, "Event type: the syscall name as Falco names it (openat, execve, connect, clone for fork, procexit for exit, ...); netdeny for rampart's network policy denials; flow for network flows; dns for DNS messages.", |ev, _, _| opt(ev.syscall.as_deref().map(s))),
     field!("evt.time", String, None, "Event time as a UTC time of day with nanoseconds (HH:MM:SS.nnnnnnnnn), as Falco prints it.", |ev, _, _| owned(names::utc_parts(ev.ts_ns).1)),
     field!("evt.datetime", String, None, "Event date and time, UTC (YYYY-MM-DD HH:MM:SS.nnnnnnnnn).", |ev, _, _| { let (d, t) = names::utc_parts(ev.ts_ns); owned(format!("{d} {t}")) }),
     field!("evt.time.iso8601", String, None, "Event time in ISO 8601 (YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ).", |ev, _, _| { let (d, t) = names::utc_parts(ev.ts_ns); owned(format!("{d}T{t}Z")) }),
@@ -1357,10 +1470,10 @@ pub static FIELDS: &[FieldDef] = &[
     field!("fd.cnet", IpNet, None, "Client IP, for CIDR matching.", |ev, _, _| sock_ip(ev, |n| n.client())),
     field!("fd.lnet", IpNet, None, "Local IP, for CIDR matching.", |ev, _, _| sock_ip(ev, |n| n.local)),
     field!("fd.rnet", IpNet, None, "Remote IP, for CIDR matching.", |ev, _, _| sock_ip(ev, |n| n.remote)),
-    field!("fd.sip.name", String, None, "Domain name of the server IP (from DNS responses seen).", |_, _, _| Val::None),
-    field!("fd.cip.name", String, None, "Domain name of the client IP (from DNS responses seen).", |_, _, _| Val::None),
-    field!("fd.rip.name", String, None, "Domain name of the remote IP (from DNS responses seen).", |_, _, _| Val::None),
-    field!("fd.lip.name", String, None, "Domain name of the local IP (from DNS responses seen).", |_, _, _| Val::None),
+    field!("fd.sip.name", String, None, "Domain name of the server IP: the name the event's own container last resolved to that address (the question of a DNS answer it received, while the answer's TTL runs, at most 1 h; sensor.flows.dns), else no value. Another container's lookups never name it.", |ev, c, _| ip_name(ev, c, |n| n.server())),
+    field!("fd.cip.name", String, None, "Domain name of the client IP (as fd.sip.name).", |ev, c, _| ip_name(ev, c, |n| n.client())),
+    field!("fd.rip.name", String, None, "Domain name of the remote IP (as fd.sip.name).", |ev, c, _| ip_name(ev, c, |n| n.remote)),
+    field!("fd.lip.name", String, None, "Domain name of the local IP (as fd.sip.name).", |ev, c, _| ip_name(ev, c, |n| n.local)),
     // ---- flow
     field!("flow.phase", String, None, "Where a flow event stands: start (first seen), update (periodic, while the flow carries traffic) or end (the TCP socket closed, or no packet for sensor.flows.idle_timeout_s) (rampart extension; flow events only, as all flow.* fields).", |ev, _, _| flow(ev, |f| s(f.phase.as_str()))),
     field!("flow.proto", String, None, "IP protocol of the flow: tcp, udp, icmp, icmpv6, ... or its number.", |ev, _, _| flow(ev, |f| s(f.proto))),
@@ -1376,6 +1489,21 @@ pub static FIELDS: &[FieldDef] = &[
     field!("flow.tcp_state", String, None, "TCP: the socket's latest state (established, fin_wait1, close_wait, close, ...), as the kernel's inet_sock_set_state tracepoint reported it; no value for other protocols or before the first change.", |ev, _, _| match &ev.kind { EventKind::Flow { tcp_state: Some(st), .. } => s(st), _ => Val::None }),
     field!("flow.retransmits", U64, None, "TCP segments the container retransmitted on this flow.", |ev, _, _| flow(ev, |f| Val::U64(u64::from(f.retransmits)))),
     field!("flow.end_reason", String, None, "Why a flow ended: closed (TCP reached CLOSE), idle, stopped (the agent stopped), gone (its table entry disappeared); no value before the end.", |ev, _, _| match &ev.kind { EventKind::Flow { end_reason: Some(r), .. } => s(r), _ => Val::None }),
+    // ---- dns
+    field!("dns.name", String, None, "The question's name of a DNS message a container sent or received (rampart extension; dns events only, as all dns.* fields): presentation form, as the message wrote it (case kept), bytes outside printable ASCII escaped as \\DDD; untrusted text from the container.", |ev, _, _| dns(ev, |d| s(d.name))),
+    field!("dns.type", String, None, "The question's type: A, AAAA, CNAME, MX, TXT, PTR, SRV, HTTPS, ANY, ... or TYPEn.", |ev, _, _| dns(ev, |d| s(d.qtype))),
+    field!("dns.rcode", String, None, "Response code of an answer: NOERROR, NXDOMAIN, SERVFAIL, REFUSED, FORMERR, NOTIMP or RCODEn; no value on queries.", |ev, _, _| dns(ev, |d| opt(d.rcode.map(s)))),
+    field!("dns.response", Bool, None, "Whether the message is a response (QR set) rather than a query.", |ev, _, _| dns(ev, |d| Val::Bool(d.response))),
+    field!("dns.direction", String, None, "out: the container sent the message; in: it received it.", |ev, _, _| dns(ev, |d| s(d.direction))),
+    field!("dns.id", U64, None, "The message id.", |ev, _, _| dns(ev, |d| Val::U64(u64::from(d.id)))),
+    field!("dns.answers", String, None, "Every A, AAAA, CNAME and PTR answer's value (addresses and target names), as a list: dns.answers contains 10.0.0.1, dns.answers in (...).", |ev, _, _| dns(ev, |d| dns_answers(d, &["A", "AAAA", "CNAME", "PTR"], false))),
+    field!("dns.ips", IpAddr, None, "The addresses of the A and AAAA answers, as a list.", |ev, _, _| dns(ev, |d| dns_answers(d, &["A", "AAAA"], true))),
+    field!("dns.cnames", String, None, "The targets of the CNAME answers, as a list.", |ev, _, _| dns(ev, |d| dns_answers(d, &["CNAME"], false))),
+    field!("dns.incomplete", Bool, None, "Not every record was read: the capture was cut at 512 bytes, the server set TC, or there were more than 32 answers.", |ev, _, _| dns(ev, |d| Val::Bool(d.incomplete))),
+    field!("dns.name.len", U64, None, "Length of dns.name in characters (as printed, escapes included).", |ev, _, _| dns(ev, |d| Val::U64(d.name.len() as u64))),
+    field!("dns.name.labels", U64, None, "Number of labels of dns.name (www.example.com: 3).", |ev, _, _| dns(ev, |d| Val::U64(dns_labels(d.name).len() as u64))),
+    field!("dns.label.maxlen", U64, None, "Length of the longest label of dns.name (tunnels fill labels towards the 63-byte limit).", |ev, _, _| dns(ev, |d| Val::U64(dns_labels(d.name).iter().map(|l| l.len()).max().unwrap_or(0) as u64))),
+    field!("dns.name.entropy", U64, None, "Shannon entropy of the characters of dns.name (dots between labels left out), in hundredths of a bit per character (0 for 'aaaa', 100 for 'ab'). It grows with length and alphabet: www.example.com ~330, a readable name of 60 characters ~450, a hex data label ~390, base32 ~480; use it with the length fields.", |ev, _, _| dns(ev, |d| Val::U64(dns_entropy(d.name)))),
     // ---- fs
     field!("fs.path.name", String, None, "Path a filesystem syscall operates on (open, unlink, mkdir, chmod, chown, finit_module, mount target, umount).", |ev, _, _| opt(fs_paths(ev).0.map(s))),
     field!("fs.path.source", String, None, "Source path of rename and link (old path), symlink (target) and mount (device or source).", |ev, _, _| opt(fs_paths(ev).1.map(s))),

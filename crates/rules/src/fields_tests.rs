@@ -274,10 +274,9 @@ fn never_valued_fields_and_uncaptured_types_are_listed() {
             assert_eq!(val(name, &ev, &c), "<NA>", "{name}");
         }
     }
-    for f in ["fd.sip.name", "fd.cip.name", "fd.rip.name", "fd.lip.name", "evt.buffer"] {
-        assert!(without_value(f).is_some(), "{f}");
-    }
+    assert!(without_value("evt.buffer").is_some());
     assert_eq!(without_value("fd.name"), None);
+    assert_eq!(without_value("fd.sip.name"), None, "filled from the container's DNS answers");
     assert_eq!(without_value("proc.env"), None);
     for ty in ["dup", "dup2", "dup3", "userfaultfd"] {
         assert!(uncaptured_event_type(ty).is_some(), "{ty}");
@@ -327,4 +326,120 @@ fn ruleset_tells_which_fields_its_rules_use() {
     assert!(rs.uses_field("proc.env") && rs.uses_field("proc.name"));
     assert!(!rs.uses_field("fd.sip.name"), "disabled rules do not count");
     assert_eq!(rs.get("a").unwrap().fields_used(), vec!["proc.env", "proc.name"]);
+}
+
+/// A lookup that knows one name: what container 42 resolved 10.1.2.3 to.
+#[derive(Debug)]
+struct Resolved;
+
+impl model::ProcessLookup for Resolved {
+    fn process(&self, _pid: u32) -> Option<&ProcInfo> {
+        None
+    }
+    fn dns_name(&self, cgroup_id: u64, ip: std::net::IpAddr, _at_ns: u64) -> Option<&str> {
+        (cgroup_id == 42 && ip == "10.1.2.3".parse::<std::net::IpAddr>().unwrap())
+            .then_some("www.example.test")
+    }
+}
+
+fn dns_event(name: &str, response: bool, answers: &[(&str, &str)]) -> Event {
+    let a = |ip: &str, port| SockAddr::Inet { ip: ip.parse().unwrap(), port };
+    base(
+        "dns",
+        EventKind::Dns {
+            proto: "udp".into(),
+            direction: if response { "in" } else { "out" }.into(),
+            local: a("172.18.0.3", 40000),
+            remote: a("172.18.0.2", 53),
+            id: 7,
+            response,
+            name: name.into(),
+            qtype: "A".into(),
+            rcode: response.then(|| "NOERROR".into()),
+            answers: answers
+                .iter()
+                .map(|(t, d)| model::DnsAnswer {
+                    name: name.into(),
+                    rtype: (*t).into(),
+                    ttl: 60,
+                    data: (*d).into(),
+                })
+                .collect(),
+            incomplete: false,
+        },
+    )
+}
+
+#[test]
+fn dns_fields_and_names_of_resolved_addresses() {
+    let r = Resolved;
+    let c = EvalCtx { procs: Some(&r), hostname: None, event_num: 1 };
+    let ev = dns_event(
+        "www.example.test",
+        true,
+        &[("CNAME", "cdn.example.test"), ("A", "10.1.2.3"), ("AAAA", "fd00::1")],
+    );
+    assert_eq!(val("evt.type", &ev, &c), "dns");
+    assert_eq!(val("dns.name", &ev, &c), "www.example.test");
+    assert_eq!(val("dns.type", &ev, &c), "A");
+    assert_eq!(val("dns.rcode", &ev, &c), "NOERROR");
+    assert_eq!(val("dns.response", &ev, &c), "true");
+    assert_eq!(val("dns.direction", &ev, &c), "in");
+    assert_eq!(val("dns.answers", &ev, &c), "cdn.example.test,10.1.2.3,fd00::1");
+    assert_eq!(val("dns.ips", &ev, &c), "10.1.2.3,fd00::1");
+    assert_eq!(val("dns.cnames", &ev, &c), "cdn.example.test");
+    assert_eq!(val("dns.name.len", &ev, &c), "16");
+    assert_eq!(val("dns.name.labels", &ev, &c), "3");
+    assert_eq!(val("dns.label.maxlen", &ev, &c), "7");
+    assert_eq!(val("fd.sip", &ev, &c), "172.18.0.2");
+    assert_eq!(val("fd.sport", &ev, &c), "53");
+    assert_eq!(val("fd.l4proto", &ev, &c), "udp");
+    assert_eq!(val("evt.arg.rcode", &ev, &c), "NOERROR");
+    // A query: no rcode, no answers.
+    let q = dns_event("a.test", false, &[]);
+    assert_eq!((val("dns.rcode", &q, &c), val("dns.answers", &q, &c)), ("<NA>".into(), "<NA>".into()));
+    // dns.* on other events: no value.
+    let conn = connect("10.1.2.3", 443);
+    assert_eq!(val("dns.name", &conn, &c), "<NA>");
+
+    // fd.sip.name: what the connecting container itself resolved.
+    let mut conn = connect("10.1.2.3", 443);
+    conn.process.cgroup_id = 42;
+    assert_eq!(val("fd.sip.name", &conn, &c), "www.example.test");
+    assert_eq!(val("fd.rip.name", &conn, &c), "www.example.test");
+    assert_eq!(val("fd.cip.name", &conn, &c), "<NA>");
+    conn.process.cgroup_id = 43;
+    assert_eq!(val("fd.sip.name", &conn, &c), "<NA>", "another container's lookup");
+    // Without a lookup (held alerts' ancestry snapshot): no value.
+    let t = table();
+    let mut conn = connect("10.1.2.3", 443);
+    conn.process.cgroup_id = 42;
+    assert_eq!(val("fd.sip.name", &conn, &ctx(&t)), "<NA>");
+}
+
+#[test]
+fn dns_labels_escapes_and_entropy() {
+    assert_eq!(dns_labels("a\\.b.c"), ["a\\.b", "c"]);
+    assert_eq!(dns_labels("."), Vec::<&str>::new());
+    // The default tunnelling rule wants a label of 50+ or a name of 150+
+    // characters: ordinary names, long readable ones included, have neither.
+    for n in [
+        "www.example.com",
+        "kubernetes.default.svc.cluster.local",
+        "internal-my-service-prod-1234567890.us-east-1.elb.amazonaws.com",
+        "this-is-a-rather-long-but-readable-service-name.example.com",
+    ] {
+        assert!(dns_labels(n).iter().all(|l| l.len() < 50) && n.len() < 150, "{n}");
+    }
+    // Entropy grows with length and alphabet: a base32 or hex data label is
+    // above the rule's 350, a padded (repetitive) one below.
+    for n in [
+        "mfrggzdfmztwq2lknnwg23tpobyxe43uov3ho6dzpjqwe3dsmrsgc5dfnfwgk3tfo5yxgzlnmvxhi2lpnzzxi.t.example.com",
+        "4a6f686e20536d697468206c6976657320617420313233204d61696e205374726565742c20416e79746f776e.t.example.com",
+    ] {
+        assert!(dns_entropy(n) >= 350, "{n}: {}", dns_entropy(n));
+    }
+    assert!(dns_entropy(&format!("{}.example.com", "a".repeat(60))) < 350);
+    assert_eq!(dns_entropy("aaaa"), 0);
+    assert_eq!(dns_entropy("ab"), 100);
 }

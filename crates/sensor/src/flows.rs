@@ -32,6 +32,7 @@ const KEY_LEN: usize = 48;
 const VAL_LEN: usize = 88;
 const _: () = assert!(std::mem::size_of::<skel::types::fl_key>() == KEY_LEN);
 const _: () = assert!(std::mem::size_of::<skel::types::fl_val>() == VAL_LEN);
+const _: () = assert!(std::mem::size_of::<skel::types::dns_rec>() == crate::dns::REC_LEN);
 
 /// Where a running agent pins its flow table (in a directory named by its
 /// pid), for `rampart flows`.
@@ -56,6 +57,9 @@ pub struct FlowConfig {
     pub update_interval_s: u64,
     /// A flow without packets for this long ends (`end`, reason idle), s.
     pub idle_timeout_s: u64,
+    /// Copy DNS payloads (port 53) of container sockets and report `dns`
+    /// events (bpf/dns.h).
+    pub dns: bool,
 }
 
 impl Default for FlowConfig {
@@ -66,6 +70,7 @@ impl Default for FlowConfig {
             drain_interval_ms: 1000,
             update_interval_s: 10,
             idle_timeout_s: 60,
+            dns: true,
         }
     }
 }
@@ -235,6 +240,8 @@ pub struct FlowTableStats {
     pub failed_inserts: u64,
     pub lost_bytes: u64,
     pub lost_packets: u64,
+    /// DNS records the kernel could not queue (its ring was full).
+    pub dns_lost: u64,
 }
 
 /// What the tracker reads: the kernel table, or a fake in tests.
@@ -394,6 +401,8 @@ pub struct FlowTable {
     _links: Vec<Link>,
     flows: MapHandle,
     stats: MapHandle,
+    /// The DNS records' ring (read by [`crate::dns::DnsReader`]).
+    pub dns_ring: MapHandle,
     max_entries: u32,
     pinned: Option<PathBuf>,
 }
@@ -436,6 +445,7 @@ impl FlowTable {
             .ok_or_else(|| SensorError::Config("flows object has no mmapable .rodata".into()))?;
         ro.include_host = include_host;
         ro.host_net_ns = host_net_ns;
+        ro.dns_capture = cfg.dns;
         open.maps
             .fl_flows
             .set_max_entries(cfg.max_entries)
@@ -461,9 +471,10 @@ impl FlowTable {
         };
         let flows = handle(&skel.maps.fl_flows, "fl_flows")?;
         let stats = handle(&skel.maps.fl_stats, "fl_stats")?;
+        let dns_ring = handle(&skel.maps.dns_ring, "dns_ring")?;
         // The links and map handles keep programs and maps alive; the
         // skeleton (and its object) can go.
-        Ok(FlowTable { _links: links, flows, stats, max_entries: cfg.max_entries, pinned: None })
+        Ok(FlowTable { _links: links, flows, stats, dns_ring, max_entries: cfg.max_entries, pinned: None })
     }
 
     /// Pins the table under `base/<pid>` so that `rampart flows` can read
@@ -524,6 +535,7 @@ fn read_stats(flows: &MapHandle, stats: &MapHandle, max_entries: u32) -> FlowTab
         failed_inserts: sum(0),
         lost_bytes: sum(1),
         lost_packets: sum(2),
+        dns_lost: sum(3),
     }
 }
 

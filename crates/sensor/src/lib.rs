@@ -17,10 +17,12 @@
 
 mod abi;
 pub mod decode;
+pub mod dns;
 pub mod flows;
 mod kernel;
 pub mod kill;
 pub mod paths;
+pub mod pcap;
 pub mod runq;
 
 use std::path::PathBuf;

@@ -11,6 +11,7 @@
 //! entries go first, then the oldest live ones. All of it is counted in
 //! [`TableStats`].
 
+pub mod dns;
 pub mod procfs;
 pub mod users;
 
@@ -158,6 +159,8 @@ pub struct ProcessTable {
     lazy_failures: AtomicU64,
     proc_refused: AtomicU64,
     boot: OnceLock<(u64, u64)>,
+    /// What each container resolved (fd.sip.name and friends).
+    dns: dns::DnsNames,
 }
 
 impl std::fmt::Debug for ProcessTable {
@@ -187,6 +190,7 @@ impl ProcessTable {
             lazy_failures: AtomicU64::new(0),
             proc_refused: AtomicU64::new(0),
             boot: OnceLock::new(),
+            dns: dns::DnsNames::default(),
         }
     }
 
@@ -329,6 +333,7 @@ impl ProcessTable {
             }
         }
         match &ev.kind {
+            EventKind::Dns { .. } => self.dns.observe(ev),
             EventKind::Fork { child_pid, thread, .. } if !*thread && !ev.failed() && *child_pid != 0 => {
                 self.stats.forks += 1;
                 self.on_fork(ev, *child_pid);
@@ -671,5 +676,9 @@ mod tests;
 impl model::ProcessLookup for ProcessTable {
     fn process(&self, pid: u32) -> Option<&ProcInfo> {
         self.get(pid)
+    }
+
+    fn dns_name(&self, cgroup_id: u64, ip: std::net::IpAddr, at_ns: u64) -> Option<&str> {
+        self.dns.lookup(cgroup_id, ip, at_ns)
     }
 }

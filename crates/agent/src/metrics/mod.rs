@@ -311,6 +311,11 @@ impl AgentMetrics {
                 "IP bytes of the packets that found the flow table full.",
                 [(no, ft.lost_bytes)],
             );
+            e.counter(
+                "rampart_dns_records_lost",
+                "DNS payloads the kernel could not queue for the agent (its DNS ring was full).",
+                [(no, ft.dns_lost)],
+            );
         }
         e.gauge(
             "rampart_process_table_entries",
@@ -827,6 +832,7 @@ mod tests {
             failed_inserts: 9,
             lost_bytes: 900,
             lost_packets: 9,
+            dns_lost: 2,
         });
         m.tick(p, 8, 1, &HashMap::new());
         let text = m.render(Format::Prometheus);
@@ -835,6 +841,7 @@ mod tests {
         assert_eq!(value(&text, "rampart_events_lost_total{cpu=\"1\"}"), Some(5.0));
         assert_eq!(value(&text, "rampart_flow_table_entries"), Some(3.0));
         assert_eq!(value(&text, "rampart_flow_table_failed_inserts_total"), Some(9.0));
+        assert_eq!(value(&text, "rampart_dns_records_lost_total"), Some(2.0));
         assert_eq!(
             value(&text, "rampart_rule_matches_total{rule=\"Shell in container\",priority=\"Notice\"}"),
             Some(2.0),

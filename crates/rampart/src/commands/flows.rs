@@ -121,8 +121,9 @@ pub async fn flows(args: FlowsArgs) -> Result<()> {
         None => {
             use sensor::flows::FlowSource;
             let root = runtime::find_cgroup2_mount().context("finding the cgroup v2 hierarchy")?;
-            let mut own = FlowTable::start(&FlowConfig::default(), &root, args.host)
-                .context("starting flow accounting")?;
+            // Flows only: nobody reads DNS records here.
+            let cfg = FlowConfig { dns: false, ..FlowConfig::default() };
+            let mut own = FlowTable::start(&cfg, &root, args.host).context("starting flow accounting")?;
             eprintln!("rampart: no agent running; counting flows for {:?}", args.duration);
             tokio::time::sleep(args.duration).await;
             let entries = own.entries();

@@ -11,6 +11,7 @@ pub mod freeze;
 pub mod isolate;
 pub mod netpolicy;
 pub mod notify;
+pub mod pcap;
 pub mod profile;
 pub mod record;
 pub mod replay;
@@ -96,8 +97,9 @@ pub struct SelectArgs {
     /// Also report processes that are not in a container.
     #[arg(long)]
     pub host: bool,
-    /// Also report network flows (`flow` events: bytes and packets each way,
-    /// counted in the kernel; the agent, `rampart run`, has them on by default).
+    /// Also report network flows and DNS messages (`flow` events: bytes and
+    /// packets each way, counted in the kernel; `dns` events: queries and
+    /// answers; the agent, `rampart run`, has them on by default).
     #[arg(long)]
     pub flows: bool,
 }

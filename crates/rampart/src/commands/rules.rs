@@ -149,7 +149,7 @@ mod tests {
             "r.yaml",
             "- rule: dups\n  desc: d\n  condition: evt.type in (dup, dup2)\n  output: o\n  priority: WARNING\n\
              - rule: some\n  desc: d\n  condition: evt.type in (dup, openat)\n  output: o\n  priority: WARNING\n\
-             - rule: dns\n  desc: d\n  condition: evt.type = connect and fd.sip.name = x\n  output: o\n  priority: WARNING\n\
+             - rule: buf\n  desc: d\n  condition: evt.type = connect and evt.buffer = x\n  output: o\n  priority: WARNING\n\
              - rule: fine\n  desc: d\n  condition: evt.type = openat\n  output: o\n  priority: WARNING\n\
              - rule: exec\n  desc: d\n  condition: evt.type in (execve, execveat)\n  output: o\n  priority: WARNING\n",
         );
@@ -161,7 +161,7 @@ mod tests {
             "{lines:#?}"
         );
         assert!(lines[1].starts_with("note: rule \"some\""), "{lines:#?}");
-        assert!(lines[2].contains("reads fd.sip.name, which rampart never fills"), "{lines:#?}");
+        assert!(lines[2].contains("reads evt.buffer, which rampart never fills"), "{lines:#?}");
     }
 
     #[test]
