@@ -43,6 +43,9 @@ PACKAGES=(
     # iperf3: the flow accounting tests and bench run it between two
     # containers (tests/image/iperf3.sh builds its image).
     iperf3
+    # nmap, hping3: the scan and flood detection tests run them in containers
+    # (tests/image/netattack.sh builds their image).
+    nmap hping3
 )
 
 missing=()
@@ -81,6 +84,7 @@ fi
 "$ROOT/scripts/podman.sh" start
 "$ROOT/tests/image/build.sh"
 "$ROOT/tests/image/iperf3.sh"
+"$ROOT/tests/image/netattack.sh"
 # The CRI plugin's pod sandbox image (needs containerd started above).
 "$ROOT/tests/image/pause.sh"
 log "done"

@@ -939,6 +939,8 @@ pub(crate) fn event_args(ev: &Event) -> Vec<EvArg<'_>> {
                 v.push(a_s("reason", r));
             }
         }
+        // Its numbers are the netstat.* fields.
+        EventKind::Netstat(_) => {}
     }
     v
 }
@@ -1151,6 +1153,14 @@ fn flow<'a>(ev: &'a Event, pick: impl Fn(&FlowView<'a>) -> Val<'a>) -> Val<'a> {
             duration_ns: *duration_ns,
             retransmits: *retransmits,
         }),
+        _ => Val::None,
+    }
+}
+
+/// A netstat event's window, for the netstat.* fields.
+fn netstat<'a>(ev: &'a Event, pick: impl Fn(&'a model::NetWindow) -> u64) -> Val<'a> {
+    match &ev.kind {
+        EventKind::Netstat(w) => Val::U64(pick(w)),
         _ => Val::None,
     }
 }
@@ -1376,6 +1386,27 @@ pub static FIELDS: &[FieldDef] = &[
     field!("flow.tcp_state", String, None, "TCP: the socket's latest state (established, fin_wait1, close_wait, close, ...), as the kernel's inet_sock_set_state tracepoint reported it; no value for other protocols or before the first change.", |ev, _, _| match &ev.kind { EventKind::Flow { tcp_state: Some(st), .. } => s(st), _ => Val::None }),
     field!("flow.retransmits", U64, None, "TCP segments the container retransmitted on this flow.", |ev, _, _| flow(ev, |f| Val::U64(u64::from(f.retransmits)))),
     field!("flow.end_reason", String, None, "Why a flow ended: closed (TCP reached CLOSE), idle, stopped (the agent stopped), gone (its table entry disappeared); no value before the end.", |ev, _, _| match &ev.kind { EventKind::Flow { end_reason: Some(r), .. } => s(r), _ => Val::None }),
+    // ---- netstat (scan and flood detection)
+    field!("netstat.over", String, None, "The detections whose thresholds (sensor.flows.detect.thresholds) this window crossed, space-separated: port_scan, host_sweep, connect_failures, syn_flood_in, syn_flood_out, conn_flood, udp_flood_in, udp_flood_out, icmp_flood_in, icmp_flood_out, egress_volume (rampart extension; netstat events only, as all netstat.* fields: one per container when its window crosses a threshold, then at most once a window while it stays over).", |ev, _, _| match &ev.kind { EventKind::Netstat(w) => owned(w.over.join(" ")), _ => Val::None }),
+    field!("netstat.window", U64, None, "The detection window the rates and counts cover, s (sensor.flows.detect.window_s).", |ev, _, _| netstat(ev, |w| w.window_s)),
+    field!("netstat.pps_in", U64, None, "Packets per second the container received (all protocols), averaged over the window.", |ev, _, _| netstat(ev, |w| w.pps_in)),
+    field!("netstat.pps_out", U64, None, "Packets per second the container sent (all protocols).", |ev, _, _| netstat(ev, |w| w.pps_out)),
+    field!("netstat.tcp_pps_in", U64, None, "TCP packets per second received.", |ev, _, _| netstat(ev, |w| w.tcp_pps_in)),
+    field!("netstat.tcp_pps_out", U64, None, "TCP packets per second sent.", |ev, _, _| netstat(ev, |w| w.tcp_pps_out)),
+    field!("netstat.udp_pps_in", U64, None, "UDP packets per second received.", |ev, _, _| netstat(ev, |w| w.udp_pps_in)),
+    field!("netstat.udp_pps_out", U64, None, "UDP packets per second sent.", |ev, _, _| netstat(ev, |w| w.udp_pps_out)),
+    field!("netstat.icmp_pps_in", U64, None, "ICMP and ICMPv6 packets per second received.", |ev, _, _| netstat(ev, |w| w.icmp_pps_in)),
+    field!("netstat.icmp_pps_out", U64, None, "ICMP and ICMPv6 packets per second sent.", |ev, _, _| netstat(ev, |w| w.icmp_pps_out)),
+    field!("netstat.bytes_ps_in", U64, None, "IP bytes per second received.", |ev, _, _| netstat(ev, |w| w.bytes_ps_in)),
+    field!("netstat.bytes_ps_out", U64, None, "IP bytes per second sent.", |ev, _, _| netstat(ev, |w| w.bytes_ps_out)),
+    field!("netstat.syn_ps_in", U64, None, "TCP SYNs (without ACK: connection attempts) per second received.", |ev, _, _| netstat(ev, |w| w.syn_ps_in)),
+    field!("netstat.syn_ps_out", U64, None, "TCP SYNs per second sent (raw-socket SYNs included).", |ev, _, _| netstat(ev, |w| w.syn_ps_out)),
+    field!("netstat.rst_ps_out", U64, None, "TCP resets per second sent (what probes of closed ports get back).", |ev, _, _| netstat(ev, |w| w.rst_ps_out)),
+    field!("netstat.accepted_ps", U64, None, "Connections per second the container accepted (handshakes completed).", |ev, _, _| netstat(ev, |w| w.accepted_ps)),
+    field!("netstat.half_open", U64, None, "SYNs received in the window minus handshakes completed: connections their initiator left half-open or reset (a SYN flood's mark).", |ev, _, _| netstat(ev, |w| w.half_open)),
+    field!("netstat.failed_connects", U64, None, "Connects of the container that failed in the window (refused, reset or timed out in SYN_SENT).", |ev, _, _| netstat(ev, |w| w.failed_connects)),
+    field!("netstat.dsts", U64, None, "Distinct destinations (remote address, port, protocol) of the container's connection attempts (TCP SYN, UDP, ICMP echo) in the window; an estimate (linear counting over 1024 bits, within a few % below ~2000, saturates at 7098).", |ev, _, _| netstat(ev, |w| w.dsts)),
+    field!("netstat.hosts", U64, None, "Distinct remote hosts of the container's connection attempts in the window (estimate, as netstat.dsts).", |ev, _, _| netstat(ev, |w| w.hosts)),
     // ---- fs
     field!("fs.path.name", String, None, "Path a filesystem syscall operates on (open, unlink, mkdir, chmod, chown, finit_module, mount target, umount).", |ev, _, _| opt(fs_paths(ev).0.map(s))),
     field!("fs.path.source", String, None, "Source path of rename and link (old path), symlink (target) and mount (device or source).", |ev, _, _| opt(fs_paths(ev).1.map(s))),

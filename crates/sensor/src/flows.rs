@@ -32,6 +32,7 @@ const KEY_LEN: usize = 48;
 const VAL_LEN: usize = 88;
 const _: () = assert!(std::mem::size_of::<skel::types::fl_key>() == KEY_LEN);
 const _: () = assert!(std::mem::size_of::<skel::types::fl_val>() == VAL_LEN);
+const _: () = assert!(std::mem::size_of::<skel::types::ns_val>() == crate::netstat::VAL_LEN);
 
 /// Where a running agent pins its flow table (in a directory named by its
 /// pid), for `rampart flows`.
@@ -56,6 +57,9 @@ pub struct FlowConfig {
     pub update_interval_s: u64,
     /// A flow without packets for this long ends (`end`, reason idle), s.
     pub idle_timeout_s: u64,
+    /// Scan and flood detection over per-container counters (read on the
+    /// same drain).
+    pub detect: crate::netstat::NetstatConfig,
 }
 
 impl Default for FlowConfig {
@@ -66,6 +70,7 @@ impl Default for FlowConfig {
             drain_interval_ms: 1000,
             update_interval_s: 10,
             idle_timeout_s: 60,
+            detect: crate::netstat::NetstatConfig::default(),
         }
     }
 }
@@ -87,6 +92,7 @@ impl FlowConfig {
         if self.idle_timeout_s == 0 || self.update_interval_s == 0 {
             return Err("flows.idle_timeout_s and flows.update_interval_s must be at least 1".into());
         }
+        self.detect.validate()?;
         Ok(())
     }
 
@@ -394,6 +400,7 @@ pub struct FlowTable {
     _links: Vec<Link>,
     flows: MapHandle,
     stats: MapHandle,
+    netstat: MapHandle,
     max_entries: u32,
     pinned: Option<PathBuf>,
 }
@@ -461,9 +468,10 @@ impl FlowTable {
         };
         let flows = handle(&skel.maps.fl_flows, "fl_flows")?;
         let stats = handle(&skel.maps.fl_stats, "fl_stats")?;
+        let netstat = handle(&skel.maps.fl_netstat, "fl_netstat")?;
         // The links and map handles keep programs and maps alive; the
         // skeleton (and its object) can go.
-        Ok(FlowTable { _links: links, flows, stats, max_entries: cfg.max_entries, pinned: None })
+        Ok(FlowTable { _links: links, flows, stats, netstat, max_entries: cfg.max_entries, pinned: None })
     }
 
     /// Pins the table under `base/<pid>` so that `rampart flows` can read
@@ -484,6 +492,24 @@ impl FlowTable {
 
     pub fn stats(&self) -> FlowTableStats {
         read_stats(&self.flows, &self.stats, self.max_entries)
+    }
+
+    /// Every container's traffic counters (bpf/netstat.h), summed over CPUs.
+    pub fn netstat(&self) -> Vec<(u64, crate::netstat::NetSample)> {
+        self.netstat
+            .keys()
+            .filter_map(|k| {
+                let id = u64::from_ne_bytes(k.as_slice().try_into().ok()?);
+                let cpus = self.netstat.lookup_percpu(&k, MapFlags::ANY).ok()??;
+                Some((id, crate::netstat::NetSample::decode_percpu(&cpus)?))
+            })
+            .collect()
+    }
+
+    /// Takes an idle container's counters out (a later packet starts them
+    /// again from zero).
+    pub fn forget_netstat(&self, cgroup_id: u64) {
+        let _ = self.netstat.delete(&cgroup_id.to_ne_bytes());
     }
 }
 

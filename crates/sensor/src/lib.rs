@@ -20,6 +20,7 @@ pub mod decode;
 pub mod flows;
 mod kernel;
 pub mod kill;
+pub mod netstat;
 pub mod paths;
 pub mod runq;
 
@@ -32,6 +33,7 @@ pub use decode::{DecodeError, Decoder};
 pub use flows::{FlowConfig, FlowTable, FlowTableStats, FlowTracker};
 pub use kernel::{ContainerChildren, KillMaps, RunQueueMaps, Sensor, KILL_PARENT_NAME_MAX};
 pub use kill::{KernelKills, KillPoint, KillTrigger};
+pub use netstat::{NetstatConfig, NetstatTracker};
 pub use paths::{join_path, normalize};
 
 /// A drain period that keeps a 16 MiB ring far from full at 200k events/s
