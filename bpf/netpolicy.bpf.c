@@ -41,7 +41,8 @@ struct np_rules _abi_np_rules = {};
 struct np_lpm_key _abi_np_lpm_key = {};
 struct np_stats _abi_np_stats = {};
 struct np_event _abi_np_event = {};
-struct np_bucket _abi_np_bucket = {};
+/* (No global np_bucket: a global holding a bpf_spin_lock makes .bss
+ * unloadable; userspace never reads the buckets.) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -461,7 +462,8 @@ static __always_inline int rate_allows(struct np_policy *pol, __u64 cgid, struct
 		return 1;
 	struct np_bucket *b = bpf_map_lookup_elem(&np_bucket, &cgid);
 	if (!b) {
-		bpf_map_update_elem(&np_bucket, &cgid, &_abi_np_bucket, BPF_NOEXIST);
+		struct np_bucket fresh = {};
+		bpf_map_update_elem(&np_bucket, &cgid, &fresh, BPF_NOEXIST);
 		b = bpf_map_lookup_elem(&np_bucket, &cgid);
 		if (!b)
 			return 1; /* no room: the bucket map is as big as np_policy */

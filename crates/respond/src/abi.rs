@@ -18,8 +18,6 @@ pub const KEY_FIXED_BITS: u32 = 104;
 pub const RULE_LEN: usize = 8;
 pub const RULES_LEN: usize = 8 + MAX_RULES * RULE_LEN;
 pub const POLICY_LEN: usize = 16 + MAX_BIND * RULE_LEN + 4 * 8;
-/// `struct np_bucket`: lock (4), pad (4), then rate, tokens, last_ns ([u64; 4] each).
-pub const BUCKET_LEN: usize = 8 + 3 * 4 * 8;
 pub const KEY_LEN: usize = 36;
 pub const OP_MAX: usize = 5;
 pub const STATS_LEN: usize = 3 * OP_MAX * 8;
@@ -31,7 +29,6 @@ const _: () = assert!(size_of::<skel::types::np_policy>() == POLICY_LEN);
 const _: () = assert!(size_of::<skel::types::np_lpm_key>() == KEY_LEN);
 const _: () = assert!(size_of::<skel::types::np_stats>() == STATS_LEN);
 const _: () = assert!(size_of::<skel::types::np_event>() == EVENT_LEN);
-const _: () = assert!(size_of::<skel::types::np_bucket>() == BUCKET_LEN);
 
 /// `struct np_rule` bytes.
 fn write_rule(r: &Rule, out: &mut [u8]) {
