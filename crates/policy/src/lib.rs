@@ -100,7 +100,7 @@ pub struct NetPolicy {
 }
 
 /// Rate limits, per second; `None` = no limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,6 +123,16 @@ impl Rate {
     pub fn kernel(&self) -> [u64; 4] {
         let v = |r: Option<RateValue>| r.map_or(0, |r| r.0);
         [v(self.ingress_pps), v(self.egress_pps), v(self.ingress_bytes_per_sec), v(self.egress_bytes_per_sec)]
+    }
+
+    /// These limits over `base`: each limit set here replaces base's.
+    pub fn over(&self, base: &Rate) -> Rate {
+        Rate {
+            egress_pps: self.egress_pps.or(base.egress_pps),
+            ingress_pps: self.ingress_pps.or(base.ingress_pps),
+            egress_bytes_per_sec: self.egress_bytes_per_sec.or(base.egress_bytes_per_sec),
+            ingress_bytes_per_sec: self.ingress_bytes_per_sec.or(base.ingress_bytes_per_sec),
+        }
     }
 
     /// `egress_pps=1000 ingress_bytes_per_sec=...`, for reports.
@@ -150,7 +160,7 @@ impl Rate {
 pub const MAX_RATE: u64 = 1_000_000_000;
 
 /// A per-second limit, 1 to [`MAX_RATE`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct RateValue(pub u64);
 

@@ -151,3 +151,49 @@ fn a_rate_limit_holds_a_udp_flood_and_lifting_it_restores_the_rate() {
     drop(client);
     drop(server);
 }
+
+#[test]
+#[ignore = "privileged: needs root, BPF, dockerd and iperf3"]
+fn a_rule_action_rate_limits_the_flooding_container() {
+    preflight();
+    iperf3_image();
+    let np = Np::new("np-rate-action");
+    let net = Network(unique("ratenet"));
+    docker_ok(&["network", "create", &net.0]);
+    let server = start("iperf-srv", &net, &["iperf3", "-s"]);
+    let client = start("iperf-flooder", &net, &["sleep", "600"]);
+    const RULE: &str = "UDP flood answered with a rate limit (ratelimit test)";
+    let rules = std::env::temp_dir().join(format!("{}.yaml", unique("rate-rule")));
+    std::fs::write(
+        &rules,
+        format!(
+            "- rule: {RULE}\n  desc: a container floods UDP out\n  \
+             condition: evt.type = netstat and netstat.over contains udp_flood_out and container.name = {}\n  \
+             output: \"UDP flood out at %netstat.udp_pps_out/s (%container.name)\"\n  \
+             priority: CRITICAL\n  actions: [{{ratelimit: {{egress_pps: 1000}}}}]\n",
+            client.name
+        ),
+    )
+    .expect("write rules");
+    let args = ["run", "--json", "--rules", rules.to_str().unwrap()].map(String::from).to_vec();
+    let mut agent = Agent::spawn_env(args, StdoutMode::Parse, &np.env());
+
+    // The flood crosses sensor.flows.detect's UDP threshold (20000/s out):
+    // the rule fires, and its action limits the container in the kernel.
+    let _ = flood(&client, &server);
+    let alert = agent.expect("the rule's alert", |v| is_alert_of(v, RULE, &client.name));
+    eprintln!("{}", alert_brief(&alert));
+    let done = agent.expect("the ratelimit action's report", |v| {
+        is_alert(v) && v["output_fields"]["action"] == "ratelimit" && container_name(v) == client.name
+    });
+    assert_eq!(done["output_fields"]["outcome"], "done", "{done:#}");
+    assert!(alert_brief(&done).contains("egress_pps=1000"), "{}", alert_brief(&done));
+
+    // The next flood is held to the limit the action set.
+    let (got, secs) = flood(&client, &server);
+    assert_held("ratelimit action, egress 1000/s", got, secs, 1000);
+    let show = np.show(&client.name);
+    assert_eq!(show["record"]["policy"]["rate"]["egress_pps"], 1000, "{show:#}");
+    agent.stop();
+    let _ = std::fs::remove_file(&rules);
+}

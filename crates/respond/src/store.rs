@@ -492,10 +492,13 @@ impl NetPolicyStore {
         self.set_rate_to(&t, rate)
     }
 
-    /// [`NetPolicyStore::set_rate_to`] for a container as the rules engine
-    /// knows it.
-    pub fn set_rate_of(&self, c: &Container, rate: crate::policy::Rate) -> Result<Enforced, Error> {
-        self.set_rate_to(&Target::from_container(c)?, rate)
+    /// Add rate limits to a container's policy as the rules engine knows it
+    /// (the `ratelimit` action): the limits given replace the same ones of
+    /// the policy, the others stay.
+    pub fn limit_rate_of(&self, c: &Container, rate: crate::policy::Rate) -> Result<Enforced, Error> {
+        let t = Target::from_container(c)?;
+        let current = self.load(&t.id)?.and_then(|r| r.policy).unwrap_or_default();
+        self.set_rate_to(&t, rate.over(&current.rate))
     }
 
     /// [`NetPolicyStore::add_deny_to`] for a container as the rules engine

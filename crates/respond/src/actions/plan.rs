@@ -17,6 +17,7 @@ pub enum ActionName {
     Stop,
     Isolate,
     Deny,
+    Ratelimit,
 }
 
 /// `{kill: {process_group: true, in_kernel: false}}`.
@@ -36,7 +37,7 @@ impl Default for KillOptions {
 }
 
 /// One item of `actions:`: a name (`kill`), or a name with options
-/// (`{kill: {process_group: true}}`).
+/// (`{kill: {process_group: true}}`, `{ratelimit: {egress_pps: 1000}}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActionSpec {
     Kill(KillOptions),
@@ -44,6 +45,8 @@ pub enum ActionSpec {
     Stop,
     Isolate,
     Deny,
+    /// Limits as the network policy's `rate:` (at least one).
+    Ratelimit(policy::Rate),
 }
 
 impl ActionSpec {
@@ -54,6 +57,7 @@ impl ActionSpec {
             ActionName::Stop => ActionSpec::Stop,
             ActionName::Isolate => ActionSpec::Isolate,
             ActionName::Deny => ActionSpec::Deny,
+            ActionName::Ratelimit => ActionSpec::Ratelimit(policy::Rate::default()),
         }
     }
 }
@@ -64,10 +68,13 @@ impl<'de> Deserialize<'de> for ActionSpec {
         impl<'de> Visitor<'de> for SpecVisitor {
             type Value = ActionSpec;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an action name (kill, freeze, stop, isolate, deny) or {name: options}")
+                f.write_str("an action name (kill, freeze, stop, isolate, deny) or {name: options} (ratelimit needs its limits)")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ActionSpec, E> {
                 let name = ActionName::deserialize(v.into_deserializer())?;
+                if name == ActionName::Ratelimit {
+                    return Err(E::custom("ratelimit needs its limits: {ratelimit: {egress_pps: N}}"));
+                }
                 Ok(ActionSpec::from_name(name))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ActionSpec, A::Error> {
@@ -77,6 +84,15 @@ impl<'de> Deserialize<'de> for ActionSpec {
                 let spec = match name {
                     ActionName::Kill => {
                         ActionSpec::Kill(map.next_value::<Option<KillOptions>>()?.unwrap_or_default())
+                    }
+                    ActionName::Ratelimit => {
+                        let rate = map.next_value::<Option<policy::Rate>>()?.unwrap_or_default();
+                        if rate.is_none() {
+                            return Err(de::Error::custom(
+                                "ratelimit needs at least one limit (egress_pps, ingress_pps, egress_bytes_per_sec, ingress_bytes_per_sec)",
+                            ));
+                        }
+                        ActionSpec::Ratelimit(rate)
                     }
                     other => {
                         let opts = map.next_value::<Option<serde_json::Map<String, serde_json::Value>>>()?;
@@ -108,6 +124,7 @@ pub enum ActionKind {
     Stop,
     Isolate,
     Deny,
+    Ratelimit(policy::Rate),
 }
 
 impl From<ActionSpec> for ActionKind {
@@ -118,6 +135,7 @@ impl From<ActionSpec> for ActionKind {
             ActionSpec::Stop => ActionKind::Stop,
             ActionSpec::Isolate => ActionKind::Isolate,
             ActionSpec::Deny => ActionKind::Deny,
+            ActionSpec::Ratelimit(r) => ActionKind::Ratelimit(r),
         }
     }
 }
@@ -130,6 +148,7 @@ impl ActionKind {
             ActionKind::Stop => "stop",
             ActionKind::Isolate => "isolate",
             ActionKind::Deny => "deny",
+            ActionKind::Ratelimit(_) => "ratelimit",
         }
     }
 }
@@ -237,6 +256,10 @@ mod tests {
         assert_eq!(one["R"].actions, vec![ActionKind::Stop]);
         let off = plans(&ruleset(&format!("{BASE}  actions: [{{kill: {{in_kernel: false}}}}]\n"))).unwrap();
         assert!(!off["R"].kill_in_kernel);
+        let rl =
+            plans(&ruleset(&format!("{BASE}  actions: [{{ratelimit: {{egress_pps: 1000}}}}]\n"))).unwrap();
+        let want = policy::Rate { egress_pps: Some(policy::RateValue(1000)), ..Default::default() };
+        assert_eq!(rl["R"].actions, vec![ActionKind::Ratelimit(want)]);
     }
 
     #[test]
@@ -256,5 +279,9 @@ mod tests {
         assert!(err("  actions: 3\n").contains("an action name"));
         assert!(err_at("  actions: [stop]\n  dry_run: maybe\n", 7).contains("dry_run: invalid type"));
         assert!(err("  dry_run: true\n").contains("without actions"));
+        assert!(err("  actions: [ratelimit]\n").contains("needs its limits"));
+        assert!(err("  actions: [{ratelimit: {}}]\n").contains("at least one limit"));
+        assert!(err("  actions: [{ratelimit: {egress_pps: 0}}]\n").contains("out of range"));
+        assert!(err("  actions: [{ratelimit: {egress_ppps: 5}}]\n").contains("egress_ppps"));
     }
 }
