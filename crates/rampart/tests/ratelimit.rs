@@ -162,6 +162,7 @@ fn a_rule_action_rate_limits_the_flooding_container() {
     docker_ok(&["network", "create", &net.0]);
     let server = start("iperf-srv", &net, &["iperf3", "-s"]);
     let client = start("iperf-flooder", &net, &["sleep", "600"]);
+    let bulk = start("iperf-bulk", &net, &["sleep", "600"]);
     const RULE: &str = "UDP flood answered with a rate limit (ratelimit test)";
     let rules = std::env::temp_dir().join(format!("{}.yaml", unique("rate-rule")));
     std::fs::write(
@@ -183,6 +184,11 @@ fn a_rule_action_rate_limits_the_flooding_container() {
     let _ = flood(&client, &server);
     let alert = agent.expect("the rule's alert", |v| is_alert_of(v, RULE, &client.name));
     eprintln!("{}", alert_brief(&alert));
+    // The default rule saw the same flood.
+    let udp = agent.expect("the default UDP flood alert", |v| {
+        is_alert_of(v, "UDP flood involving container", &client.name)
+    });
+    eprintln!("{}", alert_brief(&udp));
     let done = agent.expect("the ratelimit action's report", |v| {
         is_alert(v) && v["output_fields"]["action"] == "ratelimit" && container_name(v) == client.name
     });
@@ -194,6 +200,15 @@ fn a_rule_action_rate_limits_the_flooding_container() {
     assert_held("ratelimit action, egress 1000/s", got, secs, 1000);
     let show = np.show(&client.name);
     assert_eq!(show["record"]["policy"]["rate"]["egress_pps"], 1000, "{show:#}");
+
+    // A bulk TCP transfer for 3 s from a third, unlimited container: not
+    // ordinary traffic by design, the egress volume rule names the sender.
+    let out = docker(&["exec", &bulk.name, "iperf3", "-c", &server.name, "-t", SECONDS, "--json"]);
+    assert!(out.status.success(), "iperf3 TCP failed: {}", String::from_utf8_lossy(&out.stderr));
+    let big = agent.expect("the egress volume alert about the sender", |v| {
+        is_alert_of(v, "Large egress volume from container", &bulk.name)
+    });
+    eprintln!("{}", alert_brief(&big));
     agent.stop();
     let _ = std::fs::remove_file(&rules);
 }
