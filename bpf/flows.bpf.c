@@ -15,7 +15,8 @@
  * when dns_capture is set (dns.h).
  *
  * Only sockets outside the host's network namespace are counted (containers
- * with their own network), unless include_host is set.
+ * with their own network), unless include_host is set. The same programs keep
+ * the per-container counters of scan and flood detection (netstat_count.h).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -23,6 +24,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
 #include "flows.h"
+#include "netstat_count.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -179,6 +181,8 @@ static __always_inline int account_skb(struct __sk_buff *skb, int egress)
 		__u16 sport = (t[0] << 8) | t[1], dport = (t[2] << 8) | t[3];
 		key.local_port = egress ? sport : dport;
 		key.remote_port = egress ? dport : sport;
+		ns_count(bpf_skb_cgroup_id(skb), egress, key.proto, key.proto == IPPROTO_TCP_ ? t[13] : 0, 0,
+			 key.remote_addr, key.remote_port, skb->len, skb->gso_segs ? skb->gso_segs : 1);
 		l4 = key.proto == IPPROTO_TCP_ ? (t[12] >> 4) * 4 : 8;
 		/* The packet must be the socket's own: a kernel control socket
 		 * (TIME_WAIT acks, resets) shares the netns and cgroup but not the
@@ -201,6 +205,11 @@ static __always_inline int account_skb(struct __sk_buff *skb, int egress)
 				key.remote_port = peer_port;
 			}
 		}
+	} else {
+		__u8 icmp_type = 0;
+		bpf_skb_load_bytes(skb, l3, &icmp_type, 1);
+		ns_count(bpf_skb_cgroup_id(skb), egress, key.proto, 0, icmp_type, key.remote_addr, 0, skb->len,
+			 skb->gso_segs ? skb->gso_segs : 1);
 	}
 	key.cgroup_id = bpf_skb_cgroup_id(skb);
 	dns_copy(skb, &key, l3 + l4, egress);
@@ -295,6 +304,7 @@ int BPF_PROG(fl_tcp_state, const struct sock *sk, const int oldstate, const int 
 	struct fl_key key = {};
 	if (!tcp_key(sk, &key))
 		return 0;
+	ns_tcp_state(key.cgroup_id, oldstate, newstate);
 	/* Only flows that carried packets have an entry; state changes before
 	 * the first packet (SYN_SENT) are not worth one. */
 	struct fl_val *v = bpf_map_lookup_elem(&fl_flows, &key);

@@ -7,9 +7,10 @@
  *   cgroup/connect4|6   TCP connect, connected UDP       -> egress rules
  *   cgroup/sendmsg4|6   unconnected UDP sendto/sendmsg   -> egress rules
  *   cgroup/bind4|6      explicit bind                    -> bind rules
- *   cgroup_skb/egress   every packet sent: isolation; and the egress rules for
- *                       sockets the hooks above never see (raw IP, ICMP, SCTP)
- *   cgroup_skb/ingress  every packet delivered: isolation
+ *   cgroup_skb/egress   every packet sent: isolation, the rate limit; and the
+ *                       egress rules for sockets the hooks above never see
+ *                       (raw IP, ICMP, SCTP)
+ *   cgroup_skb/ingress  every packet delivered: isolation, the rate limit
  *
  * A sock_addr program returning 0 makes the syscall fail with EPERM before
  * anything is sent; a cgroup_skb program returning 0 drops the packet.
@@ -40,6 +41,8 @@ struct np_rules _abi_np_rules = {};
 struct np_lpm_key _abi_np_lpm_key = {};
 struct np_stats _abi_np_stats = {};
 struct np_event _abi_np_event = {};
+/* (No global np_bucket: a global holding a bpf_spin_lock makes .bss
+ * unloadable; userspace never reads the buckets.) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -62,6 +65,13 @@ struct {
 	__type(key, __u64);
 	__type(value, struct np_stats);
 } np_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct np_bucket);
+} np_bucket SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -420,6 +430,78 @@ int np_bind6(struct bpf_sock_addr *ctx)
 
 /* ---- cgroup_skb programs ---- */
 
+#define NP_NS_PER_S 1000000000ull
+#define NP_BURST_MIN_BYTES (256ull << 10)
+
+/* Tokens bucket i holds now (refilled since its last packet); resets a bucket
+ * whose limit changed. Called with the bucket locked. */
+static __always_inline __u64 refill(struct np_bucket *b, int i, __u64 rate, __u64 cap, __u64 now)
+{
+	if (b->rate[i] != rate) {
+		b->rate[i] = rate;
+		b->tokens[i] = cap;
+	} else {
+		__u64 elapsed = now - b->last_ns[i];
+		if (elapsed > NP_NS_PER_S)
+			elapsed = NP_NS_PER_S;
+		__u64 t = b->tokens[i] + elapsed * rate;
+		b->tokens[i] = t > cap ? cap : t;
+	}
+	b->last_ns[i] = now;
+	return b->tokens[i];
+}
+
+/* The policy's rate limit for this direction: 1 to pass the packet, 0 when
+ * it is over (a token bucket per limit, packets and bytes; a packet must fit
+ * both, and takes from both only when it does). */
+static __always_inline int rate_allows(struct np_policy *pol, __u64 cgid, struct __sk_buff *skb, int egress)
+{
+	__u64 pps = pol->rate[egress ? NP_RATE_OUT_PPS : NP_RATE_IN_PPS];
+	__u64 bps = pol->rate[egress ? NP_RATE_OUT_BYTES : NP_RATE_IN_BYTES];
+	if (!pps && !bps)
+		return 1;
+	struct np_bucket *b = bpf_map_lookup_elem(&np_bucket, &cgid);
+	if (!b) {
+		struct np_bucket fresh = {};
+		bpf_map_update_elem(&np_bucket, &cgid, &fresh, BPF_NOEXIST);
+		b = bpf_map_lookup_elem(&np_bucket, &cgid);
+		if (!b)
+			return 1; /* no room: the bucket map is as big as np_policy */
+	}
+	int ip = egress ? NP_RATE_OUT_PPS : NP_RATE_IN_PPS;
+	int ib = egress ? NP_RATE_OUT_BYTES : NP_RATE_IN_BYTES;
+	__u64 segs = skb->gso_segs ? skb->gso_segs : 1;
+	__u64 cap_p = (pps / 10 ? pps / 10 : 1) * NP_NS_PER_S;
+	__u64 cap_b = (bps / 10 > NP_BURST_MIN_BYTES ? bps / 10 : NP_BURST_MIN_BYTES) * NP_NS_PER_S;
+	/* A packet bigger than a full bucket (a GSO super-packet) passes when the
+	 * bucket is full rather than never. */
+	__u64 cost_p = segs * NP_NS_PER_S;
+	__u64 cost_b = (__u64)skb->len * NP_NS_PER_S;
+	if (cost_p > cap_p)
+		cost_p = cap_p;
+	if (cost_b > cap_b)
+		cost_b = cap_b;
+	__u64 now = bpf_ktime_get_ns();
+	int ok = 1;
+	bpf_spin_lock(&b->lock);
+	if (pps && refill(b, ip, pps, cap_p, now) < cost_p)
+		ok = 0;
+	if (bps && refill(b, ib, bps, cap_b, now) < cost_b)
+		ok = 0;
+	if (ok && pps)
+		b->tokens[ip] -= cost_p;
+	if (ok && bps)
+		b->tokens[ib] -= cost_b;
+	bpf_spin_unlock(&b->lock);
+	return ok;
+}
+
+/* Packets of a private loopback are the container's own business. */
+static __always_inline int own_loopback(struct __sk_buff *skb, struct np_policy *pol)
+{
+	return skb->ifindex == LOOPBACK_IFINDEX && (pol->flags & NPF_LOOPBACK_PRIVATE);
+}
+
 /* The packet's peer: destination for egress, source for ingress. Returns 0 on
  * success, -1 for packets that are not IP. */
 static __always_inline int parse_skb(struct __sk_buff *skb, int egress, struct peer *pe)
@@ -471,12 +553,15 @@ int np_ingress(struct __sk_buff *skb)
 {
 	__u64 cgid = 0;
 	struct np_policy *pol = policy_of_skb(skb, &cgid);
-	if (!pol || !(pol->flags & NPF_ISOLATED))
-		return 1;
-	if (skb->ifindex == LOOPBACK_IFINDEX && (pol->flags & NPF_LOOPBACK_PRIVATE))
+	if (!pol || own_loopback(skb, pol))
 		return 1;
 	struct verdict v = {.reason = NPR_ISOLATED};
 	struct peer pe = {};
+	if (!(pol->flags & NPF_ISOLATED)) {
+		if (rate_allows(pol, cgid, skb, 0))
+			return 1;
+		v.reason = NPR_RATE;
+	}
 	deny_pkt(skb, cgid, NP_OP_INGRESS, &v, &pe, 0);
 	return 0;
 }
@@ -491,11 +576,19 @@ int np_egress(struct __sk_buff *skb)
 	struct verdict v = {};
 	struct peer pe = {};
 	if (pol->flags & NPF_ISOLATED) {
-		if (skb->ifindex == LOOPBACK_IFINDEX && (pol->flags & NPF_LOOPBACK_PRIVATE))
+		if (own_loopback(skb, pol))
 			return 1;
 		v.reason = NPR_ISOLATED;
 		deny_pkt(skb, cgid, NP_OP_EGRESS, &v, &pe, 0);
 		return 0;
+	}
+	if (!own_loopback(skb, pol) && !rate_allows(pol, cgid, skb, 1)) {
+		v.reason = NPR_RATE;
+		deny_pkt(skb, cgid, NP_OP_EGRESS, &v, &pe, 0);
+		/* Drop with congestion notification: TCP backs off, and a UDP
+		 * sender sees the drop as a full queue would be (no error), as
+		 * under a qdisc's limit. */
+		return 2;
 	}
 	/* TCP and UDP sockets were checked at connect/sendmsg; packets of other
 	 * sockets (raw IP, ICMP ping sockets, SCTP) are checked here, one by one. */

@@ -13,6 +13,7 @@
  *   np_events  ring   struct np_event records of denials
  *   np_lost    percpu records that did not fit in the ring
  *   np_meta    array  [0] = hash of the object that created the pins
+ *   np_bucket  hash   cgroup id -> struct np_bucket (rate limit token buckets)
  *
  * The Rust side mirrors these structs by hand (crates/respond/src/abi.rs) and
  * asserts the sizes against the skeleton's generated types.
@@ -57,7 +58,19 @@ enum np_reason {
 	NPR_ISOLATED = 3,     /* the container is isolated */
 	NPR_BIND_ENTRY = 4,   /* ingress.bind.deny_ports[entry] */
 	NPR_BIND_DEFAULT = 5, /* ingress.bind.default: deny */
+	NPR_RATE = 6,         /* over the policy's rate: limit (packets only) */
 };
+
+/* np_policy.rate indexes: limits per second; 0 = none. */
+enum np_rate {
+	NP_RATE_IN_PPS = 0,
+	NP_RATE_OUT_PPS = 1,
+	NP_RATE_IN_BYTES = 2,
+	NP_RATE_OUT_BYTES = 3,
+	NP_RATE_MAX = 4,
+};
+/* Largest limit (keeps the token arithmetic within 64 bits). */
+#define NP_RATE_LIMIT_MAX 1000000000ull
 
 /* One port/protocol rule. Ports are host order, inclusive; proto 0 = any. */
 struct np_rule {
@@ -80,6 +93,19 @@ struct np_policy {
 	__u32 n_bind;
 	__u32 _pad;
 	struct np_rule bind[NP_MAX_BIND];
+	__u64 rate[NP_RATE_MAX]; /* enum np_rate */
+};
+
+/* Token buckets of one cgroup, one per np_rate. Tokens are in billionths
+ * (a packet or byte costs 1e9, a nanosecond adds `rate`); a bucket holds
+ * 100 ms of its rate (at least one packet, or 256 KiB). `rate` is the limit
+ * the bucket was filled for: a changed limit starts a full bucket. */
+struct np_bucket {
+	struct bpf_spin_lock lock;
+	__u32 _pad;
+	__u64 rate[NP_RATE_MAX];
+	__u64 tokens[NP_RATE_MAX];
+	__u64 last_ns[NP_RATE_MAX];
 };
 
 /* LPM key: prefixlen counts bits of data, which is cgroup id (8 bytes, native

@@ -47,6 +47,9 @@ PACKAGES=(
     # tests' resolver, in a container (tests/image/dnsmasq.sh); tcpdump reads
     # what `rampart pcap` writes.
     dnsmasq-base tcpdump
+    # nmap, hping3: the scan and flood detection tests run them in containers
+    # (tests/image/netattack.sh builds their image).
+    nmap hping3
 )
 
 missing=()
@@ -86,6 +89,7 @@ fi
 "$ROOT/tests/image/build.sh"
 "$ROOT/tests/image/iperf3.sh"
 "$ROOT/tests/image/dnsmasq.sh"
+"$ROOT/tests/image/netattack.sh"
 # The CRI plugin's pod sandbox image (needs containerd started above).
 "$ROOT/tests/image/pause.sh"
 log "done"

@@ -227,6 +227,21 @@ fn append_args(s: &mut String, kind: &EventKind) {
             }
             r
         }
+        EventKind::Netstat(w) => write!(
+            s,
+            " over={} window={}s pps in/out {}/{} B/s in/out {}/{} syn/s in/out {}/{} half_open={} dsts={} hosts={}",
+            w.over.join(","),
+            w.window_s,
+            w.pps_in,
+            w.pps_out,
+            w.bytes_ps_in,
+            w.bytes_ps_out,
+            w.syn_ps_in,
+            w.syn_ps_out,
+            w.half_open,
+            w.dsts,
+            w.hosts
+        ),
     };
 }
 

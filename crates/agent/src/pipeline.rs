@@ -233,6 +233,8 @@ struct Flows {
     boot_to_wall_ns: i128,
     stats: sensor::FlowTableStats,
     dns: Option<sensor::dns::DnsReader>,
+    /// Scan and flood detection over the kernel's per-container counters.
+    netstat: Option<sensor::NetstatTracker>,
 }
 
 impl Flows {
@@ -266,6 +268,7 @@ impl Flows {
             stats: table.stats(),
             table,
             tracker: sensor::FlowTracker::new(cfg),
+            netstat: cfg.detect.enabled.then(|| sensor::NetstatTracker::new(&cfg.detect)),
             period: cfg.drain_interval(),
             next: std::time::Instant::now() + cfg.drain_interval(),
             boot_to_wall_ns,
@@ -288,7 +291,16 @@ impl Flows {
         let now = sensor::flows::boot_now_ns();
         let reports = self.tracker.drain(&mut self.table, now);
         self.update_stats();
-        reports.iter().map(|r| r.to_event(now, self.boot_to_wall_ns)).collect()
+        let mut events: Vec<Event> = reports.iter().map(|r| r.to_event(now, self.boot_to_wall_ns)).collect();
+        if let Some(t) = self.netstat.as_mut() {
+            let (windows, idle) = t.observe(now, self.period.as_nanos() as u64, self.table.netstat());
+            for cgid in idle {
+                self.table.forget_netstat(cgid);
+            }
+            let wall = (now as i128 + self.boot_to_wall_ns).max(0) as u64;
+            events.extend(windows.into_iter().map(|(cgid, w)| sensor::netstat::to_event(cgid, w, wall)));
+        }
+        events
     }
 
     /// At stop: every flow still open ends (reason `stopped`).

@@ -14,6 +14,9 @@
 //! ingress:
 //!   bind: {default: allow, allow_ports: [8080], deny_ports: [22]}
 //! loopback: allow          # allow (the default) or policy
+//! rate:                    # per-second limits in the kernel (none by default)
+//!   egress_pps: 10000
+//!   ingress_bytes_per_sec: 50000000
 //! ```
 //!
 //! Semantics (see docs/ARCHITECTURE.md):
@@ -30,6 +33,11 @@
 //!   egress rules, when it has a network namespace of its own; with the host's
 //!   network (`--network host`) loopback is the host's and always goes through
 //!   the rules. `policy` sends loopback through the rules too.
+//! * rate: token buckets on every packet the container sends (`egress_*`) or
+//!   receives (`ingress_*`), in packets or bytes per second (1 to 10^9; a
+//!   burst of 100 ms of the rate). Packets over the limit are dropped (sent
+//!   ones with a congestion notification, so TCP backs off). A private
+//!   loopback is not limited.
 
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -87,6 +95,102 @@ pub struct NetPolicy {
     pub ingress: Ingress,
     #[serde(default, skip_serializing_if = "Loopback::is_default")]
     pub loopback: Loopback,
+    #[serde(default, skip_serializing_if = "Rate::is_none")]
+    pub rate: Rate,
+}
+
+/// Rate limits, per second; `None` = no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_pps: Option<RateValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_pps: Option<RateValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_bytes_per_sec: Option<RateValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_bytes_per_sec: Option<RateValue>,
+}
+
+impl Rate {
+    pub fn is_none(&self) -> bool {
+        *self == Rate::default()
+    }
+
+    /// The kernel's `rate[]` (`enum np_rate`: in pps, out pps, in bytes, out
+    /// bytes; 0 = none).
+    pub fn kernel(&self) -> [u64; 4] {
+        let v = |r: Option<RateValue>| r.map_or(0, |r| r.0);
+        [v(self.ingress_pps), v(self.egress_pps), v(self.ingress_bytes_per_sec), v(self.egress_bytes_per_sec)]
+    }
+
+    /// These limits over `base`: each limit set here replaces base's.
+    pub fn over(&self, base: &Rate) -> Rate {
+        Rate {
+            egress_pps: self.egress_pps.or(base.egress_pps),
+            ingress_pps: self.ingress_pps.or(base.ingress_pps),
+            egress_bytes_per_sec: self.egress_bytes_per_sec.or(base.egress_bytes_per_sec),
+            ingress_bytes_per_sec: self.ingress_bytes_per_sec.or(base.ingress_bytes_per_sec),
+        }
+    }
+
+    /// `egress_pps=1000 ingress_bytes_per_sec=...`, for reports.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        for (name, v) in [
+            ("egress_pps", self.egress_pps),
+            ("ingress_pps", self.ingress_pps),
+            ("egress_bytes_per_sec", self.egress_bytes_per_sec),
+            ("ingress_bytes_per_sec", self.ingress_bytes_per_sec),
+        ] {
+            if let Some(v) = v {
+                parts.push(format!("{name}={}", v.0));
+            }
+        }
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+}
+
+/// Largest rate limit (`NP_RATE_LIMIT_MAX`).
+pub const MAX_RATE: u64 = 1_000_000_000;
+
+/// A per-second limit, 1 to [`MAX_RATE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct RateValue(pub u64);
+
+impl RateValue {
+    pub fn new(v: u64) -> Result<RateValue, String> {
+        if (1..=MAX_RATE).contains(&v) {
+            Ok(RateValue(v))
+        } else {
+            Err(format!("rate {v} out of range: a limit per second is 1..={MAX_RATE}"))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RateValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RateValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a whole number per second, 1..={MAX_RATE}")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RateValue, E> {
+                RateValue::new(v).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RateValue, E> {
+                Err(E::custom(format!("rate {v} out of range: a limit per second is 1..={MAX_RATE}")))
+            }
+        }
+        d.deserialize_u64(V)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -484,6 +588,7 @@ impl NetPolicy {
                 self.ingress.bind.deny_ports.get(i).map(PortRange::to_string),
             ),
             DenyReason::BindDefault => ("ingress.bind.default".into(), Some("deny".into())),
+            DenyReason::Rate => ("rate".into(), Some(self.rate.describe())),
         }
     }
 }
@@ -496,6 +601,8 @@ pub enum DenyReason {
     Isolated,
     BindEntry,
     BindDefault,
+    /// Over the policy's `rate:` (packets only).
+    Rate,
 }
 
 impl DenyReason {
@@ -506,6 +613,7 @@ impl DenyReason {
             3 => DenyReason::Isolated,
             4 => DenyReason::BindEntry,
             5 => DenyReason::BindDefault,
+            6 => DenyReason::Rate,
             _ => return None,
         })
     }
@@ -526,6 +634,8 @@ pub struct Compiled {
     /// Every distinct prefix of the egress entries, with the rules of every
     /// entry containing it (deny entries first).
     pub prefixes: Vec<(Cidr, Vec<Rule>)>,
+    /// `struct np_policy.rate` ([`Rate::kernel`]).
+    pub rate: [u64; 4],
 }
 
 fn entry_rules(e: &Entry, action: RuleAction, index: usize) -> Vec<Rule> {
@@ -609,7 +719,7 @@ fn compile(p: &NetPolicy) -> Result<Compiled, String> {
         }
         prefixes.push((prefix, rules));
     }
-    Ok(Compiled { flags, bind, prefixes })
+    Ok(Compiled { flags, bind, prefixes, rate: p.rate.kernel() })
 }
 
 impl Compiled {
@@ -735,6 +845,31 @@ ingress:
         let e = err_of("  \n");
         assert!(e.message.contains("empty"), "{e}");
         NetPolicy::from_yaml("{}", "ok").unwrap();
+    }
+
+    #[test]
+    fn rate_limits_parse_and_bad_ones_are_located() {
+        let p = NetPolicy::from_yaml("rate:\n  egress_pps: 1000\n  ingress_bytes_per_sec: 5000000\n", "r")
+            .unwrap();
+        assert_eq!(p.rate.kernel(), [0, 1000, 5_000_000, 0]);
+        assert_eq!(p.compile().unwrap().rate, [0, 1000, 5_000_000, 0]);
+        assert_eq!(NetPolicy::from_yaml(&p.to_yaml(), "again").unwrap(), p);
+        assert_eq!(p.rate.describe(), "egress_pps=1000 ingress_bytes_per_sec=5000000");
+        for (text, want) in [
+            ("rate:\n  egress_pps: 0\n", "out of range"),
+            ("rate:\n  egress_pps: -5\n", "whole number"),
+            ("rate:\n  egress_pps: 2000000000\n", "out of range"),
+            ("rate:\n  egress_pps: fast\n", "whole number"),
+            ("rate:\n  egress_pps: 1.5\n", "whole number"),
+            ("rate:\n  egres_pps: 10\n", "egres_pps"),
+        ] {
+            let e = err_of(text);
+            assert_eq!(e.location.map(|l| l.0), Some(2), "{text:?}: {e}");
+            assert!(e.to_string().starts_with("bad.yaml:2:"), "{e}");
+            assert!(e.message.contains(want), "{text:?}: {e}");
+        }
+        let e = err_of("rate: 100\n");
+        assert_eq!(e.location.map(|l| l.0), Some(1), "{e}");
     }
 
     #[test]

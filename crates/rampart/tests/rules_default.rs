@@ -600,6 +600,15 @@ const TESTED_ELSEWHERE: &[&str] = &[
     // tests/netpolicy.rs: a network policy or isolation has to be applied first.
     "Connection denied by network policy",
     "Traffic blocked by container isolation",
+    // tests/netdetect.rs: nmap and hping3 from containers on a network of the test.
+    "Port scan from container",
+    "Many failed connections from container",
+    "SYN flood into container",
+    "SYN flood from container",
+    "ICMP flood involving container",
+    // tests/ratelimit.rs: iperf3 UDP and TCP floods between two containers.
+    "UDP flood involving container",
+    "Large egress volume from container",
 ];
 
 /// Falco's shipped rule files, in Falco's load order (vendored unchanged).

@@ -17,7 +17,7 @@ pub const KEY_FIXED_BITS: u32 = 104;
 
 pub const RULE_LEN: usize = 8;
 pub const RULES_LEN: usize = 8 + MAX_RULES * RULE_LEN;
-pub const POLICY_LEN: usize = 16 + MAX_BIND * RULE_LEN;
+pub const POLICY_LEN: usize = 16 + MAX_BIND * RULE_LEN + 4 * 8;
 pub const KEY_LEN: usize = 36;
 pub const OP_MAX: usize = 5;
 pub const STATS_LEN: usize = 3 * OP_MAX * 8;
@@ -50,8 +50,8 @@ pub fn encode_rules(rules: &[Rule]) -> [u8; RULES_LEN] {
     out
 }
 
-/// `struct np_policy`.
-pub fn encode_policy(flags: u32, gen: u32, bind: &[Rule]) -> [u8; POLICY_LEN] {
+/// `struct np_policy`; `rate` is `enum np_rate`-indexed (0 = no limit).
+pub fn encode_policy(flags: u32, gen: u32, bind: &[Rule], rate: [u64; 4]) -> [u8; POLICY_LEN] {
     assert!(bind.len() <= MAX_BIND, "at most {MAX_BIND} bind rules");
     let mut out = [0u8; POLICY_LEN];
     out[0..4].copy_from_slice(&flags.to_ne_bytes());
@@ -59,6 +59,10 @@ pub fn encode_policy(flags: u32, gen: u32, bind: &[Rule]) -> [u8; POLICY_LEN] {
     out[8..12].copy_from_slice(&(bind.len() as u32).to_ne_bytes());
     for (i, r) in bind.iter().enumerate() {
         write_rule(r, &mut out[16 + i * RULE_LEN..16 + (i + 1) * RULE_LEN]);
+    }
+    let at = 16 + MAX_BIND * RULE_LEN;
+    for (i, r) in rate.iter().enumerate() {
+        out[at + i * 8..at + i * 8 + 8].copy_from_slice(&r.to_ne_bytes());
     }
     out
 }
@@ -225,8 +229,11 @@ mod tests {
         assert_eq!((v[12], v[13]), (6, 2));
         assert_eq!(u16::from_ne_bytes(v[14..16].try_into().unwrap()), 3);
         assert_eq!(v[21], 1, "second rule allows");
-        let p = encode_policy(flags::ISOLATED | flags::EGRESS_DENY, 5, &[r]);
+        let p = encode_policy(flags::ISOLATED | flags::EGRESS_DENY, 5, &[r], [0, 1000, 0, 7]);
         assert_eq!(p.len(), POLICY_LEN);
+        let rate_at = 16 + MAX_BIND * RULE_LEN;
+        assert_eq!(u64::from_ne_bytes(p[rate_at + 8..rate_at + 16].try_into().unwrap()), 1000);
+        assert_eq!(u64::from_ne_bytes(p[rate_at + 24..rate_at + 32].try_into().unwrap()), 7);
         assert_eq!(decode_policy_head(&p), Some((flags::ISOLATED | flags::EGRESS_DENY, 5)));
         assert_eq!(u32::from_ne_bytes(p[8..12].try_into().unwrap()), 1);
         assert_eq!(u16::from_ne_bytes(p[16..18].try_into().unwrap()), 80);

@@ -6,7 +6,7 @@
 //! that set it up (the CLI exits, the agent restarts). Layout:
 //!
 //! ```text
-//! <dir>/np_policy np_rules np_stats np_events np_lost np_meta   maps
+//! <dir>/np_policy np_rules np_stats np_events np_lost np_meta np_bucket   maps
 //! <dir>/prog_<hook>                                             programs
 //! <dir>/links/<cgroup id>_<hook>                                links (one per hook and cgroup)
 //! ```
@@ -110,7 +110,7 @@ impl Hook {
 }
 
 /// The map names (pinned under the same name).
-const MAPS: [&str; 6] = ["np_policy", "np_rules", "np_stats", "np_events", "np_lost", "np_meta"];
+const MAPS: [&str; 7] = ["np_policy", "np_rules", "np_stats", "np_events", "np_lost", "np_meta", "np_bucket"];
 
 fn bpf_err(op: impl Into<String>, target: impl std::fmt::Display, source: std::io::Error) -> Error {
     Error::Bpf { op: op.into(), target: target.to_string(), message: source.to_string() }
@@ -214,6 +214,7 @@ pub struct NetKernel {
     rules: MapHandle,
     stats: MapHandle,
     lost: MapHandle,
+    buckets: MapHandle,
     progs: BTreeMap<Hook, OwnedFd>,
     /// Whether the pins were (re)created by this open: every stored policy has
     /// to be applied again.
@@ -280,6 +281,7 @@ impl NetKernel {
             rules: map("np_rules")?,
             stats: map("np_stats")?,
             lost: map("np_lost")?,
+            buckets: map("np_bucket")?,
             progs,
             created: false,
         }))
@@ -425,7 +427,7 @@ impl NetKernel {
                 .map_err(|e| lib_err("creating counters for cgroup", cgroup_id, e))?;
         }
         self.policy
-            .update(&key, &abi::encode_policy(flags, gen, &compiled.bind), MapFlags::ANY)
+            .update(&key, &abi::encode_policy(flags, gen, &compiled.bind, compiled.rate), MapFlags::ANY)
             .map_err(|e| lib_err("writing policy for cgroup", cgroup_id, e))?;
         self.delete_rules(cgroup_id, Some(gen))
     }
@@ -458,6 +460,7 @@ impl NetKernel {
         let _ = self.policy.delete(&key);
         self.delete_rules(cgroup_id, None)?;
         let _ = self.stats.delete(&key);
+        let _ = self.buckets.delete(&key);
         Ok(())
     }
 

@@ -470,6 +470,37 @@ impl NetPolicyStore {
         self.update_locked(t, |r| r.policy = Some(policy))
     }
 
+    /// Set (or with `Rate::default()`, lift) the rate limits of a
+    /// container's policy, creating an allow-by-default policy if it has none;
+    /// the rest of the policy is kept.
+    pub fn set_rate_to(&self, t: &Target, rate: crate::policy::Rate) -> Result<Enforced, Error> {
+        let _l = self.lock()?;
+        let mut policy = self.load(&t.id)?.and_then(|r| r.policy).unwrap_or_default();
+        policy.rate = rate;
+        policy.compile().map_err(|message| crate::policy::PolicyError {
+            source_name: format!("policy of {}", t.label()),
+            location: None,
+            message,
+        })?;
+        self.update_locked(t, |r| r.policy = Some(policy))
+    }
+
+    /// [`NetPolicyStore::set_rate_to`] for the container named by `query`.
+    pub async fn set_rate(&self, query: &str, rate: crate::policy::Rate) -> Result<Enforced, Error> {
+        let t =
+            if rate.is_none() { self.resolve_or_stored(query).await? } else { self.resolve(query).await? };
+        self.set_rate_to(&t, rate)
+    }
+
+    /// Add rate limits to a container's policy as the rules engine knows it
+    /// (the `ratelimit` action): the limits given replace the same ones of
+    /// the policy, the others stay.
+    pub fn limit_rate_of(&self, c: &Container, rate: crate::policy::Rate) -> Result<Enforced, Error> {
+        let t = Target::from_container(c)?;
+        let current = self.load(&t.id)?.and_then(|r| r.policy).unwrap_or_default();
+        self.set_rate_to(&t, rate.over(&current.rate))
+    }
+
     /// [`NetPolicyStore::add_deny_to`] for a container as the rules engine
     /// knows it.
     pub fn add_deny(&self, c: &Container, entry: crate::policy::Entry) -> Result<Enforced, Error> {

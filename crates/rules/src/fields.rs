@@ -968,6 +968,8 @@ pub(crate) fn event_args(ev: &Event) -> Vec<EvArg<'_>> {
                 v.push(a_o("answers", list.join(",")));
             }
         }
+        // Its numbers are the netstat.* fields.
+        EventKind::Netstat(_) => {}
     }
     v
 }
@@ -1210,6 +1212,14 @@ fn dns<'a>(ev: &'a Event, pick: impl Fn(&DnsView<'a>) -> Val<'a>) -> Val<'a> {
                 incomplete: *incomplete,
             })
         }
+        _ => Val::None,
+    }
+}
+
+/// A netstat event's window, for the netstat.* fields.
+fn netstat<'a>(ev: &'a Event, pick: impl Fn(&'a model::NetWindow) -> u64) -> Val<'a> {
+    match &ev.kind {
+        EventKind::Netstat(w) => Val::U64(pick(w)),
         _ => Val::None,
     }
 }
@@ -1504,6 +1514,27 @@ pub static FIELDS: &[FieldDef] = &[
     field!("dns.name.labels", U64, None, "Number of labels of dns.name (www.example.com: 3).", |ev, _, _| dns(ev, |d| Val::U64(dns_labels(d.name).len() as u64))),
     field!("dns.label.maxlen", U64, None, "Length of the longest label of dns.name (tunnels fill labels towards the 63-byte limit).", |ev, _, _| dns(ev, |d| Val::U64(dns_labels(d.name).iter().map(|l| l.len()).max().unwrap_or(0) as u64))),
     field!("dns.name.entropy", U64, None, "Shannon entropy of the characters of dns.name (dots between labels left out), in hundredths of a bit per character (0 for 'aaaa', 100 for 'ab'). It grows with length and alphabet: www.example.com ~330, a readable name of 60 characters ~450, a hex data label ~390, base32 ~480; use it with the length fields.", |ev, _, _| dns(ev, |d| Val::U64(dns_entropy(d.name)))),
+    // ---- netstat (scan and flood detection)
+    field!("netstat.over", String, None, "The detections whose thresholds (sensor.flows.detect.thresholds) this window crossed, space-separated: port_scan, host_sweep, connect_failures, syn_flood_in, syn_flood_out, conn_flood, udp_flood_in, udp_flood_out, icmp_flood_in, icmp_flood_out, egress_volume (rampart extension; netstat events only, as all netstat.* fields: one per container when its window crosses a threshold, then at most once a window while it stays over).", |ev, _, _| match &ev.kind { EventKind::Netstat(w) => owned(w.over.join(" ")), _ => Val::None }),
+    field!("netstat.window", U64, None, "The detection window the rates and counts cover, s (sensor.flows.detect.window_s).", |ev, _, _| netstat(ev, |w| w.window_s)),
+    field!("netstat.pps_in", U64, None, "Packets per second the container received (all protocols), averaged over the window.", |ev, _, _| netstat(ev, |w| w.pps_in)),
+    field!("netstat.pps_out", U64, None, "Packets per second the container sent (all protocols).", |ev, _, _| netstat(ev, |w| w.pps_out)),
+    field!("netstat.tcp_pps_in", U64, None, "TCP packets per second received.", |ev, _, _| netstat(ev, |w| w.tcp_pps_in)),
+    field!("netstat.tcp_pps_out", U64, None, "TCP packets per second sent.", |ev, _, _| netstat(ev, |w| w.tcp_pps_out)),
+    field!("netstat.udp_pps_in", U64, None, "UDP packets per second received.", |ev, _, _| netstat(ev, |w| w.udp_pps_in)),
+    field!("netstat.udp_pps_out", U64, None, "UDP packets per second sent.", |ev, _, _| netstat(ev, |w| w.udp_pps_out)),
+    field!("netstat.icmp_pps_in", U64, None, "ICMP and ICMPv6 packets per second received.", |ev, _, _| netstat(ev, |w| w.icmp_pps_in)),
+    field!("netstat.icmp_pps_out", U64, None, "ICMP and ICMPv6 packets per second sent.", |ev, _, _| netstat(ev, |w| w.icmp_pps_out)),
+    field!("netstat.bytes_ps_in", U64, None, "IP bytes per second received.", |ev, _, _| netstat(ev, |w| w.bytes_ps_in)),
+    field!("netstat.bytes_ps_out", U64, None, "IP bytes per second sent.", |ev, _, _| netstat(ev, |w| w.bytes_ps_out)),
+    field!("netstat.syn_ps_in", U64, None, "TCP SYNs (without ACK: connection attempts) per second received.", |ev, _, _| netstat(ev, |w| w.syn_ps_in)),
+    field!("netstat.syn_ps_out", U64, None, "TCP SYNs per second sent (raw-socket SYNs included).", |ev, _, _| netstat(ev, |w| w.syn_ps_out)),
+    field!("netstat.rst_ps_out", U64, None, "TCP resets per second sent (what probes of closed ports get back).", |ev, _, _| netstat(ev, |w| w.rst_ps_out)),
+    field!("netstat.accepted_ps", U64, None, "Connections per second the container accepted (handshakes completed).", |ev, _, _| netstat(ev, |w| w.accepted_ps)),
+    field!("netstat.half_open", U64, None, "SYNs received in the window minus handshakes completed: connections their initiator left half-open or reset (a SYN flood's mark).", |ev, _, _| netstat(ev, |w| w.half_open)),
+    field!("netstat.failed_connects", U64, None, "Connects of the container that failed in the window (refused, reset or timed out in SYN_SENT).", |ev, _, _| netstat(ev, |w| w.failed_connects)),
+    field!("netstat.dsts", U64, None, "Distinct destinations (remote address, port, protocol) of the container's connection attempts (TCP SYN, UDP, ICMP echo) in the window; an estimate (linear counting over 1024 bits, within a few % below ~2000, saturates at 7098).", |ev, _, _| netstat(ev, |w| w.dsts)),
+    field!("netstat.hosts", U64, None, "Distinct remote hosts of the container's connection attempts in the window (estimate, as netstat.dsts).", |ev, _, _| netstat(ev, |w| w.hosts)),
     // ---- fs
     field!("fs.path.name", String, None, "Path a filesystem syscall operates on (open, unlink, mkdir, chmod, chown, finit_module, mount target, umount).", |ev, _, _| opt(fs_paths(ev).0.map(s))),
     field!("fs.path.source", String, None, "Source path of rename and link (old path), symlink (target) and mount (device or source).", |ev, _, _| opt(fs_paths(ev).1.map(s))),

@@ -33,6 +33,7 @@ const VAL_LEN: usize = 88;
 const _: () = assert!(std::mem::size_of::<skel::types::fl_key>() == KEY_LEN);
 const _: () = assert!(std::mem::size_of::<skel::types::fl_val>() == VAL_LEN);
 const _: () = assert!(std::mem::size_of::<skel::types::dns_rec>() == crate::dns::REC_LEN);
+const _: () = assert!(std::mem::size_of::<skel::types::ns_val>() == crate::netstat::VAL_LEN);
 
 /// Where a running agent pins its flow table (in a directory named by its
 /// pid), for `rampart flows`.
@@ -60,6 +61,9 @@ pub struct FlowConfig {
     /// Copy DNS payloads (port 53) of container sockets and report `dns`
     /// events (bpf/dns.h).
     pub dns: bool,
+    /// Scan and flood detection over per-container counters (read on the
+    /// same drain).
+    pub detect: crate::netstat::NetstatConfig,
 }
 
 impl Default for FlowConfig {
@@ -71,6 +75,7 @@ impl Default for FlowConfig {
             update_interval_s: 10,
             idle_timeout_s: 60,
             dns: true,
+            detect: crate::netstat::NetstatConfig::default(),
         }
     }
 }
@@ -92,6 +97,7 @@ impl FlowConfig {
         if self.idle_timeout_s == 0 || self.update_interval_s == 0 {
             return Err("flows.idle_timeout_s and flows.update_interval_s must be at least 1".into());
         }
+        self.detect.validate()?;
         Ok(())
     }
 
@@ -403,6 +409,7 @@ pub struct FlowTable {
     stats: MapHandle,
     /// The DNS records' ring (read by [`crate::dns::DnsReader`]).
     pub dns_ring: MapHandle,
+    netstat: MapHandle,
     max_entries: u32,
     pinned: Option<PathBuf>,
 }
@@ -474,7 +481,16 @@ impl FlowTable {
         let dns_ring = handle(&skel.maps.dns_ring, "dns_ring")?;
         // The links and map handles keep programs and maps alive; the
         // skeleton (and its object) can go.
-        Ok(FlowTable { _links: links, flows, stats, dns_ring, max_entries: cfg.max_entries, pinned: None })
+        let netstat = handle(&skel.maps.fl_netstat, "fl_netstat")?;
+        Ok(FlowTable {
+            _links: links,
+            flows,
+            stats,
+            dns_ring,
+            netstat,
+            max_entries: cfg.max_entries,
+            pinned: None,
+        })
     }
 
     /// Pins the table under `base/<pid>` so that `rampart flows` can read
@@ -495,6 +511,24 @@ impl FlowTable {
 
     pub fn stats(&self) -> FlowTableStats {
         read_stats(&self.flows, &self.stats, self.max_entries)
+    }
+
+    /// Every container's traffic counters (bpf/netstat.h), summed over CPUs.
+    pub fn netstat(&self) -> Vec<(u64, crate::netstat::NetSample)> {
+        self.netstat
+            .keys()
+            .filter_map(|k| {
+                let id = u64::from_ne_bytes(k.as_slice().try_into().ok()?);
+                let cpus = self.netstat.lookup_percpu(&k, MapFlags::ANY).ok()??;
+                Some((id, crate::netstat::NetSample::decode_percpu(&cpus)?))
+            })
+            .collect()
+    }
+
+    /// Takes an idle container's counters out (a later packet starts them
+    /// again from zero).
+    pub fn forget_netstat(&self, cgroup_id: u64) {
+        let _ = self.netstat.delete(&cgroup_id.to_ne_bytes());
     }
 }
 

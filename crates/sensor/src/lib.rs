@@ -21,6 +21,7 @@ pub mod dns;
 pub mod flows;
 mod kernel;
 pub mod kill;
+pub mod netstat;
 pub mod paths;
 pub mod pcap;
 pub mod runq;
@@ -34,6 +35,7 @@ pub use decode::{DecodeError, Decoder};
 pub use flows::{FlowConfig, FlowTable, FlowTableStats, FlowTracker};
 pub use kernel::{ContainerChildren, KillMaps, RunQueueMaps, Sensor, SyscallCountMaps, KILL_PARENT_NAME_MAX};
 pub use kill::{KernelKills, KillPoint, KillTrigger};
+pub use netstat::{NetstatConfig, NetstatTracker};
 pub use paths::{join_path, normalize};
 
 /// A drain period that keeps a 16 MiB ring far from full at 200k events/s

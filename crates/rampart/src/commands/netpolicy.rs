@@ -9,7 +9,7 @@
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use respond::{Enforced, NetPolicyStore, StoreConfig};
+use respond::{policy, Enforced, NetPolicyStore, StoreConfig};
 use std::path::PathBuf;
 
 #[derive(Args, Clone)]
@@ -69,6 +69,27 @@ pub enum NetpolicyCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Limit a container's traffic in the kernel (token buckets, per second),
+    /// keeping the rest of its policy; `--clear` lifts every limit.
+    Rate {
+        #[arg(long, value_name = "NAME|ID")]
+        container: String,
+        #[arg(long, value_name = "N")]
+        egress_pps: Option<u64>,
+        #[arg(long, value_name = "N")]
+        ingress_pps: Option<u64>,
+        #[arg(long, value_name = "N")]
+        egress_bytes_per_sec: Option<u64>,
+        #[arg(long, value_name = "N")]
+        ingress_bytes_per_sec: Option<u64>,
+        /// Lift every rate limit of the container.
+        #[arg(long, conflicts_with_all = ["egress_pps", "ingress_pps", "egress_bytes_per_sec", "ingress_bytes_per_sec"])]
+        clear: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Drop a container's policy and detach it (isolation, if any, stays).
     Remove {
         #[arg(long, value_name = "NAME|ID")]
@@ -119,6 +140,32 @@ pub async fn netpolicy(cmd: NetpolicyCommand) -> Result<()> {
         NetpolicyCommand::Apply { container, file, json, store } => {
             let policy = respond::load_policy(&file)?;
             let e = store.store().apply(&container, policy).await?;
+            print_enforced(&e, json)
+        }
+        NetpolicyCommand::Rate {
+            container,
+            egress_pps,
+            ingress_pps,
+            egress_bytes_per_sec,
+            ingress_bytes_per_sec,
+            clear,
+            json,
+            store,
+        } => {
+            let v = |n: Option<u64>| n.map(policy::RateValue::new).transpose().map_err(anyhow::Error::msg);
+            let rate = policy::Rate {
+                egress_pps: v(egress_pps)?,
+                ingress_pps: v(ingress_pps)?,
+                egress_bytes_per_sec: v(egress_bytes_per_sec)?,
+                ingress_bytes_per_sec: v(ingress_bytes_per_sec)?,
+            };
+            if rate.is_none() && !clear {
+                bail!("give at least one limit (--egress-pps, --ingress-pps, --egress-bytes-per-sec, --ingress-bytes-per-sec) or --clear");
+            }
+            let e = store.store().set_rate(&container, rate).await?;
+            if !json {
+                println!("rate: {}", rate.describe());
+            }
             print_enforced(&e, json)
         }
         NetpolicyCommand::Remove { container, store } => {

@@ -72,7 +72,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         eprintln!("rampart: warning: {} is off: {}", d.feature.name(), d.reason());
         let actions: &[&'static str] = match d.feature {
             Feature::KillAction => &["kill"],
-            Feature::NetworkPolicy => &["isolate", "deny"],
+            Feature::NetworkPolicy => &["isolate", "deny", "ratelimit"],
             _ => &[],
         };
         for a in actions {

@@ -17,6 +17,7 @@ pub enum ActionName {
     Stop,
     Isolate,
     Deny,
+    Ratelimit,
 }
 
 /// `{kill: {process_group: true, in_kernel: false}}`.
@@ -99,7 +100,7 @@ fn errno<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
 }
 
 /// One item of `actions:`: a name (`kill`), or a name with options
-/// (`{kill: {process_group: true}}`).
+/// (`{kill: {process_group: true}}`, `{ratelimit: {egress_pps: 1000}}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActionSpec {
     Kill(KillOptions),
@@ -110,6 +111,8 @@ pub enum ActionSpec {
     Deny,
     /// `{deny: {errno: ...}}`: the syscall, through the seccomp agent.
     DenySyscall(DenyOptions),
+    /// Limits as the network policy's `rate:` (at least one).
+    Ratelimit(policy::Rate),
 }
 
 impl ActionSpec {
@@ -120,6 +123,7 @@ impl ActionSpec {
             ActionName::Stop => ActionSpec::Stop,
             ActionName::Isolate => ActionSpec::Isolate,
             ActionName::Deny => ActionSpec::Deny,
+            ActionName::Ratelimit => ActionSpec::Ratelimit(policy::Rate::default()),
         }
     }
 }
@@ -130,10 +134,13 @@ impl<'de> Deserialize<'de> for ActionSpec {
         impl<'de> Visitor<'de> for SpecVisitor {
             type Value = ActionSpec;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an action name (kill, freeze, stop, isolate, deny) or {name: options}")
+                f.write_str("an action name (kill, freeze, stop, isolate, deny) or {name: options} (ratelimit needs its limits)")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ActionSpec, E> {
                 let name = ActionName::deserialize(v.into_deserializer())?;
+                if name == ActionName::Ratelimit {
+                    return Err(E::custom("ratelimit needs its limits: {ratelimit: {egress_pps: N}}"));
+                }
                 Ok(ActionSpec::from_name(name))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ActionSpec, A::Error> {
@@ -150,6 +157,15 @@ impl<'de> Deserialize<'de> for ActionSpec {
                         Some(o) => ActionSpec::DenySyscall(o),
                         None => ActionSpec::Deny,
                     },
+                    ActionName::Ratelimit => {
+                        let rate = map.next_value::<Option<policy::Rate>>()?.unwrap_or_default();
+                        if rate.is_none() {
+                            return Err(de::Error::custom(
+                                "ratelimit needs at least one limit (egress_pps, ingress_pps, egress_bytes_per_sec, ingress_bytes_per_sec)",
+                            ));
+                        }
+                        ActionSpec::Ratelimit(rate)
+                    }
                     other => {
                         let opts = map.next_value::<Option<serde_json::Map<String, serde_json::Value>>>()?;
                         if opts.is_some_and(|o| !o.is_empty()) {
@@ -188,6 +204,7 @@ pub enum ActionKind {
         errno: i32,
         backstop: bool,
     },
+    Ratelimit(policy::Rate),
 }
 
 impl From<ActionSpec> for ActionKind {
@@ -199,6 +216,7 @@ impl From<ActionSpec> for ActionKind {
             ActionSpec::Isolate => ActionKind::Isolate,
             ActionSpec::Deny => ActionKind::Deny,
             ActionSpec::DenySyscall(o) => ActionKind::DenySyscall { errno: o.errno, backstop: o.backstop },
+            ActionSpec::Ratelimit(r) => ActionKind::Ratelimit(r),
         }
     }
 }
@@ -212,6 +230,7 @@ impl ActionKind {
             ActionKind::Isolate => "isolate",
             ActionKind::Deny => "deny",
             ActionKind::DenySyscall { .. } => "deny_syscall",
+            ActionKind::Ratelimit(_) => "ratelimit",
         }
     }
 }
@@ -319,6 +338,10 @@ mod tests {
         assert_eq!(one["R"].actions, vec![ActionKind::Stop]);
         let off = plans(&ruleset(&format!("{BASE}  actions: [{{kill: {{in_kernel: false}}}}]\n"))).unwrap();
         assert!(!off["R"].kill_in_kernel);
+        let rl =
+            plans(&ruleset(&format!("{BASE}  actions: [{{ratelimit: {{egress_pps: 1000}}}}]\n"))).unwrap();
+        let want = policy::Rate { egress_pps: Some(policy::RateValue(1000)), ..Default::default() };
+        assert_eq!(rl["R"].actions, vec![ActionKind::Ratelimit(want)]);
     }
 
     #[test]
@@ -359,5 +382,9 @@ mod tests {
         assert!(err("  actions: 3\n").contains("an action name"));
         assert!(err_at("  actions: [stop]\n  dry_run: maybe\n", 7).contains("dry_run: invalid type"));
         assert!(err("  dry_run: true\n").contains("without actions"));
+        assert!(err("  actions: [ratelimit]\n").contains("needs its limits"));
+        assert!(err("  actions: [{ratelimit: {}}]\n").contains("at least one limit"));
+        assert!(err("  actions: [{ratelimit: {egress_pps: 0}}]\n").contains("out of range"));
+        assert!(err("  actions: [{ratelimit: {egress_ppps: 5}}]\n").contains("egress_ppps"));
     }
 }

@@ -128,11 +128,19 @@ impl Responder {
                 ));
             }
         }
-        if let Some(why) = protected(ev, &self.cfg, self.own_pid) {
-            return Outcome::Refused(why);
+        let whole_container = !matches!(action, ActionKind::Kill { .. });
+        // Container-wide events (netstat windows, flows, packet drops) carry
+        // no process (pid 0): only the container can be acted on.
+        let no_process = ev.process.pid == 0;
+        if no_process && !whole_container {
+            return Outcome::Refused("the event has no process (a container-wide event)".into());
+        }
+        if !no_process {
+            if let Some(why) = protected(ev, &self.cfg, self.own_pid) {
+                return Outcome::Refused(why);
+            }
         }
         let container = ev.container.clone();
-        let whole_container = !matches!(action, ActionKind::Kill { .. });
         if whole_container {
             let Some(c) = &container else { return Outcome::Refused("not in a container".into()) };
             // Once per container and action: a storm of matches freezes once.
@@ -161,6 +169,13 @@ impl Responder {
             ActionKind::Kill { process_group } => kill(ev.process.pid, process_group),
             ActionKind::Deny => deny(ev, container.as_deref()),
             ActionKind::DenySyscall { .. } => Outcome::Skipped("answered by the seccomp agent".into()),
+            ActionKind::Ratelimit(rate) => {
+                let c = container.expect("checked above");
+                match crate::NetPolicyStore::new(crate::StoreConfig::default()).limit_rate_of(&c, rate) {
+                    Ok(_) => Outcome::Done(format!("rate limited in the kernel: {}", rate.describe())),
+                    Err(e) => Outcome::Failed(e.to_string()),
+                }
+            }
             ActionKind::Freeze | ActionKind::Stop | ActionKind::Isolate => {
                 let c = container.expect("checked above");
                 self.spawn_container_action(action, c, ev);
