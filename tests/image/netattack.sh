@@ -20,6 +20,8 @@ HPING3=${HPING3:-/usr/sbin/hping3}
 . "$ROOT/scripts/docker-env.sh"
 
 log() { echo "image/netattack.sh: $*" >&2; }
+# shellcheck source=scripts/lib/image.sh
+. "$ROOT/scripts/lib/image.sh"
 
 [[ -x $NMAP ]] || { log "$NMAP missing (apt-get install nmap)"; exit 1; }
 [[ -x $HPING3 ]] || { log "$HPING3 missing (apt-get install hping3)"; exit 1; }
@@ -31,16 +33,13 @@ datafiles=()
 for f in "${data[@]}"; do datafiles+=("/usr/share/nmap/$f"); done
 
 # The binaries and every library the loader resolves for them.
-mapfile -t libs < <(ldd "$NMAP" "$HPING3" | awk '/=> \//{print $3} /^\t\/[^ ]+ \(/{print $1}' | sort -u)
+mapfile -t libs < <(image_libs "$NMAP" "$HPING3")
 ((${#libs[@]})) || { log "ldd found no libraries"; exit 1; }
 
-hash=$(cat "$HERE/netattack.sh" "$NMAP" "$HPING3" "$BUSYBOX" "${libs[@]}" "${datafiles[@]}" | sha256sum | cut -c1-16)
-if [[ ${RAMPART_IMAGE_REBUILD:-0} != 1 ]]; then
-    have=$("$DOCKER" image inspect --format '{{index .Config.Labels "rampart.test.hash"}}' "$IMAGE" 2>/dev/null || true)
-    if [[ $have == "$hash" ]]; then
-        log "$IMAGE is up to date ($hash)"
-        exit 0
-    fi
+hash=$(cat "$HERE/netattack.sh" "$ROOT/scripts/lib/image.sh" "$NMAP" "$HPING3" "$BUSYBOX" "${libs[@]}" "${datafiles[@]}" | sha256sum | cut -c1-16)
+if image_is_current "$IMAGE" rampart.test.hash "$hash"; then
+    log "$IMAGE is up to date ($hash)"
+    exit 0
 fi
 
 work=$(mktemp -d /tmp/rampart-netattack.XXXXXX)
@@ -53,23 +52,13 @@ for applet in sh cat sleep ls httpd nc wget seq timeout kill; do ln -s /bin/busy
 cp "$NMAP" "$rootfs/usr/bin/nmap"
 cp "$HPING3" "$rootfs/usr/sbin/hping3"
 cp "${datafiles[@]}" "$rootfs/usr/share/nmap/"
-for lib in "${libs[@]}"; do
-    mkdir -p "$rootfs/$(dirname "$lib")"
-    cp -L "$lib" "$rootfs/$lib"
-done
+image_copy_at_path "$rootfs" "${libs[@]}"
 echo 'root:x:0:0:root:/:/bin/sh' >"$rootfs/etc/passwd"
 echo 'root:x:0:' >"$rootfs/etc/group"
 echo 'hello from rampart' >"$rootfs/www/index.html"
 
-old=$("$DOCKER" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
-tar --numeric-owner --owner=0 --group=0 -C "$rootfs" -c . |
-    "$DOCKER" import \
-        --change 'CMD ["/bin/httpd", "-f", "-p", "80", "-h", "/www"]' \
-        --change 'ENV PATH=/usr/bin:/usr/sbin:/bin' \
-        --change "LABEL rampart.test.hash=$hash" \
-        - "$IMAGE" >/dev/null
-new=$("$DOCKER" image inspect --format '{{.Id}}' "$IMAGE")
-if [[ -n $old && $old != "$new" ]]; then
-    "$DOCKER" rmi "$old" >/dev/null 2>&1 || true
-fi
+new=$(image_import "$rootfs" "$IMAGE" \
+    --change 'CMD ["/bin/httpd", "-f", "-p", "80", "-h", "/www"]' \
+    --change 'ENV PATH=/usr/bin:/usr/sbin:/bin' \
+    --change "LABEL rampart.test.hash=$hash")
 log "built $IMAGE ($hash, ${new:7:12})"
