@@ -101,29 +101,43 @@ static __always_inline struct fl_val *flow_entry(const struct fl_key *key, __u64
 
 /* ---- packets ---- */
 
-/* How much of a TCP segment's payload is new: past the highest sequence
- * number counted so far in that direction. Retransmitted and duplicate data
- * count in bytes_* (they cross the wire) but not in payload_*. Not atomic: a
- * flow's packets in one direction are processed on one CPU at a time in
- * practice (socket lock on send, RPS/RSS steering by flow on receive). */
+/* How far a segment may end past the edge counted so far and still be taken
+ * as data: segments overtaken by a later one on another CPU are at most a few
+ * GSO packets behind. A segment further ahead is outside any window the
+ * kernel will accept (e.g. spoofed from outside): it must not move the edge,
+ * or the real data after it would count as already seen. */
+#define TCP_REORDER_MAX (16u << 20)
+
+/* How much of a TCP segment's payload is new: the sequence space it moves the
+ * highest edge seen in that direction by, less its SYN and FIN (one number
+ * each). A segment that overtakes earlier ones (two CPUs running this hook for
+ * one socket at once) counts the gap too: the earlier segments, arriving
+ * after, are behind the edge and count nothing. Retransmitted and duplicate
+ * data count in bytes_* (they cross the wire) but not in payload_*. The edge
+ * moves by compare-and-swap, so concurrent segments count once. */
 static __always_inline __u64 tcp_new_payload(struct fl_val *v, const __u8 *t, __u64 payload, int egress)
 {
 	__u32 seq = ((__u32)t[4] << 24) | ((__u32)t[5] << 16) | ((__u32)t[6] << 8) | t[7];
 	__u8 flags = t[13];
-	/* SYN and FIN take a sequence number each */
-	__u32 end = seq + (__u32)payload + ((flags & 0x02) ? 1 : 0) + ((flags & 0x01) ? 1 : 0);
+	__u32 marks = ((flags & 0x02) ? 1 : 0) + ((flags & 0x01) ? 1 : 0);
+	__u32 end = seq + (__u32)payload + marks;
 	__u8 bit = egress ? 2 : 1;
-	__u32 *next = egress ? &v->seq_out_next : &v->seq_in_next;
+	__u32 *edge = egress ? &v->seq_out_next : &v->seq_in_next;
 	if (!(v->seq_seen & bit)) {
+		/* the flow's first segment this way: everything it carries */
+		*edge = end;
 		v->seq_seen |= bit;
-		*next = end;
 		return payload;
 	}
-	__s32 ahead = (__s32)(end - *next);
-	if (ahead <= 0)
-		return 0;
-	*next = end;
-	return (__u64)ahead < payload ? (__u64)ahead : payload;
+	for (int i = 0; i < 8; i++) {
+		__u32 cur = *(volatile __u32 *)edge;
+		__s32 ahead = (__s32)(end - cur);
+		if (ahead <= 0 || (__u64)ahead > payload + marks + TCP_REORDER_MAX)
+			return 0;
+		if (__sync_val_compare_and_swap(edge, cur, end) == cur)
+			return (__u32)ahead > marks ? (__u32)ahead - marks : 0;
+	}
+	return 0; /* the edge moved eight times under us: bounded, not exact, under such contention */
 }
 
 static __always_inline int account_skb(struct __sk_buff *skb, int egress)

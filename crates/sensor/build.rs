@@ -5,6 +5,7 @@ fn main() {
     // Only the sensor's objects: other bpf/*.bpf.c belong to other crates
     // (netpolicy.bpf.c to respond).
     bpf_build::build_skeleton("sensor");
-    bpf_build::build_skeleton("flows");
+    // compare-and-swap on the TCP sequence edges (flows.bpf.c)
+    bpf_build::build_skeleton_with("flows", &["-mcpu=v3"]);
     bpf_build::build_skeleton("pcap");
 }

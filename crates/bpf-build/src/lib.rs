@@ -20,6 +20,12 @@ pub fn bpf_dir() -> PathBuf {
 /// events.h must rebuild). Panics with the reason on failure (build scripts
 /// report by panicking).
 pub fn build_skeleton(stem: &str) -> PathBuf {
+    build_skeleton_with(stem, &[])
+}
+
+/// [`build_skeleton`] with extra clang arguments, e.g. `-mcpu=v3` for a
+/// program that needs BPF atomics beyond add (compare-and-swap).
+pub fn build_skeleton_with(stem: &str, extra_args: &[&str]) -> PathBuf {
     let bpf_dir = bpf_dir();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     println!("cargo:rerun-if-changed={}", bpf_dir.display());
@@ -34,14 +40,18 @@ pub fn build_skeleton(stem: &str) -> PathBuf {
     SkeletonBuilder::new()
         .source(&src)
         .obj(&obj)
-        .clang_args([
-            format!("-I{}", bpf_dir.display()),
-            "-D__TARGET_ARCH_x86".to_string(),
-            "-g".to_string(),
-            "-O2".to_string(),
-            "-Wall".to_string(),
-            "-Wno-unused-function".to_string(),
-        ])
+        .clang_args(
+            [
+                format!("-I{}", bpf_dir.display()),
+                "-D__TARGET_ARCH_x86".to_string(),
+                "-g".to_string(),
+                "-O2".to_string(),
+                "-Wall".to_string(),
+                "-Wno-unused-function".to_string(),
+            ]
+            .into_iter()
+            .chain(extra_args.iter().map(|a| a.to_string())),
+        )
         .build_and_generate(out_dir.join(format!("{stem}.skel.rs")))
         .unwrap_or_else(|e| panic!("building BPF skeleton for {}: {e:#}", src.display()));
     obj
