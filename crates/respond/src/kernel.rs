@@ -483,13 +483,7 @@ impl NetKernel {
 
     /// Denial records that did not fit in the ring buffer, all CPUs.
     pub fn lost(&self) -> u64 {
-        match self.lost.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY) {
-            Ok(Some(per_cpu)) => per_cpu
-                .iter()
-                .filter_map(|v| v.get(..8).map(|b| u64::from_ne_bytes(b.try_into().unwrap_or_default())))
-                .sum(),
-            _ => 0,
-        }
+        sensor::maps::percpu_sum(&self.lost, 0)
     }
 }
 

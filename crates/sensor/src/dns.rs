@@ -10,13 +10,12 @@
 //! byte outside printable ASCII as `\DDD` (RFC 1035 master file form), so
 //! what it emits is safe text.
 
-use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::rc::Rc;
 
-use libbpf_rs::{MapHandle, RingBuffer, RingBufferBuilder};
+use libbpf_rs::MapHandle;
 use model::{DnsAnswer, Event, EventKind, ProcessCtx, SockAddr};
 
+use crate::maps::RecordRing;
 use crate::SensorError;
 
 /// Bytes of payload the kernel copies (DNS_SNAP in bpf/dns.h).
@@ -342,37 +341,21 @@ pub struct DnsCounts {
 
 /// Reads the DNS ring of a [`crate::FlowTable`].
 pub struct DnsReader {
-    ring: RingBuffer<'static>,
-    queue: Rc<RefCell<Vec<DnsRecord>>>,
-    bad_records: Rc<RefCell<u64>>,
+    ring: RecordRing<DnsRecord>,
     boot_to_wall_ns: i128,
     pub counts: DnsCounts,
 }
 
 impl DnsReader {
     pub fn new(ring: &MapHandle, boot_to_wall_ns: i128) -> Result<DnsReader, SensorError> {
-        let queue: Rc<RefCell<Vec<DnsRecord>>> = Rc::default();
-        let bad_records: Rc<RefCell<u64>> = Rc::default();
-        let (q, bad) = (queue.clone(), bad_records.clone());
-        let mut builder = RingBufferBuilder::new();
-        builder
-            .add(ring, move |rec: &[u8]| {
-                match DnsRecord::decode(rec) {
-                    Some(r) => q.borrow_mut().push(r),
-                    None => *bad.borrow_mut() += 1,
-                }
-                0
-            })
-            .map_err(|source| SensorError::Map { map: "dns_ring".into(), source })?;
-        let ring = builder.build().map_err(|source| SensorError::Map { map: "dns_ring".into(), source })?;
-        Ok(DnsReader { ring, queue, bad_records, boot_to_wall_ns, counts: DnsCounts::default() })
+        let ring = RecordRing::new(ring, "dns_ring", DnsRecord::decode)?;
+        Ok(DnsReader { ring, boot_to_wall_ns, counts: DnsCounts::default() })
     }
 
     /// Takes what the ring holds and appends the `dns` events to `out`.
     pub fn drain(&mut self, out: &mut Vec<Event>) {
-        let _ = self.ring.consume_raw_n(RING_BATCH);
-        let records = std::mem::take(&mut *self.queue.borrow_mut());
-        self.counts.undecodable += std::mem::take(&mut *self.bad_records.borrow_mut());
+        let records = self.ring.take(RING_BATCH);
+        self.counts.undecodable += self.ring.take_undecodable();
         for r in records {
             self.counts.records += 1;
             match r.message() {

@@ -555,14 +555,7 @@ fn read_entries(flows: &MapHandle) -> Vec<(FlowKey, FlowCounters)> {
 }
 
 fn read_stats(flows: &MapHandle, stats: &MapHandle, max_entries: u32) -> FlowTableStats {
-    let sum = |idx: u32| -> u64 {
-        stats
-            .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
-            .ok()
-            .flatten()
-            .map(|cpus| cpus.iter().filter_map(|b| b.get(..8)?.try_into().ok()).map(u64::from_ne_bytes).sum())
-            .unwrap_or(0)
-    };
+    let sum = |idx: u32| crate::maps::percpu_sum(stats, idx);
     FlowTableStats {
         entries: flows.keys().count() as u64,
         max_entries,

@@ -590,7 +590,7 @@ impl Sensor {
         let map = &self.loaded.skel.maps.syscall_sets;
         let mut sets = Vec::new();
         for key in map.keys() {
-            let Some(cgroup_id) = key.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes) else {
+            let Some(cgroup_id) = crate::maps::cgroup_key(&key) else {
                 continue;
             };
             match map.lookup(&key, MapFlags::ANY) {
@@ -838,13 +838,7 @@ impl KillMaps {
 
     /// SIGKILLs the kernel sent so far.
     pub fn kills_sent(&self) -> u64 {
-        match self.count.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY) {
-            Ok(Some(per_cpu)) => per_cpu
-                .iter()
-                .map(|v| v.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes).unwrap_or(0))
-                .sum(),
-            _ => 0,
-        }
+        crate::maps::percpu_sum(&self.count, 0)
     }
 }
 
@@ -861,7 +855,7 @@ impl SyscallCountMaps {
     pub fn read(&self) -> Vec<(u64, Vec<(u32, u64)>)> {
         let mut out = Vec::new();
         for key in self.counts.keys() {
-            let Some(cgroup) = key.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes) else {
+            let Some(cgroup) = crate::maps::cgroup_key(&key) else {
                 continue;
             };
             if let Ok(Some(v)) = self.counts.lookup(&key, MapFlags::ANY) {
@@ -875,7 +869,7 @@ impl SyscallCountMaps {
     /// that the kernel's table has room for new ones.
     pub fn retain(&self, keep: impl Fn(u64) -> bool) {
         for key in self.counts.keys() {
-            let Some(cgroup) = key.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes) else {
+            let Some(cgroup) = crate::maps::cgroup_key(&key) else {
                 continue;
             };
             if !keep(cgroup) {
@@ -887,13 +881,7 @@ impl SyscallCountMaps {
     /// Cgroups whose syscalls went uncounted because the table was full
     /// (one per syscall not counted).
     pub fn uncounted(&self) -> u64 {
-        match self.full.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY) {
-            Ok(Some(per_cpu)) => per_cpu
-                .iter()
-                .map(|v| v.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes).unwrap_or(0))
-                .sum(),
-            _ => 0,
-        }
+        crate::maps::percpu_sum(&self.full, 0)
     }
 }
 
@@ -909,7 +897,7 @@ impl RunQueueMaps {
     pub fn read(&self) -> Vec<(u64, crate::runq::RunQueueHistogram)> {
         let mut out = Vec::new();
         for key in self.latency.keys() {
-            let Some(cgroup) = key.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes) else {
+            let Some(cgroup) = crate::maps::cgroup_key(&key) else {
                 continue;
             };
             if let Ok(Some(v)) = self.latency.lookup(&key, MapFlags::ANY) {
@@ -933,13 +921,7 @@ impl RunQueueMaps {
 
     /// Waits not counted because the table was full.
     pub fn uncounted(&self) -> u64 {
-        match self.full.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY) {
-            Ok(Some(per_cpu)) => per_cpu
-                .iter()
-                .map(|v| v.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes).unwrap_or(0))
-                .sum(),
-            _ => 0,
-        }
+        crate::maps::percpu_sum(&self.full, 0)
     }
 }
 

@@ -21,6 +21,7 @@ pub mod dns;
 pub mod flows;
 mod kernel;
 pub mod kill;
+pub mod maps;
 pub mod netstat;
 pub mod paths;
 pub mod pcap;

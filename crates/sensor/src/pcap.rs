@@ -4,15 +4,14 @@
 //! buffer; [`PacketCapture::poll`] hands them over. `rampart pcap` writes them
 //! to a pcapng or pcap file.
 
-use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::rc::Rc;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{Link, MapHandle};
 
+use crate::maps::RecordRing;
 use crate::SensorError;
 
 #[allow(clippy::all, clippy::undocumented_unsafe_blocks, warnings, unsafe_op_in_unsafe_fn, missing_docs)]
@@ -62,10 +61,9 @@ impl Packet {
 /// A running capture: the programs stay attached while this lives.
 pub struct PacketCapture {
     // Ring and links before the maps they use.
-    ring: RingBuffer<'static>,
+    ring: RecordRing<Packet>,
     _links: Vec<Link>,
     lost: MapHandle,
-    queue: Rc<RefCell<Vec<Packet>>>,
 }
 
 impl PacketCapture {
@@ -103,37 +101,19 @@ impl PacketCapture {
         let handle = |m: &libbpf_rs::Map, name: &str| {
             MapHandle::try_from(m).map_err(|source| SensorError::Map { map: name.into(), source })
         };
-        let ring_map = handle(&skel.maps.pc_ring, "pc_ring")?;
+        let ring = RecordRing::new(&handle(&skel.maps.pc_ring, "pc_ring")?, "pc_ring", Packet::decode)?;
         let lost = handle(&skel.maps.pc_lost, "pc_lost")?;
-        let queue: Rc<RefCell<Vec<Packet>>> = Rc::default();
-        let q = queue.clone();
-        let mut builder = RingBufferBuilder::new();
-        builder
-            .add(&ring_map, move |rec: &[u8]| {
-                if let Some(p) = Packet::decode(rec) {
-                    q.borrow_mut().push(p);
-                }
-                0
-            })
-            .map_err(|source| SensorError::Map { map: "pc_ring".into(), source })?;
-        let ring = builder.build().map_err(|source| SensorError::Map { map: "pc_ring".into(), source })?;
-        Ok(PacketCapture { ring, _links: links, lost, queue })
+        Ok(PacketCapture { ring, _links: links, lost })
     }
 
     /// The packets captured since the last call, oldest first.
     pub fn poll(&mut self) -> Vec<Packet> {
-        let _ = self.ring.consume_raw_n(BATCH);
-        std::mem::take(&mut *self.queue.borrow_mut())
+        self.ring.take(BATCH)
     }
 
     /// Packets the kernel could not queue (the ring was full).
     pub fn lost(&self) -> u64 {
-        self.lost
-            .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
-            .ok()
-            .flatten()
-            .map(|cpus| cpus.iter().filter_map(|b| b.get(..8)?.try_into().ok()).map(u64::from_ne_bytes).sum())
-            .unwrap_or(0)
+        crate::maps::percpu_sum(&self.lost, 0)
     }
 }
 
