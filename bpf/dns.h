@@ -16,6 +16,8 @@
 #define DNS_SNAP 512
 #define DNS_PORT 53
 
+/* After ts_ns, the fields of struct fl_key in its layout, with egress in its
+ * padding: the agent decodes them as a flow key. */
 struct dns_rec {
 	__u64 ts_ns;       /* bpf_ktime_get_boot_ns */
 	__u64 cgroup_id;   /* the socket's cgroup (the container) */

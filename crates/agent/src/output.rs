@@ -193,24 +193,20 @@ fn append_args(s: &mut String, kind: &EventKind) {
             }
             r
         }
-        EventKind::Flow {
-            phase,
-            proto,
-            local,
-            remote,
-            bytes_in,
-            bytes_out,
-            packets_in,
-            packets_out,
-            end_reason,
-            ..
-        } => {
+        EventKind::Flow(f) => {
             let mut r = write!(
                 s,
-                " {} {proto} {local} <-> {remote} in {bytes_in} B/{packets_in} pkts out {bytes_out} B/{packets_out} pkts",
-                phase.as_str()
+                " {} {} {} <-> {} in {} B/{} pkts out {} B/{} pkts",
+                f.phase.as_str(),
+                f.proto,
+                f.local,
+                f.remote,
+                f.bytes_in,
+                f.packets_in,
+                f.bytes_out,
+                f.packets_out
             );
-            if let Some(why) = end_reason {
+            if let Some(why) = &f.end_reason {
                 r = r.and(write!(s, " ({why})"));
             }
             r

@@ -356,40 +356,9 @@ pub enum EventKind {
         /// a second per container and direction, with the count since.
         count: u64,
     },
-    /// A network flow of the container, counted in the kernel (bytes and
-    /// packets each way), seen from the container's own socket: `local` is the
-    /// container's end. No process context (pid 0). `evt.type` is `flow`.
-    Flow {
-        /// start, update (periodic, while it carries traffic) or end.
-        phase: FlowPhase,
-        /// tcp, udp, icmp, ... or the IP protocol number.
-        proto: String,
-        local: SockAddr,
-        remote: SockAddr,
-        /// IP bytes received and sent (IP and transport headers included).
-        bytes_in: u64,
-        bytes_out: u64,
-        /// TCP/UDP payload bytes received and sent (what the applications
-        /// exchanged, retransmissions included).
-        payload_in: u64,
-        payload_out: u64,
-        /// Packets (segments on the wire) received and sent.
-        packets_in: u64,
-        packets_out: u64,
-        /// First packet, ns since the epoch.
-        first_ns: u64,
-        /// From the first to the latest packet, ns.
-        duration_ns: u64,
-        /// TCP: the socket's latest state (established, close, ...).
-        #[serde(skip_serializing_if = "Option::is_none", default)]
-        tcp_state: Option<String>,
-        /// TCP segments retransmitted.
-        #[serde(skip_serializing_if = "is_zero", default)]
-        retransmits: u32,
-        /// Why an `end`: closed (TCP reached CLOSE) or idle.
-        #[serde(skip_serializing_if = "Option::is_none", default)]
-        end_reason: Option<String>,
-    },
+    /// A network flow of the container (see [`FlowRecord`]). `evt.type` is
+    /// `flow`.
+    Flow(FlowRecord),
     /// A DNS message a container sent or received (UDP or TCP port 53),
     /// copied in the kernel (first 512 bytes) and parsed, bounded, by the
     /// agent. No process context (pid 0). `evt.type` is `dns`. Names are in
@@ -424,6 +393,43 @@ pub enum EventKind {
     },
     /// A container's traffic over the detection window (see [`NetWindow`]).
     Netstat(NetWindow),
+}
+
+/// A network flow of a container, counted in the kernel (bytes and packets
+/// each way), seen from the container's own socket: `local` is the
+/// container's end. No process context (pid 0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowRecord {
+    /// start, update (periodic, while it carries traffic) or end.
+    pub phase: FlowPhase,
+    /// tcp, udp, icmp, ... or the IP protocol number.
+    pub proto: String,
+    pub local: SockAddr,
+    pub remote: SockAddr,
+    /// IP bytes received and sent (IP and transport headers included).
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Payload bytes received and sent: what the applications exchanged
+    /// (TCP: new sequence space only, without retransmissions; UDP: the
+    /// datagrams' payload).
+    pub payload_in: u64,
+    pub payload_out: u64,
+    /// Packets (segments on the wire) received and sent.
+    pub packets_in: u64,
+    pub packets_out: u64,
+    /// First packet, ns since the epoch.
+    pub first_ns: u64,
+    /// From the first to the latest packet, ns.
+    pub duration_ns: u64,
+    /// TCP: the socket's latest state (established, close, ...).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tcp_state: Option<String>,
+    /// TCP segments retransmitted.
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub retransmits: u32,
+    /// Why an `end`: closed (TCP reached CLOSE) or idle.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub end_reason: Option<String>,
 }
 
 /// One answer record of a `dns` event.

@@ -16,8 +16,8 @@ pub mod utc;
 
 pub use container::{exposes_runtime_socket, Container, Mount, Runtime};
 pub use event::{
-    DnsAnswer, Event, EventKind, EventType, ExecDetails, FlowPhase, NetWindow, OpenFlags, ProcessCtx,
-    UnknownEventType, UserNames,
+    DnsAnswer, Event, EventKind, EventType, ExecDetails, FlowPhase, FlowRecord, NetWindow, OpenFlags,
+    ProcessCtx, UnknownEventType, UserNames,
 };
 pub use hash::fnv1a;
 pub use net::SockAddr;

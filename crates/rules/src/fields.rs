@@ -488,10 +488,10 @@ fn net(ev: &Event) -> Option<Net<'_>> {
         }
         // The kernel does not say which end listened: the end with the lower
         // port is taken as the server (clients use high ephemeral ports).
-        EventKind::Flow { local, remote, .. } => Some(Net {
-            local: Some(local),
-            remote: Some(remote),
-            local_is_server: local.port() < remote.port(),
+        EventKind::Flow(f) => Some(Net {
+            local: Some(&f.local),
+            remote: Some(&f.remote),
+            local_is_server: f.local.port() < f.remote.port(),
         }),
         // The DNS server's end (port 53) is the server.
         EventKind::Dns { local, remote, .. } => {
@@ -916,40 +916,24 @@ pub(crate) fn event_args(ev: &Event) -> Vec<EvArg<'_>> {
             v.push(entry);
             v.push(a_n("count", i64::try_from(*count).unwrap_or(i64::MAX)));
         }
-        EventKind::Flow {
-            phase,
-            proto,
-            local,
-            remote,
-            bytes_in,
-            bytes_out,
-            payload_in,
-            payload_out,
-            packets_in,
-            packets_out,
-            duration_ns,
-            tcp_state,
-            retransmits,
-            end_reason,
-            ..
-        } => {
+        EventKind::Flow(f) => {
             let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-            v.push(a_s("phase", phase.as_str()));
-            v.push(a_s("proto", proto));
-            v.push(a_o("local", local.to_string()));
-            v.push(a_o("remote", remote.to_string()));
-            v.push(a_n("bytes_in", n(*bytes_in)));
-            v.push(a_n("bytes_out", n(*bytes_out)));
-            v.push(a_n("payload_in", n(*payload_in)));
-            v.push(a_n("payload_out", n(*payload_out)));
-            v.push(a_n("packets_in", n(*packets_in)));
-            v.push(a_n("packets_out", n(*packets_out)));
-            v.push(a_n("duration", n(*duration_ns)));
-            if let Some(st) = tcp_state {
+            v.push(a_s("phase", f.phase.as_str()));
+            v.push(a_s("proto", &f.proto));
+            v.push(a_o("local", f.local.to_string()));
+            v.push(a_o("remote", f.remote.to_string()));
+            v.push(a_n("bytes_in", n(f.bytes_in)));
+            v.push(a_n("bytes_out", n(f.bytes_out)));
+            v.push(a_n("payload_in", n(f.payload_in)));
+            v.push(a_n("payload_out", n(f.payload_out)));
+            v.push(a_n("packets_in", n(f.packets_in)));
+            v.push(a_n("packets_out", n(f.packets_out)));
+            v.push(a_n("duration", n(f.duration_ns)));
+            if let Some(st) = &f.tcp_state {
                 v.push(a_s("tcp_state", st));
             }
-            v.push(a_n("retransmits", i64::from(*retransmits)));
-            if let Some(r) = end_reason {
+            v.push(a_n("retransmits", i64::from(f.retransmits)));
+            if let Some(r) = &f.end_reason {
                 v.push(a_s("reason", r));
             }
         }
@@ -1142,46 +1126,10 @@ fn name_changed(ev: &Event) -> Val<'static> {
     }
 }
 
-/// The numbers of a flow event, for the flow.* fields.
-struct FlowView<'a> {
-    phase: model::FlowPhase,
-    proto: &'a str,
-    bytes_in: u64,
-    bytes_out: u64,
-    payload_in: u64,
-    payload_out: u64,
-    packets_in: u64,
-    packets_out: u64,
-    duration_ns: u64,
-    retransmits: u32,
-}
-
-fn flow<'a>(ev: &'a Event, pick: impl Fn(&FlowView<'a>) -> Val<'a>) -> Val<'a> {
+/// A flow event's record, for the flow.* fields.
+fn flow<'a>(ev: &'a Event, pick: impl Fn(&'a model::FlowRecord) -> Val<'a>) -> Val<'a> {
     match &ev.kind {
-        EventKind::Flow {
-            phase,
-            proto,
-            bytes_in,
-            bytes_out,
-            payload_in,
-            payload_out,
-            packets_in,
-            packets_out,
-            duration_ns,
-            retransmits,
-            ..
-        } => pick(&FlowView {
-            phase: *phase,
-            proto,
-            bytes_in: *bytes_in,
-            bytes_out: *bytes_out,
-            payload_in: *payload_in,
-            payload_out: *payload_out,
-            packets_in: *packets_in,
-            packets_out: *packets_out,
-            duration_ns: *duration_ns,
-            retransmits: *retransmits,
-        }),
+        EventKind::Flow(f) => pick(f),
         _ => Val::None,
     }
 }
@@ -1288,9 +1236,9 @@ fn l4proto<'a>(ev: &'a Event, ctx: &EvalCtx<'a>) -> Val<'a> {
     let by_fd = |fd: i64| own(ev, ctx).and_then(|p| p.socket_proto(fd));
     match &ev.kind {
         EventKind::Socket { domain, sock_type, .. } => opt(model::l4proto(*domain, *sock_type).map(s)),
-        EventKind::NetDeny { proto, .. } | EventKind::Flow { proto, .. } | EventKind::Dns { proto, .. } => {
-            s(proto)
-        }
+        EventKind::NetDeny { proto, .. }
+        | EventKind::Flow(model::FlowRecord { proto, .. })
+        | EventKind::Dns { proto, .. } => s(proto),
         EventKind::Connect { fd, .. } | EventKind::Bind { fd, .. } => {
             opt(by_fd(i64::from(*fd)).filter(|_| inet()).map(s))
         }
@@ -1486,7 +1434,7 @@ pub static FIELDS: &[FieldDef] = &[
     field!("fd.lip.name", String, None, "Domain name of the local IP (as fd.sip.name).", |ev, c, _| ip_name(ev, c, |n| n.local)),
     // ---- flow
     field!("flow.phase", String, None, "Where a flow event stands: start (first seen), update (periodic, while the flow carries traffic) or end (the TCP socket closed, or no packet for sensor.flows.idle_timeout_s) (rampart extension; flow events only, as all flow.* fields).", |ev, _, _| flow(ev, |f| s(f.phase.as_str()))),
-    field!("flow.proto", String, None, "IP protocol of the flow: tcp, udp, icmp, icmpv6, ... or its number.", |ev, _, _| flow(ev, |f| s(f.proto))),
+    field!("flow.proto", String, None, "IP protocol of the flow: tcp, udp, icmp, icmpv6, ... or its number.", |ev, _, _| flow(ev, |f| s(&f.proto))),
     field!("flow.bytes_in", U64, None, "IP bytes the container received on this flow (IP and transport headers included, per segment on the wire).", |ev, _, _| flow(ev, |f| Val::U64(f.bytes_in))),
     field!("flow.bytes_out", U64, None, "IP bytes the container sent on this flow (headers included; TCP retransmissions included).", |ev, _, _| flow(ev, |f| Val::U64(f.bytes_out))),
     field!("flow.bytes", U64, None, "flow.bytes_in + flow.bytes_out.", |ev, _, _| flow(ev, |f| Val::U64(f.bytes_in.saturating_add(f.bytes_out)))),
@@ -1496,9 +1444,9 @@ pub static FIELDS: &[FieldDef] = &[
     field!("flow.packets_out", U64, None, "Packets sent (segments on the wire: a GSO packet counts as the segments it will be cut into).", |ev, _, _| flow(ev, |f| Val::U64(f.packets_out))),
     field!("flow.packets", U64, None, "flow.packets_in + flow.packets_out.", |ev, _, _| flow(ev, |f| Val::U64(f.packets_in.saturating_add(f.packets_out)))),
     field!("flow.duration", U64, None, "Time from the flow's first to its latest packet, ns.", |ev, _, _| flow(ev, |f| Val::U64(f.duration_ns))),
-    field!("flow.tcp_state", String, None, "TCP: the socket's latest state (established, fin_wait1, close_wait, close, ...), as the kernel's inet_sock_set_state tracepoint reported it; no value for other protocols or before the first change.", |ev, _, _| match &ev.kind { EventKind::Flow { tcp_state: Some(st), .. } => s(st), _ => Val::None }),
+    field!("flow.tcp_state", String, None, "TCP: the socket's latest state (established, fin_wait1, close_wait, close, ...), as the kernel's inet_sock_set_state tracepoint reported it; no value for other protocols or before the first change.", |ev, _, _| flow(ev, |f| opt(f.tcp_state.as_deref().map(s)))),
     field!("flow.retransmits", U64, None, "TCP segments the container retransmitted on this flow.", |ev, _, _| flow(ev, |f| Val::U64(u64::from(f.retransmits)))),
-    field!("flow.end_reason", String, None, "Why a flow ended: closed (TCP reached CLOSE), idle, stopped (the agent stopped), gone (its table entry disappeared); no value before the end.", |ev, _, _| match &ev.kind { EventKind::Flow { end_reason: Some(r), .. } => s(r), _ => Val::None }),
+    field!("flow.end_reason", String, None, "Why a flow ended: closed (TCP reached CLOSE), idle, stopped (the agent stopped), gone (its table entry disappeared); no value before the end.", |ev, _, _| flow(ev, |f| opt(f.end_reason.as_deref().map(s)))),
     // ---- dns
     field!("dns.name", String, None, "The question's name of a DNS message a container sent or received (rampart extension; dns events only, as all dns.* fields): presentation form, as the message wrote it (case kept), bytes outside printable ASCII escaped as \\DDD; untrusted text from the container.", |ev, _, _| dns(ev, |d| s(d.name))),
     field!("dns.type", String, None, "The question's type: A, AAAA, CNAME, MX, TXT, PTR, SRV, HTTPS, ANY, ... or TYPEn.", |ev, _, _| dns(ev, |d| s(d.qtype))),

@@ -222,7 +222,7 @@ fn netdeny_fields() {
 fn flow_fields() {
     let e = base(
         "flow",
-        EventKind::Flow {
+        EventKind::Flow(model::FlowRecord {
             phase: model::FlowPhase::End,
             proto: "tcp".into(),
             local: SockAddr::Inet { ip: "172.18.0.2".parse().unwrap(), port: 41000 },
@@ -238,7 +238,7 @@ fn flow_fields() {
             tcp_state: Some("close".into()),
             retransmits: 3,
             end_reason: Some("closed".into()),
-        },
+        }),
     );
     assert!(holds("evt.type = flow and flow.phase = end and flow.proto = tcp", &e));
     assert!(holds("flow.bytes_out > 1000000 and flow.bytes_in = 2000 and flow.bytes = 3002000", &e));

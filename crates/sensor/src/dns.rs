@@ -265,24 +265,17 @@ impl DnsRecord {
         if b.len() < REC_LEN {
             return None;
         }
-        let u64_at = |i: usize| u64::from_ne_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-        let family = b[53];
-        let addr = |a: &[u8]| -> Option<IpAddr> {
-            match family {
-                4 => Some(IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3]))),
-                6 => Some(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(a).ok()?))),
-                _ => None,
-            }
-        };
-        let port = |i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+        // After the timestamp, the record has the fields of a flow key in its
+        // layout (bpf/dns.h), with `egress` in the key's padding.
+        let key = crate::flows::FlowKey::decode(&b[8..8 + crate::flows::KEY_LEN])?;
         let payload_len = u32::from_ne_bytes(b[56..60].try_into().ok()?);
         let n = (payload_len as usize).min(SNAP);
         Some(DnsRecord {
-            ts_ns: u64_at(0),
-            cgroup_id: u64_at(8),
-            local: (addr(&b[16..32])?, port(48)),
-            remote: (addr(&b[32..48])?, port(50)),
-            proto: b[52],
+            ts_ns: u64::from_ne_bytes(b[0..8].try_into().ok()?),
+            cgroup_id: key.cgroup_id,
+            local: key.local,
+            remote: key.remote,
+            proto: key.proto,
             egress: b[54] != 0,
             payload_len,
             data: b[REC_HEADER..REC_HEADER + n].to_vec(),

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle};
-use model::{Event, EventKind, FlowPhase, ProcessCtx, SockAddr};
+use model::{Event, EventKind, FlowPhase, FlowRecord, ProcessCtx, SockAddr};
 use serde::{Deserialize, Serialize};
 
 use crate::SensorError;
@@ -28,7 +28,7 @@ mod skel {
 }
 
 const OBJECT: &str = "flows.bpf.o";
-const KEY_LEN: usize = 48;
+pub(crate) const KEY_LEN: usize = 48;
 const VAL_LEN: usize = 88;
 const _: () = assert!(std::mem::size_of::<skel::types::fl_key>() == KEY_LEN);
 const _: () = assert!(std::mem::size_of::<skel::types::fl_val>() == VAL_LEN);
@@ -231,6 +231,7 @@ pub fn proto_name(p: u8) -> String {
         17 => "udp".into(),
         58 => "icmpv6".into(),
         132 => "sctp".into(),
+        136 => "udplite".into(),
         n => n.to_string(),
     }
 }
@@ -379,7 +380,7 @@ impl FlowReport {
             container: None,
             ret: None,
             syscall: Some("flow".into()),
-            kind: EventKind::Flow {
+            kind: EventKind::Flow(FlowRecord {
                 phase: self.phase,
                 proto: proto_name(self.key.proto),
                 local: sock_addr(self.key.local),
@@ -395,7 +396,7 @@ impl FlowReport {
                 tcp_state: if tcp { tcp_state_name(c.tcp_state).map(String::from) } else { None },
                 retransmits: c.retransmits,
                 end_reason: self.end_reason.map(String::from),
-            },
+            }),
         }
     }
 }
@@ -753,14 +754,11 @@ mod tests {
         let ev = rep.to_event(4 * S, 1_000 * S as i128);
         assert_eq!(ev.process.cgroup_id, 42);
         assert_eq!(ev.event_type().as_str(), "flow");
-        let EventKind::Flow { local, remote, duration_ns, first_ns, tcp_state, bytes_out, .. } = &ev.kind
-        else {
-            panic!("not a flow")
-        };
-        assert_eq!(local.port(), Some(40000));
-        assert_eq!(remote.port(), Some(5201));
-        assert_eq!((*duration_ns, *first_ns, *bytes_out), (2 * S, 1_001 * S, 100));
-        assert_eq!(tcp_state.as_deref(), Some("established"));
+        let EventKind::Flow(f) = &ev.kind else { panic!("not a flow") };
+        assert_eq!(f.local.port(), Some(40000));
+        assert_eq!(f.remote.port(), Some(5201));
+        assert_eq!((f.duration_ns, f.first_ns, f.bytes_out), (2 * S, 1_001 * S, 100));
+        assert_eq!(f.tcp_state.as_deref(), Some("established"));
         assert_eq!(ev.ts_ns, 1_004 * S);
     }
 }

@@ -112,18 +112,7 @@ pub fn op_name(op: u8) -> &'static str {
     crate::store::OPS.get(usize::from(op)).copied().unwrap_or("unknown")
 }
 
-/// An IP protocol's name (`tcp`, `udp`, `icmp`, ...) or its number.
-pub fn proto_name(p: u8) -> String {
-    match p {
-        1 => "icmp".into(),
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        58 => "icmpv6".into(),
-        132 => "sctp".into(),
-        136 => "udplite".into(),
-        n => n.to_string(),
-    }
-}
+pub use sensor::flows::proto_name;
 
 /// Converts boot-clock timestamps (`bpf_ktime_get_boot_ns`) to wall-clock.
 #[derive(Debug, Clone, Copy)]
