@@ -18,6 +18,9 @@
 #                            with --bridge=none deletes the docker0 interface that
 #                            the main daemon uses; give a second daemon its own
 #                            bridge (--bridge=NAME) instead.
+#   RAMPART_DOCKERD_CONFIG   daemon.json (default /etc/docker/daemon.json): the
+#                            `rampart` runtime (/usr/local/bin/rampart-runc, the
+#                            OCI hook wrapper, tests/prevention.rs) is added to it
 set -euo pipefail
 
 # shellcheck source=scripts/lib/daemon.sh
@@ -67,8 +70,37 @@ remove_stale_system_containerd_socket() {
     fi
 }
 
+# The `rampart` runtime: `docker run --runtime=rampart` goes through the
+# rampart-runc wrapper (a link to the rampart binary; the tests point it at
+# theirs), which adds rampart's OCI hook. Added to daemon.json, keeping what
+# is there; a running dockerd reloads runtimes on SIGHUP.
+CONFIG=${RAMPART_DOCKERD_CONFIG:-/etc/docker/daemon.json}
+RUNTIME_PATH=/usr/local/bin/rampart-runc
+
+add_rampart_runtime() {
+    mkdir -p "$(dirname "$CONFIG")"
+    python3 - "$CONFIG" "$RUNTIME_PATH" <<'PY'
+import json, os, sys
+path, runtime = sys.argv[1], sys.argv[2]
+cfg = json.load(open(path)) if os.path.exists(path) else {}
+if cfg.get("runtimes", {}).get("rampart", {}).get("path") == runtime:
+    sys.exit(1)
+cfg.setdefault("runtimes", {})["rampart"] = {"path": runtime}
+tmp = path + ".tmp"
+with open(tmp, "w") as f:
+    json.dump(cfg, f, indent=2)
+os.replace(tmp, path)
+PY
+}
+
 start() {
+    local changed=0
+    add_rampart_runtime && changed=1
     if answers; then
+        if [[ $changed == 1 ]] && pid=$(pgrep -o -x dockerd); then
+            log "runtime rampart added to $CONFIG; dockerd (pid $pid) reloads it (SIGHUP)"
+            kill -HUP "$pid"
+        fi
         log "dockerd already answers"
         return 0
     fi

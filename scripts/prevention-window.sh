@@ -5,8 +5,12 @@
 #   scripts/prevention-window.sh [RUNS]   (as root; default 100 runs per rule kind)
 #
 # Rule kinds: "any" (`container.id != host`: armed for every container from
-# its cgroup's creation) and "image" (`container.image.repository =
-# rampart-test`: armed per container once the agent has its metadata). The
+# its cgroup's creation), "image" (`container.image.repository =
+# rampart-test`: armed per container once the agent has its metadata) and
+# "image-hook" (the same rule, containers run with `--runtime=rampart`: the
+# rampart-runc wrapper's OCI hook has the agent arm each container before its
+# entrypoint; scripts/dockerd.sh registers the runtime, this script links
+# /usr/local/bin/rampart-runc to the rampart it measures). The
 # forbidden file is a marker file of this script, bind-mounted into each
 # container, so other containers on the machine are not affected. Prints one
 # line per kind: killed (exit 137, nothing printed) / leaked / other.
@@ -38,6 +42,7 @@ echo "$MARKER" >"$SECRET"
 
 measure() {
     local kind=$1 scope=$2 armed_line=$3
+    local -a run_args=("${@:4}")
     cat >"$WORK/$kind.yaml" <<EOF
 - rule: Prevention window $kind
   desc: a container process opened the script's secret
@@ -63,7 +68,7 @@ EOF
     local killed=0 leaked=0 other=0 start=$SECONDS
     for i in $(seq "$RUNS"); do
         local out status=0
-        out=$(docker run --rm --name "rampart-prevention-$$-$kind-$i" -v "$SECRET:$SECRET:ro" \
+        out=$(docker run --rm "${run_args[@]}" --name "rampart-prevention-$$-$kind-$i" -v "$SECRET:$SECRET:ro" \
             "$IMAGE" cat "$SECRET" 2>/dev/null) || status=$?
         if [[ $out == *"$MARKER"* ]]; then
             leaked=$((leaked + 1))
@@ -81,3 +86,5 @@ EOF
 
 measure any "container.id != host" "kernel kill armed for every container"
 measure image "container.image.repository = rampart-test" ""
+ln -sfn "$RAMPART" /usr/local/bin/rampart-runc
+measure image-hook "container.image.repository = rampart-test" "OCI hook socket on" --runtime=rampart

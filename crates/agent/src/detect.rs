@@ -134,7 +134,15 @@ pub struct Detector {
     source: Option<RulesSource>,
     /// The config and rule files watched for changes (reload on change).
     watch: Option<FileWatch>,
+    /// Told each newly loaded rule set before it is swapped in.
+    on_rules: Option<RulesHook>,
 }
+
+/// Hands a newly loaded rule set to a part of the agent that keeps its own
+/// view of the rules (the seccomp agent's deny rules). It swaps its part in
+/// or returns why it cannot, and then the whole reload is refused (nothing
+/// changed anywhere).
+pub type RulesHook = Box<dyn FnMut(&Arc<Ruleset>, &Plans) -> Result<(), String> + Send>;
 
 /// The agent's rules settings, read again on each reload.
 pub struct RulesSource {
@@ -190,7 +198,14 @@ impl Detector {
             per_cgroup: HashMap::new(),
             source: None,
             watch: None,
+            on_rules: None,
         }
+    }
+
+    /// Each reloaded rule set also goes to `hook`, first (see [`RulesHook`]).
+    pub fn with_rules_hook(mut self, hook: RulesHook) -> Self {
+        self.on_rules = Some(hook);
+        self
     }
 
     /// Reloads read the settings from `source`; with `watch`, a change of the
@@ -289,16 +304,25 @@ impl Detector {
             let settings = config.as_ref().unwrap_or(&self.config);
             w.rearm(watch_roots(source, settings), Instant::now());
         }
-        match config.and_then(|c| load_rules(&c).map(|l| (l, c))) {
-            Ok((loaded, config)) => {
+        let loaded =
+            config.and_then(|c| load_rules(&c).map(|l| (Arc::new(l.ruleset), l.plans, l.warnings, c)));
+        // The hook goes first: the only step of the swap that can fail.
+        let loaded = loaded.and_then(|(ruleset, plans, warnings, c)| match self.on_rules.as_mut() {
+            Some(hook) => match hook(&ruleset, &plans) {
+                Ok(()) => Ok((ruleset, plans, warnings, c)),
+                Err(e) => Err(RulesRefused(vec![e])),
+            },
+            None => Ok((ruleset, plans, warnings, c)),
+        });
+        match loaded {
+            Ok((ruleset, plans, warnings, config)) => {
                 self.config = config;
-                for w in &loaded.warnings {
+                for w in &warnings {
                     tracing::warn!("{w}");
                 }
-                let count = loaded.ruleset.len();
-                let ruleset = Arc::new(loaded.ruleset);
+                let count = ruleset.len();
                 if let Some((r, _)) = self.responder.as_mut() {
-                    r.set_rules(ruleset.clone(), loaded.plans);
+                    r.set_rules(ruleset.clone(), plans);
                 }
                 self.ruleset = ruleset;
                 if let Some(m) = &self.metrics {

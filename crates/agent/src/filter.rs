@@ -31,6 +31,7 @@ impl EventFilter {
         respond::actions::KernelScope {
             container: self.container.clone(),
             every_event_type: self.types.is_empty(),
+            arm_now: None,
         }
     }
 

@@ -67,9 +67,18 @@ enum Command {
     /// it), check what a syscall gets, diff two profiles, run a command under one.
     #[command(subcommand)]
     Seccomp(seccomp::SeccompCommand),
+    /// runc's createRuntime hook (added by the `rampart-runc` wrapper): has
+    /// the agent arm a starting container's kill rules before its entrypoint.
+    OciHook(ocihook::OciHookArgs),
 }
 
 fn main() -> std::process::ExitCode {
+    // Installed under the wrapper's name, the binary is an OCI runtime.
+    let mut argv = std::env::args();
+    let invoked = argv.next().unwrap_or_default();
+    if std::path::Path::new(&invoked).file_name().is_some_and(|n| n == respond::ocihook::WRAPPER_NAME) {
+        return ocihook::runtime_main(argv.collect());
+    }
     match real_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -95,6 +104,11 @@ fn real_main() -> Result<()> {
         )
         .init();
     let cli = Cli::parse();
+    let cli = match cli.command {
+        // Run by runc for every container start: no async runtime needed.
+        Command::OciHook(args) => return ocihook::hook(args),
+        command => Cli { command },
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -120,6 +134,7 @@ fn real_main() -> Result<()> {
             Command::Unfreeze(args) => freeze::unfreeze(args).await,
             Command::Audit(args) => audit::run(args).await,
             Command::Seccomp(cmd) => seccomp::run(cmd),
+            Command::OciHook(args) => ocihook::hook(args),
         }
     })
 }

@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::ctr::{Namespace, SOCKET};
+use common::ctr::{hex_id, Namespace, SOCKET};
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -103,11 +103,21 @@ impl Setup {
     /// `ctr run --rm` under the notify profile, the secret and the helper
     /// mounted, running `cmd`.
     fn ctr_run(&self, ns: &Namespace, id: &str, cmd: &[&str]) -> Output {
+        self.ctr_run_with(ns, id, &[], cmd)
+    }
+
+    /// [`Setup::ctr_run`] with `also` mounted too (other tests' secrets).
+    fn ctr_run_with(&self, ns: &Namespace, id: &str, also: &[&str], cmd: &[&str]) -> Output {
         let helper = helper("openrace");
+        let mounts: Vec<String> = [self.secret()]
+            .iter()
+            .chain(also)
+            .flat_map(|p| ["--mount".to_string(), format!("type=bind,src={p},dst={p},options=rbind:ro")])
+            .collect();
         Command::new("ctr")
             .args(["--address", SOCKET, "-n", &ns.name, "run", "--rm", "--seccomp", "--seccomp-profile"])
             .arg(&self.profile)
-            .args(["--mount", &format!("type=bind,src={0},dst={0},options=rbind:ro", self.secret())])
+            .args(&mounts)
             .args([
                 "--mount",
                 &format!("type=bind,src={helper},dst=/usr/local/bin/openrace,options=rbind:ro"),
@@ -145,21 +155,6 @@ fn helper(name: &str) -> String {
         built.push(name.to_string());
     }
     bin.display().to_string()
-}
-
-/// A 64-hex container id from `seed` (taken for a container in any
-/// containerd namespace, so the kernel arms it at cgroup creation).
-fn hex_id(seed: &str) -> String {
-    let mut out = String::new();
-    let mut h: u64 = 0xcbf29ce484222325;
-    for round in 0..4u8 {
-        for b in seed.bytes().chain([round]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x100000001b3);
-        }
-        out.push_str(&format!("{h:016x}"));
-    }
-    out
 }
 
 fn text(out: &Output) -> String {
@@ -309,5 +304,52 @@ fn docker_20_10_drops_listener_path_and_runc_refuses_the_container() {
             "docker {version}: this test knows only 20.10's behaviour; check whether it passes listenerPath"
         );
     }
+    agent.stop();
+}
+
+#[test]
+#[ignore = "privileged: needs root, BPF and containerd (scripts/test.sh runs it)"]
+fn a_reload_swaps_the_agents_deny_rules_all_or_nothing() {
+    preflight_containerd();
+    // The agent starts denying a's secret; its rule file then says b's.
+    let a = Setup::new("reload-a", false);
+    let b = Setup::new("reload-b", false);
+    let mut agent = a.agent(false);
+    let ns = Namespace::new("reload");
+    let script = format!("cat {}; echo a=$?; cat {}; echo b=$?", a.secret(), b.secret());
+    let run = |id: &str| {
+        text(&a.ctr_run_with(
+            &ns,
+            &hex_id(&format!("{}-{id}", ns.name)),
+            &[b.secret()],
+            &["sh", "-c", &script],
+        ))
+    };
+    let before = run("before");
+    assert!(before.contains("a=1") && !before.contains(&a.marker), "a's secret not denied: {before}");
+    assert!(before.contains("b=0") && before.contains(&b.marker), "b's secret denied early: {before}");
+    // An editor's save (a new file renamed over), then SIGHUP.
+    let replace = |text: &str| {
+        let tmp = a.rules.with_extension("new");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &a.rules).unwrap();
+        // SAFETY: a signal to the agent this test spawned.
+        assert_eq!(unsafe { libc::kill(agent.pid as i32, libc::SIGHUP) }, 0);
+    };
+    replace(&std::fs::read_to_string(&b.rules).unwrap());
+    wait_stderr(&agent, "rampart: seccomp agent rules swapped", EVENT_TIMEOUT);
+    let after = run("after");
+    assert!(after.contains("a=0") && after.contains(&a.marker), "a's secret still denied: {after}");
+    assert!(after.contains("b=1") && !after.contains(&b.marker), "b's secret not denied: {after}");
+    // A broken file: the whole reload is refused, the agent keeps b's rule.
+    replace("- rule: [broken\n");
+    wait_stderr(&agent, "reload refused", EVENT_TIMEOUT);
+    let kept = run("kept");
+    assert!(kept.contains("a=0") && kept.contains("b=1") && !kept.contains(&b.marker), "{kept}");
+    agent.expect("the denial under the reloaded rule", |v| {
+        alert_rule(v) == "Response action"
+            && v["output_fields"]["action"] == "deny_syscall"
+            && v["output_fields"]["detail"] == "denied with errno 1 by the seccomp agent"
+    });
     agent.stop();
 }

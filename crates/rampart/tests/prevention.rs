@@ -1,7 +1,14 @@
-//! Prevention from a container's first instruction: a kill rule that needs no
-//! runtime metadata (`container.id != host`, an event type, an exact path) is
-//! in force in the kernel for every container from the moment its cgroup is
-//! created, so an entrypoint that does the forbidden thing as its very first
+//! Prevention from a container's first instruction.
+//!
+//! - A kill rule that needs no runtime metadata (`container.id != host`, an
+//!   event type, an exact path) is in force in the kernel for every container
+//!   from the moment its cgroup is created.
+//! - A kill rule scoped by metadata (here the image) is in force before the
+//!   entrypoint for containers started through the `rampart-runc` wrapper
+//!   (`docker run --runtime=rampart`, `ctr run --runc-binary rampart-runc`):
+//!   its OCI hook has the agent resolve and arm the container while runc waits.
+//!
+//! Either way an entrypoint that does the forbidden thing as its very first
 //! action is killed before it can read anything, on Docker and on containerd,
 //! and a host process doing the same is left alone.
 //!
@@ -15,11 +22,21 @@
 
 mod common;
 
-use common::ctr::{Namespace, SOCKET};
+use common::ctr::{hex_id, Namespace, SOCKET};
 use common::*;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// The runtime wrapper dockerd's `rampart` runtime runs (scripts/dockerd.sh).
+const WRAPPER: &str = "/usr/local/bin/rampart-runc";
+/// The hook socket the wrapper's hooks connect to: one agent at a time.
+static HOOK_SOCKET: Mutex<()> = Mutex::new(());
+/// Rules for every container and only it: a scope of the image, as Docker
+/// (`rampart-test`) and containerd (`docker.io/library/rampart-test`) name it.
+const ANY_CONTAINER: &str = "container.id != host";
+const IMAGE_SCOPE: &str = "container.image.repository in (rampart-test, docker.io/library/rampart-test)";
 
 fn runs() -> usize {
     std::env::var("RAMPART_PREVENTION_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(100)
@@ -37,7 +54,8 @@ struct Secret {
 const RULE_NAME: &str = "Secret open from the first instruction test";
 
 impl Secret {
-    fn new(prefix: &str) -> Secret {
+    /// The rule kills on an open of the secret in containers `scope` selects.
+    fn new(prefix: &str, scope: &str) -> Secret {
         let name = unique(prefix);
         let marker = format!("{name}-marker");
         let path = std::env::temp_dir().join(format!("{name}.secret"));
@@ -49,7 +67,7 @@ impl Secret {
                 r#"
 - rule: {RULE_NAME}
   desc: a container process opened the test's secret
-  condition: evt.type in (open, openat, openat2) and fd.name = {} and container.id != host
+  condition: evt.type in (open, openat, openat2) and fd.name = {} and {scope}
   output: "secret opened (proc=%proc.name container=%container.id)"
   priority: CRITICAL
   actions: [kill]
@@ -65,25 +83,35 @@ impl Secret {
         self.path.to_str().expect("utf-8 temp path")
     }
 
-    /// `rampart rules check` says the rule holds from cgroup creation, and the
-    /// agent armed it for every container (nothing per container).
-    fn start_agent(&self) -> Agent {
+    /// `rampart rules check` says from when the rule holds (`when`), and
+    /// the agent armed it for every container (nothing per container) or
+    /// serves the OCI hook socket. `hook_socket`: where it serves it.
+    fn start_agent(&self, when: &str, hook_socket: &Path) -> Agent {
         let check = rampart_output(
             &["rules", "check", "--no-default-rules", self.rules.to_str().unwrap()],
             Duration::from_secs(30),
         );
         let listing = String::from_utf8_lossy(&check.stdout);
         assert!(check.status.success(), "rules check failed: {listing}");
-        let expected = format!("kill in kernel from cgroup creation: {RULE_NAME} (open ");
+        let expected = format!("kill in kernel {when}: {RULE_NAME} (open ");
         assert!(listing.contains(&expected), "rules check: {listing}");
         // --host: every task goes through the kernel's checks, host tasks too.
-        let agent =
-            Agent::start_run(&["--no-default-rules", "--host", "--rules", self.rules.to_str().unwrap()]);
-        wait_stderr(
-            &agent,
-            "kernel kill armed for every container from its cgroup's creation",
-            EVENT_TIMEOUT,
-        );
+        let agent = Agent::start_run(&[
+            "--no-default-rules",
+            "--host",
+            "--rules",
+            self.rules.to_str().unwrap(),
+            "--oci-hook-socket",
+            hook_socket.to_str().unwrap(),
+        ]);
+        wait_stderr(&agent, "rampart: OCI hook socket on", EVENT_TIMEOUT);
+        if when == "from cgroup creation" {
+            wait_stderr(
+                &agent,
+                "kernel kill armed for every container from its cgroup's creation",
+                EVENT_TIMEOUT,
+            );
+        }
         agent
     }
 
@@ -150,8 +178,8 @@ fn repeat(what: &str, mut one: impl FnMut(usize) -> Result<(), String>) {
 #[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn metadata_free_kill_holds_from_the_first_instruction_on_docker() {
     preflight();
-    let secret = Secret::new("prev-docker");
-    let mut agent = secret.start_agent();
+    let secret = Secret::new("prev-docker", ANY_CONTAINER);
+    let mut agent = secret.start_agent("from cgroup creation", &own_hook_socket(&secret));
     let mount = format!("{}:{}:ro", secret.path(), secret.path());
     repeat("docker run ... cat SECRET", |i| {
         let name = unique(&format!("prev{i}"));
@@ -177,8 +205,8 @@ fn metadata_free_kill_holds_from_the_first_instruction_on_containerd() {
     // A namespace the agent has never seen a container in: container ids of
     // 64 hex characters (as nerdctl gives) are containers in any namespace.
     let ns = Namespace::new("prev");
-    let secret = Secret::new("prev-ctr");
-    let agent = secret.start_agent();
+    let secret = Secret::new("prev-ctr", ANY_CONTAINER);
+    let agent = secret.start_agent("from cgroup creation", &own_hook_socket(&secret));
     let mount = format!("type=bind,src={},dst={},options=rbind:ro", secret.path(), secret.path());
     repeat("ctr run --rm ... cat SECRET", |i| {
         let id = hex_id(&format!("{}-{i}", ns.name));
@@ -194,7 +222,94 @@ fn metadata_free_kill_holds_from_the_first_instruction_on_containerd() {
     agent.stop();
 }
 
-/// A 64-hex container id derived from `seed` (four FNV-1a hashes).
-fn hex_id(seed: &str) -> String {
-    (0..4).map(|round| format!("{:016x}", model::fnv1a(format!("{seed}\0{round}").as_bytes()))).collect()
+/// A hook socket of the test's own: these agents leave the default one to
+/// the tests that use it.
+fn own_hook_socket(secret: &Secret) -> PathBuf {
+    secret.rules.with_extension("hook.sock")
+}
+
+const WHEN_HOOKED: &str = "before the entrypoint with rampart-runc, else after container metadata";
+
+/// The wrapper is this build's rampart (a link under the name that makes it
+/// the runtime wrapper), and dockerd knows it as the `rampart` runtime.
+fn wrapper_installed() {
+    let bin = env!("CARGO_BIN_EXE_rampart");
+    let tmp = format!("{WRAPPER}.{}", std::process::id());
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(bin, &tmp).expect("link rampart-runc");
+    std::fs::rename(&tmp, WRAPPER).expect("install rampart-runc");
+    let runtimes = docker_ok(&["info", "--format", "{{json .Runtimes}}"]);
+    assert!(
+        runtimes.contains(WRAPPER),
+        "dockerd has no `rampart` runtime at {WRAPPER} (scripts/dockerd.sh start adds it): {runtimes}"
+    );
+}
+
+/// The agent said it armed the container through the hook, `n` times.
+fn hook_armed(agent: &Agent, n: usize) {
+    let armed = agent
+        .stderr_text()
+        .lines()
+        .filter(|l| l.starts_with("rampart: OCI hook: container ") && l.contains("triggers armed in cgroup"))
+        .count();
+    assert_eq!(armed, n, "containers armed through the OCI hook: {}", agent.stderr_text());
+}
+
+#[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
+fn image_scoped_kill_holds_from_the_first_instruction_on_docker_with_the_hook() {
+    preflight();
+    wrapper_installed();
+    let _socket = HOOK_SOCKET.lock().unwrap_or_else(|e| e.into_inner());
+    let secret = Secret::new("prev-docker-img", IMAGE_SCOPE);
+    let agent = secret.start_agent(WHEN_HOOKED, Path::new(respond::ocihook::DEFAULT_SOCKET));
+    let mount = format!("{}:{}:ro", secret.path(), secret.path());
+    repeat("docker run --runtime=rampart ... cat SECRET (image-scoped rule)", |i| {
+        let name = unique(&format!("previmg{i}"));
+        let out = docker(&[
+            "run",
+            "--rm",
+            "--runtime=rampart",
+            "--name",
+            &name,
+            "-v",
+            &mount,
+            IMAGE,
+            "cat",
+            secret.path(),
+        ]);
+        secret.killed_without_leak(&out)
+    });
+    hook_armed(&agent, runs());
+    secret.host_is_not_killed();
+    agent.stop();
+}
+
+#[test]
+#[ignore = "privileged: needs root, BPF, dockerd and containerd (scripts/test.sh runs it)"]
+fn image_scoped_kill_holds_from_the_first_instruction_on_containerd_with_the_hook() {
+    preflight_containerd();
+    wrapper_installed();
+    let _socket = HOOK_SOCKET.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = Namespace::new("previmg");
+    let secret = Secret::new("prev-ctr-img", IMAGE_SCOPE);
+    let agent = secret.start_agent(WHEN_HOOKED, Path::new(respond::ocihook::DEFAULT_SOCKET));
+    let mount = format!("type=bind,src={},dst={},options=rbind:ro", secret.path(), secret.path());
+    let ctr_run = |id: &str| {
+        Command::new("ctr")
+            .args(["--address", SOCKET, "-n", &ns.name, "run", "--rm", "--runc-binary", WRAPPER])
+            .args(["--mount", &mount, common::ctr::CTR_IMAGE, id, "cat", secret.path()])
+            .stdin(Stdio::null())
+            .output()
+            .expect("ctr run")
+    };
+    repeat("ctr run --runc-binary rampart-runc ... cat SECRET (image-scoped rule)", |i| {
+        secret.killed_without_leak(&ctr_run(&format!("img-{i}")))
+    });
+    hook_armed(&agent, runs());
+    agent.stop();
+    // No agent: the hook lets the container start (fail open).
+    let out = ctr_run("img-no-agent");
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && all.contains(&secret.marker), "without the agent: {all}");
 }

@@ -25,6 +25,7 @@ mod error;
 pub mod freezer;
 pub mod kernel;
 pub mod notify;
+pub mod ocihook;
 pub mod store;
 pub mod target;
 

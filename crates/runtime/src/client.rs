@@ -65,6 +65,15 @@ pub trait RuntimeClient: Send + Sync + 'static {
     /// Full metadata of one container.
     fn inspect<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Discovered, Error>>;
 
+    /// A container whose runtime is starting it right now (from an OCI hook,
+    /// before its first process runs): what the runtime can say without
+    /// waiting for the start to finish. Docker holds the container's lock for
+    /// the whole start, so its inspect would wait for the hook; containerd's
+    /// record is there from `create`.
+    fn starting<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Discovered, Error>> {
+        self.inspect(id)
+    }
+
     /// All running containers, with full metadata.
     fn list(&self) -> BoxFuture<'_, Result<Vec<Discovered>, Error>>;
 

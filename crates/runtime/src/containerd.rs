@@ -327,6 +327,16 @@ impl ContainerdClient {
     }
 
     pub async fn inspect_container(&self, id: &str) -> Result<Discovered, Error> {
+        self.find_container(id, true).await
+    }
+
+    /// A container whose task is being created: its record only (asking for
+    /// the task would wait on the shim, busy creating it).
+    pub async fn starting_container(&self, id: &str) -> Result<Discovered, Error> {
+        self.find_container(id, false).await
+    }
+
+    async fn find_container(&self, id: &str, with_task: bool) -> Result<Discovered, Error> {
         let request_name = format!("inspect {id}");
         self.with_timeout(&request_name, async {
             let ch = self.connect().await?;
@@ -354,6 +364,12 @@ impl ContainerdClient {
                 let ns = order[i].clone();
                 i += 1;
                 let Some(c) = self.get_container(&ch, &ns, id).await? else { continue };
+                if !with_task {
+                    return self
+                        .describe(&ch, &ns, &c, None)
+                        .await
+                        .ok_or_else(|| Error::NotFound { runtime: NAME, id: id.to_string() });
+                }
                 // Ids are unique per namespace only: prefer the one that runs.
                 let task = self.get_task(&ch, &ns, id).await?;
                 if task.as_ref().and_then(live_pid).is_some() {
@@ -507,6 +523,10 @@ impl RuntimeClient for ContainerdClient {
         Box::pin(self.inspect_container(id))
     }
 
+    fn starting<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Discovered, Error>> {
+        Box::pin(self.starting_container(id))
+    }
+
     fn list(&self) -> BoxFuture<'_, Result<Vec<Discovered>, Error>> {
         Box::pin(self.list_containers())
     }
@@ -650,6 +670,13 @@ struct OciNamespace {
 
 const PROPAGATIONS: &[&str] =
     &["private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable"];
+
+/// [`apply_spec`] from a runtime-spec `config.json` (an OCI bundle's).
+pub fn apply_spec_json(c: &mut Container, json: &[u8]) -> Result<(), String> {
+    let spec: OciSpec = serde_json::from_slice(json).map_err(|e| format!("not an OCI spec: {e}"))?;
+    apply_spec(c, &spec);
+    Ok(())
+}
 
 /// What the OCI spec says about privileges, namespaces, user and mounts.
 fn apply_spec(c: &mut Container, spec: &OciSpec) {

@@ -235,6 +235,58 @@ impl DockerClient {
         Ok(summaries.into_iter().filter_map(|s| s.id).collect())
     }
 
+    /// A container being started: the daemon's container list (a snapshot
+    /// that does not take the container's lock, unlike inspect, which waits
+    /// for the start to end): name, image and labels. The rest of what a
+    /// rule may test comes from the OCI spec ([`crate::containerd::apply_spec_json`]).
+    pub async fn starting_container(&self, id: &str) -> Result<Discovered, Error> {
+        let request = format!("list --filter id={id}");
+        let mut filters = HashMap::new();
+        filters.insert("id".to_string(), vec![id.to_string()]);
+        let summaries = self
+            .with_timeout(&request, async {
+                let docker = self.connect().await?;
+                docker
+                    .list_containers(Some(ListContainersOptions::<String> {
+                        all: true,
+                        filters,
+                        ..Default::default()
+                    }))
+                    .await
+                    .map_err(|e| self.request_error(request.clone(), Some(id), e))
+            })
+            .await?;
+        // The filter matches id prefixes: keep the exact one.
+        let s = summaries
+            .into_iter()
+            .find(|s| s.id.as_deref() == Some(id))
+            .ok_or_else(|| Error::NotFound { runtime: NAME, id: id.to_string() })?;
+        let labels: BTreeMap<String, String> = s.labels.unwrap_or_default().into_iter().collect();
+        let label = |k: &str| labels.get(k).filter(|v| !v.is_empty()).cloned();
+        let container = Container {
+            runtime: Some(Runtime::Docker),
+            id: id.to_string(),
+            name: s
+                .names
+                .unwrap_or_default()
+                .first()
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_default(),
+            image: s.image.unwrap_or_default(),
+            image_id: s.image_id.unwrap_or_default(),
+            pod_name: label(LABEL_POD_NAME),
+            pod_namespace: label(LABEL_POD_NAMESPACE),
+            pod_uid: label(LABEL_POD_UID),
+            created_ns: s
+                .created
+                .and_then(|t| u64::try_from(t).ok())
+                .and_then(|t| t.checked_mul(1_000_000_000)),
+            labels,
+            ..Default::default()
+        };
+        Ok(Discovered { container, pid: None })
+    }
+
     pub async fn list_containers(&self) -> Result<Vec<Discovered>, Error> {
         let ids = self.running_ids().await?;
         inspect_listed(ids, self.config.list_concurrency, |id: String| async move {
@@ -286,6 +338,10 @@ impl RuntimeClient for DockerClient {
 
     fn inspect<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Discovered, Error>> {
         Box::pin(self.inspect_container(id))
+    }
+
+    fn starting<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Discovered, Error>> {
+        Box::pin(self.starting_container(id))
     }
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<Discovered>, Error>> {

@@ -100,6 +100,21 @@ pub fn pick(query: &str, candidates: Vec<Discovered>) -> Result<Discovered, Find
     Err(FindError::NotFound { query: query.to_string(), unreachable: Vec::new() })
 }
 
+/// The answer about exactly `id`; NotFound only when every runtime said so.
+fn exact_answer(answers: Vec<Result<Discovered, Error>>, id: &str) -> Result<Discovered, Error> {
+    let mut failure = None;
+    for a in answers {
+        match a {
+            Ok(d) if d.container.id == id => return Ok(d),
+            Ok(_) | Err(Error::NotFound { .. }) => {}
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    Err(failure.unwrap_or(Error::NotFound { runtime: "any runtime", id: id.to_string() }))
+}
+
 impl Runtimes {
     pub fn new(clients: Vec<Arc<dyn RuntimeClient>>) -> Self {
         Runtimes { clients }
@@ -124,17 +139,24 @@ impl Runtimes {
     /// its), so callers never take "unreachable" for "gone".
     pub async fn inspect(&self, id: &str) -> Result<Discovered, Error> {
         let answers = join_all(self.clients.iter().map(|c| c.inspect(id))).await;
-        let mut failure = None;
-        for a in answers {
+        exact_answer(answers, id)
+    }
+
+    /// A container some runtime is starting now ([`RuntimeClient::starting`]),
+    /// with [`Runtimes::inspect`]'s answers.
+    /// The first runtime to know it answers (a runtime slow to say "not
+    /// mine" does not hold a container's start).
+    pub async fn starting(&self, id: &str) -> Result<Discovered, Error> {
+        use futures_util::stream::{FuturesUnordered, StreamExt};
+        let mut pending: FuturesUnordered<_> = self.clients.iter().map(|c| c.starting(id)).collect();
+        let mut answers = Vec::new();
+        while let Some(a) = pending.next().await {
             match a {
                 Ok(d) if d.container.id == id => return Ok(d),
-                Ok(_) | Err(Error::NotFound { .. }) => {}
-                Err(e) => {
-                    failure.get_or_insert(e);
-                }
+                other => answers.push(other),
             }
         }
-        Err(failure.unwrap_or(Error::NotFound { runtime: "any runtime", id: id.to_string() }))
+        exact_answer(answers, id)
     }
 
     /// Every running container of the runtimes that answer, and a line per

@@ -11,6 +11,7 @@ pub mod freeze;
 pub mod isolate;
 pub mod netpolicy;
 pub mod notify;
+pub mod ocihook;
 pub mod pcap;
 pub mod profile;
 pub mod record;

@@ -43,6 +43,11 @@ pub struct RunArgs {
     /// listenerPath); served when rules have `{deny: {errno: ...}}`.
     #[arg(long, value_name = "PATH", default_value = respond::notify::DEFAULT_SOCKET)]
     notify_socket: PathBuf,
+    /// Serve the OCI hook socket here (`rampart oci-hook`, added by the
+    /// `rampart-runc` wrapper): metadata-scoped kill rules armed before a
+    /// container's entrypoint.
+    #[arg(long, value_name = "PATH", default_value = respond::ocihook::DEFAULT_SOCKET)]
+    oci_hook_socket: PathBuf,
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
@@ -95,7 +100,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let dispatcher = Arc::new(alerts::Dispatcher::new(&cfg.alerts)?);
     let responder = Responder::new(cfg.response.clone(), dispatcher.clone(), cfg.docker_socket.clone());
     let containers = ContainerRegistry::with_endpoints(&cfg.runtime_endpoints());
-    let _notify = super::notify::start(&cfg, &args.notify_socket, &dispatcher, &containers)?;
+    // The seccomp agent's deny rules: its own copy (the detector owns its).
+    let mut notify = super::notify::NotifyServer::new(&cfg, &args.notify_socket, &dispatcher, &containers);
+    let own = detect::load_rules(&cfg.rules)?;
+    notify.apply(&Arc::new(own.ruleset), &own.plans)?;
     let action_counts = responder.counts();
     let filter = EventFilter { include_host: cfg.host, ..Default::default() };
     let _watchers = containers.spawn();
@@ -114,14 +122,33 @@ pub async fn run(args: RunArgs) -> Result<()> {
         eprintln!("rampart: metrics on http://{}/metrics (health: /healthz, /readyz)", s.address);
         AbortOnDrop(s.spawn(metrics.clone()))
     });
-    let mut detector = Detector::with_responder(
-        loaded,
-        cfg.rules.clone(),
-        dispatcher.clone(),
-        responder,
-        filter.kernel_scope(),
-    )
-    .with_metrics(metrics.clone());
+    // Starting containers' kill rules, armed while runc waits in the hook.
+    let mut scope = filter.kernel_scope();
+    let arm_now = respond::actions::ArmNow::default();
+    scope.arm_now = Some(arm_now.clone());
+    let _hook_server = match respond::ocihook::HookServer::start(
+        &args.oci_hook_socket,
+        containers.clone(),
+        arm_now,
+    ) {
+        Ok(s) => {
+            eprintln!("rampart: OCI hook socket on {}", args.oci_hook_socket.display());
+            Some(s)
+        }
+        Err(e) => {
+            eprintln!(
+                    "rampart: warning: OCI hook socket {}: {e}; metadata-scoped kill rules hold only once the runtime reports a container",
+                    args.oci_hook_socket.display()
+                );
+            None
+        }
+    };
+    let mut detector =
+        Detector::with_responder(loaded, cfg.rules.clone(), dispatcher.clone(), responder, scope)
+            .with_metrics(metrics.clone())
+            .with_rules_hook(Box::new(move |ruleset, plans| {
+                notify.apply(ruleset, plans).map_err(|e| format!("{e:#}"))
+            }));
     // A reload (SIGHUP or a file change) reads the config's `rules:` section
     // again, with the same command line on top, then the rule files.
     let watch = cfg.rules.reload_on_change && !args.no_reload_on_change;

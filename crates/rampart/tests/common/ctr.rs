@@ -7,6 +7,13 @@ use std::process::Command;
 
 pub use testkit::{ctr, CONTAINERD_SOCKET as SOCKET, CTR_IMAGE};
 
+/// A 64-hex container id derived from `seed` (four FNV-1a hashes): taken
+/// for a container id in any containerd namespace (as nerdctl gives), so
+/// the kernel marks its cgroup at creation.
+pub fn hex_id(seed: &str) -> String {
+    (0..4).map(|round| format!("{:016x}", model::fnv1a(format!("{seed}\0{round}").as_bytes()))).collect()
+}
+
 pub fn ctr_ok(ns: &str, args: &[&str]) -> String {
     ctr(ns, args).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -270,7 +270,11 @@ impl KernelPlan {
                     format!("{} {}", p.evt_type(), set.iter().cloned().collect::<Vec<_>>().join(","))
                 })
                 .collect();
-            let when = if k.any_container { "from cgroup creation" } else { "after container metadata" };
+            let when = if k.any_container {
+                "from cgroup creation"
+            } else {
+                "before the entrypoint with rampart-runc, else after container metadata"
+            };
             let kind = if is_deny(&k.rule) { "deny backstop: kill in kernel" } else { "kill in kernel" };
             lines.push(format!("{kind} {when}: {} ({})", k.rule, what.join("; ")));
         }
@@ -279,6 +283,49 @@ impl KernelPlan {
             lines.push(format!("{kind} after the event: {rule} ({why})"));
         }
         lines
+    }
+}
+
+/// Per cgroup id, how many triggers of its own the arm loop has armed there.
+pub type ArmedCounts = HashMap<u64, usize>;
+
+/// Requests for an arming pass now (from the OCI hook server, once it has
+/// put a starting container in the registry): each is answered after the
+/// next full pass of the arm loop, which sees that container.
+#[derive(Clone)]
+pub struct ArmNow {
+    tx: tokio::sync::mpsc::UnboundedSender<tokio::sync::oneshot::Sender<ArmedCounts>>,
+    rx: Arc<Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<tokio::sync::oneshot::Sender<ArmedCounts>>>>>,
+}
+
+impl std::fmt::Debug for ArmNow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ArmNow")
+    }
+}
+
+impl Default for ArmNow {
+    fn default() -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        ArmNow { tx, rx: Arc::new(Mutex::new(Some(rx))) }
+    }
+}
+
+impl ArmNow {
+    /// Waits (at most `timeout`) for a pass that started after this call;
+    /// `None` when no arm loop answers in time (the kernel path is off, or
+    /// not started yet).
+    pub async fn request(&self, timeout: Duration) -> Option<ArmedCounts> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx.send(tx).ok()?;
+        tokio::time::timeout(timeout, rx).await.ok()?.ok()
+    }
+
+    /// The arm loop's end (the first loop takes it).
+    fn take(
+        &self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<tokio::sync::oneshot::Sender<ArmedCounts>>> {
+        self.rx.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
@@ -291,11 +338,13 @@ pub struct KernelScope {
     /// events would never reach userspace, so nothing is armed and only
     /// userspace acts.
     pub every_event_type: bool,
+    /// Where arming passes are asked for out of turn (the OCI hook).
+    pub arm_now: Option<ArmNow>,
 }
 
 impl Default for KernelScope {
     fn default() -> Self {
-        KernelScope { container: None, every_event_type: true }
+        KernelScope { container: None, every_event_type: true, arm_now: None }
     }
 }
 
@@ -362,7 +411,7 @@ impl KernelKill {
 }
 
 /// The cgroup id of a container (the inode of its cgroup v2 directory).
-fn cgroup_id(c: &Container) -> Option<u64> {
+pub fn cgroup_id(c: &Container) -> Option<u64> {
     crate::target::Target::from_container(c).ok()?.cgroup.map(|cg| cg.id)
 }
 
@@ -385,7 +434,13 @@ async fn arm_loop(
     let every_container = scope.container.is_none() && scope.every_event_type;
     let mut tick = tokio::time::interval(RECONCILE_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut requests = scope.arm_now.as_ref().and_then(ArmNow::take);
+    let mut waiting = Vec::new();
     loop {
+        // Requests sent before this pass starts are answered after it.
+        while let Some(r) = requests.as_mut().and_then(|rx| rx.try_recv().ok()) {
+            waiting.push(r);
+        }
         let plan_now = plan.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let any = if every_container { plan_now.any_container_triggers() } else { Vec::new() };
         if current_any.as_ref() != Some(&any) {
@@ -472,7 +527,16 @@ async fn arm_loop(
                 Err(e) => tracing::warn!(container = %label, error = %e, "arming kernel kill triggers"),
             }
         }
+        if !waiting.is_empty() {
+            let counts: ArmedCounts = current.iter().map(|(cg, t)| (*cg, t.len())).collect();
+            for w in waiting.drain(..) {
+                let _ = w.send(counts.clone());
+            }
+        }
         tokio::select! {
+            Some(r) = async { match requests.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                waiting.push(r);
+            }
             ev = events.recv() => {
                 if let Err(tokio::sync::broadcast::error::RecvError::Closed) = ev {
                     // No more runtime events: the tick still reconciles.
@@ -633,7 +697,7 @@ mod tests {
             "{lines:?}"
         );
         assert!(
-            lines[1].starts_with("kill in kernel after container metadata: S (openat /etc/passwd)"),
+            lines[1].starts_with("kill in kernel before the entrypoint with rampart-runc, else after container metadata: S (openat /etc/passwd)"),
             "{lines:?}"
         );
     }
@@ -653,7 +717,7 @@ mod tests {
         assert_eq!(plan.table[0].rule, "R");
         assert!(plan.triggers_for(&c("db"), true).is_empty());
         assert!(
-            plan.describe()[0].starts_with("kill in kernel after container metadata: R (openat /etc/shadow)"),
+            plan.describe()[0].starts_with("kill in kernel before the entrypoint with rampart-runc, else after container metadata: R (openat /etc/shadow)"),
             "{:?}",
             plan.describe()
         );

@@ -27,7 +27,7 @@ pub mod plan;
 pub mod responder;
 
 pub use guard::ResponseConfig;
-pub use kernel::{KernelHandles, KernelPlan, KernelScope};
+pub use kernel::{ArmNow, ArmedCounts, KernelHandles, KernelPlan, KernelScope};
 pub use plan::{plans, ActionKind, Plans, RulePlan};
 pub use responder::{action_alert, ActionCounts, Outcome, Responder, ACTION_RULE};
 
