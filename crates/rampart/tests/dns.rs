@@ -22,10 +22,11 @@ const TUNNEL_RULE: &str = "DNS tunnelling-like query from container";
 /// Runs `sh -c script` in a container of the dnsmasq image on the network,
 /// to completion (it must succeed); returns the container and its output.
 fn run_script(net: &Network, prefix: &str, script: &str) -> (Container, String) {
-    let c = net.start(prefix, DNSMASQ_IMAGE, None, &["sh", "-c", script]);
-    let code = c.wait(Duration::from_secs(60));
-    let text = c.logs();
-    assert_eq!(code, 0, "{prefix} failed:\n{text}");
+    let name = unique(prefix);
+    let out = docker(&["run", "--name", &name, "--network", &net.name, DNSMASQ_IMAGE, "sh", "-c", script]);
+    let c = Container { id: String::new(), name };
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{prefix} failed:\n{text}");
     (c, text)
 }
 
