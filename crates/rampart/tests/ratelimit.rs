@@ -14,11 +14,17 @@ use common::*;
 /// Each flood: this long, small datagrams, far above any limit tested.
 const SECONDS: &str = "3";
 
-/// An `iperf3 -s` server and an idle client on the network.
-fn iperf3_pair(net: &Network, client: &str) -> (Container, Container) {
+/// What each test starts from: a network-policy store of its own (`np`
+/// names it), a network, and on it an `iperf3 -s` server and an idle client
+/// (named after `client`). Bound in this order, they drop in reverse.
+fn setup(np: &str, client: &str) -> (Np, Network, Container, Container) {
+    preflight();
+    iperf3_image();
+    let np = Np::new(np);
+    let net = Network::create("ratenet");
     let server = net.start("iperf-srv", IPERF3_IMAGE, None, &["iperf3", "-s"]);
     let client = net.start(client, IPERF3_IMAGE, None, &["sleep", "600"]);
-    (server, client)
+    (np, net, server, client)
 }
 
 fn flood(client: &Container, server: &Container) -> (u64, f64) {
@@ -38,11 +44,7 @@ fn assert_held(what: &str, delivered: u64, secs: f64, limit: u64) {
 #[test]
 #[ignore = "privileged: needs root, BPF, dockerd and iperf3"]
 fn a_rate_limit_holds_a_udp_flood_and_lifting_it_restores_the_rate() {
-    preflight();
-    iperf3_image();
-    let np = Np::new("np-rate");
-    let net = Network::create("ratenet");
-    let (server, client) = iperf3_pair(&net, "iperf-cli");
+    let (np, _net, server, client) = setup("np-rate", "iperf-cli");
 
     let (base, secs) = flood(&client, &server);
     let base_pps = base as f64 / secs;
@@ -94,11 +96,7 @@ fn a_rate_limit_holds_a_udp_flood_and_lifting_it_restores_the_rate() {
 #[test]
 #[ignore = "privileged: needs root, BPF, dockerd and iperf3"]
 fn a_rule_action_rate_limits_the_flooding_container() {
-    preflight();
-    iperf3_image();
-    let np = Np::new("np-rate-action");
-    let net = Network::create("ratenet");
-    let (server, client) = iperf3_pair(&net, "iperf-flooder");
+    let (np, net, server, client) = setup("np-rate-action", "iperf-flooder");
     let bulk = net.start("iperf-bulk", IPERF3_IMAGE, None, &["sleep", "600"]);
     const RULE: &str = "UDP flood answered with a rate limit (ratelimit test)";
     let rules = std::env::temp_dir().join(format!("{}.yaml", unique("rate-rule")));
@@ -152,11 +150,7 @@ fn a_rule_action_rate_limits_the_flooding_container() {
 #[test]
 #[ignore = "privileged: needs root, BPF, dockerd and iperf3"]
 fn a_ratelimit_action_in_dry_run_arms_nothing_and_says_so() {
-    preflight();
-    iperf3_image();
-    let np = Np::new("np-rate-dry");
-    let net = Network::create("ratenet");
-    let (server, client) = iperf3_pair(&net, "iperf-dry");
+    let (np, _net, server, client) = setup("np-rate-dry", "iperf-dry");
     // The rule fires on the flood's own start (iperf3 exec'd in the
     // client); in dry run its limit must not reach the kernel, so the flood
     // it fires on goes on at full rate.
