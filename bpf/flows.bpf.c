@@ -195,8 +195,15 @@ static __always_inline int account_skb(struct __sk_buff *skb, int egress)
 		__u16 sport = (t[0] << 8) | t[1], dport = (t[2] << 8) | t[3];
 		key.local_port = egress ? sport : dport;
 		key.remote_port = egress ? dport : sport;
+		int udp_answer = key.proto == IPPROTO_UDP_ && ns_udp_answers(bsk, egress);
 		ns_count(bpf_skb_cgroup_id(skb), egress, key.proto, key.proto == IPPROTO_TCP_ ? t[13] : 0, 0,
-			 key.remote_addr, key.remote_port, skb->len, skb->gso_segs ? skb->gso_segs : 1);
+			 udp_answer, key.remote_addr, key.remote_port, skb->len, skb->gso_segs ? skb->gso_segs : 1);
+		/* A query to Docker's embedded DNS leaves with its port NATed
+		 * away from 53: the connected socket's own peer still says 53. */
+		if (key.proto == IPPROTO_UDP_)
+			ns_dns(skb, bpf_skb_cgroup_id(skb), egress,
+			       egress ? dport == DNS_PORT || bpf_ntohs(bsk->dst_port) == DNS_PORT : sport == DNS_PORT,
+			       l3 + 8);
 		l4 = key.proto == IPPROTO_TCP_ ? (t[12] >> 4) * 4 : 8;
 		/* The packet must be the socket's own: a kernel control socket
 		 * (TIME_WAIT acks, resets) shares the netns and cgroup but not the
@@ -222,7 +229,7 @@ static __always_inline int account_skb(struct __sk_buff *skb, int egress)
 	} else {
 		__u8 icmp_type = 0;
 		bpf_skb_load_bytes(skb, l3, &icmp_type, 1);
-		ns_count(bpf_skb_cgroup_id(skb), egress, key.proto, 0, icmp_type, key.remote_addr, 0, skb->len,
+		ns_count(bpf_skb_cgroup_id(skb), egress, key.proto, 0, icmp_type, 0, key.remote_addr, 0, skb->len,
 			 skb->gso_segs ? skb->gso_segs : 1);
 	}
 	key.cgroup_id = bpf_skb_cgroup_id(skb);

@@ -44,6 +44,10 @@ struct ns_val {
 	__u64 dst_bm[2][NS_BM_WORDS];
 	/* ... and their distinct remote addresses */
 	__u64 host_bm[2][NS_BM_WORDS];
+	/* DNS over UDP (port 53): queries the container sent (QR = 0) and
+	 * NXDOMAIN answers it received (QR = 1, RCODE 3) */
+	__u64 dns_queries;
+	__u64 dns_nxdomain;
 };
 
 #endif

@@ -28,6 +28,29 @@ struct {
 	__type(value, struct ns_val);
 } fl_netstat SEC(".maps");
 
+/* Per UDP socket: which way its first packet went (1 out, 2 in). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u8);
+} fl_udp_first SEC(".maps");
+
+/* Whether a UDP socket received before it first sent: a server's socket
+ * (a resolver, a syslog or game server), whose packets out answer clients
+ * from their many ports, and are no connection attempts; counted as such,
+ * a busy resolver looked like a port scan. Raw sockets (nmap -sU, hping3)
+ * send first. */
+static __always_inline int ns_udp_answers(struct bpf_sock *sk, int egress)
+{
+	__u8 *first = bpf_sk_storage_get(&fl_udp_first, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!first)
+		return 0;
+	if (!*first)
+		*first = egress ? 1 : 2;
+	return *first == 2;
+}
+
 /* The murmur3 finaliser: spreads a few input bits over the bitmap. */
 static __always_inline __u32 ns_mix(__u32 h)
 {
@@ -46,10 +69,12 @@ static __always_inline void ns_set_bit(__u64 *bm, __u32 h)
 }
 
 /* One packet of cgroup `cgid`: proto (IP protocol), tcp_flags (TCP only),
- * icmp_type (ICMP only), remote address (16 bytes, IPv4 in the first 4) and
- * port as the packet header gives them. */
+ * icmp_type (ICMP only), udp_answer (UDP only: ns_udp_answers), remote
+ * address (16 bytes, IPv4 in the first 4) and port as the packet header
+ * gives them. */
 static __always_inline void ns_count(__u64 cgid, int egress, __u8 proto, __u8 tcp_flags, __u8 icmp_type,
-				     const __u8 *remote, __u16 remote_port, __u64 bytes, __u64 segs)
+				     int udp_answer, const __u8 *remote, __u16 remote_port, __u64 bytes,
+				     __u64 segs)
 {
 	struct ns_val *v = bpf_map_lookup_elem(&fl_netstat, &cgid);
 	if (!v) {
@@ -73,7 +98,7 @@ static __always_inline void ns_count(__u64 cgid, int egress, __u8 proto, __u8 tc
 		if (tcp_flags & NS_TCP_RST)
 			v->rst[dir]++;
 	} else if (p == NS_UDP) {
-		attempt = 1;
+		attempt = !udp_answer;
 	} else if (p == NS_ICMP) {
 		attempt = icmp_type == 8 || icmp_type == 128; /* echo request (v4, v6) */
 	}
@@ -92,6 +117,27 @@ static __always_inline void ns_count(__u64 cgid, int egress, __u8 proto, __u8 tc
 	}
 	ns_set_bit(v->dst_bm[slot], dst);
 	ns_set_bit(v->host_bm[slot], host);
+}
+
+/* A UDP packet of cgroup `cgid` to or from a DNS server (`dns`: port 53 on
+ * the remote side), whose payload starts at `off`: counts the queries the
+ * container sends and the NXDOMAIN answers it receives. Two header bytes are
+ * read; nothing else of the payload (it comes from the container). Counted
+ * here and not from the DNS ring, so that a query flood cannot hide by
+ * filling that ring. */
+static __always_inline void ns_dns(struct __sk_buff *skb, __u64 cgid, int egress, int dns, __u32 off)
+{
+	__u8 flags[2];
+	if (!dns || bpf_skb_load_bytes(skb, off + 2, flags, 2))
+		return;
+	struct ns_val *v = bpf_map_lookup_elem(&fl_netstat, &cgid);
+	if (!v)
+		return;
+	int response = flags[0] >> 7;
+	if (egress && !response)
+		v->dns_queries++;
+	else if (!egress && response && (flags[1] & 0x0f) == 3)
+		v->dns_nxdomain++;
 }
 
 /* A TCP state change of a socket of cgroup `cgid` (inet_sock_set_state). */

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build rampart-netattack:latest without any registry: Debian's nmap and
-# hping3 with the shared libraries they link (ldd), nmap's port and protocol
+# Build rampart-netattack:latest without any registry: Debian's nmap (and
+# its nping, for connect floods) and hping3 with the shared libraries they link (ldd), nmap's port and protocol
 # tables, and busybox (sh, httpd, nc, wget for the targets and the benign
 # workloads), `docker import`ed. The scan and flood detection tests
 # (crates/rampart/tests/netdetect.rs) run the attacks from inside containers
@@ -15,6 +15,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 IMAGE=${RAMPART_NETATTACK_IMAGE:-rampart-netattack:latest}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 NMAP=${NMAP:-/usr/bin/nmap}
+NPING=${NPING:-/usr/bin/nping}
 HPING3=${HPING3:-/usr/sbin/hping3}
 # shellcheck source=scripts/docker-env.sh
 . "$ROOT/scripts/docker-env.sh"
@@ -24,6 +25,7 @@ log() { echo "image/netattack.sh: $*" >&2; }
 . "$ROOT/scripts/lib/image.sh"
 
 [[ -x $NMAP ]] || { log "$NMAP missing (apt-get install nmap)"; exit 1; }
+[[ -x $NPING ]] || { log "$NPING missing (apt-get install nmap)"; exit 1; }
 [[ -x $HPING3 ]] || { log "$HPING3 missing (apt-get install hping3)"; exit 1; }
 [[ -x $BUSYBOX ]] || { log "$BUSYBOX missing (apt-get install busybox-static)"; exit 1; }
 
@@ -33,10 +35,10 @@ datafiles=()
 for f in "${data[@]}"; do datafiles+=("/usr/share/nmap/$f"); done
 
 # The binaries and every library the loader resolves for them.
-mapfile -t libs < <(image_libs "$NMAP" "$HPING3")
+mapfile -t libs < <(image_libs "$NMAP" "$NPING" "$HPING3")
 ((${#libs[@]})) || { log "ldd found no libraries"; exit 1; }
 
-hash=$(cat "$HERE/netattack.sh" "$ROOT/scripts/lib/image.sh" "$NMAP" "$HPING3" "$BUSYBOX" "${libs[@]}" "${datafiles[@]}" | sha256sum | cut -c1-16)
+hash=$(cat "$HERE/netattack.sh" "$ROOT/scripts/lib/image.sh" "$NMAP" "$NPING" "$HPING3" "$BUSYBOX" "${libs[@]}" "${datafiles[@]}" | sha256sum | cut -c1-16)
 if image_is_current "$IMAGE" rampart.test.hash "$hash"; then
     log "$IMAGE is up to date ($hash)"
     exit 0
@@ -50,6 +52,7 @@ chmod 1777 "$rootfs/tmp"
 cp "$BUSYBOX" "$rootfs/bin/busybox"
 for applet in sh cat sleep ls httpd nc wget seq timeout kill; do ln -s /bin/busybox "$rootfs/bin/$applet"; done
 cp "$NMAP" "$rootfs/usr/bin/nmap"
+cp "$NPING" "$rootfs/usr/bin/nping"
 cp "$HPING3" "$rootfs/usr/sbin/hping3"
 cp "${datafiles[@]}" "$rootfs/usr/share/nmap/"
 image_copy_at_path "$rootfs" "${libs[@]}"

@@ -455,7 +455,7 @@ pub struct NetWindow {
     /// The detections whose thresholds this window crossed (port_scan,
     /// host_sweep, connect_failures, syn_flood_in, syn_flood_out, conn_flood,
     /// udp_flood_in, udp_flood_out, icmp_flood_in, icmp_flood_out,
-    /// egress_volume).
+    /// egress_volume, dns_query_flood, nxdomain).
     pub over: Vec<String>,
     /// Packets per second received and sent, all protocols, then by protocol.
     pub pps_in: u64,
@@ -486,6 +486,12 @@ pub struct NetWindow {
     /// window; estimates (linear counting over 1024 bits: ±3% below ~2000).
     pub dsts: u64,
     pub hosts: u64,
+    /// DNS queries (UDP, to port 53) sent per second, and NXDOMAIN answers
+    /// received in the window.
+    #[serde(default)]
+    pub dns_qps: u64,
+    #[serde(default)]
+    pub nxdomain: u64,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -11,93 +11,23 @@
 
 mod common;
 
+use common::net::*;
 use common::*;
 use serde_json::Value;
-use std::sync::Once;
 use std::time::Duration;
 
-const IMAGE: &str = "rampart-dnsmasq:latest";
 const NAME: &str = "www.example.test";
 const TUNNEL_RULE: &str = "DNS tunnelling-like query from container";
 
-fn dnsmasq_image() {
-    static BUILD: Once = Once::new();
-    BUILD.call_once(|| {
-        let script = repo_root().join("tests/image/dnsmasq.sh");
-        let out = std::process::Command::new(&script).output().expect("run tests/image/dnsmasq.sh");
-        assert!(
-            out.status.success(),
-            "building {IMAGE} failed (is dnsmasq-base installed? scripts/setup.sh installs it):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-}
-
-/// A Docker network of the test with a /24 of its own (the resolver and the
-/// web server get fixed addresses in it), removed on drop.
-struct Network {
-    name: String,
-    /// The first three octets, e.g. "10.213.7".
-    prefix: String,
-}
-
-impl Network {
-    fn create() -> Network {
-        let name = unique("dnsnet");
-        // Another test run may hold a subnet: try a few.
-        let start = std::process::id() as usize;
-        for i in 0..64 {
-            let prefix = format!("10.213.{}", (start + i * 7) % 250 + 1);
-            let out = docker(&["network", "create", "--subnet", &format!("{prefix}.0/24"), &name]);
-            if out.status.success() {
-                return Network { name, prefix };
-            }
-        }
-        panic!("no free 10.213.x.0/24 subnet for the test network");
-    }
-
-    fn ip(&self, host: u8) -> String {
-        format!("{}.{host}", self.prefix)
-    }
-}
-
-impl Drop for Network {
-    fn drop(&mut self) {
-        let _ = docker(&["network", "rm", &self.name]);
-    }
-}
-
-/// A container of the dnsmasq image, removed on drop.
-struct Box_(String);
-
-impl Box_ {
-    fn start(net: &Network, prefix: &str, ip: Option<&str>, cmd: &[&str]) -> Box_ {
-        let name = unique(prefix);
-        let mut args = vec!["run", "-d", "--name", &name, "--network", &net.name];
-        if let Some(ip) = ip {
-            args.extend(["--ip", ip]);
-        }
-        args.push(IMAGE);
-        args.extend_from_slice(cmd);
-        docker_ok(&args);
-        Box_(name)
-    }
-
-    /// Runs `sh -c script` to completion; returns its output.
-    fn run(net: &Network, prefix: &str, script: &str) -> (Box_, String) {
-        let name = unique(prefix);
-        let out = docker(&["run", "--name", &name, "--network", &net.name, IMAGE, "sh", "-c", script]);
-        let text =
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "{prefix} failed:\n{text}");
-        (Box_(name), text)
-    }
-}
-
-impl Drop for Box_ {
-    fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", &self.0]);
-    }
+/// Runs `sh -c script` in a container of the dnsmasq image on the network,
+/// to completion (it must succeed); returns the container and its output.
+fn run_script(net: &Network, prefix: &str, script: &str) -> (Container, String) {
+    let name = unique(prefix);
+    let out = docker(&["run", "--name", &name, "--network", &net.name, DNSMASQ_IMAGE, "sh", "-c", script]);
+    let c = Container { id: String::new(), name };
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{prefix} failed:\n{text}");
+    (c, text)
 }
 
 fn is_dns(ev: &Value, container: &str, response: bool, name: &str) -> bool {
@@ -123,7 +53,7 @@ fn answers(ev: &Value) -> Vec<(String, String)> {
 fn a_containers_lookups_are_events_and_name_its_later_connects() {
     preflight();
     dnsmasq_image();
-    let net = Network::create();
+    let net = Network::with_subnet("dnsnet");
     let (dns_ip, web_ip) = (net.ip(2), net.ip(3));
     const CONNECT_RULE: &str = "Connect to a resolved name (dns test)";
     let rules = std::env::temp_dir().join(format!("{}.yaml", unique("dns-rule")));
@@ -140,9 +70,9 @@ fn a_containers_lookups_are_events_and_name_its_later_connects() {
     let mut events = Agent::start(&["--flows", "--type", "dns"]);
     let mut alerts = Agent::start_run(&["--rules", rules.to_str().unwrap()]);
 
-    let resolver = Box_::start(
-        &net,
+    let resolver = net.start(
         "dnsmasq",
+        DNSMASQ_IMAGE,
         Some(&dns_ip),
         &[
             "dnsmasq",
@@ -155,9 +85,9 @@ fn a_containers_lookups_are_events_and_name_its_later_connects() {
             "--address=/example.test/fd00::99",
         ],
     );
-    let web = Box_::start(
-        &net,
+    let web = net.start(
         "web",
+        DNSMASQ_IMAGE,
         Some(&web_ip),
         &[
             "sh",
@@ -169,7 +99,7 @@ fn a_containers_lookups_are_events_and_name_its_later_connects() {
     // timeout; a failed lookup fails the client's script.
     let tunnel = format!("{}.t.example.test", "mfrggzdfmztwq2lknnwg23tpobyxe43uov3ho6dzpjqwe3dsmrsgc5dfnfwg");
     std::thread::sleep(Duration::from_millis(500));
-    let (client, out) = Box_::run(
+    let (client, out) = run_script(
         &net,
         "client",
         &format!(
@@ -178,26 +108,28 @@ fn a_containers_lookups_are_events_and_name_its_later_connects() {
     );
     assert!(out.contains(&web_ip) && out.contains("hello"), "client output:\n{out}");
     // Connects to the same address without having resolved it.
-    let (other, out) = Box_::run(&net, "other", &format!("busybox wget -q -O - http://{web_ip}/"));
+    let (other, out) = run_script(&net, "other", &format!("busybox wget -q -O - http://{web_ip}/"));
     assert!(out.contains("hello"), "other client output:\n{out}");
 
     // The client's query and the answer it received, as the client saw them.
-    let query = events.expect("the client's query", |ev| is_dns(ev, &client.0, false, NAME));
+    let query = events.expect("the client's query", |ev| is_dns(ev, &client.name, false, NAME));
     assert_eq!(arg_str(&query, "direction"), "out", "{query}");
     assert_eq!(query["args"]["remote"]["ip"], dns_ip.as_str(), "{query}");
     assert_eq!(query["args"]["remote"]["port"], 53, "{query}");
     let answer = events.expect("the answer the client received", |ev| {
-        is_dns(ev, &client.0, true, NAME) && arg_str(ev, "qtype") == "A"
+        is_dns(ev, &client.name, true, NAME) && arg_str(ev, "qtype") == "A"
     });
     assert_eq!(arg_str(&answer, "direction"), "in", "{answer}");
     assert_eq!(arg_str(&answer, "rcode"), "NOERROR", "{answer}");
     assert_eq!(arg_str(&answer, "proto"), "udp", "{answer}");
     assert_eq!(answers(&answer), [("A".to_string(), web_ip.clone())], "{answer}");
-    let aaaa = events
-        .expect("the AAAA answer", |ev| is_dns(ev, &client.0, true, NAME) && arg_str(ev, "qtype") == "AAAA");
+    let aaaa = events.expect("the AAAA answer", |ev| {
+        is_dns(ev, &client.name, true, NAME) && arg_str(ev, "qtype") == "AAAA"
+    });
     assert_eq!(answers(&aaaa), [("AAAA".to_string(), "fd00::99".to_string())], "{aaaa}");
     // The resolver's own view: it received the query on port 53.
-    let served = events.expect("the resolver's side of the query", |ev| is_dns(ev, &resolver.0, false, NAME));
+    let served =
+        events.expect("the resolver's side of the query", |ev| is_dns(ev, &resolver.name, false, NAME));
     assert_eq!(
         (arg_str(&served, "direction"), &served["args"]["local"]["port"]),
         ("in", &Value::from(53)),
@@ -206,7 +138,7 @@ fn a_containers_lookups_are_events_and_name_its_later_connects() {
 
     // fd.sip.name on the client's connect, from its own lookup.
     let alert =
-        alerts.expect("the connect alert about the client", |v| is_alert_of(v, CONNECT_RULE, &client.0));
+        alerts.expect("the connect alert about the client", |v| is_alert_of(v, CONNECT_RULE, &client.name));
     let output = alert["output"].as_str().unwrap_or("");
     assert!(
         output.contains(&format!("connect to {NAME} ({web_ip}:80) rip.name={NAME}")),
@@ -214,12 +146,12 @@ fn a_containers_lookups_are_events_and_name_its_later_connects() {
     );
     // The tunnelling rule on the long name, from the client only.
     let tun =
-        alerts.expect("the tunnelling alert about the client", |v| is_alert_of(v, TUNNEL_RULE, &client.0));
+        alerts.expect("the tunnelling alert about the client", |v| is_alert_of(v, TUNNEL_RULE, &client.name));
     let output = tun["output"].as_str().unwrap_or("");
     assert!(output.contains(&tunnel), "tunnel alert output: {output}");
     alerts.collect_for(Duration::from_secs(2));
     let wrong = alerts.events.iter().find(|v| {
-        (is_alert_of(v, CONNECT_RULE, &other.0))
+        (is_alert_of(v, CONNECT_RULE, &other.name))
             || (alert_rule(v) == TUNNEL_RULE && !v["output"].as_str().unwrap_or("").contains(&tunnel))
     });
     assert!(wrong.is_none(), "unexpected alert: {}", alert_brief(wrong.unwrap()));

@@ -12,12 +12,12 @@
 
 mod common;
 
+use common::net::*;
 use common::*;
 use serde_json::Value;
-use std::sync::{Mutex, Once};
+use std::sync::Mutex;
 use std::time::Duration;
 
-const IPERF3_IMAGE: &str = "rampart-iperf3:latest";
 const IPERF3_PORT: u64 = 5201;
 /// Per transfer: large enough for many GSO segments, small enough for a
 /// loaded CI machine.
@@ -29,50 +29,20 @@ const PACE: &str = "400M";
 /// `rampart flows` reads whichever is pinned.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn iperf3_image() {
-    static BUILD: Once = Once::new();
-    BUILD.call_once(|| {
-        let script = repo_root().join("tests/image/iperf3.sh");
-        let out = std::process::Command::new(&script).output().expect("run tests/image/iperf3.sh");
-        assert!(
-            out.status.success(),
-            "building {IPERF3_IMAGE} failed (is iperf3 installed? scripts/setup.sh installs it):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-}
-
-/// A Docker network of the test, removed on drop.
-struct Network(String);
-
-impl Network {
-    fn create() -> Network {
-        let name = unique("flownet");
-        docker_ok(&["network", "create", &name]);
-        Network(name)
-    }
-}
-
-impl Drop for Network {
-    fn drop(&mut self) {
-        let _ = docker(&["network", "rm", &self.0]);
-    }
-}
-
 /// A container of the iperf3 image, removed on drop.
 struct Iperf(String);
 
 impl Iperf {
     fn server(net: &Network) -> Iperf {
         let name = unique("iperf-srv");
-        docker_ok(&["run", "-d", "--name", &name, "--network", &net.0, IPERF3_IMAGE, "iperf3", "-s"]);
+        docker_ok(&["run", "-d", "--name", &name, "--network", &net.name, IPERF3_IMAGE, "iperf3", "-s"]);
         Iperf(name)
     }
 
     /// Runs a client to completion; returns the container and iperf3's JSON.
     fn transfer(net: &Network, server: &Iperf, extra: &[&str]) -> (Iperf, Value) {
         let name = unique("iperf-cli");
-        let mut args = vec!["run", "--name", &name, "--network", &net.0, IPERF3_IMAGE];
+        let mut args = vec!["run", "--name", &name, "--network", &net.name, IPERF3_IMAGE];
         args.extend(["iperf3", "-c", &server.0, "--json", "--connect-timeout", "5000"]);
         args.extend_from_slice(extra);
         // The server may still be starting: retry the first connection.
@@ -99,7 +69,7 @@ impl Iperf {
             "--name",
             &name,
             "--network",
-            &net.0,
+            &net.name,
             IPERF3_IMAGE,
             "iperf3",
             "-c",
@@ -142,7 +112,7 @@ fn iperf3_transfers_match_flow_counts_and_each_container_owns_its_side() {
     preflight();
     iperf3_image();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let net = Network::create();
+    let net = Network::create("flownet");
     let mut agent = Agent::start(&["--flows", "--type", "flow"]);
     let server = Iperf::server(&net);
 
@@ -271,7 +241,7 @@ fn a_rule_on_flow_fields_fires_for_the_uploading_container_only() {
         ),
     )
     .unwrap();
-    let net = Network::create();
+    let net = Network::create("flownet");
     let mut agent = Agent::start_run(&["--rules", rules.to_str().unwrap()]);
     let server = Iperf::server(&net);
     let (client, report) = Iperf::transfer(&net, &server, &["-n", "16M", "-b", PACE]);

@@ -3,85 +3,32 @@
 //! with a real UDP flood: iperf3 between two containers on a Docker network
 //! of the test's own, counting at the receiver (iperf3's own report of what
 //! arrived). A limit holds delivery to within 10% of the limit, lifting it
-//! restores the rate, and a malformed `rate:` is refused with file:line:col.
+//! restores the rate, a malformed `rate:` is refused with file:line:col, and
+//! the rule action sets a limit (or, in dry run, only says which).
 
 mod common;
 
+use common::net::*;
 use common::*;
-use serde_json::Value;
-use std::sync::Once;
-use std::time::Duration;
 
-const IPERF3_IMAGE: &str = "rampart-iperf3:latest";
 /// Each flood: this long, small datagrams, far above any limit tested.
 const SECONDS: &str = "3";
 
-fn iperf3_image() {
-    static BUILD: Once = Once::new();
-    BUILD.call_once(|| {
-        let script = repo_root().join("tests/image/iperf3.sh");
-        let out = std::process::Command::new(&script).output().expect("run tests/image/iperf3.sh");
-        assert!(
-            out.status.success(),
-            "building {IPERF3_IMAGE} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
+/// What each test starts from: a network-policy store of its own (`np`
+/// names it), a network, and on it an `iperf3 -s` server and an idle client
+/// (named after `client`). Bound in this order, they drop in reverse.
+fn setup(np: &str, client: &str) -> (Np, Network, Container, Container) {
+    preflight();
+    iperf3_image();
+    let np = Np::new(np);
+    let net = Network::create("ratenet");
+    let server = net.start("iperf-srv", IPERF3_IMAGE, None, &["iperf3", "-s"]);
+    let client = net.start(client, IPERF3_IMAGE, None, &["sleep", "600"]);
+    (np, net, server, client)
 }
 
-struct Network(String);
-
-impl Drop for Network {
-    fn drop(&mut self) {
-        let _ = docker(&["network", "rm", &self.0]);
-    }
-}
-
-fn start(prefix: &str, net: &Network, cmd: &[&str]) -> Container {
-    let name = unique(prefix);
-    let mut args = vec!["run", "-d", "--name", &name, "--network", &net.0, IPERF3_IMAGE];
-    args.extend_from_slice(cmd);
-    let id = docker_ok(&args).trim().to_string();
-    Container { name, id }
-}
-
-/// One UDP flood from `client` to `server`: (datagrams delivered, seconds).
 fn flood(client: &Container, server: &Container) -> (u64, f64) {
-    let args = [
-        "exec",
-        &client.name,
-        "iperf3",
-        "-u",
-        "-c",
-        &server.name,
-        "-b",
-        "40M",
-        "-l",
-        "64",
-        "-t",
-        SECONDS,
-        "--json",
-        "--connect-timeout",
-        "5000",
-    ];
-    // The server may still be starting: retry the first connection.
-    for attempt in 0.. {
-        let out = docker(&args);
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        if out.status.success() {
-            let v: Value =
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("iperf3 JSON: {e}:\n{text}"));
-            let sum = &v["end"]["sum"];
-            let sent = sum["packets"].as_u64().unwrap_or_else(|| panic!("no packets in {sum}"));
-            let lost = sum["lost_packets"].as_u64().unwrap_or_else(|| panic!("no lost_packets in {sum}"));
-            let secs = sum["seconds"].as_f64().unwrap_or_else(|| panic!("no seconds in {sum}"));
-            eprintln!("iperf3: sent {sent}, lost {lost}, delivered {} in {secs:.2} s", sent - lost);
-            return (sent.saturating_sub(lost), secs);
-        }
-        assert!(attempt < 10, "iperf3 failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    unreachable!()
+    iperf3_udp_flood(client, server, SECONDS)
 }
 
 fn assert_held(what: &str, delivered: u64, secs: f64, limit: u64) {
@@ -97,13 +44,7 @@ fn assert_held(what: &str, delivered: u64, secs: f64, limit: u64) {
 #[test]
 #[ignore = "privileged: needs root, BPF, dockerd and iperf3"]
 fn a_rate_limit_holds_a_udp_flood_and_lifting_it_restores_the_rate() {
-    preflight();
-    iperf3_image();
-    let np = Np::new("np-rate");
-    let net = Network(unique("ratenet"));
-    docker_ok(&["network", "create", &net.0]);
-    let server = start("iperf-srv", &net, &["iperf3", "-s"]);
-    let client = start("iperf-cli", &net, &["sleep", "600"]);
+    let (np, _net, server, client) = setup("np-rate", "iperf-cli");
 
     let (base, secs) = flood(&client, &server);
     let base_pps = base as f64 / secs;
@@ -155,14 +96,8 @@ fn a_rate_limit_holds_a_udp_flood_and_lifting_it_restores_the_rate() {
 #[test]
 #[ignore = "privileged: needs root, BPF, dockerd and iperf3"]
 fn a_rule_action_rate_limits_the_flooding_container() {
-    preflight();
-    iperf3_image();
-    let np = Np::new("np-rate-action");
-    let net = Network(unique("ratenet"));
-    docker_ok(&["network", "create", &net.0]);
-    let server = start("iperf-srv", &net, &["iperf3", "-s"]);
-    let client = start("iperf-flooder", &net, &["sleep", "600"]);
-    let bulk = start("iperf-bulk", &net, &["sleep", "600"]);
+    let (np, net, server, client) = setup("np-rate-action", "iperf-flooder");
+    let bulk = net.start("iperf-bulk", IPERF3_IMAGE, None, &["sleep", "600"]);
     const RULE: &str = "UDP flood answered with a rate limit (ratelimit test)";
     let rules = std::env::temp_dir().join(format!("{}.yaml", unique("rate-rule")));
     std::fs::write(
@@ -203,12 +138,55 @@ fn a_rule_action_rate_limits_the_flooding_container() {
 
     // A bulk TCP transfer for 3 s from a third, unlimited container: not
     // ordinary traffic by design, the egress volume rule names the sender.
-    let out = docker(&["exec", &bulk.name, "iperf3", "-c", &server.name, "-t", SECONDS, "--json"]);
-    assert!(out.status.success(), "iperf3 TCP failed: {}", String::from_utf8_lossy(&out.stderr));
+    iperf3_client(&bulk, &[&server.name, "-t", SECONDS]);
     let big = agent.expect("the egress volume alert about the sender", |v| {
         is_alert_of(v, "Large egress volume from container", &bulk.name)
     });
     eprintln!("{}", alert_brief(&big));
+    agent.stop();
+    let _ = std::fs::remove_file(&rules);
+}
+
+#[test]
+#[ignore = "privileged: needs root, BPF, dockerd and iperf3"]
+fn a_ratelimit_action_in_dry_run_arms_nothing_and_says_so() {
+    let (np, _net, server, client) = setup("np-rate-dry", "iperf-dry");
+    // The rule fires on the flood's own start (iperf3 exec'd in the
+    // client); in dry run its limit must not reach the kernel, so the flood
+    // it fires on goes on at full rate.
+    const RULE: &str = "iperf3 answered with a rate limit, in dry run (ratelimit test)";
+    let rules = std::env::temp_dir().join(format!("{}.yaml", unique("rate-dry")));
+    std::fs::write(
+        &rules,
+        format!(
+            "- rule: {RULE}\n  desc: iperf3 started in the client\n  \
+             condition: evt.type = execve and proc.name = iperf3 and container.name = {}\n  \
+             output: \"iperf3 started (%container.name)\"\n  \
+             priority: WARNING\n  actions: [{{ratelimit: {{egress_pps: 1000}}}}]\n  dry_run: true\n",
+            client.name
+        ),
+    )
+    .expect("write rules");
+    let args = ["run", "--json", "--no-default-rules", "--rules", rules.to_str().unwrap()]
+        .map(String::from)
+        .to_vec();
+    let mut agent = Agent::spawn_env(args, StdoutMode::Parse, &np.env());
+
+    let (got, secs) = flood(&client, &server);
+    let action = agent.expect("the ratelimit action's report", |v| {
+        is_alert(v) && v["output_fields"]["action"] == "ratelimit" && container_name(v) == client.name
+    });
+    eprintln!("{}", alert_brief(&action));
+    assert_eq!(action["output_fields"]["outcome"], "dry_run", "{action:#}");
+    let detail = action["output_fields"]["detail"].as_str().unwrap_or("");
+    assert!(detail.contains("nothing done") && detail.contains("egress_pps=1000"), "{detail}");
+    // Not limited: far above the 1000/s the action names.
+    let pps = got as f64 / secs;
+    assert!(pps > 3000.0, "the flood under a dry-run limit delivered {pps:.0}/s");
+    // Nothing stored for the container either.
+    let o = np.cli(&["netpolicy", "show", "--container", &client.name, "--json"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("no network policy"), "{err}");
     agent.stop();
     let _ = std::fs::remove_file(&rules);
 }

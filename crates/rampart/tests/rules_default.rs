@@ -609,12 +609,17 @@ const TESTED_ELSEWHERE: &[&str] = &[
     // tests/netpolicy.rs: a network policy or isolation has to be applied first.
     "Connection denied by network policy",
     "Traffic blocked by container isolation",
-    // tests/netdetect.rs: nmap and hping3 from containers on a network of the test.
+    // tests/netdetect.rs: nmap, nping, hping3 and busybox nslookup (against
+    // a dnsmasq of the test's) from containers on a network of the test.
     "Port scan from container",
     "Many failed connections from container",
     "SYN flood into container",
     "SYN flood from container",
     "ICMP flood involving container",
+    "Host sweep from container",
+    "Connection flood into container",
+    "DNS query flood from container",
+    "Many NXDOMAIN answers to container",
     // tests/ratelimit.rs: iperf3 UDP and TCP floods between two containers.
     "UDP flood involving container",
     "Large egress volume from container",

@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 pub const BM_BITS: usize = 1024;
 const BM_BYTES: usize = BM_BITS / 8;
 /// `sizeof(struct ns_val)`.
-pub const VAL_LEN: usize = 152 + 4 * BM_BYTES;
+pub const VAL_LEN: usize = DNS_OFF + 16;
+/// Offset of `dns_queries` (after the bitmaps).
+const DNS_OFF: usize = 152 + 4 * BM_BYTES;
 /// `NS_EPOCH_SHIFT`: an epoch of the bitmaps is 2^30 ns (~1.07 s).
 pub const EPOCH_SHIFT: u32 = 30;
 
@@ -53,7 +55,7 @@ pub struct Thresholds {
     pub syn_flood_half_open: u64,
     /// syn_flood_out: SYNs sent per second.
     pub syn_flood_out_ps: u64,
-    /// conn_flood: connections accepted per second.
+    /// conn_flood: connections accepted per second (handshakes completed).
     pub conn_flood_ps: u64,
     /// udp_flood_in / udp_flood_out: UDP packets per second.
     pub udp_flood_pps: u64,
@@ -61,6 +63,11 @@ pub struct Thresholds {
     pub icmp_flood_pps: u64,
     /// egress_volume: IP bytes sent per second.
     pub egress_bytes_ps: u64,
+    /// dns_query_flood: DNS queries (UDP) sent per second.
+    pub dns_query_ps: u64,
+    /// nxdomain: NXDOMAIN answers received in the window (lookups of names
+    /// that do not exist: a DGA's guesses, a typo in a loop).
+    pub nxdomain: u64,
 }
 
 impl Default for NetstatConfig {
@@ -82,10 +89,17 @@ impl Default for Thresholds {
             connect_failures: 200,
             syn_flood_half_open: 1000,
             syn_flood_out_ps: 2000,
-            conn_flood_ps: 5000,
+            conn_flood_ps: 2000,
             udp_flood_pps: 20_000,
             icmp_flood_pps: 1000,
             egress_bytes_ps: 100_000_000,
+            // A DNS-heavy client (a shell loop of busybox nslookup, no
+            // cache) sent ~500 queries/s here, all answered; a DGA tries
+            // hundreds of names that do not exist. Kubernetes' search-domain
+            // expansion (ndots) makes NXDOMAINs of ordinary lookups: raise
+            // nxdomain there.
+            dns_query_ps: 1000,
+            nxdomain: 100,
         }
     }
 }
@@ -110,6 +124,8 @@ pub struct NetCounters {
     /// [accepted, connected]
     pub established: [u64; 2],
     pub failed_connects: u64,
+    pub dns_queries: u64,
+    pub dns_nxdomain: u64,
 }
 
 impl NetCounters {
@@ -124,6 +140,8 @@ impl NetCounters {
             self.established[d] += o.established[d];
         }
         self.failed_connects += o.failed_connects;
+        self.dns_queries += o.dns_queries;
+        self.dns_nxdomain += o.dns_nxdomain;
     }
 }
 
@@ -155,6 +173,8 @@ impl NetSample {
                 c.established[d] = u(14 + d);
             }
             c.failed_connects = u(16);
+            c.dns_queries = u(DNS_OFF / 8);
+            c.dns_nxdomain = u(DNS_OFF / 8 + 1);
             s.counters.add(&c);
             for slot in 0..2 {
                 let epoch = u(17 + slot);
@@ -324,6 +344,8 @@ fn window(c: &Container, window_s: u64) -> NetWindow {
         failed_connects: d(|c| c.failed_connects),
         dsts: if dst.iter().all(|b| *b == 0) { 0 } else { distinct(&dst) },
         hosts: if host.iter().all(|b| *b == 0) { 0 } else { distinct(&host) },
+        dns_qps: rate(cur.dns_queries, base.dns_queries),
+        nxdomain: d(|c| c.dns_nxdomain),
     }
 }
 
@@ -333,7 +355,7 @@ fn cur_minus(now: u64, then: u64) -> u64 {
 
 /// The detections whose thresholds the window reaches.
 fn over(w: &NetWindow, th: &Thresholds) -> Vec<String> {
-    let checks: [(&str, u64, u64); 11] = [
+    let checks: [(&str, u64, u64); 13] = [
         ("port_scan", w.dsts, th.port_scan_dsts),
         ("host_sweep", w.hosts, th.host_sweep_hosts),
         ("connect_failures", w.failed_connects, th.connect_failures),
@@ -345,6 +367,8 @@ fn over(w: &NetWindow, th: &Thresholds) -> Vec<String> {
         ("icmp_flood_in", w.icmp_pps_in, th.icmp_flood_pps),
         ("icmp_flood_out", w.icmp_pps_out, th.icmp_flood_pps),
         ("egress_volume", w.bytes_ps_out, th.egress_bytes_ps),
+        ("dns_query_flood", w.dns_qps, th.dns_query_ps),
+        ("nxdomain", w.nxdomain, th.nxdomain),
     ];
     checks.iter().filter(|(_, v, t)| *t > 0 && v >= t).map(|(n, _, _)| (*n).to_string()).collect()
 }
@@ -395,11 +419,14 @@ mod tests {
         put(&mut cpu, 14, 2); // accepted
         put(&mut cpu, 16, 9); // failed connects
         put(&mut cpu, 18, 77); // slot 1 epoch
+        put(&mut cpu, DNS_OFF / 8, 4); // dns queries
+        put(&mut cpu, DNS_OFF / 8 + 1, 3); // nxdomain
         cpu[152 + BM_BYTES] = 0xff; // slot 1 dst bitmap
         let s = NetSample::decode_percpu(&[cpu.clone(), cpu]).unwrap();
         assert_eq!(s.counters.packets[0][1], 14);
         assert_eq!(s.counters.packets[1][0], 6);
         assert_eq!((s.counters.syn[0], s.counters.established[0], s.counters.failed_connects), (10, 4, 18));
+        assert_eq!((s.counters.dns_queries, s.counters.dns_nxdomain), (8, 6));
         assert_eq!(s.bitmaps.len(), 2, "slot 0 (epoch 0) is empty");
         assert_eq!((s.bitmaps[0].0, s.bitmaps[0].1[0]), (77, 0xff));
         assert!(NetSample::decode_percpu(&[vec![0; 10]]).is_none());
@@ -488,6 +515,29 @@ mod tests {
         let old = NetSample { counters: NetCounters::default(), bitmaps: vec![(epoch, bits(300), bits(1))] };
         let (r, _) = t.observe(now + 10 * S, S, vec![(4, old)]);
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn dns_query_rate_and_nxdomain_count_over_the_window() {
+        let mut t = NetstatTracker::new(&cfg());
+        let dns = |q: u64, nx: u64| {
+            sample(move |c| {
+                c.dns_queries = q;
+                c.dns_nxdomain = nx;
+            })
+        };
+        t.observe(S, S, vec![(6, dns(0, 0)), (7, dns(0, 0))]);
+        // Since the first sample (at 0: the entry's creation), 3 s: cgroup
+        // 6, a busy client, 200 lookups all answered; cgroup 7, a DGA, 400
+        // names that do not exist.
+        let (r, _) = t.observe(3 * S, 2 * S, vec![(6, dns(200, 0)), (7, dns(400, 400))]);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!((r[0].0, &r[0].1.over), (7, &vec!["nxdomain".to_string()]));
+        assert_eq!((r[0].1.nxdomain, r[0].1.dns_qps), (400, 133));
+        // a query flood: 10000 in the next second, 2550/s over the 4 s seen
+        let (r, _) = t.observe(4 * S, S, vec![(6, dns(10_200, 0))]);
+        assert_eq!(r[0].1.over, vec!["dns_query_flood"]);
+        assert_eq!(r[0].1.dns_qps, 2550);
     }
 
     #[test]

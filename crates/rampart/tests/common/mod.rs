@@ -13,11 +13,14 @@
 //!   parses the summary line.
 //! - [`Container`] runs a uniquely named container of the test image and removes
 //!   it on drop.
+//! - [`net`]: a Docker network of the test's own, the network tool images
+//!   and containers of them on it.
 //! - [`Np`] gives a test its own network-policy store and BPF pin directory for
 //!   the `netpolicy`, `isolate` and `freeze` commands.
 #![allow(dead_code)]
 
 pub mod ctr;
+pub mod net;
 
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -149,7 +149,14 @@ impl Responder {
             }
         }
         if self.cfg.dry_run || plan.dry_run {
-            return Outcome::DryRun;
+            // Say what would have been done where that is more than the
+            // action's name: the limits a rate limit would have set.
+            return Outcome::DryRun(match action {
+                ActionKind::Ratelimit(rate) => {
+                    format!("dry run: nothing done (would rate limit in the kernel: {})", rate.describe())
+                }
+                _ => "dry run: nothing done".into(),
+            });
         }
         if let Some(why) = self.cfg.unavailable.get(action.name()) {
             return Outcome::Skipped(format!("unavailable: {why}"));
@@ -229,7 +236,7 @@ impl Responder {
 pub enum Outcome {
     Done(String),
     Failed(String),
-    DryRun,
+    DryRun(String),
     Refused(String),
     Skipped(String),
     /// Running on a task that reports when done.
@@ -241,7 +248,7 @@ impl Outcome {
         match self {
             Outcome::Done(_) => "done",
             Outcome::Failed(_) => "failed",
-            Outcome::DryRun => "dry_run",
+            Outcome::DryRun(_) => "dry_run",
             Outcome::Refused(_) => "refused",
             Outcome::Skipped(_) => "skipped",
             Outcome::Started => "started",
@@ -250,8 +257,11 @@ impl Outcome {
 
     fn detail(&self) -> &str {
         match self {
-            Outcome::Done(d) | Outcome::Failed(d) | Outcome::Refused(d) | Outcome::Skipped(d) => d,
-            Outcome::DryRun => "dry run: nothing done",
+            Outcome::Done(d)
+            | Outcome::Failed(d)
+            | Outcome::DryRun(d)
+            | Outcome::Refused(d)
+            | Outcome::Skipped(d) => d,
             Outcome::Started => "",
         }
     }
