@@ -494,12 +494,17 @@ impl FlowTable {
         })
     }
 
-    /// Pins the table under `base/<pid>` so that `rampart flows` can read
-    /// it while this process runs (bpffs holds no regular files, so the pid
-    /// in the path is how a reader tells a live agent's table from what a
-    /// killed one left); unpinned on drop.
+    /// Pins the table under `base/<pid>-<start time>` so that `rampart
+    /// flows` can read it while this process runs (bpffs holds no regular
+    /// files: the owner's pid and start time in the name are how a reader
+    /// tells a live agent's table from what a killed one left, even once the
+    /// pid is reused); unpinned on drop. Leftovers of owners that are gone
+    /// are removed here.
     pub fn pin(&mut self, base: &Path) -> Result<(), SensorError> {
-        let dir = base.join(std::process::id().to_string());
+        remove_dead_pins(base);
+        let owner = PinOwner::current()
+            .ok_or_else(|| SensorError::Config("cannot read this process's start time in /proc".into()))?;
+        let dir = base.join(owner.dir_name());
         std::fs::create_dir_all(&dir).map_err(|source| SensorError::Io { path: dir.clone(), source })?;
         for (name, map) in [("fl_flows", &mut self.flows), ("fl_stats", &mut self.stats)] {
             let path = dir.join(name);
@@ -536,11 +541,79 @@ impl FlowTable {
 impl Drop for FlowTable {
     fn drop(&mut self) {
         if let Some(dir) = self.pinned.take() {
-            let _ = std::fs::remove_file(dir.join("fl_flows"));
-            let _ = std::fs::remove_file(dir.join("fl_stats"));
-            let _ = std::fs::remove_dir(&dir);
+            unpin(&dir);
         }
     }
+}
+
+/// The process that pinned a table: its pid and start time (clock ticks
+/// since boot, /proc/<pid>/stat field 22), which together never repeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PinOwner {
+    pid: u32,
+    start_ticks: u64,
+}
+
+impl PinOwner {
+    fn current() -> Option<PinOwner> {
+        let pid = std::process::id();
+        Some(PinOwner { pid, start_ticks: start_ticks(pid)? })
+    }
+
+    fn dir_name(&self) -> String {
+        format!("{}-{}", self.pid, self.start_ticks)
+    }
+
+    fn parse(name: &str) -> Option<PinOwner> {
+        let (pid, start) = name.split_once('-')?;
+        Some(PinOwner { pid: pid.parse().ok()?, start_ticks: start.parse().ok()? })
+    }
+
+    fn is_alive(&self) -> bool {
+        start_ticks(self.pid) == Some(self.start_ticks)
+    }
+}
+
+/// A process's start time from /proc/<pid>/stat (after the command name,
+/// which may hold spaces and parentheses: the last `)` ends it).
+fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_start_ticks(&stat)
+}
+
+fn parse_start_ticks(stat: &str) -> Option<u64> {
+    // fields after "pid (comm)": state is field 3, starttime field 22
+    stat.get(stat.rfind(')')? + 1..)?.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn pin_owners(base: &Path) -> impl Iterator<Item = PinOwner> {
+    std::fs::read_dir(base)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| PinOwner::parse(e.ok()?.file_name().to_str()?))
+}
+
+/// Removes the pins of owners that are gone, and directories in the form
+/// of older versions (`<pid>` alone) whose owner is gone.
+fn remove_dead_pins(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let dead = match PinOwner::parse(name) {
+            Some(o) => !o.is_alive(),
+            None => name.parse::<u32>().is_ok_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()),
+        };
+        if dead {
+            unpin(&e.path());
+        }
+    }
+}
+
+fn unpin(dir: &Path) {
+    let _ = std::fs::remove_file(dir.join("fl_flows"));
+    let _ = std::fs::remove_file(dir.join("fl_stats"));
+    let _ = std::fs::remove_dir(dir);
 }
 
 fn read_entries(flows: &MapHandle) -> Vec<(FlowKey, FlowCounters)> {
@@ -585,18 +658,14 @@ pub struct PinnedFlows {
 }
 
 impl PinnedFlows {
-    /// Opens the table a running process pinned under `base/<pid>`;
-    /// `None` when there is none (pins of a process that is gone are
-    /// skipped: its programs went with it).
+    /// Opens the table a running process pinned under `base` (the newest
+    /// live owner's); `None` when there is none (pins of a process that is
+    /// gone are skipped: its programs went with it).
     pub fn open(base: &Path) -> Option<PinnedFlows> {
-        let mut pids: Vec<u32> = std::fs::read_dir(base)
-            .ok()?
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
-            .collect();
-        pids.sort_unstable();
-        pids.into_iter().rev().find_map(|pid| {
-            let dir = base.join(pid.to_string());
+        let mut owners: Vec<PinOwner> = pin_owners(base).filter(PinOwner::is_alive).collect();
+        owners.sort_unstable_by_key(|o| o.start_ticks);
+        owners.into_iter().rev().find_map(|o| {
+            let dir = base.join(o.dir_name());
             let flows = MapHandle::from_pinned_path(dir.join("fl_flows")).ok()?;
             let stats = MapHandle::from_pinned_path(dir.join("fl_stats")).ok()?;
             Some(PinnedFlows { flows, stats })
@@ -624,6 +693,39 @@ pub fn boot_now_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_time_is_read_after_a_hostile_command_name() {
+        let stat = "42 (a) b (c) S 1 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 1 2 3";
+        assert_eq!(parse_start_ticks(stat), Some(987_654));
+        assert_eq!(parse_start_ticks("42 (x) S 1"), None);
+    }
+
+    #[test]
+    fn a_pin_owner_is_alive_only_with_its_own_start_time() {
+        let me = PinOwner::current().expect("own /proc/self/stat");
+        assert!(me.is_alive());
+        assert_eq!(PinOwner::parse(&me.dir_name()), Some(me));
+        assert!(!PinOwner { start_ticks: me.start_ticks + 1, ..me }.is_alive(), "a reused pid is not the owner");
+        assert_eq!(PinOwner::parse("1234"), None);
+        assert_eq!(PinOwner::parse("12-x"), None);
+    }
+
+    #[test]
+    fn dead_pins_are_removed_and_live_ones_kept() {
+        let base = std::env::temp_dir().join(format!("rampart-pins-{}", std::process::id()));
+        let me = PinOwner::current().unwrap();
+        let dead = PinOwner { start_ticks: me.start_ticks + 1, ..me };
+        for d in [me.dir_name(), dead.dir_name(), "999999999".to_string()] {
+            std::fs::create_dir_all(base.join(d)).unwrap();
+        }
+        remove_dead_pins(&base);
+        let mut left: Vec<String> =
+            std::fs::read_dir(&base).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, vec![me.dir_name()]);
+        let _ = std::fs::remove_dir_all(&base);
+    }
     use std::collections::BTreeMap;
 
     #[derive(Default)]
