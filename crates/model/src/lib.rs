@@ -22,4 +22,4 @@ pub use event::{
 pub use hash::fnv1a;
 pub use net::SockAddr;
 pub use priority::{Priority, UnknownPriority};
-pub use process::{l4proto, Caps, ProcInfo, ProcSource, ProcessLookup, MAX_SOCKET_FDS};
+pub use process::{l4proto, tty_nr, Caps, ProcInfo, ProcSource, ProcessLookup, MAX_SOCKET_FDS};

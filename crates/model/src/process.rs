@@ -61,6 +61,32 @@ pub struct ProcInfo {
     /// [`MAX_SOCKET_FDS`], the oldest dropped first. Closes are not captured:
     /// an fd number reused for a socket is overwritten by its own socket event.
     pub sockets: Vec<(i32, &'static str)>,
+    /// Controlling terminal's device number (0: none), `None` when unknown:
+    /// from /proc (scan), the exec event; inherited on fork.
+    pub tty: Option<u64>,
+}
+
+/// The device number (the kernel's `new_encode_dev`, as `/proc/<pid>/stat`
+/// field 7 gives it) of a terminal by name: `pts/N`, `ttyN`; another
+/// terminal gets a number that is still not 0 (0 means no terminal).
+pub fn tty_nr(name: &str) -> u64 {
+    // new_encode_dev(major, minor)
+    fn enc(major: u64, minor: u64) -> u64 {
+        (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)
+    }
+    let name = name.trim_start_matches("/dev/");
+    if let Some(n) = name.strip_prefix("pts/").or_else(|| name.strip_prefix("pts")) {
+        if let Ok(n) = n.parse::<u64>() {
+            return enc(136 + n / 256, n % 256);
+        }
+    }
+    if let Some(n) = name.strip_prefix("tty") {
+        if let Ok(n) = n.parse::<u64>() {
+            return enc(4, n);
+        }
+    }
+    // Some terminal we cannot number: still not 0.
+    enc(5, 0)
 }
 
 /// Bound on [`ProcInfo::sockets`].

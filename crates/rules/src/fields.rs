@@ -374,25 +374,6 @@ fn parent<'a>(ev: &'a Event, ctx: &EvalCtx<'a>, f: fn(&PView<'a>) -> Val<'a>) ->
     opt(ancestor(ev, ctx, 1).map(|p| f(&PView::from_info(p))))
 }
 
-fn tty_nr(name: &str) -> u64 {
-    // new_encode_dev(major, minor)
-    fn enc(major: u64, minor: u64) -> u64 {
-        (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)
-    }
-    let name = name.trim_start_matches("/dev/");
-    if let Some(n) = name.strip_prefix("pts/").or_else(|| name.strip_prefix("pts")) {
-        if let Ok(n) = n.parse::<u64>() {
-            return enc(136 + n / 256, n % 256);
-        }
-    }
-    if let Some(n) = name.strip_prefix("tty") {
-        if let Ok(n) = n.parse::<u64>() {
-            return enc(4, n);
-        }
-    }
-    // Some terminal we cannot number: still not 0.
-    enc(5, 0)
-}
 
 fn container(ev: &Event) -> Option<&Container> {
     ev.container.as_deref()
@@ -757,7 +738,7 @@ pub(crate) fn event_args(ev: &Event) -> Vec<EvArg<'_>> {
             v.push(a_s("exe", argv.first().map(String::as_str).unwrap_or(filename.as_str())));
             v.push(a_o("args", argv.get(1..).map(|a| a.join(" ")).unwrap_or_default()));
             v.push(a_s("cwd", cwd));
-            v.push(a_n("tty", tty.as_deref().map(tty_nr).unwrap_or(0) as i64));
+            v.push(a_n("tty", tty.as_deref().map(model::tty_nr).unwrap_or(0) as i64));
             v.push(a_n("pid", i64::from(ev.process.pid)));
             v.push(a_n("ptid", i64::from(ev.process.ppid)));
             v.push(a_s("comm", &ev.process.comm));
@@ -1360,7 +1341,10 @@ pub static FIELDS: &[FieldDef] = &[
     field!("proc.args", String, None, "Command line arguments without argv[0], joined by spaces; an empty string when the process has none (as Falco: `proc.args = ''`), no value when the command line is unknown.", |ev, c, _| { let p = PView::of_event(ev, c); let known = p.argv.is_some() || !p.cmdline.is_empty(); let a = p.args(); if a.is_empty() && !known { Val::None } else { Val::Str(a) } }),
     field!("proc.cmdline", String, None, "Process name followed by its arguments (Falco format: 'name arg1 arg2').", |ev, c, _| PView::of_event(ev, c).cmdline()),
     field!("proc.cwd", String, None, "Current working directory (from exec events, else the process table).", |ev, c, _| match exec(ev) { Some(x) if !x.cwd.is_empty() => s(x.cwd), _ => opt(c.procs.and_then(|t| t.process(ev.process.pid)).map(|p| s(&p.cwd))) }),
-    field!("proc.tty", U64, None, "Controlling terminal device number, 0 when none. Known on exec events only (no value on others).", |ev, _, _| opt(exec(ev).map(|x| Val::U64(x.tty.map(tty_nr).unwrap_or(0))))),
+    field!("proc.tty", U64, None, "Controlling terminal device number, 0 when none: the exec event's own, else the process table's (from the exec, /proc at start, inherited on fork); no value for a process the table does not know.", |ev, c, _| match exec(ev) {
+        Some(x) => Val::U64(x.tty.map(model::tty_nr).unwrap_or(0)),
+        None => opt(own(ev, c).and_then(|p| p.tty).map(Val::U64)),
+    }),
     field!("proc.pname", String, None, "Parent process name (needs the process table).", |ev, c, _| parent(ev, c, |p| s(p.comm))),
     field!("proc.pexe", String, None, "Parent's argv[0] (needs the process table).", |ev, c, _| parent(ev, c, |p| p.arg0())),
     field!("proc.pexepath", String, None, "Parent's full executable path (needs the process table).", |ev, c, _| parent(ev, c, |p| s(p.exepath))),

@@ -443,3 +443,15 @@ fn dns_labels_escapes_and_entropy() {
     assert_eq!(dns_entropy("aaaa"), 0);
     assert_eq!(dns_entropy("ab"), 100);
 }
+
+#[test]
+fn tty_on_every_event_from_the_table() {
+    let mut t = table();
+    let ev = open("/srv/data", 0);
+    // unknown to the table: no value (not "no terminal")
+    assert_eq!(val("proc.tty", &ev, &ctx(&t)), "<NA>");
+    t.get_mut(&100).unwrap().tty = Some(0);
+    assert_eq!(val("proc.tty", &ev, &ctx(&t)), "0");
+    t.get_mut(&100).unwrap().tty = Some(model::tty_nr("pts/3"));
+    assert_eq!(val("proc.tty", &ev, &ctx(&t)), "34819");
+}

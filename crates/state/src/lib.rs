@@ -423,6 +423,7 @@ impl ProcessTable {
                 exe_mtime_ns: parent.exe_mtime_ns,
                 // the child gets copies of the parent's fds
                 sockets: parent.sockets.clone(),
+                tty: parent.tty,
             },
             None => {
                 self.stats.unknown_parent_forks += 1;
@@ -445,7 +446,7 @@ impl ProcessTable {
     }
 
     fn on_exec(&mut self, ev: &Event) {
-        let EventKind::Exec { filename, exe, argv, cwd, cap_effective, cap_permitted, details, .. } =
+        let EventKind::Exec { filename, exe, argv, cwd, cap_effective, cap_permitted, details, tty, .. } =
             &ev.kind
         else {
             return;
@@ -490,6 +491,7 @@ impl ProcessTable {
             exe_mtime_ns: details.and_then(|d| d.exe_mtime_ns),
             // fds survive exec (close-on-exec ones excepted, which we cannot tell)
             sockets: old.map(|o| o.sockets.clone()).unwrap_or_default(),
+            tty: Some(tty.as_deref().map(model::tty_nr).unwrap_or(0)),
         };
         self.insert(info);
     }

@@ -16,6 +16,8 @@ pub struct Stat {
     pub pgrp: u32,
     /// Field 6: session id (host view).
     pub session: u32,
+    /// Field 7: controlling terminal's device number (0: none).
+    pub tty_nr: u64,
     /// Field 22: start time in clock ticks after boot.
     pub start_ticks: u64,
 }
@@ -40,8 +42,9 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     let ppid = rest.get(1)?.parse().ok()?;
     let pgrp = rest.get(2)?.parse().ok()?;
     let session = rest.get(3)?.parse().ok()?;
+    let tty_nr = rest.get(4)?.parse().ok()?;
     let start_ticks = rest.get(19)?.parse().ok()?;
-    Some(Stat { comm, ppid, pgrp, session, start_ticks })
+    Some(Stat { comm, ppid, pgrp, session, tty_nr, start_ticks })
 }
 
 /// The capability sets of a `/proc/<pid>/status` text (CapInh, CapPrm, CapEff).
@@ -226,6 +229,7 @@ pub fn read_process(
         exe_ctime_ns: exe_times.map(|t| t.0),
         exe_mtime_ns: exe_times.map(|t| t.1),
         sockets: Vec::new(),
+        tty: Some(stat.tty_nr),
     })
 }
 
@@ -245,11 +249,11 @@ mod tests {
 
     #[test]
     fn stat_with_odd_comm() {
-        let line = "1234 (a) b (c)) S 99 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 5555 1000 100 0";
+        let line = "1234 (a) b (c)) S 99 1234 1234 34816 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 5555 1000 100 0";
         let s = parse_stat(line).unwrap();
         assert_eq!(s.comm, "a) b (c)");
         assert_eq!(s.ppid, 99);
-        assert_eq!((s.pgrp, s.session), (1234, 1234));
+        assert_eq!((s.pgrp, s.session, s.tty_nr), (1234, 1234, 34816));
         assert_eq!(s.start_ticks, 5555);
         assert!(parse_stat("1 (x) S").is_none());
         assert!(parse_stat("garbage").is_none());

@@ -319,6 +319,7 @@ fn scan_real_proc_finds_self() {
     assert_eq!(p.ppid, std::os::unix::process::parent_id());
     assert!(!p.argv.is_empty());
     assert_eq!(&*p.cwd, std::env::current_dir().unwrap().to_str().unwrap());
+    assert!(p.tty.is_some(), "the terminal (or 0) is read from /proc/<pid>/stat");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
     assert!(p.start_time_ns > 0 && p.start_time_ns <= now + SEC, "{}", p.start_time_ns);
     assert!(now - p.start_time_ns < 3600 * SEC, "test process started within the hour");
@@ -537,4 +538,21 @@ fn exec_details_from_the_kernel_are_kept_and_proc_only_adds_the_environment() {
     let EventKind::Exec { details: Some(d), .. } = &e.kind else { panic!("no details") };
     assert!(d.env.is_some());
     assert_eq!(model::ExecDetails { env: None, ..(**d).clone() }, from_kernel);
+}
+
+#[test]
+fn terminal_comes_from_exec_and_is_inherited_on_fork() {
+    let mut t = ProcessTable::new(cfg());
+    t.insert(proc(100, 1, "/bin/sh"));
+    assert_eq!(t.get(100).unwrap().tty, None, "unknown until read or exec'd");
+    let mut e = exec(1, 100, 1, "/bin/sh", &["sh"], "/");
+    if let EventKind::Exec { tty, .. } = &mut e.kind {
+        *tty = Some("pts/2".into());
+    }
+    t.apply(&e);
+    assert_eq!(t.get(100).unwrap().tty, Some(model::tty_nr("pts/2")));
+    t.apply(&fork(2, 100, 1, 200));
+    assert_eq!(t.get(200).unwrap().tty, Some(model::tty_nr("pts/2")));
+    t.apply(&exec(3, 200, 100, "/usr/bin/tar", &["tar"], "/"));
+    assert_eq!(t.get(200).unwrap().tty, Some(0), "an exec without a terminal has none");
 }
