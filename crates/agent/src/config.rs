@@ -43,6 +43,10 @@ pub struct SensorSettings {
     /// `raw` (two raw tracepoints on every syscall, x86_64; stops in
     /// milliseconds instead of seconds; see docs/ARCHITECTURE.md).
     pub syscall_hooks: sensor::SyscallHooks,
+    /// Drop in the kernel, at syscall entry, the syscall event types no
+    /// loaded rule can match (widened again by a reload that needs more).
+    /// `false` reports every type (to measure it, or to rule it out).
+    pub prefilter: bool,
 }
 
 impl Default for SensorSettings {
@@ -52,6 +56,7 @@ impl Default for SensorSettings {
             flows: sensor::FlowConfig::default(),
             syscall_counts: false,
             syscall_hooks: sensor::SyscallHooks::default(),
+            prefilter: true,
         }
     }
 }

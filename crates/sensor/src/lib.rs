@@ -19,11 +19,13 @@ mod abi;
 pub mod decode;
 pub mod dns;
 pub mod flows;
+mod handoff;
 mod kernel;
 pub mod kill;
 pub mod netstat;
 pub mod paths;
 pub mod pcap;
+pub mod prefilter;
 pub mod runq;
 
 use std::path::PathBuf;
@@ -37,6 +39,7 @@ pub use kernel::{ContainerChildren, KillMaps, RunQueueMaps, Sensor, SyscallCount
 pub use kill::{KernelKills, KillPoint, KillTrigger};
 pub use netstat::{NetstatConfig, NetstatTracker};
 pub use paths::{join_path, normalize};
+pub use prefilter::Prefilter;
 
 /// A drain period that keeps a 16 MiB ring far from full at 200k events/s
 /// (~0.25 MiB arrives per period at that rate).
@@ -71,6 +74,10 @@ pub struct SensorConfig {
     /// Flow accounting (`flows`), run by the sensor's owner next to the
     /// sensor; `None`: off.
     pub flows: Option<FlowConfig>,
+    /// Let the sensor's owner narrow the reported syscall event types to
+    /// those its consumer uses ([`Sensor::prefilter`]); off, every type is
+    /// reported whatever the consumer.
+    pub prefilter: bool,
 }
 
 impl Default for SensorConfig {
@@ -83,6 +90,7 @@ impl Default for SensorConfig {
             syscall_counts: false,
             syscall_hooks: SyscallHooks::default(),
             flows: None,
+            prefilter: true,
         }
     }
 }
