@@ -102,12 +102,13 @@ impl Default for SensorConfig {
 #[serde(rename_all = "snake_case")]
 pub enum SyscallHooks {
     /// One perf-event tracepoint per reported syscall: only those syscalls
-    /// pay, but detaching them takes seconds on a busy host.
+    /// pay. Releasing them takes seconds on a busy host, which a process of
+    /// their own does after the sensor is dropped (the owner does not wait).
     #[default]
     Tracepoints,
     /// Two raw tracepoints (`sys_enter`, `sys_exit`) dispatching on a
-    /// syscall table (x86_64 only): detached in milliseconds, but every
-    /// syscall of every task runs both programs.
+    /// syscall table (x86_64 only): every syscall of every task runs both
+    /// programs.
     Raw,
 }
 
