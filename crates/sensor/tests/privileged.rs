@@ -489,10 +489,13 @@ fn prefilter_drops_unwanted_types_at_entry_and_widens_again() {
         };
         let sh = run("/bin/sh", &["-c", &format!("echo x > {abs}; unshare -m /bin/true")]);
         let events = collect(&mut sensor, Duration::from_secs(5), |evs| {
-            evs.iter().any(|e| matches!(e.kind, EventKind::Unshare { .. }) && (e.process.pid == sh || e.process.ppid == sh))
+            evs.iter().any(|e| {
+                matches!(e.kind, EventKind::Unshare { .. }) && (e.process.pid == sh || e.process.ppid == sh)
+            })
         });
         assert!(
-            events.iter().any(|e| matches!(e.kind, EventKind::Unshare { .. }) && (e.process.pid == sh || e.process.ppid == sh)),
+            events.iter().any(|e| matches!(e.kind, EventKind::Unshare { .. })
+                && (e.process.pid == sh || e.process.ppid == sh)),
             "{hooks:?}: the wanted unshare did not arrive"
         );
         assert_eq!(opens_of(&events, sh), 0, "{hooks:?}: an open arrived though openat was skipped");
