@@ -95,6 +95,8 @@ static __noinline void kill_check(struct scratch *s, __u32 at, __u32 ev_type)
 {
 	if (SOFF(s) <= at + sizeof(struct str_item))
 		return; /* nothing was written */
+	if (agent_quiet())
+		return; /* the agent stopped: no more kills */
 	__u64 cg = bpf_get_current_cgroup_id();
 	bool armed = bpf_map_lookup_elem(&kill_cgroups, &cg) != NULL;
 	__u32 zero = 0;

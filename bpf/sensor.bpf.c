@@ -33,6 +33,7 @@ enum str_kind _abi_str_kind = STR_KIND_RAW;
 enum str_item_flags _abi_str_item_flags = STRF_TRUNC;
 enum exec_flags _abi_exec_flags = EXECF_MEMFD;
 
+#include "prefilter.h"
 #include "kill.h"
 #include "process.h"
 #include "syscalls.h"

@@ -38,6 +38,8 @@ static __always_inline bool stash_always(__u32 type)
 static __always_inline void sys_enter(struct task_struct *t, __u32 nr, __u32 type, __u64 a0, __u64 a1, __u64 a2,
 				      __u64 a3, __u64 a4, __u64 a5)
 {
+	if (type_skipped(type) || agent_quiet())
+		return;
 	bool rep = task_reported(t);
 	if (!rep && !stash_always(type))
 		return;

@@ -18,7 +18,7 @@ times in each mode, interleaved within each repetition:
            test image's containers (an opensnoop-style tracer), to /dev/null
   rampart_b, run_b
            `rampart` and `run` with the binary of --rampart-b (an A/B of two
-           builds in one interleaved run)
+           builds in one interleaved run); `run` with the config of --config-b
 
 The agents run on the CPUs the loops are not pinned to (--agent-cpus).
 --bpf-stats reports each agent BPF program's ns/run (kernel.bpf_stats_enabled,
@@ -113,9 +113,9 @@ def bench_startstop(n, binaries):
                 [IMAGE, RTEST, "bench-open", "2000000000"])
         try:
             for i in range(n):
-                for label, b in binaries:
+                for label, b, config in binaries:
                     log(f"start/stop {label} {'busy' if busy else 'idle'} {i + 1}/{n}")
-                    agent = Runner(b)
+                    agent = Runner(b, config)
                     time.sleep(0.5)
                     st = agent.stop()
                     slot = res.setdefault(f"{label} {'busy' if busy else 'idle'}", {"start_s": [], "stop_s": []})
@@ -259,8 +259,8 @@ class Agent:
 class Runner(Agent):
     """`rampart run` with the default rules: the whole agent as deployed."""
 
-    def __init__(self, binary):
-        super().__init__(binary, ["run", "--metrics-address", "off"])
+    def __init__(self, binary, config=None):
+        super().__init__(binary, ["run", "--metrics-address", "off"] + (["--config", config] if config else []))
 
 
 # An opensnoop-style tracer on the same syscalls: one printed line per event of
@@ -491,6 +491,10 @@ def main():
                     help="CPUs the agents run on (default: those not in --cpuset; '' for no pinning)")
     ap.add_argument("--rampart-b", default=None,
                     help="a second rampart binary for the modes rampart_b and run_b (A/B in one run)")
+    ap.add_argument("--config-b", default=None,
+                    help="a config file for `run` in the modes run_b and the B of --startstop (an A/B "
+                         "of a setting, e.g. `sensor: {prefilter: false}`); --rampart-b defaults to "
+                         "the A binary then")
     ap.add_argument("--bpf-stats", action="store_true",
                     help="turn on kernel.bpf_stats_enabled and report each BPF program's ns/run "
                          "(the stats add their own cost to every run)")
@@ -505,7 +509,7 @@ def main():
     binary = a.rampart or os.path.join(target, "release", "rampart")
     out_path = a.out or os.path.join(root, "target", "bench", "results.json")
     modes = [m for m in a.modes.split(",") if m]
-    binary_b = a.rampart_b
+    binary_b = a.rampart_b or (binary if a.config_b else None)
     if any(m.endswith("_b") for m in modes) and not binary_b:
         raise SystemExit("bench: modes rampart_b and run_b need --rampart-b")
     if a.cpuset:
@@ -547,7 +551,7 @@ def bench(a, modes, binary, binary_b, out_path):
         "workloads": {},
     }
     if a.startstop:
-        binaries = [("A", binary)] + ([("B", binary_b)] if binary_b else [])
+        binaries = [("A", binary, None)] + ([("B", binary_b, a.config_b)] if binary_b else [])
         results["startstop"] = bench_startstop(a.startstop, binaries)
         os.makedirs(os.path.dirname(out_path), exist_ok=True)
         with open(out_path, "w") as f:
@@ -578,8 +582,11 @@ def bench(a, modes, binary, binary_b, out_path):
                     slot["samples_ns"] += measure(w, 1)
                 elif mode in ("rampart", "run", "record", "rampart_b", "run_b"):
                     kind = {"rampart_b": "rampart", "run_b": "run"}.get(mode, mode)
-                    agent = {"rampart": Agent, "run": Runner, "record": Recorder}[kind](
-                        binary_b if mode.endswith("_b") else binary)
+                    if mode == "run_b":
+                        agent = Runner(binary_b, a.config_b)
+                    else:
+                        agent = {"rampart": Agent, "run": Runner, "record": Recorder}[kind](
+                            binary_b if mode.endswith("_b") else binary)
                     try:
                         slot["samples_ns"] += measure(w, 1)
                     finally:

@@ -40,9 +40,13 @@ pub struct SensorSettings {
     /// default: it adds a hash lookup to every syscall of a container.
     pub syscall_counts: bool,
     /// How syscalls are hooked: `tracepoints` (one per reported syscall) or
-    /// `raw` (two raw tracepoints on every syscall, x86_64; stops in
-    /// milliseconds instead of seconds; see docs/ARCHITECTURE.md).
+    /// `raw` (two raw tracepoints on every syscall, x86_64; see
+    /// docs/ARCHITECTURE.md).
     pub syscall_hooks: sensor::SyscallHooks,
+    /// Drop in the kernel, at syscall entry, the syscall event types no
+    /// loaded rule can match (widened again by a reload that needs more).
+    /// `false` reports every type (to measure it, or to rule it out).
+    pub prefilter: bool,
 }
 
 impl Default for SensorSettings {
@@ -52,6 +56,7 @@ impl Default for SensorSettings {
             flows: sensor::FlowConfig::default(),
             syscall_counts: false,
             syscall_hooks: sensor::SyscallHooks::default(),
+            prefilter: true,
         }
     }
 }

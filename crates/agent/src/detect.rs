@@ -136,6 +136,9 @@ pub struct Detector {
     watch: Option<FileWatch>,
     /// Told each newly loaded rule set before it is swapped in.
     on_rules: Option<RulesHook>,
+    /// The kernel's prefilter, narrowed to the event types the rules use
+    /// (live runs only).
+    prefilter: Option<Arc<sensor::Prefilter>>,
 }
 
 /// Hands a newly loaded rule set to a part of the agent that keeps its own
@@ -199,6 +202,7 @@ impl Detector {
             source: None,
             watch: None,
             on_rules: None,
+            prefilter: None,
         }
     }
 
@@ -325,6 +329,7 @@ impl Detector {
                     r.set_rules(ruleset.clone(), plans);
                 }
                 self.ruleset = ruleset;
+                self.narrow_prefilter();
                 if let Some(m) = &self.metrics {
                     m.reload(true);
                     m.rules_loaded(count);
@@ -358,6 +363,34 @@ impl Detector {
     }
 }
 
+impl Detector {
+    /// The syscall event types the kernel must report: those some loaded
+    /// rule can match, plus those the process table reads; `None`: all.
+    pub fn event_types_wanted(&self) -> Option<std::collections::BTreeSet<String>> {
+        let mut types = self.ruleset.event_types_used()?;
+        types.extend(ProcessTable::EVENT_TYPES_READ.iter().map(|t| t.to_string()));
+        Some(types)
+    }
+
+    /// Lets the kernel report only [`Self::event_types_wanted`] (after the
+    /// start and each reload). On failure every type is reported.
+    fn narrow_prefilter(&self) {
+        let Some(p) = &self.prefilter else { return };
+        let wanted = self.event_types_wanted();
+        match p.keep_only(wanted.as_ref()) {
+            Ok(skipped) => tracing::info!(
+                skipped = skipped.len(),
+                types = %skipped.join(","),
+                "in-kernel prefilter: syscall event types no rule uses are dropped at entry"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "in-kernel prefilter not set: every event type is reported");
+                let _ = p.keep_only(None);
+            }
+        }
+    }
+}
+
 /// What a reload reads: the config file and every rule path.
 fn watch_roots(source: &RulesSource, settings: &RulesConfig) -> Vec<PathBuf> {
     source.config_file.iter().chain(&settings.paths).cloned().collect()
@@ -375,6 +408,8 @@ fn emit(dispatcher: &Dispatcher, rule: &CompiledRule, ev: &Event, ctx: &EvalCtx<
 impl Consumer for Detector {
     fn started(&mut self, sensor: &SensorHandles) {
         self.held = Some(HeldAlerts::new(sensor.containers.clone()));
+        self.prefilter = sensor.prefilter.clone();
+        self.narrow_prefilter();
         if let Some(m) = &self.metrics {
             m.sensor_attached(sensor.runq.clone());
             if let Some(counts) = &sensor.syscall_counts {
@@ -521,6 +556,24 @@ mod tests {
         assert!(refused.contains("config.yaml: 2:3") && refused.contains("default_rule"), "{refused}");
         assert_eq!(rule_names(&d), ["rule_b"]);
         assert_eq!(d.watch.as_ref().unwrap().roots, [config, b], "still watching what is loaded");
+    }
+
+    /// The kernel prefilter's set with the default rules: the types they use
+    /// plus those the process table reads; some types left out.
+    #[test]
+    fn default_rules_want_some_syscall_types_not_all() {
+        let mut alerts = alerts::AlertsConfig::default();
+        alerts.outputs.stdout.enabled = false;
+        let dispatcher = Arc::new(Dispatcher::new(&alerts).unwrap());
+        let loaded = load_rules(&RulesConfig::default()).expect("default rules load");
+        let d = Detector::new(loaded, RulesConfig::default(), dispatcher);
+        let wanted = d.event_types_wanted().expect("no default rule applies to every type");
+        for t in ["open", "openat", "openat2", "connect", "execve", "socket", "accept4", "capset", "ptrace"] {
+            assert!(wanted.contains(t), "{t} is not wanted: {wanted:?}");
+        }
+        let skipped = sensor::prefilter::skipped_types(Some(&wanted));
+        eprintln!("skipped with the default rules: {skipped:?}");
+        assert!(!skipped.is_empty(), "every syscall type is used by some default rule");
     }
 
     /// `flow` events are many (one per flow and drain) and carry no process:

@@ -34,6 +34,8 @@ pub struct SensorThread {
     pub runq: Option<Arc<sensor::RunQueueMaps>>,
     /// Syscall counts per cgroup (`None` unless `syscall_counts` is on).
     pub syscall_counts: Option<Arc<sensor::SyscallCountMaps>>,
+    /// The in-kernel prefilter (`None` if its map could not be opened).
+    pub prefilter: Option<Arc<sensor::Prefilter>>,
     batches: mpsc::Receiver<Vec<Event>>,
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<SensorStats>>,
@@ -58,7 +60,7 @@ impl SensorThread {
                 .spawn(move || sensor_loop(config, ready_tx, batch_tx, shared))
                 .context("spawning the sensor thread")?
         };
-        let (status, kill_maps, kernel_kills, runq, syscall_counts) =
+        let Ready { status, kill_maps, kernel_kills, runq, syscall_counts, prefilter } =
             ready_rx.await.context("sensor thread ended before it was ready")??;
         Ok(SensorThread {
             status,
@@ -66,6 +68,7 @@ impl SensorThread {
             kernel_kills,
             runq,
             syscall_counts,
+            prefilter,
             batches,
             stop,
             stats,
@@ -117,13 +120,15 @@ struct Shared {
     syscall_sets: Arc<Mutex<Vec<(u64, SyscallSet)>>>,
 }
 
-type Ready = (
-    SensorStatus,
-    Option<Arc<sensor::KillMaps>>,
-    sensor::KernelKills,
-    Option<Arc<sensor::RunQueueMaps>>,
-    Option<Arc<sensor::SyscallCountMaps>>,
-);
+/// What the sensor thread hands over once the hooks are attached.
+struct Ready {
+    status: SensorStatus,
+    kill_maps: Option<Arc<sensor::KillMaps>>,
+    kernel_kills: sensor::KernelKills,
+    runq: Option<Arc<sensor::RunQueueMaps>>,
+    syscall_counts: Option<Arc<sensor::SyscallCountMaps>>,
+    prefilter: Option<Arc<sensor::Prefilter>>,
+}
 
 fn sensor_loop(
     config: SensorConfig,
@@ -133,6 +138,7 @@ fn sensor_loop(
 ) {
     let recording = config.record_syscalls;
     let counting = config.syscall_counts;
+    let offer_prefilter = config.prefilter;
     let (flow_config, include_host) = (config.flows.clone(), config.include_host);
     let mut sensor = match Sensor::start(config) {
         Ok(s) => s,
@@ -164,7 +170,22 @@ fn sensor_loop(
             None
         }
     };
-    let _ = ready.send(Ok((sensor.status(), kill_maps, sensor.kernel_kills(), runq, syscall_counts)));
+    let prefilter = match sensor.prefilter() {
+        Ok(_) if !offer_prefilter => None,
+        Ok(p) => Some(Arc::new(p)),
+        Err(e) => {
+            tracing::warn!(error = %e, "in-kernel prefilter unavailable: every event type is reported");
+            None
+        }
+    };
+    let _ = ready.send(Ok(Ready {
+        status: sensor.status(),
+        kill_maps,
+        kernel_kills: sensor.kernel_kills(),
+        runq,
+        syscall_counts,
+        prefilter,
+    }));
     let mut consumer_gone = false;
     loop {
         // Read the flag before draining so the last drain happens after stop.
@@ -434,6 +455,9 @@ pub struct SensorHandles {
     pub runq: Option<Arc<sensor::RunQueueMaps>>,
     /// Syscall counts per cgroup, when counted.
     pub syscall_counts: Option<Arc<sensor::SyscallCountMaps>>,
+    /// The in-kernel prefilter (`None` if its map could not be opened): a
+    /// consumer that needs only some event types says which.
+    pub prefilter: Option<Arc<sensor::Prefilter>>,
 }
 
 /// The end-of-stream figures.
@@ -501,6 +525,7 @@ pub async fn stream(
         containers: containers.clone(),
         runq: sensor.runq.clone(),
         syscall_counts: sensor.syscall_counts.clone(),
+        prefilter: sensor.prefilter.clone(),
     });
 
     use tokio::signal::unix::{signal, SignalKind};

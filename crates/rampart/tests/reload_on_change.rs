@@ -146,3 +146,66 @@ fn a_configmap_update_is_picked_up() {
     agent.stop();
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// The events of the container named `name` the agent evaluated so far
+/// (`rampart_container_events_total`), if it has a series yet.
+fn container_events(agent: &Agent, name: &str) -> Option<u64> {
+    let label = format!("name=\"{name}\"");
+    agent.metrics_text().lines().find_map(|l| {
+        let rest = l.strip_prefix("rampart_container_events_total{")?;
+        let (labels, value) = rest.split_once("} ")?;
+        labels.contains(&label).then(|| value.trim().parse::<f64>().ok()).flatten().map(|v| v as u64)
+    })
+}
+
+/// The in-kernel prefilter: a container's 20,000 opens never reach an agent
+/// whose only rule is on unlink (the kernel drops syscall types no rule
+/// uses at entry), while that rule still fires; a reload whose rules use
+/// opens widens the filter, and an open rule then fires.
+#[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
+fn types_no_rule_uses_never_reach_the_agent_and_a_reload_widens() {
+    preflight();
+    const OPENS: u64 = 20_000;
+    let dir = std::env::temp_dir().join(unique("prefilter"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("custom.yaml");
+    let unlink_rule = "- rule: pf_unlink\n  desc: d\n  condition: evt.type in (unlink, unlinkat) and fs.path.name startswith /tmp/pf-\n  output: \"pf_unlink %fs.path.name\"\n  priority: WARNING\n";
+    std::fs::write(&file, unlink_rule).unwrap();
+    let mut agent =
+        Agent::start_run(&["--no-default-rules", "--no-reload-on-change", "--rules", file.to_str().unwrap()]);
+    wait_stderr(&agent, "sensor ready", Duration::from_secs(5));
+    let script = format!(
+        "echo x > /tmp/pf-a && rtest bench-open {OPENS} /tmp/pf-a && rm /tmp/pf-a && exec sleep 3600"
+    );
+    let a = Container::sh("pf-a", &[], &script);
+    agent.expect("the unlink rule fires", |v| is_alert_of(v, "pf_unlink", &a.name));
+    wait_until("the open loop's end", Duration::from_secs(60), || a.logs().contains("result op=open"));
+    let mut seen = None;
+    wait_until("container events in /metrics", Duration::from_secs(10), || {
+        seen = container_events(&agent, &a.name);
+        seen.is_some()
+    });
+    let seen = seen.unwrap();
+    // Its shell, rtest and rm: execs, forks, exits, the unlink; not the opens.
+    assert!(seen < OPENS / 10, "{seen} events of {} reached the agent: the opens were not filtered", a.name);
+
+    // Rules on opens now: the reload widens what the kernel reports.
+    let open_rule = "- rule: pf_open\n  desc: d\n  condition: evt.type in (open, openat) and fd.name = /tmp/pf-b\n  output: \"pf_open %fd.name\"\n  priority: WARNING\n";
+    std::fs::write(&file, format!("{unlink_rule}{open_rule}")).unwrap();
+    // SAFETY: kill with the pid of the agent this test spawned and still owns.
+    unsafe { libc::kill(agent.pid as libc::pid_t, libc::SIGHUP) };
+    wait_reloads(&agent, 1, "rules reloaded");
+    let b = Container::sh(
+        "pf-b",
+        &[],
+        &format!("echo x > /tmp/pf-b && rtest bench-open {OPENS} /tmp/pf-b && exec sleep 3600"),
+    );
+    agent.expect("the open rule fires after the reload", |v| is_alert_of(v, "pf_open", &b.name));
+    wait_until("the open loop's end", Duration::from_secs(60), || b.logs().contains("result op=open"));
+    wait_until("the opens reach the agent after the reload", Duration::from_secs(10), || {
+        container_events(&agent, &b.name).is_some_and(|n| n >= OPENS)
+    });
+    agent.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -41,7 +41,7 @@ use compile::Expr;
 use matchers::FxBuild;
 use model::Event;
 use output::Template;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 /// One problem in a rule file, with its position (line and column 1-based).
@@ -399,6 +399,17 @@ impl Ruleset {
     /// The rules defined but not compiled, in definition order.
     pub fn skipped(&self) -> &[SkippedRule] {
         &self.skipped
+    }
+
+    /// The event types some enabled rule can match, by `evt.type` name: what
+    /// a prefilter must let through. A type counts when a rule pins it and
+    /// the rule's condition, specialized for the type, is not false; `None`
+    /// (every type) when an enabled rule pins no type.
+    pub fn event_types_used(&self) -> Option<BTreeSet<String>> {
+        if !self.any.is_empty() {
+            return None;
+        }
+        Some(self.by_type.iter().filter(|(_, ix)| !ix.cands.is_empty()).map(|(t, _)| t.to_string()).collect())
     }
 
     /// How many enabled rules an event of this type meets (after indexing).

@@ -1265,3 +1265,27 @@ fn indexed_evaluation_agrees_with_general_conditions() {
     // The events do trip rules (the comparison above is not vacuous).
     assert!(matched >= 30, "only {matched} matches");
 }
+
+/// The prefilter's input: which event types some enabled rule can match.
+#[test]
+fn event_types_used_by_the_rules() {
+    let types =
+        |text: &str| build(text).event_types_used().map(|s| s.into_iter().collect::<Vec<_>>().join(","));
+    let two = |a: &str, b: &str| format!("{}{}", rule(a), rule(b).replace("rule: r", "rule: r2"));
+    // pinned types, through `in` and `or`
+    assert_eq!(types(&rule("evt.type in (open, openat) and fd.name = /x")).as_deref(), Some("open,openat"));
+    assert_eq!(
+        types(&rule("evt.type = connect or (evt.type = ptrace and proc.name = gdb)")).as_deref(),
+        Some("connect,ptrace")
+    );
+    // a rule that pins nothing needs every type; so does a negated pin
+    assert_eq!(types(&rule("proc.name = bash")), None);
+    assert_eq!(types(&rule("not evt.type = open")), None);
+    assert_eq!(types(&two("evt.type = open", "container.id != host")), None);
+    // a type whose specialized condition is false is not needed
+    assert_eq!(types(&rule("evt.type in (open, connect) and evt.type = open")).as_deref(), Some("open"));
+    // disabled rules need nothing; no rule at all needs nothing
+    let disabled = format!("{}  enabled: false\n", rule("proc.name = bash"));
+    assert_eq!(types(&disabled).as_deref(), Some(""));
+    assert_eq!(types(&two("evt.type = open", "evt.type = bpf")).as_deref(), Some("bpf,open"));
+}

@@ -92,6 +92,7 @@ pub(crate) mod ev {
         EV_UNSHARE,
         EV_MEMFD_CREATE,
         EV_BPF,
+        EV_TYPE_MAX,
     );
 }
 

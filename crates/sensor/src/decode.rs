@@ -242,6 +242,15 @@ fn syscall_of(t: u32) -> Option<&'static str> {
     })
 }
 
+/// The name of a syscall event type (one the syscall hooks report), `None`
+/// for the others (exec, fork, exit, capability checks).
+pub(crate) fn syscall_event_name(t: u32) -> Option<&'static str> {
+    if matches!(t, ev::EV_EXEC | ev::EV_FORK | ev::EV_EXIT) {
+        return None;
+    }
+    syscall_of(t)
+}
+
 fn syscall_name(t: u32) -> &'static str {
     syscall_of(t).unwrap_or("unknown")
 }

@@ -4,6 +4,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::mem::{ManuallyDrop, MaybeUninit};
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Mutex;
@@ -117,24 +118,21 @@ pub struct Sensor {
 }
 
 impl Drop for Sensor {
+    /// Quiet first (no more syscall records, no more kills), then the links
+    /// are released by a process of their own (see [`crate::handoff`]).
     fn drop(&mut self) {
-        detach_concurrently(std::mem::take(&mut self.links));
-    }
-}
-
-/// Detach every link at once. Each syscall tracepoint's perf event waits for
-/// an RCU grace period as it goes (~50 ms); one after another, ~100 of them
-/// took ~5 s, while concurrent waits share grace periods. A thread that cannot
-/// be started leaves its link to be dropped here, in turn.
-fn detach_concurrently(links: Vec<Link>) {
-    std::thread::scope(|scope| {
-        for link in links {
-            let detach = move || drop(link);
-            if let Err(e) = std::thread::Builder::new().name("detach".into()).spawn_scoped(scope, detach) {
-                tracing::debug!(error = %e, "detaching in turn");
-            }
+        let quiet = self.loaded.skel.maps.quiet.update(&0u32.to_ne_bytes(), &[1], MapFlags::ANY);
+        if let Err(e) = &quiet {
+            tracing::warn!(error = %e, "the sensor could not go quiet: releasing its hooks here");
         }
-    });
+        let fds = self.links.iter().map(|l| l.as_fd().as_raw_fd()).collect();
+        let started = std::time::Instant::now();
+        let holder = quiet.is_ok().then(|| crate::handoff::release_in_background(fds)).flatten();
+        let handed = holder.is_some();
+        self.links.clear();
+        drop(holder); // now the holder's copies are the last
+        tracing::debug!(handed, elapsed = ?started.elapsed(), "sensor hooks released");
+    }
 }
 
 impl std::fmt::Debug for Sensor {
@@ -623,6 +621,15 @@ impl Sensor {
             any: h("kill_any", &maps.kill_any)?,
             armed: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Handle on the in-kernel prefilter (event types skipped at entry),
+    /// usable from any thread.
+    pub fn prefilter(&self) -> Result<crate::Prefilter, SensorError> {
+        let m = &self.loaded.skel.maps.skip_types;
+        let h =
+            MapHandle::try_from(m).map_err(|source| SensorError::Map { map: "skip_types".into(), source })?;
+        Ok(crate::Prefilter::new(h))
     }
 
     /// Handles on the run-queue latency maps, usable from any thread.

@@ -19,12 +19,14 @@ mod abi;
 pub mod decode;
 pub mod dns;
 pub mod flows;
+mod handoff;
 mod kernel;
 pub mod kill;
 pub mod maps;
 pub mod netstat;
 pub mod paths;
 pub mod pcap;
+pub mod prefilter;
 pub mod runq;
 
 use std::path::PathBuf;
@@ -38,6 +40,7 @@ pub use kernel::{ContainerChildren, KillMaps, RunQueueMaps, Sensor, SyscallCount
 pub use kill::{KernelKills, KillPoint, KillTrigger};
 pub use netstat::{NetstatConfig, NetstatTracker};
 pub use paths::{join_path, normalize};
+pub use prefilter::Prefilter;
 
 /// A drain period that keeps a 16 MiB ring far from full at 200k events/s
 /// (~0.25 MiB arrives per period at that rate).
@@ -72,6 +75,10 @@ pub struct SensorConfig {
     /// Flow accounting (`flows`), run by the sensor's owner next to the
     /// sensor; `None`: off.
     pub flows: Option<FlowConfig>,
+    /// Let the sensor's owner narrow the reported syscall event types to
+    /// those its consumer uses ([`Sensor::prefilter`]); off, every type is
+    /// reported whatever the consumer.
+    pub prefilter: bool,
 }
 
 impl Default for SensorConfig {
@@ -84,6 +91,7 @@ impl Default for SensorConfig {
             syscall_counts: false,
             syscall_hooks: SyscallHooks::default(),
             flows: None,
+            prefilter: true,
         }
     }
 }
@@ -95,12 +103,13 @@ impl Default for SensorConfig {
 #[serde(rename_all = "snake_case")]
 pub enum SyscallHooks {
     /// One perf-event tracepoint per reported syscall: only those syscalls
-    /// pay, but detaching them takes seconds on a busy host.
+    /// pay. Releasing them takes seconds on a busy host, which a process of
+    /// their own does after the sensor is dropped (the owner does not wait).
     #[default]
     Tracepoints,
     /// Two raw tracepoints (`sys_enter`, `sys_exit`) dispatching on a
-    /// syscall table (x86_64 only): detached in milliseconds, but every
-    /// syscall of every task runs both programs.
+    /// syscall table (x86_64 only): every syscall of every task runs both
+    /// programs.
     Raw,
 }
 

@@ -461,3 +461,50 @@ fn runq_histograms_go_with_their_cgroup() {
     drop(dirs);
     assert!(maps.read().iter().all(|(c, _)| *c != id), "the removed cgroup {id} still has a histogram");
 }
+
+/// The prefilter in the kernel: with only `unshare` wanted, a process's open
+/// never arrives while its unshare does; wanting every type again brings
+/// opens back. Both hook modes.
+#[test]
+#[ignore = "privileged: needs root and BPF (scripts/test.sh runs it)"]
+fn prefilter_drops_unwanted_types_at_entry_and_widens_again() {
+    testkit::require_bpf();
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for hooks in [SyscallHooks::Tracepoints, SyscallHooks::Raw] {
+        let mut sensor = start_with(true, hooks);
+        let prefilter = sensor.prefilter().expect("prefilter map");
+        let only_unshare: std::collections::BTreeSet<String> = ["unshare".to_string()].into();
+        let skipped = prefilter.keep_only(Some(&only_unshare)).expect("narrowed");
+        assert!(skipped.contains(&"openat") && !skipped.contains(&"unshare"), "{skipped:?}");
+        assert_eq!(prefilter.skipped(), skipped, "the kernel holds what was set");
+
+        let abs = format!("/tmp/rampart-prefilter-{}", std::process::id());
+        let opens_of = |events: &[Event], pid: u32| {
+            events
+                .iter()
+                .filter(|e| {
+                    e.process.pid == pid && matches!(&e.kind, EventKind::Open { path, .. } if path == &abs)
+                })
+                .count()
+        };
+        let sh = run("/bin/sh", &["-c", &format!("echo x > {abs}; unshare -m /bin/true")]);
+        let events = collect(&mut sensor, Duration::from_secs(5), |evs| {
+            evs.iter().any(|e| {
+                matches!(e.kind, EventKind::Unshare { .. }) && (e.process.pid == sh || e.process.ppid == sh)
+            })
+        });
+        assert!(
+            events.iter().any(|e| matches!(e.kind, EventKind::Unshare { .. })
+                && (e.process.pid == sh || e.process.ppid == sh)),
+            "{hooks:?}: the wanted unshare did not arrive"
+        );
+        assert_eq!(opens_of(&events, sh), 0, "{hooks:?}: an open arrived though openat was skipped");
+
+        prefilter.keep_only(None).expect("widened");
+        assert!(prefilter.skipped().is_empty());
+        let sh = run("/bin/sh", &["-c", &format!("echo y > {abs}")]);
+        let events = collect(&mut sensor, Duration::from_secs(5), |evs| opens_of(evs, sh) > 0);
+        assert_eq!(opens_of(&events, sh), 1, "{hooks:?}: no open after widening");
+        let _ = std::fs::remove_file(&abs);
+    }
+}

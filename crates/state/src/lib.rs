@@ -317,6 +317,11 @@ impl ProcessTable {
         }
     }
 
+    /// The syscall event types (`evt.type` names) [`Self::apply`] reads
+    /// beyond fork, exec and exit: an in-kernel prefilter keeps them whatever
+    /// the rules use.
+    pub const EVENT_TYPES_READ: &'static [&'static str] = &["socket", "accept", "accept4", "capset"];
+
     /// Update the table from an event: fork adds the child (inheriting the
     /// parent's exe, argv and cwd), exec replaces them, exit marks the process
     /// exited (removed after the grace period). Any event also refreshes the

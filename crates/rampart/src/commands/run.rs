@@ -168,6 +168,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         flows: Some(cfg.sensor.flows.clone()),
         syscall_counts: cfg.sensor.syscall_counts,
         syscall_hooks: cfg.sensor.syscall_hooks,
+        prefilter: cfg.sensor.prefilter,
         ..Default::default()
     };
     let summary = pipeline::stream(sensor_config, containers, &filter, &mut detector).await?;

@@ -471,6 +471,18 @@ impl Agent {
         agent
     }
 
+    /// `/metrics` of `rampart run`, now.
+    pub fn metrics_text(&self) -> String {
+        use std::io::{Read, Write};
+        let addr = self.metrics_address();
+        let mut s = std::net::TcpStream::connect(&addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+    }
+
     /// Where `rampart run` serves /metrics (its stderr says so at start).
     pub fn metrics_address(&self) -> String {
         let line = self

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
+/*
+ * Prefilters the agent sets from what it consumes (crates/sensor/src/prefilter.rs):
+ *   skip_types  syscall event types no loaded rule (nor the agent's own state)
+ *               can use: their syscalls are not stashed at entry, so they never
+ *               reach the ring buffer. All zero (the default, and what `events`,
+ *               `capture` and `record` keep) lets everything through.
+ *   quiet       set once the agent has stopped: the syscall programs return at
+ *               once and the in-kernel kills are off while the links are still
+ *               being released (see Sensor::drop).
+ * Included by sensor.bpf.c before syscalls.h and kill.h's users.
+ */
+#ifndef RAMPART_PREFILTER_H
+#define RAMPART_PREFILTER_H
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EV_TYPE_MAX);
+	__type(key, __u32);
+	__type(value, __u8);
+} skip_types SEC(".maps");
+
+/* One slot: 1 once the agent stopped. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u8);
+} quiet SEC(".maps");
+
+static __always_inline bool type_skipped(__u32 type)
+{
+	__u8 *v = bpf_map_lookup_elem(&skip_types, &type);
+	return v && *v;
+}
+
+static __always_inline bool agent_quiet(void)
+{
+	__u32 zero = 0;
+	__u8 *v = bpf_map_lookup_elem(&quiet, &zero);
+	return v && *v;
+}
+
+#endif /* RAMPART_PREFILTER_H */
