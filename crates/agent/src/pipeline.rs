@@ -544,6 +544,11 @@ pub async fn stream(
     }
     // Network policy denials: a second source (and the policy reconciler).
     let mut netdeny = NetDenyFeed::start(&containers);
+    // Handlers first: a SIGHUP right after "ready" must reload, not kill.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     eprintln!("rampart: sensor ready");
     consumer.started(&SensorHandles {
         kill_maps: sensor.kill_maps.clone(),
@@ -555,10 +560,6 @@ pub async fn stream(
         traffic: sensor.traffic.clone(),
     });
 
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sighup = signal(SignalKind::hangup())?;
     let mut enricher = Enricher::new(processes, containers);
     let mut counts = Counts::default();
     let mut output_open = true;
