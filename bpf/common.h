@@ -30,10 +30,12 @@ struct {
 	__uint(max_entries, 32 * 1024 * 1024); /* userspace sets the real size */
 } events SEC(".maps");
 
-/* Records that could not be output (ring full, or scratch busy). */
+/* Records that could not be output (ring full, or scratch busy), per CPU:
+ * key 0 counts them all, key T (enum ev_type) those of type T once the type
+ * is known. The agent reads key 0 on every drain, the others when it moved. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, EV_TYPE_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
 } lost SEC(".maps");
@@ -75,12 +77,23 @@ struct {
 	__type(value, struct pending);
 } pending_map SEC(".maps");
 
-static __always_inline void count_lost(void)
+static __always_inline void count_lost_type(__u32 type)
 {
-	__u32 zero = 0;
-	__u64 *v = bpf_map_lookup_elem(&lost, &zero);
+	__u32 key = 0;
+	__u64 *v = bpf_map_lookup_elem(&lost, &key);
 	if (v)
 		*v += 1;
+	if (type == 0 || type >= EV_TYPE_MAX)
+		return;
+	key = type;
+	v = bpf_map_lookup_elem(&lost, &key);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void count_lost(void)
+{
+	count_lost_type(0);
 }
 
 /* ---- filter ---- */
@@ -348,11 +361,11 @@ static __always_inline void submit(struct scratch *s)
 	asm volatile("" : "+r"(size));
 	size &= 2 * REC_MAX - 1;
 	if (size > REC_MAX) {
-		count_lost();
+		count_lost_type(hdr_of(s)->type);
 	} else {
 		hdr_of(s)->size = size;
 		if (bpf_ringbuf_output(&events, s->buf, size, BPF_RB_NO_WAKEUP))
-			count_lost();
+			count_lost_type(hdr_of(s)->type);
 	}
 	put_scratch(s);
 }

@@ -6,6 +6,7 @@
  *              (file, net, priv; the recorder's syscall sets)
  *   cap_capable (tp_btf)
  *   sched.h    run-queue latency per container (sched tp_btf, no events)
+ *   syscall_latency.h  syscall latency per container (opt-in, no events)
  * Every record is described by events.h.
  */
 #include "common.h"
@@ -38,6 +39,7 @@ enum exec_flags _abi_exec_flags = EXECF_MEMFD;
 #include "process.h"
 #include "syscalls.h"
 #include "sched.h"
+#include "syscall_latency.h"
 
 /* ---- capabilities ---- */
 

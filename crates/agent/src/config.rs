@@ -39,6 +39,11 @@ pub struct SensorSettings {
     /// `rampart_container_syscalls_total` (its most frequent ones). Off by
     /// default: it adds a hash lookup to every syscall of a container.
     pub syscall_counts: bool,
+    /// Time each container's syscalls in the kernel, exported as the
+    /// histogram `rampart_container_syscall_latency_seconds` (its most
+    /// frequent syscalls). Off by default: two more programs run on every
+    /// syscall (see docs/ARCHITECTURE.md for the measured cost).
+    pub syscall_latency: bool,
     /// How syscalls are hooked: `tracepoints` (one per reported syscall) or
     /// `raw` (two raw tracepoints on every syscall, x86_64; see
     /// docs/ARCHITECTURE.md).
@@ -55,6 +60,7 @@ impl Default for SensorSettings {
             ring_buffer_kib: (sensor::DEFAULT_RING_BUFFER_BYTES / 1024) as u64,
             flows: sensor::FlowConfig::default(),
             syscall_counts: false,
+            syscall_latency: false,
             syscall_hooks: sensor::SyscallHooks::default(),
             prefilter: true,
         }

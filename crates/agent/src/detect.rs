@@ -7,6 +7,7 @@ use super::drops::{DropReport, DropWatch, DROP_RULE};
 use super::held::HeldAlerts;
 use super::metrics::{AgentMetrics, CgroupCounts};
 use super::pipeline::{Consumer, Progress, SensorHandles};
+use super::privileges::{self, Disabled, Feature, Privileges};
 use super::watch::FileWatch;
 use alerts::{Alert, Dispatcher};
 use model::{Event, Priority, ProcessLookup};
@@ -139,6 +140,14 @@ pub struct Detector {
     /// The kernel's prefilter, narrowed to the event types the rules use
     /// (live runs only).
     prefilter: Option<Arc<sensor::Prefilter>>,
+    /// Optional features checked again on each reload (a mount, a directory
+    /// or a capability that appeared or went away since the last check).
+    features: Option<FeatureRecheck>,
+}
+
+struct FeatureRecheck {
+    probe: fn() -> Privileges,
+    disabled: Vec<Disabled>,
 }
 
 /// Hands a newly loaded rule set to a part of the agent that keeps its own
@@ -203,6 +212,7 @@ impl Detector {
             watch: None,
             on_rules: None,
             prefilter: None,
+            features: None,
         }
     }
 
@@ -220,6 +230,38 @@ impl Detector {
         }
         self.source = Some(source);
         self
+    }
+
+    /// Each reload also runs `probe` and turns optional features on or off
+    /// as their needs appeared or went (`disabled`: those off now).
+    pub fn with_feature_recheck(mut self, disabled: Vec<Disabled>, probe: fn() -> Privileges) -> Self {
+        self.features = Some(FeatureRecheck { probe, disabled });
+        self
+    }
+
+    /// Checks the optional features' needs again; says which changed, and
+    /// updates the actions allowed and `/metrics`.
+    fn recheck_features(&mut self) {
+        let Some(fr) = self.features.as_mut() else { return };
+        let now = (fr.probe)().disabled();
+        if now == fr.disabled {
+            return;
+        }
+        for f in Feature::ALL.iter().filter(|f| !f.is_core()) {
+            let was_off = fr.disabled.iter().any(|d| d.feature == *f);
+            match now.iter().find(|d| d.feature == *f) {
+                None if was_off => eprintln!("rampart: {} is on now: what it needs is there", f.name()),
+                Some(d) if !was_off => eprintln!("rampart: warning: {} is off: {}", f.name(), d.reason()),
+                _ => {}
+            }
+        }
+        if let Some((r, _)) = self.responder.as_mut() {
+            r.set_unavailable(privileges::unavailable_actions(&now));
+        }
+        if let Some(m) = &self.metrics {
+            m.set_features(privileges::feature_states(&now));
+        }
+        fr.disabled = now;
     }
 
     /// Reports rule matches, reloads and drop alerts to `metrics`.
@@ -299,6 +341,12 @@ impl Detector {
     /// error nothing changes, and the refusal is said on stderr and raised as
     /// an internal alert through every output.
     pub fn reload(&mut self) -> Result<usize, RulesRefused> {
+        let rules = self.reload_rules();
+        self.recheck_features();
+        rules
+    }
+
+    fn reload_rules(&mut self) -> Result<usize, RulesRefused> {
         let config = match &self.source {
             None => Ok(self.config.clone()),
             Some(source) => (source.read)().map_err(|e| RulesRefused(vec![format!("{e:#}")])),
@@ -412,8 +460,12 @@ impl Consumer for Detector {
         self.narrow_prefilter();
         if let Some(m) = &self.metrics {
             m.sensor_attached(sensor.runq.clone());
+            m.traffic_attached(sensor.traffic.clone());
             if let Some(counts) = &sensor.syscall_counts {
                 m.syscall_counts_attached(counts.clone());
+            }
+            if let Some(latency) = &sensor.syscall_latency {
+                m.syscall_latency_attached(latency.clone());
             }
         }
         if let Some((r, scope)) = self.responder.as_mut() {

@@ -36,6 +36,10 @@ pub struct SensorThread {
     pub syscall_counts: Option<Arc<sensor::SyscallCountMaps>>,
     /// The in-kernel prefilter (`None` if its map could not be opened).
     pub prefilter: Option<Arc<sensor::Prefilter>>,
+    /// Syscall latency per cgroup (`None` unless `syscall_latency` is on).
+    pub syscall_latency: Option<Arc<sensor::SyscallLatencyMaps>>,
+    /// Network traffic per cgroup from the flow accounting (empty without it).
+    pub traffic: Traffic,
     batches: mpsc::Receiver<Vec<Event>>,
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<SensorStats>>,
@@ -52,15 +56,20 @@ impl SensorThread {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Mutex::new(SensorStats::default()));
         let syscall_sets = Arc::new(Mutex::new(Vec::new()));
+        let traffic = Traffic::default();
         let thread = {
-            let shared =
-                Shared { stop: stop.clone(), stats: stats.clone(), syscall_sets: syscall_sets.clone() };
+            let shared = Shared {
+                stop: stop.clone(),
+                stats: stats.clone(),
+                syscall_sets: syscall_sets.clone(),
+                traffic: traffic.clone(),
+            };
             std::thread::Builder::new()
                 .name("rampart-sensor".into())
                 .spawn(move || sensor_loop(config, ready_tx, batch_tx, shared))
                 .context("spawning the sensor thread")?
         };
-        let Ready { status, kill_maps, kernel_kills, runq, syscall_counts, prefilter } =
+        let Ready { status, kill_maps, kernel_kills, runq, syscall_counts, prefilter, syscall_latency } =
             ready_rx.await.context("sensor thread ended before it was ready")??;
         Ok(SensorThread {
             status,
@@ -69,6 +78,8 @@ impl SensorThread {
             runq,
             syscall_counts,
             prefilter,
+            syscall_latency,
+            traffic,
             batches,
             stop,
             stats,
@@ -118,7 +129,11 @@ struct Shared {
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<SensorStats>>,
     syscall_sets: Arc<Mutex<Vec<(u64, SyscallSet)>>>,
+    traffic: Traffic,
 }
+
+/// Network traffic per cgroup id, as of the flow table's last drain.
+pub type Traffic = Arc<Mutex<std::collections::HashMap<u64, sensor::flows::CgroupTraffic>>>;
 
 /// What the sensor thread hands over once the hooks are attached.
 struct Ready {
@@ -128,6 +143,7 @@ struct Ready {
     runq: Option<Arc<sensor::RunQueueMaps>>,
     syscall_counts: Option<Arc<sensor::SyscallCountMaps>>,
     prefilter: Option<Arc<sensor::Prefilter>>,
+    syscall_latency: Option<Arc<sensor::SyscallLatencyMaps>>,
 }
 
 fn sensor_loop(
@@ -139,6 +155,7 @@ fn sensor_loop(
     let recording = config.record_syscalls;
     let counting = config.syscall_counts;
     let offer_prefilter = config.prefilter;
+    let timing = config.syscall_latency;
     let (flow_config, include_host) = (config.flows.clone(), config.include_host);
     let mut sensor = match Sensor::start(config) {
         Ok(s) => s,
@@ -154,7 +171,10 @@ fn sensor_loop(
             None
         }
     };
-    let mut flows = flow_config.as_ref().filter(|f| f.enabled).and_then(|f| Flows::start(f, include_host));
+    let mut flows = flow_config
+        .as_ref()
+        .filter(|f| f.enabled)
+        .and_then(|f| Flows::start(f, include_host, shared.traffic.clone()));
     let runq = match sensor.runq_maps() {
         Ok(m) => Some(Arc::new(m)),
         Err(e) => {
@@ -178,6 +198,14 @@ fn sensor_loop(
             None
         }
     };
+    let syscall_latency = match sensor.syscall_latency_maps() {
+        Ok(m) if timing => Some(Arc::new(m)),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "syscall latency maps unavailable");
+            None
+        }
+    };
     let _ = ready.send(Ok(Ready {
         status: sensor.status(),
         kill_maps,
@@ -185,6 +213,7 @@ fn sensor_loop(
         runq,
         syscall_counts,
         prefilter,
+        syscall_latency,
     }));
     let mut consumer_gone = false;
     loop {
@@ -256,12 +285,14 @@ struct Flows {
     dns: Option<sensor::dns::DnsReader>,
     /// Scan and flood detection over the kernel's per-container counters.
     netstat: Option<sensor::NetstatTracker>,
+    /// Where each drain leaves the per-cgroup traffic totals (for /metrics).
+    traffic: Traffic,
 }
 
 impl Flows {
     /// Loads and attaches the flow programs; on failure the agent runs on
     /// without flows (said in the log).
-    fn start(cfg: &sensor::FlowConfig, include_host: bool) -> Option<Flows> {
+    fn start(cfg: &sensor::FlowConfig, include_host: bool, traffic: Traffic) -> Option<Flows> {
         let started = runtime::find_cgroup2_mount()
             .map_err(anyhow::Error::new)
             .and_then(|root| Ok(sensor::FlowTable::start(cfg, &root, include_host)?));
@@ -293,6 +324,7 @@ impl Flows {
             period: cfg.drain_interval(),
             next: std::time::Instant::now() + cfg.drain_interval(),
             boot_to_wall_ns,
+            traffic,
         })
     }
 
@@ -312,6 +344,7 @@ impl Flows {
         let now = sensor::flows::boot_now_ns();
         let reports = self.tracker.drain(&mut self.table, now);
         self.update_stats();
+        self.publish_traffic();
         let mut events: Vec<Event> = reports.iter().map(|r| r.to_event(now, self.boot_to_wall_ns)).collect();
         if let Some(t) = self.netstat.as_mut() {
             let (windows, idle) = t.observe(now, self.period.as_nanos() as u64, self.table.netstat());
@@ -330,7 +363,14 @@ impl Flows {
         let mut reports = self.tracker.drain(&mut self.table, now);
         reports.extend(self.tracker.finish(&mut self.table));
         self.update_stats();
+        self.publish_traffic();
         reports.iter().map(|r| r.to_event(now, self.boot_to_wall_ns)).collect()
+    }
+
+    fn publish_traffic(&self) {
+        if let Ok(mut t) = self.traffic.lock() {
+            t.clone_from(self.tracker.traffic());
+        }
     }
 
     fn update_stats(&mut self) {
@@ -458,6 +498,10 @@ pub struct SensorHandles {
     /// The in-kernel prefilter (`None` if its map could not be opened): a
     /// consumer that needs only some event types says which.
     pub prefilter: Option<Arc<sensor::Prefilter>>,
+    /// Syscall latency per cgroup, when timed.
+    pub syscall_latency: Option<Arc<sensor::SyscallLatencyMaps>>,
+    /// Network traffic per cgroup (empty without flow accounting).
+    pub traffic: Traffic,
 }
 
 /// The end-of-stream figures.
@@ -518,6 +562,11 @@ pub async fn stream(
     }
     // Network policy denials: a second source (and the policy reconciler).
     let mut netdeny = NetDenyFeed::start(&containers);
+    // Handlers first: a SIGHUP right after "ready" must reload, not kill.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     eprintln!("rampart: sensor ready");
     consumer.started(&SensorHandles {
         kill_maps: sensor.kill_maps.clone(),
@@ -526,12 +575,10 @@ pub async fn stream(
         runq: sensor.runq.clone(),
         syscall_counts: sensor.syscall_counts.clone(),
         prefilter: sensor.prefilter.clone(),
+        syscall_latency: sensor.syscall_latency.clone(),
+        traffic: sensor.traffic.clone(),
     });
 
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sighup = signal(SignalKind::hangup())?;
     let mut enricher = Enricher::new(processes, containers);
     let mut counts = Counts::default();
     let mut output_open = true;
@@ -565,11 +612,14 @@ pub async fn stream(
                 if consumer.reload_due() {
                     consumer.reload();
                     enricher.processes.set_read_env(consumer.reads_env());
+                    netdeny = netdeny.or_else(|| NetDenyFeed::start(&enricher.containers));
                 }
             }
             _ = sighup.recv() => {
                 consumer.reload();
                 enricher.processes.set_read_env(consumer.reads_env());
+                // A policy store unusable at start may be there now.
+                netdeny = netdeny.or_else(|| NetDenyFeed::start(&enricher.containers));
             }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,

@@ -85,6 +85,15 @@ impl Feature {
         }
     }
 
+    /// The rule actions that cannot run while the feature is off.
+    pub fn actions(self) -> &'static [&'static str] {
+        match self {
+            Feature::KillAction => &["kill"],
+            Feature::NetworkPolicy => &["isolate", "deny", "ratelimit"],
+            _ => &[],
+        }
+    }
+
     pub const ALL: [Feature; 5] = [
         Feature::Sensor,
         Feature::HostView,
@@ -295,6 +304,23 @@ impl Privileges {
             .collect();
         Some(format!("missing privileges: {}", list.join("; ")))
     }
+}
+
+/// The optional features as `/metrics` reports them: (name, on, why not).
+pub fn feature_states(disabled: &[Disabled]) -> Vec<(&'static str, bool, String)> {
+    Feature::ALL
+        .iter()
+        .filter(|f| !f.is_core())
+        .map(|&f| {
+            let why = disabled.iter().find(|d| d.feature == f).map(|d| d.reason()).unwrap_or_default();
+            (f.name(), why.is_empty(), why)
+        })
+        .collect()
+}
+
+/// The rule actions the disabled features leave unavailable, with the reason.
+pub fn unavailable_actions(disabled: &[Disabled]) -> std::collections::BTreeMap<&'static str, String> {
+    disabled.iter().flat_map(|d| d.feature.actions().iter().map(move |a| (*a, d.reason()))).collect()
 }
 
 /// `CapEff` of a /proc/PID/status text.

@@ -7,22 +7,13 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `GET path` on `addr`: (status, body).
-fn get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
-}
+use common::http_get as get;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -229,8 +220,16 @@ fn prometheus_scrapes_the_agent_and_sees_the_busy_container() {
     );
     assert_eq!(prom.value("rampart_ready"), Some(1.0));
 
-    // Debian's promtool lints the Prometheus text format.
-    let text = get(&addr, "/metrics").1;
+    promtool_accepts(&get(&addr, "/metrics").1);
+
+    drop((busy, idle, crowd));
+    // SAFETY: kill with a pid we spawned and have not waited for.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert!(child.wait().unwrap().success());
+}
+
+/// Debian's promtool lints the Prometheus text format.
+fn promtool_accepts(text: &str) {
     let mut lint = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -246,16 +245,13 @@ fn prometheus_scrapes_the_agent_and_sees_the_busy_container() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-
-    drop((busy, idle, crowd));
-    // SAFETY: kill with a pid we spawned and have not waited for.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    assert!(child.wait().unwrap().success());
 }
 
 /// A kernel that cannot keep up (a one-page ring buffer under an open flood)
 /// drops events: the drop alert comes within seconds, through the outputs,
-/// and its counts add up to the exit summary's.
+/// and its counts add up to the exit summary's. `/metrics` splits the losses
+/// by event type (the flood's openat), adding up to the per-CPU ones, and
+/// shows the ring buffer filled.
 #[test]
 #[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn kernel_drops_raise_an_alert_at_once_with_the_summarys_counts() {
@@ -267,8 +263,16 @@ fn kernel_drops_raise_an_alert_at_once_with_the_summarys_counts() {
         "sensor:\n  ring_buffer_kib: 4\nalerts:\n  outputs:\n    stdout: {format: json}\n",
     )
     .unwrap();
-    let mut agent =
-        Agent::spawn(vec!["run".into(), "--config".into(), config.display().to_string()], StdoutMode::Parse);
+    let mut agent = Agent::spawn(
+        vec![
+            "run".into(),
+            "--config".into(),
+            config.display().to_string(),
+            "--metrics-address=127.0.0.1:0".into(),
+        ],
+        StdoutMode::Parse,
+    );
+    let addr = agent.metrics_address();
     let t0 = Instant::now();
     let c = Container::run("m-flood", &[], &[RTEST, "flood", "300000", "/tmp/rampart-drop"]);
     let first = agent
@@ -277,6 +281,34 @@ fn kernel_drops_raise_an_alert_at_once_with_the_summarys_counts() {
     assert_eq!(first["source"], "internal");
     assert_eq!(first["priority"], "Error");
     c.wait(Duration::from_secs(120));
+    // Per type: refreshed at most once a second, so wait for the sums to meet.
+    let sum = |text: &str, family: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{family}{{")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let mut text = String::new();
+    wait_until("the per-type losses add up", Duration::from_secs(10), || {
+        text = get(&addr, "/metrics").1;
+        let total = sum(&text, "rampart_events_lost_total");
+        total > 0.0 && sum(&text, "rampart_events_lost_by_type_total") == total
+    });
+    let openat = text
+        .lines()
+        .find_map(|l| l.strip_prefix("rampart_events_lost_by_type_total{type=\"openat\"} "))
+        .and_then(|v| v.parse::<f64>().ok());
+    let peak = text
+        .lines()
+        .find_map(|l| l.strip_prefix("rampart_ring_buffer_fill_ratio{at=\"peak\"} "))
+        .and_then(|v| v.parse::<f64>().ok());
+    eprintln!(
+        "figures: lost openat {openat:?} of {}; ring peak fill {peak:?}",
+        sum(&text, "rampart_events_lost_total")
+    );
+    assert!(openat.is_some_and(|n| n > 0.0), "the flood's type lost:\n{text}");
+    assert!(peak.is_some_and(|p| p > 0.5 && p <= 1.0), "a 4 KiB ring under a flood fills: {peak:?}");
+    assert!(text.contains("rampart_ring_buffer_size_bytes 4096"), "{text}");
     let (summary, events) = agent.stop_with_events();
     let drops: Vec<&Value> = events.iter().filter(|v| alert_rule(v) == "Kernel dropped events").collect();
     // `... dropped (lost in kernel per cpu [a, b]; N undecodable)`
@@ -396,7 +428,9 @@ fn a_bad_metrics_address_stops_the_agent_at_start() {
 
 /// `sensor.syscall_counts: true`: each container's syscalls counted in the
 /// kernel come out as `rampart_container_syscalls_total{..., syscall}`, its
-/// most frequent ones only; without the setting there is no such series.
+/// most frequent ones only; `sensor.syscall_latency: true`: the time they
+/// took, as histograms of its 5 most frequent ones, accepted by promtool.
+/// Without the settings there are no such series.
 #[test]
 #[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn syscall_counts_per_container_are_exported_when_asked() {
@@ -405,7 +439,7 @@ fn syscall_counts_per_container_are_exported_when_asked() {
     let config = dir.path().join("rampart.yaml");
     std::fs::write(
         &config,
-        "sensor:\n  syscall_counts: true\nalerts:\n  outputs:\n    stdout: {format: json}\n",
+        "sensor:\n  syscall_counts: true\n  syscall_latency: true\nalerts:\n  outputs:\n    stdout: {format: json}\n",
     )
     .unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
@@ -443,6 +477,29 @@ fn syscall_counts_per_container_are_exported_when_asked() {
         .count();
     assert!((2..=20).contains(&series), "{series} series for the container (at most 20):\n{text}");
     assert!(text.contains("rampart_container_syscalls_uncounted_total 0"), "{text}");
+    // Latency: the shell's loop forks a child per sync and waits for it, so
+    // wait4 is among its most frequent syscalls, and, blocking for a whole
+    // child's life, it takes far longer on average than the quickest of them.
+    let of_c = |l: &&str| l.contains(&format!("name=\"{}\"", c.name));
+    let per_syscall = |suffix: &str| -> BTreeMap<String, f64> {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("rampart_container_syscall_latency_seconds_{suffix}{{")))
+            .filter(of_c)
+            .filter_map(|l| {
+                let name = l.split("syscall=\"").nth(1)?.split('"').next()?.to_string();
+                Some((name, l.rsplit(' ').next()?.parse::<f64>().ok()?))
+            })
+            .collect()
+    };
+    let (counts, sums) = (per_syscall("count"), per_syscall("sum"));
+    let mean = |name: &str| sums.get(name).copied().unwrap_or(0.0) / counts.get(name).copied().unwrap_or(1.0);
+    eprintln!("figures: syscalls timed {counts:?}; mean wait4 {:.1} us", mean("wait4") * 1e6);
+    assert!((1..=5).contains(&counts.len()), "{} syscalls timed for the container (at most 5)", counts.len());
+    assert!(counts.get("wait4").is_some_and(|n| *n > 10.0), "wait4 timed: {counts:?}:\n{text}");
+    let quickest = counts.keys().map(|n| mean(n)).fold(f64::INFINITY, f64::min);
+    assert!(mean("wait4") > 10.0 * quickest, "wait4 {} s vs quickest {quickest} s", mean("wait4"));
+    assert!(text.contains("rampart_container_syscall_latency_uncounted_total 0"), "{text}");
+    promtool_accepts(&text);
     drop(c);
     agent.stop();
 
@@ -457,6 +514,67 @@ fn syscall_counts_per_container_are_exported_when_asked() {
         text.lines().any(|l| l.starts_with(&starts) && l.contains(&format!("name=\"{}\"", c.name)))
     });
     assert!(!text.contains("rampart_container_syscalls"), "{text}");
+    assert!(!text.contains("rampart_container_syscall_latency"), "{text}");
     drop(c);
+    agent.stop();
+}
+
+/// The sample of `family{..., name="NAME", ..., LABEL}` in an exposition.
+fn sample_of(text: &str, family: &str, name: &str, label: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")))
+        .filter(|l| l.contains(&format!("name=\"{name}\"")) && l.contains(label))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Network bytes per container from the kernel's flow accounting: a client
+/// container downloads a 4,000,000-byte file from a server container over
+/// Docker's bridge; /metrics shows the client's rx and the server's tx at
+/// that size plus headers (under 10%), and the reverse direction small.
+#[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
+fn network_bytes_per_container_match_a_known_download() {
+    preflight();
+    const FILE: f64 = 4_000_000.0;
+    let addr = format!("127.0.0.1:{}", free_port());
+    let agent = Agent::start_run(&[&format!("--metrics-address={addr}")]);
+    let server = Container::sh(
+        "m-web",
+        &[],
+        "mkdir /tmp/www && head -c 4000000 /dev/zero > /tmp/www/f && exec httpd -f -p 8080 -h /tmp/www",
+    );
+    let ip = docker_ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", &server.name]);
+    let client = Container::sh(
+        "m-get",
+        &[],
+        &format!(
+            "until wget -q -O /tmp/f http://{ip}:8080/f; do sleep 0.2; done; wc -c < /tmp/f; exec sleep 3600"
+        ),
+    );
+    wait_until("the download", Duration::from_secs(30), || client.logs().contains("4000000"));
+    let (mut text, mut rx) = (String::new(), None);
+    // The flow table is drained once a second.
+    wait_until("the client's rx bytes", Duration::from_secs(20), || {
+        text = get(&addr, "/metrics").1;
+        rx = sample_of(&text, "rampart_container_network_bytes_total", &client.name, "direction=\"rx\"");
+        rx.is_some_and(|b| b >= FILE)
+    });
+    let tx = |name: &str| sample_of(&text, "rampart_container_network_bytes_total", name, "direction=\"tx\"");
+    let server_tx = tx(&server.name);
+    let client_tx = tx(&client.name).unwrap_or(0.0);
+    let rx_packets =
+        sample_of(&text, "rampart_container_network_packets_total", &client.name, "direction=\"rx\"");
+    eprintln!(
+        "figures: client rx {rx:?} B in {rx_packets:?} packets, tx {client_tx} B; server tx {server_tx:?} B"
+    );
+    let rx = rx.unwrap();
+    assert!(rx < FILE * 1.1, "client rx {rx}: the file plus headers");
+    assert!(
+        server_tx.is_some_and(|b| (FILE..FILE * 1.1).contains(&b)),
+        "server tx {server_tx:?}; /metrics:\n{text}"
+    );
+    assert!(client_tx < FILE * 0.1, "the client sent its request and acks only: {client_tx}");
+    assert!(rx_packets.is_some_and(|p| p >= 1.0), "{rx_packets:?}");
+    drop((client, server));
     agent.stop();
 }

@@ -209,3 +209,43 @@ fn types_no_rule_uses_never_reach_the_agent_and_a_reload_widens() {
     agent.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `rampart_feature_enabled{feature="FEATURE",...}` in `/metrics` of `addr`.
+fn feature_enabled(addr: &str, feature: &str) -> Option<f64> {
+    let text = http_get(addr, "/metrics").1;
+    let prefix = format!("rampart_feature_enabled{{feature=\"{feature}\"");
+    text.lines().filter(|l| l.starts_with(&prefix)).find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// A feature off at start for want of something the host can give later
+/// comes on at the next reload: here the network policy store, whose
+/// directory cannot be made while a file stands in its place. Once the file
+/// is gone, SIGHUP turns network policy on: stderr says so and `/metrics`
+/// reports it on, with no reason left.
+#[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
+fn a_reload_turns_on_a_feature_whose_need_appeared() {
+    preflight();
+    let np = Np::new("recheck");
+    std::fs::write(&np.store, "a file where the store directory goes").unwrap();
+    let agent = Agent::spawn_env(
+        vec!["run".into(), "--json".into(), "--metrics-address=127.0.0.1:0".into()],
+        StdoutMode::Parse,
+        &np.env(),
+    );
+    let stderr = wait_stderr(&agent, "network_policy is off", Duration::from_secs(5));
+    assert!(stderr.contains("writable policy store"), "{stderr}");
+    let addr = agent.metrics_address();
+    assert_eq!(feature_enabled(&addr, "network_policy"), Some(0.0));
+
+    std::fs::remove_file(&np.store).unwrap();
+    // SAFETY: kill(2) on the agent's pid, a child of this test still running.
+    unsafe { libc::kill(agent.pid as libc::pid_t, libc::SIGHUP) };
+    wait_stderr(&agent, "network_policy is on now", Duration::from_secs(15));
+    wait_until("/metrics reports network policy on", Duration::from_secs(5), || {
+        feature_enabled(&addr, "network_policy") == Some(1.0)
+    });
+    let text = http_get(&addr, "/metrics").1;
+    assert!(text.contains("rampart_feature_enabled{feature=\"network_policy\",reason=\"\"} 1"), "{text}");
+    agent.stop();
+}

@@ -30,6 +30,9 @@ const _: () = assert!(size_of::<kill_key>() == 272);
 const _: () = assert!(size_of::<kill_val>() == 8);
 const _: () = assert!(size_of::<runq_hist>() == 272);
 
+/// Event type numbers are below this (the per-type loss counters' size).
+pub(crate) const EV_TYPE_MAX: u32 = skel::types::ev_type::EV_TYPE_MAX.0;
+
 pub(crate) const HDR_LEN: usize = size_of::<event_hdr>();
 pub(crate) const ITEM_LEN: usize = size_of::<str_item>();
 

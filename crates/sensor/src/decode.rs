@@ -251,6 +251,15 @@ pub(crate) fn syscall_event_name(t: u32) -> Option<&'static str> {
     syscall_of(t)
 }
 
+/// A record type's name in metrics: its syscall's, `capable` for capability
+/// checks, `unknown` for a number the ABI does not define.
+pub(crate) fn event_type_name(t: u32) -> &'static str {
+    match t {
+        ev::EV_CAPABLE => "capable",
+        _ => syscall_name(t),
+    }
+}
+
 fn syscall_name(t: u32) -> &'static str {
     syscall_of(t).unwrap_or("unknown")
 }

@@ -273,13 +273,33 @@ pub struct FlowReport {
 struct Known {
     reported: FlowCounters,
     reported_at_ns: u64,
+    /// The counters at the last drain: what the cgroup's totals include.
+    seen: FlowCounters,
 }
+
+/// One cgroup's traffic since the agent started: every flow it had, ended
+/// ones included (the per-container network metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CgroupTraffic {
+    /// IP bytes (headers included), as in the flows' `bytes_*`.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
+    /// Boot-clock ns of the drain that last saw traffic.
+    pub last_ns: u64,
+}
+
+/// Cgroups whose traffic totals are kept. Past this, the ones without an open
+/// flow that were quiet longest are forgotten (containers that went away).
+pub const MAX_TRAFFIC_CGROUPS: usize = 4096;
 
 /// Decides, drain after drain, which flows started, changed or ended.
 pub struct FlowTracker {
     update_ns: u64,
     idle_ns: u64,
     known: HashMap<FlowKey, Known>,
+    traffic: HashMap<u64, CgroupTraffic>,
 }
 
 impl FlowTracker {
@@ -288,6 +308,44 @@ impl FlowTracker {
             update_ns: cfg.update_interval_s.saturating_mul(1_000_000_000),
             idle_ns: cfg.idle_timeout_s.saturating_mul(1_000_000_000),
             known: HashMap::new(),
+            traffic: HashMap::new(),
+        }
+    }
+
+    /// Traffic per cgroup id, as of the last drain.
+    pub fn traffic(&self) -> &HashMap<u64, CgroupTraffic> {
+        &self.traffic
+    }
+
+    /// Adds what a flow carried since `before` to its cgroup's totals.
+    fn account(&mut self, key: &FlowKey, before: &FlowCounters, now: &FlowCounters, now_ns: u64) {
+        let t = self.traffic.entry(key.cgroup_id).or_default();
+        t.bytes_in += now.bytes_in.saturating_sub(before.bytes_in);
+        t.bytes_out += now.bytes_out.saturating_sub(before.bytes_out);
+        t.packets_in += now.packets_in.saturating_sub(before.packets_in);
+        t.packets_out += now.packets_out.saturating_sub(before.packets_out);
+        if now.traffic() != before.traffic() {
+            t.last_ns = now_ns;
+        }
+    }
+
+    /// Keeps the totals bounded: forgets the quietest cgroups that have no
+    /// flow in the table any more.
+    fn bound_traffic(&mut self, open: &std::collections::HashSet<FlowKey>) {
+        if self.traffic.len() <= MAX_TRAFFIC_CGROUPS {
+            return;
+        }
+        let busy: std::collections::HashSet<u64> = open.iter().map(|k| k.cgroup_id).collect();
+        let mut idle: Vec<(u64, u64)> = self
+            .traffic
+            .iter()
+            .filter(|(cg, _)| !busy.contains(cg))
+            .map(|(cg, t)| (t.last_ns, *cg))
+            .collect();
+        idle.sort_unstable();
+        let excess = self.traffic.len() - MAX_TRAFFIC_CGROUPS;
+        for (_, cg) in idle.into_iter().take(excess) {
+            self.traffic.remove(&cg);
         }
     }
 
@@ -306,17 +364,21 @@ impl FlowTracker {
             let idle = now_ns.saturating_sub(c.last_ns) >= self.idle_ns;
             if closed || idle {
                 let last = source.take(&key).unwrap_or(c);
-                self.known.remove(&key);
+                let before = self.known.remove(&key).map(|k| k.seen).unwrap_or_default();
+                self.account(&key, &before, &last, now_ns);
                 let reason = if last.closed_ns != 0 { "closed" } else { "idle" };
                 out.push(FlowReport { phase: FlowPhase::End, key, counters: last, end_reason: Some(reason) });
                 continue;
             }
+            let before = self.known.get(&key).map(|k| k.seen).unwrap_or_default();
+            self.account(&key, &before, &c, now_ns);
             match self.known.get_mut(&key) {
                 None => {
-                    self.known.insert(key, Known { reported: c, reported_at_ns: now_ns });
+                    self.known.insert(key, Known { reported: c, reported_at_ns: now_ns, seen: c });
                     out.push(FlowReport { phase: FlowPhase::Start, key, counters: c, end_reason: None });
                 }
                 Some(k) => {
+                    k.seen = c;
                     if c.traffic() != k.reported.traffic()
                         && now_ns.saturating_sub(k.reported_at_ns) >= self.update_ns
                     {
@@ -340,6 +402,7 @@ impl FlowTracker {
                 });
             }
         }
+        self.bound_traffic(&present);
         out
     }
 
@@ -347,6 +410,10 @@ impl FlowTracker {
     /// kernel table, which goes away with the agent.
     pub fn finish(&mut self, source: &mut dyn FlowSource) -> Vec<FlowReport> {
         let entries = source.entries();
+        for (key, c) in &entries {
+            let before = self.known.get(key).map(|k| k.seen).unwrap_or_default();
+            self.account(key, &before, c, c.last_ns);
+        }
         self.known.clear();
         entries
             .into_iter()
@@ -785,6 +852,63 @@ mod tests {
         assert_eq!(tcp_state_name(1), Some("established"));
         assert_eq!(tcp_state_name(7), Some("close"));
         assert_eq!(tcp_state_name(0), None);
+    }
+
+    #[test]
+    fn traffic_totals_add_every_flow_once_ended_ones_included() {
+        let cfg = FlowConfig { update_interval_s: 10, idle_timeout_s: 60, ..Default::default() };
+        let mut t = FlowTracker::new(&cfg);
+        let mut src = Fake::default();
+        let c = |bytes: u64, closed: u64| FlowCounters {
+            first_ns: S,
+            last_ns: S,
+            closed_ns: closed,
+            bytes_out: bytes,
+            bytes_in: bytes / 10,
+            packets_out: bytes / 100,
+            ..Default::default()
+        };
+        src.0.insert(key(1), c(1000, 0));
+        t.drain(&mut src, 2 * S);
+        src.0.insert(key(1), c(3000, 0));
+        // a short flow that started and closed between two drains
+        src.0.insert(key(2), c(500, 2 * S));
+        // another cgroup's
+        let mut other = key(3);
+        other.cgroup_id = 43;
+        src.0.insert(other, c(7, 0));
+        t.drain(&mut src, 3 * S);
+        // the first flow closes with more traffic; the table forgets it
+        src.0.insert(key(1), c(4000, 3 * S));
+        t.drain(&mut src, 4 * S);
+        t.drain(&mut src, 5 * S);
+        let mine = t.traffic()[&42];
+        assert_eq!((mine.bytes_out, mine.bytes_in, mine.packets_out), (4500, 450, 45));
+        assert_eq!(mine.last_ns, 4 * S, "last traffic at the drain that saw the close");
+        assert_eq!(t.traffic()[&43].bytes_out, 7);
+        // at stop, open flows count what they carried since the last drain
+        src.0.insert(other, c(70, 0));
+        t.finish(&mut src);
+        assert_eq!(t.traffic()[&43].bytes_out, 70);
+    }
+
+    #[test]
+    fn traffic_totals_forget_quiet_cgroups_past_the_cap() {
+        let mut t = FlowTracker::new(&FlowConfig::default());
+        let mut src = Fake::default();
+        for cg in 0..=MAX_TRAFFIC_CGROUPS as u64 {
+            let mut k = key(1);
+            k.cgroup_id = cg;
+            src.0.insert(
+                k,
+                FlowCounters { first_ns: S, last_ns: S, bytes_out: 1, closed_ns: S, ..Default::default() },
+            );
+            // each closes at once: no open flow keeps the cgroup
+            t.drain(&mut src, S + cg);
+        }
+        assert_eq!(t.traffic().len(), MAX_TRAFFIC_CGROUPS);
+        assert!(!t.traffic().contains_key(&0), "the quietest longest goes first");
+        assert!(t.traffic().contains_key(&(MAX_TRAFFIC_CGROUPS as u64)));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::mem::{ManuallyDrop, MaybeUninit};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
@@ -86,6 +87,53 @@ struct Shared {
     events: u64,
     decode_errors: u64,
     truncated: u64,
+    /// Losses per event type, as of `lost_read_at` (read again only when the
+    /// total moved, at most once a second: 127 map lookups).
+    lost_by_type: Vec<(&'static str, u64)>,
+    lost_total_at_read: u64,
+    lost_read_at: Option<std::time::Instant>,
+    /// Ring bytes waiting when the last drain began, and the most since start.
+    ring_pending: u64,
+    ring_peak: u64,
+}
+
+/// The ring buffer's positions, read-only from the map's own pages: page 0
+/// holds the consumer position, page 1 the producer's. Their difference is
+/// what waits for the agent (records and their 8-byte headers).
+struct RingPositions {
+    base: *mut libc::c_void,
+    page: usize,
+}
+
+impl RingPositions {
+    fn map(fd: std::os::fd::BorrowedFd<'_>) -> Option<RingPositions> {
+        // SAFETY: sysconf has no memory-safety preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+        // SAFETY: a fresh read-only shared mapping of the ring map's first two
+        // pages (the kernel allows them read-only); checked for MAP_FAILED.
+        let base = unsafe {
+            libc::mmap(std::ptr::null_mut(), 2 * page, libc::PROT_READ, libc::MAP_SHARED, fd.as_raw_fd(), 0)
+        };
+        (base != libc::MAP_FAILED).then_some(RingPositions { base, page })
+    }
+
+    fn pending(&self) -> u64 {
+        // SAFETY: both positions are u64s at the start of the two mapped pages,
+        // written by the kernel and libbpf: read them as atomics.
+        let (consumer, producer) = unsafe {
+            let c = &*(self.base as *const std::sync::atomic::AtomicU64);
+            let p = &*((self.base as *const u8).add(self.page) as *const std::sync::atomic::AtomicU64);
+            (c.load(Ordering::Acquire), p.load(Ordering::Acquire))
+        };
+        producer.saturating_sub(consumer)
+    }
+}
+
+impl Drop for RingPositions {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, unmapped once.
+        unsafe { libc::munmap(self.base, 2 * self.page) };
+    }
 }
 
 /// The loaded skeleton plus the storage its object lives in.
@@ -115,6 +163,7 @@ pub struct Sensor {
     shared: Rc<RefCell<Shared>>,
     status: SensorStatus,
     kernel_kills: KernelKills,
+    ring_positions: Option<RingPositions>,
 }
 
 impl Drop for Sensor {
@@ -322,6 +371,13 @@ fn open_and_load(
                 .set_max_entries(1)
                 .map_err(|source| SensorError::Map { map: "syscall_counts".into(), source })?;
         }
+        if !cfg.syscall_latency {
+            // 272 bytes per entry, preallocated: no room taken while off
+            open.maps
+                .syscall_latency
+                .set_max_entries(1)
+                .map_err(|source| SensorError::Map { map: "syscall_latency".into(), source })?;
+        }
         open.maps
             .events
             .set_max_entries(ring_bytes)
@@ -423,6 +479,7 @@ impl Sensor {
                 {
                     "syscall_hooks: tracepoints (loaded only to record or count syscalls)"
                 }
+                (_, "sc_latency_enter" | "sc_latency_exit") if !cfg.syscall_latency => "syscall_latency: off",
                 _ => continue,
             };
             skip.entry(name.clone()).or_insert_with(|| why.into());
@@ -531,12 +588,22 @@ impl Sensor {
             ring_buffer_bytes: ring_bytes as usize,
             record_syscalls: recording,
         };
-        Ok(Sensor { ringbuf, links, loaded, shared, status, kernel_kills })
+        let ring_positions = RingPositions::map(loaded.skel.maps.events.as_fd());
+        if ring_positions.is_none() {
+            tracing::warn!("ring buffer positions not mapped: its fill is not reported");
+        }
+        Ok(Sensor { ringbuf, links, loaded, shared, status, kernel_kills, ring_positions })
     }
 
     /// Drain everything in the ring buffer now (batched; no blocking), handing
     /// each decoded event to `f`. Returns the number of events handed over.
     pub fn poll(&mut self, f: &mut dyn FnMut(Event)) -> Result<usize, SensorError> {
+        if let Some(r) = &self.ring_positions {
+            let pending = r.pending();
+            let mut sh = self.shared.borrow_mut();
+            sh.ring_pending = pending;
+            sh.ring_peak = sh.ring_peak.max(pending);
+        }
         let mut total = 0usize;
         loop {
             let n = self.ringbuf.consume_raw_n(BATCH);
@@ -557,7 +624,6 @@ impl Sensor {
     }
 
     pub fn stats(&self) -> SensorStats {
-        let sh = self.shared.borrow();
         let lost = match self.loaded.skel.maps.lost.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY) {
             Ok(Some(per_cpu)) => per_cpu
                 .iter()
@@ -569,13 +635,51 @@ impl Sensor {
                 Vec::new()
             }
         };
+        let total: u64 = lost.iter().sum();
+        self.refresh_lost_by_type(total);
+        let sh = self.shared.borrow();
         SensorStats {
             events: sh.events,
             lost,
+            lost_by_type: sh.lost_by_type.clone(),
+            ring_pending_bytes: self.ring_positions.as_ref().map(|_| sh.ring_pending),
+            ring_peak_bytes: self.ring_positions.as_ref().map(|_| sh.ring_peak),
+            ring_bytes: self.status.ring_buffer_bytes as u64,
             decode_errors: sh.decode_errors,
             truncated: sh.truncated,
             flow_table: None,
         }
+    }
+
+    /// Re-reads the per-type loss counters when the total moved (at most once
+    /// a second); what no type claims is the scratch buffer's (`unknown`).
+    fn refresh_lost_by_type(&self, total: u64) {
+        let mut sh = self.shared.borrow_mut();
+        let recent = sh.lost_read_at.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1));
+        if total == sh.lost_total_at_read || recent {
+            return;
+        }
+        let map = &self.loaded.skel.maps.lost;
+        let mut by_type = Vec::new();
+        for t in 1..crate::abi::EV_TYPE_MAX {
+            let n: u64 = match map.lookup_percpu(&t.to_ne_bytes(), MapFlags::ANY) {
+                Ok(Some(per_cpu)) => per_cpu
+                    .iter()
+                    .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes))
+                    .sum(),
+                _ => 0,
+            };
+            if n > 0 {
+                by_type.push((crate::decode::event_type_name(t), n));
+            }
+        }
+        let typed: u64 = by_type.iter().map(|(_, n)| n).sum();
+        if total > typed {
+            by_type.push(("unknown", total - typed));
+        }
+        sh.lost_by_type = by_type;
+        sh.lost_total_at_read = total;
+        sh.lost_read_at = Some(std::time::Instant::now());
     }
 
     pub fn status(&self) -> SensorStatus {
@@ -654,6 +758,19 @@ impl Sensor {
         Ok(SyscallCountMaps {
             counts: h("syscall_counts", &maps.syscall_counts)?,
             full: h("syscall_counts_full", &maps.syscall_counts_full)?,
+        })
+    }
+
+    /// Handles on the per-container syscall latency histograms (empty unless
+    /// [`SensorConfig::syscall_latency`]), usable from any thread.
+    pub fn syscall_latency_maps(&self) -> Result<SyscallLatencyMaps, SensorError> {
+        let maps = &self.loaded.skel.maps;
+        let h = |name: &str, m: &libbpf_rs::Map<'_>| {
+            MapHandle::try_from(m).map_err(|source| SensorError::Map { map: name.into(), source })
+        };
+        Ok(SyscallLatencyMaps {
+            latency: h("syscall_latency", &maps.syscall_latency)?,
+            full: h("syscall_latency_full", &maps.syscall_latency_full)?,
         })
     }
 
@@ -887,6 +1004,53 @@ impl SyscallCountMaps {
 
     /// Cgroups whose syscalls went uncounted because the table was full
     /// (one per syscall not counted).
+    pub fn uncounted(&self) -> u64 {
+        crate::maps::percpu_sum(&self.full, 0)
+    }
+}
+
+/// The kernel's syscall latency histograms per (cgroup, syscall)
+/// (bpf/syscall_latency.h).
+#[derive(Debug)]
+pub struct SyscallLatencyMaps {
+    latency: MapHandle,
+    full: MapHandle,
+}
+
+impl SyscallLatencyMaps {
+    /// Every (cgroup v2 id, native syscall number, histogram). Bounded by the
+    /// map's size.
+    pub fn read(&self) -> Vec<(u64, u32, crate::runq::RunQueueHistogram)> {
+        let mut out = Vec::new();
+        for key in self.latency.keys() {
+            let (Some(cgroup), Some(nr)) = (
+                crate::maps::cgroup_key(&key),
+                key.get(8..12).and_then(|b| b.try_into().ok()).map(u32::from_ne_bytes),
+            ) else {
+                continue;
+            };
+            if let Ok(Some(v)) = self.latency.lookup(&key, MapFlags::ANY) {
+                if let Some(raw) = crate::abi::read::<crate::abi::runq_hist>(&v) {
+                    out.push((cgroup, nr, crate::runq::RunQueueHistogram::from_raw(&raw)));
+                }
+            }
+        }
+        out
+    }
+
+    /// Drop the histograms of cgroups no longer wanted (gone containers).
+    pub fn retain(&self, keep: impl Fn(u64) -> bool) {
+        for (cgroup, nr, _) in self.read() {
+            if !keep(cgroup) {
+                let mut key = [0u8; 16];
+                key[..8].copy_from_slice(&cgroup.to_ne_bytes());
+                key[8..12].copy_from_slice(&nr.to_ne_bytes());
+                let _ = self.latency.delete(&key);
+            }
+        }
+    }
+
+    /// Syscalls not timed because the table was full.
     pub fn uncounted(&self) -> u64 {
         crate::maps::percpu_sum(&self.full, 0)
     }

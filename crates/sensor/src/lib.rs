@@ -36,7 +36,10 @@ use serde::{Deserialize, Serialize};
 
 pub use decode::{DecodeError, Decoder};
 pub use flows::{FlowConfig, FlowTable, FlowTableStats, FlowTracker};
-pub use kernel::{ContainerChildren, KillMaps, RunQueueMaps, Sensor, SyscallCountMaps, KILL_PARENT_NAME_MAX};
+pub use kernel::{
+    ContainerChildren, KillMaps, RunQueueMaps, Sensor, SyscallCountMaps, SyscallLatencyMaps,
+    KILL_PARENT_NAME_MAX,
+};
 pub use kill::{KernelKills, KillPoint, KillTrigger};
 pub use netstat::{NetstatConfig, NetstatTracker};
 pub use paths::{join_path, normalize};
@@ -72,6 +75,10 @@ pub struct SensorConfig {
     /// [`Sensor::syscall_count_maps`]): a hash lookup and an atomic add on
     /// every syscall of a reported task.
     pub syscall_counts: bool,
+    /// Time each container's syscalls in the kernel (bpf/syscall_latency.h;
+    /// read with [`Sensor::syscall_latency_maps`]): two programs of their own
+    /// on every syscall's entry and exit.
+    pub syscall_latency: bool,
     /// Flow accounting (`flows`), run by the sensor's owner next to the
     /// sensor; `None`: off.
     pub flows: Option<FlowConfig>,
@@ -89,6 +96,7 @@ impl Default for SensorConfig {
             disabled_programs: Vec::new(),
             record_syscalls: false,
             syscall_counts: false,
+            syscall_latency: false,
             syscall_hooks: SyscallHooks::default(),
             flows: None,
             prefilter: true,
@@ -173,6 +181,18 @@ pub struct SensorStats {
     /// Records the kernel could not output (ring buffer full, or the per-CPU
     /// scratch buffer busy), per CPU.
     pub lost: Vec<u64>,
+    /// The same losses by event type (names as in `evt.type`; `unknown`: lost
+    /// before the type was known), as of the last second with losses.
+    pub lost_by_type: Vec<(&'static str, u64)>,
+    /// Bytes written to the ring buffer and not yet consumed (records and
+    /// their headers) when the last drain began, and the most since start;
+    /// `None` when the ring's pages could not be mapped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ring_pending_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ring_peak_bytes: Option<u64>,
+    /// The ring buffer's size.
+    pub ring_bytes: u64,
     /// Records that could not be decoded.
     pub decode_errors: u64,
     /// Records whose string area ran out of room (some path or argument cut).

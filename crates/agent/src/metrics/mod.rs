@@ -36,6 +36,14 @@ pub const SYSCALL_SERIES_PER_CONTAINER: usize = 20;
 /// no known container are dropped (its size is 1024).
 const SYSCALL_COUNTS_PRUNE_AT: usize = 768;
 
+/// Syscalls per container in `rampart_container_syscall_latency_seconds`:
+/// its most frequently timed ones (a histogram is ~20 series).
+pub const SYSCALL_LATENCY_SERIES_PER_CONTAINER: usize = 5;
+
+/// (cgroup, syscall) histograms in the kernel's latency table past which the
+/// cgroups that are no known container are dropped (its size is 16384).
+const SYSCALL_LATENCY_PRUNE_AT: usize = 12288;
+
 /// Distinct rule names kept in the per-rule counters. Rules come and go with
 /// reloads; past this, new names are counted under `rule="(other)"`.
 pub const MAX_RULE_SERIES: usize = 2048;
@@ -72,6 +80,10 @@ pub struct AgentMetrics {
     runq: Mutex<Option<Arc<sensor::RunQueueMaps>>>,
     /// The kernel's per-container syscall counters (`sensor.syscall_counts`).
     syscalls: Mutex<Option<Arc<sensor::SyscallCountMaps>>>,
+    /// The kernel's per-container syscall latency (`sensor.syscall_latency`).
+    syscall_latency: Mutex<Option<Arc<sensor::SyscallLatencyMaps>>>,
+    /// Network traffic per cgroup from the flow accounting.
+    traffic: Mutex<Option<super::pipeline::Traffic>>,
 }
 
 /// What the detector counts per container cgroup.
@@ -119,6 +131,8 @@ impl AgentMetrics {
             features: Mutex::default(),
             runq: Mutex::default(),
             syscalls: Mutex::default(),
+            syscall_latency: Mutex::default(),
+            traffic: Mutex::default(),
         }
     }
 
@@ -134,6 +148,57 @@ impl AgentMetrics {
     pub fn sensor_attached(&self, runq: Option<Arc<sensor::RunQueueMaps>>) {
         *lock(&self.runq) = runq;
         self.sensor_attached.store(true, Ordering::Relaxed);
+    }
+
+    /// Turns on the per-container network series (from the flow accounting).
+    pub fn traffic_attached(&self, traffic: super::pipeline::Traffic) {
+        *lock(&self.traffic) = Some(traffic);
+    }
+
+    /// Network traffic per known container id (cgroups merged).
+    fn traffic_per_container(&self) -> HashMap<String, sensor::flows::CgroupTraffic> {
+        let Some(traffic) = lock(&self.traffic).clone() else { return HashMap::new() };
+        let all = lock(&traffic).clone();
+        let mut per: HashMap<String, sensor::flows::CgroupTraffic> = HashMap::new();
+        for (cgroup, t) in &all {
+            if let runtime::Resolution::Container(c) = self.registry.resolve_cached(*cgroup) {
+                let m = per.entry(c.id.clone()).or_default();
+                m.bytes_in += t.bytes_in;
+                m.bytes_out += t.bytes_out;
+                m.packets_in += t.packets_in;
+                m.packets_out += t.packets_out;
+            }
+        }
+        per
+    }
+
+    /// Turns on `rampart_container_syscall_latency_seconds` (the sensor times).
+    pub fn syscall_latency_attached(&self, maps: Arc<sensor::SyscallLatencyMaps>) {
+        *lock(&self.syscall_latency) = Some(maps);
+    }
+
+    /// Syscall latency per known container id and syscall number (cgroups
+    /// merged), pruning the kernel's table of cgroups that are no container
+    /// any more when it fills; and the syscalls not timed (table full).
+    fn syscall_latency_per_container(
+        &self,
+    ) -> Option<(HashMap<String, BTreeMap<u32, RunQueueHistogram>>, u64)> {
+        let maps = lock(&self.syscall_latency).clone()?;
+        let all = maps.read();
+        let mut per: HashMap<String, BTreeMap<u32, RunQueueHistogram>> = HashMap::new();
+        let mut stale = 0;
+        for (cgroup, nr, h) in &all {
+            match self.registry.resolve_cached(*cgroup) {
+                runtime::Resolution::Container(c) => {
+                    per.entry(c.id.clone()).or_default().entry(*nr).or_default().merge(h)
+                }
+                _ => stale += 1,
+            }
+        }
+        if stale > 0 && all.len() >= SYSCALL_LATENCY_PRUNE_AT {
+            maps.retain(|cg| matches!(self.registry.resolve_cached(cg), runtime::Resolution::Container(_)));
+        }
+        Some((per, maps.uncounted()))
     }
 
     /// Turns on `rampart_container_syscalls_total` (the sensor counts).
@@ -280,6 +345,29 @@ impl AgentMetrics {
                 .iter()
                 .map(|(l, n)| (&l[..], *n)),
         );
+        e.counter(
+            "rampart_events_lost_by_type",
+            "The same losses by event type (evt.type names; unknown: lost before the type was known), updated at most once a second.",
+            p.sensor.lost_by_type.iter().map(|(t, n)| ([("type", *t)], *n)).collect::<Vec<_>>().iter().map(|(l, n)| (&l[..], *n)),
+        );
+        if let (Some(pending), Some(peak)) = (p.sensor.ring_pending_bytes, p.sensor.ring_peak_bytes) {
+            let size = p.sensor.ring_bytes.max(1) as f64;
+            e.gauge(
+                "rampart_ring_buffer_size_bytes",
+                "Size of the kernel's event ring buffer.",
+                [(no, size)],
+            );
+            e.gauge(
+                "rampart_ring_buffer_pending_bytes",
+                "Bytes waiting in the event ring buffer when the agent last began draining it.",
+                [(no, pending as f64)],
+            );
+            e.gauge(
+                "rampart_ring_buffer_fill_ratio",
+                "Fill of the event ring buffer (0 to 1): when the last drain began, and the most since start.",
+                [(&[("at", "last_drain")][..], pending as f64 / size), (&[("at", "peak")][..], peak as f64 / size)],
+            );
+        }
         e.counter(
             "rampart_events_undecodable",
             "Kernel records that could not be decoded.",
@@ -585,6 +673,28 @@ impl AgentMetrics {
         gauge(e, "rampart_container_processes", "Tasks in the container's cgroup (pids.current).", &|i| {
             usage[i].pids
         });
+        let traffic = self.traffic_per_container();
+        let mut bytes: Vec<(Vec<(&str, &str)>, u64)> = Vec::new();
+        let mut packets: Vec<(Vec<(&str, &str)>, u64)> = Vec::new();
+        for (i, c) in containers.iter().enumerate() {
+            let Some(t) = traffic.get(c.id.as_str()) else { continue };
+            for (dir, b, p) in [("rx", t.bytes_in, t.packets_in), ("tx", t.bytes_out, t.packets_out)] {
+                let mut l = labels[i].to_vec();
+                l.push(("direction", dir));
+                bytes.push((l.clone(), b));
+                packets.push((l, p));
+            }
+        }
+        e.counter(
+            "rampart_container_network_bytes",
+            "IP bytes (headers included) the container's sockets received (rx) and sent (tx), from the kernel's flow accounting.",
+            bytes.iter().map(|(l, n)| (&l[..], *n)),
+        );
+        e.counter(
+            "rampart_container_network_packets",
+            "IP packets the container's sockets received (rx) and sent (tx), from the kernel's flow accounting.",
+            packets.iter().map(|(l, n)| (&l[..], *n)),
+        );
         let (runq, uncounted) = self.runq_per_container();
         let hists: Vec<(&[(&str, &str)], &RunQueueHistogram)> = (0..containers.len())
             .filter_map(|i| runq.get(containers[i].id.as_str()).map(|h| (&labels[i][..], h)))
@@ -612,6 +722,28 @@ impl AgentMetrics {
             e.counter(
                 "rampart_container_syscalls_uncounted",
                 "Syscalls not counted because the kernel's per-cgroup table was full.",
+                [(&[][..], uncounted)],
+            );
+        }
+        if let Some((latency, uncounted)) = self.syscall_latency_per_container() {
+            let mut samples: Vec<(Vec<(&str, &str)>, &RunQueueHistogram)> = Vec::new();
+            for (i, c) in containers.iter().enumerate() {
+                let Some(per_nr) = latency.get(c.id.as_str()) else { continue };
+                let counts: BTreeMap<u32, u64> = per_nr.iter().map(|(nr, h)| (*nr, h.count)).collect();
+                for (nr, _) in top_syscalls(&counts, SYSCALL_LATENCY_SERIES_PER_CONTAINER) {
+                    let mut l = labels[i].to_vec();
+                    l.push(("syscall", syscall_name(nr)));
+                    samples.push((l, &per_nr[&nr]));
+                }
+            }
+            e.histogram(
+                "rampart_container_syscall_latency_seconds",
+                "Time the container's syscalls took, entry to exit, from the kernel (sensor.syscall_latency); the container's most frequent ones only.",
+                samples.iter().map(|(l, h)| (&l[..], h.cumulative(), h.count, h.sum_ns as f64 / 1e9)),
+            );
+            e.counter(
+                "rampart_container_syscall_latency_uncounted",
+                "Syscalls not timed because the kernel's (cgroup, syscall) table was full.",
                 [(&[][..], uncounted)],
             );
         }

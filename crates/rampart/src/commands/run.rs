@@ -7,7 +7,7 @@ use agent::filter::EventFilter;
 use agent::metrics::server::{self, MetricsServer};
 use agent::metrics::AgentMetrics;
 use agent::pipeline;
-use agent::privileges::{Feature, Privileges};
+use agent::privileges::{self, Privileges};
 use anyhow::Result;
 use clap::Args;
 use respond::actions::Responder;
@@ -75,15 +75,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let disabled = privileges.disabled();
     for d in &disabled {
         eprintln!("rampart: warning: {} is off: {}", d.feature.name(), d.reason());
-        let actions: &[&'static str] = match d.feature {
-            Feature::KillAction => &["kill"],
-            Feature::NetworkPolicy => &["isolate", "deny", "ratelimit"],
-            _ => &[],
-        };
-        for a in actions {
-            cfg.response.unavailable.insert(a, d.reason());
-        }
     }
+    cfg.response.unavailable.extend(privileges::unavailable_actions(&disabled));
     // A bad or busy address is a startup error, before anything else starts.
     let metrics_server = if cfg.metrics.enabled {
         Some(MetricsServer::bind(server::parse_address(&cfg.metrics.address)?).await?)
@@ -108,16 +101,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let filter = EventFilter { include_host: cfg.host, ..Default::default() };
     let _watchers = containers.spawn();
     let metrics = Arc::new(AgentMetrics::new(dispatcher.clone(), containers.clone(), Some(action_counts)));
-    metrics.set_features(
-        Feature::ALL
-            .iter()
-            .filter(|f| !f.is_core())
-            .map(|&f| {
-                let why = disabled.iter().find(|d| d.feature == f).map(|d| d.reason()).unwrap_or_default();
-                (f.name(), why.is_empty(), why)
-            })
-            .collect(),
-    );
+    metrics.set_features(privileges::feature_states(&disabled));
     let _server = metrics_server.map(|s| {
         eprintln!("rampart: metrics on http://{}/metrics (health: /healthz, /readyz)", s.address);
         AbortOnDrop(s.spawn(metrics.clone()))
@@ -157,7 +141,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         config_file: args.source.config_file(),
         read: Box::new(move || Ok(source_args.config()?.rules)),
     };
-    detector = detector.with_source(source, watch);
+    detector = detector.with_source(source, watch).with_feature_recheck(disabled, Privileges::probe);
     if watch {
         eprintln!("rampart: watching the config and rule files, reloading on change");
     }
@@ -167,6 +151,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         ring_buffer_bytes: cfg.sensor.ring_buffer_kib as usize * 1024,
         flows: Some(cfg.sensor.flows.clone()),
         syscall_counts: cfg.sensor.syscall_counts,
+        syscall_latency: cfg.sensor.syscall_latency,
         syscall_hooks: cfg.sensor.syscall_hooks,
         prefilter: cfg.sensor.prefilter,
         ..Default::default()

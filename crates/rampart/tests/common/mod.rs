@@ -898,6 +898,20 @@ impl Drop for Np {
     }
 }
 
+/// `GET path` on `addr` (HTTP/1.0): (status, body); status 0 when nothing
+/// answered.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else { return (0, String::new()) };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
 /// Wait until the agent's stderr contains `needle`; returns the stderr so far.
 pub fn wait_stderr(agent: &Agent, needle: &str, timeout: Duration) -> String {
     let deadline = Instant::now() + timeout;

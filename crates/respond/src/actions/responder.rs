@@ -81,6 +81,12 @@ impl Responder {
 
     /// Swaps the rules and their plans (at start and on a reload), in the
     /// kernel too once it is attached.
+    /// Actions that cannot run here, with the reason (the privilege check's,
+    /// again on each reload).
+    pub fn set_unavailable(&mut self, unavailable: std::collections::BTreeMap<&'static str, String>) {
+        self.cfg.unavailable = unavailable;
+    }
+
     pub fn set_rules(&mut self, ruleset: Arc<Ruleset>, plans: Plans) {
         if let Some(k) = &self.kernel {
             k.set_plan(super::kernel::KernelPlan::new(ruleset.clone(), &plans, &self.cfg));
