@@ -374,7 +374,6 @@ fn parent<'a>(ev: &'a Event, ctx: &EvalCtx<'a>, f: fn(&PView<'a>) -> Val<'a>) ->
     opt(ancestor(ev, ctx, 1).map(|p| f(&PView::from_info(p))))
 }
 
-
 fn container(ev: &Event) -> Option<&Container> {
     ev.container.as_deref()
 }

@@ -773,7 +773,10 @@ mod tests {
         let me = PinOwner::current().expect("own /proc/self/stat");
         assert!(me.is_alive());
         assert_eq!(PinOwner::parse(&me.dir_name()), Some(me));
-        assert!(!PinOwner { start_ticks: me.start_ticks + 1, ..me }.is_alive(), "a reused pid is not the owner");
+        assert!(
+            !PinOwner { start_ticks: me.start_ticks + 1, ..me }.is_alive(),
+            "a reused pid is not the owner"
+        );
         assert_eq!(PinOwner::parse("1234"), None);
         assert_eq!(PinOwner::parse("12-x"), None);
     }
@@ -787,8 +790,10 @@ mod tests {
             std::fs::create_dir_all(base.join(d)).unwrap();
         }
         remove_dead_pins(&base);
-        let mut left: Vec<String> =
-            std::fs::read_dir(&base).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut left: Vec<String> = std::fs::read_dir(&base)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
         left.sort();
         assert_eq!(left, vec![me.dir_name()]);
         let _ = std::fs::remove_dir_all(&base);

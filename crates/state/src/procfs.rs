@@ -249,7 +249,8 @@ mod tests {
 
     #[test]
     fn stat_with_odd_comm() {
-        let line = "1234 (a) b (c)) S 99 1234 1234 34816 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 5555 1000 100 0";
+        let line =
+            "1234 (a) b (c)) S 99 1234 1234 34816 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 5555 1000 100 0";
         let s = parse_stat(line).unwrap();
         assert_eq!(s.comm, "a) b (c)");
         assert_eq!(s.ppid, 99);
