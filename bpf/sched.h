@@ -68,6 +68,31 @@ static __always_inline __u32 log2_slot(__u64 us)
 	return r < RUNQ_SLOTS ? r : RUNQ_SLOTS - 1;
 }
 
+/* Adds one duration of ns to the histogram at key in map (a hash of struct
+ * runq_hist), creating it; when the map is full, counts the miss in
+ * full[0] instead. Shared by the run-queue and syscall latency tables. */
+static __always_inline void hist_add(void *map, const void *key, void *full, __u64 ns)
+{
+	struct runq_hist *h = bpf_map_lookup_elem(map, key);
+	if (!h) {
+		struct runq_hist empty = {};
+		if (bpf_map_update_elem(map, key, &empty, BPF_NOEXIST) != 0 && !bpf_map_lookup_elem(map, key)) {
+			__u32 zero = 0;
+			__u64 *missed = bpf_map_lookup_elem(full, &zero);
+			if (missed)
+				*missed += 1;
+			return;
+		}
+		h = bpf_map_lookup_elem(map, key);
+		if (!h)
+			return;
+	}
+	__u32 slot = log2_slot(ns / 1000);
+	__sync_fetch_and_add(&h->slots[slot & (RUNQ_SLOTS - 1)], 1);
+	__sync_fetch_and_add(&h->count, 1);
+	__sync_fetch_and_add(&h->sum_ns, ns);
+}
+
 SEC("tp_btf/sched_switch")
 int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
@@ -82,25 +107,7 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	__u64 waited = now > *ts ? now - *ts : 0;
 	*ts = 0;
 	__u64 cg = BPF_CORE_READ(next, cgroups, dfl_cgrp, kn, id);
-	struct runq_hist *h = bpf_map_lookup_elem(&runq_latency, &cg);
-	if (!h) {
-		struct runq_hist empty = {};
-		if (bpf_map_update_elem(&runq_latency, &cg, &empty, BPF_NOEXIST) != 0 &&
-		    !bpf_map_lookup_elem(&runq_latency, &cg)) {
-			__u32 zero = 0;
-			__u64 *full = bpf_map_lookup_elem(&runq_full, &zero);
-			if (full)
-				*full += 1;
-			return 0;
-		}
-		h = bpf_map_lookup_elem(&runq_latency, &cg);
-		if (!h)
-			return 0;
-	}
-	__u32 slot = log2_slot(waited / 1000);
-	__sync_fetch_and_add(&h->slots[slot & (RUNQ_SLOTS - 1)], 1);
-	__sync_fetch_and_add(&h->count, 1);
-	__sync_fetch_and_add(&h->sum_ns, waited);
+	hist_add(&runq_latency, &cg, &runq_full, waited);
 	return 0;
 }
 

@@ -8,7 +8,7 @@
  * exports each container's most frequent syscalls. Its own two programs, apart
  * from the syscall dispatch in syscalls.h, loaded only when asked for.
  * Host tasks pay one task-storage probe at exit. Included by sensor.bpf.c,
- * after sched.h (log2_slot) and syscalls.h (in_compat_syscall, is_runc_init).
+ * after sched.h (hist_add) and syscalls.h (in_compat_syscall, is_runc_init).
  */
 #ifndef RAMPART_SYSCALL_LATENCY_H
 #define RAMPART_SYSCALL_LATENCY_H
@@ -76,25 +76,7 @@ int BPF_PROG(sc_latency_exit, struct pt_regs *regs, long ret)
 	__u64 took = now > s->ts ? now - s->ts : 0;
 	struct sc_latency_key key = { .cgroup = bpf_get_current_cgroup_id(), .nr = s->nr };
 	s->ts = 0;
-	struct runq_hist *h = bpf_map_lookup_elem(&syscall_latency, &key);
-	if (!h) {
-		struct runq_hist empty = {};
-		if (bpf_map_update_elem(&syscall_latency, &key, &empty, BPF_NOEXIST) != 0 &&
-		    !bpf_map_lookup_elem(&syscall_latency, &key)) {
-			__u32 zero = 0;
-			__u64 *full = bpf_map_lookup_elem(&syscall_latency_full, &zero);
-			if (full)
-				*full += 1;
-			return 0;
-		}
-		h = bpf_map_lookup_elem(&syscall_latency, &key);
-		if (!h)
-			return 0;
-	}
-	__u32 slot = log2_slot(took / 1000);
-	__sync_fetch_and_add(&h->slots[slot & (RUNQ_SLOTS - 1)], 1);
-	__sync_fetch_and_add(&h->count, 1);
-	__sync_fetch_and_add(&h->sum_ns, took);
+	hist_add(&syscall_latency, &key, &syscall_latency_full, took);
 	return 0;
 }
 
