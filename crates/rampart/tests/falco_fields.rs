@@ -39,8 +39,9 @@ fn enriched_fields_have_values_on_a_real_container() {
         &["--user", "4242:4343", "-e", "FIELDS_MARKER=hello", "-v", &passwd, "-v", &group],
         // The shell itself opens the file (a builtin's redirection) and lives
         // on: what the agent reads at exec is read while the process runs
-        // (a process gone before the agent handles its exec has none).
-        "sleep 1; exec /bin/sh -c 'cd /etc && read x <../etc/./hostname; sleep 2'",
+        // (a process gone before the agent handles its exec has none). 6 s:
+        // room for an agent that lags behind while the suite runs in parallel.
+        "sleep 1; exec /bin/sh -c 'cd /etc && read x <../etc/./hostname; sleep 6'",
     );
     c.wait_ok(Duration::from_secs(30));
     let alert = agent
