@@ -218,10 +218,19 @@ async fn arm_starting(state: &HookState, containers: &ContainerRegistry, arm: &A
     HookAnswer { ok: true, detail }
 }
 
-/// `BUNDLE/config.json`, bounded.
+/// `BUNDLE/config.json`, bounded: a regular file only, opened without
+/// blocking (a FIFO or a device there must not hold a hook thread).
 fn read_spec(bundle: &Path) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(bundle.join("config.json"))?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
     let mut data = Vec::new();
-    std::fs::File::open(bundle.join("config.json"))?.take(MAX_SPEC + 1).read_to_end(&mut data)?;
+    file.take(MAX_SPEC + 1).read_to_end(&mut data)?;
     if data.len() as u64 > MAX_SPEC {
         return Err(std::io::Error::other("over 4 MiB"));
     }
@@ -338,6 +347,18 @@ pub fn hook_bundle(bundle: &Path, hook_path: &str, hook_args: &[String]) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spec_that_is_not_a_regular_file_is_refused_at_once() {
+        let dir = std::env::temp_dir().join(format!("rampart-spec-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = std::ffi::CString::new(dir.join("config.json").to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let err = read_spec(&dir).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
