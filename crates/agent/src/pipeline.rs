@@ -407,11 +407,10 @@ impl Enricher {
     }
 
     /// Applies the event to the process table and fills in process and container
-    /// details. Waits (briefly, bounded by the registry) only for a container
-    /// seen for the first time.
+    /// details (what an exec record lacks was read before, by [`feed`]). Waits
+    /// (briefly, bounded by the registry) only for a container seen for the
+    /// first time.
     pub async fn enrich(&mut self, ev: &mut Event) {
-        // What the exec record lacks, read while the process still runs.
-        self.processes.read_exec_details(ev);
         self.processes.apply(ev);
         self.processes.enrich(ev);
         ev.container = match self.containers.resolve_cached(ev.process.cgroup_id) {
@@ -703,6 +702,13 @@ async fn feed(
     consumer: &mut dyn Consumer,
 ) -> bool {
     let mut result = Ok(());
+    // What exec records lack is read from /proc for the whole batch first:
+    // enriching an earlier event may wait on a runtime (a new container), and
+    // a short-lived process read after that wait is gone.
+    let mut batch = batch;
+    for ev in &mut batch {
+        enricher.processes.read_exec_details(ev);
+    }
     for mut ev in batch {
         counts.seen += 1;
         if result.is_err() {

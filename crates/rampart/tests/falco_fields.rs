@@ -38,15 +38,16 @@ fn enriched_fields_have_values_on_a_real_container() {
         "fields",
         &["--user", "4242:4343", "-e", "FIELDS_MARKER=hello", "-v", &passwd, "-v", &group],
         // The shell itself opens the file (a builtin's redirection) and lives
-        // on: what the agent reads at exec is read while the process runs
-        // (a process gone before the agent handles its exec has none). 6 s:
-        // room for an agent that lags behind while the suite runs in parallel.
-        "sleep 1; exec /bin/sh -c 'cd /etc && read x <../etc/./hostname; sleep 6'",
+        // on until the alert is read: what the agent reads at exec is read
+        // while the process runs (a process gone before the agent handles its
+        // exec has none), and an agent lagging behind the parallel suite must
+        // still find it.
+        "sleep 1; exec /bin/sh -c 'cd /etc && read x <../etc/./hostname; sleep 120'",
     );
-    c.wait_ok(Duration::from_secs(30));
     let alert = agent
-        .wait_for(Duration::from_secs(20), |v| is_alert(v) && alert_rule(v) == "fields_probe")
+        .wait_for(Duration::from_secs(30), |v| is_alert(v) && alert_rule(v) == "fields_probe")
         .unwrap_or_else(|| panic!("no alert; agent stderr:\n{}", agent.stderr_text()));
+    drop(c);
     let f = &alert["output_fields"];
     assert_eq!(f["user.name"], "fielduser", "{alert}");
     assert_eq!(f["user.homedir"], "/home/fielduser", "{alert}");
