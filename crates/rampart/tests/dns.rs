@@ -23,16 +23,36 @@ const TUNNEL_RULE: &str = "DNS tunnelling-like query from container";
 /// to completion (it must succeed); returns the container and its output.
 fn run_script(net: &Network, prefix: &str, script: &str) -> (Container, String) {
     let name = unique(prefix);
-    let out = docker(&["run", "--name", &name, "--network", &net.name, DNSMASQ_IMAGE, "sh", "-c", script]);
-    let c = Container { id: String::new(), name };
+    let cidfile = std::env::temp_dir().join(format!("{name}.cid"));
+    let cid = cidfile.to_str().unwrap();
+    let out = docker(&[
+        "run",
+        "--name",
+        &name,
+        "--cidfile",
+        cid,
+        "--network",
+        &net.name,
+        DNSMASQ_IMAGE,
+        "sh",
+        "-c",
+        script,
+    ]);
+    let id = std::fs::read_to_string(&cidfile).unwrap_or_default().trim().to_string();
+    let _ = std::fs::remove_file(&cidfile);
+    let c = Container { id, name };
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{prefix} failed:\n{text}");
+    assert!(is_full_id(&c.id), "{prefix}: no container id in its cidfile");
     (c, text)
 }
 
-fn is_dns(ev: &Value, container: &str, response: bool, name: &str) -> bool {
+/// A DNS event of `container`, told by its id: the events command does not
+/// hold an event for the runtime's metadata, so a container's first query
+/// may come before its name is known.
+fn is_dns(ev: &Value, container: &Container, response: bool, name: &str) -> bool {
     is_type(ev, "dns")
-        && container_name(ev) == container
+        && in_container(ev, &container.id)
         && ev["args"]["response"] == response
         && arg_str(ev, "name") == name
 }
@@ -112,24 +132,22 @@ fn a_containers_lookups_are_events_and_name_its_later_connects() {
     assert!(out.contains("hello"), "other client output:\n{out}");
 
     // The client's query and the answer it received, as the client saw them.
-    let query = events.expect("the client's query", |ev| is_dns(ev, &client.name, false, NAME));
+    let query = events.expect("the client's query", |ev| is_dns(ev, &client, false, NAME));
     assert_eq!(arg_str(&query, "direction"), "out", "{query}");
     assert_eq!(query["args"]["remote"]["ip"], dns_ip.as_str(), "{query}");
     assert_eq!(query["args"]["remote"]["port"], 53, "{query}");
     let answer = events.expect("the answer the client received", |ev| {
-        is_dns(ev, &client.name, true, NAME) && arg_str(ev, "qtype") == "A"
+        is_dns(ev, &client, true, NAME) && arg_str(ev, "qtype") == "A"
     });
     assert_eq!(arg_str(&answer, "direction"), "in", "{answer}");
     assert_eq!(arg_str(&answer, "rcode"), "NOERROR", "{answer}");
     assert_eq!(arg_str(&answer, "proto"), "udp", "{answer}");
     assert_eq!(answers(&answer), [("A".to_string(), web_ip.clone())], "{answer}");
-    let aaaa = events.expect("the AAAA answer", |ev| {
-        is_dns(ev, &client.name, true, NAME) && arg_str(ev, "qtype") == "AAAA"
-    });
+    let aaaa = events
+        .expect("the AAAA answer", |ev| is_dns(ev, &client, true, NAME) && arg_str(ev, "qtype") == "AAAA");
     assert_eq!(answers(&aaaa), [("AAAA".to_string(), "fd00::99".to_string())], "{aaaa}");
     // The resolver's own view: it received the query on port 53.
-    let served =
-        events.expect("the resolver's side of the query", |ev| is_dns(ev, &resolver.name, false, NAME));
+    let served = events.expect("the resolver's side of the query", |ev| is_dns(ev, &resolver, false, NAME));
     assert_eq!(
         (arg_str(&served, "direction"), &served["args"]["local"]["port"]),
         ("in", &Value::from(53)),
