@@ -212,7 +212,7 @@ mod load_tests {
         assert!(a.skipped[1].1.starts_with("not an alert: "), "{:?}", a.skipped);
         assert_eq!(
             a.skipped[2],
-            (5, "line longer than 1048576 bytes (limit for alerts file lines)".to_string())
+            (5, "line longer than 1048576 bytes (limit for alerts file lines; --input-limit alerts-line=SIZE changes it)".to_string())
         );
     }
 

@@ -19,22 +19,33 @@ pub const KIB: u64 = 1 << 10;
 pub const MIB: u64 = 1 << 20;
 pub const GIB: u64 = 1 << 30;
 
-/// How many bytes an input may have, and which inputs the limit is for (it
-/// names the limit in errors).
+/// How many bytes an input may have, and which inputs the limit is for: `key`
+/// names it on the command line (`--input-limit KEY=SIZE`), `what` in errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {
     pub bytes: u64,
+    pub key: &'static str,
     pub what: &'static str,
 }
 
 impl Limit {
-    pub const fn new(bytes: u64, what: &'static str) -> Limit {
-        Limit { bytes, what }
+    pub const fn new(bytes: u64, key: &'static str, what: &'static str) -> Limit {
+        Limit { bytes, key, what }
     }
 
     /// The same inputs with another byte count (a configured limit).
     pub const fn with_bytes(self, bytes: u64) -> Limit {
-        Limit { bytes, what: self.what }
+        Limit { bytes, ..self }
+    }
+
+    /// This limit as the process runs with it: the byte count set for its
+    /// key by [`set_limit`] (the command line), else its own.
+    pub fn configured(self) -> Limit {
+        let set = OVERRIDES.read().unwrap_or_else(|e| e.into_inner());
+        match set.iter().find(|(k, _)| *k == self.key) {
+            Some(&(_, bytes)) => self.with_bytes(bytes),
+            None => self,
+        }
     }
 }
 
@@ -43,24 +54,88 @@ impl Limit {
 pub mod limits {
     use super::{Limit, GIB, MIB};
 
-    pub const RULES: Limit = Limit::new(16 * MIB, "rule files");
-    pub const CONFIG: Limit = Limit::new(16 * MIB, "config files");
-    pub const NETPOLICY: Limit = Limit::new(16 * MIB, "network policies");
-    pub const MANIFEST: Limit = Limit::new(16 * MIB, "kubernetes manifests");
-    pub const OCI_SPEC: Limit = Limit::new(16 * MIB, "oci config.json files");
-    pub const RECORDING: Limit = Limit::new(16 * MIB, "recordings");
-    pub const SECCOMP_PROFILE: Limit = Limit::new(16 * MIB, "seccomp profiles");
-    pub const BASELINE: Limit = Limit::new(16 * MIB, "baselines");
-    pub const CA_BUNDLE: Limit = Limit::new(16 * MIB, "ca bundles");
+    pub const RULES: Limit = Limit::new(16 * MIB, "rules", "rule files");
+    pub const CONFIG: Limit = Limit::new(16 * MIB, "config", "config files");
+    pub const NETPOLICY: Limit = Limit::new(16 * MIB, "netpolicy", "network policies");
+    pub const MANIFEST: Limit = Limit::new(16 * MIB, "manifest", "kubernetes manifests");
+    pub const OCI_SPEC: Limit = Limit::new(16 * MIB, "oci-spec", "oci config.json files");
+    pub const RECORDING: Limit = Limit::new(16 * MIB, "recording", "recordings");
+    pub const SECCOMP_PROFILE: Limit = Limit::new(16 * MIB, "seccomp-profile", "seccomp profiles");
+    pub const BASELINE: Limit = Limit::new(16 * MIB, "baseline", "baselines");
+    pub const CA_BUNDLE: Limit = Limit::new(16 * MIB, "ca-bundle", "ca bundles");
     /// Files of a container's image (e.g. /etc/passwd): the container
     /// chose their content, a real one is a few KiB.
-    pub const IMAGE_FILE: Limit = Limit::new(4 * MIB, "image files");
+    pub const IMAGE_FILE: Limit = Limit::new(4 * MIB, "image-file", "image files");
     /// Captures are streamed: memory is bounded by the line limit, the total
     /// only bounds time.
-    pub const CAPTURE: Limit = Limit::new(64 * GIB, "capture files");
-    pub const CAPTURE_LINE: Limit = Limit::new(MIB, "capture lines");
-    pub const ALERTS: Limit = Limit::new(16 * GIB, "alerts files");
-    pub const ALERTS_LINE: Limit = Limit::new(MIB, "alerts file lines");
+    pub const CAPTURE: Limit = Limit::new(64 * GIB, "capture", "capture files");
+    pub const CAPTURE_LINE: Limit = Limit::new(MIB, "capture-line", "capture lines");
+    pub const ALERTS: Limit = Limit::new(16 * GIB, "alerts", "alerts files");
+    pub const ALERTS_LINE: Limit = Limit::new(MIB, "alerts-line", "alerts file lines");
+
+    /// Every limit, for `--input-limit`.
+    pub const ALL: [Limit; 14] = [
+        RULES,
+        CONFIG,
+        NETPOLICY,
+        MANIFEST,
+        OCI_SPEC,
+        RECORDING,
+        SECCOMP_PROFILE,
+        BASELINE,
+        CA_BUNDLE,
+        IMAGE_FILE,
+        CAPTURE,
+        CAPTURE_LINE,
+        ALERTS,
+        ALERTS_LINE,
+    ];
+}
+
+/// Byte counts set for limit keys (the command line's `--input-limit`).
+static OVERRIDES: std::sync::RwLock<Vec<(&'static str, u64)>> = std::sync::RwLock::new(Vec::new());
+
+/// Sets the limit named `key` for the rest of the process (every later read
+/// of that kind of input). Refuses an unknown key and a zero size.
+pub fn set_limit(key: &str, bytes: u64) -> Result<(), String> {
+    let Some(limit) = limits::ALL.iter().find(|l| l.key == key) else {
+        let known: Vec<&str> = limits::ALL.iter().map(|l| l.key).collect();
+        return Err(format!("unknown input limit '{key}' (known: {})", known.join(", ")));
+    };
+    if bytes == 0 {
+        return Err(format!("input limit '{key}' must be at least 1 byte"));
+    }
+    let mut set = OVERRIDES.write().unwrap_or_else(|e| e.into_inner());
+    set.retain(|(k, _)| *k != limit.key);
+    set.push((limit.key, bytes));
+    Ok(())
+}
+
+/// Parses `KEY=SIZE` (`rules=64MiB`, `capture-line=4M`, `config=65536`) and
+/// sets that limit.
+pub fn set_limit_from(setting: &str) -> Result<(), String> {
+    let (key, size) = setting
+        .split_once('=')
+        .ok_or_else(|| format!("input limit '{setting}': expected KEY=SIZE (e.g. rules=64MiB)"))?;
+    let bytes = parse_size(size.trim()).map_err(|e| format!("input limit '{setting}': {e}"))?;
+    set_limit(key.trim(), bytes)
+}
+
+/// A byte count: digits, then optionally a unit, B, K/KiB, M/MiB or G/GiB
+/// (powers of 1024; KB/MB/GB are read the same), case-insensitive.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    let number: u64 =
+        number.parse().map_err(|_| format!("'{text}' is not a size (e.g. 65536, 64KiB, 16MiB, 1GiB)"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => KIB,
+        "m" | "mb" | "mib" => MIB,
+        "g" | "gb" | "gib" => GIB,
+        other => return Err(format!("unknown size unit '{other}' (B, KiB, MiB, GiB)")),
+    };
+    number.checked_mul(scale).ok_or_else(|| format!("'{text}' is too large"))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +144,10 @@ pub enum InputError {
     Open { path: PathBuf, source: io::Error },
     #[error("{} is a {kind}, not a regular file", path.display())]
     NotRegular { path: PathBuf, kind: &'static str },
-    #[error("{} is larger than {} bytes (limit for {})", path.display(), limit.bytes, limit.what)]
+    #[error(
+        "{} is larger than {} bytes (limit for {}; --input-limit {}=SIZE changes it)",
+        path.display(), limit.bytes, limit.what, limit.key
+    )]
     TooLarge { path: PathBuf, limit: Limit },
     #[error("reading {}: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
@@ -127,6 +205,7 @@ pub fn open_regular(path: &Path) -> Result<File, InputError> {
 
 /// The bytes of a regular file of at most `limit` bytes.
 pub fn read_bytes(path: &Path, limit: Limit) -> Result<Vec<u8>, InputError> {
+    let limit = limit.configured();
     let file = open_regular(path)?;
     let too_large = || InputError::TooLarge { path: path.to_path_buf(), limit };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -194,7 +273,11 @@ impl fmt::Display for BadLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BadLine::TooLong { limit } => {
-                write!(f, "line longer than {} bytes (limit for {})", limit.bytes, limit.what)
+                write!(
+                    f,
+                    "line longer than {} bytes (limit for {}; --input-limit {}=SIZE changes it)",
+                    limit.bytes, limit.what, limit.key
+                )
             }
             BadLine::Utf8 { column } => write!(f, "invalid UTF-8 at column {column}"),
             BadLine::Nul { column } => write!(f, "NUL byte at column {column}"),
@@ -214,6 +297,7 @@ pub struct StreamLine {
 /// in all (past it the iterator yields [`InputError::TooLarge`] and ends).
 pub fn open_stream(path: &Path, total: Limit, line: Limit) -> Result<Lines<BufReader<File>>, InputError> {
     let file = open_regular(path)?;
+    let (total, line) = (total.configured(), line.configured());
     Ok(Lines::new(path, BufReader::with_capacity(64 * KIB as usize, file), total, line))
 }
 
@@ -325,7 +409,7 @@ mod tests {
     use std::os::unix::ffi::OsStrExt;
     use std::time::{Duration, Instant};
 
-    const L: Limit = Limit::new(64, "test inputs");
+    const L: Limit = Limit::new(64, "test", "test inputs");
 
     fn temp(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("rampart-input-{}-{name}", std::process::id()));
@@ -372,7 +456,13 @@ mod tests {
     fn over_the_limit_is_refused() {
         let p = write("big", &[b'a'; 65]);
         let e = read_text(&p, L).unwrap_err();
-        assert_eq!(e.to_string(), format!("{} is larger than 64 bytes (limit for test inputs)", p.display()));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{} is larger than 64 bytes (limit for test inputs; --input-limit test=SIZE changes it)",
+                p.display()
+            )
+        );
         let p = write("exact", &[b'a'; 64]);
         assert_eq!(read_text(&p, L).unwrap().len(), 64);
     }
@@ -402,7 +492,7 @@ mod tests {
     }
 
     fn lines(bytes: &[u8], total: u64, line: u64) -> Vec<Result<(u64, Result<String, BadLine>), String>> {
-        Lines::new(Path::new("cap"), bytes, Limit::new(total, "t"), Limit::new(line, "l"))
+        Lines::new(Path::new("cap"), bytes, Limit::new(total, "t", "t"), Limit::new(line, "l", "l"))
             .map(|r| r.map(|l| (l.number, l.text)).map_err(|e| e.to_string()))
             .collect()
     }
@@ -416,7 +506,7 @@ mod tests {
                 Ok((1, Ok("one".into()))),
                 Ok((2, Err(BadLine::Utf8 { column: 3 }))),
                 Ok((3, Ok("three".into()))),
-                Ok((4, Err(BadLine::TooLong { limit: Limit::new(8, "l") }))),
+                Ok((4, Err(BadLine::TooLong { limit: Limit::new(8, "l", "l") }))),
                 Ok((5, Err(BadLine::Nul { column: 1 }))),
                 Ok((6, Ok("last".into()))),
             ]
@@ -430,7 +520,10 @@ mod tests {
         let got = lines(b"aaaa\nbbbb\ncccc\n", 8, 8);
         assert_eq!(got.len(), 2);
         assert_eq!(got[0], Ok((1, Ok("aaaa".into()))));
-        assert_eq!(got[1], Err("cap is larger than 8 bytes (limit for t)".into()));
+        assert_eq!(
+            got[1],
+            Err("cap is larger than 8 bytes (limit for t; --input-limit t=SIZE changes it)".into())
+        );
     }
 
     #[test]
@@ -438,6 +531,48 @@ mod tests {
         // 8 MiB without a newline, with a 1 KiB line limit: one bad line.
         let big = vec![b'x'; 8 << 20];
         let got = lines(&big, u64::MAX, 1024);
-        assert_eq!(got, vec![Ok((1, Err(BadLine::TooLong { limit: Limit::new(1024, "l") })))]);
+        assert_eq!(got, vec![Ok((1, Err(BadLine::TooLong { limit: Limit::new(1024, "l", "l") })))]);
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("64KiB"), Ok(64 * KIB));
+        assert_eq!(parse_size("16m"), Ok(16 * MIB));
+        assert_eq!(parse_size("2 GiB"), Ok(2 * GIB));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("12 parsecs").unwrap_err().contains("unknown size unit"));
+        assert!(parse_size("99999999999999999999G").is_err());
+        assert!(parse_size("18446744073709551615G").unwrap_err().contains("too large"));
+    }
+
+    #[test]
+    fn a_set_limit_applies_to_its_kind_of_input_only() {
+        // BASELINE is set by this test only (the overrides are process-wide).
+        let path = temp("baseline-limit").join("baseline.json");
+        std::fs::write(&path, vec![b'x'; 100]).unwrap();
+        assert!(read_bytes(&path, limits::BASELINE).is_ok());
+        set_limit_from("baseline=50").unwrap();
+        assert_eq!(limits::BASELINE.configured().bytes, 50);
+        let err = read_bytes(&path, limits::BASELINE).unwrap_err().to_string();
+        assert!(
+            err.contains("larger than 50 bytes (limit for baselines; --input-limit baseline=SIZE"),
+            "{err}"
+        );
+        assert!(read_bytes(&path, limits::RECORDING).is_ok(), "another kind keeps its limit");
+        set_limit_from("baseline = 1KiB").unwrap();
+        assert!(read_bytes(&path, limits::BASELINE).is_ok());
+        assert!(set_limit_from("baseline=0").unwrap_err().contains("at least 1 byte"));
+        assert!(set_limit_from("baselines=1").unwrap_err().contains("unknown input limit 'baselines'"));
+        assert!(set_limit_from("baseline").unwrap_err().contains("expected KEY=SIZE"));
+    }
+
+    #[test]
+    fn every_limit_has_its_own_key() {
+        let mut keys: Vec<&str> = limits::ALL.iter().map(|l| l.key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), limits::ALL.len());
     }
 }

@@ -14,6 +14,23 @@ use commands::*;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Change a cap on the size of an input, KIND=SIZE (repeatable; also
+    /// RAMPART_INPUT_LIMITS, comma-separated, which the flag overrides).
+    /// Kinds: rules, config, netpolicy, manifest, oci-spec, recording,
+    /// seccomp-profile, baseline, ca-bundle, image-file, capture,
+    /// capture-line, alerts, alerts-line. Sizes: 65536, 64KiB, 16MiB, 1GiB.
+    #[arg(long = "input-limit", value_name = "KIND=SIZE", global = true)]
+    input_limits: Vec<String>,
+}
+
+/// Sets the input size limits from RAMPART_INPUT_LIMITS, then the command line.
+fn set_input_limits(flags: &[String]) -> Result<()> {
+    let env = std::env::var("RAMPART_INPUT_LIMITS").unwrap_or_default();
+    let from_env = env.split(',').map(str::trim).filter(|s| !s.is_empty());
+    for setting in from_env.chain(flags.iter().map(String::as_str)) {
+        model::input::set_limit_from(setting).map_err(anyhow::Error::msg)?;
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -104,10 +121,11 @@ fn real_main() -> Result<()> {
         )
         .init();
     let cli = Cli::parse();
-    let cli = match cli.command {
+    set_input_limits(&cli.input_limits)?;
+    let command = match cli.command {
         // Run by runc for every container start: no async runtime needed.
         Command::OciHook(args) => return ocihook::hook(args),
-        command => Cli { command },
+        command => command,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -115,7 +133,7 @@ fn real_main() -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async {
-        match cli.command {
+        match command {
             Command::Run(args) => run::run(args).await,
             Command::Rules(cmd) => rules::rules(cmd),
             Command::Replay(args) => replay::replay(args).await,

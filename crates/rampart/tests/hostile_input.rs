@@ -11,9 +11,14 @@ const RAMPART: &str = env!("CARGO_BIN_EXE_rampart");
 
 /// Runs rampart, killing it after 60 s (a hang is the bug these tests catch).
 fn rampart(args: &[&str]) -> Output {
+    rampart_env(args, &[])
+}
+
+fn rampart_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(RAMPART)
         .args(args)
         .env("RAMPART_LOG", "warn")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -97,4 +102,60 @@ fn rules_check_refuses_a_fifo_in_a_rules_directory() {
     assert!(!o.status.success());
     let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
     assert!(out.contains("b.yaml is a fifo, not a regular file"), "{out}");
+}
+
+#[test]
+fn input_limits_are_set_on_the_command_line_or_in_the_environment() {
+    let dir = tempfile_dir("input-limit");
+    let capture = dir.join("capture.jsonl");
+    let mut bytes = event("/a-path-long-enough-to-pass-the-lowered-line-limit", 1);
+    bytes.push(b'\n');
+    std::fs::write(&capture, bytes).unwrap();
+    let file = capture.to_str().unwrap();
+    let skipped = format!(
+        "{file}:1: skipped: line longer than 64 bytes (limit for capture lines; --input-limit capture-line=SIZE changes it)"
+    );
+    // Default: the line is read.
+    let o = rampart(&["replay", "--no-default-rules", file]);
+    assert!(stderr(&o).contains("replayed 1 events"), "{}", stderr(&o));
+    // Lowered by the flag (after the subcommand too) or by the environment.
+    let by_flag = rampart(&["replay", "--no-default-rules", "--input-limit", "capture-line=64", file]);
+    let by_env =
+        rampart_env(&["replay", "--no-default-rules", file], &[("RAMPART_INPUT_LIMITS", "capture-line=64B")]);
+    for o in [by_flag, by_env] {
+        let err = stderr(&o);
+        assert!(err.contains(&skipped) && err.contains("replayed 0 events"), "{err}");
+    }
+    // The flag wins over the environment.
+    let o = rampart_env(
+        &["--input-limit", "capture-line=1MiB", "replay", "--no-default-rules", file],
+        &[("RAMPART_INPUT_LIMITS", "capture-line=64")],
+    );
+    assert!(stderr(&o).contains("replayed 1 events"), "{}", stderr(&o));
+
+    // A whole-file input over its limit is refused, naming the limit.
+    let rules = dir.join("rules.yaml");
+    std::fs::write(&rules, "- list: l\n  items: [a, b, c]\n").unwrap();
+    let o = rampart(&[
+        "--input-limit",
+        "rules=16",
+        "rules",
+        "check",
+        "--no-default-rules",
+        rules.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(out.contains("is larger than 16 bytes (limit for rule files; --input-limit rules=SIZE"), "{out}");
+
+    // A bad setting is an error before anything runs.
+    for (setting, why) in [
+        ("rule=1MiB", "unknown input limit 'rule' (known: rules, config,"),
+        ("rules=lots", "'lots' is not a size"),
+        ("rules=0", "must be at least 1 byte"),
+    ] {
+        let o = rampart(&["--input-limit", setting, "rules", "check", rules.to_str().unwrap()]);
+        assert!(!o.status.success(), "{setting}");
+        assert!(stderr(&o).contains(why), "{setting}: {}", stderr(&o));
+    }
 }
