@@ -184,7 +184,7 @@ fn kernel_kill_at_open_lands_before_the_file_is_read() {
     );
     let listing = String::from_utf8_lossy(&check.stdout);
     assert!(
-        listing.contains("kill in kernel before the entrypoint with rampart-runc, else after container metadata: Shadow open in kernel kill test (open /etc/shadow; openat /etc/shadow; openat2 /etc/shadow)"),
+        listing.contains("kill in kernel before the entrypoint with the OCI hook, else after container metadata: Shadow open in kernel kill test (open /etc/shadow; openat /etc/shadow; openat2 /etc/shadow)"),
         "rules check: {listing}"
     );
     let mut agent = Agent::start_run(&["--no-default-rules", "--host", "--rules", rules.to_str().unwrap()]);

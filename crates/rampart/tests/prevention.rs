@@ -5,8 +5,9 @@
 //!   from the moment its cgroup is created.
 //! - A kill rule scoped by metadata (here the image) is in force before the
 //!   entrypoint for containers started through the `rampart-runc` wrapper
-//!   (`docker run --runtime=rampart`, `ctr run --runc-binary rampart-runc`):
-//!   its OCI hook has the agent resolve and arm the container while runc waits.
+//!   (`docker run --runtime=rampart`, `ctr run --runc-binary rampart-runc`),
+//!   or by podman with rampart's hooks.d file: its OCI hook has the agent
+//!   resolve and arm the container while runc waits.
 //!
 //! Either way an entrypoint that does the forbidden thing as its very first
 //! action is killed before it can read anything, on Docker and on containerd,
@@ -39,7 +40,11 @@ const ANY_CONTAINER: &str = "container.id != host";
 const IMAGE_SCOPE: &str = "container.image.repository in (rampart-test, docker.io/library/rampart-test)";
 
 fn runs() -> usize {
-    std::env::var("RAMPART_PREVENTION_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(100)
+    runs_or(100)
+}
+
+fn runs_or(default: usize) -> usize {
+    std::env::var("RAMPART_PREVENTION_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 /// A host file holding a marker, and the rule that kills any container
@@ -156,8 +161,11 @@ impl Drop for Secret {
 }
 
 /// Runs `one(i)` `runs()` times; panics listing the failures, if any.
-fn repeat(what: &str, mut one: impl FnMut(usize) -> Result<(), String>) {
-    let n = runs();
+fn repeat(what: &str, one: impl FnMut(usize) -> Result<(), String>) {
+    repeat_n(what, runs(), one)
+}
+
+fn repeat_n(what: &str, n: usize, mut one: impl FnMut(usize) -> Result<(), String>) {
     let started = Instant::now();
     let mut failures = Vec::new();
     for i in 0..n {
@@ -228,7 +236,7 @@ fn own_hook_socket(secret: &Secret) -> PathBuf {
     secret.rules.with_extension("hook.sock")
 }
 
-const WHEN_HOOKED: &str = "before the entrypoint with rampart-runc, else after container metadata";
+const WHEN_HOOKED: &str = "before the entrypoint with the OCI hook, else after container metadata";
 
 /// The wrapper is this build's rampart (a link under the name that makes it
 /// the runtime wrapper), and dockerd knows it as the `rampart` runtime.
@@ -312,4 +320,51 @@ fn image_scoped_kill_holds_from_the_first_instruction_on_containerd_with_the_hoo
     let out = ctr_run("img-no-agent");
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && all.contains(&secret.marker), "without the agent: {all}");
+}
+
+/// podman runs the same hook from a hooks.d file (`rampart oci-hook
+/// --hooks-d-json`), here in a directory of the test's own given with
+/// `--hooks-dir`, so the host's podman configuration is untouched. podman's
+/// API waits for the start's lock, so the agent reads the name and image from
+/// podman's store on disk. 10 containers here (`RAMPART_PREVENTION_RUNS`
+/// sets more; scripts/prevention-window.sh runs 100).
+#[test]
+#[ignore = "privileged: needs root, BPF, dockerd and podman (scripts/test.sh runs it)"]
+fn image_scoped_kill_holds_from_the_first_instruction_on_podman_with_the_hooks_d_file() {
+    preflight_podman();
+    let secret = Secret::new("prev-podman-img", "container.image.repository = localhost/rampart-test");
+    let socket = own_hook_socket(&secret);
+    let hooks_dir = secret.rules.with_extension("hooks.d");
+    std::fs::create_dir_all(&hooks_dir).expect("hooks dir");
+    let hooks_d = rampart_output(
+        &["oci-hook", "--socket", socket.to_str().unwrap(), "--hooks-d-json"],
+        Duration::from_secs(10),
+    );
+    assert!(hooks_d.status.success(), "oci-hook --hooks-d-json: {hooks_d:?}");
+    std::fs::write(hooks_dir.join("rampart.json"), &hooks_d.stdout).expect("write the hooks.d file");
+    let agent = secret.start_agent(WHEN_HOOKED, &socket);
+    let mount = format!("{}:{}:ro", secret.path(), secret.path());
+    let podman_run = |name: &str| {
+        Command::new("podman")
+            .args(["--hooks-dir", hooks_dir.to_str().unwrap(), "run", "--rm", "--name", name, "-v", &mount])
+            .args([testkit::PODMAN_IMAGE, "cat", secret.path()])
+            .stdin(Stdio::null())
+            .output()
+            .expect("podman run")
+    };
+    let n = runs_or(10);
+    repeat_n("podman --hooks-dir ... run ... cat SECRET (image-scoped rule)", n, |i| {
+        secret.killed_without_leak(&podman_run(&unique(&format!("prevpod{i}"))))
+    });
+    hook_armed(&agent, n);
+    // The agent named each container from podman's store.
+    let text = agent.stderr_text();
+    assert!(text.contains("rampart: OCI hook: container rampart-it-prevpod"), "{text}");
+    secret.host_is_not_killed();
+    agent.stop();
+    // No agent: the hook lets the container start (fail open).
+    let out = podman_run(&unique("prevpod-no-agent"));
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && all.contains(&secret.marker), "without the agent: {all}");
+    let _ = std::fs::remove_dir_all(&hooks_dir);
 }

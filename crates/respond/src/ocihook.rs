@@ -6,7 +6,9 @@
 //!      adds a createRuntime hook to B/config.json ─▶ exec runc (same arguments)
 //!  runc create: cgroup made, init moved in ─▶ hook `rampart oci-hook` (state on stdin:
 //!      id, pid, bundle) ─▶ agent socket ─▶ metadata (runtime's record, Docker's
-//!      container list + B/config.json) ─▶ registry ─▶ arming pass ─▶ "armed" ─▶ exit 0
+//!      container list or podman's store on disk, + B/config.json) ─▶ registry
+//!      ─▶ arming pass ─▶ "armed" ─▶ exit 0
+//!  podman / CRI-O run the same hook from a hooks.d file (`rampart oci-hook --hooks-d-json`).
 //!  runc waits for the hook; the entrypoint runs only after `runc start`.
 //! ```
 //!
@@ -178,22 +180,33 @@ async fn arm_starting(state: &HookState, containers: &ContainerRegistry, arm: &A
         HookAnswer { ok: false, detail }
     };
     let started = Instant::now();
-    let runtimes = containers.runtimes();
-    let mut d = match tokio::time::timeout(ANSWER_TIMEOUT, runtimes.starting(&state.id)).await {
-        Err(_) => return fail("no runtime answered in time".into()),
-        Ok(Err(e)) => return fail(format!("metadata: {e}")),
-        Ok(Ok(d)) => d,
+    let spec = (!state.bundle.is_empty()).then(|| read_spec(Path::new(&state.bundle)));
+    let from_podman = matches!(&spec, Some(Ok(s)) if runtime::podman::is_podman_spec(s));
+    let mut d = if from_podman {
+        // podman's API waits for the lock its start holds: its store on disk.
+        match runtime::podman::starting_from_store(&state.id, Path::new(&state.bundle)) {
+            Ok(d) => d,
+            Err(e) => return fail(format!("metadata: {e}")),
+        }
+    } else {
+        let runtimes = containers.runtimes();
+        match tokio::time::timeout(ANSWER_TIMEOUT, runtimes.starting(&state.id)).await {
+            Err(_) => return fail("no runtime answered in time".into()),
+            Ok(Err(e)) => return fail(format!("metadata: {e}")),
+            Ok(Ok(d)) => d,
+        }
     };
-    // Docker's list has no privileges, user or namespaces: the spec runc
-    // applies has them (containerd's record carries the same spec).
-    if d.container.runtime == Some(Runtime::Docker) && !state.bundle.is_empty() {
-        match read_spec(Path::new(&state.bundle)) {
-            Ok(spec) => {
-                if let Err(e) = runtime::containerd::apply_spec_json(&mut d.container, &spec) {
-                    return fail(format!("{}/config.json: {e}", state.bundle));
-                }
-            }
-            Err(e) => return fail(format!("{}/config.json: {e}", state.bundle)),
+    // Docker's list and podman's store have no privileges, user or
+    // namespaces: the spec runc applies has them (containerd's record
+    // carries the same spec).
+    if matches!(d.container.runtime, Some(Runtime::Docker | Runtime::Podman)) {
+        let applied = match &spec {
+            Some(Ok(spec)) => runtime::containerd::apply_spec_json(&mut d.container, spec),
+            Some(Err(e)) => Err(e.to_string()),
+            None => Ok(()),
+        };
+        if let Err(e) = applied {
+            return fail(format!("{}/config.json: {e}", state.bundle));
         }
     }
     d.pid = Some(state.pid);
@@ -324,6 +337,19 @@ pub fn add_hook(spec: &[u8], hook_path: &str, hook_args: &[String]) -> Result<Ve
     serde_json::to_vec(&v).map_err(|e| e.to_string())
 }
 
+/// A hooks.d file (podman's and CRI-O's `oci-hooks(5)`, version 1.0.0)
+/// that has them run `hook_args` as `hook_path` at createRuntime for every
+/// container.
+pub fn hooks_d_json(hook_path: &str, hook_args: &[String]) -> String {
+    let v = serde_json::json!({
+        "version": "1.0.0",
+        "hook": { "path": hook_path, "args": hook_args, "timeout": RUNC_HOOK_TIMEOUT_SECS },
+        "when": { "always": true },
+        "stages": ["createRuntime"],
+    });
+    serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+}
+
 /// Rewrites `bundle/config.json` with the hook (a new file renamed over the
 /// old, same mode).
 pub fn hook_bundle(bundle: &Path, hook_path: &str, hook_args: &[String]) -> Result<(), String> {
@@ -390,6 +416,16 @@ mod tests {
         assert_eq!(v["process"]["args"][0], "sh");
         let bare = add_hook(br#"{"ociVersion":"1.0.2"}"#, "/r", &a).unwrap();
         assert!(String::from_utf8(bare).unwrap().contains("createRuntime"));
+    }
+
+    #[test]
+    fn the_shipped_hooks_d_file_is_the_default_one() {
+        let shipped = include_str!("../../../deploy/oci-hooks.d/rampart.json");
+        let args = vec!["rampart".to_string(), "oci-hook".into()];
+        assert_eq!(shipped, hooks_d_json("/usr/local/bin/rampart", &args));
+        let v: serde_json::Value = serde_json::from_str(shipped).unwrap();
+        assert_eq!(v["stages"][0], "createRuntime");
+        assert_eq!(v["when"]["always"], true);
     }
 
     #[test]

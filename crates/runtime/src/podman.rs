@@ -48,6 +48,7 @@ use tokio::net::UnixStream;
 use tracing::{debug, warn};
 
 mod api;
+mod storage;
 mod translate;
 
 use api::ListEntry;
@@ -55,6 +56,7 @@ pub use api::{
     EventActor, GraphDriver, InspectConfig, InspectHostConfig, InspectMount, InspectState, PodmanEvent,
     PodmanInspect, PodmanPod,
 };
+pub use storage::{is_podman_spec, starting_from_store};
 pub use translate::{container_from_inspect, discovered_from_inspect, runtime_event_from_podman};
 // The unit tests below reach it through `super::*`.
 #[cfg(test)]

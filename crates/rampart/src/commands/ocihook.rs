@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use respond::ocihook::{bundle_of, hook_bundle, run_hook, DEFAULT_SOCKET, MAX_STATE};
+use respond::ocihook::{bundle_of, hook_bundle, hooks_d_json, run_hook, DEFAULT_SOCKET, MAX_STATE};
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -19,10 +19,27 @@ pub struct OciHookArgs {
     /// confirm the kill rules are armed; by default it starts, said on stderr.
     #[arg(long)]
     fail_closed: bool,
+    /// Print a hooks.d file (podman, CRI-O: `oci-hooks(5)`) that runs this
+    /// binary as the hook with these options, instead of running as one.
+    /// Install it as /etc/containers/oci/hooks.d/rampart.json (or in a
+    /// directory given to `podman --hooks-dir`).
+    #[arg(long)]
+    hooks_d_json: bool,
 }
 
 /// `rampart oci-hook`: runc's createRuntime hook, the OCI state on stdin.
 pub fn hook(args: OciHookArgs) -> Result<()> {
+    if args.hooks_d_json {
+        let exe = std::env::current_exe().context("this binary's path")?;
+        print!(
+            "{}",
+            hooks_d_json(
+                &exe.to_string_lossy(),
+                &hook_args(&args.socket.to_string_lossy(), args.fail_closed)
+            )
+        );
+        return Ok(());
+    }
     let mut state = Vec::new();
     std::io::stdin().take(MAX_STATE as u64 + 1).read_to_end(&mut state).context("reading the OCI state")?;
     if state.len() > MAX_STATE {
@@ -40,6 +57,19 @@ pub fn hook(args: OciHookArgs) -> Result<()> {
     }
 }
 
+/// The hook's command line (`argv[0]` first): the socket only when not the
+/// default one.
+fn hook_args(socket: &str, fail_closed: bool) -> Vec<String> {
+    let mut args = vec!["rampart".to_string(), "oci-hook".into()];
+    if socket != DEFAULT_SOCKET {
+        args.extend(["--socket".into(), socket.to_string()]);
+    }
+    if fail_closed {
+        args.push("--fail-closed".into());
+    }
+    args
+}
+
 /// `rampart-runc ARGS`: runc's command line, passed to runc (`RAMPART_RUNC`,
 /// default `runc` on the PATH) after `create` and `run` had the hook added to
 /// the bundle's config.json. `RAMPART_OCI_HOOK_SOCKET` and
@@ -51,13 +81,9 @@ pub fn runtime_main(args: Vec<String>) -> std::process::ExitCode {
     let socket = std::env::var("RAMPART_OCI_HOOK_SOCKET").unwrap_or_else(|_| DEFAULT_SOCKET.into());
     let fail_closed = std::env::var("RAMPART_OCI_HOOK_FAIL_CLOSED").is_ok_and(|v| v == "1");
     if let Some(bundle) = bundle_of(&args) {
-        let added = std::env::current_exe().map_err(|e| format!("this binary's path: {e}")).and_then(|exe| {
-            let mut hook_args = vec!["rampart".to_string(), "oci-hook".into(), "--socket".into(), socket];
-            if fail_closed {
-                hook_args.push("--fail-closed".into());
-            }
-            hook_bundle(&bundle, &exe.to_string_lossy(), &hook_args)
-        });
+        let added = std::env::current_exe()
+            .map_err(|e| format!("this binary's path: {e}"))
+            .and_then(|exe| hook_bundle(&bundle, &exe.to_string_lossy(), &hook_args(&socket, fail_closed)));
         if let Err(e) = added {
             eprintln!("rampart-runc: cannot add rampart's hook: {e}");
             if fail_closed {

@@ -273,7 +273,7 @@ impl KernelPlan {
             let when = if k.any_container {
                 "from cgroup creation"
             } else {
-                "before the entrypoint with rampart-runc, else after container metadata"
+                "before the entrypoint with the OCI hook, else after container metadata"
             };
             let kind = if is_deny(&k.rule) { "deny backstop: kill in kernel" } else { "kill in kernel" };
             lines.push(format!("{kind} {when}: {} ({})", k.rule, what.join("; ")));
@@ -697,7 +697,7 @@ mod tests {
             "{lines:?}"
         );
         assert!(
-            lines[1].starts_with("kill in kernel before the entrypoint with rampart-runc, else after container metadata: S (openat /etc/passwd)"),
+            lines[1].starts_with("kill in kernel before the entrypoint with the OCI hook, else after container metadata: S (openat /etc/passwd)"),
             "{lines:?}"
         );
     }
@@ -717,7 +717,7 @@ mod tests {
         assert_eq!(plan.table[0].rule, "R");
         assert!(plan.triggers_for(&c("db"), true).is_empty());
         assert!(
-            plan.describe()[0].starts_with("kill in kernel before the entrypoint with rampart-runc, else after container metadata: R (openat /etc/shadow)"),
+            plan.describe()[0].starts_with("kill in kernel before the entrypoint with the OCI hook, else after container metadata: R (openat /etc/shadow)"),
             "{:?}",
             plan.describe()
         );
