@@ -36,7 +36,10 @@ use sys::{Answer, Notif};
 pub const DEFAULT_SOCKET: &str = "/run/rampart/seccomp-notify.sock";
 
 /// What a rule's event type needs notified. `execve` stands for both exec
-/// calls (the sensor reports execveat as execve).
+/// calls (the sensor reports execveat as execve). Besides file opens and
+/// execs, the syscalls whose event the agent builds from scalar arguments
+/// alone ([`SCALAR_SYSCALLS`]): nothing read from the process's memory, so
+/// nothing another thread can change after the check.
 fn syscalls_of(evt_type: &str) -> &'static [&'static str] {
     match evt_type {
         "open" => &["open"],
@@ -44,9 +47,20 @@ fn syscalls_of(evt_type: &str) -> &'static [&'static str] {
         "openat2" => &["openat2"],
         "creat" => &["creat"],
         "execve" | "execveat" => &["execve", "execveat"],
+        "unshare" => &["unshare"],
+        "setns" => &["setns"],
+        "ptrace" => &["ptrace"],
+        "bpf" => &["bpf"],
         _ => &[],
     }
 }
+
+/// The syscalls decided on register arguments only: unshare (flags), setns
+/// (fd, nstype; the namespace file is the fd's link), ptrace (request,
+/// pid), bpf (cmd). mount and umount2 are left out: their paths are
+/// pointers. init_module and finit_module fail with ENOSYS on kernels
+/// without module support, and are kill rules' business elsewhere.
+pub const SCALAR_SYSCALLS: &[&str] = &["unshare", "setns", "ptrace", "bpf"];
 
 /// The loaded rules with a syscall deny, and what the agent needs of them.
 #[derive(Clone)]
@@ -93,7 +107,11 @@ impl DenyRules {
                             types.iter().partition(|t| !syscalls_of(t).is_empty());
                         if !other.is_empty() {
                             let o: Vec<&str> = other.iter().map(|s| s.as_str()).collect();
-                            Some(format!("the agent decides file opens and execs only, not {}", o.join(", ")))
+                            Some(format!(
+                                "the agent decides file opens, execs and {} only, not {}",
+                                SCALAR_SYSCALLS.join(", "),
+                                o.join(", ")
+                            ))
                         } else {
                             known.iter().for_each(|t| syscalls.extend(syscalls_of(t)));
                             None
@@ -252,6 +270,8 @@ enum Call {
         path: usize,
         dirfd: Option<usize>,
     },
+    /// One of [`SCALAR_SYSCALLS`].
+    Scalar(&'static str),
     /// Not one the agent decides: the kernel runs it.
     Other,
 }
@@ -288,7 +308,7 @@ fn call_of(n: &Notif) -> Call {
         "creat" => Call::Open { name: "creat", path: 0, dirfd: None, flags: Flags::Creat },
         "execve" => Call::Exec { path: 0, dirfd: None },
         "execveat" => Call::Exec { path: 1, dirfd: Some(0) },
-        _ => Call::Other,
+        other => SCALAR_SYSCALLS.iter().find(|&&s| s == other).map_or(Call::Other, |&s| Call::Scalar(s)),
     }
 }
 
@@ -325,6 +345,7 @@ pub trait Target {
 pub fn event_for(n: &Notif, t: &dyn Target, container: Option<Arc<Container>>) -> Option<Event> {
     let (path_arg, dirfd_arg) = match call_of(n) {
         Call::Open { path, dirfd, .. } | Call::Exec { path, dirfd } => (path, dirfd),
+        Call::Scalar(name) => return Some(event(name, scalar_kind(name, n, t)?, n, container)),
         Call::Other => return None,
     };
     let raw = t.string(n.args[path_arg]).ok()?;
@@ -366,7 +387,11 @@ pub fn event_for(n: &Notif, t: &dyn Target, container: Option<Arc<Container>>) -
             },
         ),
     };
-    Some(Event {
+    Some(event(syscall, kind, n, container))
+}
+
+fn event(syscall: &'static str, kind: EventKind, n: &Notif, container: Option<Arc<Container>>) -> Event {
+    Event {
         ts_ns: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64),
@@ -376,6 +401,23 @@ pub fn event_for(n: &Notif, t: &dyn Target, container: Option<Arc<Container>>) -
         ret: None,
         syscall: Some(syscall.into()),
         kind,
+    }
+}
+
+/// The event of a [`SCALAR_SYSCALLS`] call, from its registers (as the
+/// sensor reports the same call).
+fn scalar_kind(name: &str, n: &Notif, t: &dyn Target) -> Option<EventKind> {
+    let a = n.args;
+    Some(match name {
+        "unshare" => EventKind::Unshare { flags: a[0] },
+        "setns" => {
+            let fd = a[0] as i32;
+            let ns_path = (fd >= 0).then(|| t.link(&format!("fd/{fd}"))).flatten();
+            EventKind::Setns { fd, ns_path, nstype: a[1] as u32 }
+        }
+        "ptrace" => EventKind::Ptrace { request: a[0] as i64, target_pid: a[1] as u32 },
+        "bpf" => EventKind::Bpf { cmd: a[0] as u32 },
+        _ => return None,
     })
 }
 

@@ -187,3 +187,42 @@ fn runtime_messages_are_checked() {
 }
 
 use std::os::fd::OwnedFd;
+
+const SCALAR_DENY: &str = "- rule: userns\n  desc: d\n  condition: evt.type = unshare and evt.arg.flags contains CLONE_NEWUSER and container.id != host\n  output: o\n  priority: WARNING\n  actions: [{deny: {errno: EPERM}}]\n\
+- rule: attach\n  desc: d\n  condition: evt.type = ptrace and evt.arg.request = PTRACE_ATTACH\n  output: o\n  priority: WARNING\n  actions: [{deny: {errno: EPERM}}]\n\
+- rule: bpfload\n  desc: d\n  condition: evt.type = bpf and evt.arg.cmd = BPF_PROG_LOAD\n  output: o\n  priority: WARNING\n  actions: [{deny: {errno: EPERM}}]\n\
+- rule: mnt\n  desc: d\n  condition: evt.type = setns and evt.arg.nstype = CLONE_NEWNS\n  output: o\n  priority: WARNING\n  actions: [{deny: {errno: EPERM}}]\n\
+- rule: mount\n  desc: d\n  condition: evt.type = mount\n  output: o\n  priority: WARNING\n  actions: [{deny: {errno: EPERM}}]\n";
+
+#[test]
+fn scalar_syscalls_are_notified_and_decided_on_their_registers() {
+    let d = deny_rules(SCALAR_DENY);
+    assert_eq!(d.syscalls().iter().copied().collect::<Vec<_>>(), ["bpf", "ptrace", "setns", "unshare"]);
+    // mount's arguments are pointers: not the agent's.
+    assert_eq!(d.not_enforced.len(), 1, "{:?}", d.not_enforced);
+    assert!(
+        d.not_enforced[0].0 == "mount" && d.not_enforced[0].1.contains("not mount"),
+        "{:?}",
+        d.not_enforced
+    );
+    assert!(d.describe()[0].ends_with("userns (unshare)"), "{:?}", d.describe());
+    let t = Fake { mem: BTreeMap::new(), cwd: "/" };
+    let answer = |name: &str, args: [u64; 6]| {
+        let n = notif(name, args);
+        let mut ev = event_for(&n, &t, container());
+        decide(&d, ev.as_mut(), &t).0
+    };
+    let (newuser, newuts, newns) =
+        (libc::CLONE_NEWUSER as u64, libc::CLONE_NEWUTS as u64, libc::CLONE_NEWNS as u64);
+    assert_eq!(answer("unshare", [newuser | newuts, 0, 0, 0, 0, 0]), Answer::Deny(libc::EPERM));
+    assert_eq!(answer("unshare", [newuts, 0, 0, 0, 0, 0]), Answer::Continue);
+    assert_eq!(answer("ptrace", [libc::PTRACE_ATTACH as u64, 9, 0, 0, 0, 0]), Answer::Deny(libc::EPERM));
+    assert_eq!(answer("ptrace", [libc::PTRACE_TRACEME as u64, 0, 0, 0, 0, 0]), Answer::Continue);
+    assert_eq!(answer("bpf", [5, 0x1000, 128, 0, 0, 0]), Answer::Deny(libc::EPERM));
+    assert_eq!(answer("bpf", [0, 0x1000, 128, 0, 0, 0]), Answer::Continue);
+    assert_eq!(answer("setns", [3, newns, 0, 0, 0, 0]), Answer::Deny(libc::EPERM));
+    assert_eq!(answer("setns", [3, newuts, 0, 0, 0, 0]), Answer::Continue);
+    // setns names the namespace file through the fd's link, as the sensor does.
+    let ev = event_for(&notif("setns", [3, newns, 0, 0, 0, 0]), &t, None).unwrap();
+    assert!(matches!(ev.kind, EventKind::Setns { fd: 3, ns_path: Some(ref p), .. } if p == "/etc"), "{ev:?}");
+}
