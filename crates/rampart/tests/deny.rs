@@ -10,7 +10,10 @@
 //!   kernel when it is on;
 //! - with the agent killed, the notified syscalls of running containers
 //!   fail with ENOSYS and new containers under the profile do not start;
-//! - Docker 20.10 drops `listenerPath`: runc refuses the container.
+//! - Docker 20.10 drops `listenerPath`: runc refuses the container;
+//! - a deny on a syscall decided from its registers alone (unshare of a
+//!   user namespace): EPERM, the process carries on, the same syscall with
+//!   other flags runs, and the profile notifies that syscall only.
 //!
 //! The denied file is the test's own (bind-mounted at the same path): the
 //! backstop is a kill rule in force in every container of the machine while
@@ -34,18 +37,13 @@ struct Setup {
     rules: PathBuf,
     socket: PathBuf,
     profile: PathBuf,
+    /// The helper mounted into the containers (tests/helpers/NAME.c).
+    helper: &'static str,
 }
 
 impl Setup {
     fn new(prefix: &str, backstop: bool) -> Setup {
-        let name = unique(prefix);
-        let tmp = std::env::temp_dir();
-        let marker = format!("{name}-marker");
-        let secret = tmp.join(format!("{name}.secret"));
-        std::fs::write(&secret, format!("{marker}\n")).unwrap();
-        let rules = tmp.join(format!("{name}.yaml"));
-        std::fs::write(
-            &rules,
+        Setup::with_rules(prefix, "openrace", |secret| {
             format!(
                 r#"
 - rule: {RULE}
@@ -56,9 +54,19 @@ impl Setup {
   actions: [{{deny: {{errno: EPERM, backstop: {backstop}}}}}]
 "#,
                 secret.display()
-            ),
-        )
-        .unwrap();
+            )
+        })
+    }
+
+    /// The rule file is `rules(secret)`; `helper` is mounted in containers.
+    fn with_rules(prefix: &str, helper: &'static str, rules_of: impl Fn(&Path) -> String) -> Setup {
+        let name = unique(prefix);
+        let tmp = std::env::temp_dir();
+        let marker = format!("{name}-marker");
+        let secret = tmp.join(format!("{name}.secret"));
+        std::fs::write(&secret, format!("{marker}\n")).unwrap();
+        let rules = tmp.join(format!("{name}.yaml"));
+        std::fs::write(&rules, rules_of(&secret)).unwrap();
         let socket = tmp.join(format!("{name}.sock"));
         let profile = tmp.join(format!("{name}.json"));
         let out = rampart_output(
@@ -76,7 +84,7 @@ impl Setup {
             Duration::from_secs(30),
         );
         assert!(out.status.success(), "notify-profile: {}", String::from_utf8_lossy(&out.stderr));
-        Setup { secret, marker, rules, socket, profile }
+        Setup { secret, marker, rules, socket, profile, helper }
     }
 
     fn secret(&self) -> &str {
@@ -108,7 +116,7 @@ impl Setup {
 
     /// [`Setup::ctr_run`] with `also` mounted too (other tests' secrets).
     fn ctr_run_with(&self, ns: &Namespace, id: &str, also: &[&str], cmd: &[&str]) -> Output {
-        let helper = helper("openrace");
+        let helper_bin = helper(self.helper);
         let mounts: Vec<String> = [self.secret()]
             .iter()
             .chain(also)
@@ -120,7 +128,7 @@ impl Setup {
             .args(&mounts)
             .args([
                 "--mount",
-                &format!("type=bind,src={helper},dst=/usr/local/bin/openrace,options=rbind:ro"),
+                &format!("type=bind,src={helper_bin},dst=/usr/local/bin/{},options=rbind:ro", self.helper),
             ])
             .args([common::ctr::CTR_IMAGE, id])
             .args(cmd)
@@ -351,5 +359,63 @@ fn a_reload_swaps_the_agents_deny_rules_all_or_nothing() {
             && v["output_fields"]["action"] == "deny_syscall"
             && v["output_fields"]["detail"] == "denied with errno 1 by the seccomp agent"
     });
+    agent.stop();
+}
+
+const UNSHARE_RULE: &str = "Deny user namespaces in containers";
+
+#[test]
+#[ignore = "privileged: needs root, BPF and containerd (scripts/test.sh runs it)"]
+fn denied_unshare_fails_with_eperm_and_the_process_carries_on() {
+    preflight_containerd();
+    let s = Setup::with_rules("deny-unshare", "unsharetry", |_| {
+        format!(
+            r#"
+- rule: {UNSHARE_RULE}
+  desc: a container process asks for a user namespace
+  condition: evt.type = unshare and evt.arg.flags contains CLONE_NEWUSER and container.id != host
+  output: "user namespace denied (proc=%proc.name flags=%evt.arg.flags)"
+  priority: WARNING
+  actions: [{{deny: {{errno: EPERM}}}}]
+"#
+        )
+    });
+    let check = rampart_output(
+        &["rules", "check", "--no-default-rules", s.rules.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    let listing = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        listing.contains(&format!(
+            "deny (errno 1) by the seccomp agent, in containers under the notify profile: {UNSHARE_RULE} (unshare)"
+        )),
+        "{listing}"
+    );
+    // Only unshare goes to the agent.
+    let profile: serde_json::Value = serde_json::from_slice(&std::fs::read(&s.profile).unwrap()).unwrap();
+    let notified: Vec<&serde_json::Value> =
+        profile["syscalls"].as_array().unwrap().iter().filter(|e| e["action"] == "SCMP_ACT_NOTIFY").collect();
+    assert_eq!(notified.len(), 1, "{profile:#}");
+    assert_eq!(notified[0]["names"], serde_json::json!(["unshare"]), "{profile:#}");
+
+    let mut agent = s.agent(false);
+    let ns = Namespace::new("unshare");
+    // A user namespace is open to any process here (no capability needed):
+    // the EPERM is the agent's. CLONE_FS is the same syscall, allowed.
+    let out = s.ctr_run(&ns, &hex_id(&ns.name), &["unsharetry", "try", "newuser", "fs", "newuser", "fs"]);
+    let all = text(&out);
+    assert!(out.status.success(), "container failed: {all}");
+    assert_eq!(
+        all.lines().filter(|l| l.starts_with("unshare ") || *l == "alive").collect::<Vec<_>>(),
+        ["unshare newuser errno 1", "unshare fs ok", "unshare newuser errno 1", "unshare fs ok", "alive"],
+        "{all}"
+    );
+    let alert = agent.expect("the agent's denial", |v| {
+        alert_rule(v) == "Response action"
+            && v["output_fields"]["action"] == "deny_syscall"
+            && v["output_fields"]["rule"] == UNSHARE_RULE
+            && v["output_fields"]["outcome"] == "done"
+    });
+    assert_eq!(alert["output_fields"]["detail"], "denied with errno 1 by the seccomp agent", "{alert:#}");
     agent.stop();
 }
