@@ -137,10 +137,11 @@ impl DenyRules {
     }
 
     /// Whether some deny rule may match `ev`, judged by its tests on the
-    /// path and the event type alone (they need nothing of the process):
-    /// when none may, the agent answers without reading `/proc`.
+    /// call alone (path, event type, arguments: they need nothing of the
+    /// process): when none may, the agent answers without reading `/proc`.
     pub fn may_match(&self, ev: &Event) -> bool {
-        const PATH_FIELDS: &[&str] = &["fd.name", "fd.directory", "fd.filename", "evt.type"];
+        const CALL_FIELDS: &[&str] =
+            &["fd.name", "fd.directory", "fd.filename", "evt.type", "evt.arg", "evt.rawarg", "evt.args"];
         let ctx = EvalCtx::default();
         self.rules.iter().any(|&(i, _)| {
             let rule = &self.ruleset.rules()[i];
@@ -151,7 +152,7 @@ impl DenyRules {
             typed
                 && rule.conjuncts().iter().all(|c| {
                     let f = c.fields();
-                    f.is_empty() || !f.iter().all(|f| PATH_FIELDS.contains(f)) || c.eval(ev, &ctx)
+                    f.is_empty() || !f.iter().all(|f| CALL_FIELDS.contains(f)) || c.eval(ev, &ctx)
                 })
         })
     }

@@ -222,6 +222,11 @@ fn scalar_syscalls_are_notified_and_decided_on_their_registers() {
     assert_eq!(answer("bpf", [0, 0x1000, 128, 0, 0, 0]), Answer::Continue);
     assert_eq!(answer("setns", [3, newns, 0, 0, 0, 0]), Answer::Deny(libc::EPERM));
     assert_eq!(answer("setns", [3, newuts, 0, 0, 0, 0]), Answer::Continue);
+    // Flags no rule asks for: answered without reading the process.
+    let mut ev = event_for(&notif("unshare", [newuts, 0, 0, 0, 0, 0]), &t, container()).unwrap();
+    assert!(!d.may_match(&ev));
+    assert_eq!(decide(&d, Some(&mut ev), &t).0, Answer::Continue);
+    assert!(ev.process.comm.is_empty(), "the process was read for flags no rule names");
     // setns names the namespace file through the fd's link, as the sensor does.
     let ev = event_for(&notif("setns", [3, newns, 0, 0, 0, 0]), &t, None).unwrap();
     assert!(matches!(ev.kind, EventKind::Setns { fd: 3, ns_path: Some(ref p), .. } if p == "/etc"), "{ev:?}");
