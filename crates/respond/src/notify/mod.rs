@@ -107,8 +107,16 @@ impl DenyRules {
                             types.iter().partition(|t| !syscalls_of(t).is_empty());
                         if !other.is_empty() {
                             let o: Vec<&str> = other.iter().map(|s| s.as_str()).collect();
+                            let pointers = if o
+                                .iter()
+                                .any(|t| t.starts_with("mount") || t.starts_with("umount"))
+                            {
+                                "; mount and umount take their paths as pointers, which another thread can change after the check: use a kill rule"
+                            } else {
+                                ""
+                            };
                             Some(format!(
-                                "the agent decides file opens, execs and {} only, not {}",
+                                "the agent decides file opens, execs and {} only, not {}{pointers}",
                                 SCALAR_SYSCALLS.join(", "),
                                 o.join(", ")
                             ))
