@@ -91,6 +91,21 @@ impl Setup {
         self.secret.to_str().unwrap()
     }
 
+    /// `rampart rules check` on the rules: asserts it says the seccomp agent
+    /// denies `rule` (`types`: its event types as listed, when given).
+    fn rules_check_says_the_agent_denies(&self, rule: &str, types: &str) -> String {
+        let check = rampart_output(
+            &["rules", "check", "--no-default-rules", self.rules.to_str().unwrap()],
+            Duration::from_secs(30),
+        );
+        let listing = String::from_utf8_lossy(&check.stdout).into_owned();
+        let expected = format!(
+            "deny (errno 1) by the seccomp agent, in containers under the notify profile: {rule}{types}"
+        );
+        assert!(listing.contains(&expected), "{listing}");
+        listing
+    }
+
     /// `rampart run` with the rule: the agent on the socket, the backstop
     /// armed for every container.
     fn agent(&self, backstop: bool) -> Agent {
@@ -174,17 +189,7 @@ fn text(out: &Output) -> String {
 fn denied_open_fails_with_eperm_and_the_container_carries_on() {
     preflight_containerd();
     let s = Setup::new("deny-open", true);
-    let check = rampart_output(
-        &["rules", "check", "--no-default-rules", s.rules.to_str().unwrap()],
-        Duration::from_secs(30),
-    );
-    let listing = String::from_utf8_lossy(&check.stdout);
-    assert!(
-        listing.contains(&format!(
-            "deny (errno 1) by the seccomp agent, in containers under the notify profile: {RULE}"
-        )),
-        "{listing}"
-    );
+    let listing = s.rules_check_says_the_agent_denies(RULE, "");
     assert!(
         listing.contains(&format!("deny backstop: kill in kernel from cgroup creation: {RULE}")),
         "{listing}"
@@ -380,17 +385,7 @@ fn denied_unshare_fails_with_eperm_and_the_process_carries_on() {
 "#
         )
     });
-    let check = rampart_output(
-        &["rules", "check", "--no-default-rules", s.rules.to_str().unwrap()],
-        Duration::from_secs(30),
-    );
-    let listing = String::from_utf8_lossy(&check.stdout);
-    assert!(
-        listing.contains(&format!(
-            "deny (errno 1) by the seccomp agent, in containers under the notify profile: {UNSHARE_RULE} (unshare)"
-        )),
-        "{listing}"
-    );
+    s.rules_check_says_the_agent_denies(UNSHARE_RULE, " (unshare)");
     // Only unshare goes to the agent.
     let profile: serde_json::Value = serde_json::from_slice(&std::fs::read(&s.profile).unwrap()).unwrap();
     let notified: Vec<&serde_json::Value> =

@@ -1,6 +1,7 @@
 //! Deny actions through seccomp user notification: `actions: [{deny:
-//! {errno: EPERM}}]` makes a file open or an exec fail with that errno
-//! before it runs, and the process carries on.
+//! {errno: EPERM}}]` makes a file open, an exec, or one of the syscalls
+//! decided on their registers alone ([`SCALAR_SYSCALLS`]) fail with that
+//! errno before it runs, and the process carries on.
 //!
 //! * The container runs under a profile whose only `SCMP_ACT_NOTIFY`
 //!   entries are the syscalls the loaded deny rules need ([`DenyRules::syscalls`],
