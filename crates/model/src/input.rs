@@ -72,9 +72,12 @@ pub mod limits {
     pub const CAPTURE_LINE: Limit = Limit::new(MIB, "capture-line", "capture lines");
     pub const ALERTS: Limit = Limit::new(16 * GIB, "alerts", "alerts files");
     pub const ALERTS_LINE: Limit = Limit::new(MIB, "alerts-line", "alerts file lines");
+    /// podman's containers.json (about 500 bytes a container), read by the
+    /// OCI hook's agent side.
+    pub const PODMAN_STORE: Limit = Limit::new(64 * MIB, "podman-store", "podman container stores");
 
     /// Every limit, for `--input-limit`.
-    pub const ALL: [Limit; 14] = [
+    pub const ALL: [Limit; 15] = [
         RULES,
         CONFIG,
         NETPOLICY,
@@ -89,6 +92,7 @@ pub mod limits {
         CAPTURE_LINE,
         ALERTS,
         ALERTS_LINE,
+        PODMAN_STORE,
     ];
 }
 

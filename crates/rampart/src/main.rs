@@ -18,7 +18,8 @@ struct Cli {
     /// RAMPART_INPUT_LIMITS, comma-separated, which the flag overrides).
     /// Kinds: rules, config, netpolicy, manifest, oci-spec, recording,
     /// seccomp-profile, baseline, ca-bundle, image-file, capture,
-    /// capture-line, alerts, alerts-line. Sizes: 65536, 64KiB, 16MiB, 1GiB.
+    /// capture-line, alerts, alerts-line, podman-store. Sizes: 65536, 64KiB,
+    /// 16MiB, 1GiB.
     #[arg(long = "input-limit", value_name = "KIND=SIZE", global = true)]
     input_limits: Vec<String>,
 }

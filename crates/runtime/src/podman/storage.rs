@@ -10,13 +10,10 @@
 
 use super::NAME;
 use crate::client::Discovered;
-use model::input::{read_bytes, Limit, MIB};
+use model::input::{limits, read_bytes};
 use model::{Container, Runtime};
 use serde::Deserialize;
 use std::path::Path;
-
-/// containers.json: about 500 bytes a container.
-const STORE_LIMIT: Limit = Limit::new(64 * MIB, "podman's container store");
 
 /// Annotation podman puts in every spec it writes.
 pub const MANAGER_ANNOTATION: &str = "io.container.manager";
@@ -63,7 +60,7 @@ pub fn starting_from_store(id: &str, bundle: &Path) -> Result<Discovered, String
         format!("bundle {} is not in podman's layout (STORE/ID/userdata)", bundle.display())
     })?;
     let path = store.join("containers.json");
-    let data = read_bytes(&path, STORE_LIMIT).map_err(|e| e.to_string())?;
+    let data = read_bytes(&path, limits::PODMAN_STORE).map_err(|e| e.to_string())?;
     container_from_store(id, &data)
         .map_err(|e| format!("{}: {e}", path.display()))?
         .map(|container| Discovered { container, pid: None })
