@@ -491,7 +491,9 @@ impl Consumer for Detector {
         self.narrow_prefilter();
         self.syscalls_counted = sensor.syscall_counts.is_some();
         self.rates = RateSampler::start(sensor)
-            .map_err(|e| tracing::warn!(error = %e, "container rates not sampled: the rate fields have no value"))
+            .map_err(
+                |e| tracing::warn!(error = %e, "container rates not sampled: the rate fields have no value"),
+            )
             .ok();
         self.sample_rates_if_read();
         if let Some(m) = &self.metrics {

@@ -54,7 +54,11 @@ pub struct Windows {
 impl Windows {
     /// Adds one sample of every container (those missing are forgotten) and
     /// returns each one's rates between its oldest and newest sample.
-    pub fn observe(&mut self, now: Instant, totals: HashMap<String, Totals>) -> HashMap<String, ContainerRates> {
+    pub fn observe(
+        &mut self,
+        now: Instant,
+        totals: HashMap<String, Totals>,
+    ) -> HashMap<String, ContainerRates> {
         self.samples.retain(|id, _| totals.contains_key(id));
         let mut out = HashMap::with_capacity(totals.len());
         for (id, t) in totals {
@@ -75,7 +79,9 @@ impl Windows {
 /// Rates between the oldest and the newest sample; none under half a
 /// second apart (the first sample of a container).
 fn rates_of(q: &VecDeque<(Instant, Totals)>) -> ContainerRates {
-    let (Some((t0, first)), Some((t1, last))) = (q.front(), q.back()) else { return ContainerRates::default() };
+    let (Some((t0, first)), Some((t1, last))) = (q.front(), q.back()) else {
+        return ContainerRates::default();
+    };
     let secs = t1.duration_since(*t0).as_secs_f64();
     if secs < 0.5 {
         return ContainerRates::default();

@@ -453,7 +453,16 @@ impl ProcessTable {
 
     fn on_exec(&mut self, ev: &Event) {
         let EventKind::Exec {
-            filename, exe, argv, cwd, cap_effective, cap_permitted, details, tty, exe_upper_layer, ..
+            filename,
+            exe,
+            argv,
+            cwd,
+            cap_effective,
+            cap_permitted,
+            details,
+            tty,
+            exe_upper_layer,
+            ..
         } = &ev.kind
         else {
             return;
