@@ -933,7 +933,7 @@ fn top_syscalls(counts: &BTreeMap<u32, u64>, n: usize) -> Vec<(u32, u64)> {
 
 /// The x86_64 name of a syscall number (the sensor counts native numbers);
 /// one the table lacks is named by its number.
-fn syscall_name(nr: u32) -> &'static str {
+pub fn syscall_name(nr: u32) -> &'static str {
     seccomp::syscalls::name(seccomp::Arch::X86_64, nr).unwrap_or_else(|| {
         // 512 possible numbers: leaked once each at most
         static UNKNOWN: Mutex<BTreeMap<u32, &'static str>> = Mutex::new(BTreeMap::new());
