@@ -210,7 +210,8 @@ fn human_seconds(s: f64) -> String {
         s if s.is_infinite() => ">4000s".into(),
         s if s >= 1.0 => format!("{s:.1}s"),
         s if s >= 1e-3 => format!("{:.1}ms", s * 1e3),
-        s => format!("{:.0}us", s * 1e6),
+        s if s >= 1e-6 => format!("{:.0}us", s * 1e6),
+        s => format!("{:.0}ns", s * 1e9),
     }
 }
 
@@ -929,6 +930,7 @@ mod tests {
         assert_eq!(runq_p99(&now, &[]), Some(0.000002), "first sample: since start, 198 of 200 short");
         assert_eq!(human_seconds(0.008), "8.0ms");
         assert_eq!(human_seconds(0.000004), "4us");
+        assert_eq!(human_seconds(0.00000035), "350ns");
     }
 
     #[test]
