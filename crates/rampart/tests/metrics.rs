@@ -420,26 +420,23 @@ fn top_in_a_terminal_sorts_and_switches() {
     // tests' containers may sit between), then its details.
     keys("c");
     ranked("CPU", &busy_id, &idle_id);
-    let selected = |s: &str, id: &str| row_line(s, id).is_some_and(|l| l.starts_with('>'));
-    let mut presses = 0;
-    while !selected(&screen(), &idle_id) {
-        assert!(presses < 60, "j never reached the idle container:\n{}", screen());
-        keys("j");
-        presses += 1;
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    let select = |key: &str, id: &str| {
+        let selected = |s: &str| row_line(s, id).is_some_and(|l| l.starts_with('>'));
+        let mut presses = 0;
+        while !selected(&screen()) {
+            assert!(presses < 60, "{key} never reached {id}:\n{}", screen());
+            keys(key);
+            presses += 1;
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    select("j", &idle_id);
     keys("d");
     wait_until("details of the idle container", Duration::from_secs(20), || {
         screen().contains(&format!("details of {idle_id}"))
     });
     // Up to the busy container: its system calls, timed in the kernel.
-    let mut presses = 0;
-    while !selected(&screen(), &busy_id) {
-        assert!(presses < 60, "k never reached the busy container:\n{}", screen());
-        keys("Up");
-        presses += 1;
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    select("Up", &busy_id);
     let mut details = String::new();
     wait_until("the busy container's timed system calls", Duration::from_secs(20), || {
         details = screen();
