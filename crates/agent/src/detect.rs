@@ -8,6 +8,7 @@ use super::held::HeldAlerts;
 use super::metrics::{AgentMetrics, CgroupCounts};
 use super::pipeline::{Consumer, Progress, SensorHandles};
 use super::privileges::{self, Disabled, Feature, Privileges};
+use super::rates::{self, RateSampler, RatesTable, WithRates};
 use super::watch::FileWatch;
 use alerts::{Alert, Dispatcher};
 use model::{Event, Priority, ProcessLookup};
@@ -143,6 +144,12 @@ pub struct Detector {
     /// Optional features checked again on each reload (a mount, a directory
     /// or a capability that appeared or went away since the last check).
     features: Option<FeatureRecheck>,
+    /// Per-container rates for `container.cpu_share` and friends (live runs
+    /// only), and the table as of the last tick.
+    rates: Option<RateSampler>,
+    rates_now: RatesTable,
+    /// The kernel counts syscalls per container (`sensor.syscall_counts`).
+    syscalls_counted: bool,
 }
 
 struct FeatureRecheck {
@@ -213,6 +220,9 @@ impl Detector {
             on_rules: None,
             prefilter: None,
             features: None,
+            rates: None,
+            rates_now: RatesTable::default(),
+            syscalls_counted: false,
         }
     }
 
@@ -275,6 +285,12 @@ impl Detector {
     /// many rules matched.
     pub fn detect(&mut self, ev: &Event, processes: Option<&dyn ProcessLookup>) -> usize {
         self.events += 1;
+        let rates = &*self.rates_now;
+        let with_rates = processes.filter(|_| !rates.is_empty()).map(|procs| WithRates { procs, rates });
+        let processes = match &with_rates {
+            Some(w) => Some(w as &dyn ProcessLookup),
+            None => processes,
+        };
         let ctx = EvalCtx { procs: processes, hostname: Some(&self.hostname), event_num: self.events };
         let mut matched = 0;
         for rule in self.ruleset.evaluate(ev, &ctx) {
@@ -378,6 +394,7 @@ impl Detector {
                 }
                 self.ruleset = ruleset;
                 self.narrow_prefilter();
+                self.sample_rates_if_read();
                 if let Some(m) = &self.metrics {
                     m.reload(true);
                     m.rules_loaded(count);
@@ -420,6 +437,20 @@ impl Detector {
         Some(types)
     }
 
+    /// Samples the per-container rates only while a loaded rule reads them
+    /// (after the start and each reload); warns when one reads a rate whose
+    /// source is off.
+    fn sample_rates_if_read(&self) {
+        let Some(r) = &self.rates else { return };
+        r.set_wanted(rates::rules_read_rates(&self.ruleset));
+        if !self.syscalls_counted && self.ruleset.uses_field("container.syscall_rate") {
+            eprintln!(
+                "rampart: warning: a rule reads container.syscall_rate, which has no value unless \
+                 sensor.syscall_counts is on"
+            );
+        }
+    }
+
     /// Lets the kernel report only [`Self::event_types_wanted`] (after the
     /// start and each reload). On failure every type is reported.
     fn narrow_prefilter(&self) {
@@ -458,6 +489,13 @@ impl Consumer for Detector {
         self.held = Some(HeldAlerts::new(sensor.containers.clone()));
         self.prefilter = sensor.prefilter.clone();
         self.narrow_prefilter();
+        self.syscalls_counted = sensor.syscall_counts.is_some();
+        self.rates = RateSampler::start(sensor)
+            .map_err(
+                |e| tracing::warn!(error = %e, "container rates not sampled: the rate fields have no value"),
+            )
+            .ok();
+        self.sample_rates_if_read();
         if let Some(m) = &self.metrics {
             m.sensor_attached(sensor.runq.clone());
             m.traffic_attached(sensor.traffic.clone());
@@ -495,6 +533,10 @@ impl Consumer for Detector {
 
     fn tick(&mut self, progress: &Progress) {
         self.release_held(false);
+        if let Some(r) = &self.rates {
+            r.set_flows(progress.sensor.flow_table.is_some());
+            self.rates_now = r.latest();
+        }
         if let Some(r) = self.drops.check(&progress.sensor, Some(Instant::now())) {
             self.drop_alert(&r);
         }

@@ -6,9 +6,10 @@
 //! container nor its image, the fields an operator reads first. Such alerts
 //! wait here for at most [`MAX_HOLD`] while events keep flowing and responses
 //! act at once; each is rendered when the metadata arrives (or its time is up)
-//! with the process ancestry as it was at the match.
+//! with the process ancestry (and the container's rates) as they were at the
+//! match.
 
-use model::{Event, ProcInfo, ProcessLookup};
+use model::{ContainerRates, Event, ProcInfo, ProcessLookup};
 use rules::{CompiledRule, Ruleset};
 use runtime::ContainerRegistry;
 use std::collections::{HashMap, VecDeque};
@@ -29,8 +30,26 @@ pub struct Held {
     pub rule: String,
     pub event: Event,
     pub event_num: u64,
-    pub ancestry: HashMap<u32, ProcInfo>,
+    pub ancestry: Ancestry,
     since: Instant,
+}
+
+/// What rendering a held alert reads besides its event, copied at the match:
+/// the process's parent chain and its container's rates.
+#[derive(Debug, Default)]
+pub struct Ancestry {
+    pub procs: HashMap<u32, ProcInfo>,
+    rates: Option<(String, ContainerRates)>,
+}
+
+impl ProcessLookup for Ancestry {
+    fn process(&self, pid: u32) -> Option<&ProcInfo> {
+        self.procs.get(&pid)
+    }
+
+    fn container_rates(&self, container_id: &str) -> Option<ContainerRates> {
+        self.rates.as_ref().filter(|(id, _)| id == container_id).map(|(_, r)| *r)
+    }
 }
 
 impl Held {
@@ -75,7 +94,10 @@ impl HeldAlerts {
         event_num: u64,
         procs: Option<&dyn ProcessLookup>,
     ) {
-        let ancestry = procs.map(|p| ancestry_of(ev, p)).unwrap_or_default();
+        let rates = procs
+            .zip(ev.container.as_ref())
+            .and_then(|(p, c)| Some((c.id.clone(), p.container_rates(&c.id)?)));
+        let ancestry = Ancestry { procs: procs.map(|p| ancestry_of(ev, p)).unwrap_or_default(), rates };
         self.queue.push_back(Held {
             ruleset,
             rule: rule.name.clone(),
@@ -228,6 +250,26 @@ mod tests {
         let (text, _) = h.rule().unwrap().render_output(&h.event, &ctx);
         assert_eq!(text, "web parent");
         assert_eq!(held.len(), 0);
+    }
+
+    #[test]
+    fn the_containers_rates_at_the_match_are_kept() {
+        let mut b = rules::RulesetBuilder::new();
+        b.add_file(
+            "r.yaml",
+            "- rule: R\n  desc: d\n  condition: evt.type = unlink\n  output: cpu=%container.cpu_share\n  priority: WARNING\n",
+        );
+        let rs = Arc::new(b.build().unwrap());
+        let mut held = HeldAlerts::with_max_hold(registry(), Duration::ZERO);
+        let procs = HashMap::new();
+        let rates: HashMap<String, ContainerRates> =
+            [("c1".to_string(), ContainerRates { cpu_percent: Some(97), ..Default::default() })].into();
+        let lookup = crate::rates::WithRates { procs: &procs, rates: &rates };
+        held.hold(rs.clone(), rs.get("R").unwrap(), &event("c1", "", 1), 1, Some(&lookup));
+        drop(rates);
+        let out = held.release(Instant::now(), false);
+        let ctx = rules::EvalCtx { procs: Some(&out[0].ancestry), hostname: None, event_num: 1 };
+        assert_eq!(out[0].rule().unwrap().render_output(&out[0].event, &ctx).0, "cpu=97");
     }
 
     #[test]

@@ -123,6 +123,21 @@ impl Container {
     }
 }
 
+/// A container's resource use over the agent's last sampling window (about
+/// one second), for the `container.cpu_share`-style rule fields. Each figure
+/// is `None` where its source is off or not sampled twice yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ContainerRates {
+    /// CPU time over the window, in percent of one CPU (200: two CPUs busy).
+    pub cpu_percent: Option<u64>,
+    /// Syscalls entered per second.
+    pub syscalls_per_s: Option<u64>,
+    /// IP bytes received per second.
+    pub net_rx_bytes_per_s: Option<u64>,
+    /// IP bytes sent per second.
+    pub net_tx_bytes_per_s: Option<u64>,
+}
+
 /// The container runtime API sockets whose exposure hands over the host.
 const RUNTIME_SOCKETS: &[&str] = &[
     "/run/docker.sock",

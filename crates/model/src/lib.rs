@@ -14,7 +14,7 @@ mod priority;
 mod process;
 pub mod utc;
 
-pub use container::{exposes_runtime_socket, Container, Mount, Runtime};
+pub use container::{exposes_runtime_socket, Container, ContainerRates, Mount, Runtime};
 pub use event::{
     DnsAnswer, Event, EventKind, EventType, ExecDetails, FlowPhase, FlowRecord, NetWindow, OpenFlags,
     ProcessCtx, UnknownEventType, UserNames,

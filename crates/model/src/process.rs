@@ -64,6 +64,10 @@ pub struct ProcInfo {
     /// Controlling terminal's device number (0: none), `None` when unknown:
     /// from /proc (scan), the exec event; inherited on fork.
     pub tty: Option<u64>,
+    /// Whether the executable lives in the container's writable overlay
+    /// layer (not from its image), `None` when unknown: from the exec event;
+    /// inherited on fork.
+    pub exe_upper_layer: Option<bool>,
 }
 
 /// The device number (the kernel's `new_encode_dev`, as `/proc/<pid>/stat`
@@ -150,6 +154,13 @@ pub trait ProcessLookup: std::fmt::Debug {
     /// whose answer had not expired at `at_ns` (for `fd.sip.name` and
     /// friends); `None` when the lookup keeps no DNS answers.
     fn dns_name(&self, _cgroup_id: u64, _ip: std::net::IpAddr, _at_ns: u64) -> Option<&str> {
+        None
+    }
+
+    /// A container's resource use over the last sampling window, by full
+    /// container id (for `container.cpu_share` and friends); `None` when the
+    /// lookup samples none (replay, a container not sampled yet).
+    fn container_rates(&self, _container_id: &str) -> Option<crate::ContainerRates> {
         None
     }
 }

@@ -333,15 +333,23 @@ fn tmux(args: &[&str]) -> std::process::Output {
     Command::new("tmux").args(args).output().expect("tmux (Debian package, installed by scripts/setup.sh)")
 }
 
-/// The rows of a `rampart top` screen: (position of the row naming `id`).
+/// The line of a `rampart top` screen showing container `id` (after the
+/// selection mark), and its position.
 fn row_of(screen: &str, id: &str) -> Option<usize> {
-    screen.lines().position(|l| l.starts_with(id))
+    screen.lines().position(|l| l.get(2..).is_some_and(|r| r.starts_with(id)))
+}
+
+fn row_line<'a>(screen: &'a str, id: &str) -> Option<&'a str> {
+    row_of(screen, id).and_then(|i| screen.lines().nth(i))
 }
 
 /// `rampart top` in a real terminal (tmux): a busy container ranks above an
 /// idle one by CPU; `m` switches to memory, where the idle container holding
-/// 24 MB ranks above the busy one; `d` shows the busy container's system
-/// calls; `q` quits.
+/// 24 MB ranks above the busy one; `n` to network, where a container
+/// downloading over its loopback ranks above the busy one; `j`/`k` move the
+/// selection to the idle container and back, and `d` shows the selected
+/// container's details: with `--syscall-latency`, its system calls with
+/// their mean and 99th percentile latency; `q` quits.
 #[test]
 #[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
 fn top_in_a_terminal_sorts_and_switches() {
@@ -352,16 +360,29 @@ fn top_in_a_terminal_sorts_and_switches() {
         &[],
         "x=$(head -c 25000000 /dev/zero | tr '\\0' a); echo held; while :; do sleep 3600; done",
     );
-    let (busy_id, idle_id) = (busy.inspect_id()[..12].to_string(), idle.inspect_id()[..12].to_string());
+    let net = Container::sh(
+        "t-net",
+        &[],
+        "mkdir /tmp/www && head -c 1000000 /dev/zero > /tmp/www/f && httpd -p 8080 -h /tmp/www && \
+         while :; do wget -q -O /dev/null http://127.0.0.1:8080/f; sleep 0.2; done",
+    );
+    let (busy_id, idle_id, net_id) = (
+        busy.inspect_id()[..12].to_string(),
+        idle.inspect_id()[..12].to_string(),
+        net.inspect_id()[..12].to_string(),
+    );
     wait_until("the idle container holds its memory", Duration::from_secs(30), || {
         idle.logs().contains("held")
     });
     let session = unique("top");
-    let cmd = format!("{} top --interval 1s --rows 200", env!("CARGO_BIN_EXE_rampart"));
+    let cmd = format!("{} top --interval 1s --rows 200 --syscall-latency", env!("CARGO_BIN_EXE_rampart"));
     let st = tmux(&["new-session", "-d", "-s", &session, "-x", "200", "-y", "100", &cmd]);
     assert!(st.status.success(), "tmux: {}", String::from_utf8_lossy(&st.stderr));
     let screen =
         || String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout).to_string();
+    let keys = |k: &str| {
+        tmux(&["send-keys", "-t", &session, k]);
+    };
     let ranked = |key: &str, first: &str, second: &str| {
         let deadline = Instant::now() + Duration::from_secs(40);
         loop {
@@ -384,22 +405,51 @@ fn top_in_a_terminal_sorts_and_switches() {
     assert!(by_cpu.contains("RUNQ p99"), "{by_cpu}");
     let busy_runq = || {
         let s = screen();
-        let line = s.lines().find(|l| l.starts_with(&busy_id)).unwrap_or("").to_string();
+        let line = row_line(&s, &busy_id).unwrap_or("").to_string();
         line.split_whitespace().last().map(str::to_string).filter(|v| v.ends_with('s'))
     };
     wait_until("a run-queue figure for the busy container", Duration::from_secs(20), || {
         busy_runq().is_some()
     });
-    tmux(&["send-keys", "-t", &session, "m"]);
+    keys("m");
     ranked("memory", &idle_id, &busy_id);
-    // Details follow the top row: back to CPU, where the busy container leads
-    // unless another test's container burns more; its calls include openat.
-    tmux(&["send-keys", "-t", &session, "c"]);
-    tmux(&["send-keys", "-t", &session, "d"]);
-    wait_until("details list system calls", Duration::from_secs(20), || {
-        screen().contains("system calls rampart saw from")
+    keys("n");
+    let by_net = ranked("network", &net_id, &busy_id);
+    eprintln!("screen by network:\n{by_net}");
+    // Back to CPU; the selection moves down to the idle container (other
+    // tests' containers may sit between), then its details.
+    keys("c");
+    ranked("CPU", &busy_id, &idle_id);
+    let select = |key: &str, id: &str| {
+        let selected = |s: &str| row_line(s, id).is_some_and(|l| l.starts_with('>'));
+        let mut presses = 0;
+        while !selected(&screen()) {
+            assert!(presses < 60, "{key} never reached {id}:\n{}", screen());
+            keys(key);
+            presses += 1;
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    select("j", &idle_id);
+    keys("d");
+    wait_until("details of the idle container", Duration::from_secs(20), || {
+        screen().contains(&format!("details of {idle_id}"))
     });
-    tmux(&["send-keys", "-t", &session, "q"]);
+    // Up to the busy container: its system calls, timed in the kernel.
+    select("Up", &busy_id);
+    let mut details = String::new();
+    wait_until("the busy container's timed system calls", Duration::from_secs(20), || {
+        details = screen();
+        let Some(at) = details.find(&format!("details of {busy_id}")) else { return false };
+        // A line `openat  CALLS/s  MEAN  p99`, the times with their units.
+        details[at..].lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() == 4 && f[0] == "openat" && f[2].ends_with('s') && f[3].ends_with('s')
+        })
+    });
+    eprintln!("details:\n{details}");
+    assert!(!details.contains("latency is off"), "{details}");
+    keys("q");
     wait_until("top quits on q", Duration::from_secs(20), || {
         !tmux(&["has-session", "-t", &session]).status.success()
     });

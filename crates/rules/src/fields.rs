@@ -1144,6 +1144,17 @@ fn dns<'a>(ev: &'a Event, pick: impl Fn(&DnsView<'a>) -> Val<'a>) -> Val<'a> {
     }
 }
 
+/// The fields read from the agent's per-container rates: a loaded rule using
+/// one of them makes the agent sample every container once a second.
+pub const CONTAINER_RATE_FIELDS: &[&str] =
+    &["container.cpu_share", "container.syscall_rate", "container.net_rx_rate", "container.net_tx_rate"];
+
+/// One of the event's container's rates (see [`model::ContainerRates`]).
+fn rate<'a>(ev: &Event, ctx: &EvalCtx<'a>, pick: impl Fn(&model::ContainerRates) -> Option<u64>) -> Val<'a> {
+    let rates = container(ev).and_then(|c| ctx.procs?.container_rates(&c.id));
+    opt(rates.as_ref().and_then(pick).map(Val::U64))
+}
+
 /// A netstat event's window, for the netstat.* fields.
 fn netstat<'a>(ev: &'a Event, pick: impl Fn(&'a model::NetWindow) -> u64) -> Val<'a> {
     match &ev.kind {
@@ -1363,7 +1374,10 @@ pub static FIELDS: &[FieldDef] = &[
     field!("proc.exe_ino.ctime", U64, None, "Last status change time (ctime) of the executable's inode, ns since the epoch: read in the kernel at exec from the file executed (a stat of /proc/<pid>/exe for processes found at start).", |ev, c, _| opt(exe_times(ev, c).0.map(Val::U64))),
     field!("proc.exe_ino.mtime", U64, None, "Last modification time (mtime) of the executable's inode, ns since the epoch; known like proc.exe_ino.ctime.", |ev, c, _| opt(exe_times(ev, c).1.map(Val::U64))),
     field!("proc.exe_ino.ctime_duration_proc_start", U64, None, "Nanoseconds between the executable's ctime and the process's start (start minus ctime): small for a binary written just before it ran. No value when either is unknown or the ctime is later than the start.", |ev, c, _| match (exe_times(ev, c).0, start_ns(ev, c)) { (Some(ct), Some(st)) if st >= ct => Val::U64(st - ct), _ => Val::None }),
-    field!("proc.is_exe_upper_layer", Bool, None, "Whether the executable lives in the container's writable overlay layer (drift). Exec events only; no value when the filesystem cannot tell.", |ev, _, _| opt(exec(ev).and_then(|x| x.upper).map(Val::Bool))),
+    field!("proc.is_exe_upper_layer", Bool, None, "Whether the executable lives in the container's writable overlay layer (drift): the exec event's own, else the process table's (from the exec, inherited on fork, as Falco keeps it per thread); no value when the filesystem cannot tell or the process was running before rampart started.", |ev, c, _| match exec(ev) {
+        Some(x) => opt(x.upper.map(Val::Bool)),
+        None => opt(own(ev, c).and_then(|p| p.exe_upper_layer).map(Val::Bool)),
+    }),
     field!("proc.is_exe_from_memfd", Bool, None, "Whether the executable is a memfd (fileless execution). Exec events only.", |ev, _, _| opt(exec(ev).map(|x| Val::Bool(x.memfd)))),
     field!("proc.is_container_healthcheck", Bool, None, "Always false: rampart does not tell health checks apart yet.", |_, _, _| Val::Bool(false)),
     field!("proc.is_container_liveness_probe", Bool, None, "Always false: rampart does not tell probes apart yet.", |_, _, _| Val::Bool(false)),
@@ -1497,6 +1511,10 @@ pub static FIELDS: &[FieldDef] = &[
     field!("container.labels", String, None, "All container labels as 'k:v, k:v'.", |ev, _, _| opt(container(ev).map(|c| owned(c.labels.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(", "))))),
     field!("container.user", String, None, "User the container's process runs as, as configured (rampart extension).", |ev, _, _| opt(container(ev).map(|c| s(&c.user)))),
     field!("container.start_ts", U64, None, "When the container was created, ns since the epoch, from the runtime's metadata (Docker/podman Created, containerd and CRI created_at); no value for host processes or while the runtime has not answered.", |ev, _, _| opt(container(ev).and_then(|c| c.created_ns).map(Val::U64))),
+    field!("container.cpu_share", U64, None, "CPU time the container used over the last 5 seconds, in percent of one CPU: 100 is one CPU busy, 250 two and a half (rampart extension). From the kernel's accounting (the cgroup's cpu.stat usage), sampled by the agent once a second while a loaded rule uses a container rate field (container.cpu_share, container.syscall_rate, container.net_rx_rate, container.net_tx_rate); on every event of the container. No value for host processes, in replay, or before the container's second sample (the window is shorter until 5 seconds of samples exist).", |ev, c, _| rate(ev, c, |r| r.cpu_percent)),
+    field!("container.syscall_rate", U64, None, "Syscalls per second the container's tasks entered over the last 5 seconds, from the kernel's per-container counters (rampart extension; sampled as container.cpu_share). Needs sensor.syscall_counts: true; no value without it.", |ev, c, _| rate(ev, c, |r| r.syscalls_per_s)),
+    field!("container.net_rx_rate", U64, None, "IP bytes per second the container's sockets received over the last 5 seconds, from the flow accounting (rampart extension; sampled as container.cpu_share; no value with sensor.flows off).", |ev, c, _| rate(ev, c, |r| r.net_rx_bytes_per_s)),
+    field!("container.net_tx_rate", U64, None, "IP bytes per second the container's sockets sent over the last 5 seconds, from the flow accounting (as container.net_rx_rate).", |ev, c, _| rate(ev, c, |r| r.net_tx_bytes_per_s)),
     field!("container.info", String, None, "Summary of the container for outputs (id, name, image).", |ev, _, _| match container(ev) { Some(c) => owned(format!("container_id={} container_name={} image={}", c.short_id(), c.name.trim_start_matches('/'), c.image)), None => s("host") }),
     // ---- k8s
     field!("k8s.pod.name", String, None, "Kubernetes pod name (from the runtime, or the io.kubernetes.pod.name label).", |ev, _, _| k8s(ev, |c| c.pod_name.as_deref(), "io.kubernetes.pod.name")),

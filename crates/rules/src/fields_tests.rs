@@ -455,3 +455,57 @@ fn tty_on_every_event_from_the_table() {
     t.get_mut(&100).unwrap().tty = Some(model::tty_nr("pts/3"));
     assert_eq!(val("proc.tty", &ev, &ctx(&t)), "34819");
 }
+
+#[test]
+fn drift_on_every_event_from_the_table() {
+    let mut t = table();
+    let ev = open("/proc/cpuinfo", 0);
+    assert_eq!(val("proc.is_exe_upper_layer", &ev, &ctx(&t)), "<NA>", "not known: no value");
+    t.get_mut(&100).unwrap().exe_upper_layer = Some(true);
+    assert_eq!(val("proc.is_exe_upper_layer", &ev, &ctx(&t)), "true");
+    // An exec says it for itself, whatever the table held before it.
+    let mut x = exec("/bin/ls", &["ls"]);
+    if let EventKind::Exec { exe_upper_layer, .. } = &mut x.kind {
+        *exe_upper_layer = Some(false);
+    }
+    assert_eq!(val("proc.is_exe_upper_layer", &x, &ctx(&t)), "false");
+}
+
+/// A lookup that knows the rates of one container: the one `base` events
+/// come from.
+#[derive(Debug)]
+struct Sampled(model::ContainerRates);
+
+impl model::ProcessLookup for Sampled {
+    fn process(&self, _pid: u32) -> Option<&ProcInfo> {
+        None
+    }
+    fn container_rates(&self, container_id: &str) -> Option<model::ContainerRates> {
+        (container_id == "0123456789abcdef0123").then_some(self.0)
+    }
+}
+
+#[test]
+fn container_rates_come_from_the_lookup() {
+    let ev = open("/etc/hosts", 0);
+    let known = Sampled(model::ContainerRates {
+        cpu_percent: Some(187),
+        syscalls_per_s: None,
+        net_rx_bytes_per_s: Some(0),
+        net_tx_bytes_per_s: Some(4096),
+    });
+    let c = EvalCtx { procs: Some(&known), hostname: None, event_num: 1 };
+    assert_eq!(val("container.cpu_share", &ev, &c), "187");
+    assert_eq!(val("container.syscall_rate", &ev, &c), "<NA>", "syscall counts off");
+    assert_eq!(val("container.net_rx_rate", &ev, &c), "0");
+    assert_eq!(val("container.net_tx_rate", &ev, &c), "4096");
+    // A host process, or a lookup that samples nothing: no value.
+    let mut host = ev.clone();
+    host.container = None;
+    assert_eq!(val("container.cpu_share", &host, &c), "<NA>");
+    let t = table();
+    assert_eq!(val("container.cpu_share", &ev, &ctx(&t)), "<NA>");
+    for f in CONTAINER_RATE_FIELDS {
+        assert!(lookup(f, None).is_ok(), "{f} is a field");
+    }
+}

@@ -32,7 +32,7 @@ mod tests_hostile;
 
 pub use fields::{
     fields_markdown, fields_without_value, uncaptured_event_type, uncaptured_event_types, without_value,
-    ArgSpec, EvalCtx, FieldDef, FieldType, FIELDS,
+    ArgSpec, EvalCtx, FieldDef, FieldType, CONTAINER_RATE_FIELDS, FIELDS,
 };
 pub use loader::{RulesetBuilder, FALCO_ENGINE_VERSION};
 pub use model::{Priority, UnknownPriority};

@@ -429,6 +429,7 @@ impl ProcessTable {
                 // the child gets copies of the parent's fds
                 sockets: parent.sockets.clone(),
                 tty: parent.tty,
+                exe_upper_layer: parent.exe_upper_layer,
             },
             None => {
                 self.stats.unknown_parent_forks += 1;
@@ -451,8 +452,18 @@ impl ProcessTable {
     }
 
     fn on_exec(&mut self, ev: &Event) {
-        let EventKind::Exec { filename, exe, argv, cwd, cap_effective, cap_permitted, details, tty, .. } =
-            &ev.kind
+        let EventKind::Exec {
+            filename,
+            exe,
+            argv,
+            cwd,
+            cap_effective,
+            cap_permitted,
+            details,
+            tty,
+            exe_upper_layer,
+            ..
+        } = &ev.kind
         else {
             return;
         };
@@ -497,6 +508,7 @@ impl ProcessTable {
             // fds survive exec (close-on-exec ones excepted, which we cannot tell)
             sockets: old.map(|o| o.sockets.clone()).unwrap_or_default(),
             tty: Some(tty.as_deref().map(model::tty_nr).unwrap_or(0)),
+            exe_upper_layer: *exe_upper_layer,
         };
         self.insert(info);
     }

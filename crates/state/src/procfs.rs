@@ -230,6 +230,8 @@ pub fn read_process(
         exe_mtime_ns: exe_times.map(|t| t.1),
         sockets: Vec::new(),
         tty: Some(stat.tty_nr),
+        // /proc does not tell which overlay layer the executable is in
+        exe_upper_layer: None,
     })
 }
 

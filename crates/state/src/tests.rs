@@ -556,3 +556,20 @@ fn terminal_comes_from_exec_and_is_inherited_on_fork() {
     t.apply(&exec(3, 200, 100, "/usr/bin/tar", &["tar"], "/"));
     assert_eq!(t.get(200).unwrap().tty, Some(0), "an exec without a terminal has none");
 }
+
+#[test]
+fn drift_comes_from_exec_and_is_inherited_on_fork() {
+    let mut t = ProcessTable::new(cfg());
+    t.insert(proc(100, 1, "/bin/sh"));
+    assert_eq!(t.get(100).unwrap().exe_upper_layer, None, "unknown until exec'd");
+    let mut e = exec(1, 100, 1, "/tmp/miner", &["miner"], "/");
+    if let EventKind::Exec { exe_upper_layer, .. } = &mut e.kind {
+        *exe_upper_layer = Some(true);
+    }
+    t.apply(&e);
+    assert_eq!(t.get(100).unwrap().exe_upper_layer, Some(true));
+    t.apply(&fork(2, 100, 1, 200));
+    assert_eq!(t.get(200).unwrap().exe_upper_layer, Some(true), "the child runs the same file");
+    t.apply(&exec(3, 200, 100, "/usr/bin/tar", &["tar"], "/"));
+    assert_eq!(t.get(200).unwrap().exe_upper_layer, None, "exec replaces it with the new file's");
+}

@@ -158,18 +158,7 @@ impl AgentMetrics {
     /// Network traffic per known container id (cgroups merged).
     fn traffic_per_container(&self) -> HashMap<String, sensor::flows::CgroupTraffic> {
         let Some(traffic) = lock(&self.traffic).clone() else { return HashMap::new() };
-        let all = lock(&traffic).clone();
-        let mut per: HashMap<String, sensor::flows::CgroupTraffic> = HashMap::new();
-        for (cgroup, t) in &all {
-            if let runtime::Resolution::Container(c) = self.registry.resolve_cached(*cgroup) {
-                let m = per.entry(c.id.clone()).or_default();
-                m.bytes_in += t.bytes_in;
-                m.bytes_out += t.bytes_out;
-                m.packets_in += t.packets_in;
-                m.packets_out += t.packets_out;
-            }
-        }
-        per
+        traffic_per_container(&self.registry, &traffic)
     }
 
     /// Turns on `rampart_container_syscall_latency_seconds` (the sensor times).
@@ -760,6 +749,26 @@ impl AgentMetrics {
     }
 }
 
+/// Network traffic per known container id: the flow accounting's totals per
+/// cgroup, merged.
+pub fn traffic_per_container(
+    registry: &ContainerRegistry,
+    traffic: &super::pipeline::Traffic,
+) -> HashMap<String, sensor::flows::CgroupTraffic> {
+    let all = lock(traffic).clone();
+    let mut per: HashMap<String, sensor::flows::CgroupTraffic> = HashMap::new();
+    for (cgroup, t) in &all {
+        if let runtime::Resolution::Container(c) = registry.resolve_cached(*cgroup) {
+            let m = per.entry(c.id.clone()).or_default();
+            m.bytes_in += t.bytes_in;
+            m.bytes_out += t.bytes_out;
+            m.packets_in += t.packets_in;
+            m.packets_out += t.packets_out;
+        }
+    }
+    per
+}
+
 /// What the kernel accounts for one cgroup v2 directory; `None` where a
 /// controller is not enabled there.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -790,16 +799,18 @@ impl CgroupUsage {
         u
     }
 
+    /// CPU time of a container's cgroup v2 directory (`cpu.stat`'s
+    /// `usage_usec`, there whatever controllers are enabled): the one file
+    /// read, for the per-second rate sampling.
+    pub fn cpu_usec(v2_root: &Path, cgroup_path: &str) -> Option<u64> {
+        let dir = v2_root.join(cgroup_path.trim_start_matches('/'));
+        stat_key(&std::fs::read_to_string(dir.join("cpu.stat")).ok(), "usage_usec")
+    }
+
     /// The cgroup v2 files of one directory.
     pub fn read(dir: &Path) -> CgroupUsage {
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
-        let key = |text: &Option<String>, k: &str| {
-            text.as_ref().and_then(|t| {
-                t.lines().find_map(|l| {
-                    l.strip_prefix(k).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.trim().parse().ok())
-                })
-            })
-        };
+        let key = stat_key;
         let cpu = read("cpu.stat");
         let events = read("memory.events");
         let io = read("io.stat").map(|t| {
@@ -830,13 +841,7 @@ impl CgroupUsage {
         let read = |controller: &str, file: &str| {
             std::fs::read_to_string(root.join(controller).join(rel).join(file)).ok()
         };
-        let key = |text: &Option<String>, k: &str| -> Option<u64> {
-            text.as_ref().and_then(|t| {
-                t.lines().find_map(|l| {
-                    l.strip_prefix(k).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.trim().parse().ok())
-                })
-            })
-        };
+        let key = stat_key;
         if self.memory.is_none() {
             self.memory = read("memory", "memory.usage_in_bytes").and_then(|t| t.trim().parse().ok());
             self.oom_kills =
@@ -868,6 +873,16 @@ impl CgroupUsage {
             }
         }
     }
+}
+
+/// The value of `key` in a cgroup file of `key value` lines (`cpu.stat`,
+/// `memory.events`).
+fn stat_key(text: &Option<String>, key: &str) -> Option<u64> {
+    text.as_ref().and_then(|t| {
+        t.lines().find_map(|l| {
+            l.strip_prefix(key).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.trim().parse().ok())
+        })
+    })
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -918,7 +933,7 @@ fn top_syscalls(counts: &BTreeMap<u32, u64>, n: usize) -> Vec<(u32, u64)> {
 
 /// The x86_64 name of a syscall number (the sensor counts native numbers);
 /// one the table lacks is named by its number.
-fn syscall_name(nr: u32) -> &'static str {
+pub fn syscall_name(nr: u32) -> &'static str {
     seccomp::syscalls::name(seccomp::Arch::X86_64, nr).unwrap_or_else(|| {
         // 512 possible numbers: leaked once each at most
         static UNKNOWN: Mutex<BTreeMap<u32, &'static str>> = Mutex::new(BTreeMap::new());
