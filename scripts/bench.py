@@ -130,18 +130,35 @@ def bench_startstop(n, binaries):
     return res
 
 
+# rtest runs under the container's shell, which then prints its own
+# /proc/PID/stat: its children's CPU time (cutime + cstime) is the loop's, in
+# clock ticks. On a shared machine the loop's wall time also holds the time it
+# waited for its CPU; its CPU time does not (softirq work done on its behalf,
+# e.g. loopback packets, is in it).
+CPU_WRAP = '%s "$@"; r=$?; echo "selfstat $(cat /proc/$$/stat)"; exit $r' % RTEST
+
+
+def children_cpu_ns(out):
+    m = re.search(r"^selfstat .*\)(.*)$", out, re.M)
+    if not m:
+        return None
+    fields = m.group(1).split()
+    return (int(fields[13]) + int(fields[14])) * 10**9 // os.sysconf("SC_CLK_TCK")
+
+
 def in_container(args, name_hint, pinned=True):
-    """Run rtest ARGS in a fresh container; return (loop ns, n, output)."""
+    """Run rtest ARGS in a fresh container; return (loop ns, n, output, loop CPU ns)."""
     name = f"rampart-bench-{name_hint}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
     t0 = time.monotonic()
-    p = run([docker_bin(), "run", "--rm", "--name", name] + (CPUSET if pinned else []) + [IMAGE, RTEST] + args, check=False)
+    p = run([docker_bin(), "run", "--rm", "--name", name] + (CPUSET if pinned else []) +
+            [IMAGE, "sh", "-c", CPU_WRAP, "rtest"] + args, check=False)
     wall = time.monotonic() - t0
     if p.returncode != 0:
         raise SystemExit(f"bench: rtest {' '.join(args)} failed ({p.returncode}):\n{p.stdout}{p.stderr}")
     m = re.search(r"result op=\S+ n=(\d+) ns=(\d+)", p.stdout)
     if not m:
         raise SystemExit(f"bench: no result line from rtest {' '.join(args)}:\n{p.stdout}")
-    return int(m.group(2)), int(m.group(1)), wall, p.stdout
+    return int(m.group(2)), int(m.group(1)), wall, p.stdout, children_cpu_ns(p.stdout)
 
 
 # --------------------------------------------------------------------------
@@ -451,21 +468,26 @@ def bench_iperf3(a, binary):
 
 
 def workloads(a):
-    return [
+    every = [
         ("open", ["bench-open", str(a.open_n)], a.open_n, "open+read+close"),
         ("exec", ["bench-exec", str(a.exec_n)], a.exec_n, "fork+exec of a static nop"),
         ("connect", ["bench-connect", str(a.connect_n)], a.connect_n, "loopback connect+accept"),
     ]
+    chosen = [w for w in a.workloads.split(",") if w]
+    unknown = set(chosen) - {w[0] for w in every}
+    if unknown:
+        raise SystemExit(f"bench: unknown workload(s) {', '.join(sorted(unknown))}")
+    return [w for w in every if w[0] in chosen]
 
 
-def measure(w, reps):
+def measure(w, slot):
+    """One timed run of workload w, its wall and CPU time added to slot."""
     name, args, n, _ = w
-    samples = []
-    for i in range(reps):
-        ns, got_n, wall, _ = in_container(args, name)
-        assert got_n == n
-        samples.append(ns)
-    return samples
+    ns, got_n, _, _, cpu_ns = in_container(args, name)
+    assert got_n == n
+    slot["samples_ns"].append(ns)
+    if cpu_ns is not None:
+        slot.setdefault("cpu_samples_ns", []).append(cpu_ns)
 
 
 def main():
@@ -477,6 +499,7 @@ def main():
     ap.add_argument("--exec-n", type=int, default=5_000)
     ap.add_argument("--connect-n", type=int, default=20_000)
     ap.add_argument("--modes", default="none,rampart,run,bpftrace,auditd")
+    ap.add_argument("--workloads", default="open,exec,connect", help="the loops to time (comma-separated)")
     ap.add_argument("--sustained-rate", type=int, default=200_000)
     ap.add_argument("--sustained-secs", type=int, default=30)
     ap.add_argument("--sustained-workers", type=int, default=2,
@@ -579,7 +602,7 @@ def bench(a, modes, binary, binary_b, out_path):
                 log(f"{w[0]}: {mode}, run {rep + 1}/{a.reps}, {w[2]} ops")
                 slot = results["workloads"][w[0]]["modes"].setdefault(mode, {"samples_ns": []})
                 if mode == "none":
-                    slot["samples_ns"] += measure(w, 1)
+                    measure(w, slot)
                 elif mode in ("rampart", "run", "record", "rampart_b", "run_b"):
                     kind = {"rampart_b": "rampart", "run_b": "run"}.get(mode, mode)
                     if mode == "run_b":
@@ -588,7 +611,7 @@ def bench(a, modes, binary, binary_b, out_path):
                         agent = {"rampart": Agent, "run": Runner, "record": Recorder}[kind](
                             binary_b if mode.endswith("_b") else binary)
                     try:
-                        slot["samples_ns"] += measure(w, 1)
+                        measure(w, slot)
                     finally:
                         st = agent.stop()
                     acc = slot.setdefault("agent", {"seen": 0, "dropped": 0, "vm_hwm_kib": 0,
@@ -609,12 +632,12 @@ def bench(a, modes, binary, binary_b, out_path):
                         acc["syscalls"] = max(acc.get("syscalls", 0), st["syscalls"])
                 elif mode == "bpftrace":
                     with Bpftrace() as bt:
-                        slot["samples_ns"] += measure(w, 1)
+                        measure(w, slot)
                     slot["lines"] = slot.get("lines", 0) + bt.lines
                 else:
                     with Auditd() as au:
                         lost0 = au.lost()
-                        slot["samples_ns"] += measure(w, 1)
+                        measure(w, slot)
                         slot["lost"] = slot.get("lost", 0) + au.lost() - lost0
 
     for w in results["workloads"].values():
@@ -622,9 +645,13 @@ def bench(a, modes, binary, binary_b, out_path):
         for m in w["modes"].values():
             m["median_ns"] = int(statistics.median(m["samples_ns"]))
             m["ns_per_op"] = round(m["median_ns"] / w["n"], 1)
+            if m.get("cpu_samples_ns"):
+                m["cpu_median_ns"] = int(statistics.median(m["cpu_samples_ns"]))
         if base:
             for m in w["modes"].values():
                 m["ratio"] = round(m["median_ns"] / base["median_ns"], 2)
+                if m.get("cpu_median_ns") and base.get("cpu_median_ns"):
+                    m["cpu_ratio"] = round(m["cpu_median_ns"] / base["cpu_median_ns"], 2)
 
     if not a.no_iperf:
         results["iperf3"] = bench_iperf3(a, binary)
@@ -634,7 +661,7 @@ def bench(a, modes, binary, binary_b, out_path):
         log(f"sustained: {rate} opens/s for {secs} s ({a.sustained_workers} workers), rampart attached")
         agent = Agent(binary)
         try:
-            ns, done, _, out = in_container(
+            ns, done, _, out, _ = in_container(
                 ["paced-open", str(rate), str(secs), str(a.sustained_workers)], "sustained", pinned=False)
         finally:
             st = agent.stop()
@@ -690,6 +717,12 @@ def print_table(r, modes):
         line += f"{(format(ra['dropped'], ',') if ra else '-'):>9}"
         line += f"{(format(au['lost'], ',') if au else '-'):>11}"
         print(line)
+    for name, w in r["workloads"].items():
+        cpu = [(mode, d) for mode, d in w["modes"].items() if d.get("cpu_median_ns")]
+        if cpu:
+            print(f"{name} CPU time/op (the loop's own, without waits for its CPU): " + ", ".join(
+                f"{mode} {d['cpu_median_ns'] / w['n']:,.0f} ns" + (f" ({d['cpu_ratio']}x)" if d.get("cpu_ratio") and mode != "none" else "")
+                for mode, d in cpu))
     ip = r.get("iperf3")
     if ip:
         g = ip["median_gbps"]
