@@ -467,6 +467,61 @@ def bench_iperf3(a, binary):
     return res
 
 
+def bench_pipeline(a, binaries):
+    """The live pipeline at saturation: `rampart run` (decode, enrichment, the
+    default rules, outputs) pinned to one CPU, fed by an unpaced open loop in
+    a container on another. Events per second of the run's wall time are what
+    the agent kept up with on the CPU share it got; events per second of the
+    agent's own CPU time are what one core sustains (on a shared machine the
+    agent does not get its whole CPU)."""
+    agent_cpu = min(AGENT_CPUS) if AGENT_CPUS else None
+    out = {}
+    for i in range(a.pipeline_reps):
+        for label, binary in binaries:
+            log(f"pipeline {label}: {a.pipeline_opens:,} opens, `rampart run` on CPU {agent_cpu}, "
+                f"run {i + 1}/{a.pipeline_reps}")
+            res = out.setdefault(label, {"binary": binary, "opens": a.pipeline_opens, "agent_cpu": agent_cpu,
+                                         "runs": []})
+            pipeline_run(a, binary, agent_cpu, res)
+    for res in out.values():
+        for k in ("events_per_s", "events_per_cpu_s", "dropped", "agent_cpu_share"):
+            vals = [r[k] for r in res["runs"] if r[k] is not None]
+            res[f"median_{k}"] = statistics.median(vals) if vals else None
+    return out
+
+
+def pipeline_run(a, binary, agent_cpu, res):
+    """One saturation run of `binary`, appended to res["runs"]."""
+    saved = set(AGENT_CPUS)
+    if agent_cpu is not None:
+        AGENT_CPUS.clear()
+        AGENT_CPUS.add(agent_cpu)
+    try:
+        agent = Runner(binary)
+    finally:
+        AGENT_CPUS.clear()
+        AGENT_CPUS.update(saved)
+    try:
+        # One second's worth of slices, each far over what a core can
+        # open: the loop runs unpaced until it has done them all.
+        ns, done, _, _, _ = in_container(["paced-open", str(a.pipeline_opens), "1", "1"], "pipeline")
+    finally:
+        st = agent.stop()
+    run_s = st["agent_wall_s"]
+    res["runs"].append({
+        "opens": done,
+        "loop_s": round(ns / 1e9, 2),
+        "agent_wall_s": run_s,
+        "seen": st["seen"],
+        "dropped": st["dropped"],
+        "agent_cpu_s": st["cpu_s"],
+        "events_per_s": round(st["seen"] / run_s) if run_s else None,
+        "events_per_cpu_s": round(st["seen"] / st["cpu_s"]) if st["cpu_s"] else None,
+        "agent_cpu_share": round(st["cpu_s"] / run_s, 2) if st["cpu_s"] and run_s else None,
+        "vm_hwm_kib": st["vm_hwm_kib"],
+    })
+
+
 def workloads(a):
     every = [
         ("open", ["bench-open", str(a.open_n)], a.open_n, "open+read+close"),
@@ -505,6 +560,9 @@ def main():
     ap.add_argument("--sustained-workers", type=int, default=2,
                     help="processes sharing the paced rate (one core cannot open 200k/s here)")
     ap.add_argument("--no-sustained", action="store_true")
+    ap.add_argument("--pipeline-opens", type=int, default=3_000_000,
+                    help="opens of the live-pipeline saturation run (`rampart run` on one CPU); 0 skips it")
+    ap.add_argument("--pipeline-reps", type=int, default=3)
     ap.add_argument("--iperf-secs", type=int, default=10, help="length of each iperf3 run")
     ap.add_argument("--iperf-reps", type=int, default=3)
     ap.add_argument("--no-iperf", action="store_true", help="skip the iperf3 throughput runs")
@@ -545,7 +603,8 @@ def main():
     BPF_STATS = a.bpf_stats
     if os.geteuid() != 0:
         raise SystemExit("bench: must run as root")
-    need_agent = any(m in modes for m in ("rampart", "run", "record")) or not a.no_sustained or not a.no_iperf
+    need_agent = (any(m in modes for m in ("rampart", "run", "record")) or not a.no_sustained or not a.no_iperf
+                  or a.pipeline_opens > 0)
     if need_agent and not os.access(binary, os.X_OK):
         raise SystemExit(f"bench: no rampart binary at {binary} (cargo build --release -p rampart)")
 
@@ -677,6 +736,9 @@ def bench(a, modes, binary, binary_b, out_path):
             "agent": st,
         }
 
+    if a.pipeline_opens > 0:
+        results["pipeline"] = bench_pipeline(a, [("A", binary)] + ([("B", binary_b)] if binary_b else []))
+
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
     with open(out_path, "w") as f:
         json.dump(results, f, indent=2)
@@ -738,6 +800,15 @@ def print_table(r, modes):
         print(f"\nsustained: target {s['target_rate']:,} opens/s for {s['seconds']} s "
               f"({s['workers']} workers), achieved {s['achieved_rate'] or 0:,}/s ({s['opens']:,} opens); "
               f"rampart saw {ag['seen']:,}, dropped {ag['dropped']:,}, peak RSS {hwm}, CPU {cpu}")
+    for label, pl in r.get("pipeline", {}).items():
+        print(f"\nlive pipeline {label} (`rampart run`, default rules, pinned to CPU {pl['agent_cpu']}; an unpaced open "
+              f"loop of {pl['opens']:,} opens; medians of {len(pl['runs'])}): "
+              f"{pl['median_events_per_cpu_s']:,.0f} events per second of the agent's CPU time, "
+              f"{pl['median_events_per_s']:,.0f} events/s of wall time with {pl['median_agent_cpu_share']:.0%} "
+              f"of its CPU, {pl['median_dropped']:,} dropped")
+        for x in pl["runs"]:
+            print(f"  run: {x['seen']:,} seen, {x['dropped']:,} dropped in {x['agent_wall_s']} s, agent CPU "
+                  f"{x['agent_cpu_s']} s: {x['events_per_cpu_s']:,}/CPU-s, {x['events_per_s']:,}/s")
     for name, w in r["workloads"].items():
         ra = w["modes"].get("rampart", {}).get("agent")
         if ra:
