@@ -32,7 +32,15 @@ an iperf3 run: TCP throughput between two containers on a Docker network of
 the bench's own (image rampart-iperf3:latest, tests/image/iperf3.sh), with no
 agent and with `rampart events --json --flows` (flow accounting on),
 interleaved; then a sustained run: a paced open loop at RATE events/s for SECS seconds with
-rampart attached, reporting drops, the agent's peak RSS (VmHWM) and CPU.
+rampart attached, reporting drops, the agent's peak RSS (VmHWM) and CPU; then the
+live pipeline at saturation (--pipeline-opens): `rampart run` pinned to one CPU
+and an unpaced open loop, reporting events per second of the agent's CPU time
+(what one core sustains through decode, enrichment, rules and outputs), events
+per second of wall time, the agent's CPU share and drops (A/B with --rampart-b).
+
+Each timed loop also reports its own CPU time (the container's children's
+utime + stime), which on a shared machine leaves out the time the loop waited
+for its CPU; --workloads picks the loops.
 
 Prints a table and writes JSON (default target/bench/results.json).
 Run through scripts/bench.sh, which builds rampart in release first. Root only.
