@@ -34,6 +34,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define AF_INET6_ 10
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
+#define TCP_SYN_SENT_ 2
 #define TCP_CLOSE_ 7
 #define NEXTHDR_HOP 0
 #define NEXTHDR_ROUTING 43
@@ -47,6 +48,7 @@ const volatile __u32 host_net_ns = 0;
 /* Forces the ABI types into BTF for the skeleton (sizes asserted in Rust). */
 struct fl_key _abi_fl_key = {};
 struct fl_val _abi_fl_val = {};
+struct fl_end _abi_fl_end = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -55,12 +57,39 @@ struct {
 	__type(value, struct fl_val);
 } fl_flows SEC(".maps");
 
+/* Ended TCP flows, drained by the agent at every poll (a few ms): at 144
+ * bytes a record, 1 MiB holds ~7,000 ends between two polls. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1024 * 1024);
+} fl_ended SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, FL_STAT_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
 } fl_stats SEC(".maps");
+
+/* CLOCK_BOOTTIME - CLOCK_MONOTONIC, kept by the agent (it moves only when
+ * the machine resumes from a suspend). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} fl_clock SEC(".maps");
+
+/* The boot clock at tick precision (a few ms behind at most): a packet's
+ * time without a clock-source read, which costs ~25 ns on these VMs and ran
+ * on every packet. Flow times (first, last packet; idle timeouts of a minute)
+ * need no more. */
+static __always_inline __u64 coarse_boot_ns(void)
+{
+	__u32 zero = 0;
+	__u64 *off = bpf_map_lookup_elem(&fl_clock, &zero);
+	return bpf_ktime_get_coarse_ns() + (off ? *off : 0);
+}
 
 static __always_inline void stat_add(__u32 idx, __u64 n)
 {
@@ -152,7 +181,9 @@ static __always_inline int account_skb(struct __sk_buff *skb, int egress)
 	if (!counted_netns(sk))
 		return 1;
 
+	__u64 now = coarse_boot_ns();
 	struct fl_key key = {};
+	key.cgroup_id = bpf_skb_cgroup_id(skb);
 	__u8 h[40];
 	__u32 l3, hbh = 0;
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
@@ -196,12 +227,12 @@ static __always_inline int account_skb(struct __sk_buff *skb, int egress)
 		key.local_port = egress ? sport : dport;
 		key.remote_port = egress ? dport : sport;
 		int udp_answer = key.proto == IPPROTO_UDP_ && ns_udp_answers(bsk, egress);
-		ns_count(bpf_skb_cgroup_id(skb), egress, key.proto, key.proto == IPPROTO_TCP_ ? t[13] : 0, 0,
-			 udp_answer, key.remote_addr, key.remote_port, skb->len, skb->gso_segs ? skb->gso_segs : 1);
+		ns_count(key.cgroup_id, egress, key.proto, key.proto == IPPROTO_TCP_ ? t[13] : 0, 0,
+			 udp_answer, key.remote_addr, key.remote_port, skb->len, skb->gso_segs ? skb->gso_segs : 1, now);
 		/* A query to Docker's embedded DNS leaves with its port NATed
 		 * away from 53: the connected socket's own peer still says 53. */
 		if (key.proto == IPPROTO_UDP_)
-			ns_dns(skb, bpf_skb_cgroup_id(skb), egress,
+			ns_dns(skb, key.cgroup_id, egress,
 			       egress ? dport == DNS_PORT || bpf_ntohs(bsk->dst_port) == DNS_PORT : sport == DNS_PORT,
 			       l3 + 8);
 		l4 = key.proto == IPPROTO_TCP_ ? (t[12] >> 4) * 4 : 8;
@@ -229,10 +260,9 @@ static __always_inline int account_skb(struct __sk_buff *skb, int egress)
 	} else {
 		__u8 icmp_type = 0;
 		bpf_skb_load_bytes(skb, l3, &icmp_type, 1);
-		ns_count(bpf_skb_cgroup_id(skb), egress, key.proto, 0, icmp_type, 0, key.remote_addr, 0, skb->len,
-			 skb->gso_segs ? skb->gso_segs : 1);
+		ns_count(key.cgroup_id, egress, key.proto, 0, icmp_type, 0, key.remote_addr, 0, skb->len,
+			 skb->gso_segs ? skb->gso_segs : 1, now);
 	}
-	key.cgroup_id = bpf_skb_cgroup_id(skb);
 	dns_copy(skb, &key, l3 + l4, egress);
 
 	__u64 segs = skb->gso_segs ? skb->gso_segs : 1;
@@ -245,7 +275,6 @@ static __always_inline int account_skb(struct __sk_buff *skb, int egress)
 	__u64 jumbo = len > 65535 + 40 ? hbh : 0;
 	__u64 bytes = len - jumbo + (segs - 1) * (hdrs - jumbo);
 	__u64 payload = len > hdrs ? len - hdrs : 0;
-	__u64 now = bpf_ktime_get_boot_ns();
 	struct fl_val *v = flow_entry(&key, now, bytes, segs);
 	if (!v)
 		return 1;
@@ -322,20 +351,37 @@ static __always_inline int tcp_key(const struct sock *sk, struct fl_key *key)
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(fl_tcp_state, const struct sock *sk, const int oldstate, const int newstate)
 {
+	/* Only flows that carried packets have an entry, and a connect's move
+	 * to SYN_SENT comes before its first packet: nothing to count (and no
+	 * lookup that can only miss). */
+	if (newstate == TCP_SYN_SENT_)
+		return 0;
 	struct fl_key key = {};
 	if (!tcp_key(sk, &key))
 		return 0;
 	ns_tcp_state(key.cgroup_id, oldstate, newstate);
-	/* Only flows that carried packets have an entry; state changes before
-	 * the first packet (SYN_SENT) are not worth one. */
 	struct fl_val *v = bpf_map_lookup_elem(&fl_flows, &key);
 	if (!v)
 		return 0;
 	v->tcp_state = newstate;
 	if (v->state_changes < 255)
 		v->state_changes++;
-	if (newstate == TCP_CLOSE_)
-		v->closed_ns = bpf_ktime_get_boot_ns();
+	if (newstate != TCP_CLOSE_)
+		return 0;
+	v->closed_ns = bpf_ktime_get_boot_ns();
+	/* The flow ended: its final counters go to the agent on fl_ended and
+	 * the entry leaves the table, so that the table holds open flows only
+	 * (short connections neither fill it nor lengthen the chains every
+	 * packet's lookup walks). A packet of this socket that another CPU
+	 * counts between the copy and the delete is not in the record. A full
+	 * ring leaves the entry for the agent's drain. */
+	struct fl_end *e = bpf_ringbuf_reserve(&fl_ended, sizeof(*e), 0);
+	if (!e)
+		return 0;
+	__builtin_memcpy(&e->key, &key, sizeof(key));
+	__builtin_memcpy(&e->val, v, sizeof(*v));
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	bpf_map_delete_elem(&fl_flows, &key);
 	return 0;
 }
 

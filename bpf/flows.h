@@ -6,6 +6,9 @@
  *   fl_flows  hash    struct fl_key -> struct fl_val (one entry per flow and
  *                     cgroup; the agent takes entries out when they end)
  *   fl_stats  percpu  [FL_STAT_*] counters of what found no room in fl_flows
+ *   fl_ended  ring    struct fl_end: a TCP flow's final counters, sent when its
+ *                     socket reaches TCP_CLOSE; its fl_flows entry is then
+ *                     removed by the kernel (the table holds open flows only)
  *
  * A flow is seen from the socket's side: "local" is the socket's own address,
  * "in" is what it received. Addresses are network order (IPv4 in the first 4
@@ -26,7 +29,7 @@ struct fl_key {
 };
 
 struct fl_val {
-	__u64 first_ns;    /* bpf_ktime_get_boot_ns of the first packet */
+	__u64 first_ns;    /* boot clock of the first packet (tick precision) */
 	__u64 last_ns;     /* ... of the latest packet */
 	__u64 closed_ns;   /* TCP: when the socket reached TCP_CLOSE; 0 while open */
 	__u64 bytes_in;    /* IP bytes (headers included, per segment) */
@@ -46,6 +49,13 @@ struct fl_val {
 	 * that payload counts new data only (not retransmissions) */
 	__u32 seq_in_next;
 	__u32 seq_out_next;
+};
+
+/* A record of fl_ended. When the ring is full the entry stays in fl_flows
+ * with closed_ns set, and the agent takes it out at its next drain. */
+struct fl_end {
+	struct fl_key key;
+	struct fl_val val;
 };
 
 /* fl_stats indexes: packets whose flow had no entry and could not get one

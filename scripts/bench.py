@@ -32,7 +32,15 @@ an iperf3 run: TCP throughput between two containers on a Docker network of
 the bench's own (image rampart-iperf3:latest, tests/image/iperf3.sh), with no
 agent and with `rampart events --json --flows` (flow accounting on),
 interleaved; then a sustained run: a paced open loop at RATE events/s for SECS seconds with
-rampart attached, reporting drops, the agent's peak RSS (VmHWM) and CPU.
+rampart attached, reporting drops, the agent's peak RSS (VmHWM) and CPU; then the
+live pipeline at saturation (--pipeline-opens): `rampart run` pinned to one CPU
+and an unpaced open loop, reporting events per second of the agent's CPU time
+(what one core sustains through decode, enrichment, rules and outputs), events
+per second of wall time, the agent's CPU share and drops (A/B with --rampart-b).
+
+Each timed loop also reports its own CPU time (the container's children's
+utime + stime), which on a shared machine leaves out the time the loop waited
+for its CPU; --workloads picks the loops.
 
 Prints a table and writes JSON (default target/bench/results.json).
 Run through scripts/bench.sh, which builds rampart in release first. Root only.
@@ -130,18 +138,35 @@ def bench_startstop(n, binaries):
     return res
 
 
+# rtest runs under the container's shell, which then prints its own
+# /proc/PID/stat: its children's CPU time (cutime + cstime) is the loop's, in
+# clock ticks. On a shared machine the loop's wall time also holds the time it
+# waited for its CPU; its CPU time does not (softirq work done on its behalf,
+# e.g. loopback packets, is in it).
+CPU_WRAP = '%s "$@"; r=$?; echo "selfstat $(cat /proc/$$/stat)"; exit $r' % RTEST
+
+
+def children_cpu_ns(out):
+    m = re.search(r"^selfstat .*\)(.*)$", out, re.M)
+    if not m:
+        return None
+    fields = m.group(1).split()
+    return (int(fields[13]) + int(fields[14])) * 10**9 // os.sysconf("SC_CLK_TCK")
+
+
 def in_container(args, name_hint, pinned=True):
-    """Run rtest ARGS in a fresh container; return (loop ns, n, output)."""
+    """Run rtest ARGS in a fresh container; return (loop ns, n, output, loop CPU ns)."""
     name = f"rampart-bench-{name_hint}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
     t0 = time.monotonic()
-    p = run([docker_bin(), "run", "--rm", "--name", name] + (CPUSET if pinned else []) + [IMAGE, RTEST] + args, check=False)
+    p = run([docker_bin(), "run", "--rm", "--name", name] + (CPUSET if pinned else []) +
+            [IMAGE, "sh", "-c", CPU_WRAP, "rtest"] + args, check=False)
     wall = time.monotonic() - t0
     if p.returncode != 0:
         raise SystemExit(f"bench: rtest {' '.join(args)} failed ({p.returncode}):\n{p.stdout}{p.stderr}")
     m = re.search(r"result op=\S+ n=(\d+) ns=(\d+)", p.stdout)
     if not m:
         raise SystemExit(f"bench: no result line from rtest {' '.join(args)}:\n{p.stdout}")
-    return int(m.group(2)), int(m.group(1)), wall, p.stdout
+    return int(m.group(2)), int(m.group(1)), wall, p.stdout, children_cpu_ns(p.stdout)
 
 
 # --------------------------------------------------------------------------
@@ -450,22 +475,82 @@ def bench_iperf3(a, binary):
     return res
 
 
+def bench_pipeline(a, binaries):
+    """The live pipeline at saturation: `rampart run` (decode, enrichment, the
+    default rules, outputs) pinned to one CPU, fed by an unpaced open loop in
+    a container on another. Events per second of the run's wall time are what
+    the agent kept up with on the CPU share it got; events per second of the
+    agent's own CPU time are what one core sustains (on a shared machine the
+    agent does not get its whole CPU)."""
+    agent_cpu = min(AGENT_CPUS) if AGENT_CPUS else None
+    out = {}
+    for i in range(a.pipeline_reps):
+        for label, binary in binaries:
+            log(f"pipeline {label}: {a.pipeline_opens:,} opens, `rampart run` on CPU {agent_cpu}, "
+                f"run {i + 1}/{a.pipeline_reps}")
+            res = out.setdefault(label, {"binary": binary, "opens": a.pipeline_opens, "agent_cpu": agent_cpu,
+                                         "runs": []})
+            pipeline_run(a, binary, agent_cpu, res)
+    for res in out.values():
+        for k in ("events_per_s", "events_per_cpu_s", "dropped", "agent_cpu_share"):
+            vals = [r[k] for r in res["runs"] if r[k] is not None]
+            res[f"median_{k}"] = statistics.median(vals) if vals else None
+    return out
+
+
+def pipeline_run(a, binary, agent_cpu, res):
+    """One saturation run of `binary`, appended to res["runs"]."""
+    saved = set(AGENT_CPUS)
+    if agent_cpu is not None:
+        AGENT_CPUS.clear()
+        AGENT_CPUS.add(agent_cpu)
+    try:
+        agent = Runner(binary)
+    finally:
+        AGENT_CPUS.clear()
+        AGENT_CPUS.update(saved)
+    try:
+        # One second's worth of slices, each far over what a core can
+        # open: the loop runs unpaced until it has done them all.
+        ns, done, _, _, _ = in_container(["paced-open", str(a.pipeline_opens), "1", "1"], "pipeline")
+    finally:
+        st = agent.stop()
+    run_s = st["agent_wall_s"]
+    res["runs"].append({
+        "opens": done,
+        "loop_s": round(ns / 1e9, 2),
+        "agent_wall_s": run_s,
+        "seen": st["seen"],
+        "dropped": st["dropped"],
+        "agent_cpu_s": st["cpu_s"],
+        "events_per_s": round(st["seen"] / run_s) if run_s else None,
+        "events_per_cpu_s": round(st["seen"] / st["cpu_s"]) if st["cpu_s"] else None,
+        "agent_cpu_share": round(st["cpu_s"] / run_s, 2) if st["cpu_s"] and run_s else None,
+        "vm_hwm_kib": st["vm_hwm_kib"],
+    })
+
+
 def workloads(a):
-    return [
+    every = [
         ("open", ["bench-open", str(a.open_n)], a.open_n, "open+read+close"),
         ("exec", ["bench-exec", str(a.exec_n)], a.exec_n, "fork+exec of a static nop"),
         ("connect", ["bench-connect", str(a.connect_n)], a.connect_n, "loopback connect+accept"),
     ]
+    chosen = [w for w in a.workloads.split(",") if w]
+    unknown = set(chosen) - {w[0] for w in every}
+    if unknown:
+        raise SystemExit(f"bench: unknown workload(s) {', '.join(sorted(unknown))}")
+    return [w for w in every if w[0] in chosen]
 
 
-def measure(w, reps):
+def measure(w, slot):
+    """One timed run of workload w, its wall and CPU time added to slot."""
     name, args, n, _ = w
-    samples = []
-    for i in range(reps):
-        ns, got_n, wall, _ = in_container(args, name)
-        assert got_n == n
-        samples.append(ns)
-    return samples
+    ns, got_n, _, _, cpu_ns = in_container(args, name)
+    assert got_n == n
+    slot["samples_ns"].append(ns)
+    if cpu_ns is not None:
+        slot.setdefault("cpu_samples_ns", []).append(cpu_ns)
 
 
 def main():
@@ -477,11 +562,15 @@ def main():
     ap.add_argument("--exec-n", type=int, default=5_000)
     ap.add_argument("--connect-n", type=int, default=20_000)
     ap.add_argument("--modes", default="none,rampart,run,bpftrace,auditd")
+    ap.add_argument("--workloads", default="open,exec,connect", help="the loops to time (comma-separated)")
     ap.add_argument("--sustained-rate", type=int, default=200_000)
     ap.add_argument("--sustained-secs", type=int, default=30)
     ap.add_argument("--sustained-workers", type=int, default=2,
                     help="processes sharing the paced rate (one core cannot open 200k/s here)")
     ap.add_argument("--no-sustained", action="store_true")
+    ap.add_argument("--pipeline-opens", type=int, default=3_000_000,
+                    help="opens of the live-pipeline saturation run (`rampart run` on one CPU); 0 skips it")
+    ap.add_argument("--pipeline-reps", type=int, default=3)
     ap.add_argument("--iperf-secs", type=int, default=10, help="length of each iperf3 run")
     ap.add_argument("--iperf-reps", type=int, default=3)
     ap.add_argument("--no-iperf", action="store_true", help="skip the iperf3 throughput runs")
@@ -522,7 +611,8 @@ def main():
     BPF_STATS = a.bpf_stats
     if os.geteuid() != 0:
         raise SystemExit("bench: must run as root")
-    need_agent = any(m in modes for m in ("rampart", "run", "record")) or not a.no_sustained or not a.no_iperf
+    need_agent = (any(m in modes for m in ("rampart", "run", "record")) or not a.no_sustained or not a.no_iperf
+                  or a.pipeline_opens > 0)
     if need_agent and not os.access(binary, os.X_OK):
         raise SystemExit(f"bench: no rampart binary at {binary} (cargo build --release -p rampart)")
 
@@ -579,7 +669,7 @@ def bench(a, modes, binary, binary_b, out_path):
                 log(f"{w[0]}: {mode}, run {rep + 1}/{a.reps}, {w[2]} ops")
                 slot = results["workloads"][w[0]]["modes"].setdefault(mode, {"samples_ns": []})
                 if mode == "none":
-                    slot["samples_ns"] += measure(w, 1)
+                    measure(w, slot)
                 elif mode in ("rampart", "run", "record", "rampart_b", "run_b"):
                     kind = {"rampart_b": "rampart", "run_b": "run"}.get(mode, mode)
                     if mode == "run_b":
@@ -588,7 +678,7 @@ def bench(a, modes, binary, binary_b, out_path):
                         agent = {"rampart": Agent, "run": Runner, "record": Recorder}[kind](
                             binary_b if mode.endswith("_b") else binary)
                     try:
-                        slot["samples_ns"] += measure(w, 1)
+                        measure(w, slot)
                     finally:
                         st = agent.stop()
                     acc = slot.setdefault("agent", {"seen": 0, "dropped": 0, "vm_hwm_kib": 0,
@@ -609,12 +699,12 @@ def bench(a, modes, binary, binary_b, out_path):
                         acc["syscalls"] = max(acc.get("syscalls", 0), st["syscalls"])
                 elif mode == "bpftrace":
                     with Bpftrace() as bt:
-                        slot["samples_ns"] += measure(w, 1)
+                        measure(w, slot)
                     slot["lines"] = slot.get("lines", 0) + bt.lines
                 else:
                     with Auditd() as au:
                         lost0 = au.lost()
-                        slot["samples_ns"] += measure(w, 1)
+                        measure(w, slot)
                         slot["lost"] = slot.get("lost", 0) + au.lost() - lost0
 
     for w in results["workloads"].values():
@@ -622,9 +712,13 @@ def bench(a, modes, binary, binary_b, out_path):
         for m in w["modes"].values():
             m["median_ns"] = int(statistics.median(m["samples_ns"]))
             m["ns_per_op"] = round(m["median_ns"] / w["n"], 1)
+            if m.get("cpu_samples_ns"):
+                m["cpu_median_ns"] = int(statistics.median(m["cpu_samples_ns"]))
         if base:
             for m in w["modes"].values():
                 m["ratio"] = round(m["median_ns"] / base["median_ns"], 2)
+                if m.get("cpu_median_ns") and base.get("cpu_median_ns"):
+                    m["cpu_ratio"] = round(m["cpu_median_ns"] / base["cpu_median_ns"], 2)
 
     if not a.no_iperf:
         results["iperf3"] = bench_iperf3(a, binary)
@@ -634,7 +728,7 @@ def bench(a, modes, binary, binary_b, out_path):
         log(f"sustained: {rate} opens/s for {secs} s ({a.sustained_workers} workers), rampart attached")
         agent = Agent(binary)
         try:
-            ns, done, _, out = in_container(
+            ns, done, _, out, _ = in_container(
                 ["paced-open", str(rate), str(secs), str(a.sustained_workers)], "sustained", pinned=False)
         finally:
             st = agent.stop()
@@ -649,6 +743,9 @@ def bench(a, modes, binary, binary_b, out_path):
             "late_slices": int(late.group(1)) if late else None,
             "agent": st,
         }
+
+    if a.pipeline_opens > 0:
+        results["pipeline"] = bench_pipeline(a, [("A", binary)] + ([("B", binary_b)] if binary_b else []))
 
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
     with open(out_path, "w") as f:
@@ -690,6 +787,12 @@ def print_table(r, modes):
         line += f"{(format(ra['dropped'], ',') if ra else '-'):>9}"
         line += f"{(format(au['lost'], ',') if au else '-'):>11}"
         print(line)
+    for name, w in r["workloads"].items():
+        cpu = [(mode, d) for mode, d in w["modes"].items() if d.get("cpu_median_ns")]
+        if cpu:
+            print(f"{name} CPU time/op (the loop's own, without waits for its CPU): " + ", ".join(
+                f"{mode} {d['cpu_median_ns'] / w['n']:,.0f} ns" + (f" ({d['cpu_ratio']}x)" if d.get("cpu_ratio") and mode != "none" else "")
+                for mode, d in cpu))
     ip = r.get("iperf3")
     if ip:
         g = ip["median_gbps"]
@@ -705,6 +808,15 @@ def print_table(r, modes):
         print(f"\nsustained: target {s['target_rate']:,} opens/s for {s['seconds']} s "
               f"({s['workers']} workers), achieved {s['achieved_rate'] or 0:,}/s ({s['opens']:,} opens); "
               f"rampart saw {ag['seen']:,}, dropped {ag['dropped']:,}, peak RSS {hwm}, CPU {cpu}")
+    for label, pl in r.get("pipeline", {}).items():
+        print(f"\nlive pipeline {label} (`rampart run`, default rules, pinned to CPU {pl['agent_cpu']}; an unpaced open "
+              f"loop of {pl['opens']:,} opens; medians of {len(pl['runs'])}): "
+              f"{pl['median_events_per_cpu_s']:,.0f} events per second of the agent's CPU time, "
+              f"{pl['median_events_per_s']:,.0f} events/s of wall time with {pl['median_agent_cpu_share']:.0%} "
+              f"of its CPU, {pl['median_dropped']:,} dropped")
+        for x in pl["runs"]:
+            print(f"  run: {x['seen']:,} seen, {x['dropped']:,} dropped in {x['agent_wall_s']} s, agent CPU "
+                  f"{x['agent_cpu_s']} s: {x['events_per_cpu_s']:,}/CPU-s, {x['events_per_s']:,}/s")
     for name, w in r["workloads"].items():
         ra = w["modes"].get("rampart", {}).get("agent")
         if ra:

@@ -8,6 +8,10 @@
 #   scripts/bench.sh --modes none,auditd --no-sustained             without rampart
 #   scripts/bench.sh --modes none,rampart,record --no-sustained     cost of `rampart record`
 #   scripts/bench.sh --modes none --no-sustained --iperf-secs 5 --iperf-reps 1   iperf3 only (quick)
+#   scripts/bench.sh --modes none,run --workloads connect --no-sustained --no-iperf --pipeline-opens 0
+#                                             one loop only (each loop also reports its CPU time)
+#   scripts/bench.sh --modes none --workloads '' --no-sustained --no-iperf   the live pipeline only
+#                                             (`rampart run` on one CPU at saturation: events per CPU-second)
 #
 # Results: a table on stdout and JSON in target/bench/results.json.
 set -euo pipefail

@@ -336,12 +336,15 @@ impl Flows {
         out.len() > before
     }
 
+    /// The flows the kernel ended since the last poll; the whole table too
+    /// when its period is due.
     fn drain_if_due(&mut self) -> Vec<Event> {
+        let now = sensor::flows::boot_now_ns();
         if std::time::Instant::now() < self.next {
-            return Vec::new();
+            let reports = self.tracker.drain_ended(&mut self.table, now);
+            return reports.iter().map(|r| r.to_event(now, self.boot_to_wall_ns)).collect();
         }
         self.next = std::time::Instant::now() + self.period;
-        let now = sensor::flows::boot_now_ns();
         let reports = self.tracker.drain(&mut self.table, now);
         self.update_stats();
         self.publish_traffic();

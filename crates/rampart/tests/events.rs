@@ -151,6 +151,12 @@ fn connect_reports_remote_address_and_result() {
     let ev = agent.expect(&format!("connect to 127.0.0.1:{port} in {}", c.name), |e| connect_to(e, port));
     assert_eq!(ev["args"]["remote"]["family"], "inet", "family: {ev}");
     assert_eq!(ret(&ev), Some(0), "connect to a listener succeeds: {ev}");
+    // The socket's own end, read from the kernel's socket at exit.
+    assert_eq!(ev["args"]["local"]["ip"], "127.0.0.1", "local address: {ev}");
+    assert!(
+        ev["args"]["local"]["port"].as_u64().is_some_and(|p| p != 0 && p != port as u64),
+        "local port: {ev}"
+    );
 
     let ev = agent
         .expect(&format!("refused connect to 127.0.0.1:{refused} in {}", c.name), |e| connect_to(e, refused));

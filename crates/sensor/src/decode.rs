@@ -56,24 +56,26 @@ impl Item<'_> {
     /// (components leaf first) turned into an absolute path.
     fn text(&self) -> String {
         if self.kind == abi::STR_KIND_WALK {
-            let mut comps: Vec<String> = self
-                .bytes
-                .split(|b| *b == 0)
-                .filter(|c| !c.is_empty())
-                .map(|c| String::from_utf8_lossy(c).into_owned())
-                .collect();
-            comps.reverse();
-            let joined = comps.join("/");
+            // One allocation, the components written root first (this runs
+            // for nearly every event).
+            let mut out = String::with_capacity(self.bytes.len() + 4);
             if self.truncated() {
                 // the walk hit its depth bound: the leading part is unknown, so
                 // do not present it as an absolute path
-                format!(".../{joined}")
-            } else {
-                format!("/{joined}")
+                out.push_str("...");
             }
+            let mut any = false;
+            for c in self.bytes.split(|b| *b == 0).filter(|c| !c.is_empty()).rev() {
+                out.push('/');
+                out.push_str(&String::from_utf8_lossy(c));
+                any = true;
+            }
+            if !any {
+                out.push('/');
+            }
+            out
         } else {
-            let end = self.bytes.iter().position(|b| *b == 0).unwrap_or(self.bytes.len());
-            String::from_utf8_lossy(&self.bytes[..end]).into_owned()
+            lossy_cstr(self.bytes)
         }
     }
 }

@@ -20,6 +20,8 @@ use libbpf_rs::{Link, MapCore, MapFlags, MapHandle};
 use model::{Event, EventKind, FlowPhase, FlowRecord, ProcessCtx, SockAddr};
 use serde::{Deserialize, Serialize};
 
+use crate::maps::RecordRing;
+
 use crate::SensorError;
 
 #[allow(clippy::all, clippy::undocumented_unsafe_blocks, warnings, unsafe_op_in_unsafe_fn, missing_docs)]
@@ -32,6 +34,10 @@ pub(crate) const KEY_LEN: usize = 48;
 const VAL_LEN: usize = 88;
 const _: () = assert!(std::mem::size_of::<skel::types::fl_key>() == KEY_LEN);
 const _: () = assert!(std::mem::size_of::<skel::types::fl_val>() == VAL_LEN);
+const _: () = assert!(std::mem::size_of::<skel::types::fl_end>() == KEY_LEN + VAL_LEN);
+/// Ended flows consumed from the kernel's fl_ended ring per call (it holds
+/// ~7,000).
+const ENDED_BATCH: usize = 16384;
 const _: () = assert!(std::mem::size_of::<skel::types::dns_rec>() == crate::dns::REC_LEN);
 const _: () = assert!(std::mem::size_of::<skel::types::ns_val>() == crate::netstat::VAL_LEN);
 
@@ -254,6 +260,11 @@ pub struct FlowTableStats {
 /// What the tracker reads: the kernel table, or a fake in tests.
 pub trait FlowSource {
     fn entries(&mut self) -> Vec<(FlowKey, FlowCounters)>;
+    /// Flows whose socket closed and that the kernel took out of the table
+    /// itself, with their final counters (a struct fl_end each).
+    fn ended(&mut self) -> Vec<(FlowKey, FlowCounters)> {
+        Vec::new()
+    }
     /// Removes the entry and returns its final counters (atomically: packets
     /// after this start a new entry, none are lost between read and delete).
     fn take(&mut self, key: &FlowKey) -> Option<FlowCounters>;
@@ -355,7 +366,7 @@ impl FlowTracker {
     /// it idled out (its entry is then taken out of the table). A flow that
     /// starts and ends between two drains gets only its `end`.
     pub fn drain(&mut self, source: &mut dyn FlowSource, now_ns: u64) -> Vec<FlowReport> {
-        let mut out = Vec::new();
+        let mut out = self.drain_ended(source, now_ns);
         let entries = source.entries();
         let mut present = std::collections::HashSet::with_capacity(entries.len());
         for (key, c) in entries {
@@ -403,6 +414,20 @@ impl FlowTracker {
             }
         }
         self.bound_traffic(&present);
+        out
+    }
+
+    /// Reports the flows the kernel ended on its own (their socket closed):
+    /// cheap, so called far more often than [`Self::drain`], which keeps the
+    /// kernel's ring of ended flows from filling.
+    pub fn drain_ended(&mut self, source: &mut dyn FlowSource, now_ns: u64) -> Vec<FlowReport> {
+        let ended = source.ended();
+        let mut out = Vec::with_capacity(ended.len());
+        for (key, last) in ended {
+            let before = self.known.remove(&key).map(|k| k.seen).unwrap_or_default();
+            self.account(&key, &before, &last, now_ns);
+            out.push(FlowReport { phase: FlowPhase::End, key, counters: last, end_reason: Some("closed") });
+        }
         out
     }
 
@@ -477,6 +502,10 @@ pub struct FlowTable {
     stats: MapHandle,
     /// The DNS records' ring (read by [`crate::dns::DnsReader`]).
     pub dns_ring: MapHandle,
+    ended: RecordRing<(FlowKey, FlowCounters)>,
+    /// The boot clock's lead over the monotonic one, for the packets' coarse
+    /// times (bpf/flows.bpf.c, coarse_boot_ns).
+    clock: MapHandle,
     netstat: MapHandle,
     max_entries: u32,
     pinned: Option<PathBuf>,
@@ -550,11 +579,16 @@ impl FlowTable {
         // The links and map handles keep programs and maps alive; the
         // skeleton (and its object) can go.
         let netstat = handle(&skel.maps.fl_netstat, "fl_netstat")?;
+        let ended = RecordRing::new(&handle(&skel.maps.fl_ended, "fl_ended")?, "fl_ended", decode_end)?;
+        let clock = handle(&skel.maps.fl_clock, "fl_clock")?;
+        sync_clock(&clock);
         Ok(FlowTable {
             _links: links,
             flows,
             stats,
             dns_ring,
+            ended,
+            clock,
             netstat,
             max_entries: cfg.max_entries,
             pinned: None,
@@ -707,9 +741,29 @@ fn read_stats(flows: &MapHandle, stats: &MapHandle, max_entries: u32) -> FlowTab
     }
 }
 
+/// Decodes a `struct fl_end` (bpf/flows.h).
+fn decode_end(b: &[u8]) -> Option<(FlowKey, FlowCounters)> {
+    if b.len() < KEY_LEN + VAL_LEN {
+        return None;
+    }
+    Some((FlowKey::decode(&b[..KEY_LEN])?, FlowCounters::decode(&b[KEY_LEN..KEY_LEN + VAL_LEN])?))
+}
+
+/// Gives the kernel the boot clock's lead over the monotonic clock (it moves
+/// when the machine resumes: kept current at every drain).
+fn sync_clock(clock: &MapHandle) {
+    let lead = boot_now_ns().saturating_sub(clock_ns(libc::CLOCK_MONOTONIC));
+    let _ = clock.update(&0u32.to_ne_bytes(), &lead.to_ne_bytes(), MapFlags::ANY);
+}
+
 impl FlowSource for FlowTable {
     fn entries(&mut self) -> Vec<(FlowKey, FlowCounters)> {
+        sync_clock(&self.clock);
         read_entries(&self.flows)
+    }
+
+    fn ended(&mut self) -> Vec<(FlowKey, FlowCounters)> {
+        self.ended.take(ENDED_BATCH)
     }
 
     fn take(&mut self, key: &FlowKey) -> Option<FlowCounters> {
@@ -751,9 +805,13 @@ impl PinnedFlows {
 
 /// The boot clock now, ns (what `bpf_ktime_get_boot_ns` returns).
 pub fn boot_now_ns() -> u64 {
+    clock_ns(libc::CLOCK_BOOTTIME)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
@@ -801,11 +859,14 @@ mod tests {
     use std::collections::BTreeMap;
 
     #[derive(Default)]
-    struct Fake(BTreeMap<FlowKey, FlowCounters>);
+    struct Fake(BTreeMap<FlowKey, FlowCounters>, Vec<(FlowKey, FlowCounters)>);
 
     impl FlowSource for Fake {
         fn entries(&mut self) -> Vec<(FlowKey, FlowCounters)> {
             self.0.iter().map(|(k, v)| (*k, *v)).collect()
+        }
+        fn ended(&mut self) -> Vec<(FlowKey, FlowCounters)> {
+            std::mem::take(&mut self.1)
         }
         fn take(&mut self, key: &FlowKey) -> Option<FlowCounters> {
             self.0.remove(key)
@@ -952,6 +1013,35 @@ mod tests {
         assert_eq!((r[0].phase, r[0].end_reason), (FlowPhase::End, Some("idle")));
         assert!(src.0.is_empty());
         assert!(t.drain(&mut src, 62 * S).is_empty());
+    }
+
+    #[test]
+    fn flows_the_kernel_ended_end_once_and_count_once() {
+        let mut t = FlowTracker::new(&FlowConfig::default());
+        let mut src = Fake::default();
+        let c = |pk: u64| FlowCounters {
+            first_ns: S,
+            last_ns: S,
+            packets_out: pk,
+            bytes_out: pk,
+            ..Default::default()
+        };
+        src.0.insert(key(1), c(2));
+        assert_eq!(t.drain(&mut src, 2 * S)[0].phase, FlowPhase::Start);
+        // the socket closed: the kernel moved the flow from its table to the ring
+        src.0.remove(&key(1));
+        src.1.push((key(1), FlowCounters { closed_ns: 3 * S, ..c(7) }));
+        // one that started and ended between two polls: its end only
+        src.1.push((key(2), FlowCounters { closed_ns: 3 * S, ..c(1) }));
+        let r = t.drain_ended(&mut src, 3 * S);
+        let ends: Vec<_> = r.iter().map(|r| (r.phase, r.key, r.end_reason, r.counters.packets_out)).collect();
+        assert_eq!(
+            ends,
+            [(FlowPhase::End, key(1), Some("closed"), 7), (FlowPhase::End, key(2), Some("closed"), 1)]
+        );
+        // no "gone" end for it at the next drain, and its traffic counts once
+        assert!(t.drain(&mut src, 4 * S).is_empty());
+        assert_eq!(t.traffic()[&key(1).cgroup_id].packets_out, 8);
     }
 
     #[test]

@@ -59,15 +59,18 @@ fn tcp_flow_over(ip: &str) {
     server.join().unwrap();
     std::thread::sleep(Duration::from_millis(200));
 
+    // Both sockets closed: the kernel took their flows out of the table and
+    // sent their final counters on the ring of ended flows.
+    let ended = flows.ended();
     let entries = flows.entries();
     let find = |local: u16, remote: u16| {
-        entries
+        ended
             .iter()
             .find(|(k, _)| {
                 k.proto == 6 && k.local.1 == local && k.remote.1 == remote && k.local.0.to_string() == ip
             })
             .map(|(k, v)| (*k, *v))
-            .unwrap_or_else(|| panic!("no flow {local}->{remote} in {entries:?}"))
+            .unwrap_or_else(|| panic!("no ended flow {local}->{remote} in {ended:?}"))
     };
     let (ck, client) = find(client_port, server_port);
     let (_, server) = find(server_port, client_port);
@@ -91,11 +94,28 @@ fn tcp_flow_over(ip: &str) {
     assert!(client.closed_ns > 0, "client close not seen: {client:?}");
     assert!(server.closed_ns > 0, "server close not seen: {server:?}");
     assert!(client.state_changes >= 2, "{client:?}");
-    // Taking the entry returns its counters and removes it.
-    let taken = flows.take(&ck).expect("entry taken");
-    assert_eq!(taken.payload_out, UP as u64);
-    assert!(flows.entries().iter().all(|(k, _)| *k != ck));
+    assert!(
+        entries.iter().all(|(k, _)| k.local.1 != client_port && k.remote.1 != client_port),
+        "ended flows left in the table: {entries:?}"
+    );
+    assert!(flows.take(&ck).is_none(), "an ended flow is no longer in the table");
     assert_eq!(flows.stats().failed_inserts, 0);
+
+    // An open flow stays in the table; taking it returns its counters and
+    // removes it.
+    let sink = UdpSocket::bind((ip, 0)).unwrap();
+    let sender = UdpSocket::bind((ip, 0)).unwrap();
+    sender.send_to(&[0u8; 100], sink.local_addr().unwrap()).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let port = sender.local_addr().unwrap().port();
+    let (uk, _) = flows
+        .entries()
+        .into_iter()
+        .find(|(k, _)| k.proto == 17 && k.local.1 == port)
+        .unwrap_or_else(|| panic!("no open UDP flow from port {port}"));
+    let taken = flows.take(&uk).expect("entry taken");
+    assert_eq!(taken.payload_out, 100);
+    assert!(flows.entries().iter().all(|(k, _)| *k != uk));
 }
 
 #[test]

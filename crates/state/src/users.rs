@@ -194,13 +194,24 @@ pub enum RootKey {
 pub struct UserDbs {
     proc_root: PathBuf,
     roots: HashMap<RootKey, Cached>,
+    /// The last answer of [`Self::names`] from a loaded file, with the time
+    /// its root was read: consecutive events mostly come from one process,
+    /// and this spares them the three map lookups.
+    last: Option<LastNames>,
     /// Reads of passwd/group files done (for tests and stats).
     pub reads: u64,
 }
 
+struct LastNames {
+    key: RootKey,
+    ids: (u32, u32, u32),
+    loaded_ns: u64,
+    names: Option<Arc<UserNames>>,
+}
+
 impl UserDbs {
     pub fn new(proc_root: impl Into<PathBuf>) -> Self {
-        UserDbs { proc_root: proc_root.into(), roots: HashMap::new(), reads: 0 }
+        UserDbs { proc_root: proc_root.into(), roots: HashMap::new(), last: None, reads: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -245,11 +256,19 @@ impl UserDbs {
             Some(_) => RootKey::Cgroup(p.cgroup_id),
             None => RootKey::MntNs(p.mnt_ns),
         };
+        let ids = (p.euid, p.egid, p.auid);
+        if let Some(l) = &self.last {
+            // still what the maps would give: same root and ids, its file not due for a re-read
+            if l.key == key && l.ids == ids && ev.ts_ns.saturating_sub(l.loaded_ns) < TTL_NS {
+                return l.names.clone();
+            }
+        }
         self.db(&key, p.pid, ev.ts_ns)?;
         let cached = self.roots.get_mut(&key)?;
-        let ids = (p.euid, p.egid, p.auid);
         if let Some(names) = cached.names.get(&ids) {
-            return names.clone();
+            let names = names.clone();
+            self.last = Some(LastNames { key, ids, loaded_ns: cached.loaded_ns, names: names.clone() });
+            return names;
         }
         let db = cached.db.as_ref()?;
         let user = db.users.get(&p.euid);
