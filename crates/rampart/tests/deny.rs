@@ -378,8 +378,8 @@ fn denied_unshare_fails_with_eperm_and_the_process_carries_on() {
             r#"
 - rule: {UNSHARE_RULE}
   desc: a container process asks for a user namespace
-  condition: evt.type = unshare and evt.arg.flags contains CLONE_NEWUSER and container.id != host
-  output: "user namespace denied (proc=%proc.name flags=%evt.arg.flags)"
+  condition: evt.type = unshare and evt.arg.flags contains CLONE_NEWUSER and container.image.repository endswith /rampart-test
+  output: "user namespace denied (proc=%proc.name flags=%evt.arg.flags image=%container.image)"
   priority: WARNING
   actions: [{{deny: {{errno: EPERM}}}}]
 "#
@@ -396,7 +396,10 @@ fn denied_unshare_fails_with_eperm_and_the_process_carries_on() {
     let mut agent = s.agent(false);
     let ns = Namespace::new("unshare");
     // A user namespace is open to any process here (no capability needed):
-    // the EPERM is the agent's. CLONE_FS is the same syscall, allowed.
+    // the EPERM is the agent's. CLONE_FS is the same syscall, allowed. The
+    // rule is scoped by image and the first unshare is the container's first
+    // act: the agent knew the image when runc handed it the listener, before
+    // the runtime reported the container.
     let out = s.ctr_run(&ns, &hex_id(&ns.name), &["unsharetry", "try", "newuser", "fs", "newuser", "fs"]);
     let all = text(&out);
     assert!(out.status.success(), "container failed: {all}");

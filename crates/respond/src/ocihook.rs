@@ -180,37 +180,11 @@ async fn arm_starting(state: &HookState, containers: &ContainerRegistry, arm: &A
         HookAnswer { ok: false, detail }
     };
     let started = Instant::now();
-    let spec = (!state.bundle.is_empty()).then(|| read_spec(Path::new(&state.bundle)));
-    let from_podman = matches!(&spec, Some(Ok(s)) if runtime::podman::is_podman_spec(s));
-    let mut d = if from_podman {
-        // podman's API waits for the lock its start holds: its store on disk.
-        match runtime::podman::starting_from_store(&state.id, Path::new(&state.bundle)) {
-            Ok(d) => d,
-            Err(e) => return fail(format!("metadata: {e}")),
-        }
-    } else {
-        let runtimes = containers.runtimes();
-        match tokio::time::timeout(ANSWER_TIMEOUT, runtimes.starting(&state.id)).await {
-            Err(_) => return fail("no runtime answered in time".into()),
-            Ok(Err(e)) => return fail(format!("metadata: {e}")),
-            Ok(Ok(d)) => d,
-        }
+    let c = match tokio::time::timeout(ANSWER_TIMEOUT, starting_metadata(state, containers)).await {
+        Err(_) => return fail("no runtime answered in time".into()),
+        Ok(Err(e)) => return fail(e),
+        Ok(Ok(c)) => c,
     };
-    // Docker's list and podman's store have no privileges, user or
-    // namespaces: the spec runc applies has them (containerd's record
-    // carries the same spec).
-    if matches!(d.container.runtime, Some(Runtime::Docker | Runtime::Podman)) {
-        let applied = match &spec {
-            Some(Ok(spec)) => runtime::containerd::apply_spec_json(&mut d.container, spec),
-            Some(Err(e)) => Err(e.to_string()),
-            None => Ok(()),
-        };
-        if let Err(e) = applied {
-            return fail(format!("{}/config.json: {e}", state.bundle));
-        }
-    }
-    d.pid = Some(state.pid);
-    let c = containers.upsert(d);
     let Some(cg) = cgroup_id(&c) else {
         return fail(format!("no cgroup for pid {}", state.pid));
     };
@@ -229,6 +203,38 @@ async fn arm_starting(state: &HookState, containers: &ContainerRegistry, arm: &A
         started.elapsed()
     );
     HookAnswer { ok: true, detail }
+}
+
+/// The metadata of a container being started (runc waits meanwhile), put
+/// into the registry: from the runtime's record, Docker's container list or
+/// podman's store on disk (their APIs wait for the lock the start holds),
+/// plus the bundle's config.json. Used by the hook and by the seccomp agent
+/// when runc hands it a new container's listener.
+pub async fn starting_metadata(
+    state: &HookState,
+    containers: &ContainerRegistry,
+) -> Result<Arc<model::Container>, String> {
+    let spec = (!state.bundle.is_empty()).then(|| read_spec(Path::new(&state.bundle)));
+    let from_podman = matches!(&spec, Some(Ok(s)) if runtime::podman::is_podman_spec(s));
+    let mut d = if from_podman {
+        runtime::podman::starting_from_store(&state.id, Path::new(&state.bundle))
+            .map_err(|e| format!("metadata: {e}"))?
+    } else {
+        containers.runtimes().starting(&state.id).await.map_err(|e| format!("metadata: {e}"))?
+    };
+    // Docker's list and podman's store have no privileges, user or
+    // namespaces: the spec runc applies has them (containerd's record
+    // carries the same spec).
+    if matches!(d.container.runtime, Some(Runtime::Docker | Runtime::Podman)) {
+        let applied = match &spec {
+            Some(Ok(spec)) => runtime::containerd::apply_spec_json(&mut d.container, spec),
+            Some(Err(e)) => Err(e.to_string()),
+            None => Ok(()),
+        };
+        applied.map_err(|e| format!("{}/config.json: {e}", state.bundle))?;
+    }
+    d.pid = Some(state.pid);
+    Ok(containers.upsert(d))
 }
 
 /// `BUNDLE/config.json`, bounded: a regular file only, opened without

@@ -6,8 +6,9 @@ use agent::config::{AgentConfig, RulesConfig};
 use agent::detect;
 use anyhow::{Context, Result};
 use respond::actions::{action_alert, ActionKind, Outcome, Plans};
-use respond::notify::agent::{NotifyAgent, NotifyConfig};
+use respond::notify::agent::{Lookup, NotifyAgent, NotifyConfig, OciState};
 use respond::notify::{notify_profile, DenyRules};
+use respond::ocihook::{starting_metadata, HookState, ANSWER_TIMEOUT};
 use rules::Ruleset;
 use runtime::ContainerRegistry;
 use std::path::{Path, PathBuf};
@@ -59,11 +60,10 @@ impl NotifyServer {
             return Ok(());
         }
         let d = self.dispatcher.clone();
-        let c = self.containers.clone();
         let agent = NotifyAgent::start(NotifyConfig {
             socket: self.socket.clone(),
             rules,
-            lookup: Some(Box::new(move |id| c.get(id))),
+            lookup: Some(starting_lookup(self.containers.clone())),
             on_deny: Box::new(move |x| {
                 let action = ActionKind::DenySyscall { errno: x.errno, backstop: true };
                 let outcome = Outcome::Done(format!("denied with errno {} by the seccomp agent", x.errno));
@@ -91,4 +91,35 @@ pub fn profile(rules: &RulesConfig, base: Option<&Path>, listener: &str) -> Resu
     let base = base.map(seccomp::Profile::load).transpose()?;
     let p = notify_profile(deny.syscalls(), base, listener).map_err(anyhow::Error::msg)?;
     Ok(p.to_json_pretty())
+}
+
+/// The seccomp agent's view of a container runc hands it: the registry's,
+/// or, for a container being started (runc connects before the entrypoint,
+/// often before the runtime has reported it), its metadata read the way the
+/// OCI hook reads it, so that deny rules scoped by image or name hold from
+/// its first syscall. The listener thread waits meanwhile; the container's
+/// notified syscalls wait in the kernel, they do not fail open.
+fn starting_lookup(containers: ContainerRegistry) -> Lookup {
+    let handle = tokio::runtime::Handle::try_current().ok();
+    Box::new(move |st: &OciState| {
+        let known = containers.get(&st.id);
+        if known.as_ref().is_some_and(|c| c.has_metadata()) {
+            return known;
+        }
+        let (Some(handle), Ok(pid)) = (&handle, u32::try_from(st.pid)) else { return known };
+        let state = HookState { id: st.id.clone(), pid, bundle: st.bundle.clone() };
+        let found =
+            handle.block_on(tokio::time::timeout(ANSWER_TIMEOUT, starting_metadata(&state, &containers)));
+        match found {
+            Ok(Ok(c)) => Some(c),
+            Ok(Err(e)) => {
+                eprintln!("rampart: seccomp agent: container {}: {e}; rules scoped by metadata wait for the runtime", st.id);
+                known
+            }
+            Err(_) => {
+                eprintln!("rampart: seccomp agent: container {}: no runtime answered in time", st.id);
+                known
+            }
+        }
+    })
 }

@@ -93,8 +93,9 @@ pub struct Denial {
     pub event: Event,
 }
 
-/// Container metadata by runtime id.
-pub type Lookup = Box<dyn Fn(&str) -> Option<Arc<Container>> + Send + Sync>;
+/// Container metadata for the state runc sends with a listener (the
+/// registry, or the runtime asked about a container being started).
+pub type Lookup = Box<dyn Fn(&OciState) -> Option<Arc<Container>> + Send + Sync>;
 
 /// What the agent is given.
 pub struct NotifyConfig {
@@ -206,7 +207,7 @@ fn take_listener(conn: UnixStream, shared: &Arc<Shared>) -> Result<(), String> {
         ));
     }
     shared.stats.listeners.fetch_add(1, Ordering::Relaxed);
-    let container = container_of(&state, shared.lookup.as_ref().and_then(|l| l(&state.state.id)));
+    let container = container_of(&state, shared.lookup.as_ref().and_then(|l| l(&state.state)));
     tracing::info!(container = %state.state.id, pid = state.pid, "seccomp agent: listener taken");
     let s = shared.clone();
     let spawned =
