@@ -68,7 +68,9 @@ if [[ $install == 1 ]]; then
         cargo install --locked cargo-afl
     fi
     # cargo-afl >= 0.14 builds its own AFL++ once (`cargo afl config --build`).
-    if ! cargo afl fuzz -h >/dev/null 2>&1; then
+    # afl-fuzz -h exits 1 (AFL++ 4.40c) even when built: look at what it prints.
+    afl_help=$(cargo afl fuzz -h 2>&1 || true)
+    if [[ $afl_help != *afl-fuzz* ]]; then
         cargo afl config --build
     fi
 fi

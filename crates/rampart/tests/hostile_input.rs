@@ -159,3 +159,18 @@ fn input_limits_are_set_on_the_command_line_or_in_the_environment() {
         assert!(stderr(&o).contains(why), "{setting}: {}", stderr(&o));
     }
 }
+
+#[test]
+fn yaml_the_parser_panics_on_is_a_positioned_error_and_no_panic_message() {
+    // libyaml-safer 0.3.0 panics on a tag before ',' in a flow sequence
+    // (found by the rules fuzz target).
+    let dir = tempfile_dir("yaml-panic");
+    let rules = dir.join("rules.yaml");
+    std::fs::write(&rules, "- list: l\n  items: [a, !b, c]\n").unwrap();
+    let o = rampart(&["rules", "check", "--no-default-rules", rules.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    let at = format!("{}:2:11: invalid YAML: the YAML parser cannot read what follows", rules.display());
+    assert!(out.contains(&at), "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+}

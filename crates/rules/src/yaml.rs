@@ -303,12 +303,15 @@ pub fn parse(text: &str) -> Result<(Vec<Node>, Vec<YamlError>), YamlError> {
     let mut parser = Parser::new();
     parser.set_input_string(&mut input);
     // Event by event: the tree is built here with an explicit stack.
+    let mut last = Mark::default();
     loop {
-        match parser.parse() {
+        match yamlguard::next_event(&mut parser, text, last) {
             Ok(ev) if ev.data == EventData::StreamEnd => break,
-            Ok(ev) => b.on_event(ev.data, ev.start_mark),
-            Err(e) => {
-                let g = yamlguard::syntax_error(text, &e);
+            Ok(ev) => {
+                last = ev.start_mark;
+                b.on_event(ev.data, ev.start_mark)
+            }
+            Err(g) => {
                 let message = g.message.strip_prefix("invalid YAML: ").unwrap_or(&g.message).to_string();
                 return Err(YamlError { pos: Pos { line: g.line, col: g.col }, message });
             }
@@ -323,6 +326,13 @@ pub fn parse(text: &str) -> Result<(Vec<Node>, Vec<YamlError>), YamlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn input_the_yaml_parser_panics_on_is_an_error_with_a_position() {
+        let e = parse("- list: l\n  items: [a, !b, c]\n").unwrap_err();
+        assert_eq!(e.pos.line, 2, "{e:?}");
+        assert!(e.message.contains("the YAML parser cannot read what follows"), "{e:?}");
+    }
 
     #[test]
     fn positions() {
