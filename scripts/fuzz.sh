@@ -12,7 +12,8 @@
 # fuzz/corpus/TARGET/ plus every known regression, prints the executions and
 # the crashes and hangs found, copies each crash and hang (named by content
 # hash) into fuzz/regressions/TARGET/, and appends a line to fuzz/runs.tsv
-# (the record of executions across runs). --jobs J fuzzes J targets at once
+# (the record of executions across runs). fuzz/dict/TARGET.dict, when there
+# is one, is the run's dictionary (-x). --jobs J fuzzes J targets at once
 # (default 1). --cmin replaces fuzz/corpus/TARGET/ by the afl-cmin minimised
 # union of the corpus and this run's queue (files over 64 KiB left out).
 #
@@ -106,7 +107,10 @@ run_one() { # TARGET -> writes fuzz/out/TARGET/summary
     [[ -n $(ls -A "$seeds") ]] || echo x > "$seeds/empty"
     # -m 2048: an allocation past 2 GiB fails (abort: a crash) instead of
     # swapping the shared machine; -t 2000: over 2 s per input is a hang.
-    cargo afl fuzz -i "$seeds" -o "$out" -V "$seconds" -m 2048 -t 2000 -- "$BIN_DIR/fuzz_$t" \
+    # A dictionary of the format's words, where there is one (fuzz/dict/).
+    local dict=()
+    [[ -f $FUZZ/dict/$t.dict ]] && dict=(-x "$FUZZ/dict/$t.dict")
+    cargo afl fuzz -i "$seeds" -o "$out" -V "$seconds" -m 2048 -t 2000 "${dict[@]}" -- "$BIN_DIR/fuzz_$t" \
         >"$FUZZ/out/$t.log" 2>&1 || true
     local stats="$out/default/fuzzer_stats"
     local execs eps crashes hangs
