@@ -308,17 +308,13 @@ impl RulesetBuilder {
             self.error(file, pos, "NUL byte in rule file".into());
             return self;
         }
-        // Bound nesting and alias expansion before building the tree.
-        // Duplicate keys: reported by the tree below, every one of them.
+        // Nesting and alias expansion are bounded as the tree is built.
+        // Duplicate keys: reported by the tree, every one of them.
         let limits = yamlguard::Limits { duplicate_keys_are_errors: false, ..Default::default() };
-        if let Err(e) = yamlguard::check(text, &limits) {
-            self.error(file, Pos { line: e.line, col: e.col }, e.message);
-            return self;
-        }
-        let (docs, dups) = match yaml::parse(text) {
+        let (docs, dups) = match yaml::parse(text, &limits) {
             Ok(d) => d,
             Err(e) => {
-                self.error(file, e.pos, format!("invalid YAML: {}", e.message));
+                self.error(file, e.pos, e.message);
                 return self;
             }
         };

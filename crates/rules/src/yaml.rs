@@ -296,27 +296,33 @@ impl Builder<'_> {
 }
 
 /// Parse a YAML text into its documents, with the keys duplicated in a
-/// mapping (errors that do not stop the parse).
-pub fn parse(text: &str) -> Result<(Vec<Node>, Vec<YamlError>), YamlError> {
+/// mapping (errors that do not stop the parse). The text is held to
+/// `limits` (nesting, alias expansion) in the same pass, before each event
+/// is used. An error's message is complete (`invalid YAML: ...` for what is
+/// not YAML).
+pub fn parse(text: &str, limits: &yamlguard::Limits) -> Result<(Vec<Node>, Vec<YamlError>), YamlError> {
+    let guard_error =
+        |g: yamlguard::GuardError| YamlError { pos: Pos { line: g.line, col: g.col }, message: g.message };
+    if let Some(bad) = yamlguard::unreadable_char(text) {
+        return Err(guard_error(bad));
+    }
     let mut b = Builder { text, ..Builder::default() };
+    let mut guard = yamlguard::Guard::new(text.len(), *limits);
     let mut input = text.as_bytes();
     let mut parser = Parser::new();
     parser.set_input_string(&mut input);
     // Event by event: the tree is built here with an explicit stack.
     let mut last = Mark::default();
     loop {
-        match yamlguard::next_event(&mut parser, text, last) {
-            Ok(ev) if ev.data == EventData::StreamEnd => break,
-            Ok(ev) => {
-                last = ev.start_mark;
-                b.on_event(ev.data, ev.start_mark)
-            }
-            Err(g) => {
-                let message = g.message.strip_prefix("invalid YAML: ").unwrap_or(&g.message).to_string();
-                return Err(YamlError { pos: Pos { line: g.line, col: g.col }, message });
-            }
+        let ev = yamlguard::next_event(&mut parser, text, last).map_err(guard_error)?;
+        if ev.data == EventData::StreamEnd {
+            break;
         }
-        if let Some(e) = b.error.take() {
+        last = ev.start_mark;
+        guard.observe(&ev).map_err(guard_error)?;
+        b.on_event(ev.data, ev.start_mark);
+        if let Some(mut e) = b.error.take() {
+            e.message = format!("invalid YAML: {}", e.message);
             return Err(e);
         }
     }
@@ -326,6 +332,10 @@ pub fn parse(text: &str) -> Result<(Vec<Node>, Vec<YamlError>), YamlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(text: &str) -> Result<(Vec<Node>, Vec<YamlError>), YamlError> {
+        super::parse(text, &yamlguard::Limits::default())
+    }
 
     #[test]
     fn input_the_yaml_parser_panics_on_is_an_error_with_a_position() {
@@ -388,6 +398,8 @@ mod deep_tests {
     #[test]
     fn deep_block_sequence() {
         let text = "- ".repeat(5000);
-        let _ = super::parse(&text);
+        // The guard's depth limit refuses it before the builder's own.
+        let e = super::parse(&text, &yamlguard::Limits::default()).unwrap_err();
+        assert!(e.message.contains("nesting deeper than"), "{e:?}");
     }
 }

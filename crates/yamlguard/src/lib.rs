@@ -186,72 +186,95 @@ pub fn check_bounds(text: &str, limits: &Limits) -> Result<(), GuardError> {
 
 /// Check `text` against `limits`; linear in the text's size.
 pub fn check(text: &str, limits: &Limits) -> Result<(), GuardError> {
-    let budget = limits.budget(text.len());
     if let Some(bad) = unreadable_char(text) {
         return Err(bad);
     }
     let mut input = text.as_bytes();
     let mut parser = Parser::new();
     parser.set_input_string(&mut input);
-    let mut stack: Vec<Frame> = Vec::new();
-    // Anchor name -> (bytes, nodes) of the anchored node, expanded.
-    let mut anchors: HashMap<String, (usize, usize)> = HashMap::new();
-    // The whole document so far, aliases expanded.
-    let (mut bytes, mut nodes) = (0usize, 0usize);
+    let mut guard = Guard::new(text.len(), *limits);
     let mut last = Mark::default();
     loop {
         let ev = next_event(&mut parser, text, last)?;
-        let mark = ev.start_mark;
-        last = mark;
+        if ev.data == EventData::StreamEnd {
+            return Ok(());
+        }
+        last = ev.start_mark;
+        guard.observe(&ev)?;
+    }
+}
+
+/// [`check`] one event at a time, for a reader that walks libyaml-safer's
+/// events itself (one parse instead of two): hand it every event, in order,
+/// before using it.
+pub struct Guard {
+    limits: Limits,
+    budget: usize,
+    stack: Vec<Frame>,
+    /// Anchor name -> (bytes, nodes) of the anchored node, expanded.
+    anchors: HashMap<String, (usize, usize)>,
+    /// The whole document so far, aliases expanded.
+    bytes: usize,
+    nodes: usize,
+}
+
+impl Guard {
+    /// A guard for a text of `len` bytes.
+    pub fn new(len: usize, limits: Limits) -> Guard {
+        let budget = limits.budget(len);
+        Guard { limits, budget, stack: Vec::new(), anchors: HashMap::new(), bytes: 0, nodes: 0 }
+    }
+
+    /// Account for one event; an error when the text goes past a limit.
+    pub fn observe(&mut self, ev: &libyaml_safer::Event) -> Result<(), GuardError> {
+        let (limits, mark) = (&self.limits, &ev.start_mark);
         // The weight of the node this event completes, with its anchor.
-        let done = match ev.data {
-            EventData::StreamEnd => return Ok(()),
+        let done = match &ev.data {
             EventData::Scalar { value, anchor, .. } => {
                 // A scalar key of the mapping being read: seen before?
-                if let Some(Frame { mapping: Some((keys, true)), .. }) = stack.last_mut() {
+                if let Some(Frame { mapping: Some((keys, true)), .. }) = self.stack.last_mut() {
                     if limits.duplicate_keys_are_errors {
-                        if let Some(first) = keys.get(&value) {
+                        if let Some(first) = keys.get(value) {
                             return Err(GuardError::at(
-                                &mark,
+                                mark,
                                 format!("duplicate key {value:?} (first at line {first})"),
                             ));
                         }
                         keys.insert(value.clone(), mark.line as usize + 1);
                     }
                 }
-                Some((anchor, value.len() + 1, 1, false))
+                Some((anchor.clone(), value.len() + 1, 1, false))
             }
-            EventData::Alias { anchor } => match anchors.get(&anchor) {
+            EventData::Alias { anchor } => match self.anchors.get(anchor) {
                 Some(&(b, n)) => Some((None, b, n, false)),
-                None => return Err(GuardError::at(&mark, format!("unknown alias *{anchor}"))),
+                None => return Err(GuardError::at(mark, format!("unknown alias *{anchor}"))),
             },
-            EventData::SequenceStart { ref anchor, .. } | EventData::MappingStart { ref anchor, .. } => {
-                let anchor = anchor.clone();
+            EventData::SequenceStart { anchor, .. } | EventData::MappingStart { anchor, .. } => {
                 let mapping =
                     matches!(ev.data, EventData::MappingStart { .. }).then(|| (HashMap::new(), true));
-                if stack.len() >= limits.max_depth {
+                if self.stack.len() >= limits.max_depth {
                     return Err(GuardError::at(
-                        &mark,
+                        mark,
                         format!("nesting deeper than {} levels", limits.max_depth),
                     ));
                 }
-                stack.push(Frame { anchor, bytes: 1, nodes: 1, mapping });
-                bytes += 1;
-                nodes += 1;
+                self.stack.push(Frame { anchor: anchor.clone(), bytes: 1, nodes: 1, mapping });
+                self.bytes += 1;
+                self.nodes += 1;
                 None
             }
             EventData::SequenceEnd | EventData::MappingEnd => {
-                stack.pop().map(|f| (f.anchor, f.bytes, f.nodes, true))
+                self.stack.pop().map(|f| (f.anchor, f.bytes, f.nodes, true))
             }
             _ => None,
         };
-        let Some((anchor, b, n, collection)) = done else { continue };
+        let Some((anchor, b, n, collection)) = done else { return Ok(()) };
         if let Some(anchor) = anchor {
-            anchors.insert(anchor, (b, n));
+            self.anchors.insert(anchor, (b, n));
         }
         // Charge the node to its parent (for the parent's own weight, should
         // it be anchored); a collection's own 1 was charged when it opened.
-        if let Some(f) = stack.last_mut() {
+        if let Some(f) = self.stack.last_mut() {
             f.bytes = f.bytes.saturating_add(b);
             f.nodes = f.nodes.saturating_add(n);
             // Keys and values alternate in a mapping.
@@ -260,21 +283,22 @@ pub fn check(text: &str, limits: &Limits) -> Result<(), GuardError> {
             }
         }
         if !collection {
-            bytes = bytes.saturating_add(b);
-            nodes = nodes.saturating_add(n);
+            self.bytes = self.bytes.saturating_add(b);
+            self.nodes = self.nodes.saturating_add(n);
         }
-        if bytes > budget {
+        if self.bytes > self.budget {
             return Err(GuardError::at(
-                &mark,
-                format!("document expands to more than {budget} bytes (aliases of large nodes?)"),
+                mark,
+                format!("document expands to more than {} bytes (aliases of large nodes?)", self.budget),
             ));
         }
-        if nodes > limits.max_nodes {
+        if self.nodes > limits.max_nodes {
             return Err(GuardError::at(
-                &mark,
+                mark,
                 format!("document expands to more than {} nodes", limits.max_nodes),
             ));
         }
+        Ok(())
     }
 }
 
