@@ -2,12 +2,15 @@
 # Rule evaluation benchmark: capture a mix of real container activity with
 # `rampart capture`, then replay it through the full default rule set on one
 # core (`taskset -c 0 rampart replay`), reporting ns/event for parsing, the
-# process table and rule evaluation, and evaluated events per second.
+# process table and rule evaluation, and events per second replayed (all of
+# it) and evaluated (rules only). The same activity is captured twice at
+# once, as JSON lines and in the binary form (`capture --binary`), and both
+# are replayed.
 #
 #   scripts/bench-rules.sh            (as root; ~1 minute)
 #
-# The capture is kept at target/bench/capture.jsonl; replaying needs no root:
-#   target/release/rampart replay target/bench/capture.jsonl >/dev/null
+# The captures are kept at target/bench/capture.{jsonl,bin}; replaying needs
+# no root:  target/release/rampart replay target/bench/capture.bin >/dev/null
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,13 +25,18 @@ BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/rampart
 OUT=$ROOT/target/bench
 mkdir -p "$OUT"
 CAPTURE=$OUT/capture.jsonl
+BINARY=$OUT/capture.bin
 
 "$BIN" capture -o "$CAPTURE" 2>"$OUT/capture.err" &
 agent=$!
-trap 'kill -INT $agent 2>/dev/null || true' EXIT
-until grep -q "sensor ready" "$OUT/capture.err"; do
-    kill -0 $agent 2>/dev/null || { cat "$OUT/capture.err" >&2; exit 1; }
-    sleep 0.2
+"$BIN" capture --binary -o "$BINARY" 2>"$OUT/capture-bin.err" &
+agent_bin=$!
+trap 'kill -INT $agent $agent_bin 2>/dev/null || true' EXIT
+for err in "$OUT/capture.err" "$OUT/capture-bin.err"; do
+    until grep -q "sensor ready" "$err"; do
+        kill -0 $agent 2>/dev/null && kill -0 $agent_bin 2>/dev/null || { cat "$err" >&2; exit 1; }
+        sleep 0.2
+    done
 done
 
 # Mixed activity: file loops, process churn, loopback connections, a shell
@@ -41,11 +49,14 @@ run connect rtest bench-connect 5000 & pids+=($!)
 run script sh -c 'for i in $(seq 1 300); do mkdir -p /tmp/d$i && echo $i > /tmp/d$i/f && cat /tmp/d$i/f >/dev/null && ls /tmp/d$i >/dev/null && rm -r /tmp/d$i; done' & pids+=($!)
 run suspicious sh -c 'for i in $(seq 1 50); do cat /etc/shadow >/dev/null; echo x > /bin/x$i; done' & pids+=($!)
 wait "${pids[@]}"
-kill -INT $agent
-wait $agent || true
+kill -INT $agent $agent_bin
+wait $agent $agent_bin || true
 trap - EXIT
-tail -n1 "$OUT/capture.err"
-echo "capture: $(wc -l <"$CAPTURE") events in $CAPTURE"
+echo "JSON lines: $(tail -n1 "$OUT/capture.err"); $(stat -c %s "$CAPTURE") bytes"
+echo "binary:     $(tail -n1 "$OUT/capture-bin.err"); $(stat -c %s "$BINARY") bytes"
 
-taskset -c 0 "$BIN" replay "$CAPTURE" >/dev/null 2>"$OUT/replay.err" || { cat "$OUT/replay.err" >&2; exit 1; }
-grep -v "^rampart: warning" "$OUT/replay.err"
+for c in "$CAPTURE" "$BINARY"; do
+    echo "replay of ${c##*/}:"
+    taskset -c 0 "$BIN" replay "$c" >/dev/null 2>"$OUT/replay.err" || { cat "$OUT/replay.err" >&2; exit 1; }
+    grep -v "^rampart: warning" "$OUT/replay.err"
+done

@@ -29,7 +29,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FUZZ="$ROOT/fuzz"
-ALL_TARGETS=(rules config policy seccomp oci k8s recording capture sensor dns)
+ALL_TARGETS=(rules config policy seccomp oci k8s recording capture capture_bin sensor dns)
 
 seconds=300
 jobs=1

@@ -13,8 +13,19 @@ use std::path::Path;
 
 /// The targets, by the name used for `fuzz/corpus/<name>/`, the binary
 /// `fuzz_<name>` and `scripts/fuzz.sh <name>`.
-pub const TARGETS: &[&str] =
-    &["rules", "config", "policy", "seccomp", "oci", "k8s", "recording", "capture", "sensor", "dns"];
+pub const TARGETS: &[&str] = &[
+    "rules",
+    "config",
+    "policy",
+    "seccomp",
+    "oci",
+    "k8s",
+    "recording",
+    "capture",
+    "capture_bin",
+    "sensor",
+    "dns",
+];
 
 /// Runs `data` through `target`; `false` for an unknown target name.
 pub fn run(target: &str, data: &[u8]) -> bool {
@@ -27,6 +38,7 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "k8s" => k8s(data),
         "recording" => recording(data),
         "capture" => capture(data),
+        "capture_bin" => capture_bin(data),
         "sensor" => sensor(data),
         "dns" => dns(data),
         _ => return false,
@@ -128,7 +140,16 @@ pub fn capture(data: &[u8]) {
     let _ = recorder.finish();
 }
 
-/// The sensor's raw ring-buffer record decoder.
+/// A binary capture (`rampart capture --binary`, replayed by `rampart
+/// replay`), after its magic: every record read, tables and all.
+pub fn capture_bin(data: &[u8]) {
+    for item in model::capture::Reader::new(data, 1 << 20) {
+        if let model::capture::Item::Event(event) = item {
+            let _ = model::Event::clone(&event);
+        }
+    }
+}
+
 /// The DNS parser: a message as a container sends or receives it (UDP
 /// payload), and the same bytes as a TCP segment (length first).
 pub fn dns(data: &[u8]) {
@@ -136,6 +157,7 @@ pub fn dns(data: &[u8]) {
     let _ = sensor::dns::parse(data.get(2..).unwrap_or(&[]));
 }
 
+/// The sensor's raw ring-buffer record decoder.
 pub fn sensor(data: &[u8]) {
     let decoder = sensor::decode::Decoder::new(0);
     let _ = decoder.decode(data);

@@ -4,6 +4,7 @@
 //! (state, enrichment, rules, outputs, tests) sees only these types, never the
 //! kernel ABI structs.
 
+pub mod capture;
 mod container;
 mod event;
 mod hash;
