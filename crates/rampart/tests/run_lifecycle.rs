@@ -1,5 +1,6 @@
 //! `rampart run` over its lifetime: rules reloaded on SIGHUP (a broken file
-//! keeps the running rules), and `capture` + `replay` giving the same alert
+//! keeps the running rules), and `capture` + `replay` (JSON lines and the
+//! binary form) giving the same alert
 //! offline. Real agent, real dockerd, real containers; fails without root.
 
 mod common;
@@ -123,19 +124,33 @@ fn capture_then_replay_raises_the_same_alert_offline() {
     preflight();
     let dir = std::env::temp_dir().join(unique("replay"));
     std::fs::create_dir_all(&dir).unwrap();
-    let capture = dir.join("capture.jsonl");
-    let agent =
-        Agent::spawn(vec!["capture".into(), "-o".into(), capture.display().to_string()], StdoutMode::Parse);
+    // The same activity captured twice at once: JSON lines and the binary form.
+    let json = dir.join("capture.jsonl");
+    let binary = dir.join("capture.bin");
+    let agents = [
+        Agent::spawn(vec!["capture".into(), "-o".into(), json.display().to_string()], StdoutMode::Parse),
+        Agent::spawn(
+            vec!["capture".into(), "--binary".into(), "-o".into(), binary.display().to_string()],
+            StdoutMode::Parse,
+        ),
+    ];
     let c = Container::sh("capture", &[], "cat /etc/hostname >/dev/null; echo x > /tmp/replay-target");
     c.wait_ok(Duration::from_secs(30));
-    // The capture is written batch by batch: wait until our open is in it.
+    // A capture is written batch by batch: wait until our open is in both
+    // (the binary form keeps a path's bytes as they are).
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&capture).unwrap_or_default().contains("/tmp/replay-target") {
-        assert!(Instant::now() < deadline, "the open never reached the capture file");
+    let has_open = |f: &std::path::Path| {
+        let bytes = std::fs::read(f).unwrap_or_default();
+        bytes.windows(b"/tmp/replay-target".len()).any(|w| w == b"/tmp/replay-target")
+    };
+    while !(has_open(&json) && has_open(&binary)) {
+        assert!(Instant::now() < deadline, "the open never reached both capture files");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let summary = agent.stop();
-    assert!(summary.seen > 0, "{}", summary.line);
+    for agent in agents {
+        let summary = agent.stop();
+        assert!(summary.seen > 0, "{}", summary.line);
+    }
 
     let rules = dir.join("rules.yaml");
     std::fs::write(
@@ -146,25 +161,32 @@ fn capture_then_replay_raises_the_same_alert_offline() {
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(["replay", capture.to_str().unwrap(), "--no-default-rules", "--json", "--rules"])
-        .arg(&rules)
-        .output()
-        .expect("run rampart replay");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "replay failed: {stderr}");
-    assert!(stderr.contains("replayed"), "replay summary missing: {stderr}");
-    let alerts: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("non-JSON alert line {l:?}: {e}")))
-        .collect();
-    assert_eq!(alerts.len(), 1, "exactly the one open matches: {alerts:#?}");
-    let a = &alerts[0];
-    assert_eq!(alert_rule(a), "replayed_open");
-    assert_eq!(alert_priority(a), "Notice");
-    assert_eq!(container_name(a), c.name, "{a}");
-    assert_eq!(a["output_fields"]["proc.name"], "sh", "{a}");
-    assert!(a["output"].as_str().unwrap_or("").contains("replayed /tmp/replay-target by sh"), "{a}");
+    let mut outputs = vec![];
+    for capture in [&json, &binary] {
+        let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(["replay", capture.to_str().unwrap(), "--no-default-rules", "--json", "--rules"])
+            .arg(&rules)
+            .output()
+            .expect("run rampart replay");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "replay of {} failed: {stderr}", capture.display());
+        assert!(stderr.contains("replayed") && stderr.contains("(0 unreadable"), "replay summary: {stderr}");
+        let alerts: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("non-JSON alert line {l:?}: {e}")))
+            .collect();
+        assert_eq!(alerts.len(), 1, "exactly the one open matches in {}: {alerts:#?}", capture.display());
+        let a = &alerts[0];
+        assert_eq!(alert_rule(a), "replayed_open");
+        assert_eq!(alert_priority(a), "Notice");
+        assert_eq!(container_name(a), c.name, "{a}");
+        assert_eq!(a["output_fields"]["proc.name"], "sh", "{a}");
+        assert!(a["output"].as_str().unwrap_or("").contains("replayed /tmp/replay-target by sh"), "{a}");
+        outputs.push(a["output_fields"].clone());
+    }
+    // Fields alike (each agent turns kernel time into wall time on its own:
+    // the alerts' times may differ by a few µs).
+    assert_eq!(outputs[0], outputs[1], "the two forms replay to the same alert");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
