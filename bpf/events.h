@@ -280,7 +280,7 @@ struct kill_val {
 #define RUNQ_MAX_CGROUPS 4096
 struct runq_hist {
 	__u64 slots[RUNQ_SLOTS]; /* slot i >= 1: waits of [2^i, 2^(i+1)) us; slot 0: under 2 us */
-	__u64 count;
+	__u64 count; /* not written: the count is the slots' sum */
 	__u64 sum_ns;
 };
 

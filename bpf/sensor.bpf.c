@@ -37,9 +37,9 @@ enum exec_flags _abi_exec_flags = EXECF_MEMFD;
 #include "prefilter.h"
 #include "kill.h"
 #include "process.h"
-#include "syscalls.h"
 #include "sched.h"
 #include "syscall_latency.h"
+#include "syscalls.h"
 
 /* ---- capabilities ---- */
 

@@ -5,15 +5,21 @@
  * task storage; at sys_exit the time taken goes into a log2 histogram keyed by
  * (cgroup, syscall), filled in place (same buckets as the run-queue's:
  * struct runq_hist, microseconds). No event crosses to userspace; the agent
- * exports each container's most frequent syscalls. Its own two programs, apart
- * from the syscall dispatch in syscalls.h, loaded only when asked for.
+ * exports each container's most frequent syscalls.
+ * No program of its own at entry: enter_syscalls (syscalls.h) stamps, after
+ * the checks it makes anyway for the counts, so a timed syscall runs one
+ * program at entry, not two. At exit, exit_syscalls times it with the raw
+ * dispatch; with the per-syscall tracepoints, sc_latency_exit does.
  * Host tasks pay one task-storage probe at exit. Included by sensor.bpf.c,
- * after sched.h (hist_add) and syscalls.h (in_compat_syscall, is_runc_init).
+ * after sched.h (hist_add), before syscalls.h.
  */
 #ifndef RAMPART_SYSCALL_LATENCY_H
 #define RAMPART_SYSCALL_LATENCY_H
 
 #define SYSCALL_LATENCY_ENTRIES 16384
+
+/* On only with sensor.syscall_latency (set before load). */
+const volatile bool time_syscalls = false;
 
 struct sc_latency_key {
 	__u64 cgroup; /* cgroup v2 id */
@@ -49,34 +55,35 @@ struct {
 	__type(value, __u64);
 } syscall_latency_full SEC(".maps");
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(sc_latency_enter, struct pt_regs *regs, long id)
+/* Entry of a native syscall (nr < SYSCALL_SET_BITS) of a reported task other
+ * than runc's init: the caller (per_cgroup_syscall) has checked all that. */
+static __always_inline void latency_stamp(struct task_struct *t, __u32 nr)
 {
-	if (id < 0 || id >= SYSCALL_SET_BITS || current_is_self())
-		return 0;
-	struct task_struct *t = bpf_get_current_task_btf();
-	if (!task_reported(t) || is_runc_init(t) || in_compat_syscall(t))
-		return 0;
 	struct sc_latency_start *s =
 		bpf_task_storage_get(&sc_latency_start, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!s)
-		return 0;
-	s->nr = (__u32)id;
+		return;
+	s->nr = nr;
 	s->ts = bpf_ktime_get_ns();
-	return 0;
 }
 
-SEC("tp_btf/sys_exit")
-int BPF_PROG(sc_latency_exit, struct pt_regs *regs, long ret)
+static __always_inline void latency_exit(struct task_struct *t)
 {
-	struct sc_latency_start *s = bpf_task_storage_get(&sc_latency_start, bpf_get_current_task_btf(), 0, 0);
+	struct sc_latency_start *s = bpf_task_storage_get(&sc_latency_start, t, 0, 0);
 	if (!s || !s->ts)
-		return 0;
+		return;
 	__u64 now = bpf_ktime_get_ns();
 	__u64 took = now > s->ts ? now - s->ts : 0;
 	struct sc_latency_key key = { .cgroup = bpf_get_current_cgroup_id(), .nr = s->nr };
 	s->ts = 0;
 	hist_add(&syscall_latency, &key, &syscall_latency_full, took);
+}
+
+/* The exit with the per-syscall tracepoints (exit_syscalls is not loaded). */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sc_latency_exit, struct pt_regs *regs, long ret)
+{
+	latency_exit(bpf_get_current_task_btf());
 	return 0;
 }
 

@@ -408,8 +408,9 @@ static __always_inline void count_syscall(__u64 cg, __u32 id)
 	__sync_fetch_and_add(&c->n[id & (SYSCALL_SET_BITS - 1)], 1);
 }
 
-/* The recorder's set and the counts: the syscalls of reported tasks (no
- * runc init), native and compat in the set, native only in the counts. */
+/* The recorder's set, the counts and the latency stamp: the syscalls of
+ * reported tasks (no runc init), native and compat in the set, native only in
+ * the counts and the latency. */
 static __noinline void per_cgroup_syscall(struct task_struct *t, long id)
 {
 	if (!task_reported(t) || is_runc_init(t))
@@ -420,6 +421,8 @@ static __noinline void per_cgroup_syscall(struct task_struct *t, long id)
 	bool compat = in_compat_syscall(t);
 	if (count_syscalls && !compat)
 		count_syscall(cg, (__u32)id);
+	if (time_syscalls && !compat)
+		latency_stamp(t, (__u32)id);
 	if (!record_syscalls)
 		return;
 	struct syscall_set *set = bpf_map_lookup_elem(&syscall_sets, &cg);
@@ -450,8 +453,9 @@ static __noinline void per_cgroup_syscall(struct task_struct *t, long id)
  *   (enter_syscalls/exit_syscalls) dispatching on sc_table. Cheap per run and
  *   detached in milliseconds, but every syscall of every task, host included,
  *   runs both programs.
- * enter_syscalls also carries the recorder's sets and the syscall counts; with
- * the tracepoints it is loaded only for them (raw_dispatch false). */
+ * enter_syscalls also carries the recorder's sets, the syscall counts and the
+ * latency stamp; with the tracepoints it is loaded only for them
+ * (raw_dispatch false). exit_syscalls, when loaded, also times the syscall. */
 const volatile bool raw_dispatch = false;
 
 #define TP_ARG(nargs, i) (nargs > i ? ctx->args[i] : 0)
@@ -482,7 +486,7 @@ SYSCALLS(HOOK)
 SEC("tp_btf/sys_enter")
 int BPF_PROG(enter_syscalls, struct pt_regs *regs, long id)
 {
-	if ((record_syscalls || count_syscalls) && !current_is_self())
+	if ((record_syscalls || count_syscalls || time_syscalls) && !current_is_self())
 		per_cgroup_syscall(bpf_get_current_task_btf(), id);
 	if (!raw_dispatch || (unsigned long)id >= SC_TABLE_SIZE)
 		return 0;
@@ -501,6 +505,8 @@ int BPF_PROG(enter_syscalls, struct pt_regs *regs, long id)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(exit_syscalls, struct pt_regs *regs, long ret)
 {
+	if (time_syscalls)
+		latency_exit(bpf_get_current_task_btf());
 	unsigned long id = regs->orig_ax;
 	if (id >= SC_TABLE_SIZE)
 		return 0;

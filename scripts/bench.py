@@ -584,6 +584,9 @@ def main():
                     help="a config file for `run` in the modes run_b and the B of --startstop (an A/B "
                          "of a setting, e.g. `sensor: {prefilter: false}`); --rampart-b defaults to "
                          "the A binary then")
+    ap.add_argument("--config-a", default=None,
+                    help="a config file for `run` in the mode run (e.g. to A/B two builds with the same "
+                         "setting, with --rampart-b and --config-b)")
     ap.add_argument("--bpf-stats", action="store_true",
                     help="turn on kernel.bpf_stats_enabled and report each BPF program's ns/run "
                          "(the stats add their own cost to every run)")
@@ -674,6 +677,8 @@ def bench(a, modes, binary, binary_b, out_path):
                     kind = {"rampart_b": "rampart", "run_b": "run"}.get(mode, mode)
                     if mode == "run_b":
                         agent = Runner(binary_b, a.config_b)
+                    elif mode == "run":
+                        agent = Runner(binary, a.config_a)
                     else:
                         agent = {"rampart": Agent, "run": Runner, "record": Recorder}[kind](
                             binary_b if mode.endswith("_b") else binary)

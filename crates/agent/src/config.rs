@@ -41,8 +41,8 @@ pub struct SensorSettings {
     pub syscall_counts: bool,
     /// Time each container's syscalls in the kernel, exported as the
     /// histogram `rampart_container_syscall_latency_seconds` (its most
-    /// frequent syscalls). Off by default: two more programs run on every
-    /// syscall (see docs/ARCHITECTURE.md for the measured cost).
+    /// frequent syscalls). Off by default: every syscall of a container is
+    /// timed (see docs/ARCHITECTURE.md for the measured cost).
     pub syscall_latency: bool,
     /// How syscalls are hooked: `tracepoints` (one per reported syscall) or
     /// `raw` (two raw tracepoints on every syscall, x86_64; see

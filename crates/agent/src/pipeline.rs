@@ -303,8 +303,10 @@ impl Flows {
                 return None;
             }
         };
-        if let Err(e) = table.pin(std::path::Path::new(sensor::flows::PIN_DIR)) {
-            tracing::warn!(error = %e, "flow table not pinned: `rampart flows` will use its own");
+        if !cfg.private {
+            if let Err(e) = table.pin(std::path::Path::new(sensor::flows::PIN_DIR)) {
+                tracing::warn!(error = %e, "flow table not pinned: `rampart flows` will use its own");
+            }
         }
         let wall = wall_clock_ns() as i128;
         let boot_to_wall_ns = wall - sensor::flows::boot_now_ns() as i128;

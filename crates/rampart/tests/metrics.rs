@@ -400,6 +400,20 @@ fn top_in_a_terminal_sorts_and_switches() {
     };
     let by_cpu = ranked("CPU", &busy_id, &idle_id);
     eprintln!("screen by CPU:\n{by_cpu}");
+    // top's own flow table (its network column) is not pinned: `rampart
+    // flows` goes on reading a running agent's. Pins are in directories named
+    // `<pid>-<start>`; none is a top's.
+    let pins: Vec<String> = std::fs::read_dir("/sys/fs/bpf/rampart/flows")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    for pin in &pins {
+        let pid = pin.split('-').next().unwrap_or("");
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        assert!(!args.iter().any(|a| *a == b"top"), "top pinned its flow table: {pin} ({args:?})");
+    }
     // The busy loop's tasks (a shell and its cats) queue for a CPU now and
     // then: the run-queue column shows a figure for it, a time with its unit.
     assert!(by_cpu.contains("RUNQ p99"), "{by_cpu}");

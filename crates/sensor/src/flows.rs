@@ -70,6 +70,10 @@ pub struct FlowConfig {
     /// Scan and flood detection over per-container counters (read on the
     /// same drain).
     pub detect: crate::netstat::NetstatConfig,
+    /// The table is its process's own: not pinned for `rampart flows`, which
+    /// reads the agent's (`rampart top` with its own sensor). Not a config key.
+    #[serde(skip)]
+    pub private: bool,
 }
 
 impl Default for FlowConfig {
@@ -82,6 +86,7 @@ impl Default for FlowConfig {
             idle_timeout_s: 60,
             dns: true,
             detect: crate::netstat::NetstatConfig::default(),
+            private: false,
         }
     }
 }

@@ -363,6 +363,7 @@ fn open_and_load(
         ro.host_mnt_ns = host_mnt_ns;
         ro.record_syscalls = cfg.record_syscalls;
         ro.count_syscalls = cfg.syscall_counts;
+        ro.time_syscalls = cfg.syscall_latency;
         ro.raw_dispatch = cfg.syscall_hooks == SyscallHooks::Raw;
         if !cfg.syscall_counts {
             // 4 KiB per entry, preallocated: no room taken while off
@@ -461,8 +462,8 @@ impl Sensor {
             if let Some(why) = ["enter_syscalls", "exit_syscalls"].iter().find_map(|p| skip.get(*p)) {
                 tracing::warn!(reason = %why, "raw syscall hooks unavailable; using the syscall tracepoints");
                 cfg.syscall_hooks = SyscallHooks::Tracepoints;
-                if cfg.record_syscalls || cfg.syscall_counts {
-                    tracing::warn!("without raw sys_enter, syscalls are neither recorded nor counted");
+                if cfg.record_syscalls || cfg.syscall_counts || cfg.syscall_latency {
+                    tracing::warn!("without raw sys_enter, syscalls are neither recorded, counted nor timed");
                 }
             }
         }
@@ -475,11 +476,12 @@ impl Sensor {
                 (SyscallHooks::Raw, _) if per_syscall => "syscall_hooks: raw",
                 (SyscallHooks::Tracepoints, "exit_syscalls") => "syscall_hooks: tracepoints",
                 (SyscallHooks::Tracepoints, "enter_syscalls")
-                    if !cfg.record_syscalls && !cfg.syscall_counts =>
+                    if !cfg.record_syscalls && !cfg.syscall_counts && !cfg.syscall_latency =>
                 {
-                    "syscall_hooks: tracepoints (loaded only to record or count syscalls)"
+                    "syscall_hooks: tracepoints (loaded only to record, count or time syscalls)"
                 }
-                (_, "sc_latency_enter" | "sc_latency_exit") if !cfg.syscall_latency => "syscall_latency: off",
+                (_, "sc_latency_exit") if !cfg.syscall_latency => "syscall_latency: off",
+                (SyscallHooks::Raw, "sc_latency_exit") => "syscall_hooks: raw (exit_syscalls times syscalls)",
                 _ => continue,
             };
             skip.entry(name.clone()).or_insert_with(|| why.into());

@@ -76,8 +76,9 @@ pub struct SensorConfig {
     /// every syscall of a reported task.
     pub syscall_counts: bool,
     /// Time each container's syscalls in the kernel (bpf/syscall_latency.h;
-    /// read with [`Sensor::syscall_latency_maps`]): two programs of their own
-    /// on every syscall's entry and exit.
+    /// read with [`Sensor::syscall_latency_maps`]): stamped by `enter_syscalls`
+    /// (loaded for it), timed by `exit_syscalls` with the raw dispatch or by
+    /// `sc_latency_exit` with the tracepoints, on every syscall.
     pub syscall_latency: bool,
     /// Flow accounting (`flows`), run by the sensor's owner next to the
     /// sensor; `None`: off.

@@ -23,8 +23,10 @@ impl Default for RunQueueHistogram {
 }
 
 impl RunQueueHistogram {
+    /// The kernel writes no count (one atomic add less per sample): it is
+    /// the slots' sum.
     pub(crate) fn from_raw(raw: &abi::runq_hist) -> Self {
-        RunQueueHistogram { slots: raw.slots, count: raw.count, sum_ns: raw.sum_ns }
+        RunQueueHistogram { slots: raw.slots, count: raw.slots.iter().sum(), sum_ns: raw.sum_ns }
     }
 
     /// Add another cgroup's waits (a container with several cgroups).

@@ -462,6 +462,76 @@ fn runq_histograms_go_with_their_cgroup() {
     assert!(maps.read().iter().all(|(c, _)| *c != id), "the removed cgroup {id} still has a histogram");
 }
 
+/// Syscall latency in both hook modes: a container task's sleep is timed into
+/// its cgroup's histogram (the stamp from enter_syscalls, the exit from
+/// sc_latency_exit with the tracepoints or from exit_syscalls with the raw
+/// dispatch), in the bucket of its length; the host's own syscalls are not.
+#[test]
+#[ignore = "privileged: needs root and BPF (scripts/test.sh runs it)"]
+fn syscall_latency_times_a_container_sleep_in_both_hook_modes() {
+    testkit::require_bpf();
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const NANOSLEEP: u32 = 35;
+    const CLOCK_NANOSLEEP: u32 = 230;
+    for hooks in [SyscallHooks::Tracepoints, SyscallHooks::Raw] {
+        let sensor =
+            Sensor::start(SensorConfig { syscall_latency: true, syscall_hooks: hooks, ..Default::default() })
+                .expect("sensor starts");
+        let status = sensor.status();
+        let exit = match hooks {
+            SyscallHooks::Tracepoints => "sc_latency_exit",
+            SyscallHooks::Raw => "exit_syscalls",
+        };
+        for prog in ["enter_syscalls", exit] {
+            assert!(status.is_attached(prog), "{hooks:?}: {prog} not attached: {:?}", status.hook(prog));
+        }
+        if hooks == SyscallHooks::Raw {
+            assert!(
+                !status.is_attached("sc_latency_exit"),
+                "raw: exit_syscalls times, not a program of its own"
+            );
+        }
+        let maps = sensor.syscall_latency_maps().expect("latency maps");
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+        let mut dirs = Cgroups(Vec::new());
+        let cg = std::path::Path::new(cgroup2_root()).join(format!("rampart-it-latency-{nanos}"));
+        let id = dirs.mkdir(cg.clone());
+        // A task in a mount namespace of its own (a container's, to the
+        // sensor), in a cgroup of its own, sleeps 40 ms twice.
+        let script = format!("echo $$ > {}/cgroup.procs && sleep 0.04 && sleep 0.04", cg.display());
+        run("unshare", &["-m", "sh", "-c", &script]);
+        let sleeps: Vec<_> = maps
+            .read()
+            .into_iter()
+            .filter(|(c, nr, _)| *c == id && (*nr == NANOSLEEP || *nr == CLOCK_NANOSLEEP))
+            .map(|(_, _, h)| h)
+            .collect();
+        let [h] = sleeps.as_slice() else {
+            panic!("{hooks:?}: one sleep histogram for cgroup {id}: {sleeps:?}")
+        };
+        assert_eq!(h.count, 2, "{hooks:?}: {h:?}");
+        // 40 ms is 40,000 us: bucket 15, [32,768, 65,536) us.
+        assert_eq!(h.slots[15], 2, "{hooks:?}: sleeps of 40 ms out of their bucket: {:?}", h.slots);
+        assert!(
+            (80_000_000..130_000_000).contains(&h.sum_ns),
+            "{hooks:?}: two 40 ms sleeps took {} ns",
+            h.sum_ns
+        );
+        // The host's sleep (this process's mount namespace) is not timed. Our
+        // cgroup has other timed syscalls: the unshare'd shell's, before it moved.
+        let host = own_cgroup_id();
+        run("sleep", &["0.01"]);
+        let host_sleeps = maps
+            .read()
+            .into_iter()
+            .filter(|(c, nr, _)| *c == host && (*nr == NANOSLEEP || *nr == CLOCK_NANOSLEEP))
+            .count();
+        assert_eq!(host_sleeps, 0, "{hooks:?}: a host task's sleep was timed");
+        assert_eq!(maps.uncounted(), 0);
+        drop(sensor);
+    }
+}
+
 /// The prefilter in the kernel: with only `unshare` wanted, a process's open
 /// never arrives while its unshare does; wanting every type again brings
 /// opens back. Both hook modes.

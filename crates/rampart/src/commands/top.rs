@@ -678,10 +678,12 @@ pub async fn top(args: TopArgs) -> Result<()> {
         })
     };
     let filter = EventFilter::default();
-    // Flows for the network column only: no DNS, no scan and flood windows.
+    // Flows for the network column only: no DNS, no scan and flood windows;
+    // not pinned, so that `rampart flows` keeps reading the agent's table.
     let flows = sensor::FlowConfig {
         dns: false,
         detect: sensor::NetstatConfig { enabled: false, ..Default::default() },
+        private: true,
         ..Default::default()
     };
     let config =
