@@ -46,7 +46,7 @@ echo "started:     $(mem)"
 for ((i = 0; i < CONTAINERS; i++)); do
     "$DOCKER" run -d --label "$tag" rampart-test:latest sleep infinity >/dev/null
 done
-echo "$CONTAINERS containers: $(mem)"
+echo "$("$DOCKER" ps -q --filter "label=$tag" | wc -l) containers running: $(mem)"
 sleep "$SETTLE"
 echo "${SETTLE} s later: $(mem)"
 # The largest mappings by resident size (KiB), named by what they map.
