@@ -49,12 +49,12 @@ pub use prefilter::Prefilter;
 /// (~0.25 MiB arrives per period at that rate).
 pub const POLL_PERIOD: Duration = Duration::from_millis(3);
 
-/// Default ring buffer size: 8 MiB. Its pages count twice in the agent's
+/// Default ring buffer size: 16 MiB. Its pages count twice in the agent's
 /// VmRSS from the start (the data area is mapped twice, so that a record can
-/// wrap around its end): 16 MiB cost 32 MiB of the 64 MiB an agent with 100
-/// idle containers showed. At saturation (two unpaced open loops, one on the
-/// agent's CPU) 8 MiB dropped nothing in three runs, 4 MiB dropped 0.17%.
-pub const DEFAULT_RING_BUFFER_BYTES: usize = 8 << 20;
+/// wrap around its end): 32 of the 63 MiB an agent with 100 idle containers
+/// showed. 8 MiB would meet the 48 MiB goal but dropped events at saturation
+/// once (docs/ARCHITECTURE.md, "The agent's memory").
+pub const DEFAULT_RING_BUFFER_BYTES: usize = 16 << 20;
 
 /// How the sensor is started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
