@@ -49,8 +49,11 @@ pub use prefilter::Prefilter;
 /// (~0.25 MiB arrives per period at that rate).
 pub const POLL_PERIOD: Duration = Duration::from_millis(3);
 
-/// Default ring buffer size: 16 MiB. Its pages count in the agent's RSS once
-/// written, so bigger is not free.
+/// Default ring buffer size: 16 MiB. Its pages count twice in the agent's
+/// VmRSS from the start (the data area is mapped twice, so that a record can
+/// wrap around its end): 32 of the 63 MiB an agent with 100 idle containers
+/// showed. 8 MiB would meet the 48 MiB goal but dropped events at saturation
+/// once (docs/ARCHITECTURE.md, "The agent's memory").
 pub const DEFAULT_RING_BUFFER_BYTES: usize = 16 << 20;
 
 /// How the sensor is started.
