@@ -143,7 +143,7 @@ pub fn capture(data: &[u8]) {
 /// A binary capture (`rampart capture --binary`, replayed by `rampart
 /// replay`), after its magic: every record read, tables and all.
 pub fn capture_bin(data: &[u8]) {
-    for item in model::capture::Reader::new(data, 1 << 20) {
+    for item in model::capture::Reader::new(data, model::input::limits::CAPTURE_LINE) {
         if let model::capture::Item::Event(event) = item {
             let _ = model::Event::clone(&event);
         }

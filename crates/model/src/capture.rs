@@ -210,7 +210,7 @@ pub struct Reader<R: Read> {
     input: R,
     /// Byte offset of the next record.
     offset: u64,
-    max_record: u64,
+    max_record: crate::input::Limit,
     containers: Vec<Option<Arc<Container>>>,
     processes: Vec<Option<ProcessCtx>>,
     buf: Vec<u8>,
@@ -223,9 +223,9 @@ pub fn is_binary(head: &[u8]) -> bool {
 }
 
 impl<R: Read> Reader<R> {
-    /// `input` positioned after the magic; records over `max_record` bytes
-    /// are refused.
-    pub fn new(input: R, max_record: u64) -> Self {
+    /// `input` positioned after the magic; records over `max_record` are
+    /// refused.
+    pub fn new(input: R, max_record: crate::input::Limit) -> Self {
         Reader {
             input,
             offset: MAGIC.len() as u64,
@@ -349,9 +349,13 @@ impl<R: Read> Iterator for Reader<R> {
                 Err(e) => return self.broken(offset, e.to_string()),
             };
             let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as u64;
-            if len > self.max_record {
-                return self
-                    .broken(offset, format!("record of {len} bytes, over the {} allowed", self.max_record));
+            if len > self.max_record.bytes {
+                let l = self.max_record;
+                let why = format!(
+                    "record of {len} bytes, over the {} allowed (limit for {}; --input-limit {}=SIZE changes it)",
+                    l.bytes, l.what, l.key
+                );
+                return self.broken(offset, why);
             }
             match self.fill(len as usize) {
                 Ok(true) => {}
@@ -410,7 +414,7 @@ mod tests {
 
     fn read_all(bytes: &[u8]) -> Vec<Item> {
         assert!(is_binary(bytes));
-        Reader::new(&bytes[MAGIC.len()..], 1 << 20).collect()
+        Reader::new(&bytes[MAGIC.len()..], crate::input::limits::CAPTURE_LINE).collect()
     }
 
     fn events(items: Vec<Item>) -> Vec<Event> {
@@ -506,7 +510,10 @@ mod tests {
         // A length over the cap ends the read before reading it.
         let mut big = MAGIC.to_vec();
         big.extend_from_slice(&[EVENT, 0xff, 0xff, 0xff, 0x7f]);
-        let items: Vec<Item> = Reader::new(&big[MAGIC.len()..], 1 << 20).collect();
-        assert!(matches!(&items[..], [Item::Broken { why, .. }] if why.contains("over the")), "{items:?}");
+        let items: Vec<Item> = Reader::new(&big[MAGIC.len()..], crate::input::limits::CAPTURE_LINE).collect();
+        assert!(
+            matches!(&items[..], [Item::Broken { why, .. }] if why.contains("--input-limit capture-line=SIZE")),
+            "{items:?}"
+        );
     }
 }

@@ -121,7 +121,7 @@ fn open_capture(file: &Path) -> Result<Capture> {
         );
     }
     let input = BufReader::with_capacity(1 << 16, f);
-    Ok(Capture::Binary(model::capture::Reader::new(input, record.bytes)))
+    Ok(Capture::Binary(model::capture::Reader::new(input, record)))
 }
 
 impl Capture {
