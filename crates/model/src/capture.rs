@@ -39,6 +39,8 @@ use std::sync::Arc;
 pub const MAGIC: &[u8; 16] = b"rampart-capture\x01";
 /// Entries per table (containers, processes).
 pub const TABLE_ENTRIES: usize = 4096;
+/// Nesting a record's MessagePack may have (an event has about five levels).
+const MAX_DEPTH: usize = 32;
 /// The container index of a host process's event.
 const NONE: u32 = u32::MAX;
 
@@ -72,6 +74,8 @@ fn encode<T: Serialize>(v: &T, out: &mut Vec<u8>) -> io::Result<()> {
 /// strings before they are owned).
 fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, String> {
     let mut d = rmp_serde::Deserializer::from_read_ref(bytes).with_human_readable();
+    // An event nests a few levels; a hostile record's nesting costs stack.
+    d.set_max_depth(MAX_DEPTH);
     T::deserialize(&mut d).map_err(|e| e.to_string())
 }
 
@@ -487,6 +491,19 @@ mod tests {
             })
             .collect();
         assert_eq!(got, vec![evs[0].ts_ns, evs[2].ts_ns]);
+    }
+
+    #[test]
+    fn nesting_past_the_limit_is_refused() {
+        // Arrays of one element, nested `levels` deep, around a nil.
+        let nested = |levels: usize| {
+            let mut v = vec![0x91u8; levels];
+            v.push(0xc0);
+            v
+        };
+        assert!(decode::<serde::de::IgnoredAny>(&nested(MAX_DEPTH - 2)).is_ok());
+        let e = decode::<serde::de::IgnoredAny>(&nested(100)).unwrap_err();
+        assert!(e.contains("depth"), "{e}");
     }
 
     #[test]
