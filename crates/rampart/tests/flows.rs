@@ -15,8 +15,9 @@ mod common;
 use common::net::*;
 use common::*;
 use serde_json::Value;
+use std::process::Command;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const IPERF3_PORT: u64 = 5201;
 /// Per transfer: large enough for many GSO segments, small enough for a
@@ -207,6 +208,19 @@ fn iperf3_transfers_match_flow_counts_and_each_container_owns_its_side() {
     let (_, _) = agent.stop_with_events();
 
     // With no agent: `rampart flows` counts for --duration with its own table.
+    // An agent of an earlier test that is still exiting would be read
+    // instead: wait until none has a table pinned (and name it if one stays).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rampart_output(&["flows", "--json", "--agent"], Duration::from_secs(30)).status.success() {
+        let agents =
+            Command::new("pgrep").args(["-a", "rampart"]).output().map(|o| o.stdout).unwrap_or_default();
+        assert!(
+            Instant::now() < deadline,
+            "a running agent still has a flow table pinned: {}",
+            String::from_utf8_lossy(&agents)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let out = rampart_output(
         &["flows", "--json", "--duration", "2s", "--container", &paced.0],
         Duration::from_secs(60),
