@@ -138,12 +138,7 @@ fn freeze_action_stops_progress_until_unfreeze() {
 /// Waits until the agent says it armed the container's cgroup with kill
 /// triggers (the in-kernel fast path).
 fn wait_armed(agent: &Agent, c: &Container) {
-    let line = format!("kernel kill armed for container {}", c.name);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !agent.stderr_text().contains(&line) {
-        assert!(Instant::now() < deadline, "{} never armed; agent stderr:\n{}", c.name, agent.stderr_text());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_kill_armed(agent, c, Duration::from_secs(20));
 }
 
 /// `docker exec` with its exit code and output.

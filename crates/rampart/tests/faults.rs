@@ -64,8 +64,7 @@ fn agent_killed_keeps_network_policy_and_the_next_agent_rearms_kills() {
     .unwrap();
     let rules_arg = rules.to_str().unwrap();
     let agent = run_agent(&np, &["--no-default-rules", "--rules", rules_arg]);
-    let armed = format!("kernel kill armed for container {}", c.name);
-    wait_stderr(&agent, &armed, Duration::from_secs(20));
+    wait_kill_armed(&agent, &c, Duration::from_secs(20));
     assert_eq!(exec_write(&c, "/tmp/fault-kill"), Some(137), "the kill rule kills while the agent runs");
 
     // SIGKILL: no shutdown code runs.
@@ -93,7 +92,7 @@ fn agent_killed_keeps_network_policy_and_the_next_agent_rearms_kills() {
     let restart = Instant::now();
     let mut next = run_agent(&np, &["--no-default-rules", "--rules", rules_arg]);
     let ready_in = restart.elapsed();
-    wait_stderr(&next, &armed, Duration::from_secs(20));
+    wait_kill_armed(&next, &c, Duration::from_secs(20));
     eprintln!(
         "figures: policy enforced throughout; restarted agent ready in {ready_in:?}, kill re-armed {:?} after its start",
         restart.elapsed()

@@ -87,7 +87,7 @@ fn reload_with_broken_actions_keeps_the_old_rules_and_actions() {
     let mut agent =
         Agent::start_run(&["--no-default-rules", "--no-reload-on-change", "--rules", file.to_str().unwrap()]);
     let c = Container::run("reloadkill", &[], &["sleep", "300"]);
-    wait_stderr(&agent, &format!("kernel kill armed for container {}", c.name), Duration::from_secs(20));
+    wait_kill_armed(&agent, &c, Duration::from_secs(20));
     let write = || docker(&["exec", &c.name, "sh", "-c", "echo x > /tmp/reload-kill; echo survived"]);
     let before = write();
     assert_eq!(before.status.code(), Some(137), "the kill rule must kill: {before:?}");

@@ -925,6 +925,28 @@ pub fn wait_stderr(agent: &Agent, needle: &str, timeout: Duration) -> String {
     }
 }
 
+/// Wait until the agent says it armed `c`'s cgroup for in-kernel kills. The
+/// agent names a container by its short id when it arms it before the runtime
+/// has told it the name, so either form counts.
+pub fn wait_kill_armed(agent: &Agent, c: &Container, timeout: Duration) -> String {
+    let by_name = format!("kernel kill armed for container {} ", c.name);
+    let by_id = format!("kernel kill armed for container {} ", &c.id[..12]);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = agent.stderr_text();
+        if text.contains(&by_name) || text.contains(&by_id) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} ({}) never armed within {timeout:?}:\n{text}",
+            c.name,
+            &c.id[..12]
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Poll `f` until it holds (panics with `what` after `timeout`).
 pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
