@@ -61,7 +61,8 @@ struct TailRef<'a> {
 struct Tail {
     ts_ns: u64,
     ret: Option<i64>,
-    syscall: Option<String>,
+    #[serde(default, deserialize_with = "crate::names::de_syscall")]
+    syscall: Option<Cow<'static, str>>,
     kind: EventKind,
 }
 
@@ -89,16 +90,21 @@ impl<K: std::hash::Hash + Eq> Table<K> {
         Table { index: HashMap::new() }
     }
 
-    /// The entry's index, and whether it must be written first.
-    fn entry(&mut self, key: K) -> (u32, bool) {
-        if let Some(&i) = self.index.get(&key) {
+    /// The entry's index, and whether it must be written first (the key is
+    /// copied only then).
+    fn entry<Q>(&mut self, key: &Q) -> (u32, bool)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if let Some(&i) = self.index.get(key) {
             return (i, false);
         }
         if self.index.len() >= TABLE_ENTRIES {
             self.index.clear();
         }
         let i = self.index.len() as u32;
-        self.index.insert(key, i);
+        self.index.insert(key.to_owned(), i);
         (i, true)
     }
 }
@@ -111,10 +117,14 @@ pub struct Writer<W: Write> {
     containers: Table<ByAddress>,
     /// Processes by their encoding.
     processes: Table<Vec<u8>>,
+    /// The current event's process, encoded.
     buf: Vec<u8>,
+    /// The record being written.
+    rec: Vec<u8>,
 }
 
 /// An `Arc<Container>` compared and hashed by address.
+#[derive(Clone)]
 struct ByAddress(Arc<Container>);
 
 impl PartialEq for ByAddress {
@@ -132,14 +142,20 @@ impl std::hash::Hash for ByAddress {
 impl<W: Write> Writer<W> {
     pub fn new(mut out: W) -> io::Result<Self> {
         out.write_all(MAGIC)?;
-        Ok(Writer { out, containers: Table::new(), processes: Table::new(), buf: Vec::new() })
+        Ok(Writer {
+            out,
+            containers: Table::new(),
+            processes: Table::new(),
+            buf: Vec::new(),
+            rec: Vec::with_capacity(512),
+        })
     }
 
     pub fn write(&mut self, ev: &Event) -> io::Result<()> {
         let container = match &ev.container {
             None => NONE,
             Some(c) => {
-                let (i, new) = self.containers.entry(ByAddress(c.clone()));
+                let (i, new) = self.containers.entry(&ByAddress(c.clone()));
                 if new {
                     self.record(CONTAINER, i, |buf| encode(&**c, buf))?;
                 }
@@ -148,7 +164,7 @@ impl<W: Write> Writer<W> {
         };
         self.buf.clear();
         encode(&ev.process, &mut self.buf)?;
-        let (process, new) = self.processes.entry(self.buf.clone());
+        let (process, new) = self.processes.entry(self.buf.as_slice());
         if new {
             let bytes = std::mem::take(&mut self.buf);
             self.record(PROCESS, process, |buf| {
@@ -171,14 +187,18 @@ impl<W: Write> Writer<W> {
         index: u32,
         body: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
     ) -> io::Result<()> {
-        let mut rec = Vec::with_capacity(128);
+        let mut rec = std::mem::take(&mut self.rec);
+        rec.clear();
         rec.push(kind);
         rec.extend_from_slice(&[0; 4]);
         rec.extend_from_slice(&index.to_le_bytes());
-        body(&mut rec)?;
-        let len = u32::try_from(rec.len() - 5).map_err(|_| io::Error::other("record over 4 GiB"))?;
-        rec[1..5].copy_from_slice(&len.to_le_bytes());
-        self.out.write_all(&rec)
+        let written = body(&mut rec).and_then(|()| {
+            let len = u32::try_from(rec.len() - 5).map_err(|_| io::Error::other("record over 4 GiB"))?;
+            rec[1..5].copy_from_slice(&len.to_le_bytes());
+            self.out.write_all(&rec)
+        });
+        self.rec = rec;
+        written
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
@@ -326,7 +346,7 @@ impl<R: Read> Reader<R> {
                     process,
                     container,
                     ret: t.ret,
-                    syscall: t.syscall.map(Cow::Owned),
+                    syscall: t.syscall,
                     kind: t.kind,
                 }))
             }

@@ -21,7 +21,7 @@ pub struct Event {
     pub ret: Option<i64>,
     /// The syscall, by Falco's `evt.type` name (`openat`, `execve`, `clone` for
     /// fork, `procexit` for exit); `None` for events that are not syscalls.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(skip_serializing_if = "Option::is_none", default, deserialize_with = "crate::names::de_syscall")]
     pub syscall: Option<Cow<'static, str>>,
     #[serde(flatten)]
     pub kind: EventKind,

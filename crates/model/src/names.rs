@@ -172,8 +172,111 @@ pub fn errno_name(errno: i64) -> Option<&'static str> {
     })
 }
 
+/// The `syscall` names events carry (Falco's `evt.type` names the sensor
+/// writes, and its own `dns`, `flow` and `netstat`), sorted: readers of
+/// captures share these instead of allocating one per event.
+pub const SYSCALL_NAMES: &[&str] = &[
+    "accept",
+    "accept4",
+    "bind",
+    "bpf",
+    "capable",
+    "capset",
+    "chmod",
+    "chown",
+    "clone",
+    "connect",
+    "creat",
+    "dns",
+    "execve",
+    "fchmod",
+    "fchmodat",
+    "fchmodat2",
+    "fchown",
+    "fchownat",
+    "finit_module",
+    "flow",
+    "init_module",
+    "lchown",
+    "link",
+    "linkat",
+    "listen",
+    "memfd_create",
+    "mkdir",
+    "mkdirat",
+    "mount",
+    "netstat",
+    "open",
+    "openat",
+    "openat2",
+    "procexit",
+    "ptrace",
+    "rename",
+    "renameat",
+    "renameat2",
+    "rmdir",
+    "setfsgid",
+    "setfsuid",
+    "setgid",
+    "setns",
+    "setregid",
+    "setresgid",
+    "setresuid",
+    "setreuid",
+    "setuid",
+    "socket",
+    "symlink",
+    "symlinkat",
+    "umount2",
+    "unlink",
+    "unlinkat",
+    "unshare",
+];
+
+/// `name` as a shared static string when it is one of [`SYSCALL_NAMES`],
+/// owned otherwise (a capture may come from another version).
+pub fn syscall_name(name: &str) -> std::borrow::Cow<'static, str> {
+    match SYSCALL_NAMES.binary_search(&name) {
+        Ok(i) => std::borrow::Cow::Borrowed(SYSCALL_NAMES[i]),
+        Err(_) => std::borrow::Cow::Owned(name.to_owned()),
+    }
+}
+
+/// Deserializes an event's `syscall` through [`syscall_name`].
+pub(crate) fn de_syscall<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::borrow::Cow<'static, str>>, D::Error> {
+    struct Name;
+    impl<'de> serde::de::Visitor<'de> for Name {
+        type Value = Option<std::borrow::Cow<'static, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a syscall name")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(syscall_name(v)))
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+    d.deserialize_option(Name)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn syscall_names_are_sorted_and_shared() {
+        assert!(super::SYSCALL_NAMES.windows(2).all(|w| w[0] < w[1]));
+        assert!(matches!(super::syscall_name("openat"), std::borrow::Cow::Borrowed("openat")));
+        assert!(matches!(super::syscall_name("openat9"), std::borrow::Cow::Owned(n) if n == "openat9"));
+    }
+
     use super::*;
 
     #[test]

@@ -563,6 +563,19 @@ fn exec_details(b: &abi::ev_exec) -> model::ExecDetails {
 
 #[cfg(test)]
 mod tests {
+    /// Replay shares the syscall names it knows instead of allocating them.
+    #[test]
+    fn every_syscall_name_is_one_the_model_shares() {
+        for t in 0..=crate::abi::EV_TYPE_MAX {
+            if let Some(name) = syscall_of(t) {
+                assert!(
+                    model::names::SYSCALL_NAMES.contains(&name),
+                    "{name} missing from model::names::SYSCALL_NAMES"
+                );
+            }
+        }
+    }
+
     use super::*;
     use crate::abi::{bytes_of, event_hdr, str_item, Pod};
 
