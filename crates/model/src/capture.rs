@@ -213,19 +213,14 @@ impl<W: Write> Writer<W> {
 /// What the reader found at one record.
 #[derive(Debug)]
 pub enum Item {
-    Event(Event),
+    /// Boxed: an event is ~400 bytes, moved several times on its way out.
+    Event(Box<Event>),
     /// A record skipped (does not decode, names an undefined entry, unknown
     /// kind): its byte offset and why. The read goes on.
-    Skipped {
-        offset: u64,
-        why: String,
-    },
+    Skipped { offset: u64, why: String },
     /// The read cannot go on (a length past the limit or past the end of the
     /// input, or an I/O error): its byte offset and why. Nothing follows.
-    Broken {
-        offset: u64,
-        why: String,
-    },
+    Broken { offset: u64, why: String },
 }
 
 /// Reads a binary capture; the magic must have been read already (see
@@ -308,14 +303,14 @@ impl<R: Read> Reader<R> {
     }
 
     /// The record's event, `None` for a definition.
-    fn record(&mut self, kind: u8) -> Result<Option<Event>, String> {
+    fn record(&mut self, kind: u8) -> Result<Option<Box<Event>>, String> {
         let buf = std::mem::take(&mut self.buf);
         let result = self.decode_record(kind, &buf);
         self.buf = buf;
         result
     }
 
-    fn decode_record(&mut self, kind: u8, payload: &[u8]) -> Result<Option<Event>, String> {
+    fn decode_record(&mut self, kind: u8, payload: &[u8]) -> Result<Option<Box<Event>>, String> {
         let (i, rest) = Self::split(payload)?;
         match kind {
             CONTAINER => {
@@ -341,14 +336,14 @@ impl<R: Read> Reader<R> {
                     }
                 };
                 let t: Tail = decode(rest)?;
-                Ok(Some(Event {
+                Ok(Some(Box::new(Event {
                     ts_ns: t.ts_ns,
                     process,
                     container,
                     ret: t.ret,
                     syscall: t.syscall,
                     kind: t.kind,
-                }))
+                })))
             }
             other => Err(format!("unknown record kind {other:#04x}")),
         }
@@ -445,7 +440,7 @@ mod tests {
         items
             .into_iter()
             .map(|i| match i {
-                Item::Event(e) => e,
+                Item::Event(e) => *e,
                 other => panic!("{other:?}"),
             })
             .collect()

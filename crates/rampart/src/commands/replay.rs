@@ -135,10 +135,12 @@ impl Capture {
 
     /// The next event: `None` at the end, `Some(Ok(None))` for an item
     /// skipped (counted in `bad`), an error only when the file cannot be read.
-    fn next_event(&mut self, file: &Path, bad: &mut BadLines) -> Option<Result<Option<Event>>> {
+    fn next_event(&mut self, file: &Path, bad: &mut BadLines) -> Option<Result<Option<Box<Event>>>> {
         use model::capture::Item;
         match self {
-            Capture::Json(lines) => lines.next().map(|item| parse_line(file, item, bad)),
+            Capture::Json(lines) => {
+                lines.next().map(|item| parse_line(file, item, bad).map(|ev| ev.map(Box::new)))
+            }
             Capture::Binary(records) => Some(Ok(match records.next()? {
                 Item::Event(ev) => Some(ev),
                 Item::Skipped { offset, why } => {
@@ -231,7 +233,7 @@ mod tests {
         let mut capture = open_capture(&file).unwrap();
         while let Some(next) = capture.next_event(&file, &mut bad) {
             if let Some(ev) = next.unwrap() {
-                events.push(ev);
+                events.push(*ev);
             }
         }
         std::fs::remove_dir_all(&dir).unwrap();
