@@ -3,7 +3,8 @@
  * Prefilters the agent sets from what it consumes (crates/sensor/src/prefilter.rs):
  *   skip_types  syscall event types no loaded rule (nor the agent's own state)
  *               can use: their syscalls are not stashed at entry, so they never
- *               reach the ring buffer. All zero (the default, and what `events`,
+ *               reach the ring buffer; capability checks (EV_CAPABLE) likewise
+ *               return before any work. All zero (the default, and what `events`,
  *               `capture` and `record` keep) lets everything through.
  *   quiet       set once the agent has stopped: the syscall programs return at
  *               once and the in-kernel kills are off while the links are still

@@ -66,7 +66,8 @@ SEC("tp_btf/cap_capable")
 int BPF_PROG(on_cap_capable, const struct cred *cred, struct user_namespace *target_ns,
 	     const struct user_namespace *capable_ns, int cap, int ret)
 {
-	if (current_is_self())
+	/* No loaded rule reads capability checks: an exec alone makes several. */
+	if (current_is_self() || type_skipped(EV_CAPABLE))
 		return 0;
 	struct task_struct *t = bpf_get_current_task_btf();
 	if (!task_reported(t))

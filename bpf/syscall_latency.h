@@ -2,7 +2,7 @@
 /*
  * Syscall latency per container and syscall (opt-in: sensor.syscall_latency).
  * At sys_enter a container task's syscall number and start time go into its
- * task storage; at sys_exit the time taken goes into a log2 histogram keyed by
+ * task storage (one syscall in latency_sample); at sys_exit the time taken goes into a log2 histogram keyed by
  * (cgroup, syscall), filled in place (same buckets as the run-queue's:
  * struct runq_hist, microseconds). No event crosses to userspace; the agent
  * exports each container's most frequent syscalls.
@@ -20,6 +20,12 @@
 
 /* On only with sensor.syscall_latency (set before load). */
 const volatile bool time_syscalls = false;
+/* One syscall in latency_sample per task is timed (sensor.syscall_latency_sample),
+ * 1 times them all. Which one is random, so that a loop whose period divides
+ * the interval does not always time the same syscall: the gap to the next is
+ * drawn uniformly from [1, 2N-1] (mean N). A syscall not timed costs the
+ * task-storage probes at entry and exit, no clock read and no histogram. */
+const volatile __u32 latency_sample = 1;
 
 struct sc_latency_key {
 	__u64 cgroup; /* cgroup v2 id */
@@ -30,7 +36,7 @@ struct sc_latency_key {
 struct sc_latency_start {
 	__u64 ts; /* ns, 0: no syscall timed */
 	__u32 nr;
-	__u32 _pad;
+	__u32 left; /* syscalls until the next timed one; 0: a new task */
 };
 
 struct {
@@ -63,6 +69,17 @@ static __always_inline void latency_stamp(struct task_struct *t, __u32 nr)
 		bpf_task_storage_get(&sc_latency_start, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!s)
 		return;
+	if (latency_sample > 1) {
+		__u32 span = 2 * latency_sample - 1;
+		__u32 left = s->left;
+		if (!left) /* a new task starts at a random point */
+			left = 1 + bpf_get_prandom_u32() % span;
+		if (--left) {
+			s->left = left;
+			return;
+		}
+		s->left = 1 + bpf_get_prandom_u32() % span;
+	}
 	s->nr = nr;
 	s->ts = bpf_ktime_get_ns();
 }

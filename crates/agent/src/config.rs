@@ -41,9 +41,12 @@ pub struct SensorSettings {
     pub syscall_counts: bool,
     /// Time each container's syscalls in the kernel, exported as the
     /// histogram `rampart_container_syscall_latency_seconds` (its most
-    /// frequent syscalls). Off by default: every syscall of a container is
-    /// timed (see docs/ARCHITECTURE.md for the measured cost).
+    /// frequent syscalls). Off by default (see docs/ARCHITECTURE.md for the
+    /// measured cost).
     pub syscall_latency: bool,
+    /// One syscall in this many of each task is timed, at random (1: all of
+    /// them); the histograms count the timed ones.
+    pub syscall_latency_sample: u32,
     /// How syscalls are hooked: `tracepoints` (one per reported syscall) or
     /// `raw` (two raw tracepoints on every syscall, x86_64; see
     /// docs/ARCHITECTURE.md).
@@ -61,6 +64,7 @@ impl Default for SensorSettings {
             flows: sensor::FlowConfig::default(),
             syscall_counts: false,
             syscall_latency: false,
+            syscall_latency_sample: sensor::DEFAULT_SYSCALL_LATENCY_SAMPLE,
             syscall_hooks: sensor::SyscallHooks::default(),
             prefilter: true,
         }
@@ -72,6 +76,13 @@ impl SensorSettings {
         let k = self.ring_buffer_kib;
         if !(4..=1 << 20).contains(&k) || !k.is_power_of_two() {
             anyhow::bail!("ring_buffer_kib is {k}: it must be a power of two from 4 to 1048576");
+        }
+        let n = self.syscall_latency_sample;
+        if !(1..=sensor::MAX_SYSCALL_LATENCY_SAMPLE).contains(&n) {
+            anyhow::bail!(
+                "syscall_latency_sample is {n}: it must be from 1 (every syscall timed) to {}",
+                sensor::MAX_SYSCALL_LATENCY_SAMPLE
+            );
         }
         self.flows.validate().map_err(anyhow::Error::msg)?;
         Ok(())
@@ -235,6 +246,20 @@ mod tests {
         }
         let default = AgentConfig::parse("").unwrap().sensor.ring_buffer_kib;
         assert_eq!(default as usize * 1024, sensor::DEFAULT_RING_BUFFER_BYTES);
+    }
+
+    #[test]
+    fn syscall_latency_sample_is_checked() {
+        let parse = |v: &str| AgentConfig::parse(&format!("sensor: {{syscall_latency_sample: {v}}}\n"));
+        assert_eq!(parse("1").unwrap().sensor.syscall_latency_sample, 1);
+        assert_eq!(parse("65536").unwrap().sensor.syscall_latency_sample, 65536);
+        for bad in ["0", "65537"] {
+            let e = parse(bad).unwrap_err();
+            assert!(format!("{e:#}").contains("syscall_latency_sample is"), "{bad}: {e:#}");
+        }
+        assert!(parse("-1").is_err());
+        let default = AgentConfig::parse("").unwrap().sensor.syscall_latency_sample;
+        assert_eq!(default, sensor::DEFAULT_SYSCALL_LATENCY_SAMPLE);
     }
 
     #[test]

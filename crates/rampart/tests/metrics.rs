@@ -493,7 +493,8 @@ fn a_bad_metrics_address_stops_the_agent_at_start() {
 /// `sensor.syscall_counts: true`: each container's syscalls counted in the
 /// kernel come out as `rampart_container_syscalls_total{..., syscall}`, its
 /// most frequent ones only; `sensor.syscall_latency: true`: the time they
-/// took, as histograms of its 5 most frequent ones, accepted by promtool.
+/// took (one in `syscall_latency_sample`), as histograms of its 5 most
+/// frequent ones, accepted by promtool.
 /// Without the settings there are no such series.
 #[test]
 #[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
@@ -503,7 +504,7 @@ fn syscall_counts_per_container_are_exported_when_asked() {
     let config = dir.path().join("rampart.yaml");
     std::fs::write(
         &config,
-        "sensor:\n  syscall_counts: true\n  syscall_latency: true\nalerts:\n  outputs:\n    stdout: {format: json}\n",
+        "sensor:\n  syscall_counts: true\n  syscall_latency: true\n  syscall_latency_sample: 4\nalerts:\n  outputs:\n    stdout: {format: json}\n",
     )
     .unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
@@ -563,6 +564,7 @@ fn syscall_counts_per_container_are_exported_when_asked() {
     let quickest = counts.keys().map(|n| mean(n)).fold(f64::INFINITY, f64::min);
     assert!(mean("wait4") > 10.0 * quickest, "wait4 {} s vs quickest {quickest} s", mean("wait4"));
     assert!(text.contains("rampart_container_syscall_latency_uncounted_total 0"), "{text}");
+    assert!(text.contains("\nrampart_syscall_latency_sample 4\n"), "{text}");
     promtool_accepts(&text);
     drop(c);
     agent.stop();

@@ -241,3 +241,26 @@ fn config_file_routes_alerts_to_a_file_output() {
     assert!(!stderr.contains("sensor ready"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The in-kernel prefilter skips capability checks while no rule reads them
+/// (an exec alone makes several); a rule on `capable` gets them.
+#[test]
+#[ignore = "privileged: needs root, BPF and dockerd (scripts/test.sh runs it)"]
+fn a_rule_on_capability_checks_gets_them_through_the_prefilter() {
+    preflight();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.yaml");
+    std::fs::write(
+        &file,
+        "- rule: cap_denied\n  desc: d\n  condition: evt.type = capable and evt.arg.cap = CAP_SYS_ADMIN and evt.arg.granted = false and container.id != host\n  output: \"cap_denied %evt.arg.cap\"\n  priority: WARNING\n",
+    )
+    .unwrap();
+    let mut agent =
+        Agent::start_run(&["--no-default-rules", "--no-reload-on-change", "--rules", file.to_str().unwrap()]);
+    // sethostname needs CAP_SYS_ADMIN, which a default container lacks.
+    let c = Container::sh("capdenied", &[], &format!("{RTEST} sethostname rampart-denied; sleep 300"));
+    agent.expect("the denied CAP_SYS_ADMIN check's alert", |v| {
+        alert_rule(v) == "cap_denied" && container_name(v) == c.name
+    });
+    agent.stop();
+}

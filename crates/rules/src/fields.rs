@@ -1320,7 +1320,7 @@ macro_rules! field {
 /// The registry. Order is the order of the generated documentation.
 pub static FIELDS: &[FieldDef] = &[
     // ---- evt
-    field!("evt.type", String, None, "Event type: the syscall name as Falco names it (openat, execve, connect, clone for fork, procexit for exit, ...); netdeny for rampart's network policy denials; flow for network flows; dns for DNS messages.", |ev, _, _| opt(ev.syscall.as_deref().map(s))),
+    field!("evt.type", String, None, "Event type: the syscall name as Falco names it (openat, execve, connect, clone for fork, procexit for exit, ...); capable for rampart's capability checks; netdeny for rampart's network policy denials; flow for network flows; dns for DNS messages.", |ev, _, _| opt(ev.syscall.as_deref().map(s))),
     field!("evt.time", String, None, "Event time as a UTC time of day with nanoseconds (HH:MM:SS.nnnnnnnnn), as Falco prints it.", |ev, _, _| owned(names::utc_parts(ev.ts_ns).1)),
     field!("evt.datetime", String, None, "Event date and time, UTC (YYYY-MM-DD HH:MM:SS.nnnnnnnnn).", |ev, _, _| { let (d, t) = names::utc_parts(ev.ts_ns); owned(format!("{d} {t}")) }),
     field!("evt.time.iso8601", String, None, "Event time in ISO 8601 (YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ).", |ev, _, _| { let (d, t) = names::utc_parts(ev.ts_ns); owned(format!("{d}T{t}Z")) }),

@@ -244,13 +244,15 @@ fn syscall_of(t: u32) -> Option<&'static str> {
     })
 }
 
-/// The name of a syscall event type (one the syscall hooks report), `None`
-/// for the others (exec, fork, exit, capability checks).
+/// The name of an event type the prefilter can skip: a syscall's (one the
+/// syscall hooks report) or `capable` (capability checks); `None` for exec,
+/// fork and exit, which the process table always reads.
 pub(crate) fn syscall_event_name(t: u32) -> Option<&'static str> {
-    if matches!(t, ev::EV_EXEC | ev::EV_FORK | ev::EV_EXIT) {
-        return None;
+    match t {
+        ev::EV_EXEC | ev::EV_FORK | ev::EV_EXIT => None,
+        ev::EV_CAPABLE => Some("capable"),
+        _ => syscall_of(t),
     }
-    syscall_of(t)
 }
 
 /// A record type's name in metrics: its syscall's, `capable` for capability
@@ -430,7 +432,11 @@ impl Decoder {
             process,
             container: None,
             ret: (h.flags & evf::HAS_RET != 0).then_some(h.ret),
-            syscall: syscall_of(ty).map(Cow::Borrowed),
+            // evt.type: the syscall's name, `capable` for a capability check.
+            syscall: match ty {
+                ev::EV_CAPABLE => Some(Cow::Borrowed("capable")),
+                _ => syscall_of(ty).map(Cow::Borrowed),
+            },
             kind,
         })
     }

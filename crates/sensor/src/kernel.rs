@@ -22,7 +22,7 @@ use crate::decode::{record_killed, record_truncated, Decoder};
 use crate::kill::{key_bytes, walk_form, KernelKills, KillTrigger};
 use crate::{
     Feature, HookState, HookStatus, SensorConfig, SensorError, SensorStats, SensorStatus, SyscallHooks,
-    SyscallSet,
+    SyscallSet, MAX_SYSCALL_LATENCY_SAMPLE,
 };
 
 const OBJECT: &str = "sensor.bpf.o";
@@ -364,6 +364,7 @@ fn open_and_load(
         ro.record_syscalls = cfg.record_syscalls;
         ro.count_syscalls = cfg.syscall_counts;
         ro.time_syscalls = cfg.syscall_latency;
+        ro.latency_sample = cfg.syscall_latency_sample.clamp(1, MAX_SYSCALL_LATENCY_SAMPLE);
         ro.raw_dispatch = cfg.syscall_hooks == SyscallHooks::Raw;
         if !cfg.syscall_counts {
             // 4 KiB per entry, preallocated: no room taken while off
@@ -773,6 +774,7 @@ impl Sensor {
         Ok(SyscallLatencyMaps {
             latency: h("syscall_latency", &maps.syscall_latency)?,
             full: h("syscall_latency_full", &maps.syscall_latency_full)?,
+            sample: maps.rodata_data.as_deref().map_or(1, |ro| ro.latency_sample),
         })
     }
 
@@ -1017,9 +1019,17 @@ impl SyscallCountMaps {
 pub struct SyscallLatencyMaps {
     latency: MapHandle,
     full: MapHandle,
+    sample: u32,
 }
 
 impl SyscallLatencyMaps {
+    /// One syscall in this many of each task is timed
+    /// ([`SensorConfig::syscall_latency_sample`]): the histograms count the
+    /// timed ones.
+    pub fn sample(&self) -> u32 {
+        self.sample
+    }
+
     /// Every (cgroup v2 id, native syscall number, histogram). Bounded by the
     /// map's size.
     pub fn read(&self) -> Vec<(u64, u32, crate::runq::RunQueueHistogram)> {

@@ -55,6 +55,11 @@ pub const POLL_PERIOD: Duration = Duration::from_millis(3);
 /// showed. 8 MiB would meet the 48 MiB goal but dropped events at saturation
 /// once (docs/ARCHITECTURE.md, "The agent's memory").
 pub const DEFAULT_RING_BUFFER_BYTES: usize = 16 << 20;
+/// [`SensorConfig::syscall_latency_sample`] by default: one syscall in 16
+/// timed per task (measured in docs/ARCHITECTURE.md).
+pub const DEFAULT_SYSCALL_LATENCY_SAMPLE: u32 = 16;
+/// The largest [`SensorConfig::syscall_latency_sample`].
+pub const MAX_SYSCALL_LATENCY_SAMPLE: u32 = 1 << 16;
 
 /// How the sensor is started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,8 +86,13 @@ pub struct SensorConfig {
     /// Time each container's syscalls in the kernel (bpf/syscall_latency.h;
     /// read with [`Sensor::syscall_latency_maps`]): stamped by `enter_syscalls`
     /// (loaded for it), timed by `exit_syscalls` with the raw dispatch or by
-    /// `sc_latency_exit` with the tracepoints, on every syscall.
+    /// `sc_latency_exit` with the tracepoints.
     pub syscall_latency: bool,
+    /// With `syscall_latency`: time one syscall in this many of each task,
+    /// chosen at random (1: every one; at most
+    /// [`MAX_SYSCALL_LATENCY_SAMPLE`]). The others cost two task-storage
+    /// probes and nothing else.
+    pub syscall_latency_sample: u32,
     /// Flow accounting (`flows`), run by the sensor's owner next to the
     /// sensor; `None`: off.
     pub flows: Option<FlowConfig>,
@@ -101,6 +111,7 @@ impl Default for SensorConfig {
             record_syscalls: false,
             syscall_counts: false,
             syscall_latency: false,
+            syscall_latency_sample: DEFAULT_SYSCALL_LATENCY_SAMPLE,
             syscall_hooks: SyscallHooks::default(),
             flows: None,
             prefilter: true,

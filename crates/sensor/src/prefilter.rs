@@ -1,6 +1,6 @@
 //! In-kernel prefilter (bpf/prefilter.h): the syscall event types the agent
 //! does not consume are dropped at syscall entry, before any work, so they
-//! never reach the ring buffer.
+//! never reach the ring buffer; capability checks likewise.
 
 use std::collections::BTreeSet;
 
@@ -77,8 +77,9 @@ mod tests {
         let types: Vec<_> = syscall_event_types().collect();
         assert!(types.len() > 40, "{types:?}");
         assert!(types.contains(&(crate::abi::ev::EV_OPENAT, "openat")));
-        // sched and capability records are never skipped
+        // process records are never skipped; capability checks can be
         assert!(!types.iter().any(|(_, n)| ["execve", "clone", "procexit"].contains(n)));
+        assert!(types.contains(&(crate::abi::ev::EV_CAPABLE, "capable")));
         let names: BTreeSet<_> = types.iter().map(|(_, n)| *n).collect();
         assert_eq!(names.len(), types.len());
     }

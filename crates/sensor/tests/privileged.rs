@@ -474,9 +474,13 @@ fn syscall_latency_times_a_container_sleep_in_both_hook_modes() {
     const NANOSLEEP: u32 = 35;
     const CLOCK_NANOSLEEP: u32 = 230;
     for hooks in [SyscallHooks::Tracepoints, SyscallHooks::Raw] {
-        let sensor =
-            Sensor::start(SensorConfig { syscall_latency: true, syscall_hooks: hooks, ..Default::default() })
-                .expect("sensor starts");
+        let sensor = Sensor::start(SensorConfig {
+            syscall_latency: true,
+            syscall_latency_sample: 1,
+            syscall_hooks: hooks,
+            ..Default::default()
+        })
+        .expect("sensor starts");
         let status = sensor.status();
         let exit = match hooks {
             SyscallHooks::Tracepoints => "sc_latency_exit",
@@ -532,6 +536,68 @@ fn syscall_latency_times_a_container_sleep_in_both_hook_modes() {
     }
 }
 
+/// Sampled latency: with one syscall in 16 timed, a container task's 20,000
+/// one-byte reads and 20,000 writes come out as about 1,250 timed of each
+/// (the gaps are random, mean 16), where timing all of them counts all of
+/// them. Both hook modes.
+#[test]
+#[ignore = "privileged: needs root and BPF (scripts/test.sh runs it)"]
+fn syscall_latency_times_one_syscall_in_n_per_task() {
+    testkit::require_bpf();
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const READ: u32 = 0;
+    const WRITE: u32 = 1;
+    const N: u64 = 20_000;
+    for hooks in [SyscallHooks::Tracepoints, SyscallHooks::Raw] {
+        for sample in [1u32, 16] {
+            let sensor = Sensor::start(SensorConfig {
+                syscall_latency: true,
+                syscall_latency_sample: sample,
+                syscall_hooks: hooks,
+                ..Default::default()
+            })
+            .expect("sensor starts");
+            let maps = sensor.syscall_latency_maps().expect("latency maps");
+            assert_eq!(maps.sample(), sample);
+            let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+            let mut dirs = Cgroups(Vec::new());
+            let cg = std::path::Path::new(cgroup2_root()).join(format!("rampart-it-sample-{nanos}"));
+            let id = dirs.mkdir(cg.clone());
+            let script = format!(
+                "echo $$ > {}/cgroup.procs && exec dd if=/dev/zero of=/dev/null bs=1 count={N} status=none",
+                cg.display()
+            );
+            run("unshare", &["-m", "sh", "-c", &script]);
+            let timed = |nr: u32| -> u64 {
+                maps.read()
+                    .into_iter()
+                    .filter(|(c, n, _)| *c == id && *n == nr)
+                    .map(|(_, _, h)| h.count)
+                    .sum()
+            };
+            let (reads, writes) = (timed(READ), timed(WRITE));
+            eprintln!(
+                "figures: {hooks:?}, one in {sample}: {reads} reads and {writes} writes timed of {N} each"
+            );
+            if sample == 1 {
+                // dd's own reads and writes besides the copy: a few.
+                assert!((N..N + 50).contains(&reads), "{hooks:?}: {reads} reads timed");
+                assert!((N..N + 50).contains(&writes), "{hooks:?}: {writes} writes timed");
+            } else {
+                let expected = N / u64::from(sample);
+                for (what, n) in [("reads", reads), ("writes", writes)] {
+                    assert!(
+                        (expected * 7 / 10..expected * 13 / 10).contains(&n),
+                        "{hooks:?}: {n} {what} timed, about {expected} expected"
+                    );
+                }
+            }
+            assert_eq!(maps.uncounted(), 0);
+            drop(sensor);
+        }
+    }
+}
+
 /// The prefilter in the kernel: with only `unshare` wanted, a process's open
 /// never arrives while its unshare does; wanting every type again brings
 /// opens back. Both hook modes.
@@ -569,12 +635,26 @@ fn prefilter_drops_unwanted_types_at_entry_and_widens_again() {
             "{hooks:?}: the wanted unshare did not arrive"
         );
         assert_eq!(opens_of(&events, sh), 0, "{hooks:?}: an open arrived though openat was skipped");
+        // unshare's CAP_SYS_ADMIN check: capability checks are skipped too.
+        let caps_of = |events: &[Event], sh: u32| {
+            events
+                .iter()
+                .filter(|e| {
+                    matches!(e.kind, EventKind::Capable { .. })
+                        && (e.process.pid == sh || e.process.ppid == sh)
+                })
+                .count()
+        };
+        assert!(skipped.contains(&"capable"), "{skipped:?}");
+        assert_eq!(caps_of(&events, sh), 0, "{hooks:?}: a capability check arrived though it was skipped");
 
         prefilter.keep_only(None).expect("widened");
         assert!(prefilter.skipped().is_empty());
-        let sh = run("/bin/sh", &["-c", &format!("echo y > {abs}")]);
-        let events = collect(&mut sensor, Duration::from_secs(5), |evs| opens_of(evs, sh) > 0);
+        let sh = run("/bin/sh", &["-c", &format!("echo y > {abs}; unshare -m /bin/true")]);
+        let events =
+            collect(&mut sensor, Duration::from_secs(5), |evs| opens_of(evs, sh) > 0 && caps_of(evs, sh) > 0);
         assert_eq!(opens_of(&events, sh), 1, "{hooks:?}: no open after widening");
+        assert!(caps_of(&events, sh) > 0, "{hooks:?}: no capability check after widening");
         let _ = std::fs::remove_file(&abs);
     }
 }

@@ -36,6 +36,14 @@ pub const SYSCALL_SERIES_PER_CONTAINER: usize = 20;
 /// no known container are dropped (its size is 1024).
 const SYSCALL_COUNTS_PRUNE_AT: usize = 768;
 
+/// The kernel's syscall latency histograms, per container id and syscall
+/// number; the syscalls not timed (table full); one in `sample` timed.
+struct LatencyPerContainer {
+    per: HashMap<String, BTreeMap<u32, RunQueueHistogram>>,
+    uncounted: u64,
+    sample: u32,
+}
+
 /// Syscalls per container in `rampart_container_syscall_latency_seconds`:
 /// its most frequently timed ones (a histogram is ~20 series).
 pub const SYSCALL_LATENCY_SERIES_PER_CONTAINER: usize = 5;
@@ -169,9 +177,7 @@ impl AgentMetrics {
     /// Syscall latency per known container id and syscall number (cgroups
     /// merged), pruning the kernel's table of cgroups that are no container
     /// any more when it fills; and the syscalls not timed (table full).
-    fn syscall_latency_per_container(
-        &self,
-    ) -> Option<(HashMap<String, BTreeMap<u32, RunQueueHistogram>>, u64)> {
+    fn syscall_latency_per_container(&self) -> Option<LatencyPerContainer> {
         let maps = lock(&self.syscall_latency).clone()?;
         let all = maps.read();
         let mut per: HashMap<String, BTreeMap<u32, RunQueueHistogram>> = HashMap::new();
@@ -187,7 +193,7 @@ impl AgentMetrics {
         if stale > 0 && all.len() >= SYSCALL_LATENCY_PRUNE_AT {
             maps.retain(|cg| matches!(self.registry.resolve_cached(cg), runtime::Resolution::Container(_)));
         }
-        Some((per, maps.uncounted()))
+        Some(LatencyPerContainer { per, uncounted: maps.uncounted(), sample: maps.sample() })
     }
 
     /// Turns on `rampart_container_syscalls_total` (the sensor counts).
@@ -714,7 +720,9 @@ impl AgentMetrics {
                 [(&[][..], uncounted)],
             );
         }
-        if let Some((latency, uncounted)) = self.syscall_latency_per_container() {
+        if let Some(LatencyPerContainer { per: latency, uncounted, sample }) =
+            self.syscall_latency_per_container()
+        {
             let mut samples: Vec<(Vec<(&str, &str)>, &RunQueueHistogram)> = Vec::new();
             for (i, c) in containers.iter().enumerate() {
                 let Some(per_nr) = latency.get(c.id.as_str()) else { continue };
@@ -734,6 +742,11 @@ impl AgentMetrics {
                 "rampart_container_syscall_latency_uncounted",
                 "Syscalls not timed because the kernel's (cgroup, syscall) table was full.",
                 [(&[][..], uncounted)],
+            );
+            e.gauge(
+                "rampart_syscall_latency_sample",
+                "One syscall in this many of each task is timed, chosen at random (sensor.syscall_latency_sample); the latency histograms count the timed ones.",
+                [(&[][..], sample as f64)],
             );
         }
         e.counter(

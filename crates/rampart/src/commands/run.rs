@@ -152,6 +152,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         flows: Some(cfg.sensor.flows.clone()),
         syscall_counts: cfg.sensor.syscall_counts,
         syscall_latency: cfg.sensor.syscall_latency,
+        syscall_latency_sample: cfg.sensor.syscall_latency_sample,
         syscall_hooks: cfg.sensor.syscall_hooks,
         prefilter: cfg.sensor.prefilter,
         ..Default::default()
