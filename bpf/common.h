@@ -178,7 +178,11 @@ static __noinline void fill_hdr(struct event_hdr *h, struct task_struct *task, _
 	h->pid_ns = up->ns->ns.inum;
 	h->mnt_ns = task_mnt_ns(t);
 	h->kill_trigger = 0;
-	bpf_probe_read_kernel_str(h->comm, sizeof(h->comm), t->comm);
+	/* Two plain loads: the kernel pads comm with zeros (strscpy_pad), so
+	 * this is what the string helper would give, without a helper call. */
+	__u64 *comm = (__u64 *)t->comm;
+	((__u64 *)h->comm)[0] = comm[0];
+	((__u64 *)h->comm)[1] = comm[1];
 }
 
 /* ---- string area ----
