@@ -114,6 +114,9 @@ struct Snapshot {
     counts: Option<PerSyscall<f64>>,
     /// System call latency the kernel measured; `None`: not timed.
     latency: Option<PerSyscall<Latency>>,
+    /// One syscall in this many timed (`sensor.syscall_latency_sample`):
+    /// the latency counts times this estimate the calls.
+    latency_sample: Option<f64>,
 }
 
 /// What a refresh shows of one container: rates over the last interval.
@@ -286,7 +289,8 @@ fn detail_text(prev: &Snapshot, cur: &Snapshot, id: &str, secs: f64, agent: bool
                 let before = then.and_then(|t| t.get(sc)).cloned().unwrap_or_default();
                 let n = l.count - before.count;
                 (n > 0.0).then(|| {
-                    (sc.clone(), n / secs, (l.sum - before.sum) / n, runq_p99(&l.buckets, &before.buckets))
+                    let calls_per_s = n * cur.latency_sample.unwrap_or(1.0) / secs;
+                    (sc.clone(), calls_per_s, (l.sum - before.sum) / n, runq_p99(&l.buckets, &before.buckets))
                 })
             })
             .collect();
@@ -370,6 +374,7 @@ fn scrape_agent(addr: &str) -> Result<Snapshot> {
             "rampart_container_syscall_latency_uncounted_total" => {
                 snap.latency.get_or_insert_with(HashMap::new);
             }
+            "rampart_syscall_latency_sample" => snap.latency_sample = Some(sample.value),
             _ => {}
         }
         let Some(id) = sample.label("id") else { continue };
@@ -531,6 +536,7 @@ fn local_snapshot(registry: &ContainerRegistry, seen: &Mutex<Seen>) -> Snapshot 
                 })
                 .collect();
             snap.latency = Some(latency);
+            snap.latency_sample = Some(f64::from(maps.sample()));
         }
         for (cg, h) in seen.runq.as_ref().map(|m| m.read()).unwrap_or_default() {
             if let runtime::Resolution::Container(c) = registry.resolve_cached(cg) {
@@ -878,6 +884,19 @@ mod tests {
         s
     }
 
+    /// Sampled latency: the timed calls times the sample estimate all of
+    /// them; mean and p99 need no scaling.
+    #[test]
+    fn details_scale_sampled_calls_by_the_sample() {
+        let prev = with_latency(&[("openat", latency(100.0, 0.0))]);
+        let mut cur = with_latency(&[("openat", latency(2100.0, 0.0))]);
+        cur.latency_sample = Some(16.0);
+        let text = detail_text(&prev, &cur, "busy", 2.0, false);
+        let line = text.lines().find(|l| l.trim_start().starts_with("openat")).unwrap();
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cols, ["openat", "16000", "3us", "4us"], "{text}");
+    }
+
     #[test]
     fn details_show_the_intervals_syscalls_and_their_latency() {
         let prev = with_latency(&[("openat", latency(100.0, 0.0)), ("wait4", latency(0.0, 10.0))]);
@@ -979,6 +998,7 @@ mod tests {
             [(&sync[..], vec![(0.000002, 5), (0.000004, 9)], 9, 0.5)],
         );
         e.counter("rampart_container_syscall_latency_uncounted", "h", [(&[][..], 0)]);
+        e.gauge("rampart_syscall_latency_sample", "h", [(&[][..], 16.0)]);
         e.histogram(
             "rampart_container_runqueue_latency_seconds",
             "h",
@@ -1009,6 +1029,7 @@ mod tests {
         let l = &snap.latency.as_ref().unwrap()["abc"]["sync"];
         assert_eq!((l.count, l.sum), (9.0, 0.5));
         assert_eq!(l.buckets, vec![(0.000002, 5.0), (0.000004, 9.0), (f64::INFINITY, 9.0)]);
+        assert_eq!(snap.latency_sample, Some(16.0));
         assert!(scrape_agent("127.0.0.1:1").is_err());
     }
 }
