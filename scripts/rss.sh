@@ -3,8 +3,10 @@
 # (default rules), then N containers of the test image that only sleep,
 # waits for the agent to settle and prints its memory as users see it
 # (VmRSS) and how it splits (RssAnon: heap and stacks; RssFile: the binary's
-# pages; RssShmem: kernel memory mapped in, such as BPF ring buffers), and
-# the largest mappings.
+# pages and the BPF maps mapped in, such as ring buffers), its Pss (each
+# physical page counted once: a BPF ring buffer maps its data pages twice, so
+# that a record can be read across the wrap, and VmRSS counts them twice),
+# and the largest mappings.
 #
 #   scripts/rss.sh [--containers 100] [--settle 30] [--bin PATH] [-- AGENT ARGS]
 set -euo pipefail
@@ -41,7 +43,11 @@ until grep -qs "sensor ready" "$OUT/agent.err"; do
     kill -0 $agent 2>/dev/null || { cat "$OUT/agent.err" >&2; exit 1; }
     sleep 0.2
 done
-mem() { awk '/^VmRSS|^VmHWM|^RssAnon|^RssFile|^RssShmem/ {printf "%s %.1f MiB  ", $1, $2/1024}' "/proc/$agent/status"; echo; }
+mem() {
+    awk '/^VmRSS|^VmHWM|^RssAnon|^RssFile|^RssShmem/ {printf "%s %.1f MiB  ", $1, $2/1024}' "/proc/$agent/status"
+    awk '/^Pss:/ {printf "Pss: %.1f MiB", $2/1024}' "/proc/$agent/smaps_rollup"
+    echo
+}
 echo "started:     $(mem)"
 for ((i = 0; i < CONTAINERS; i++)); do
     "$DOCKER" run -d --label "$tag" rampart-test:latest sleep infinity >/dev/null
