@@ -174,3 +174,34 @@ fn yaml_the_parser_panics_on_is_a_positioned_error_and_no_panic_message() {
     assert!(out.contains(&at), "{out}");
     assert!(!out.contains("panicked"), "{out}");
 }
+
+/// Deep nesting ahead of a control character: the character is a syntax
+/// error that the serde readers report themselves, but they read everything
+/// before it first, and deep nesting costs them quadratic time (the k8s fuzz
+/// target's hang: 100 KB took 4.7 s, so these 600 KB would run past the
+/// helper's 60 s). Every YAML input refuses the nesting with its position:
+/// the agent config, a network policy, a Kubernetes manifest.
+#[test]
+fn deep_nesting_before_a_control_character_is_refused_at_once() {
+    let dir = tempfile_dir("deep-then-control");
+    let deep = |key: &str| format!("{key}: {}{}\n\u{1}\n", "[".repeat(300_000), "]".repeat(300_000));
+    let config = dir.join("config.yaml");
+    std::fs::write(&config, deep("alerts")).unwrap();
+    let policy = dir.join("policy.yaml");
+    std::fs::write(&policy, deep("egress")).unwrap();
+    let manifest = dir.join("manifest.yaml");
+    std::fs::write(&manifest, deep("spec")).unwrap();
+    let capture = dir.join("empty.jsonl");
+    std::fs::write(&capture, "").unwrap();
+    for (args, file) in [
+        (vec!["replay", "--config", config.to_str().unwrap(), capture.to_str().unwrap()], &config),
+        (vec!["netpolicy", "check", "-f", policy.to_str().unwrap()], &policy),
+        (vec!["audit", "--k8s", manifest.to_str().unwrap()], &manifest),
+    ] {
+        let o = rampart(&args);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{args:?}: {err}");
+        assert!(err.contains("nesting deeper than 64 levels"), "{args:?}: {err}");
+        assert!(err.contains(&file.display().to_string()) && err.contains("1:"), "{args:?}: {err}");
+    }
+}

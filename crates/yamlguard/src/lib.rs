@@ -83,10 +83,17 @@ fn printable(c: char) -> bool {
 /// The first character libyaml refuses to read, as a positioned syntax error
 /// (libyaml itself reports it with a byte offset only).
 pub fn unreadable_char(text: &str) -> Option<GuardError> {
-    let (off, c) = text.char_indices().find(|&(_, c)| !printable(c))?;
+    first_unreadable(text).map(|(off, c)| unreadable_at(text, off, c))
+}
+
+fn first_unreadable(text: &str) -> Option<(usize, char)> {
+    text.char_indices().find(|&(_, c)| !printable(c))
+}
+
+fn unreadable_at(text: &str, off: usize, c: char) -> GuardError {
     let (line, col) = line_col(text, off);
     let message = format!("invalid YAML: control character U+{:04X} is not allowed", c as u32);
-    Some(GuardError { line, col, message, syntax: true })
+    GuardError { line, col, message, syntax: true }
 }
 
 /// Line and column (1-based, column in characters) of byte offset `off`.
@@ -186,9 +193,22 @@ pub fn check_bounds(text: &str, limits: &Limits) -> Result<(), GuardError> {
 
 /// Check `text` against `limits`; linear in the text's size.
 pub fn check(text: &str, limits: &Limits) -> Result<(), GuardError> {
-    if let Some(bad) = unreadable_char(text) {
-        return Err(bad);
+    // A character libyaml refuses is a syntax error, which a caller may leave
+    // to its reader to report; that reader still reads everything before it,
+    // so the limits hold for that part: deep nesting ahead of a control
+    // character at the end costs the reader quadratic time.
+    if let Some((off, c)) = first_unreadable(text) {
+        return match check_readable(&text[..off], limits) {
+            Err(limit) if !limit.syntax => Err(limit),
+            // The part before may end mid-document: the character is the error.
+            _ => Err(unreadable_at(text, off, c)),
+        };
     }
+    check_readable(text, limits)
+}
+
+/// [`check`] of a text with only characters libyaml reads.
+fn check_readable(text: &str, limits: &Limits) -> Result<(), GuardError> {
     let mut input = text.as_bytes();
     let mut parser = Parser::new();
     parser.set_input_string(&mut input);
@@ -388,6 +408,25 @@ mod tests {
         assert!(e.line >= 1);
         let e = err("a: *nope\n");
         assert!(e.line >= 1, "{e}");
+    }
+
+    /// A control character is a syntax error, left by `check_bounds` to
+    /// the caller's reader, which reads everything before it: the limits hold
+    /// there (deep nesting ahead of it cost serde_yaml_ng quadratic time).
+    #[test]
+    fn limits_hold_before_a_control_character() {
+        let deep = format!("a: {}{}\n\u{1}\n", "[".repeat(5000), "]".repeat(5000));
+        let e = check_bounds(&deep, &Limits::default()).unwrap_err();
+        assert!(!e.syntax && e.message.contains("nesting deeper than 64"), "{e}");
+        assert_eq!((e.line, e.col), (1, 67), "{e}");
+        // Within the limits, the character is the error, at its place.
+        let e = check("a: [b, c]\nd: \u{1}\n", &Limits::default()).unwrap_err();
+        assert!(e.syntax && e.message.contains("U+0001"), "{e}");
+        assert_eq!((e.line, e.col), (2, 4), "{e}");
+        assert!(check_bounds("a: [b, c]\nd: \u{1}\n", &Limits::default()).is_ok());
+        // Cut inside a flow sequence: still the character's error.
+        let e = check("a: [b, \u{1}]\n", &Limits::default()).unwrap_err();
+        assert!(e.syntax && e.message.contains("U+0001"), "{e}");
     }
 
     #[test]
