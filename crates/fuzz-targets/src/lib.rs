@@ -56,9 +56,13 @@ pub fn rules(data: &[u8]) {
 }
 
 /// The agent config's `alerts:` section (the rest of the agent config lives
-/// in the binary crate), parsed as the agent does and validated.
+/// in the binary crate), parsed as the agent does (`AgentConfig::parse`:
+/// the YAML guard, then serde) and validated.
 pub fn config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
+    if yamlguard::check_bounds(text, &yamlguard::Limits::default()).is_err() {
+        return;
+    }
     if let Ok(cfg) = serde_yaml_ng::from_str::<alerts::AlertsConfig>(text) {
         let _ = cfg.validate();
     }
