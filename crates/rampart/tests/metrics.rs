@@ -291,25 +291,22 @@ fn kernel_drops_raise_an_alert_at_once_with_the_summarys_counts() {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     };
-    let mut text = String::new();
-    let mut seen = (0.0, 0.0, 0.0);
     let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let text = loop {
         let before = sum(&get(&addr, "/metrics").1, "rampart_events_lost_total");
         std::thread::sleep(Duration::from_millis(1500));
-        text = get(&addr, "/metrics").1;
+        let text = get(&addr, "/metrics").1;
         let (by_type, total) =
             (sum(&text, "rampart_events_lost_by_type_total"), sum(&text, "rampart_events_lost_total"));
-        seen = (before, by_type, total);
         if before > 0.0 && before <= by_type && by_type <= total {
-            break;
+            eprintln!("figures: lost {before} then {total} in total, {by_type} by type");
+            break text;
         }
         assert!(
             Instant::now() < deadline,
             "per-type losses {by_type} not between the totals {before} and {total}:\n{text}"
         );
-    }
-    eprintln!("figures: lost {} then {} in total, {} by type", seen.0, seen.2, seen.1);
+    };
     let openat = text
         .lines()
         .find_map(|l| l.strip_prefix("rampart_events_lost_by_type_total{type=\"openat\"} "))
