@@ -2,9 +2,9 @@
 /*
  * Syscall latency per container and syscall (opt-in: sensor.syscall_latency).
  * At sys_enter a container task's syscall number and start time go into its
- * task storage (one syscall in latency_sample); at sys_exit the time taken goes into a log2 histogram keyed by
- * (cgroup, syscall), filled in place (same buckets as the run-queue's:
- * struct runq_hist, microseconds). No event crosses to userspace; the agent
+ * task storage (one syscall in latency_sample); at sys_exit the time taken
+ * goes into a log2 histogram keyed by (cgroup, syscall), filled in place
+ * (same buckets as the run-queue's: struct runq_hist, microseconds). No event crosses to userspace; the agent
  * exports each container's most frequent syscalls.
  * No program of its own at entry: enter_syscalls (syscalls.h) stamps, after
  * the checks it makes anyway for the counts, so a timed syscall runs one

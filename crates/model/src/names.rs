@@ -270,14 +270,14 @@ pub(crate) fn de_syscall<'de, D: serde::Deserializer<'de>>(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn syscall_names_are_sorted_and_shared() {
-        assert!(super::SYSCALL_NAMES.windows(2).all(|w| w[0] < w[1]));
-        assert!(matches!(super::syscall_name("openat"), std::borrow::Cow::Borrowed("openat")));
-        assert!(matches!(super::syscall_name("openat9"), std::borrow::Cow::Owned(n) if n == "openat9"));
+        assert!(SYSCALL_NAMES.windows(2).all(|w| w[0] < w[1]));
+        assert!(matches!(syscall_name("openat"), std::borrow::Cow::Borrowed("openat")));
+        assert!(matches!(syscall_name("openat9"), std::borrow::Cow::Owned(n) if n == "openat9"));
     }
-
-    use super::*;
 
     #[test]
     fn capability_names() {

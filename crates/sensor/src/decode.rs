@@ -184,9 +184,10 @@ pub(crate) fn usockaddr(u: &abi::ev_usockaddr) -> Option<SockAddr> {
     }
 }
 
-/// The syscall behind a record type, by the name Falco's `evt.type` uses
-/// (`execve` for exec, `clone` for fork, `procexit` for exit); `None` for events
-/// that are not syscalls (capability checks).
+/// The `evt.type` name of a record type: its syscall's, by the name Falco
+/// uses (`execve` for exec, `clone` for fork, `procexit` for exit), or
+/// `capable` for capability checks; `None` for a number the ABI does not
+/// define.
 fn syscall_of(t: u32) -> Option<&'static str> {
     Some(match t {
         ev::EV_EXEC => "execve",
@@ -240,6 +241,7 @@ fn syscall_of(t: u32) -> Option<&'static str> {
         ev::EV_UNSHARE => "unshare",
         ev::EV_MEMFD_CREATE => "memfd_create",
         ev::EV_BPF => "bpf",
+        ev::EV_CAPABLE => "capable",
         _ => return None,
     })
 }
@@ -250,21 +252,13 @@ fn syscall_of(t: u32) -> Option<&'static str> {
 pub(crate) fn syscall_event_name(t: u32) -> Option<&'static str> {
     match t {
         ev::EV_EXEC | ev::EV_FORK | ev::EV_EXIT => None,
-        ev::EV_CAPABLE => Some("capable"),
         _ => syscall_of(t),
     }
 }
 
-/// A record type's name in metrics: its syscall's, `capable` for capability
-/// checks, `unknown` for a number the ABI does not define.
+/// A record type's name in metrics: its `evt.type` name, `unknown` for a
+/// number the ABI does not define.
 pub(crate) fn event_type_name(t: u32) -> &'static str {
-    match t {
-        ev::EV_CAPABLE => "capable",
-        _ => syscall_name(t),
-    }
-}
-
-fn syscall_name(t: u32) -> &'static str {
     syscall_of(t).unwrap_or("unknown")
 }
 
@@ -432,11 +426,7 @@ impl Decoder {
             process,
             container: None,
             ret: (h.flags & evf::HAS_RET != 0).then_some(h.ret),
-            // evt.type: the syscall's name, `capable` for a capability check.
-            syscall: match ty {
-                ev::EV_CAPABLE => Some(Cow::Borrowed("capable")),
-                _ => syscall_of(ty).map(Cow::Borrowed),
-            },
+            syscall: syscall_of(ty).map(Cow::Borrowed),
             kind,
         })
     }
@@ -495,32 +485,32 @@ impl Decoder {
             },
             ev::EV_UMOUNT2 => EventKind::Umount { target: arg0(), flags: a[1] as u32 },
             ev::EV_SETUID | ev::EV_SETFSUID => {
-                EventKind::Setuid { syscall: syscall_name(ty).into(), ids: vec![a[0] as u32] }
+                EventKind::Setuid { syscall: event_type_name(ty).into(), ids: vec![a[0] as u32] }
             }
             ev::EV_SETREUID => {
-                EventKind::Setuid { syscall: syscall_name(ty).into(), ids: vec![a[0] as u32, a[1] as u32] }
+                EventKind::Setuid { syscall: event_type_name(ty).into(), ids: vec![a[0] as u32, a[1] as u32] }
             }
             ev::EV_SETRESUID => EventKind::Setuid {
-                syscall: syscall_name(ty).into(),
+                syscall: event_type_name(ty).into(),
                 ids: vec![a[0] as u32, a[1] as u32, a[2] as u32],
             },
             ev::EV_SETGID | ev::EV_SETFSGID => {
-                EventKind::Setgid { syscall: syscall_name(ty).into(), ids: vec![a[0] as u32] }
+                EventKind::Setgid { syscall: event_type_name(ty).into(), ids: vec![a[0] as u32] }
             }
             ev::EV_SETREGID => {
-                EventKind::Setgid { syscall: syscall_name(ty).into(), ids: vec![a[0] as u32, a[1] as u32] }
+                EventKind::Setgid { syscall: event_type_name(ty).into(), ids: vec![a[0] as u32, a[1] as u32] }
             }
             ev::EV_SETRESGID => EventKind::Setgid {
-                syscall: syscall_name(ty).into(),
+                syscall: event_type_name(ty).into(),
                 ids: vec![a[0] as u32, a[1] as u32, a[2] as u32],
             },
             ev::EV_CAPSET => {
                 EventKind::Capset { effective: s.extra[0], permitted: s.extra[1], inheritable: s.extra[2] }
             }
             ev::EV_PTRACE => EventKind::Ptrace { request: a[0] as i64, target_pid: a[1] as u32 },
-            ev::EV_INIT_MODULE => EventKind::ModuleLoad { syscall: syscall_name(ty).into(), path: None },
+            ev::EV_INIT_MODULE => EventKind::ModuleLoad { syscall: event_type_name(ty).into(), path: None },
             ev::EV_FINIT_MODULE => {
-                EventKind::ModuleLoad { syscall: syscall_name(ty).into(), path: fd_path() }
+                EventKind::ModuleLoad { syscall: event_type_name(ty).into(), path: fd_path() }
             }
             ev::EV_SETNS => EventKind::Setns {
                 fd: a[0] as i32,
@@ -569,6 +559,9 @@ fn exec_details(b: &abi::ev_exec) -> model::ExecDetails {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::abi::{bytes_of, event_hdr, str_item, Pod};
+
     /// Replay shares the syscall names it knows instead of allocating them.
     #[test]
     fn every_syscall_name_is_one_the_model_shares() {
@@ -581,9 +574,6 @@ mod tests {
             }
         }
     }
-
-    use super::*;
-    use crate::abi::{bytes_of, event_hdr, str_item, Pod};
 
     /// Builds records the way the BPF side does.
     struct Rec {
