@@ -67,4 +67,12 @@ fn names_come_back_across_containerd_restart() {
     drop(early);
     let summary = agent.stop();
     assert!(summary.seen > 0, "{summary:?}");
+    // dockerd reconnects to the restarted containerd on its own schedule; the
+    // next test binaries run containers through it (a `docker run` right
+    // after this test once failed dialing containerd.sock).
+    wait_until(
+        "dockerd to run containers again after the containerd restart",
+        Duration::from_secs(60),
+        || docker(&["run", "--rm", IMAGE, "true"]).status.success(),
+    );
 }
