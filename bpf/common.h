@@ -77,6 +77,22 @@ struct {
 	__type(value, struct pending);
 } pending_map SEC(".maps");
 
+/* Scheduler-side state of a container task (sched.h, syscall_latency.h): one
+ * task storage, so the context switch probes it once for both. */
+struct task_sched {
+	__u64 queued; /* ns (boot clock) it became runnable; 0: not queued */
+	__u64 sc_ts;  /* ns: start of a timed syscall parked off-CPU; 0: none */
+	__u32 sc_nr;  /* that syscall's number */
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_sched);
+} task_sched SEC(".maps");
+
 static __always_inline void count_lost_type(__u32 type)
 {
 	__u32 key = 0;

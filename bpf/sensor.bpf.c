@@ -5,8 +5,9 @@
  *   syscalls.h tp_btf sys_enter / sys_exit, dispatched on a syscall table
  *              (file, net, priv; the recorder's syscall sets)
  *   cap_capable (tp_btf)
- *   sched.h    run-queue latency per container (sched tp_btf, no events)
+ *   hist.h     the log2 latency histograms of the two below
  *   syscall_latency.h  syscall latency per container (opt-in, no events)
+ *   sched.h    run-queue latency per container (sched tp_btf, no events)
  * Every record is described by events.h.
  */
 #include "common.h"
@@ -37,8 +38,9 @@ enum exec_flags _abi_exec_flags = EXECF_MEMFD;
 #include "prefilter.h"
 #include "kill.h"
 #include "process.h"
-#include "sched.h"
+#include "hist.h"
 #include "syscall_latency.h"
+#include "sched.h"
 #include "syscalls.h"
 
 /* ---- capabilities ---- */

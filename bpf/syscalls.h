@@ -506,7 +506,7 @@ SEC("tp_btf/sys_exit")
 int BPF_PROG(exit_syscalls, struct pt_regs *regs, long ret)
 {
 	if (time_syscalls)
-		latency_exit(bpf_get_current_task_btf());
+		latency_exit();
 	unsigned long id = regs->orig_ax;
 	if (id >= SC_TABLE_SIZE)
 		return 0;

@@ -44,7 +44,7 @@ pub struct SensorSettings {
     /// frequent syscalls). Off by default (see docs/ARCHITECTURE.md for the
     /// measured cost).
     pub syscall_latency: bool,
-    /// One syscall in this many of each task is timed, at random (1: all of
+    /// One container syscall in this many is timed, at random (1: all of
     /// them); the histograms count the timed ones.
     pub syscall_latency_sample: u32,
     /// How syscalls are hooked: `tracepoints` (one per reported syscall) or

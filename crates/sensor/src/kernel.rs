@@ -488,6 +488,12 @@ impl Sensor {
             skip.entry(name.clone()).or_insert_with(|| why.into());
         }
 
+        // The context switch carries a timed syscall's stamp to the CPU its
+        // task wakes on (syscall_latency.h); without it only those are lost.
+        if let (true, Some(why)) = (cfg.syscall_latency, skip.get("on_sched_switch")) {
+            tracing::warn!(reason = %why, "without on_sched_switch, syscalls that wake on another CPU are not timed");
+        }
+
         // Load; a program the verifier rejects is left out and the load retried.
         let mut failed: BTreeMap<String, String> = BTreeMap::new();
         let mut attempts = 0;

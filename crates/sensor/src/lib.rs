@@ -55,8 +55,8 @@ pub const POLL_PERIOD: Duration = Duration::from_millis(3);
 /// showed. 8 MiB would meet the 48 MiB goal but dropped events at saturation
 /// once (docs/ARCHITECTURE.md, "The agent's memory").
 pub const DEFAULT_RING_BUFFER_BYTES: usize = 16 << 20;
-/// [`SensorConfig::syscall_latency_sample`] by default: one syscall in 16
-/// timed per task (measured in docs/ARCHITECTURE.md).
+/// [`SensorConfig::syscall_latency_sample`] by default: one container
+/// syscall in 16 timed (measured in docs/ARCHITECTURE.md).
 pub const DEFAULT_SYSCALL_LATENCY_SAMPLE: u32 = 16;
 /// The largest [`SensorConfig::syscall_latency_sample`].
 pub const MAX_SYSCALL_LATENCY_SAMPLE: u32 = 1 << 16;
@@ -88,10 +88,10 @@ pub struct SensorConfig {
     /// (loaded for it), timed by `exit_syscalls` with the raw dispatch or by
     /// `sc_latency_exit` with the tracepoints.
     pub syscall_latency: bool,
-    /// With `syscall_latency`: time one syscall in this many of each task,
+    /// With `syscall_latency`: time one container syscall in this many,
     /// chosen at random (1: every one; at most
-    /// [`MAX_SYSCALL_LATENCY_SAMPLE`]). The others cost two task-storage
-    /// probes and nothing else.
+    /// [`MAX_SYSCALL_LATENCY_SAMPLE`]). The others cost a per-CPU countdown
+    /// at entry and a compare at exit.
     pub syscall_latency_sample: u32,
     /// Flow accounting (`flows`), run by the sensor's owner next to the
     /// sensor; `None`: off.

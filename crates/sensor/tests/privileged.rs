@@ -536,13 +536,68 @@ fn syscall_latency_times_a_container_sleep_in_both_hook_modes() {
     }
 }
 
+/// A timed syscall that sleeps on one CPU and wakes on another is timed whole:
+/// its stamp leaves the first CPU with the task at the context switch and
+/// comes back with it on the second. The sleeper is pinned to CPU 0, then moved
+/// to CPU 1 while it sleeps. Both hook modes.
+#[test]
+#[ignore = "privileged: needs root and BPF (scripts/test.sh runs it)"]
+fn syscall_latency_follows_a_sleep_to_another_cpu() {
+    testkit::require_bpf();
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(
+        std::thread::available_parallelism().map_or(0, |n| n.get()) >= 2,
+        "this test needs two CPUs"
+    );
+    const NANOSLEEP: u32 = 35;
+    const CLOCK_NANOSLEEP: u32 = 230;
+    for hooks in [SyscallHooks::Tracepoints, SyscallHooks::Raw] {
+        let sensor = Sensor::start(SensorConfig {
+            syscall_latency: true,
+            syscall_latency_sample: 1,
+            syscall_hooks: hooks,
+            ..Default::default()
+        })
+        .expect("sensor starts");
+        let maps = sensor.syscall_latency_maps().expect("latency maps");
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+        let mut dirs = Cgroups(Vec::new());
+        let cg = std::path::Path::new(cgroup2_root()).join(format!("rampart-it-migrate-{nanos}"));
+        let id = dirs.mkdir(cg.clone());
+        // unshare and sh exec in place: the child's pid is the sleep's.
+        let script = format!("echo $$ > {}/cgroup.procs && exec taskset -c 0 sleep 0.3", cg.display());
+        let mut child = Command::new("unshare").args(["-m", "sh", "-c", &script]).spawn().expect("spawn");
+        std::thread::sleep(Duration::from_millis(150));
+        let pid = child.id().to_string();
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        assert_eq!(comm.trim(), "sleep", "{hooks:?}: the sleep had not started after 150 ms");
+        let moved = Command::new("taskset").args(["-pc", "1", &pid]).output().expect("taskset");
+        assert!(moved.status.success(), "{moved:?}");
+        assert!(child.wait().expect("wait").success());
+        let sleeps: Vec<_> = maps
+            .read()
+            .into_iter()
+            .filter(|(c, nr, _)| *c == id && (*nr == NANOSLEEP || *nr == CLOCK_NANOSLEEP))
+            .map(|(_, _, h)| h)
+            .collect();
+        let [h] = sleeps.as_slice() else {
+            panic!("{hooks:?}: one sleep histogram for cgroup {id}: {sleeps:?}")
+        };
+        assert_eq!(h.count, 1, "{hooks:?}: {h:?}");
+        // 300 ms is 300,000 us: bucket 18, [262,144, 524,288) us.
+        assert_eq!(h.slots[18], 1, "{hooks:?}: a 300 ms sleep out of its bucket: {:?}", h.slots);
+        assert!((290_000_000..450_000_000).contains(&h.sum_ns), "{hooks:?}: the sleep took {} ns", h.sum_ns);
+        drop(sensor);
+    }
+}
+
 /// Sampled latency: with one syscall in 16 timed, a container task's 20,000
 /// one-byte reads and 20,000 writes come out as about 1,250 timed of each
 /// (the gaps are random, mean 16), where timing all of them counts all of
 /// them. Both hook modes.
 #[test]
 #[ignore = "privileged: needs root and BPF (scripts/test.sh runs it)"]
-fn syscall_latency_times_one_syscall_in_n_per_task() {
+fn syscall_latency_times_one_syscall_in_n() {
     testkit::require_bpf();
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     const READ: u32 = 0;
