@@ -545,10 +545,7 @@ fn syscall_latency_times_a_container_sleep_in_both_hook_modes() {
 fn syscall_latency_follows_a_sleep_to_another_cpu() {
     testkit::require_bpf();
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    assert!(
-        std::thread::available_parallelism().map_or(0, |n| n.get()) >= 2,
-        "this test needs two CPUs"
-    );
+    assert!(std::thread::available_parallelism().map_or(0, |n| n.get()) >= 2, "this test needs two CPUs");
     const NANOSLEEP: u32 = 35;
     const CLOCK_NANOSLEEP: u32 = 230;
     for hooks in [SyscallHooks::Tracepoints, SyscallHooks::Raw] {
