@@ -37,34 +37,37 @@ pub async fn replay(args: ReplayArgs) -> Result<()> {
     // Never from the local /proc: its pids are this machine's processes.
     let mut table = ProcessTable::events_only();
 
-    let capture = open_capture(file)?;
-    let unit = capture.unit();
-    let started = Instant::now();
-    let (batches, reader) = decode_in_background(capture, file.to_path_buf());
-    // The breakdown of this thread's work is timed on one event in SAMPLE
-    // (three clock reads per event would cost several % of the replay).
+    let mut capture = open_capture(file)?;
+    // The breakdown is timed on one event in SAMPLE (four clock reads per
+    // event would cost ~10% of the replay); the rate on all of them.
     const SAMPLE: u64 = 16;
-    let (mut apply, mut evaluate) = (Duration::ZERO, Duration::ZERO);
+    let (mut parse, mut apply, mut evaluate) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let (mut events, mut timed) = (0u64, 0u64);
-    for batch in batches {
-        for ev in batch? {
-            events += 1;
-            if events % SAMPLE != 0 {
-                table.apply(&ev);
-                detector.detect(&ev, Some(&table));
-                continue;
-            }
-            let t0 = Instant::now();
+    let mut bad = BadLines::default();
+    let started = Instant::now();
+    loop {
+        if events % SAMPLE != 0 {
+            let Some(next) = capture.next_event(file, &mut bad) else { break };
+            let Some(ev) = next? else { continue };
             table.apply(&ev);
-            let t1 = Instant::now();
             detector.detect(&ev, Some(&table));
-            let t2 = Instant::now();
-            apply += t1 - t0;
-            evaluate += t2 - t1;
-            timed += 1;
+            events += 1;
+            continue;
         }
+        let t0 = Instant::now();
+        let Some(next) = capture.next_event(file, &mut bad) else { break };
+        let Some(ev) = next? else { continue };
+        let t1 = Instant::now();
+        table.apply(&ev);
+        let t2 = Instant::now();
+        detector.detect(&ev, Some(&table));
+        let t3 = Instant::now();
+        parse += t1 - t0;
+        apply += t2 - t1;
+        evaluate += t3 - t2;
+        events += 1;
+        timed += 1;
     }
-    let decoding = reader.join().map_err(|_| anyhow::anyhow!("the capture reader panicked"))?;
     let elapsed = started.elapsed();
     let alerts_sent = detector.alerts;
     drop(detector);
@@ -74,87 +77,21 @@ pub async fn replay(args: ReplayArgs) -> Result<()> {
     };
     let per = |d: Duration| if timed == 0 { 0.0 } else { d.as_nanos() as f64 / timed as f64 };
     let rate = |d: Duration, n: u64| if d.is_zero() { 0.0 } else { n as f64 / d.as_secs_f64() };
-    let parse = if events == 0 { 0.0 } else { decoding.cpu.as_nanos() as f64 / events as f64 };
     eprintln!(
-        "rampart: replayed {events} events ({} unreadable {unit}) in {:.2} s: {:.0} events/s replayed; parse {parse:.0} \
-         ns/event, process table {:.0} ns/event, rules {:.0} ns/event ({:.0} events/s evaluated); {alerts_sent} alerts \
+        "rampart: replayed {events} events ({} unreadable {}) in {:.2} s: {:.0} events/s replayed; parse {:.0} ns/event, \
+         process table {:.0} ns/event, rules {:.0} ns/event ({:.0} events/s evaluated); {alerts_sent} alerts \
          ({} suppressed)",
-        decoding.bad,
+        bad.count,
+        capture.unit(),
         elapsed.as_secs_f64(),
         rate(elapsed, events),
+        per(parse),
         per(apply),
         per(evaluate),
         rate(evaluate, timed),
         stats.suppressed
     );
     Ok(())
-}
-
-/// Events per batch from the reader thread to the rules.
-const BATCH: usize = 256;
-/// Batches decoded ahead of the rules: what bounds the memory in between.
-const BATCHES_AHEAD: usize = 8;
-
-/// The reader thread's account, at the end.
-struct Decoding {
-    /// Items skipped (reported as they were met).
-    bad: u64,
-    /// The thread's CPU time: decoding, and reading the file.
-    cpu: Duration,
-}
-
-/// Decodes the capture on a thread of its own, in order, a batch at a time,
-/// while the caller runs the rules: parsing is about half of a replay's work,
-/// so with a second core the two halves overlap. The channel is bounded, so a
-/// slow consumer stops the reader. An error (the file cannot be read) is the
-/// last item.
-fn decode_in_background(
-    mut capture: Capture,
-    file: PathBuf,
-) -> (std::sync::mpsc::Receiver<Result<Vec<Box<Event>>>>, std::thread::JoinHandle<Decoding>) {
-    let (tx, rx) = std::sync::mpsc::sync_channel(BATCHES_AHEAD);
-    let reader = std::thread::spawn(move || {
-        let mut bad = BadLines::default();
-        let mut batch = Vec::with_capacity(BATCH);
-        loop {
-            match capture.next_event(&file, &mut bad) {
-                Some(Ok(Some(ev))) => {
-                    batch.push(ev);
-                    if batch.len() < BATCH {
-                        continue;
-                    }
-                }
-                Some(Ok(None)) => continue,
-                Some(Err(e)) => {
-                    let _ = tx.send(Ok(std::mem::take(&mut batch)));
-                    let _ = tx.send(Err(e));
-                    break;
-                }
-                None => {
-                    let _ = tx.send(Ok(std::mem::take(&mut batch)));
-                    break;
-                }
-            }
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-            if tx.send(Ok(full)).is_err() {
-                break; // the consumer is gone
-            }
-        }
-        Decoding { bad: bad.count, cpu: thread_cpu_time() }
-    });
-    (rx, reader)
-}
-
-/// The calling thread's CPU time so far (not its wall time: on one core the
-/// reader and the rules take turns).
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes the timespec it is given.
-    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
-    if !ok {
-        return Duration::ZERO;
-    }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// A capture being read: JSON lines, or the binary form (`capture
@@ -291,11 +228,16 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("capture.jsonl");
         std::fs::write(&file, bytes).unwrap();
-        let (batches, reader) = decode_in_background(open_capture(&file).unwrap(), file.clone());
-        let events = batches.into_iter().flat_map(|b| b.unwrap()).map(|ev| *ev).collect();
-        let bad = reader.join().unwrap().bad;
+        let mut bad = BadLines::default();
+        let mut events = Vec::new();
+        let mut capture = open_capture(&file).unwrap();
+        while let Some(next) = capture.next_event(&file, &mut bad) {
+            if let Some(ev) = next.unwrap() {
+                events.push(*ev);
+            }
+        }
         std::fs::remove_dir_all(&dir).unwrap();
-        (events, bad)
+        (events, bad.count)
     }
 
     #[test]
@@ -336,17 +278,6 @@ mod tests {
         bytes.extend_from_slice(&w.into_inner()[model::capture::MAGIC.len()..]);
         let (got, bad) = replayed(&bytes);
         assert_eq!((got.len(), bad), (5, 1), "skipped record at byte {at}");
-    }
-
-    #[test]
-    fn events_of_many_batches_come_in_order() {
-        let evs: Vec<Event> = (0..BATCH * 3 + 7).map(|n| event(&format!("/f{n}"))).collect();
-        let mut bytes = Vec::new();
-        for e in &evs {
-            bytes.extend_from_slice(&serde_json::to_vec(e).unwrap());
-            bytes.push(b'\n');
-        }
-        assert_eq!(replayed(&bytes), (evs, 0));
     }
 
     #[test]
