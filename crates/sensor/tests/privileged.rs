@@ -462,6 +462,27 @@ fn runq_histograms_go_with_their_cgroup() {
     assert!(maps.read().iter().all(|(c, _)| *c != id), "the removed cgroup {id} still has a histogram");
 }
 
+/// x86_64 numbers of the syscalls `sleep` may use.
+const NANOSLEEP: u32 = 35;
+const CLOCK_NANOSLEEP: u32 = 230;
+
+/// The one histogram of cgroup `id`'s sleeps (nanosleep or clock_nanosleep,
+/// whichever `sleep` uses).
+fn sleep_histogram(
+    maps: &sensor::SyscallLatencyMaps,
+    id: u64,
+    hooks: SyscallHooks,
+) -> sensor::runq::RunQueueHistogram {
+    let mut sleeps: Vec<_> = maps
+        .read()
+        .into_iter()
+        .filter(|(c, nr, _)| *c == id && (*nr == NANOSLEEP || *nr == CLOCK_NANOSLEEP))
+        .map(|(_, _, h)| h)
+        .collect();
+    assert_eq!(sleeps.len(), 1, "{hooks:?}: one sleep histogram for cgroup {id}: {sleeps:?}");
+    sleeps.remove(0)
+}
+
 /// Syscall latency in both hook modes: a container task's sleep is timed into
 /// its cgroup's histogram (the stamp from enter_syscalls, the exit from
 /// sc_latency_exit with the tracepoints or from exit_syscalls with the raw
@@ -471,8 +492,6 @@ fn runq_histograms_go_with_their_cgroup() {
 fn syscall_latency_times_a_container_sleep_in_both_hook_modes() {
     testkit::require_bpf();
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    const NANOSLEEP: u32 = 35;
-    const CLOCK_NANOSLEEP: u32 = 230;
     for hooks in [SyscallHooks::Tracepoints, SyscallHooks::Raw] {
         let sensor = Sensor::start(SensorConfig {
             syscall_latency: true,
@@ -504,15 +523,7 @@ fn syscall_latency_times_a_container_sleep_in_both_hook_modes() {
         // sensor), in a cgroup of its own, sleeps 40 ms twice.
         let script = format!("echo $$ > {}/cgroup.procs && sleep 0.04 && sleep 0.04", cg.display());
         run("unshare", &["-m", "sh", "-c", &script]);
-        let sleeps: Vec<_> = maps
-            .read()
-            .into_iter()
-            .filter(|(c, nr, _)| *c == id && (*nr == NANOSLEEP || *nr == CLOCK_NANOSLEEP))
-            .map(|(_, _, h)| h)
-            .collect();
-        let [h] = sleeps.as_slice() else {
-            panic!("{hooks:?}: one sleep histogram for cgroup {id}: {sleeps:?}")
-        };
+        let h = sleep_histogram(&maps, id, hooks);
         assert_eq!(h.count, 2, "{hooks:?}: {h:?}");
         // 40 ms is 40,000 us: bucket 15, [32,768, 65,536) us.
         assert_eq!(h.slots[15], 2, "{hooks:?}: sleeps of 40 ms out of their bucket: {:?}", h.slots);
@@ -546,8 +557,6 @@ fn syscall_latency_follows_a_sleep_to_another_cpu() {
     testkit::require_bpf();
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     assert!(std::thread::available_parallelism().map_or(0, |n| n.get()) >= 2, "this test needs two CPUs");
-    const NANOSLEEP: u32 = 35;
-    const CLOCK_NANOSLEEP: u32 = 230;
     for hooks in [SyscallHooks::Tracepoints, SyscallHooks::Raw] {
         let sensor = Sensor::start(SensorConfig {
             syscall_latency: true,
@@ -571,15 +580,7 @@ fn syscall_latency_follows_a_sleep_to_another_cpu() {
         let moved = Command::new("taskset").args(["-pc", "1", &pid]).output().expect("taskset");
         assert!(moved.status.success(), "{moved:?}");
         assert!(child.wait().expect("wait").success());
-        let sleeps: Vec<_> = maps
-            .read()
-            .into_iter()
-            .filter(|(c, nr, _)| *c == id && (*nr == NANOSLEEP || *nr == CLOCK_NANOSLEEP))
-            .map(|(_, _, h)| h)
-            .collect();
-        let [h] = sleeps.as_slice() else {
-            panic!("{hooks:?}: one sleep histogram for cgroup {id}: {sleeps:?}")
-        };
+        let h = sleep_histogram(&maps, id, hooks);
         assert_eq!(h.count, 1, "{hooks:?}: {h:?}");
         // 300 ms is 300,000 us: bucket 18, [262,144, 524,288) us.
         assert_eq!(h.slots[18], 1, "{hooks:?}: a 300 ms sleep out of its bucket: {:?}", h.slots);
