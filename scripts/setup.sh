@@ -81,6 +81,14 @@ if [[ $("$TOOLS_VENV/bin/kubernetes-validate" --version 2>/dev/null) != "$KUBE_V
     "$TOOLS_VENV/bin/pip" install -q "kubernetes-validate==$KUBE_VALIDATE_VERSION"
 fi
 
+# The BPF filesystem: systemd mounts it at boot on most hosts; a machine
+# booted without systemd (a minimal VM init) has none, and without it the
+# agent turns network policies off (they are pinned there to outlive it).
+if [[ $(stat -f -c %T /sys/fs/bpf 2>/dev/null) != bpf_fs ]]; then
+    log "mounting the BPF filesystem on /sys/fs/bpf"
+    mount -t bpf bpf /sys/fs/bpf
+fi
+
 "$ROOT/scripts/dockerd.sh" start
 # A standalone containerd with its CRI plugin on the usual socket, after dockerd
 # (which then keeps its own private containerd): the containerd and CRI tests.
