@@ -145,11 +145,14 @@ pub fn capture(data: &[u8]) {
 }
 
 /// A binary capture (`rampart capture --binary`, replayed by `rampart
-/// replay`), after its magic: every record read, tables and all.
+/// replay`), after its magic: every record read, tables and all, as format
+/// version 1 and as the current one.
 pub fn capture_bin(data: &[u8]) {
-    for item in model::capture::Reader::new(data, model::input::limits::CAPTURE_LINE) {
-        if let model::capture::Item::Event(event) = item {
-            let _ = model::Event::clone(&event);
+    for version in [1, model::capture::VERSION] {
+        for item in model::capture::Reader::new(data, version, model::input::limits::CAPTURE_LINE) {
+            if let model::capture::Item::Event(event) = item {
+                let _ = model::Event::clone(&event);
+            }
         }
     }
 }

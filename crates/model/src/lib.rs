@@ -7,10 +7,11 @@
 pub mod capture;
 mod container;
 mod event;
-mod hash;
+pub mod hash;
 pub mod input;
 pub mod names;
 mod net;
+pub mod packed;
 mod priority;
 mod process;
 pub mod utc;

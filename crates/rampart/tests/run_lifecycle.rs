@@ -151,6 +151,8 @@ fn capture_then_replay_raises_the_same_alert_offline() {
         let summary = agent.stop();
         assert!(summary.seen > 0, "{}", summary.line);
     }
+    let head = std::fs::read(&binary).unwrap();
+    assert!(head.starts_with(b"rampart-capture\x02"), "format version 2: {:?}", &head[..head.len().min(16)]);
 
     let rules = dir.join("rules.yaml");
     std::fs::write(

@@ -1,43 +1,41 @@
 //! Precompiled matchers: string sets, path prefix sets, globs, IP networks.
 
 use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
-/// A small fast hasher (FxHash) for string sets; keys come from rule files, not
-/// from events, so hash flooding is not a concern.
-#[derive(Default, Clone, Copy)]
-pub struct FxHasher(u64);
+pub use model::hash::FxBuild;
+pub type FxSet<T> = HashSet<T, FxBuild>;
 
-impl Hasher for FxHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        let mut h = self.0;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(c);
-            h = (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-        }
-        self.0 = h;
-    }
+/// The lengths of a set's strings, to reject most values without hashing
+/// them: lengths under 256 by bit, any longer one by one flag.
+#[derive(Debug, Clone, Default)]
+pub struct Lengths {
+    short: [u64; 4],
+    long: bool,
 }
 
-pub type FxBuild = BuildHasherDefault<FxHasher>;
-pub type FxSet<T> = HashSet<T, FxBuild>;
+impl Lengths {
+    fn add(&mut self, len: usize) {
+        match self.short.get_mut(len / 64) {
+            Some(w) => *w |= 1 << (len % 64),
+            None => self.long = true,
+        }
+    }
+
+    #[inline]
+    fn has(&self, len: usize) -> bool {
+        match self.short.get(len / 64) {
+            Some(w) => w & (1 << (len % 64)) != 0,
+            None => self.long,
+        }
+    }
+}
 
 /// A set of strings: linear for a few, hashed for more.
 #[derive(Debug, Clone)]
 pub enum StrSet {
     Small(Box<[Box<str>]>),
-    Hashed(FxSet<Box<str>>),
+    Hashed(FxSet<Box<str>>, Lengths),
 }
 
 impl StrSet {
@@ -48,7 +46,9 @@ impl StrSet {
         if v.len() <= 6 {
             StrSet::Small(v.into_boxed_slice())
         } else {
-            StrSet::Hashed(v.into_iter().collect())
+            let mut lengths = Lengths::default();
+            v.iter().for_each(|x| lengths.add(x.len()));
+            StrSet::Hashed(v.into_iter().collect(), lengths)
         }
     }
 
@@ -56,7 +56,7 @@ impl StrSet {
     pub fn items(&self) -> Vec<String> {
         match self {
             StrSet::Small(v) => v.iter().map(|x| x.to_string()).collect(),
-            StrSet::Hashed(h) => h.iter().map(|x| x.to_string()).collect(),
+            StrSet::Hashed(h, _) => h.iter().map(|x| x.to_string()).collect(),
         }
     }
 
@@ -64,7 +64,7 @@ impl StrSet {
     pub fn contains(&self, s: &str) -> bool {
         match self {
             StrSet::Small(v) => v.iter().any(|x| &**x == s),
-            StrSet::Hashed(h) => h.contains(s),
+            StrSet::Hashed(h, lengths) => lengths.has(s.len()) && h.contains(s),
         }
     }
 }
@@ -210,12 +210,14 @@ impl LitSet {
 #[derive(Debug, Clone)]
 pub struct PrefixSet {
     set: FxSet<Box<str>>,
+    lengths: Lengths,
     root: bool,
 }
 
 impl PrefixSet {
     pub fn new(items: impl IntoIterator<Item = String>) -> Self {
         let mut set = FxSet::default();
+        let mut lengths = Lengths::default();
         let mut root = false;
         for i in items {
             let t = i.trim_end_matches('/');
@@ -225,9 +227,15 @@ impl PrefixSet {
                 }
                 continue;
             }
+            lengths.add(t.len());
             set.insert(t.into());
         }
-        PrefixSet { set, root }
+        PrefixSet { set, lengths, root }
+    }
+
+    #[inline]
+    fn contains(&self, v: &str) -> bool {
+        self.lengths.has(v.len()) && self.set.contains(v)
     }
 
     pub fn matches(&self, v: &str) -> bool {
@@ -235,12 +243,12 @@ impl PrefixSet {
             return true;
         }
         let v = v.trim_end_matches('/');
-        if self.set.contains(v) {
+        if self.contains(v) {
             return true;
         }
         let mut end = v.len();
         while let Some(i) = v[..end].rfind('/') {
-            if i > 0 && self.set.contains(&v[..i]) {
+            if i > 0 && self.contains(&v[..i]) {
                 return true;
             }
             end = i;
@@ -609,6 +617,14 @@ mod tests {
         assert!(!p.matches("/usr/binx"));
         assert!(!p.matches("/usr"));
         assert!(PrefixSet::new(["/".to_string()]).matches("/x"));
+        // Entries of every length, 255 and longer ones among them (the
+        // lengths filter keeps one flag for all past 255).
+        let dirs: Vec<String> = (1..300).map(|n| format!("/{}", "d".repeat(n))).collect();
+        let p = PrefixSet::new(dirs.clone());
+        for d in &dirs {
+            assert!(p.matches(d) && p.matches(&format!("{d}/f")), "{}", d.len());
+            assert!(!p.matches(&format!("{d}x")), "{}", d.len());
+        }
     }
 
     #[test]
@@ -662,6 +678,13 @@ mod tests {
         let s = StrSet::new((0..20).map(|i| i.to_string()));
         assert!(s.contains("7"));
         assert!(!s.contains("70"));
+        let items: Vec<String> = [63, 64, 255, 256, 1000].iter().map(|&n| "x".repeat(n)).collect();
+        let s = StrSet::new(items.iter().cloned().chain((0..3).map(|i| i.to_string())));
+        for i in &items {
+            assert!(s.contains(i), "{}", i.len());
+            assert!(!s.contains(&"y".repeat(i.len())) && !s.contains(&format!("{i}y")), "{}", i.len());
+        }
+        assert!(!s.contains(&"x".repeat(300)));
         assert!(icontains("Hello World", "o w"));
         assert!(!icontains("Hello", "hellox"));
         assert_eq!(hex("41 42").unwrap(), b"AB");

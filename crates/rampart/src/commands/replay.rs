@@ -111,8 +111,16 @@ fn open_capture(file: &Path) -> Result<Capture> {
     let size = f.metadata().with_context(|| format!("reading {}", file.display()))?.len();
     let mut head = [0u8; model::capture::MAGIC.len()];
     let got = f.read(&mut head).with_context(|| format!("reading {}", file.display()))?;
-    if !model::capture::is_binary(&head[..got]) {
+    let Some(version) = model::capture::version(&head[..got]) else {
         return Ok(Capture::Json(open_stream(file, total, record).context("opening capture")?));
+    };
+    if version > model::capture::VERSION {
+        anyhow::bail!(
+            "opening capture: {} is a binary capture of format version {version}, written by a newer rampart; \
+             this one reads versions 1 to {}",
+            file.display(),
+            model::capture::VERSION
+        );
     }
     if size > total.bytes {
         anyhow::bail!(
@@ -121,7 +129,7 @@ fn open_capture(file: &Path) -> Result<Capture> {
         );
     }
     let input = BufReader::with_capacity(1 << 16, f);
-    Ok(Capture::Binary(model::capture::Reader::new(input, record)))
+    Ok(Capture::Binary(model::capture::Reader::new(input, version, record)))
 }
 
 impl Capture {
@@ -278,6 +286,16 @@ mod tests {
         bytes.extend_from_slice(&w.into_inner()[model::capture::MAGIC.len()..]);
         let (got, bad) = replayed(&bytes);
         assert_eq!((got.len(), bad), (5, 1), "skipped record at byte {at}");
+    }
+
+    #[test]
+    fn a_capture_of_a_newer_format_is_refused_by_name() {
+        let file = std::env::temp_dir().join(format!("rampart-replay-v3-{}", std::process::id()));
+        std::fs::write(&file, b"rampart-capture\x03rest").unwrap();
+        let e = open_capture(&file).err().unwrap();
+        std::fs::remove_file(&file).unwrap();
+        assert!(format!("{e:#}")
+            .contains("format version 3, written by a newer rampart; this one reads versions 1 to 2"));
     }
 
     #[test]
