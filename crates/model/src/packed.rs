@@ -137,6 +137,15 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// Narrow numbers are written as their widest kind.
+macro_rules! widen {
+    ($($method:ident($ty:ty) => $to:ident),*) => {$(
+        fn $method(self, v: $ty) -> Result<()> {
+            self.$to(v.into())
+        }
+    )*};
+}
+
 struct Ser<'a> {
     out: &'a mut Vec<u8>,
     names: &'a mut Names,
@@ -161,21 +170,18 @@ impl<'a, 'b> ser::Serializer for &'a mut Ser<'b> {
     type SerializeStruct = Self;
     type SerializeStructVariant = Self;
 
+    widen!(
+        serialize_i8(i8) => serialize_i64, serialize_i16(i16) => serialize_i64, serialize_i32(i32) => serialize_i64,
+        serialize_u8(u8) => serialize_u64, serialize_u16(u16) => serialize_u64, serialize_u32(u32) => serialize_u64,
+        serialize_f32(f32) => serialize_f64
+    );
+
     fn is_human_readable(&self) -> bool {
         true
     }
     fn serialize_bool(self, v: bool) -> Result<()> {
         self.out.push(if v { TRUE } else { FALSE });
         Ok(())
-    }
-    fn serialize_i8(self, v: i8) -> Result<()> {
-        self.serialize_i64(v.into())
-    }
-    fn serialize_i16(self, v: i16) -> Result<()> {
-        self.serialize_i64(v.into())
-    }
-    fn serialize_i32(self, v: i32) -> Result<()> {
-        self.serialize_i64(v.into())
     }
     fn serialize_i64(self, v: i64) -> Result<()> {
         if v >= 0 {
@@ -185,22 +191,10 @@ impl<'a, 'b> ser::Serializer for &'a mut Ser<'b> {
         put_varint(self.out, ((v << 1) ^ (v >> 63)) as u64);
         Ok(())
     }
-    fn serialize_u8(self, v: u8) -> Result<()> {
-        self.serialize_u64(v.into())
-    }
-    fn serialize_u16(self, v: u16) -> Result<()> {
-        self.serialize_u64(v.into())
-    }
-    fn serialize_u32(self, v: u32) -> Result<()> {
-        self.serialize_u64(v.into())
-    }
     fn serialize_u64(self, v: u64) -> Result<()> {
         self.out.push(UINT);
         put_varint(self.out, v);
         Ok(())
-    }
-    fn serialize_f32(self, v: f32) -> Result<()> {
-        self.serialize_f64(v.into())
     }
     fn serialize_f64(self, v: f64) -> Result<()> {
         self.out.push(F64);
@@ -306,38 +300,27 @@ impl ser::SerializeSeq for &mut Ser<'_> {
     }
 }
 
-impl ser::SerializeTuple for &mut Ser<'_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<()> {
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> Result<()> {
-        ser::SerializeSeq::end(self)
-    }
+/// Tuples of every kind are sequences.
+macro_rules! like_a_sequence {
+    ($($trait:ident :: $method:ident),*) => {$(
+        impl ser::$trait for &mut Ser<'_> {
+            type Ok = ();
+            type Error = Error;
+            fn $method<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<()> {
+                v.serialize(&mut **self)
+            }
+            fn end(self) -> Result<()> {
+                ser::SerializeSeq::end(self)
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTupleStruct for &mut Ser<'_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<()> {
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> Result<()> {
-        ser::SerializeSeq::end(self)
-    }
-}
-
-impl ser::SerializeTupleVariant for &mut Ser<'_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<()> {
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> Result<()> {
-        ser::SerializeSeq::end(self)
-    }
-}
+like_a_sequence!(
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ser::SerializeMap for &mut Ser<'_> {
     type Ok = ();
