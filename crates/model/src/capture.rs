@@ -38,7 +38,7 @@ use crate::{Container, Event, EventKind, ProcessCtx};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::{self, BufRead, Write};
+use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 /// The first bytes of a binary capture this version writes.
@@ -248,28 +248,19 @@ pub enum Item {
 
 /// Reads a binary capture; the magic must have been read already (see
 /// [`version`]).
-pub struct Reader<R: BufRead> {
+pub struct Reader<R: Read> {
     input: R,
+    version: u8,
     /// Byte offset of the next record.
     offset: u64,
     max_record: crate::input::Limit,
-    tables: Tables,
-    /// A record that was not whole in the input's buffer, copied.
-    buf: Vec<u8>,
-    done: bool,
-}
-
-/// A record decoded: its event, `None` for a definition, or why it was skipped.
-type Decoded = Result<Option<Box<Event>>, String>;
-
-/// What the records so far defined.
-struct Tables {
-    version: u8,
     /// Names by index, each as [`crate::names::syscall_name`] gives it (a
     /// syscall's name is shared, not copied, by the events naming it).
     names: Vec<Option<Cow<'static, str>>>,
     containers: Vec<Option<Arc<Container>>>,
     processes: Vec<Option<ProcessCtx>>,
+    buf: Vec<u8>,
+    done: bool,
 }
 
 /// The format version of a binary capture whose first bytes are `head`;
@@ -287,15 +278,18 @@ pub fn is_binary(head: &[u8]) -> bool {
     version(head).is_some()
 }
 
-impl<R: BufRead> Reader<R> {
+impl<R: Read> Reader<R> {
     /// `input` positioned after the magic of format `version` (1 or
     /// [`VERSION`]); records over `max_record` are refused.
     pub fn new(input: R, version: u8, max_record: crate::input::Limit) -> Self {
         Reader {
             input,
+            version,
             offset: MAGIC.len() as u64,
             max_record,
-            tables: Tables { version, names: Vec::new(), containers: Vec::new(), processes: Vec::new() },
+            names: Vec::new(),
+            containers: Vec::new(),
+            processes: Vec::new(),
             buf: Vec::new(),
             done: false,
         }
@@ -330,13 +324,6 @@ impl<R: BufRead> Reader<R> {
         Ok(true)
     }
 
-    /// The record's event, `None` for a definition.
-    fn record(&mut self, kind: u8) -> Result<Option<Box<Event>>, String> {
-        self.tables.decode_record(kind, &self.buf)
-    }
-}
-
-impl Tables {
     /// Index and the rest of a record's payload.
     fn split(payload: &[u8]) -> Result<(usize, &[u8]), String> {
         let (i, rest) = payload.split_first_chunk::<4>().ok_or("record shorter than its index")?;
@@ -352,6 +339,14 @@ impl Tables {
             table.resize_with(i + 1, || None);
         }
         table[i] = Some(v);
+    }
+
+    /// The record's event, `None` for a definition.
+    fn record(&mut self, kind: u8) -> Result<Option<Box<Event>>, String> {
+        let buf = std::mem::take(&mut self.buf);
+        let result = self.decode_record(kind, &buf);
+        self.buf = buf;
+        result
     }
 
     /// A container or process definition's value.
@@ -427,63 +422,7 @@ impl Tables {
     }
 }
 
-impl<R: BufRead> Reader<R> {
-    /// A record's header (kind, length), its length checked against `l`.
-    fn header(head: &[u8], l: crate::input::Limit) -> Result<(u8, u64), String> {
-        let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as u64;
-        if len > l.bytes {
-            return Err(format!(
-                "record of {len} bytes, over the {} allowed (limit for {}; --input-limit {}=SIZE changes it)",
-                l.bytes, l.what, l.key
-            ));
-        }
-        Ok((head[0], len))
-    }
-
-    /// The next record, decoded where it lies in the input's buffer when it is
-    /// whole there (most are), else copied: `None` when there is none.
-    /// `Err` when the input is broken, `Ok(Err)` for a record skipped.
-    fn next_record(&mut self) -> Option<Result<Decoded, String>> {
-        let avail = match self.input.fill_buf() {
-            Ok(avail) => avail,
-            Err(e) => return Some(Err(e.to_string())),
-        };
-        if avail.is_empty() {
-            return None;
-        }
-        if let Some(head) = avail.get(..5) {
-            let (kind, len) = match Self::header(head, self.max_record) {
-                Ok(h) => h,
-                Err(why) => return Some(Err(why)),
-            };
-            if let Some(payload) = avail.get(5..5 + len as usize) {
-                let decoded = self.tables.decode_record(kind, payload);
-                self.input.consume(5 + len as usize);
-                self.offset += 5 + len;
-                return Some(Ok(decoded));
-            }
-        }
-        let head = match self.fill(5) {
-            Ok(true) => [self.buf[0], self.buf[1], self.buf[2], self.buf[3], self.buf[4]],
-            Ok(false) => return None,
-            Err(e) => return Some(Err(e.to_string())),
-        };
-        let (kind, len) = match Self::header(&head, self.max_record) {
-            Ok(h) => h,
-            Err(why) => return Some(Err(why)),
-        };
-        match self.fill(len as usize) {
-            Ok(true) => {}
-            Ok(false) if len == 0 => {}
-            Ok(false) => return Some(Err("input ends inside a record".into())),
-            Err(e) => return Some(Err(e.to_string())),
-        }
-        self.offset += 5 + len;
-        Some(Ok(self.record(kind)))
-    }
-}
-
-impl<R: BufRead> Iterator for Reader<R> {
+impl<R: Read> Iterator for Reader<R> {
     type Item = Item;
 
     fn next(&mut self) -> Option<Item> {
@@ -492,15 +431,34 @@ impl<R: BufRead> Iterator for Reader<R> {
                 return None;
             }
             let offset = self.offset;
-            match self.next_record() {
-                None => {
+            let head = match self.fill(5) {
+                Ok(true) => [self.buf[0], self.buf[1], self.buf[2], self.buf[3], self.buf[4]],
+                Ok(false) => {
                     self.done = true;
                     return None;
                 }
-                Some(Err(why)) => return self.broken(offset, why),
-                Some(Ok(Ok(Some(ev)))) => return Some(Item::Event(ev)),
-                Some(Ok(Ok(None))) => continue,
-                Some(Ok(Err(why))) => return Some(Item::Skipped { offset, why }),
+                Err(e) => return self.broken(offset, e.to_string()),
+            };
+            let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as u64;
+            if len > self.max_record.bytes {
+                let l = self.max_record;
+                let why = format!(
+                    "record of {len} bytes, over the {} allowed (limit for {}; --input-limit {}=SIZE changes it)",
+                    l.bytes, l.what, l.key
+                );
+                return self.broken(offset, why);
+            }
+            match self.fill(len as usize) {
+                Ok(true) => {}
+                Ok(false) if len == 0 => {}
+                Ok(false) => return self.broken(offset, "input ends inside a record".into()),
+                Err(e) => return self.broken(offset, e.to_string()),
+            }
+            self.offset += 5 + len;
+            match self.record(head[0]) {
+                Ok(Some(ev)) => return Some(Item::Event(ev)),
+                Ok(None) => continue,
+                Err(why) => return Some(Item::Skipped { offset, why }),
             }
         }
     }
