@@ -273,11 +273,6 @@ pub fn version(head: &[u8]) -> Option<u8> {
     }
 }
 
-/// Whether `head` (the first bytes of a file) is a binary capture's.
-pub fn is_binary(head: &[u8]) -> bool {
-    version(head).is_some()
-}
-
 impl<R: Read> Reader<R> {
     /// `input` positioned after the magic of format `version` (1 or
     /// [`VERSION`]); records over `max_record` are refused.
