@@ -53,6 +53,9 @@ pub const TABLE_ENTRIES: usize = 4096;
 /// about 300 in all): the writer starts its tables again before one that
 /// might not fit.
 const NAMES_PER_EVENT: usize = 512;
+/// A name's length at most (the model's longest is under 40 bytes): what a
+/// hostile capture's names table can hold stays small.
+const MAX_NAME: usize = 256;
 /// The container index of a host process's event.
 const NONE: u32 = u32::MAX;
 
@@ -356,6 +359,9 @@ impl<R: Read> Reader<R> {
         let (i, rest) = Self::split(payload)?;
         match kind {
             NAME if self.version >= 2 => {
+                if rest.len() > MAX_NAME {
+                    return Err(format!("name {i} of {} bytes, over {MAX_NAME}", rest.len()));
+                }
                 let name = std::str::from_utf8(rest).map_err(|e| format!("name {i}: {e}"))?;
                 Self::define(&mut self.names, i, crate::names::syscall_name(name));
                 Ok(None)
@@ -704,6 +710,17 @@ mod tests {
             })
             .collect();
         assert!(whys[0].starts_with("name 0: invalid utf-8"), "{whys:?}");
+        // A name too long to be one.
+        let mut long = MAGIC.to_vec();
+        long.extend_from_slice(&[NAME]);
+        long.extend_from_slice(&(4 + 257u32).to_le_bytes());
+        long.extend_from_slice(&[1, 0, 0, 0]);
+        long.extend_from_slice(&[b'n'; 257]);
+        let items = read_all(&long);
+        assert!(
+            matches!(&items[..], [Item::Skipped { why, .. }] if why == "name 1 of 257 bytes, over 256"),
+            "{items:?}"
+        );
         // Each process uses the name; each event then names a process that
         // was not defined.
         assert_eq!(
