@@ -62,14 +62,20 @@ struct {
 	__type(value, __u8);
 } kill_parent_names SEC(".maps");
 
-/* Slot 0: how many triggers are armed for every container. While 0, no
- * container lookup is made on the hot path. */
+/* What is armed, in one slot: `any`, how many triggers are armed for every
+ * container (while 0, no container lookup is made); `cgroups`, how many
+ * cgroups are armed one by one. While both are 0 (no kill action loaded, the
+ * default) an open or exec pays one load here and nothing else. */
 #define KILL_ANY_CONTAINER 0
+struct kill_armed {
+	__u32 any;
+	__u32 cgroups;
+};
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct kill_armed);
 } kill_any SEC(".maps");
 
 /* Room to build a key (272 bytes do not fit the stack next to the callers'). */
@@ -91,18 +97,17 @@ struct {
 /* The walk item written at offset `at` of the record (by append_walk) names a
  * trigger of this cgroup and event type: SIGKILL the current process and flag
  * the record. */
-static __noinline void kill_check(struct scratch *s, __u32 at, __u32 ev_type)
+static __noinline void kill_check_armed(struct scratch *s, __u32 at, __u32 ev_type, __u32 any, __u32 cgroups)
 {
 	if (SOFF(s) <= at + sizeof(struct str_item))
 		return; /* nothing was written */
 	if (agent_quiet())
 		return; /* the agent stopped: no more kills */
 	__u64 cg = bpf_get_current_cgroup_id();
-	bool armed = bpf_map_lookup_elem(&kill_cgroups, &cg) != NULL;
+	bool armed = cgroups && bpf_map_lookup_elem(&kill_cgroups, &cg) != NULL;
 	__u32 zero = 0;
-	__u32 *any = bpf_map_lookup_elem(&kill_any, &zero);
 	/* The extra probe only while triggers for every container exist. */
-	bool container = any && *any && bpf_map_lookup_elem(&kill_containers, &cg);
+	bool container = any && bpf_map_lookup_elem(&kill_containers, &cg);
 	if (!armed && !container)
 		return;
 	struct str_item *it = (void *)(s->buf + masked(at));
@@ -149,6 +154,16 @@ static __noinline void kill_check(struct scratch *s, __u32 at, __u32 ev_type)
 	__u64 *count = bpf_map_lookup_elem(&kill_count, &zero);
 	if (count)
 		__sync_fetch_and_add(count, 1);
+}
+
+/* The hot path's test: nothing armed (no kill action loaded) is one load. */
+static __always_inline void kill_check(struct scratch *s, __u32 at, __u32 ev_type)
+{
+	__u32 zero = 0;
+	struct kill_armed *ka = bpf_map_lookup_elem(&kill_any, &zero);
+	if (!ka || (!ka->any && !ka->cgroups))
+		return;
+	kill_check_armed(s, at, ev_type, ka->any, ka->cgroups);
 }
 
 /* ---- which cgroups are containers', decided as they are created ---- */

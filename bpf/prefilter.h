@@ -6,6 +6,9 @@
  *               reach the ring buffer; capability checks (EV_CAPABLE) likewise
  *               return before any work. All zero (the default, and what `events`,
  *               `capture` and `record` keep) lets everything through.
+ *   skip_fields fields no loaded rule reads, left out of the records that
+ *               carry them: SKIPF_RAW_PATH, an open's path as passed
+ *               (fd.nameraw), a user-memory string copy on every open.
  *   quiet       set once the agent has stopped: the syscall programs return at
  *               once and the in-kernel kills are off while the links are still
  *               being released (see Sensor::drop).
@@ -21,6 +24,16 @@ struct {
 	__type(value, __u8);
 } skip_types SEC(".maps");
 
+#define SKIPF_RAW_PATH 1
+
+/* One slot: SKIPF_* bits. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} skip_fields SEC(".maps");
+
 /* One slot: 1 once the agent stopped. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -33,6 +46,13 @@ static __always_inline bool type_skipped(__u32 type)
 {
 	__u8 *v = bpf_map_lookup_elem(&skip_types, &type);
 	return v && *v;
+}
+
+static __always_inline bool field_skipped(__u32 bit)
+{
+	__u32 zero = 0;
+	__u32 *v = bpf_map_lookup_elem(&skip_fields, &zero);
+	return v && (*v & bit);
 }
 
 static __always_inline bool agent_quiet(void)

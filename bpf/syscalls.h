@@ -200,8 +200,10 @@ static __always_inline int sys_exit(struct task_struct *t, __u32 nr, long ret, _
 			 * is taken on the way back to userspace. */
 			kill_check(s, at, type);
 			/* The path as passed (fd.nameraw), after the resolved one so
-			 * that a long raw path can only lose itself, never fd.name. */
-			append_user_str(s, STR_ARG0, (const void *)path);
+			 * that a long raw path can only lose itself, never fd.name;
+			 * left out while no rule reads it, unless no path was walked. */
+			if (SOFF(s) == at || !field_skipped(SKIPF_RAW_PATH))
+				append_user_str(s, STR_ARG0, (const void *)path);
 		} else
 			emit_path(s, STR_ARG0 | (STR_BASE0 << 8), dfd, path);
 	} else if (type == EV_UNLINK || type == EV_RMDIR || type == EV_MKDIR || type == EV_CHMOD ||

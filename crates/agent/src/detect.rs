@@ -437,6 +437,12 @@ impl Detector {
         Some(types)
     }
 
+    /// Whether opens must carry the path as passed: only a rule reading
+    /// `fd.nameraw` needs it, and its copy costs every open.
+    pub fn raw_paths_wanted(&self) -> bool {
+        self.ruleset.uses_field("fd.nameraw")
+    }
+
     /// Samples the per-container rates only while a loaded rule reads them
     /// (after the start and each reload); warns when one reads a rate whose
     /// source is off.
@@ -451,8 +457,9 @@ impl Detector {
         }
     }
 
-    /// Lets the kernel report only [`Self::event_types_wanted`] (after the
-    /// start and each reload). On failure every type is reported.
+    /// Lets the kernel report only [`Self::event_types_wanted`], and opens'
+    /// paths as passed only while a rule reads `fd.nameraw` (after the start
+    /// and each reload). On failure every type and field is reported.
     fn narrow_prefilter(&self) {
         let Some(p) = &self.prefilter else { return };
         let wanted = self.event_types_wanted();
@@ -466,6 +473,10 @@ impl Detector {
                 tracing::warn!(error = %e, "in-kernel prefilter not set: every event type is reported");
                 let _ = p.keep_only(None);
             }
+        }
+        if let Err(e) = p.keep_raw_paths(self.raw_paths_wanted()) {
+            tracing::warn!(error = %e, "in-kernel prefilter: the path as passed stays on every open");
+            let _ = p.keep_raw_paths(true);
         }
     }
 }
@@ -668,6 +679,25 @@ mod tests {
         let skipped = sensor::prefilter::skipped_types(Some(&wanted));
         eprintln!("skipped with the default rules: {skipped:?}");
         assert!(!skipped.is_empty(), "every syscall type is used by some default rule");
+        assert!(!d.raw_paths_wanted(), "a default rule reads fd.nameraw: every open copies it");
+    }
+
+    /// A rule reading `fd.nameraw` only in its output still gets it; a reload
+    /// without that rule lets the kernel leave it out again.
+    #[test]
+    fn raw_paths_are_wanted_while_a_rule_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("rules.yaml");
+        let raw = "- rule: raw\n  desc: d\n  condition: evt.type = openat\n  output: \"%fd.nameraw\"\n  priority: WARNING\n";
+        std::fs::write(&rules, format!("{}{raw}", rule("exec"))).unwrap();
+        let config = dir.path().join("config.yaml");
+        let text = format!("rules:\n  default_rules: false\n  paths: [{}]\n", rules.display());
+        std::fs::write(&config, text).unwrap();
+        let mut d = detector(&config);
+        assert!(d.raw_paths_wanted());
+        std::fs::write(&rules, rule("exec")).unwrap();
+        d.reload().unwrap();
+        assert!(!d.raw_paths_wanted());
     }
 
     /// `flow` events are many (one per flow and drain) and carry no process:

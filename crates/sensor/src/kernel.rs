@@ -721,17 +721,14 @@ impl Sensor {
     /// Handles on the in-kernel kill maps, usable from any thread.
     pub fn kill_maps(&self) -> Result<KillMaps, SensorError> {
         let maps = &self.loaded.skel.maps;
-        let h = |name: &str, m: &libbpf_rs::Map<'_>| {
-            MapHandle::try_from(m).map_err(|source| SensorError::Map { map: name.into(), source })
-        };
         Ok(KillMaps {
-            cgroups: h("kill_cgroups", &maps.kill_cgroups)?,
-            triggers: h("kill_triggers", &maps.kill_triggers)?,
-            protected: h("kill_protected", &maps.kill_protected)?,
-            count: h("kill_count", &maps.kill_count)?,
-            containers: h("kill_containers", &maps.kill_containers)?,
-            parent_names: h("kill_parent_names", &maps.kill_parent_names)?,
-            any: h("kill_any", &maps.kill_any)?,
+            cgroups: map_handle("kill_cgroups", &maps.kill_cgroups)?,
+            triggers: map_handle("kill_triggers", &maps.kill_triggers)?,
+            protected: map_handle("kill_protected", &maps.kill_protected)?,
+            count: map_handle("kill_count", &maps.kill_count)?,
+            containers: map_handle("kill_containers", &maps.kill_containers)?,
+            parent_names: map_handle("kill_parent_names", &maps.kill_parent_names)?,
+            any: map_handle("kill_any", &maps.kill_any)?,
             armed: Mutex::new(BTreeMap::new()),
         })
     }
@@ -739,21 +736,19 @@ impl Sensor {
     /// Handle on the in-kernel prefilter (event types skipped at entry),
     /// usable from any thread.
     pub fn prefilter(&self) -> Result<crate::Prefilter, SensorError> {
-        let m = &self.loaded.skel.maps.skip_types;
-        let h =
-            MapHandle::try_from(m).map_err(|source| SensorError::Map { map: "skip_types".into(), source })?;
-        Ok(crate::Prefilter::new(h))
+        let maps = &self.loaded.skel.maps;
+        Ok(crate::Prefilter::new(
+            map_handle("skip_types", &maps.skip_types)?,
+            map_handle("skip_fields", &maps.skip_fields)?,
+        ))
     }
 
     /// Handles on the run-queue latency maps, usable from any thread.
     pub fn runq_maps(&self) -> Result<RunQueueMaps, SensorError> {
         let maps = &self.loaded.skel.maps;
-        let h = |name: &str, m: &libbpf_rs::Map<'_>| {
-            MapHandle::try_from(m).map_err(|source| SensorError::Map { map: name.into(), source })
-        };
         Ok(RunQueueMaps {
-            latency: h("runq_latency", &maps.runq_latency)?,
-            full: h("runq_full", &maps.runq_full)?,
+            latency: map_handle("runq_latency", &maps.runq_latency)?,
+            full: map_handle("runq_full", &maps.runq_full)?,
         })
     }
 
@@ -761,12 +756,9 @@ impl Sensor {
     /// [`SensorConfig::syscall_counts`]), usable from any thread.
     pub fn syscall_count_maps(&self) -> Result<SyscallCountMaps, SensorError> {
         let maps = &self.loaded.skel.maps;
-        let h = |name: &str, m: &libbpf_rs::Map<'_>| {
-            MapHandle::try_from(m).map_err(|source| SensorError::Map { map: name.into(), source })
-        };
         Ok(SyscallCountMaps {
-            counts: h("syscall_counts", &maps.syscall_counts)?,
-            full: h("syscall_counts_full", &maps.syscall_counts_full)?,
+            counts: map_handle("syscall_counts", &maps.syscall_counts)?,
+            full: map_handle("syscall_counts_full", &maps.syscall_counts_full)?,
         })
     }
 
@@ -774,12 +766,9 @@ impl Sensor {
     /// [`SensorConfig::syscall_latency`]), usable from any thread.
     pub fn syscall_latency_maps(&self) -> Result<SyscallLatencyMaps, SensorError> {
         let maps = &self.loaded.skel.maps;
-        let h = |name: &str, m: &libbpf_rs::Map<'_>| {
-            MapHandle::try_from(m).map_err(|source| SensorError::Map { map: name.into(), source })
-        };
         Ok(SyscallLatencyMaps {
-            latency: h("syscall_latency", &maps.syscall_latency)?,
-            full: h("syscall_latency_full", &maps.syscall_latency_full)?,
+            latency: map_handle("syscall_latency", &maps.syscall_latency)?,
+            full: map_handle("syscall_latency_full", &maps.syscall_latency_full)?,
             sample: maps.rodata_data.as_deref().map_or(1, |ro| ro.latency_sample),
         })
     }
@@ -856,10 +845,10 @@ impl KillMaps {
             .update(&cgroup_id.to_ne_bytes(), &(keys.len() as u32).to_ne_bytes(), MapFlags::ANY)
             .map_err(Self::map_err("kill_cgroups"))?;
         let new: Vec<Vec<u8>> = keys.into_iter().map(|(k, _)| k).collect();
-        if let Some(old) = armed.insert(cgroup_id, new.clone()) {
-            for k in old.iter().filter(|k| !new.contains(k)) {
-                let _ = self.triggers.delete(k);
-            }
+        let old = armed.insert(cgroup_id, new.clone());
+        self.publish(&armed)?;
+        for k in old.iter().flatten().filter(|k| !new.contains(k)) {
+            let _ = self.triggers.delete(k);
         }
         Ok(())
     }
@@ -867,8 +856,12 @@ impl KillMaps {
     /// Removes every trigger of a cgroup.
     pub fn disarm(&self, cgroup_id: u64) {
         let mut armed = self.armed.lock().unwrap_or_else(|e| e.into_inner());
+        let old = armed.remove(&cgroup_id);
+        if let Err(e) = self.publish(&armed) {
+            tracing::warn!(error = %e, "updating the in-kernel kill summary");
+        }
         let _ = self.cgroups.delete(&cgroup_id.to_ne_bytes());
-        for k in armed.remove(&cgroup_id).unwrap_or_default() {
+        for k in old.unwrap_or_default() {
             let _ = self.triggers.delete(&k);
         }
     }
@@ -878,8 +871,7 @@ impl KillMaps {
     /// an empty set turns the container lookup off.
     pub fn arm_any_container(&self, triggers: &[KillTrigger]) -> Result<(), SensorError> {
         if triggers.is_empty() {
-            self.set_any(0)?;
-            self.disarm_keys(ANY_CONTAINER);
+            self.disarm(ANY_CONTAINER);
             return Ok(());
         }
         let mut keys = Vec::with_capacity(triggers.len());
@@ -893,27 +885,25 @@ impl KillMaps {
             v[..4].copy_from_slice(&id.to_ne_bytes());
             self.triggers.update(k, &v, MapFlags::ANY).map_err(Self::map_err("kill_triggers"))?;
         }
-        self.set_any(keys.len() as u32)?;
         let new: Vec<Vec<u8>> = keys.into_iter().map(|(k, _)| k).collect();
-        if let Some(old) = armed.insert(ANY_CONTAINER, new.clone()) {
-            for k in old.iter().filter(|k| !new.contains(k)) {
-                let _ = self.triggers.delete(k);
-            }
+        let old = armed.insert(ANY_CONTAINER, new.clone());
+        self.publish(&armed)?;
+        for k in old.iter().flatten().filter(|k| !new.contains(k)) {
+            let _ = self.triggers.delete(k);
         }
         Ok(())
     }
 
-    fn set_any(&self, count: u32) -> Result<(), SensorError> {
-        self.any
-            .update(&0u32.to_ne_bytes(), &count.to_ne_bytes(), MapFlags::ANY)
-            .map_err(Self::map_err("kill_any"))
-    }
-
-    fn disarm_keys(&self, cgroup_id: u64) {
-        let mut armed = self.armed.lock().unwrap_or_else(|e| e.into_inner());
-        for k in armed.remove(&cgroup_id).unwrap_or_default() {
-            let _ = self.triggers.delete(&k);
-        }
+    /// Tells the kernel what is armed (`struct kill_armed`): how many
+    /// triggers for every container and how many cgroups one by one. While
+    /// both are 0 the open and exec programs skip the kill check at once.
+    fn publish(&self, armed: &BTreeMap<u64, Vec<Vec<u8>>>) -> Result<(), SensorError> {
+        let any = armed.get(&ANY_CONTAINER).map_or(0, Vec::len) as u32;
+        let cgroups = armed.keys().filter(|&&c| c != ANY_CONTAINER).count() as u32;
+        let mut v = [0u8; 8];
+        v[..4].copy_from_slice(&any.to_ne_bytes());
+        v[4..].copy_from_slice(&cgroups.to_ne_bytes());
+        self.any.update(&0u32.to_ne_bytes(), &v, MapFlags::ANY).map_err(Self::map_err("kill_any"))
     }
 
     /// Marks a cgroup as a container's (the kernel marks most as they are
@@ -1183,4 +1173,9 @@ mod tests {
         assert_eq!(round_ring_size(5 << 20).unwrap(), 8 << 20);
         assert!(round_ring_size(2 << 30).is_err());
     }
+}
+
+/// A handle on one of the sensor's maps, usable from any thread.
+fn map_handle(name: &str, m: &libbpf_rs::Map<'_>) -> Result<MapHandle, SensorError> {
+    MapHandle::try_from(m).map_err(|source| SensorError::Map { map: name.into(), source })
 }

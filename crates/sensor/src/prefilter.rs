@@ -1,6 +1,7 @@
 //! In-kernel prefilter (bpf/prefilter.h): the syscall event types the agent
 //! does not consume are dropped at syscall entry, before any work, so they
-//! never reach the ring buffer; capability checks likewise.
+//! never reach the ring buffer; capability checks likewise. Fields no rule
+//! reads are left out of the records that carry them (`skip_fields`).
 
 use std::collections::BTreeSet;
 
@@ -24,15 +25,37 @@ pub fn skipped_types(wanted: Option<&BTreeSet<String>>) -> Vec<(u32, &'static st
     }
 }
 
+/// `SKIPF_RAW_PATH` of bpf/prefilter.h: an open's path as passed.
+const SKIPF_RAW_PATH: u32 = 1;
+
 /// Handle on the prefilter maps. `Send + Sync`; valid while the sensor runs.
 #[derive(Debug)]
 pub struct Prefilter {
     skip: MapHandle,
+    fields: MapHandle,
 }
 
 impl Prefilter {
-    pub(crate) fn new(skip: MapHandle) -> Prefilter {
-        Prefilter { skip }
+    pub(crate) fn new(skip: MapHandle, fields: MapHandle) -> Prefilter {
+        Prefilter { skip, fields }
+    }
+
+    /// Whether opens carry the path as passed (`fd.nameraw`) besides the
+    /// resolved one: a copy from user memory on every open, which only a
+    /// rule reading `fd.nameraw` needs. On by default.
+    pub fn keep_raw_paths(&self, keep: bool) -> Result<(), SensorError> {
+        let bits = if keep { 0 } else { SKIPF_RAW_PATH };
+        self.fields
+            .update(&0u32.to_ne_bytes(), &bits.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|source| SensorError::Map { map: "skip_fields".into(), source })
+    }
+
+    /// Whether opens carry the path as passed (read back from the kernel).
+    pub fn raw_paths_kept(&self) -> bool {
+        match self.fields.lookup(&0u32.to_ne_bytes(), MapFlags::ANY) {
+            Ok(Some(v)) if v.len() >= 4 => u32::from_ne_bytes([v[0], v[1], v[2], v[3]]) & SKIPF_RAW_PATH == 0,
+            _ => true,
+        }
     }
 
     /// Lets through exactly the syscall event types in `wanted` (`None`:

@@ -711,3 +711,36 @@ fn prefilter_drops_unwanted_types_at_entry_and_widens_again() {
         let _ = std::fs::remove_file(&abs);
     }
 }
+
+/// The path as passed (`fd.nameraw`) rides on opens while it is kept, and
+/// is left out, with the resolved path still there, while it is not.
+#[test]
+#[ignore = "privileged: needs root and BPF (scripts/test.sh runs it)"]
+fn raw_open_paths_are_left_out_while_not_kept() {
+    testkit::require_bpf();
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let name = format!("rampart-rawpath-{}", std::process::id());
+    let abs = format!("/tmp/{name}");
+    std::fs::write(&abs, "x").expect("test file");
+    for hooks in [SyscallHooks::Tracepoints, SyscallHooks::Raw] {
+        let mut sensor = start_with(true, hooks);
+        let prefilter = sensor.prefilter().expect("prefilter map");
+        assert!(prefilter.raw_paths_kept(), "{hooks:?}: kept by default");
+        for keep in [false, true, false] {
+            prefilter.keep_raw_paths(keep).expect("set");
+            assert_eq!(prefilter.raw_paths_kept(), keep, "the kernel holds what was set");
+            let sh = run("/bin/sh", &["-c", &format!("cd /tmp && cat ./{name} > /dev/null")]);
+            let open_of = |e: &Event| {
+                (e.process.ppid == sh || e.process.pid == sh)
+                    && matches!(&e.kind, EventKind::Open { path, .. } if path == &abs)
+            };
+            let events = collect(&mut sensor, Duration::from_secs(5), |evs| evs.iter().any(open_of));
+            let open =
+                events.iter().find(|e| open_of(e)).unwrap_or_else(|| panic!("{hooks:?}: no open of {abs}"));
+            let EventKind::Open { raw_path, .. } = &open.kind else { unreachable!() };
+            let expected = keep.then(|| format!("./{name}"));
+            assert_eq!(raw_path, &expected, "{hooks:?}, kept: {keep}");
+        }
+    }
+    let _ = std::fs::remove_file(&abs);
+}
