@@ -5,6 +5,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+/// A task name (`comm`): short strings inline, so an event's costs no
+/// allocation.
+pub type Comm = compact_str::CompactString;
+
 /// One thing that happened, attributed to a process and (when it ran in one) a
 /// container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,7 +60,9 @@ pub struct ProcessCtx {
     pub egid: u32,
     /// Login uid (`loginuid`); u32::MAX when unset.
     pub auid: u32,
-    pub comm: String,
+    /// The task's name (at most 15 bytes from the kernel): stored inline,
+    /// no allocation per event.
+    pub comm: Comm,
     pub cgroup_id: u64,
     pub pid_ns: u32,
     pub mnt_ns: u32,

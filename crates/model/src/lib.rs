@@ -18,7 +18,7 @@ pub mod utc;
 
 pub use container::{exposes_runtime_socket, Container, ContainerRates, Mount, Runtime};
 pub use event::{
-    DnsAnswer, Event, EventKind, EventType, ExecDetails, FlowPhase, FlowRecord, NetWindow, OpenFlags,
+    Comm, DnsAnswer, Event, EventKind, EventType, ExecDetails, FlowPhase, FlowRecord, NetWindow, OpenFlags,
     ProcessCtx, UnknownEventType, UserNames,
 };
 pub use hash::fnv1a;

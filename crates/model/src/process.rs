@@ -29,7 +29,7 @@ pub struct Caps {
 pub struct ProcInfo {
     pub pid: u32,
     pub ppid: u32,
-    pub comm: String,
+    pub comm: crate::Comm,
     /// Executable path (as the process sees it: the container's view).
     pub exe: Arc<str>,
     /// argv, bounded in count and length.

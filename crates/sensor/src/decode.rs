@@ -132,6 +132,13 @@ fn comm_bytes(comm: &[i8; 16]) -> [u8; 16] {
     comm.map(|c| c as u8)
 }
 
+/// A task name from the kernel's 16 bytes: inline, no allocation.
+fn comm(raw: &[i8; 16]) -> model::Comm {
+    let bytes = comm_bytes(raw);
+    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    model::Comm::from_utf8_lossy(&bytes[..end])
+}
+
 /// A socket address read from a kernel `struct sock` (local or peer side).
 fn skaddr(a: &abi::ev_skaddr) -> Option<SockAddr> {
     match a.family {
@@ -413,7 +420,7 @@ impl Decoder {
             euid: h.euid,
             egid: h.egid,
             auid: h.loginuid,
-            comm: lossy_cstr(&comm_bytes(&h.comm)),
+            comm: comm(&h.comm),
             cgroup_id: h.cgroup_id,
             pid_ns: h.pid_ns,
             mnt_ns: h.mnt_ns,

@@ -214,7 +214,7 @@ pub fn read_process(
     Ok(ProcInfo {
         pid,
         ppid: stat.ppid,
-        comm: stat.comm,
+        comm: stat.comm.into(),
         exe: exe.into(),
         argv: argv.into(),
         cmdline: cmdline.into(),

@@ -170,7 +170,7 @@ pub fn to_event(raw: &RawEvent, clock: &Clock, policy: Option<&NetPolicy>) -> Ev
             euid: raw.uid,
             egid: raw.gid,
             auid: u32::MAX,
-            comm: raw.comm.clone(),
+            comm: raw.comm.as_str().into(),
             cgroup_id: raw.cgroup_id,
             ..Default::default()
         },

@@ -496,7 +496,7 @@ impl Target for ProcTarget {
             p.vpid = field("NSpid:").last().copied().unwrap_or(p.pid);
         }
         if let Some(comm) = sys::read_small(Path::new(&format!("{dir}/comm")), 64) {
-            p.comm = String::from_utf8_lossy(&comm).trim_end_matches('\n').to_string();
+            p.comm = String::from_utf8_lossy(&comm).trim_end_matches('\n').into();
         }
         p.exe = self.link("exe").unwrap_or_default().into();
         if let Some(cmd) = sys::read_small(Path::new(&format!("{dir}/cmdline")), 4096) {
