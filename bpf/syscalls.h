@@ -33,16 +33,15 @@ static __always_inline bool stash_always(__u32 type)
 	return type == EV_SETNS || type == EV_UNSHARE;
 }
 
-/* Stash the arguments of a reported syscall for its exit. The caller passes
- * 0 for arguments past the syscall's own count. */
+/* Stash the arguments of setns or unshare for their exit (the only syscalls
+ * with an enter half; every other one reads its arguments at exit, see
+ * sys_exit). The caller passes 0 for arguments past the syscall's own count. */
 static __always_inline void sys_enter(struct task_struct *t, __u32 nr, __u32 type, __u64 a0, __u64 a1, __u64 a2,
 				      __u64 a3, __u64 a4, __u64 a5)
 {
 	if (type_skipped(type) || agent_quiet())
 		return;
 	bool rep = task_reported(t);
-	if (!rep && !stash_always(type))
-		return;
 	struct pending *pd = bpf_task_storage_get(&pending_map, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!pd) {
 		count_lost();
@@ -130,17 +129,49 @@ static __always_inline void read_usockaddr(struct ev_usockaddr *u, __u64 uptr, _
 		u->len = n;
 }
 
-static __always_inline int sys_exit(struct task_struct *t, __u32 nr, long ret, __u32 type)
+/* The arguments of a syscall at its exit: the user's registers, which the
+ * kernel saved at entry and no syscall of the table changes (a tracer
+ * changes them at its syscall-entry stop, before the enter tracepoint, or at
+ * its exit stop, after the exit one), so they are what the syscall ran
+ * with. x86_64: di, si, dx, r10, r8, r9; 0 past the syscall's own count. */
+static __always_inline bool exit_args(struct pending *a, struct pt_regs *regs, __u32 nargs)
 {
-	struct pending *pdp = bpf_task_storage_get(&pending_map, t, 0, 0);
-	/* nr guards against a stash whose exit never came (e.g. a successful
-	 * execve does not return) being taken for this syscall's. */
-	if (!pdp || !pdp->valid || pdp->nr != nr)
-		return 0;
-	struct pending a = *pdp;
-	pdp->valid = 0;
-	if (stash_always(type) && !a.reported_at_enter && !task_reported(t))
-		return 0;
+	if (!regs)
+		return false;
+	a->args[0] = nargs > 0 ? regs->di : 0;
+	a->args[1] = nargs > 1 ? regs->si : 0;
+	a->args[2] = nargs > 2 ? regs->dx : 0;
+	a->args[3] = nargs > 3 ? regs->r10 : 0;
+	a->args[4] = nargs > 4 ? regs->r8 : 0;
+	a->args[5] = nargs > 5 ? regs->r9 : 0;
+	return true;
+}
+
+/* Build and emit a syscall's record at its exit. setns and unshare take the
+ * arguments their enter stashed (a task may enter or leave a container
+ * there); every other syscall reads them from `regs` (exit_args), so it has
+ * no enter program: one program run and no task storage per syscall. */
+static __always_inline int sys_exit(struct task_struct *t, __u32 nr, long ret, __u32 type, struct pt_regs *regs,
+				    __u32 nargs)
+{
+	struct pending a = {};
+	if (stash_always(type)) {
+		struct pending *pdp = bpf_task_storage_get(&pending_map, t, 0, 0);
+		/* nr guards against a stash whose exit never came (e.g. a
+		 * successful execve does not return) being taken for this
+		 * syscall's. */
+		if (!pdp || !pdp->valid || pdp->nr != nr)
+			return 0;
+		a = *pdp;
+		pdp->valid = 0;
+		if (!a.reported_at_enter && !task_reported(t))
+			return 0;
+	} else {
+		if (type_skipped(type) || agent_quiet() || current_is_self() || !task_reported(t) ||
+		    !exit_args(&a, regs, nargs))
+			return 0;
+		a.nr = nr;
+	}
 
 	struct scratch *s = get_scratch(SLOT_SYS);
 	if (!s)
@@ -464,7 +495,7 @@ const volatile bool raw_dispatch = false;
 
 /* Only the tracepoint's own args are read: a context access past the event's
  * size makes the attach fail (EACCES). */
-#define HOOK(nr, tp, name, TYPE, NARGS)                                                          \
+#define HOOK_ENTER(nr, tp, name, TYPE, NARGS)                                                    \
 	SEC("tracepoint/syscalls/sys_enter_" #tp)                                                \
 	int enter_##name(struct trace_event_raw_sys_enter *ctx)                                  \
 	{                                                                                        \
@@ -474,14 +505,25 @@ const volatile bool raw_dispatch = false;
 			  TP_ARG(NARGS, 1), TP_ARG(NARGS, 2), TP_ARG(NARGS, 3), TP_ARG(NARGS, 4), \
 			  TP_ARG(NARGS, 5));                                                     \
 		return 0;                                                                        \
-	}                                                                                        \
+	}
+
+/* The registers only for syscalls without a stash: TYPE is a constant, so
+ * the others compile without the helper call. */
+#define HOOK_EXIT(nr, tp, name, TYPE, NARGS)                                                     \
 	SEC("tracepoint/syscalls/sys_exit_" #tp)                                                 \
 	int exit_##name(struct trace_event_raw_sys_exit *ctx)                                    \
 	{                                                                                        \
-		return sys_exit(bpf_get_current_task_btf(), (__u32)ctx->id, ctx->ret, TYPE);     \
+		struct task_struct *t = bpf_get_current_task_btf();                              \
+		struct pt_regs *regs = NULL;                                                     \
+		if (!stash_always(TYPE))                                                         \
+			regs = (struct pt_regs *)bpf_task_pt_regs(t);                            \
+		return sys_exit(t, (__u32)ctx->id, ctx->ret, TYPE, regs, NARGS);                 \
 	}
 
-SYSCALLS(HOOK)
+SYSCALLS(HOOK_EXIT)
+/* setns and unshare: their enter halves (see sys_exit). */
+HOOK_ENTER(308, setns, setns, EV_SETNS, 2)
+HOOK_ENTER(272, unshare, unshare, EV_UNSHARE, 1)
 
 #define REG_ARG(i, reg) (info.nargs > i ? regs->reg : 0)
 
@@ -495,6 +537,8 @@ int BPF_PROG(enter_syscalls, struct pt_regs *regs, long id)
 	struct sc_info info = sc_table[id];
 	if (!info.type || current_is_self())
 		return 0;
+	if (!stash_always(info.type))
+		return 0; /* read at exit (sys_exit) */
 	struct task_struct *t = bpf_get_current_task_btf();
 	if (in_compat_syscall(t))
 		return 0;
@@ -518,7 +562,7 @@ int BPF_PROG(exit_syscalls, struct pt_regs *regs, long ret)
 	struct task_struct *t = bpf_get_current_task_btf();
 	if (in_compat_syscall(t))
 		return 0;
-	return sys_exit(t, (__u32)id, ret, info.type);
+	return sys_exit(t, (__u32)id, ret, info.type, regs, info.nargs);
 }
 
 #endif /* RAMPART_SYSCALLS_H */

@@ -174,6 +174,27 @@ def in_container(args, name_hint, pinned=True):
 # --------------------------------------------------------------------------
 
 
+def wait_programs_gone(ids, timeout=30):
+    """Waits until the kernel has released the BPF programs `ids`. A stopped
+    agent exits before its syscall tracepoints are released (they are let go
+    in the background, RCU grace periods apart, doing nothing): until then
+    every syscall still enters them, and the next mode measured would pay
+    for the last one's hooks. Without bpftool: a fixed 8 s."""
+    if not ids:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            live = {p["id"] for p in json.loads(run(["bpftool", "prog", "show", "-j"]).stdout)}
+        except (OSError, subprocess.CalledProcessError, ValueError):
+            time.sleep(8)
+            return
+        if not ids & live:
+            return
+        time.sleep(0.2)
+    print(f"bench: {len(ids & live)} BPF programs of a stopped agent still loaded after {timeout} s", file=sys.stderr)
+
+
 class Agent:
     def __init__(self, binary, args=("events", "--json")):
         self.errf = tempfile.NamedTemporaryFile(prefix="rampart-bench-", suffix=".stderr", delete=False)
@@ -222,21 +243,29 @@ class Agent:
         except (OSError, IndexError, ValueError):
             return None
 
+    def prog_ids(self):
+        """The agent's BPF programs: the prog_id of each of its BPF fds (programs and links)."""
+        ids = set()
+        fdinfo = f"/proc/{self.proc.pid}/fdinfo"
+        try:
+            fds = os.listdir(fdinfo)
+        except OSError:
+            return ids  # exited
+        for fd in fds:
+            try:
+                with open(os.path.join(fdinfo, fd)) as f:
+                    ids.update(int(l.split()[1]) for l in f if l.startswith("prog_id:"))
+            except (OSError, ValueError, IndexError):
+                pass
+        return ids
+
     def bpf_stats(self):
         """ns per run of each of the agent's BPF programs (kernel.bpf_stats_enabled)."""
         try:
             progs = json.loads(run(["bpftool", "prog", "show", "-j"]).stdout)
         except (OSError, subprocess.CalledProcessError, ValueError):
             return {}
-        # The agent's programs: the prog_id of each of its BPF fds (programs and links).
-        ids = set()
-        fdinfo = f"/proc/{self.proc.pid}/fdinfo"
-        for fd in os.listdir(fdinfo):
-            try:
-                with open(os.path.join(fdinfo, fd)) as f:
-                    ids.update(int(l.split()[1]) for l in f if l.startswith("prog_id:"))
-            except (OSError, ValueError, IndexError):
-                pass
+        ids = self.prog_ids()
         out = {}
         for p in progs:
             if p["id"] in ids and p.get("run_cnt"):
@@ -245,6 +274,7 @@ class Agent:
 
     def stop(self, summary=True):
         progs = self.bpf_stats() if BPF_STATS else {}
+        ids = self.prog_ids()
         hwm = self.vm_hwm_kib()
         cpu1 = self.cpu_seconds()
         elapsed = time.monotonic() - self.t0
@@ -258,6 +288,7 @@ class Agent:
             self.proc.kill()
             rc = self.proc.wait()
         stop_s = time.monotonic() - stopping
+        wait_programs_gone(ids)
         text = self.stderr()
         os.unlink(self.errf.name)
         m, summary_line = None, None

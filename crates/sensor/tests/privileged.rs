@@ -26,11 +26,17 @@ fn start_with(include_host: bool, hooks: SyscallHooks) -> Sensor {
     let status = sensor.status();
     let (on, off) = match hooks {
         SyscallHooks::Tracepoints => {
-            (["enter_openat", "exit_openat", "exit_unshare"], ["enter_syscalls", "exit_syscalls"])
+            // openat reads its arguments at exit: no enter program (setns
+            // and unshare stash theirs at enter).
+            (
+                ["exit_openat", "enter_unshare", "exit_unshare"],
+                ["enter_syscalls", "exit_syscalls", "enter_openat"],
+            )
         }
-        SyscallHooks::Raw => {
-            (["enter_syscalls", "exit_syscalls", "exit_syscalls"], ["enter_openat", "exit_openat"])
-        }
+        SyscallHooks::Raw => (
+            ["enter_syscalls", "exit_syscalls", "exit_syscalls"],
+            ["enter_openat", "exit_openat", "enter_unshare"],
+        ),
     };
     for prog in ["on_exec", "on_fork", "on_exit", "on_cap_capable"].iter().chain(&on) {
         assert!(status.is_attached(prog), "{prog} not attached: {:?}", status.hook(prog));
