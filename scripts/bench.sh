@@ -28,6 +28,10 @@ done
 if ! command -v bpftrace >/dev/null && [[ " $* " != *" --modes"* || " $* " == *bpftrace* ]]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q bpftrace >/dev/null
 fi
+# bench.py waits with it until a stopped agent's programs are released.
+if ! command -v bpftool >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q bpftool >/dev/null || true
+fi
 "$ROOT/tests/image/build.sh"
 "$ROOT/tests/image/iperf3.sh"
 
