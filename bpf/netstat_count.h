@@ -145,19 +145,24 @@ static __always_inline void ns_tcp_state(__u64 cgid, int oldstate, int newstate)
 {
 	/* include/net/tcp_states.h */
 	const int established = 1, syn_sent = 2, syn_recv = 3, close = 7;
-	__u64 *n;
+	int which;
+	/* The transition first: most (FIN_WAIT1, CLOSE_WAIT, ...) count
+	 * nothing, and skip the map lookup. */
+	if (newstate == established && oldstate == syn_recv)
+		which = 0;
+	else if (newstate == established && oldstate == syn_sent)
+		which = 1;
+	else if (newstate == close && oldstate == syn_sent)
+		which = 2;
+	else
+		return;
 	struct ns_val *v = bpf_map_lookup_elem(&fl_netstat, &cgid);
 	if (!v)
 		return;
-	if (newstate == established && oldstate == syn_recv)
-		n = &v->established[0];
-	else if (newstate == established && oldstate == syn_sent)
-		n = &v->established[1];
-	else if (newstate == close && oldstate == syn_sent)
-		n = &v->failed_connects;
+	if (which == 2)
+		v->failed_connects++;
 	else
-		return;
-	(*n)++;
+		v->established[which & 1]++;
 }
 
 #endif

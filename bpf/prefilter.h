@@ -2,8 +2,8 @@
 /*
  * Prefilters the agent sets from what it consumes (crates/sensor/src/prefilter.rs):
  *   skip_types  syscall event types no loaded rule (nor the agent's own state)
- *               can use: their syscalls are not stashed at entry, so they never
- *               reach the ring buffer; capability checks (EV_CAPABLE) likewise
+ *               can use: their syscalls return at once (at exit; at entry for
+ *               setns and unshare), so they never reach the ring buffer; capability checks (EV_CAPABLE) likewise
  *               return before any work. All zero (the default, and what `events`,
  *               `capture` and `record` keep) lets everything through.
  *   skip_fields fields no loaded rule reads, left out of the records that

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
 /*
- * Syscalls (file, network, privilege families), from two raw tracepoints.
- * Pattern: at sys_enter, a syscall in sc_table stashes its args per task
- * (reported tasks only); at sys_exit its stash is taken back and the record
- * built with the result.
+ * Syscalls (file, network, privilege families), from their exit: the record
+ * is built with the result, from the arguments in the task's saved registers
+ * (sys_exit). setns and unshare also stash their arguments at enter, per
+ * task. Attached as per-syscall tracepoints or two raw tracepoints (see
+ * "attachments" below).
  * Included by sensor.bpf.c.
  */
 #ifndef RAMPART_SYSCALLS_H
@@ -292,7 +293,7 @@ static __always_inline int sys_exit(struct task_struct *t, __u32 nr, long ret, _
 
 /* ---- the syscalls the sensor reports ----
  *
- * X(x86_64 number, tracepoint name, name, event type, arguments stashed).
+ * X(x86_64 number, tracepoint name, name, event type, arguments read).
  * x86_64 numbers: the raw dispatch is x86_64 only (this table and the pt_regs
  * registers it reads). A test (crates/sensor/src/kernel.rs) checks each
  * number against the seccomp crate's x86_64 table. x86_64's umount2 is the
@@ -352,7 +353,7 @@ static __always_inline int sys_exit(struct task_struct *t, __u32 nr, long ret, _
 
 struct sc_info {
 	__u8 type;  /* enum ev_type; 0: not reported */
-	__u8 nargs; /* arguments stashed at enter */
+	__u8 nargs; /* arguments read (at exit; at enter for setns, unshare) */
 };
 
 #define SC_TABLE_SIZE 512
@@ -477,11 +478,11 @@ static __noinline void per_cgroup_syscall(struct task_struct *t, long id)
 
 /* ---- attachments: two ways, chosen at load (sensor.syscall_hooks) ----
  *
- * tracepoints (default): one perf-event tracepoint per reported syscall
- *   (enter_X/exit_X). Only those syscalls pay anything, but the kernel
- *   formats every argument into a perf buffer before the program runs, and
- *   detaching ~100 perf events waits for RCU grace periods (seconds on a
- *   busy host).
+ * tracepoints (default): one perf-event tracepoint per reported syscall's
+ *   exit (exit_X; enter_X for setns and unshare only). Only those syscalls
+ *   pay anything, but the kernel formats every argument into a perf buffer
+ *   before the program runs, and detaching ~50 perf events waits for RCU
+ *   grace periods (seconds on a busy host).
  * raw: two BTF raw tracepoints on every syscall's entry and exit
  *   (enter_syscalls/exit_syscalls) dispatching on sc_table. Cheap per run and
  *   detached in milliseconds, but every syscall of every task, host included,

@@ -467,7 +467,7 @@ impl Detector {
             Ok(skipped) => tracing::info!(
                 skipped = skipped.len(),
                 types = %skipped.join(","),
-                "in-kernel prefilter: syscall event types no rule uses are dropped at entry"
+                "in-kernel prefilter: syscall event types no rule uses are dropped in the kernel"
             ),
             Err(e) => {
                 tracing::warn!(error = %e, "in-kernel prefilter not set: every event type is reported");

@@ -733,7 +733,7 @@ impl Sensor {
         })
     }
 
-    /// Handle on the in-kernel prefilter (event types skipped at entry),
+    /// Handle on the in-kernel prefilter (event types and fields skipped in the kernel),
     /// usable from any thread.
     pub fn prefilter(&self) -> Result<crate::Prefilter, SensorError> {
         let maps = &self.loaded.skel.maps;

@@ -1,5 +1,5 @@
 //! In-kernel prefilter (bpf/prefilter.h): the syscall event types the agent
-//! does not consume are dropped at syscall entry, before any work, so they
+//! does not consume are dropped in the kernel before any work, so they
 //! never reach the ring buffer; capability checks likewise. Fields no rule
 //! reads are left out of the records that carry them (`skip_fields`).
 
