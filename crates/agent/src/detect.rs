@@ -405,9 +405,12 @@ impl Detector {
             }
             Err(refused) => {
                 let kept = self.ruleset.len();
-                eprintln!(
-                    "rampart: reload refused, keeping the {kept} loaded rules and their actions; {refused}"
+                // One write: the refusal spans lines, and other threads
+                // print too (a reader must never see half of it).
+                let said = format!(
+                    "rampart: reload refused, keeping the {kept} loaded rules and their actions; {refused}\n"
                 );
+                eprint!("{said}");
                 let text = format!(
                     "rules reload refused, keeping the {kept} loaded rules and their actions: {}",
                     refused.0.join("; ")

@@ -56,9 +56,9 @@ fn sighup_reloads_rules_and_a_broken_file_keeps_the_old_ones() {
     )
     .unwrap();
     hup(&agent);
-    let text = wait_stderr(&agent, "reload refused", Duration::from_secs(10));
     let expected = format!("{}:3:14", file.display());
-    assert!(text.contains(&expected), "the refusal must point at {expected}:\n{text}");
+    let text = wait_stderr(&agent, &expected, Duration::from_secs(10));
+    assert!(text.contains("reload refused"), "{text}");
     assert!(text.contains("proc.nam"), "the refusal must name the field:\n{text}");
     let c3 = Container::sh("reload3", &[], "echo y > /tmp/reload-b-2");
     agent.expect("alert reload_b after a refused reload", |v| is_alert_of(v, "reload_b", &c3.name));
@@ -95,9 +95,9 @@ fn reload_with_broken_actions_keeps_the_old_rules_and_actions() {
     // Same condition, a misspelled action: the whole reload is refused.
     std::fs::write(&file, kill_rule("[kil]")).unwrap();
     hup(&agent);
-    let text = wait_stderr(&agent, "reload refused", Duration::from_secs(10));
     let expected = format!("{}:6:", file.display());
-    assert!(text.contains(&expected), "the refusal must point at {expected}:\n{text}");
+    let text = wait_stderr(&agent, &expected, Duration::from_secs(10));
+    assert!(text.contains("reload refused"), "{text}");
     assert!(text.contains("kil"), "the refusal must name the bad action:\n{text}");
     assert!(!text.contains("rules reloaded"), "nothing may be swapped in:\n{text}");
     let internal =
