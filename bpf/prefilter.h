@@ -3,8 +3,9 @@
  * Prefilters the agent sets from what it consumes (crates/sensor/src/prefilter.rs):
  *   skip_types  syscall event types no loaded rule (nor the agent's own state)
  *               can use: their syscalls return at once (at exit; at entry for
- *               setns and unshare), so they never reach the ring buffer; capability checks (EV_CAPABLE) likewise
- *               return before any work. All zero (the default, and what `events`,
+ *               setns and unshare), so they never reach the ring buffer;
+ *               capability checks (EV_CAPABLE) likewise return before any
+ *               work. All zero (the default, and what `events`,
  *               `capture` and `record` keep) lets everything through.
  *   skip_fields fields no loaded rule reads, left out of the records that
  *               carry them: SKIPF_RAW_PATH, an open's path as passed

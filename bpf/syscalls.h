@@ -150,8 +150,9 @@ static __always_inline bool exit_args(struct pending *a, struct pt_regs *regs, _
 
 /* Build and emit a syscall's record at its exit. setns and unshare take the
  * arguments their enter stashed (a task may enter or leave a container
- * there); every other syscall reads them from `regs` (exit_args), so it has
- * no enter program: one program run and no task storage per syscall. */
+ * there); every other syscall reads them from the saved registers (`regs`
+ * from the raw tracepoint, else bpf_task_pt_regs; exit_args), so it has no
+ * enter program: one program run and no task storage per syscall. */
 static __always_inline int sys_exit(struct task_struct *t, __u32 nr, long ret, __u32 type, struct pt_regs *regs,
 				    __u32 nargs)
 {
@@ -168,8 +169,12 @@ static __always_inline int sys_exit(struct task_struct *t, __u32 nr, long ret, _
 		if (!a.reported_at_enter && !task_reported(t))
 			return 0;
 	} else {
-		if (type_skipped(type) || agent_quiet() || current_is_self() || !task_reported(t) ||
-		    !exit_args(&a, regs, nargs))
+		if (type_skipped(type) || agent_quiet() || current_is_self() || !task_reported(t))
+			return 0;
+		/* The registers only now: a host task pays the tests above alone. */
+		if (!regs)
+			regs = (struct pt_regs *)bpf_task_pt_regs(t);
+		if (!exit_args(&a, regs, nargs))
 			return 0;
 		a.nr = nr;
 	}
@@ -508,17 +513,12 @@ const volatile bool raw_dispatch = false;
 		return 0;                                                                        \
 	}
 
-/* The registers only for syscalls without a stash: TYPE is a constant, so
- * the others compile without the helper call. */
+/* No registers here: sys_exit reads them once the task is known reported. */
 #define HOOK_EXIT(nr, tp, name, TYPE, NARGS)                                                     \
 	SEC("tracepoint/syscalls/sys_exit_" #tp)                                                 \
 	int exit_##name(struct trace_event_raw_sys_exit *ctx)                                    \
 	{                                                                                        \
-		struct task_struct *t = bpf_get_current_task_btf();                              \
-		struct pt_regs *regs = NULL;                                                     \
-		if (!stash_always(TYPE))                                                         \
-			regs = (struct pt_regs *)bpf_task_pt_regs(t);                            \
-		return sys_exit(t, (__u32)ctx->id, ctx->ret, TYPE, regs, NARGS);                 \
+		return sys_exit(bpf_get_current_task_btf(), (__u32)ctx->id, ctx->ret, TYPE, NULL, NARGS); \
 	}
 
 SYSCALLS(HOOK_EXIT)
