@@ -6,20 +6,16 @@ use std::ffi::CString;
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{
-    Link, MapCore, MapFlags, MapHandle, MapType, OpenObject, PrintLevel, ProgramType, RingBuffer,
-    RingBufferBuilder,
-};
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, MapType, OpenObject, PrintLevel, ProgramType};
 use model::Event;
 
 use crate::abi::skel::{SensorSkel, SensorSkelBuilder};
 use crate::decode::{record_killed, record_truncated, Decoder};
 use crate::kill::{key_bytes, walk_form, KernelKills, KillTrigger};
+use crate::ring::RingReader;
 use crate::{
     Feature, HookState, HookStatus, SensorConfig, SensorError, SensorStats, SensorStatus, SyscallHooks,
     SyscallSet, MAX_SYSCALL_LATENCY_SAMPLE,
@@ -80,7 +76,7 @@ fn failing_program(log: &[String]) -> Option<(String, String)> {
     Some((name, if reason.is_empty() { line.clone() } else { reason }))
 }
 
-/// Shared between the ring-buffer callback and `poll`.
+/// The drain's figures: written by `poll`, read by `stats` (through `&self`).
 #[derive(Default)]
 struct Shared {
     queue: Vec<Event>,
@@ -95,45 +91,6 @@ struct Shared {
     /// Ring bytes waiting when the last drain began, and the most since start.
     ring_pending: u64,
     ring_peak: u64,
-}
-
-/// The ring buffer's positions, read-only from the map's own pages: page 0
-/// holds the consumer position, page 1 the producer's. Their difference is
-/// what waits for the agent (records and their 8-byte headers).
-struct RingPositions {
-    base: *mut libc::c_void,
-    page: usize,
-}
-
-impl RingPositions {
-    fn map(fd: std::os::fd::BorrowedFd<'_>) -> Option<RingPositions> {
-        // SAFETY: sysconf has no memory-safety preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
-        // SAFETY: a fresh read-only shared mapping of the ring map's first two
-        // pages (the kernel allows them read-only); checked for MAP_FAILED.
-        let base = unsafe {
-            libc::mmap(std::ptr::null_mut(), 2 * page, libc::PROT_READ, libc::MAP_SHARED, fd.as_raw_fd(), 0)
-        };
-        (base != libc::MAP_FAILED).then_some(RingPositions { base, page })
-    }
-
-    fn pending(&self) -> u64 {
-        // SAFETY: both positions are u64s at the start of the two mapped pages,
-        // written by the kernel and libbpf: read them as atomics.
-        let (consumer, producer) = unsafe {
-            let c = &*(self.base as *const std::sync::atomic::AtomicU64);
-            let p = &*((self.base as *const u8).add(self.page) as *const std::sync::atomic::AtomicU64);
-            (c.load(Ordering::Acquire), p.load(Ordering::Acquire))
-        };
-        producer.saturating_sub(consumer)
-    }
-}
-
-impl Drop for RingPositions {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `map`, unmapped once.
-        unsafe { libc::munmap(self.base, 2 * self.page) };
-    }
 }
 
 /// The loaded skeleton plus the storage its object lives in.
@@ -157,13 +114,13 @@ impl Drop for Loaded {
 /// with a short sleep ([`crate::POLL_PERIOD`]).
 pub struct Sensor {
     // Field order is drop order: ring buffer and links before the object.
-    ringbuf: RingBuffer<'static>,
+    ring: RingReader,
     links: Vec<Link>,
     loaded: Loaded,
-    shared: Rc<RefCell<Shared>>,
+    shared: RefCell<Shared>,
+    decoder: Decoder,
     status: SensorStatus,
     kernel_kills: KernelKills,
-    ring_positions: Option<RingPositions>,
 }
 
 impl Drop for Sensor {
@@ -548,36 +505,12 @@ impl Sensor {
             return Err(SensorError::NothingAttached { reasons });
         }
 
-        let shared = Rc::new(RefCell::new(Shared::default()));
+        let shared = RefCell::new(Shared::default());
         let decoder = Decoder::from_clocks();
-        let cb_shared = Rc::clone(&shared);
         let kernel_kills = KernelKills::default();
-        let cb_kills = kernel_kills.clone();
-        let mut builder = RingBufferBuilder::new();
-        builder
-            .add(&loaded.skel.maps.events, move |rec: &[u8]| {
-                let mut sh = cb_shared.borrow_mut();
-                if record_truncated(rec) {
-                    sh.truncated += 1;
-                }
-                match decoder.decode(rec) {
-                    Ok(ev) => {
-                        if let Some(trigger) = record_killed(rec) {
-                            cb_kills.record(ev.process.tid, ev.ts_ns, trigger);
-                        }
-                        sh.events += 1;
-                        sh.queue.push(ev);
-                    }
-                    Err(e) => {
-                        sh.decode_errors += 1;
-                        tracing::debug!(error = %e, "undecodable record");
-                    }
-                }
-                0
-            })
+        let events = &loaded.skel.maps.events;
+        let ring = RingReader::new(events.as_fd(), events.max_entries())
             .map_err(|source| SensorError::RingBuffer { map: "events".into(), source })?;
-        let ringbuf =
-            builder.build().map_err(|source| SensorError::RingBuffer { map: "events".into(), source })?;
 
         let attached = hooks.iter().filter(|h| h.state == HookState::Attached).count();
         tracing::info!(
@@ -597,36 +530,48 @@ impl Sensor {
             ring_buffer_bytes: ring_bytes as usize,
             record_syscalls: recording,
         };
-        let ring_positions = RingPositions::map(loaded.skel.maps.events.as_fd());
-        if ring_positions.is_none() {
-            tracing::warn!("ring buffer positions not mapped: its fill is not reported");
-        }
-        Ok(Sensor { ringbuf, links, loaded, shared, status, kernel_kills, ring_positions })
+        Ok(Sensor { ring, links, loaded, shared, decoder, status, kernel_kills })
     }
 
     /// Drain everything in the ring buffer now (batched; no blocking), handing
     /// each decoded event to `f`. Returns the number of events handed over.
     pub fn poll(&mut self, f: &mut dyn FnMut(Event)) -> Result<usize, SensorError> {
-        if let Some(r) = &self.ring_positions {
-            let pending = r.pending();
-            let mut sh = self.shared.borrow_mut();
-            sh.ring_pending = pending;
-            sh.ring_peak = sh.ring_peak.max(pending);
-        }
+        let mut sh = self.shared.borrow_mut();
+        let pending = self.ring.pending();
+        sh.ring_pending = pending;
+        sh.ring_peak = sh.ring_peak.max(pending);
+        let (decoder, kills) = (&self.decoder, &self.kernel_kills);
         let mut total = 0usize;
         loop {
-            let n = self.ringbuf.consume_raw_n(BATCH);
-            if n < 0 {
-                return Err(SensorError::Poll { map: "events".into(), errno: -n });
-            }
-            let mut batch = std::mem::take(&mut self.shared.borrow_mut().queue);
+            let mut batch = std::mem::take(&mut sh.queue);
+            let n = self
+                .ring
+                .consume(BATCH, &mut |rec: &[u8]| {
+                    if record_truncated(rec) {
+                        sh.truncated += 1;
+                    }
+                    match decoder.decode(rec) {
+                        Ok(ev) => {
+                            if let Some(trigger) = record_killed(rec) {
+                                kills.record(ev.process.tid, ev.ts_ns, trigger);
+                            }
+                            sh.events += 1;
+                            batch.push(ev);
+                        }
+                        Err(e) => {
+                            sh.decode_errors += 1;
+                            tracing::debug!(error = %e, "undecodable record");
+                        }
+                    }
+                })
+                .map_err(|source| SensorError::RingBuffer { map: "events".into(), source })?;
             total += batch.len();
             for ev in batch.drain(..) {
                 f(ev);
             }
             // keep the allocation for the next batch
-            self.shared.borrow_mut().queue = batch;
-            if (n as usize) < BATCH {
+            sh.queue = batch;
+            if n < BATCH {
                 return Ok(total);
             }
         }
@@ -651,8 +596,8 @@ impl Sensor {
             events: sh.events,
             lost,
             lost_by_type: sh.lost_by_type.clone(),
-            ring_pending_bytes: self.ring_positions.as_ref().map(|_| sh.ring_pending),
-            ring_peak_bytes: self.ring_positions.as_ref().map(|_| sh.ring_peak),
+            ring_pending_bytes: Some(sh.ring_pending),
+            ring_peak_bytes: Some(sh.ring_peak),
             ring_bytes: self.status.ring_buffer_bytes as u64,
             decode_errors: sh.decode_errors,
             truncated: sh.truncated,
@@ -689,6 +634,12 @@ impl Sensor {
         sh.lost_by_type = by_type;
         sh.lost_total_at_read = total;
         sh.lost_read_at = Some(std::time::Instant::now());
+    }
+
+    /// Records so far that wrapped past the end of the event ring (read
+    /// whole all the same: see [`crate::ring`]).
+    pub fn ring_records_wrapped(&self) -> u64 {
+        self.ring.wrapped_records()
     }
 
     pub fn status(&self) -> SensorStatus {

@@ -27,6 +27,7 @@ pub mod netstat;
 pub mod paths;
 pub mod pcap;
 pub mod prefilter;
+pub mod ring;
 pub mod runq;
 
 use std::path::PathBuf;
@@ -305,9 +306,7 @@ pub enum SensorError {
     #[error("no bpf program attached: {reasons}")]
     NothingAttached { reasons: String },
     #[error("ring buffer {map}: {source}")]
-    RingBuffer { map: String, source: libbpf_rs::Error },
-    #[error("consuming ring buffer {map}: errno {errno}")]
-    Poll { map: String, errno: i32 },
+    RingBuffer { map: String, source: ring::RingError },
 }
 
 #[cfg(test)]

@@ -1,11 +1,11 @@
 //! Small readers shared by every BPF object: per-CPU counters and ring
 //! buffers whose records decode into a queue.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::os::fd::AsFd;
 
-use libbpf_rs::{MapCore, MapFlags, MapHandle, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
+use crate::ring::RingReader;
 use crate::SensorError;
 
 /// The sum over CPUs of the `u64` at index `idx` of a per-CPU array; 0 when
@@ -32,43 +32,38 @@ pub fn cgroup_key(key: &[u8]) -> Option<u64> {
 /// A BPF ring buffer whose records are decoded as they are consumed; records
 /// that do not decode are counted, not kept.
 pub struct RecordRing<T> {
-    // The ring before the queue its callback fills.
-    ring: RingBuffer<'static>,
-    queue: Rc<RefCell<Vec<T>>>,
-    undecodable: Rc<RefCell<u64>>,
+    ring: RingReader,
+    name: String,
+    decode: fn(&[u8]) -> Option<T>,
+    undecodable: u64,
 }
 
-impl<T: 'static> RecordRing<T> {
+impl<T> RecordRing<T> {
     /// Reads the ring `map` (named `name` in errors), decoding with `decode`.
     pub fn new(map: &MapHandle, name: &str, decode: fn(&[u8]) -> Option<T>) -> Result<Self, SensorError> {
-        let queue: Rc<RefCell<Vec<T>>> = Rc::default();
-        let undecodable: Rc<RefCell<u64>> = Rc::default();
-        let (q, bad) = (queue.clone(), undecodable.clone());
-        let mut builder = RingBufferBuilder::new();
-        builder
-            .add(map, move |rec: &[u8]| {
-                match decode(rec) {
-                    Some(r) => q.borrow_mut().push(r),
-                    None => *bad.borrow_mut() += 1,
-                }
-                0
-            })
-            .map_err(|source| SensorError::Map { map: name.into(), source })?;
-        let ring = builder.build().map_err(|source| SensorError::Map { map: name.into(), source })?;
-        Ok(RecordRing { ring, queue, undecodable })
+        let ring = RingReader::new(map.as_fd(), map.max_entries())
+            .map_err(|source| SensorError::RingBuffer { map: name.into(), source })?;
+        Ok(RecordRing { ring, name: name.into(), decode, undecodable: 0 })
     }
 
-    /// Consumes at most `batch` records and returns those that decoded since
-    /// the last call, oldest first (bounded: a flooded ring cannot hold the
-    /// caller here).
+    /// Consumes at most `batch` records and returns those that decoded,
+    /// oldest first (bounded: a flooded ring cannot hold the caller here).
     pub fn take(&mut self, batch: usize) -> Vec<T> {
-        let _ = self.ring.consume_raw_n(batch);
-        std::mem::take(&mut *self.queue.borrow_mut())
+        let (decode, bad) = (self.decode, &mut self.undecodable);
+        let mut out = Vec::new();
+        let read = self.ring.consume(batch, &mut |rec| match decode(rec) {
+            Some(r) => out.push(r),
+            None => *bad += 1,
+        });
+        if let Err(e) = read {
+            tracing::warn!(ring = %self.name, error = %e, "ring buffer unreadable");
+        }
+        out
     }
 
     /// Records that did not decode since the last call.
     pub fn take_undecodable(&mut self) -> u64 {
-        std::mem::take(&mut *self.undecodable.borrow_mut())
+        std::mem::take(&mut self.undecodable)
     }
 }
 

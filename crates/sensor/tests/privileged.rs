@@ -750,3 +750,63 @@ fn raw_open_paths_are_left_out_while_not_kept() {
     }
     let _ = std::fs::remove_file(&abs);
 }
+
+/// A one-page ring wraps every few records: each record, wrapped or not,
+/// comes out whole (its path is one the test opened, byte for byte).
+#[test]
+#[ignore = "privileged: needs root and BPF (scripts/test.sh runs it)"]
+fn a_one_page_ring_gives_back_records_that_wrap_whole() {
+    testkit::require_bpf();
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = format!("/tmp/rampart-ring-{}", std::process::id());
+    std::fs::create_dir_all(&dir).expect("test dir");
+    // Names of 1 to 97 bytes: records of many sizes, so that they straddle
+    // the end of the ring at many offsets.
+    let names: Vec<String> =
+        (1..=97).map(|n| "abcdefghijklmnopqrstuvwxyz".repeat(4)[..n].to_string()).collect();
+    for n in &names {
+        std::fs::write(format!("{dir}/{n}"), "x").expect("test file");
+    }
+    let expected: std::collections::HashSet<String> = names.iter().map(|n| format!("{dir}/{n}")).collect();
+    let mut sensor =
+        Sensor::start(SensorConfig { ring_buffer_bytes: 4096, ..Default::default() }).expect("sensor starts");
+    assert_eq!(sensor.status().ring_buffer_bytes, 4096);
+    // In a mount namespace of its own, so that it is reported (host tasks are
+    // not); a pause between opens keeps drops rare (they are allowed).
+    let script = format!(
+        "for round in 1 2 3; do for n in {}; do : < {dir}/$n; sleep 0.002; done; done",
+        names.join(" ")
+    );
+    let mut child = Command::new("unshare").args(["-m", "/bin/sh", "-c", &script]).spawn().expect("unshare");
+    let mut ours = 0u64;
+    let mut bad = Vec::new();
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let exited = child.try_wait().expect("wait").is_some();
+        sensor
+            .poll(&mut |e| {
+                if let EventKind::Open { path, .. } = &e.kind {
+                    if path.starts_with(&dir) {
+                        ours += 1;
+                        if !expected.contains(path) {
+                            bad.push(path.clone());
+                        }
+                    }
+                }
+            })
+            .expect("poll");
+        if exited || Instant::now() > end {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = child.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stats = sensor.stats();
+    assert!(bad.is_empty(), "paths that are none of the test's: {bad:?}");
+    assert_eq!(stats.decode_errors, 0, "{stats:?}");
+    assert!(ours >= 150, "only {ours} of the 291 opens came through: {stats:?}");
+    let wrapped = sensor.ring_records_wrapped();
+    eprintln!("{ours} opens, {wrapped} records wrapped, {} events, {:?} lost", stats.events, stats.lost);
+    assert!(wrapped >= 5, "only {wrapped} records wrapped in {} events", stats.events);
+}

@@ -10,12 +10,12 @@ pub mod feed;
 use crate::abi::{self, RawEvent};
 use crate::policy::{DenyReason, NetPolicy};
 use crate::Error;
-use libbpf_rs::{MapCore, MapHandle, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{MapCore, MapHandle};
 use model::{Event, EventKind, ProcessCtx, SockAddr};
-use std::cell::RefCell;
+use sensor::ring::RingReader;
 use std::net::IpAddr;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
 /// Records consumed per drain pass.
 const BATCH: usize = 4096;
@@ -23,10 +23,9 @@ const BATCH: usize = 4096;
 /// Reads the pinned `np_events` ring buffer. Owned by one thread.
 pub struct DenyReader {
     // Field order is drop order: the ring buffer before the map it reads.
-    ring: RingBuffer<'static>,
+    ring: RingReader,
     map: MapHandle,
-    queue: Rc<RefCell<Vec<RawEvent>>>,
-    undecodable: Rc<RefCell<u64>>,
+    undecodable: u64,
     path: PathBuf,
     map_id: u32,
 }
@@ -54,49 +53,40 @@ impl DenyReader {
             target: path.display().to_string(),
             message: format!("{e:#}"),
         })?;
-        let queue = Rc::new(RefCell::new(Vec::new()));
-        let undecodable = Rc::new(RefCell::new(0u64));
-        let (q, bad) = (queue.clone(), undecodable.clone());
-        let mut b = RingBufferBuilder::new();
-        let build_err = |e: libbpf_rs::Error| Error::Bpf {
+        let ring = RingReader::new(map.as_fd(), map.max_entries()).map_err(|e| Error::Bpf {
             op: "reading ring buffer".into(),
             target: path.display().to_string(),
-            message: format!("{e:#}"),
-        };
-        b.add(&map, move |rec: &[u8]| {
-            match abi::decode_event(rec) {
-                Some(ev) => q.borrow_mut().push(ev),
-                None => *bad.borrow_mut() += 1,
-            }
-            0
-        })
-        .map_err(build_err)?;
-        let ring = b.build().map_err(build_err)?;
+            message: e.to_string(),
+        })?;
         let map_id = map_id(&map);
-        Ok(Some(DenyReader { ring, map, queue, undecodable, path, map_id }))
+        Ok(Some(DenyReader { ring, map, undecodable: 0, path, map_id }))
     }
 
     /// Everything in the ring now (no blocking).
     pub fn drain(&mut self) -> Result<Vec<RawEvent>, Error> {
+        let mut out = Vec::new();
+        let bad = &mut self.undecodable;
         loop {
-            let n = self.ring.consume_raw_n(BATCH);
-            if n < 0 {
-                return Err(Error::Bpf {
+            let n = self
+                .ring
+                .consume(BATCH, &mut |rec| match abi::decode_event(rec) {
+                    Some(ev) => out.push(ev),
+                    None => *bad += 1,
+                })
+                .map_err(|e| Error::Bpf {
                     op: "draining".into(),
                     target: self.path.display().to_string(),
-                    message: std::io::Error::from_raw_os_error(-n).to_string(),
-                });
-            }
-            if (n as usize) < BATCH {
-                break;
+                    message: e.to_string(),
+                })?;
+            if n < BATCH {
+                return Ok(out);
             }
         }
-        Ok(std::mem::take(&mut *self.queue.borrow_mut()))
     }
 
     /// Records that were too short to decode.
     pub fn undecodable(&self) -> u64 {
-        *self.undecodable.borrow()
+        self.undecodable
     }
 
     /// Whether the pin still names the map we read (it changes when the pins
