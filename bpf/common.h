@@ -143,6 +143,19 @@ static __always_inline bool current_is_self(void)
 	return (bpf_get_current_pid_tgid() >> 32) == self_tgid;
 }
 
+/* current_is_self for a task at hand: a load instead of a helper call. */
+static __always_inline bool task_is_self(struct task_struct *t)
+{
+	return task_ro(t)->tgid == self_tgid;
+}
+
+/* What bpf_get_current_cgroup_id gives (the id of the task's cgroup v2),
+ * in four loads instead of a helper call. */
+static __always_inline __u64 task_cgroup_id(struct task_struct *t)
+{
+	return task_ro(t)->cgroups->dfl_cgrp->kn->id;
+}
+
 /* ---- scratch ---- */
 static __always_inline struct scratch *get_scratch(__u32 slot)
 {
@@ -163,11 +176,11 @@ static __always_inline void put_scratch(struct scratch *s)
 }
 
 /* ---- header ---- */
-static __noinline void fill_hdr(struct event_hdr *h, struct task_struct *task, __u32 type, __u32 body_len)
+static __always_inline void fill_hdr(struct event_hdr *h, struct task_struct *task, __u32 type, __u32 body_len)
 {
 	struct task_struct *t = task_ro(task);
 	h->ts_boot_ns = bpf_ktime_get_boot_ns();
-	h->cgroup_id = bpf_get_current_cgroup_id();
+	h->cgroup_id = task_cgroup_id(t);
 	h->ret = 0;
 	h->type = type;
 	h->flags = 0;

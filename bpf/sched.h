@@ -68,7 +68,7 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	__u64 now = bpf_ktime_get_boot_ns();
 	__u64 waited = now > st->queued ? now - st->queued : 0;
 	st->queued = 0;
-	__u64 cg = BPF_CORE_READ(next, cgroups, dfl_cgrp, kn, id);
+	__u64 cg = task_cgroup_id(next);
 	hist_add(&runq_latency, &cg, &runq_full, waited);
 	return 0;
 }

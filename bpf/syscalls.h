@@ -169,7 +169,7 @@ static __always_inline int sys_exit(struct task_struct *t, __u32 nr, long ret, _
 		if (!a.reported_at_enter && !task_reported(t))
 			return 0;
 	} else {
-		if (type_skipped(type) || agent_quiet() || current_is_self() || !task_reported(t))
+		if (type_skipped(type) || agent_quiet() || task_is_self(t) || !task_reported(t))
 			return 0;
 		/* The registers only now: a host task pays the tests above alone. */
 		if (!regs)
@@ -456,7 +456,7 @@ static __noinline void per_cgroup_syscall(struct task_struct *t, long id)
 		return;
 	if (id < 0 || id >= SYSCALL_SET_BITS)
 		return; /* x32 numbers (bit 30 set) are not recorded */
-	__u64 cg = bpf_get_current_cgroup_id();
+	__u64 cg = task_cgroup_id(t);
 	bool compat = in_compat_syscall(t);
 	if (count_syscalls && !compat)
 		count_syscall(cg, (__u32)id);
