@@ -122,9 +122,12 @@ fn nmap_ping_sweep_fires_the_host_sweep_rule_naming_the_sweeper() {
     // ICMP echo to the 64 addresses of x.64/26 of the test's own /24 (no
     // container there: Docker hands out addresses from .2 up), sent as IP
     // rather than ARP pings, so every probe goes through the container's
-    // raw socket.
+    // raw socket. At 100 probes/s or more: with no host answering, nmap's
+    // own pacing sent ~19/s, spreading the sweep over ~7 s, so a 5 s window
+    // held ~51 hosts, one slow run under 50 (a CI run missed the alert).
     let range = format!("{}/26", sc.net.ip(64));
-    let (sweeper, out) = sc.run_tool("nmap-sn", &["nmap", "-n", "-sn", "-PE", "--send-ip", "-T4", &range]);
+    let (sweeper, out) = sc
+        .run_tool("nmap-sn", &["nmap", "-n", "-sn", "-PE", "--send-ip", "-T4", "--min-rate", "100", &range]);
     assert!(out.contains("64 IP addresses"), "nmap did not sweep {range}:\n{out}");
     let alert = sc.expect_alert("Host sweep from container", &sweeper.name);
     let hosts = output_number(&alert, "distinct hosts=");
