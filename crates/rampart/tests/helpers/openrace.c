@@ -4,7 +4,9 @@
  *       A second thread keeps swapping one buffer between DECOY and SECRET
  *       while this one opens the buffer: the seccomp agent may read DECOY and
  *       the kernel then open SECRET. Prints "LEAK <first line>" if SECRET's
- *       contents are read, then a summary line; exits 0.
+ *       contents are read, then a summary line; exits 10 on a leak, else 0
+ *       (the exit status reaches the test even when a short-lived
+ *       container's output does not: ctr can lose it).
  *   openrace watch PATH COUNT MS
  *       COUNT opens of PATH, MS apart: "open ok" or "open errno N" each.
  *   openrace loop PATH COUNT
@@ -86,7 +88,7 @@ static int race(const char *secret, const char *decoy, double seconds)
 		printf("LEAK %s\n", secret_head);
 	}
 	printf("opens %ld denied %ld decoys %ld other %ld\n", opens, denied, decoys, other);
-	return 0;
+	return secret_head[0] ? 10 : 0;
 }
 
 static int watch(const char *path, long count, long ms)
