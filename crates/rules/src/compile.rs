@@ -135,6 +135,35 @@ impl Cmp {
 }
 
 impl Cmp {
+    /// See [`Expr::path_fragments`]: a plain, positive string test on
+    /// `fd.name` or on a part of it (`fd.filename`, `fd.directory`: substrings
+    /// of `fd.name` whenever they have a value) holds only on a value that
+    /// contains one of its strings.
+    fn path_fragments(&self) -> Option<Vec<String>> {
+        if !self.plain()
+            || self.negate
+            || !matches!(self.def.name, "fd.name" | "fd.filename" | "fd.directory")
+        {
+            return None;
+        }
+        let frags = match &self.m {
+            Matcher::StrEq(x) | Matcher::Contains(x) | Matcher::StartsWith(x) | Matcher::EndsWith(x) => {
+                vec![x.to_string()]
+            }
+            Matcher::StrSet(set) => set.items(),
+            Matcher::PMatch(p) => p.paths()?,
+            Matcher::Lits(l) => {
+                let (exact, prefixes, suffixes, infixes) = l.parts();
+                [exact, prefixes, suffixes, infixes].concat()
+            }
+            _ => return None,
+        };
+        // The empty string is in every value.
+        (!frags.iter().any(String::is_empty)).then_some(frags)
+    }
+}
+
+impl Cmp {
     /// `field op val(other)`: holds when it holds for some value of the
     /// field (lists) against the other field's value; false when either has
     /// no value.
@@ -542,6 +571,27 @@ impl Expr {
             _ => return None,
         };
         Some((c.def.name, values))
+    }
+
+    /// Strings one of which `fd.name` must contain for the expression to
+    /// hold: a necessary condition, which the type index tests for many rules
+    /// in one pass over the path (see `PathScan`). `None` when the expression
+    /// gives none (it may hold whatever the path).
+    pub(crate) fn path_fragments(&self) -> Option<Vec<String>> {
+        match self {
+            Expr::Cmp(c) => c.path_fragments(),
+            Expr::Or(items) => {
+                let mut all = Vec::new();
+                for e in items.iter() {
+                    all.extend(e.path_fragments()?);
+                }
+                Some(all)
+            }
+            // Any operand's condition is the whole `and`'s: the fewest strings.
+            Expr::And(items) => items.iter().filter_map(Expr::path_fragments).min_by_key(Vec::len),
+            Expr::Const(false) => Some(Vec::new()),
+            Expr::Not(_) | Expr::Const(true) => None,
+        }
     }
 
     /// The operands of a top-level `and` (the expression itself otherwise).

@@ -20,6 +20,7 @@ mod matchers;
 mod names;
 mod output;
 mod parse;
+mod pathscan;
 mod transform;
 mod yaml;
 
@@ -202,6 +203,8 @@ struct Candidate {
     rule: u32,
     /// The guards (bits: indexes in [`TypeIndex::guards`]) that must hold.
     guards: u64,
+    /// The type index's path scan says whether the rule can match.
+    screened: bool,
     /// The rest of the condition.
     expr: Expr,
 }
@@ -216,6 +219,9 @@ struct TypeIndex {
     routed: usize,
     guards: Box<[Expr]>,
     cands: Box<[Candidate]>,
+    /// One pass over the path for the candidates that need one of a few
+    /// strings in it.
+    paths: Option<pathscan::PathScan>,
 }
 
 /// At most this many guards per event type (one bit each).
@@ -263,9 +269,21 @@ impl TypeIndex {
                 }
             }
             let expr = if rest.is_empty() { Expr::Const(true) } else { Expr::and(rest) };
-            cands.push(Candidate { rule, guards: bits, expr });
+            cands.push(Candidate { rule, guards: bits, screened: false, expr });
         }
-        TypeIndex { routed: ids.len(), guards: guards.into_boxed_slice(), cands: cands.into_boxed_slice() }
+        let needs: Vec<Option<Vec<String>>> = cands.iter().map(|c| c.expr.path_fragments()).collect();
+        let paths = pathscan::PathScan::new(&needs);
+        if paths.is_some() {
+            for (i, c) in cands.iter_mut().enumerate().take(pathscan::MAX_SCREENED) {
+                c.screened = needs[i].is_some();
+            }
+        }
+        TypeIndex {
+            routed: ids.len(),
+            guards: guards.into_boxed_slice(),
+            cands: cands.into_boxed_slice(),
+            paths,
+        }
     }
 }
 
@@ -282,6 +300,9 @@ struct Matching<'s, 'e> {
     /// Guards evaluated so far, and which of them hold.
     known: u64,
     holds: u64,
+    paths: Option<&'s pathscan::PathScan>,
+    /// The path scan's answer, once a screened candidate needed it.
+    possible: Option<pathscan::Possible>,
 }
 
 impl<'s> Matching<'s, '_> {
@@ -301,6 +322,13 @@ impl<'s> Matching<'s, '_> {
         }
         true
     }
+
+    /// Whether the path scan lets candidate `i` (a screened one) through.
+    fn path_allows(&mut self, i: usize) -> bool {
+        let Some(scan) = self.paths else { return true };
+        let (ev, ctx) = (self.ev, self.ctx);
+        pathscan::allows(self.possible.get_or_insert_with(|| scan.possible(ev, ctx)), i)
+    }
 }
 
 impl<'s> Iterator for Matching<'s, '_> {
@@ -308,8 +336,12 @@ impl<'s> Iterator for Matching<'s, '_> {
 
     fn next(&mut self) -> Option<&'s CompiledRule> {
         while let Some(c) = self.cands.get(self.next) {
+            let i = self.next;
             self.next += 1;
-            if self.guards_hold(c.guards) && c.expr.eval(self.ev, self.ctx) {
+            if self.guards_hold(c.guards)
+                && (!c.screened || self.path_allows(i))
+                && c.expr.eval(self.ev, self.ctx)
+            {
                 return Some(&self.rules[c.rule as usize]);
             }
         }
@@ -425,12 +457,24 @@ impl Ruleset {
     ) -> impl Iterator<Item = &'s CompiledRule> + 'e {
         // An indexed type meets its specialized rules; any other event the rules
         // for any type, with their general condition.
-        let (guards, cands, any): (&[Expr], &[Candidate], &[u32]) =
+        let (guards, cands, any, paths): (&[Expr], &[Candidate], &[u32], _) =
             match ev.syscall.as_deref().and_then(|t| self.by_type.get(t)) {
-                Some(ix) => (&ix.guards, &ix.cands, &[]),
-                None => (&[], &[], &self.any),
+                Some(ix) => (&ix.guards, &ix.cands, &[], ix.paths.as_ref()),
+                None => (&[], &[], &self.any, None),
             };
-        Matching { rules: &self.rules, guards, cands, any: any.iter(), next: 0, ev, ctx, known: 0, holds: 0 }
+        Matching {
+            rules: &self.rules,
+            guards,
+            cands,
+            any: any.iter(),
+            next: 0,
+            ev,
+            ctx,
+            known: 0,
+            holds: 0,
+            paths,
+            possible: None,
+        }
     }
 
     /// Push the enabled rules matching `ev` onto `out`; returns how many matched.

@@ -233,6 +233,13 @@ impl PrefixSet {
         PrefixSet { set, lengths, root }
     }
 
+    /// The paths (without their trailing `/`), each a substring of every
+    /// value that matches; `None` when `/` is one of them (every absolute
+    /// path matches).
+    pub fn paths(&self) -> Option<Vec<String>> {
+        (!self.root).then(|| self.set.iter().map(|x| x.to_string()).collect())
+    }
+
     #[inline]
     fn contains(&self, v: &str) -> bool {
         self.lengths.has(v.len()) && self.set.contains(v)

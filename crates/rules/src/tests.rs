@@ -1148,6 +1148,53 @@ fn indexed_evaluation_agrees_with_general_conditions() {
         b.add_file(&f.display().to_string(), &std::fs::read_to_string(f).unwrap());
     }
     let rs = b.build().expect("default rules load");
+    let matched = index_agrees(&rs, &sample_events());
+    // The events do trip rules (the comparison is not vacuous).
+    assert!(matched >= 30, "only {matched} matches");
+    // The path scan screens most rules of the open types.
+    let open = &rs.by_type["openat"];
+    assert!(open.paths.is_some());
+    assert!(open.cands.iter().filter(|c| c.screened).count() >= 10);
+}
+
+/// Falco's own rules (the vendored copies), evaluated through the index and
+/// rule by rule, agree on the same events.
+#[test]
+fn indexed_evaluation_agrees_on_falcos_rules() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/falco-upstream");
+    let mut b = RulesetBuilder::new().skip_unknown_fields(true);
+    for f in ["falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml"] {
+        b.add_file(f, &std::fs::read_to_string(format!("{dir}/{f}")).unwrap());
+    }
+    let mut rs = b.build().expect("Falco's rules load");
+    // Falco ships many rules disabled: all of them are compared here.
+    for r in &mut rs.rules {
+        r.enabled = true;
+    }
+    let rs = Ruleset::new(std::mem::take(&mut rs.rules), Vec::new(), Vec::new());
+    let matched = index_agrees(&rs, &sample_events());
+    assert!(matched >= 10, "only {matched} matches");
+    assert!(rs.by_type["openat"].paths.is_some());
+}
+
+/// Asserts that every event meets the same rules through the type index
+/// (guards, path scan) as through each rule's general condition; returns
+/// how many rules matched in all.
+fn index_agrees(rs: &Ruleset, events: &[Event]) -> usize {
+    let t = table();
+    let mut matched = 0;
+    for (n, ev) in events.iter().enumerate() {
+        let ctx = EvalCtx { procs: Some(&t), hostname: Some("h"), event_num: n as u64 + 1 };
+        let indexed: Vec<&str> = rs.evaluate(ev, &ctx).map(|r| r.name.as_str()).collect();
+        let general: Vec<&str> =
+            rs.rules().iter().filter(|r| r.enabled && r.matches(ev, &ctx)).map(|r| r.name.as_str()).collect();
+        assert_eq!(indexed, general, "event {n}: {ev:?}");
+        matched += indexed.len();
+    }
+    matched
+}
+
+fn sample_events() -> Vec<Event> {
     let (wr, trunc, creat) = (1u32, 0o1000u32, 0o100u32);
     let mut events = Vec::new();
     for (path, flags) in [
@@ -1172,6 +1219,22 @@ fn indexed_evaluation_agrees_with_general_conditions() {
         ("/lib/modules/x.ko", 0),
         ("/tmp/plain", 0),
         ("/tmp/plain", wr),
+        // The strings of the rules in other places than their tests want.
+        ("/tmp/etc/shadow", 0),
+        ("/etc/shadow.bak", 0),
+        ("/etc/shadow/", 0),
+        ("/home/u/.ssh", 0),
+        ("/srv/.ssh/x/id_rsa.pub", 0),
+        ("relative/.aws/credentials", 0),
+        ("/usr/bin", wr),
+        ("/usr/binx/y", wr),
+        ("/", 0),
+        ("", 0),
+        ("/dev/mem", 2),
+        ("/sys/kernel/debug/x", wr),
+        ("/tmp/é/.kube/config", 0),
+        ("/root/.docker/config.json.d", 0),
+        ("/etc/ld.so.preload", wr),
     ] {
         for comm in ["bash", "cat", "runc:[2:INIT]", "modprobe", "rtest"] {
             let mut e = open(path, flags);
@@ -1251,19 +1314,7 @@ fn indexed_evaluation_agrees_with_general_conditions() {
     );
     no_type.syscall = None;
     events.push(no_type);
-
-    let t = table();
-    let mut matched = 0;
-    for (n, ev) in events.iter().enumerate() {
-        let ctx = EvalCtx { procs: Some(&t), hostname: Some("h"), event_num: n as u64 + 1 };
-        let indexed: Vec<&str> = rs.evaluate(ev, &ctx).map(|r| r.name.as_str()).collect();
-        let general: Vec<&str> =
-            rs.rules().iter().filter(|r| r.enabled && r.matches(ev, &ctx)).map(|r| r.name.as_str()).collect();
-        assert_eq!(indexed, general, "event {n}: {ev:?}");
-        matched += indexed.len();
-    }
-    // The events do trip rules (the comparison above is not vacuous).
-    assert!(matched >= 30, "only {matched} matches");
+    events
 }
 
 /// The prefilter's input: which event types some enabled rule can match.
@@ -1288,4 +1339,115 @@ fn event_types_used_by_the_rules() {
     let disabled = format!("{}  enabled: false\n", rule("proc.name = bash"));
     assert_eq!(types(&disabled).as_deref(), Some(""));
     assert_eq!(types(&two("evt.type = open", "evt.type = bpf")).as_deref(), Some("bpf,open"));
+}
+
+fn rules_named(conds: &[&str]) -> Ruleset {
+    let text: String = conds
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            format!(
+                "- rule: r{i}\n  desc: d\n  condition: {}\n  output: o\n  priority: WARNING\n",
+                yaml_quote(c)
+            )
+        })
+        .collect();
+    build(&text)
+}
+
+/// Each form of path test is screened by the scan, the others are not, and
+/// screening changes no result.
+#[test]
+fn path_scan_screens_positive_path_tests_only() {
+    let screened = [
+        "fd.name = /etc/shadow",
+        "fd.name in (/a/b, /c/d)",
+        "fd.name startswith /etc/",
+        "fd.name endswith .pem",
+        "fd.name contains /.ssh/",
+        "fd.name pmatch (/proc/sys, /sys/kernel)",
+        "fd.filename in (id_rsa, credentials)",
+        "fd.directory = /usr/bin",
+        "(fd.name startswith /x or fd.filename = y)",
+        "proc.name = bash and fd.name startswith /srv",
+    ];
+    let unscreened = [
+        "not fd.name startswith /etc",
+        "fd.name glob /a*",
+        "fd.name pmatch (/)",
+        "fd.name != /etc/shadow",
+        "fd.name icontains SHADOW",
+        "(fd.name = /a or proc.name = cat)",
+        "fd.name contains \"\"",
+    ];
+    let conds: Vec<String> =
+        screened.iter().chain(&unscreened).map(|c| format!("evt.type = openat and {c}")).collect();
+    let rs = rules_named(&conds.iter().map(String::as_str).collect::<Vec<_>>());
+    let ix = &rs.by_type["openat"];
+    assert!(ix.paths.is_some());
+    let flags: Vec<bool> = ix.cands.iter().map(|c| c.screened).collect();
+    let mut expected = vec![true; screened.len()];
+    expected.extend(vec![false; unscreened.len()]);
+    assert_eq!(flags, expected);
+    let mut events = Vec::new();
+    for path in [
+        "/etc/shadow",
+        "/etc/shadowx",
+        "/a/b",
+        "/a/bc",
+        "/c/d",
+        "/etc/",
+        "/etc",
+        "/x.pem",
+        "/x.pemm",
+        "/r/.ssh/k",
+        "/r/.ssh",
+        "/proc/sys",
+        "/proc/sys/kernel/x",
+        "/proc/system",
+        "/sys/kernel",
+        "/h/id_rsa",
+        "/h/id_rsa/z",
+        "/credentials",
+        "/usr/bin/ls",
+        "/usr/bin",
+        "/usr/bin/x/y",
+        "/x",
+        "/q/y",
+        "/y",
+        "/srv/a",
+        "/a",
+        "/A/SHADOW",
+        "",
+        "/",
+    ] {
+        for comm in ["bash", "cat"] {
+            let mut e = open(path, 0);
+            e.process.comm = comm.into();
+            events.push(e);
+        }
+    }
+    // Not an open: fd.name has no value.
+    events.push(base("openat", EventKind::Unshare { flags: 0 }));
+    let matched = index_agrees(&rs, &events);
+    assert!(matched >= 40, "only {matched} matches");
+}
+
+/// A path that meets the patterns at every byte makes the scan give up and
+/// let every candidate through (in linear time), with the same results.
+#[test]
+fn path_scan_gives_up_past_its_budget() {
+    let needles: Vec<String> = (1..=40).map(|n| format!("fd.name contains {}", "a".repeat(n))).collect();
+    let conds: Vec<String> = needles.iter().map(|c| format!("evt.type = openat and {c}")).collect();
+    let rs = rules_named(&conds.iter().map(String::as_str).collect::<Vec<_>>());
+    let scan = rs.by_type["openat"].paths.as_ref().expect("screened");
+    let t = table();
+    let ctx = EvalCtx { procs: Some(&t), ..Default::default() };
+    let flood = open(&format!("/{}", "a".repeat(4000)), 0);
+    assert_eq!(scan.possible(&flood, &ctx), [u64::MAX; pathscan::MAX_SCREENED / 64]);
+    // Below the budget the answer is exact: only the first two rules.
+    let short = open("/xaay", 0);
+    let p = scan.possible(&short, &ctx);
+    assert_eq!((0..40).filter(|&i| pathscan::allows(&p, i)).collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(index_agrees(&rs, &[flood, short]), 42);
 }
