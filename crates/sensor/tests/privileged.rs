@@ -572,27 +572,56 @@ fn syscall_latency_follows_a_sleep_to_another_cpu() {
         })
         .expect("sensor starts");
         let maps = sensor.syscall_latency_maps().expect("latency maps");
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-        let mut dirs = Cgroups(Vec::new());
-        let cg = std::path::Path::new(cgroup2_root()).join(format!("rampart-it-migrate-{nanos}"));
-        let id = dirs.mkdir(cg.clone());
-        // unshare and sh exec in place: the child's pid is the sleep's.
-        let script = format!("echo $$ > {}/cgroup.procs && exec taskset -c 0 sleep 0.3", cg.display());
-        let mut child = Command::new("unshare").args(["-m", "sh", "-c", &script]).spawn().expect("spawn");
-        std::thread::sleep(Duration::from_millis(150));
-        let pid = child.id().to_string();
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        assert_eq!(comm.trim(), "sleep", "{hooks:?}: the sleep had not started after 150 ms");
-        let moved = Command::new("taskset").args(["-pc", "1", &pid]).output().expect("taskset");
-        assert!(moved.status.success(), "{moved:?}");
-        assert!(child.wait().expect("wait").success());
-        let h = sleep_histogram(&maps, id, hooks);
-        assert_eq!(h.count, 1, "{hooks:?}: {h:?}");
-        // 300 ms is 300,000 us: bucket 18, [262,144, 524,288) us.
-        assert_eq!(h.slots[18], 1, "{hooks:?}: a 300 ms sleep out of its bucket: {:?}", h.slots);
-        assert!((290_000_000..450_000_000).contains(&h.sum_ns), "{hooks:?}: the sleep took {} ns", h.sum_ns);
+        // A stamp is dropped, by design, when the task storage it parks in
+        // is busy at the switch (bpf_task_storage_get fails): a rare loss
+        // of one sample, seen once in CI. Three tries, each in a fresh
+        // cgroup; a migration that always lost the stamp fails all three.
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            match migrated_sleep(&maps, hooks) {
+                Ok(()) => break,
+                Err(e) => failures.push(e),
+            }
+        }
+        assert!(failures.len() < 3, "{hooks:?}: {failures:#?}");
         drop(sensor);
     }
+}
+
+/// One try of [`syscall_latency_follows_a_sleep_to_another_cpu`].
+fn migrated_sleep(maps: &sensor::SyscallLatencyMaps, hooks: SyscallHooks) -> Result<(), String> {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let mut dirs = Cgroups(Vec::new());
+    let cg = std::path::Path::new(cgroup2_root()).join(format!("rampart-it-migrate-{nanos}"));
+    let id = dirs.mkdir(cg.clone());
+    // unshare and sh exec in place: the child's pid is the sleep's.
+    let script = format!("echo $$ > {}/cgroup.procs && exec taskset -c 0 sleep 0.3", cg.display());
+    let mut child = Command::new("unshare").args(["-m", "sh", "-c", &script]).spawn().expect("spawn");
+    std::thread::sleep(Duration::from_millis(150));
+    let pid = child.id().to_string();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    assert_eq!(comm.trim(), "sleep", "{hooks:?}: the sleep had not started after 150 ms");
+    let moved = Command::new("taskset").args(["-pc", "1", &pid]).output().expect("taskset");
+    assert!(moved.status.success(), "{moved:?}");
+    assert!(child.wait().expect("wait").success());
+    let sleeps: Vec<_> = maps
+        .read()
+        .into_iter()
+        .filter(|(c, nr, _)| *c == id && (*nr == NANOSLEEP || *nr == CLOCK_NANOSLEEP))
+        .map(|(_, _, h)| h)
+        .collect();
+    let [h] = &sleeps[..] else { return Err(format!("one sleep histogram for cgroup {id}: {sleeps:?}")) };
+    if h.count != 1 {
+        return Err(format!("one sleep timed: {h:?}"));
+    }
+    // 300 ms is 300,000 us: bucket 18, [262,144, 524,288) us.
+    if h.slots[18] != 1 {
+        return Err(format!("a 300 ms sleep out of its bucket: {:?}", h.slots));
+    }
+    if !(290_000_000..450_000_000).contains(&h.sum_ns) {
+        return Err(format!("the sleep took {} ns", h.sum_ns));
+    }
+    Ok(())
 }
 
 /// Sampled latency: with one syscall in 16 timed, a container task's 20,000
