@@ -161,9 +161,7 @@ impl Cmp {
         // The empty string is in every value.
         (!frags.iter().any(String::is_empty)).then_some(frags)
     }
-}
 
-impl Cmp {
     /// `field op val(other)`: holds when it holds for some value of the
     /// field (lists) against the other field's value; false when either has
     /// no value.
