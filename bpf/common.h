@@ -291,8 +291,32 @@ struct walk_ctx {
 	__u32 fl;
 };
 
+/* A name short enough to live inside its dentry (d_shortname, most names),
+ * copied with five plain loads and its NUL written after it: a string helper
+ * call per component cost more than the rest of the step. Returns the bytes
+ * written, NUL included, or 0 when the name is elsewhere (or the kernel has
+ * no d_shortname): the caller copies it with the helper. A rename racing
+ * with the walk can mix two names, as the helper's copy can. */
+static __always_inline long copy_short_name(struct scratch *s, __u32 p, struct dentry *dentry)
+{
+	if (!bpf_core_field_exists(dentry->d_shortname))
+		return 0;
+	const unsigned char *name = dentry->d_name.name;
+	__u32 len = dentry->d_name.len;
+	if (name != dentry->d_shortname.string || len >= sizeof(dentry->d_shortname))
+		return 0;
+	__u64 *dst = (__u64 *)(s->buf + masked(p));
+	dst[0] = dentry->d_shortname.words[0];
+	dst[1] = dentry->d_shortname.words[1];
+	dst[2] = dentry->d_shortname.words[2];
+	dst[3] = dentry->d_shortname.words[3];
+	dst[4] = dentry->d_shortname.words[4];
+	s->buf[masked(p + len)] = 0;
+	return len + 1;
+}
+
 /* One step up: a component written, a mount crossed, or the end (returns 1). */
-static long walk_step(__u32 i, struct walk_ctx *w)
+static __always_inline long walk_step(struct walk_ctx *w)
 {
 	struct scratch *s = w->s;
 	struct dentry *dentry = w->dentry;
@@ -321,8 +345,9 @@ static long walk_step(__u32 i, struct walk_ctx *w)
 	__u32 p = SOFF(s);
 	if (!has_room(s, p))
 		return 1;
-	const unsigned char *name = dentry->d_name.name;
-	long n = bpf_probe_read_kernel_str(s->buf + masked(p), MAX_NAME_LEN, name);
+	long n = copy_short_name(s, p, dentry);
+	if (n == 0)
+		n = bpf_probe_read_kernel_str(s->buf + masked(p), MAX_NAME_LEN, dentry->d_name.name);
 	if (n <= 0)
 		return 1;
 	SOFF(s) = p + (n & (2 * MAX_NAME_LEN - 1));
@@ -330,17 +355,34 @@ static long walk_step(__u32 i, struct walk_ctx *w)
 	return 0;
 }
 
-/* Walk a (dentry, vfsmount) up to the current task's root, crossing mounts;
- * components leaf first, each NUL-terminated. The steps run in bpf_loop: the
- * verifier checks one step instead of MAX_PATH_DEPTH unrolled ones at every
- * call site, which made loading the sensor take ~2 s. */
-static __noinline void append_walk(struct scratch *s, __u32 id, struct dentry *dentry, struct vfsmount *vfsmnt)
+/* bpf_loop's callback: WALK_STEPS steps. Several per call, because a call
+ * and its return cost more than a step on kernels that protect returns
+ * (x86's return thunks): most paths are walked in one call. */
+#define WALK_STEPS 2
+_Static_assert(MAX_PATH_DEPTH % WALK_STEPS == 0, "whole calls");
+
+static long walk_steps(__u32 i, struct walk_ctx *w)
+{
+#pragma unroll
+	for (int k = 0; k < WALK_STEPS; k++)
+		if (walk_step(w))
+			return 1;
+	return 0;
+}
+
+/* Walk a (dentry, vfsmount) up to the root of task t (the current task),
+ * crossing mounts; components leaf first, each NUL-terminated. The steps run
+ * in bpf_loop: the verifier checks one call's steps instead of
+ * MAX_PATH_DEPTH unrolled ones at every call site, which made loading the
+ * sensor take ~2 s. */
+static __noinline void append_walk(struct scratch *s, __u32 id, struct task_struct *t, struct dentry *dentry,
+				   struct vfsmount *vfsmnt)
 {
 	__u32 start = SOFF(s);
-	if (!dentry || !vfsmnt || !has_room(s, start))
+	if (!t || !dentry || !vfsmnt || !has_room(s, start))
 		return;
 	SOFF(s) = start + sizeof(struct str_item);
-	struct task_struct *t = task_ro(bpf_get_current_task_btf());
+	t = task_ro(t);
 	struct walk_ctx w = {
 		.s = s,
 		.dentry = dentry,
@@ -350,7 +392,7 @@ static __noinline void append_walk(struct scratch *s, __u32 id, struct dentry *d
 		.root_mnt = t->fs->root.mnt,
 		.fl = STRF_TRUNC,
 	};
-	bpf_loop(MAX_PATH_DEPTH, walk_step, &w, 0);
+	bpf_loop(MAX_PATH_DEPTH / WALK_STEPS, walk_steps, &w, 0);
 	__u32 end = SOFF(s);
 	item_end(s, start, id, STR_KIND_WALK, w.fl, (end - start - sizeof(struct str_item)) & REC_MASK);
 }
@@ -365,17 +407,23 @@ static __always_inline struct file *fd_file(struct task_struct *t, __s64 fd)
 	__u32 max = fdt->max_fds;
 	if ((__u64)fd >= max)
 		return NULL;
-	struct file **arr = fdt->fd;
+	void *slot = (void *)fdt->fd + fd * sizeof(struct file *);
+	/* The slot read by a plain load rather than a helper call: the verifier
+	 * types a load only through a struct, so the slot is viewed as a kiocb,
+	 * whose first member is a struct file *, as the slot is (checked at
+	 * load: the helper where it is not). */
+	if (bpf_core_field_offset(struct kiocb, ki_filp) == 0)
+		return bpf_core_cast(slot, struct kiocb)->ki_filp;
 	struct file *f = NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), &arr[fd]);
+	bpf_probe_read_kernel(&f, sizeof(f), slot);
 	return f ? bpf_core_cast(f, struct file) : NULL;
 }
 
-static __always_inline void append_walk_file(struct scratch *s, __u32 id, struct file *f)
+static __always_inline void append_walk_file(struct scratch *s, __u32 id, struct task_struct *t, struct file *f)
 {
 	if (!f)
 		return;
-	append_walk(s, id, f->f_path.dentry, f->f_path.mnt);
+	append_walk(s, id, t, f->f_path.dentry, f->f_path.mnt);
 }
 
 /* Start a record: header plus body_len bytes of body; the cursor goes after. */

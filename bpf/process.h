@@ -92,7 +92,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 
 	append_kernel_str(s, STR_FILENAME, BPF_CORE_READ(bprm, filename), MAX_USER_STR);
 	__u32 exe_at = SOFF(s);
-	append_walk_file(s, STR_EXE, file);
+	append_walk_file(s, STR_EXE, p, file);
 	/* Killed here, the new image never runs an instruction. */
 	kill_check(s, exe_at, EV_EXEC);
 
@@ -115,7 +115,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		}
 	}
 
-	append_walk(s, STR_CWD, p->fs->pwd.dentry, p->fs->pwd.mnt);
+	append_walk(s, STR_CWD, p, p->fs->pwd.dentry, p->fs->pwd.mnt);
 
 	struct tty_struct *tty = BPF_CORE_READ(p, signal, tty);
 	if (tty)

@@ -71,9 +71,9 @@ static __noinline void emit_path(struct scratch *s, __u32 ids, __u64 dfd, __u64 
 		return;
 	struct task_struct *t = task_ro(bpf_get_current_task_btf());
 	if ((int)dfd == AT_FDCWD)
-		append_walk(s, ids >> 8, t->fs->pwd.dentry, t->fs->pwd.mnt);
+		append_walk(s, ids >> 8, t, t->fs->pwd.dentry, t->fs->pwd.mnt);
 	else
-		append_walk_file(s, ids >> 8, fd_file(t, (int)dfd));
+		append_walk_file(s, ids >> 8, t, fd_file(t, (int)dfd));
 }
 
 /* The socket of a file (from fd_file), or NULL. Untrusted BTF pointers
@@ -232,7 +232,7 @@ static __always_inline int sys_exit(struct task_struct *t, __u32 nr, long ret, _
 		}
 		if (ret >= 0) {
 			__u32 at = SOFF(s);
-			append_walk_file(s, STR_FDPATH, fd_file(t, ret));
+			append_walk_file(s, STR_FDPATH, t, fd_file(t, ret));
 			/* Killed here, the file is open but never read: the signal
 			 * is taken on the way back to userspace. */
 			kill_check(s, at, type);
@@ -262,7 +262,7 @@ static __always_inline int sys_exit(struct task_struct *t, __u32 nr, long ret, _
 		append_user_str(s, STR_EXTRA, (const void *)a.args[0]);
 		emit_path(s, STR_ARG1 | (STR_BASE1 << 8), a.args[1], a.args[2]);
 	} else if (type == EV_FCHMOD || type == EV_FCHOWN || type == EV_FINIT_MODULE) {
-		append_walk_file(s, STR_FDPATH, fd_file(t, (int)a.args[0]));
+		append_walk_file(s, STR_FDPATH, t, fd_file(t, (int)a.args[0]));
 	} else if (type == EV_MOUNT) {
 		append_user_str(s, STR_SOURCE, (const void *)a.args[0]);
 		emit_path(s, STR_ARG0 | (STR_BASE0 << 8), AT_FDCWD, a.args[1]);

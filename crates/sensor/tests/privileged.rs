@@ -839,3 +839,70 @@ fn a_one_page_ring_gives_back_records_that_wrap_whole() {
     eprintln!("{ours} opens, {wrapped} records wrapped, {} events, {:?} lost", stats.events, stats.lost);
     assert!(wrapped >= 5, "only {wrapped} records wrapped in {} events", stats.events);
 }
+
+/// Every name length around the kernel's inline-name boundary (a dentry holds
+/// names of up to 39 bytes itself; longer ones live apart), up to the 255 a
+/// name may have, comes out whole in the opened file's path, in both hook
+/// modes; and a name that a rename moved in or out of the dentry is the new
+/// one at the next open. A path deeper than the walk's bound keeps its last
+/// components and says it was cut.
+#[test]
+#[ignore = "privileged: needs root and BPF (scripts/test.sh runs it)"]
+fn walked_paths_keep_names_of_every_length() {
+    testkit::require_bpf();
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let root = format!("/tmp/rampart-names-{}", std::process::id());
+    let _ = std::fs::remove_dir_all(&root);
+    let mut dir = root.clone();
+    for (i, len) in [1usize, 38, 39, 40, 41, 255].into_iter().enumerate() {
+        dir = format!("{dir}/{}", ((b'a' + i as u8) as char).to_string().repeat(len));
+    }
+    std::fs::create_dir_all(&dir).expect("nested directories");
+    let files: Vec<String> = [1usize, 39, 40, 200, 255]
+        .into_iter()
+        .map(|len| format!("{dir}/{}", "f".repeat(len - 1) + "z"))
+        .collect();
+    for f in &files {
+        std::fs::write(f, "x").expect("test file");
+    }
+    // Past the walk's bound (48 steps, see MAX_PATH_DEPTH): the last 48
+    // components, marked as a cut path.
+    let deep = format!("{root}/{}z", "d/".repeat(60));
+    std::fs::create_dir_all(deep.rsplit_once('/').unwrap().0).expect("deep directories");
+    std::fs::write(&deep, "x").expect("deep file");
+    let deep_tail: Vec<&str> = deep.split('/').rev().take(48).collect();
+    let deep_seen = format!("...{}", deep_tail.iter().rev().map(|c| format!("/{c}")).collect::<String>());
+    // Renamed: inline to inline, inline to apart, apart to inline.
+    let renamed = [
+        (files[1].clone(), format!("{dir}/short")),
+        (format!("{dir}/short"), format!("{dir}/{}", "g".repeat(100))),
+        (format!("{dir}/{}", "g".repeat(100)), format!("{dir}/{}", "h".repeat(39))),
+    ];
+    for hooks in [SyscallHooks::Tracepoints, SyscallHooks::Raw] {
+        let mut sensor = start_with(true, hooks);
+        std::fs::rename(&renamed[2].1, &files[1]).ok(); // back in place from the last round
+        let mut expected: Vec<String> = files.clone();
+        let mut script: String = files.iter().map(|f| format!("cat {f} >/dev/null; ")).collect();
+        script += &format!("cat {deep} >/dev/null; ");
+        expected.push(deep_seen.clone());
+        for (from, to) in &renamed {
+            script += &format!("mv {from} {to}; cat {to} >/dev/null; ");
+            expected.push(to.clone());
+        }
+        let sh = run("/bin/sh", &["-c", &script]);
+        let opened = |evs: &[Event]| -> Vec<String> {
+            evs.iter()
+                .filter(|e| e.process.ppid == sh && e.process.comm == "cat")
+                .filter_map(|e| match &e.kind {
+                    EventKind::Open { path, .. } if path.starts_with(&root) || path.starts_with("...") => {
+                        Some(path.clone())
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        let events = collect(&mut sensor, Duration::from_secs(10), |evs| opened(evs).len() >= expected.len());
+        assert_eq!(opened(&events), expected, "{hooks:?}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
