@@ -77,10 +77,9 @@ struct {
 	__type(value, struct pending);
 } pending_map SEC(".maps");
 
-/* Scheduler-side state of a container task (sched.h, syscall_latency.h): one
- * task storage, so the context switch probes it once for both. */
+/* A container task's timed syscall while it is off the CPU
+ * (syscall_latency.h), moved by the context switch (sched.h). */
 struct task_sched {
-	__u64 queued; /* ns (boot clock) it became runnable; 0: not queued */
 	__u64 sc_ts;  /* ns: start of a timed syscall parked off-CPU; 0: none */
 	__u32 sc_nr;  /* that syscall's number */
 	__u32 _pad;

@@ -3,10 +3,17 @@
  * Run-queue latency per container: the time a container's task waits between
  * becoming runnable (woken, or preempted while running) and getting a CPU, as
  * a log2 histogram per cgroup, read by the agent for /metrics and `top`. No
- * event crosses to userspace. Host tasks are never stamped, so the scheduler
- * hooks cost them one task-storage probe (common.h's task_sched). The switch
- * also moves a timed syscall's stamp with its task (syscall_latency.h).
- * Included by sensor.bpf.c after hist.h and syscall_latency.h.
+ * event crosses to userspace.
+ *
+ * The kernel stamps a task as it is queued (sched_info.last_queued, on the
+ * run queue's clock; CONFIG_SCHED_INFO) and adds the wait to its
+ * sched_info.run_delay (/proc/PID/schedstat) once the task has the CPU, just
+ * after the sched_switch tracepoint. So the switch alone reads the wait, as
+ * the kernel is about to count it: no wakeup hooks and no task storage of
+ * our own (creating it on every new task's first wakeup cost ~0.8 us per
+ * fork). The switch also moves a timed syscall's stamp with its task
+ * (syscall_latency.h). Included by sensor.bpf.c after hist.h and
+ * syscall_latency.h.
  */
 #ifndef RAMPART_SCHED_H
 #define RAMPART_SCHED_H
@@ -26,50 +33,43 @@ struct {
 	__type(value, __u64);
 } runq_full SEC(".maps");
 
-static __always_inline void runq_stamp(struct task_struct *p)
+/* The wait that ends as `next` gets this CPU, into its cgroup's histogram:
+ * what the kernel adds to next's run_delay right after this tracepoint, on
+ * the clock of this CPU's run queue (updated by __schedule before the
+ * tracepoint). The run queue is reached through next's CFS run queue, which
+ * the kernel keeps on the task's CPU whatever its class (the per-CPU
+ * `runqueues` symbol is not in kallsyms without CONFIG_KALLSYMS_ALL). A
+ * kernel without sched_info or group scheduling has neither: nothing is
+ * counted. */
+static __always_inline void runq_account(struct task_struct *next)
 {
-	if (!task_reported(p))
+	if (!bpf_core_field_exists(next->sched_info.last_queued) || !bpf_core_field_exists(next->se.cfs_rq) ||
+	    !bpf_core_field_exists(struct cfs_rq, rq))
 		return;
-	struct task_sched *st = bpf_task_storage_get(&task_sched, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (st)
-		st->queued = bpf_ktime_get_boot_ns();
-}
-
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(on_sched_wakeup, struct task_struct *p)
-{
-	runq_stamp(p);
-	return 0;
-}
-
-SEC("tp_btf/sched_wakeup_new")
-int BPF_PROG(on_sched_wakeup_new, struct task_struct *p)
-{
-	runq_stamp(p);
-	return 0;
+	struct task_struct *t = task_ro(next);
+	__u64 queued = t->sched_info.last_queued;
+	if (!queued || !task_reported(t))
+		return;
+	struct cfs_rq *cfs = t->se.cfs_rq;
+	if (!cfs)
+		return;
+	__u64 now = cfs->rq->clock;
+	__u64 waited = now > queued ? now - queued : 0;
+	__u64 cg = task_cgroup_id(t);
+	hist_add(&runq_latency, &cg, &runq_full, waited);
 }
 
 SEC("tp_btf/sched_switch")
 int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
-	/* Preempted while running: back in the queue from now. */
-	if (prev_state == 0)
-		runq_stamp(prev);
-	if (time_syscalls)
+	if (time_syscalls) {
 		latency_park(prev);
-	struct task_sched *st = bpf_task_storage_get(&task_sched, next, 0, 0);
-	if (!st)
-		return 0;
-	if (time_syscalls)
-		latency_resume(next, st);
-	if (!st->queued)
-		return 0;
-	__u64 now = bpf_ktime_get_boot_ns();
-	__u64 waited = now > st->queued ? now - st->queued : 0;
-	st->queued = 0;
-	__u64 cg = task_cgroup_id(next);
-	hist_add(&runq_latency, &cg, &runq_full, waited);
+		struct task_sched *st = bpf_task_storage_get(&task_sched, next, 0, 0);
+		if (st)
+			latency_resume(next, st);
+	}
+	runq_account(next);
 	return 0;
 }
 

@@ -468,6 +468,67 @@ fn runq_histograms_go_with_their_cgroup() {
     assert!(maps.read().iter().all(|(c, _)| *c != id), "the removed cgroup {id} still has a histogram");
 }
 
+/// The run-queue histogram agrees with the kernel's own accounting: two busy
+/// loops of a container cgroup share one CPU for a second, and the waits the
+/// histogram gained are, within 5%, what their run_delay (/proc/PID/schedstat)
+/// gained, as are the number of waits and their pcount.
+#[test]
+#[ignore = "privileged: needs root and BPF (scripts/test.sh runs it)"]
+fn runq_waits_match_the_kernels_run_delay() {
+    testkit::require_bpf();
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let sensor = start(false);
+    let maps = sensor.runq_maps().expect("runq maps");
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let mut dirs = Cgroups(Vec::new());
+    let cg = std::path::Path::new(cgroup2_root()).join(format!("rampart-it-rundelay-{nanos}"));
+    let id = dirs.mkdir(cg.clone());
+    // Each in a mount namespace of its own (reported like a container's
+    // task), both on CPU 0: each waits while the other runs.
+    let mut hogs: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new("unshare")
+                .args(["-m", "taskset", "-c", "0", "sh", "-c", "while :; do :; done"])
+                .spawn()
+                .expect("spawn a busy loop")
+        })
+        .collect();
+    let pids: Vec<u32> = hogs.iter().map(|h| h.id()).collect();
+    // Let unshare and taskset exec into the loop before moving it.
+    std::thread::sleep(Duration::from_millis(200));
+    for pid in &pids {
+        std::fs::write(cg.join("cgroup.procs"), pid.to_string()).expect("into the test cgroup");
+    }
+    let kernel = |pids: &[u32]| -> (u64, u64) {
+        pids.iter()
+            .map(|pid| {
+                let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).expect("schedstat");
+                let f: Vec<u64> = text.split_whitespace().map(|x| x.parse().expect("a number")).collect();
+                (f[1], f[2]) // run_delay (ns), pcount
+            })
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    };
+    let ours = || {
+        maps.read().into_iter().find(|(c, _)| *c == id).map(|(_, h)| (h.sum_ns, h.count)).unwrap_or((0, 0))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let (k0, o0) = (kernel(&pids), ours());
+    std::thread::sleep(Duration::from_secs(1));
+    let (k1, o1) = (kernel(&pids), ours());
+    for h in &mut hogs {
+        let _ = h.kill();
+        let _ = h.wait();
+    }
+    let (kernel_ns, kernel_waits) = (k1.0 - k0.0, k1.1 - k0.1);
+    let (our_ns, our_waits) = (o1.0 - o0.0, o1.1 - o0.1);
+    assert!(kernel_ns > 300_000_000, "two loops on one CPU for 1 s waited only {kernel_ns} ns");
+    eprintln!("1 s: histogram {our_ns} ns in {our_waits} waits, run_delay {kernel_ns} ns in {kernel_waits}");
+    let within = |a: u64, b: u64| a.abs_diff(b) as f64 <= 0.05 * b as f64 + 2.0;
+    assert!(within(our_ns, kernel_ns), "waits: histogram {our_ns} ns, run_delay {kernel_ns} ns");
+    assert!(within(our_waits, kernel_waits), "waits: histogram {our_waits}, pcount {kernel_waits}");
+    drop(dirs);
+}
+
 /// x86_64 numbers of the syscalls `sleep` may use.
 const NANOSLEEP: u32 = 35;
 const CLOCK_NANOSLEEP: u32 = 230;
