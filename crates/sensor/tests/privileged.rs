@@ -333,6 +333,16 @@ fn cgroup2_root() -> &'static str {
 struct Cgroups(Vec<std::path::PathBuf>);
 
 impl Cgroups {
+    /// A fresh cgroup of the test's own under the cgroup2 root (named after
+    /// `tag`): the guard that removes it, its path and its id.
+    fn one(tag: &str) -> (Cgroups, std::path::PathBuf, u64) {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+        let mut dirs = Cgroups(Vec::new());
+        let cg = std::path::Path::new(cgroup2_root()).join(format!("rampart-it-{tag}-{nanos}"));
+        let id = dirs.mkdir(cg.clone());
+        (dirs, cg, id)
+    }
+
     fn mkdir(&mut self, path: std::path::PathBuf) -> u64 {
         use std::os::unix::fs::MetadataExt;
         std::fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
@@ -450,10 +460,7 @@ fn runq_histograms_go_with_their_cgroup() {
         sensor.status().hook("runq_cgroup_rmdir")
     );
     let maps = sensor.runq_maps().expect("runq maps");
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    let mut dirs = Cgroups(Vec::new());
-    let cg = std::path::Path::new(cgroup2_root()).join(format!("rampart-it-runq-{nanos}"));
-    let id = dirs.mkdir(cg.clone());
+    let (dirs, cg, id) = Cgroups::one("runq");
     // In a mount namespace of its own (reported like a container's task),
     // two loops that sleep and wake: each wake-up is a queued wait.
     let script = format!(
@@ -479,10 +486,7 @@ fn runq_waits_match_the_kernels_run_delay() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let sensor = start(false);
     let maps = sensor.runq_maps().expect("runq maps");
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    let mut dirs = Cgroups(Vec::new());
-    let cg = std::path::Path::new(cgroup2_root()).join(format!("rampart-it-rundelay-{nanos}"));
-    let id = dirs.mkdir(cg.clone());
+    let (dirs, cg, id) = Cgroups::one("rundelay");
     // Each in a mount namespace of its own (reported like a container's
     // task), both on CPU 0: each waits while the other runs.
     let mut hogs: Vec<_> = (0..2)
@@ -582,10 +586,7 @@ fn syscall_latency_times_a_container_sleep_in_both_hook_modes() {
             );
         }
         let maps = sensor.syscall_latency_maps().expect("latency maps");
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-        let mut dirs = Cgroups(Vec::new());
-        let cg = std::path::Path::new(cgroup2_root()).join(format!("rampart-it-latency-{nanos}"));
-        let id = dirs.mkdir(cg.clone());
+        let (_dirs, cg, id) = Cgroups::one("latency");
         // A task in a mount namespace of its own (a container's, to the
         // sensor), in a cgroup of its own, sleeps 40 ms twice.
         let script = format!("echo $$ > {}/cgroup.procs && sleep 0.04 && sleep 0.04", cg.display());
@@ -651,10 +652,7 @@ fn syscall_latency_follows_a_sleep_to_another_cpu() {
 
 /// One try of [`syscall_latency_follows_a_sleep_to_another_cpu`].
 fn migrated_sleep(maps: &sensor::SyscallLatencyMaps, hooks: SyscallHooks) -> Result<(), String> {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    let mut dirs = Cgroups(Vec::new());
-    let cg = std::path::Path::new(cgroup2_root()).join(format!("rampart-it-migrate-{nanos}"));
-    let id = dirs.mkdir(cg.clone());
+    let (_dirs, cg, id) = Cgroups::one("migrate");
     // unshare and sh exec in place: the child's pid is the sleep's.
     let script = format!("echo $$ > {}/cgroup.procs && exec taskset -c 0 sleep 0.3", cg.display());
     let mut child = Command::new("unshare").args(["-m", "sh", "-c", &script]).spawn().expect("spawn");
@@ -708,10 +706,7 @@ fn syscall_latency_times_one_syscall_in_n() {
             .expect("sensor starts");
             let maps = sensor.syscall_latency_maps().expect("latency maps");
             assert_eq!(maps.sample(), sample);
-            let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-            let mut dirs = Cgroups(Vec::new());
-            let cg = std::path::Path::new(cgroup2_root()).join(format!("rampart-it-sample-{nanos}"));
-            let id = dirs.mkdir(cg.clone());
+            let (_dirs, cg, id) = Cgroups::one("sample");
             let script = format!(
                 "echo $$ > {}/cgroup.procs && exec dd if=/dev/zero of=/dev/null bs=1 count={N} status=none",
                 cg.display()
