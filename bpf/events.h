@@ -200,9 +200,13 @@ struct syscall_set {
 };
 
 /* Per-container syscall counts (opt-in, sensor.syscall_counts): one counter
- * per native syscall number, per cgroup; read in place by the agent. */
-#define SYSCALL_COUNT_CGROUPS 1024
+ * per native syscall number, per cgroup, in the slots of an array (cgroup:
+ * the slot's owner, 0 while free); read in place by the agent, which frees
+ * the slots of gone containers. A cgroup may own two slots (see
+ * count_slot): the agent adds them up. */
+#define SYSCALL_COUNT_CGROUPS 1024 /* a power of two */
 struct syscall_counts {
+	__u64 cgroup;
 	__u64 n[SYSCALL_SET_BITS];
 };
 

@@ -400,16 +400,39 @@ static __always_inline bool is_runc_init(struct task_struct *t)
 
 /* ---- per-container syscall counts ----
  *
- * On only with sensor.syscall_counts (count_syscalls, set before load). A
- * cgroup that finds the table full is not counted (syscall_counts_full). */
+ * On only with sensor.syscall_counts (count_syscalls, set before load). This
+ * runs on every syscall of every container, so the common case takes no
+ * helper call: a per-CPU cache names the slot of the cgroup that counted
+ * last on this CPU (the verifier turns both array lookups into address
+ * arithmetic). A cache miss (another cgroup's task, a slot the agent freed)
+ * finds the cgroup's slot among SYSCALL_COUNT_PROBES from its hash, or takes
+ * a free one there; a cgroup that finds none is not counted
+ * (syscall_counts_full). */
 const volatile bool count_syscalls = false;
+/* Slots in syscall_counts (its max_entries, a power of two; set before load). */
+const volatile __u32 count_slots = SYSCALL_COUNT_CGROUPS;
+
+#define SYSCALL_COUNT_PROBES 8
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, SYSCALL_COUNT_CGROUPS); /* 1 when off (set by userspace) */
-	__type(key, __u64);			    /* cgroup v2 id */
+	__type(key, __u32);
 	__type(value, struct syscall_counts);
 } syscall_counts SEC(".maps");
+
+struct sc_count_cache {
+	__u64 cgroup;
+	__u32 slot;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sc_count_cache);
+} syscall_count_cache SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -418,41 +441,73 @@ struct {
 	__type(value, __u64);
 } syscall_counts_full SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct syscall_counts);
-} syscall_counts_zero SEC(".maps"); /* never written: the zero value to insert */
+/* The slot cgroup cg owns among its probes, or a free one it takes; NULL
+ * when all are taken by others. A slot the agent frees while the cgroup
+ * still runs (its container not yet known to the agent) can make the cgroup
+ * take a second one later: the agent adds the two. */
+static __always_inline struct syscall_counts *count_slot(__u64 cg, __u32 *slot)
+{
+	__u32 h = (__u32)(cg ^ (cg >> 32)) * 0x9e3779b1u;
+	__u32 mask = count_slots - 1;
+	for (__u32 k = 0; k < SYSCALL_COUNT_PROBES; k++) {
+		__u32 i = (h + k) & mask;
+		struct syscall_counts *c = bpf_map_lookup_elem(&syscall_counts, &i);
+		if (c && c->cgroup == cg) {
+			*slot = i;
+			return c;
+		}
+	}
+	for (__u32 k = 0; k < SYSCALL_COUNT_PROBES; k++) {
+		__u32 i = (h + k) & mask;
+		struct syscall_counts *c = bpf_map_lookup_elem(&syscall_counts, &i);
+		if (!c)
+			continue;
+		/* another CPU may take it first, for this cgroup or another */
+		__u64 owner = __sync_val_compare_and_swap(&c->cgroup, 0, cg);
+		if (owner == 0 || owner == cg) {
+			*slot = i;
+			return c;
+		}
+	}
+	return NULL;
+}
 
 static __always_inline void count_syscall(__u64 cg, __u32 id)
 {
-	struct syscall_counts *c = bpf_map_lookup_elem(&syscall_counts, &cg);
+	__u32 zero = 0;
+	struct sc_count_cache *cache = bpf_map_lookup_elem(&syscall_count_cache, &zero);
+	if (!cache)
+		return;
+	struct syscall_counts *c = NULL;
+	if (cache->cgroup == cg) {
+		__u32 slot = cache->slot;
+		c = bpf_map_lookup_elem(&syscall_counts, &slot);
+		if (c && c->cgroup != cg)
+			c = NULL; /* freed by the agent since */
+	}
 	if (!c) {
-		/* a zeroed value from a per-CPU scratch: 4 KiB is over the stack */
-		__u32 zero = 0;
-		struct syscall_counts *empty = bpf_map_lookup_elem(&syscall_counts_zero, &zero);
-		if (!empty)
-			return;
-		/* EEXIST: another CPU inserted it first; the lookup finds it */
-		bpf_map_update_elem(&syscall_counts, &cg, empty, BPF_NOEXIST);
-		c = bpf_map_lookup_elem(&syscall_counts, &cg);
+		__u32 slot = 0;
+		c = count_slot(cg, &slot);
 		if (!c) {
 			__u64 *full = bpf_map_lookup_elem(&syscall_counts_full, &zero);
 			if (full)
 				*full += 1;
 			return;
 		}
+		cache->cgroup = cg;
+		cache->slot = slot;
 	}
 	__sync_fetch_and_add(&c->n[id & (SYSCALL_SET_BITS - 1)], 1);
 }
 
 /* The recorder's set, the counts and the latency stamp: the syscalls of
- * reported tasks (no runc init), native and compat in the set, native only in
- * the counts and the latency. */
-static __noinline void per_cgroup_syscall(struct task_struct *t, long id)
+ * reported tasks (no runc init) other than the agent's, native and compat in
+ * the set, native only in the counts and the latency. Inlined: it runs on
+ * every syscall of the machine, where a call and its return cost as much as
+ * the tests before the counter. */
+static __always_inline void per_cgroup_syscall(struct task_struct *t, long id)
 {
-	if (!task_reported(t) || is_runc_init(t))
+	if (task_is_self(t) || !task_reported(t) || is_runc_init(t))
 		return;
 	if (id < 0 || id >= SYSCALL_SET_BITS)
 		return; /* x32 numbers (bit 30 set) are not recorded */
@@ -531,7 +586,7 @@ HOOK_ENTER(272, unshare, unshare, EV_UNSHARE, 1)
 SEC("tp_btf/sys_enter")
 int BPF_PROG(enter_syscalls, struct pt_regs *regs, long id)
 {
-	if ((record_syscalls || count_syscalls || time_syscalls) && !current_is_self())
+	if (record_syscalls || count_syscalls || time_syscalls)
 		per_cgroup_syscall(bpf_get_current_task_btf(), id);
 	if (!raw_dispatch || (unsigned long)id >= SC_TABLE_SIZE)
 		return 0;

@@ -16,6 +16,9 @@ times in each mode, interleaved within each repetition:
            (open/openat/openat2, execve/execveat, connect), removed afterwards
   bpftrace Debian's bpftrace printing one line per open/exec/connect of the
            test image's containers (an opensnoop-style tracer), to /dev/null
+  bpftrace_counts
+           Debian's bpftrace counting every syscall per cgroup and syscall
+           number (the job of sensor.syscall_counts), its maps printed at exit
   rampart_b, run_b
            `rampart` and `run` with the binary of --rampart-b (an A/B of two
            builds in one interleaved run); `run` with the config of --config-b
@@ -331,13 +334,24 @@ tracepoint:syscalls:sys_enter_connect /comm == "rtest"/ { printf("connect %d %d\
 BEGIN { printf("ready\n"); }
 """
 
+# The peer of sensor.syscall_counts: every syscall counted per cgroup and
+# syscall number, as bpftrace's syscount one-liners do (Debian's bpftrace
+# 0.17 has no raw tracepoints: this is the perf tracepoint path).
+BPFTRACE_COUNTS_PROG = r"""
+tracepoint:raw_syscalls:sys_enter { @[cgroup, args->id] = count(); }
+BEGIN { printf("ready\n"); }
+"""
+
 
 class Bpftrace:
+    def __init__(self, prog=BPFTRACE_PROG):
+        self.prog = prog
+
     def __enter__(self):
         if not shutil.which("bpftrace"):
             raise SystemExit("bench: bpftrace is not installed (apt-get install bpftrace)")
         self.out = tempfile.NamedTemporaryFile(prefix="rampart-bench-bpftrace-", delete=False)
-        self.proc = subprocess.Popen(["bpftrace", "-e", BPFTRACE_PROG], stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(["bpftrace", "-e", self.prog], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=self.out, text=True)
         # "Attaching N probes..." comes first, then the BEGIN probe's line.
         seen = []
@@ -690,7 +704,8 @@ def bench(a, modes, binary, binary_b, out_path):
         results["workloads"][name] = {"n": n, "what": what, "modes": {}}
 
     for mode in modes:
-        if mode not in ("none", "rampart", "run", "record", "auditd", "bpftrace", "rampart_b", "run_b"):
+        if mode not in ("none", "rampart", "run", "record", "auditd", "bpftrace", "bpftrace_counts", "rampart_b",
+                        "run_b"):
             raise SystemExit(f"bench: unknown mode {mode}")
     # Modes are interleaved within each repetition (none, rampart, record,
     # auditd, then again) so that drift in the machine's speed hits every mode alike; one
@@ -733,8 +748,8 @@ def bench(a, modes, binary, binary_b, out_path):
                         tot["ns_per_run"] = round(tot["run_time_ns"] / tot["run_cnt"], 1)
                     if "syscalls" in st:
                         acc["syscalls"] = max(acc.get("syscalls", 0), st["syscalls"])
-                elif mode == "bpftrace":
-                    with Bpftrace() as bt:
+                elif mode in ("bpftrace", "bpftrace_counts"):
+                    with Bpftrace(BPFTRACE_COUNTS_PROG if mode == "bpftrace_counts" else BPFTRACE_PROG) as bt:
                         measure(w, slot)
                     slot["lines"] = slot.get("lines", 0) + bt.lines
                 else:

@@ -41,6 +41,7 @@ pub struct SensorThread {
     /// Network traffic per cgroup from the flow accounting (empty without it).
     pub traffic: Traffic,
     batches: mpsc::Receiver<Vec<Event>>,
+    spare: Spare,
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<SensorStats>>,
     /// The recorder's per-cgroup syscall sets, read after the final drain.
@@ -57,8 +58,10 @@ impl SensorThread {
         let stats = Arc::new(Mutex::new(SensorStats::default()));
         let syscall_sets = Arc::new(Mutex::new(Vec::new()));
         let traffic = Traffic::default();
+        let spare = Spare::default();
         let thread = {
             let shared = Shared {
+                spare: spare.clone(),
                 stop: stop.clone(),
                 stats: stats.clone(),
                 syscall_sets: syscall_sets.clone(),
@@ -81,6 +84,7 @@ impl SensorThread {
             syscall_latency,
             traffic,
             batches,
+            spare,
             stop,
             stats,
             syscall_sets,
@@ -90,6 +94,18 @@ impl SensorThread {
 
     pub async fn next_batch(&mut self) -> Option<Vec<Event>> {
         self.batches.recv().await
+    }
+
+    /// Hand a batch back, its events done with, for the sensor thread to fill
+    /// again: a batch is ~400 KiB, which malloc would otherwise map and unmap
+    /// each time.
+    pub fn recycle(&self, mut batch: Vec<Event>) {
+        batch.clear();
+        if let Ok(mut spare) = self.spare.lock() {
+            if spare.len() < CHANNEL_BATCHES {
+                spare.push(batch);
+            }
+        }
     }
 
     pub fn stats(&self) -> SensorStats {
@@ -126,10 +142,19 @@ impl Drop for SensorThread {
 
 /// What the sensor thread shares with its owner.
 struct Shared {
+    spare: Spare,
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<SensorStats>>,
     syscall_sets: Arc<Mutex<Vec<(u64, SyscallSet)>>>,
     traffic: Traffic,
+}
+
+/// Emptied batches for the sensor thread to reuse (bounded by
+/// CHANNEL_BATCHES).
+type Spare = Arc<Mutex<Vec<Vec<Event>>>>;
+
+fn new_batch(spare: &Spare) -> Vec<Event> {
+    spare.lock().ok().and_then(|mut s| s.pop()).unwrap_or_else(|| Vec::with_capacity(MAX_BATCH))
 }
 
 /// Network traffic per cgroup id, as of the flow table's last drain.
@@ -219,20 +244,28 @@ fn sensor_loop(
     loop {
         // Read the flag before draining so the last drain happens after stop.
         let stopping = shared.stop.load(Ordering::SeqCst);
-        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut batch = new_batch(&shared.spare);
         let mut sent_any = false;
         // A full ring holds far more than we want in memory at once: hand over
         // bounded batches while draining, so the channel bound is a memory bound.
-        let drained = sensor.poll(&mut |ev| {
-            batch.push(ev);
-            if batch.len() >= MAX_BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
-                consumer_gone |= batches.blocking_send(full).is_err();
-                sent_any = true;
+        loop {
+            let room = MAX_BATCH - batch.len();
+            match sensor.poll_into(&mut batch, room) {
+                Ok(taken) => {
+                    if batch.len() >= MAX_BATCH {
+                        let full = std::mem::replace(&mut batch, new_batch(&shared.spare));
+                        consumer_gone |= batches.blocking_send(full).is_err();
+                        sent_any = true;
+                    }
+                    if taken < room || consumer_gone {
+                        break; // the ring is empty (or no one reads)
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "ring buffer drain failed");
+                    break;
+                }
             }
-        });
-        if let Err(e) = drained {
-            tracing::warn!(error = %e, "ring buffer drain failed");
         }
         // DNS records come on their own ring: drained after the sensor's and
         // merged by time, so that an answer reaches the process table (and
@@ -591,8 +624,9 @@ pub async fn stream(
     loop {
         tokio::select! {
             batch = sensor.next_batch() => {
-                let Some(batch) = batch else { break };
-                output_open = feed(&mut enricher, filter, batch, &mut counts, consumer).await;
+                let Some(mut batch) = batch else { break };
+                output_open = feed(&mut enricher, filter, &mut batch, &mut counts, consumer).await;
+                sensor.recycle(batch);
                 if !output_open {
                     break; // stdout closed: stop like any filter in a pipe would
                 }
@@ -600,8 +634,8 @@ pub async fn stream(
                     break;
                 }
             }
-            Some(batch) = respond::deny::feed::next(&mut netdeny) => {
-                output_open = feed(&mut enricher, filter, batch, &mut counts, consumer).await;
+            Some(mut batch) = respond::deny::feed::next(&mut netdeny) => {
+                output_open = feed(&mut enricher, filter, &mut batch, &mut counts, consumer).await;
                 if !output_open {
                     break;
                 }
@@ -633,9 +667,9 @@ pub async fn stream(
     if let Some(mut nd) = netdeny.take() {
         rest.extend(nd.stop().await);
     }
-    for batch in rest {
+    for mut batch in rest {
         if output_open {
-            output_open = feed(&mut enricher, filter, batch, &mut counts, consumer).await;
+            output_open = feed(&mut enricher, filter, &mut batch, &mut counts, consumer).await;
         } else {
             counts.seen += batch.len() as u64;
         }
@@ -702,7 +736,7 @@ fn progress(counts: &Counts, sensor: &SensorThread, enricher: &Enricher) -> Prog
 async fn feed(
     enricher: &mut Enricher,
     filter: &EventFilter,
-    batch: Vec<Event>,
+    batch: &mut [Event],
     counts: &mut Counts,
     consumer: &mut dyn Consumer,
 ) -> bool {
@@ -710,19 +744,20 @@ async fn feed(
     // What exec records lack is read from /proc for the whole batch first:
     // enriching an earlier event may wait on a runtime (a new container), and
     // a short-lived process read after that wait is gone.
-    let mut batch = batch;
-    for ev in &mut batch {
+    for ev in batch.iter_mut() {
         enricher.processes.read_exec_details(ev);
     }
-    for mut ev in batch {
+    // Events are worked on in place: an event moved out of the batch is a
+    // ~400-byte copy.
+    for ev in batch.iter_mut() {
         counts.seen += 1;
         if result.is_err() {
             continue;
         }
-        enricher.enrich(&mut ev).await;
-        if filter.accepts(&ev) {
+        enricher.enrich(ev).await;
+        if filter.accepts(ev) {
             counts.accepted += 1;
-            result = consumer.event(&ev, &enricher.processes);
+            result = consumer.event(ev, &enricher.processes);
         }
     }
     match result.and_then(|()| consumer.flush()) {

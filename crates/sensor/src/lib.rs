@@ -189,6 +189,28 @@ pub fn syscall_counts_from_bytes(bytes: &[u8]) -> Vec<(u32, u64)> {
         .collect()
 }
 
+/// The counts of the slots of the kernel's `syscall_counts` array (bpf/events.h:
+/// the owner cgroup, then the counters), by cgroup: free slots (owner 0) left
+/// out, the two slots a cgroup may own added up. Ascending by cgroup, then by
+/// syscall number.
+pub fn syscall_counts_by_cgroup<'a>(
+    slots: impl IntoIterator<Item = &'a [u8]>,
+) -> Vec<(u64, Vec<(u32, u64)>)> {
+    let mut by_cgroup: std::collections::BTreeMap<u64, std::collections::BTreeMap<u32, u64>> =
+        Default::default();
+    for slot in slots {
+        let Some(owner) = maps::cgroup_key(slot).filter(|&cg| cg != 0) else {
+            continue;
+        };
+        let counts = by_cgroup.entry(owner).or_default();
+        for (nr, n) in syscall_counts_from_bytes(&slot[8..]) {
+            let c = counts.entry(nr).or_default();
+            *c = c.saturating_add(n);
+        }
+    }
+    by_cgroup.into_iter().map(|(cg, counts)| (cg, counts.into_iter().collect())).collect()
+}
+
 /// Counters; drops are never hidden.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SensorStats {
@@ -326,6 +348,22 @@ mod tests {
         counts[8 * 257..8 * 258].copy_from_slice(&5u64.to_ne_bytes());
         counts[0..8].copy_from_slice(&1u64.to_ne_bytes());
         assert_eq!(super::syscall_counts_from_bytes(&counts), vec![(0, 1), (257, 5)]);
+        // slots: owner 7 twice (added up), a free slot with stale counters
+        // (left out), owner 3
+        let slot = |owner: u64, counts: &[(usize, u64)]| {
+            let mut b = vec![0u8; 8 + 4096];
+            b[..8].copy_from_slice(&owner.to_ne_bytes());
+            for &(nr, n) in counts {
+                b[8 + 8 * nr..16 + 8 * nr].copy_from_slice(&n.to_ne_bytes());
+            }
+            b
+        };
+        let slots =
+            [slot(7, &[(0, 2), (511, 1)]), slot(0, &[(1, 9)]), slot(3, &[(59, 4)]), slot(7, &[(0, 3)])];
+        assert_eq!(
+            super::syscall_counts_by_cgroup(slots.iter().map(Vec::as_slice)),
+            vec![(3, vec![(59, 4)]), (7, vec![(0, 5), (511, 1)])]
+        );
         let mut merged = set.clone();
         merged.merge(&SyscallSet { native: vec![3, 7], compat: vec![] });
         assert_eq!(merged.native, vec![0, 3, 7, 511]);

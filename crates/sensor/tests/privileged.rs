@@ -262,6 +262,23 @@ fn syscall_counts_count_each_syscall_of_a_cgroup_in_the_kernel() {
     assert_eq!(maps.uncounted(), 0);
     maps.retain(|cg| cg != cgroup);
     assert_eq!(syncs(&maps), None, "retain dropped our cgroup");
+
+    // A freed slot is not counted into any more (a CPU's cache still names
+    // it): our cgroup takes a slot again and counts from zero.
+    run("unshare", &["-m", "sync"]);
+    let again = syncs(&maps).expect("counted again after its slot was freed");
+    assert!((1..after).contains(&again), "{again} syncs after the slot was freed (1 made)");
+
+    // Another cgroup's syscalls go to its own slot, ours are untouched.
+    let (_dirs, cg, id) = Cgroups::one("counts");
+    let script = format!("echo $$ > {}/cgroup.procs && sync && sync", cg.display());
+    let ours = syncs(&maps);
+    run("unshare", &["-m", "sh", "-c", &script]);
+    let theirs =
+        maps.read().into_iter().find(|(c, _)| *c == id).map(|(_, c)| c).expect("the new cgroup counted");
+    assert_eq!(theirs.iter().find(|(nr, _)| *nr == SYNC), Some(&(SYNC, 2)), "{theirs:?}");
+    assert_eq!(syncs(&maps), ours, "the other cgroup's syncs were counted as ours");
+    assert_eq!(maps.uncounted(), 0);
 }
 
 #[test]

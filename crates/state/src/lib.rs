@@ -15,6 +15,7 @@ pub mod dns;
 pub mod procfs;
 pub mod users;
 
+use model::hash::FxBuild;
 use model::{Event, EventKind};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -147,7 +148,10 @@ const LAZY_FAILURE_TTL_NS: u64 = 1_000_000_000;
 /// The process table. `Send + Sync`; mutation needs `&mut`.
 pub struct ProcessTable {
     config: TableConfig,
-    procs: HashMap<u32, Entry>,
+    /// By pid. FxHash: looked up several times per event, and the keys are
+    /// pids the kernel hands out (a container cannot choose them), in a
+    /// table of bounded size.
+    procs: HashMap<u32, Entry, FxBuild>,
     /// (pid, seq) in exit order.
     exited: VecDeque<(u32, u64)>,
     next_seq: u64,
@@ -180,7 +184,7 @@ impl ProcessTable {
     pub fn new(config: TableConfig) -> Self {
         ProcessTable {
             config,
-            procs: HashMap::new(),
+            procs: HashMap::default(),
             exited: VecDeque::new(),
             next_seq: 0,
             now_ns: 0,
