@@ -22,6 +22,9 @@ use tokio::sync::{mpsc, oneshot};
 /// bound the decoded events held in memory (~16k).
 const MAX_BATCH: usize = 1024;
 const CHANNEL_BATCHES: usize = 16;
+/// Emptied batches kept for reuse: enough for a steady flow, few enough that
+/// a burst's batches (~400 KiB each, filled) do not stay in memory after it.
+const SPARE_BATCHES: usize = 4;
 
 /// A running sensor on its own thread.
 pub struct SensorThread {
@@ -99,13 +102,8 @@ impl SensorThread {
     /// Hand a batch back, its events done with, for the sensor thread to fill
     /// again: a batch is ~400 KiB, which malloc would otherwise map and unmap
     /// each time.
-    pub fn recycle(&self, mut batch: Vec<Event>) {
-        batch.clear();
-        if let Ok(mut spare) = self.spare.lock() {
-            if spare.len() < CHANNEL_BATCHES {
-                spare.push(batch);
-            }
-        }
+    pub fn recycle(&self, batch: Vec<Event>) {
+        recycle(&self.spare, batch);
     }
 
     pub fn stats(&self) -> SensorStats {
@@ -149,9 +147,17 @@ struct Shared {
     traffic: Traffic,
 }
 
-/// Emptied batches for the sensor thread to reuse (bounded by
-/// CHANNEL_BATCHES).
+/// Emptied batches for the sensor thread to reuse (at most SPARE_BATCHES).
 type Spare = Arc<Mutex<Vec<Vec<Event>>>>;
+
+fn recycle(spare: &Spare, mut batch: Vec<Event>) {
+    batch.clear();
+    if let Ok(mut spare) = spare.lock() {
+        if spare.len() < SPARE_BATCHES {
+            spare.push(batch);
+        }
+    }
+}
 
 fn new_batch(spare: &Spare) -> Vec<Event> {
     spare.lock().ok().and_then(|mut s| s.pop()).unwrap_or_else(|| Vec::with_capacity(MAX_BATCH))
@@ -290,6 +296,8 @@ fn sensor_loop(
         let pause = !sent_any;
         if !batch.is_empty() {
             consumer_gone |= batches.blocking_send(batch).is_err();
+        } else {
+            recycle(&shared.spare, batch); // an idle drain allocates nothing
         }
         if consumer_gone || stopping {
             if recording {
