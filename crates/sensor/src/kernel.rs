@@ -940,7 +940,10 @@ impl SyscallCountMaps {
     pub fn read(&self) -> Vec<(u64, Vec<(u32, u64)>)> {
         match self.counts.lookup_batch(64, MapFlags::ANY, MapFlags::ANY) {
             Ok(slots) => {
-                let values: Vec<Vec<u8>> = slots.map(|(_, v)| v).collect();
+                let values: Vec<Vec<u8>> = slots
+                    .map(|(_, v)| v)
+                    .filter(|v| crate::maps::cgroup_key(v).is_some_and(|cg| cg != 0))
+                    .collect();
                 crate::syscall_counts_by_cgroup(values.iter().map(Vec::as_slice))
             }
             Err(e) => {
