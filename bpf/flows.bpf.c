@@ -16,7 +16,12 @@
  *
  * Only sockets outside the host's network namespace are counted (containers
  * with their own network), unless include_host is set. The same programs keep
- * the per-container counters of scan and flood detection (netstat_count.h).
+ * the per-container counters of scan and flood detection and of each
+ * container's traffic (netstat_count.h). The per-flow table is filled only
+ * while fl_records says so: the agent turns it off while nothing reads flow
+ * records (no loaded rule can match a flow event), which takes a hash lookup
+ * or insert, four atomics and, for TCP, a delete and a ring record per
+ * connection off every packet and state change.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -70,6 +75,22 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } fl_stats SEC(".maps");
+
+/* One slot: 1 while the per-flow table is kept (fl_flows, fl_ended). Set to
+ * 1 by the loader; the agent clears it while no consumer wants flow records. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u8);
+} fl_records SEC(".maps");
+
+static __always_inline int records_on(void)
+{
+	__u32 zero = 0;
+	__u8 *on = bpf_map_lookup_elem(&fl_records, &zero);
+	return on && *on;
+}
 
 /* CLOCK_BOOTTIME - CLOCK_MONOTONIC, kept by the agent (it moves only when
  * the machine resumes from a suspend). */
@@ -169,6 +190,22 @@ static __always_inline __u64 tcp_new_payload(struct fl_val *v, const __u8 *t, __
 	return 0; /* the edge moved eight times under us: bounded, not exact, under such contention */
 }
 
+static __always_inline __u64 segs_of(const struct __sk_buff *skb)
+{
+	return skb->gso_segs ? skb->gso_segs : 1;
+}
+
+/* The IP bytes a packet is on the wire, its headers (hdrs: IP and L4) once
+ * per segment: a GSO/GRO packet carries them once for gso_segs segments. A
+ * BIG TCP super-packet (IPv6 over 64 KiB) carries a hop-by-hop jumbo header
+ * (hbh bytes) that no segment on the wire has: not counted at all. */
+static __always_inline __u64 wire_bytes(const struct __sk_buff *skb, __u32 hdrs, __u32 hbh)
+{
+	__u64 len = skb->len;
+	__u64 jumbo = len > 65535 + 40 ? hbh : 0;
+	return len - jumbo + (segs_of(skb) - 1) * (hdrs - jumbo);
+}
+
 static __always_inline int account_skb(struct __sk_buff *skb, int egress)
 {
 	struct bpf_sock *bsk = skb->sk;
@@ -245,16 +282,16 @@ static __always_inline int account_skb(struct __sk_buff *skb, int egress)
 		__u16 sport = (t[0] << 8) | t[1], dport = (t[2] << 8) | t[3];
 		key.local_port = egress ? sport : dport;
 		key.remote_port = egress ? dport : sport;
+		l4 = key.proto == IPPROTO_TCP_ ? (t[12] >> 4) * 4 : 8;
 		int udp_answer = key.proto == IPPROTO_UDP_ && ns_udp_answers(bsk, egress);
 		ns_count(key.cgroup_id, egress, key.proto, key.proto == IPPROTO_TCP_ ? t[13] : 0, 0,
-			 udp_answer, key.remote_addr, key.remote_port, skb->len, skb->gso_segs ? skb->gso_segs : 1, now);
+			 udp_answer, key.remote_addr, key.remote_port, wire_bytes(skb, l3 + l4, hbh), segs_of(skb), now);
 		/* A query to Docker's embedded DNS leaves with its port NATed
 		 * away from 53: the connected socket's own peer still says 53. */
 		if (key.proto == IPPROTO_UDP_)
 			ns_dns(skb, key.cgroup_id, egress,
 			       egress ? dport == DNS_PORT || bpf_ntohs(bsk->dst_port) == DNS_PORT : sport == DNS_PORT,
 			       l3 + 8);
-		l4 = key.proto == IPPROTO_TCP_ ? (t[12] >> 4) * 4 : 8;
 		/* The packet must be the socket's own: a kernel control socket
 		 * (TIME_WAIT acks, resets) shares the netns and cgroup but not the
 		 * port, and would otherwise revive a finished flow. */
@@ -279,21 +316,17 @@ static __always_inline int account_skb(struct __sk_buff *skb, int egress)
 	} else {
 		__u8 icmp_type = 0;
 		bpf_skb_load_bytes(skb, l3, &icmp_type, 1);
-		ns_count(key.cgroup_id, egress, key.proto, 0, icmp_type, 0, key.remote_addr, 0, skb->len,
-			 skb->gso_segs ? skb->gso_segs : 1, now);
+		ns_count(key.cgroup_id, egress, key.proto, 0, icmp_type, 0, key.remote_addr, 0,
+			 wire_bytes(skb, l3, hbh), segs_of(skb), now);
 	}
 	dns_copy(skb, &key, l3 + l4, egress);
+	if (!records_on())
+		return 1;
 
-	__u64 segs = skb->gso_segs ? skb->gso_segs : 1;
-	__u64 len = skb->len;
+	__u64 segs = segs_of(skb);
 	__u64 hdrs = l3 + l4;
-	/* A GSO/GRO packet carries its headers once for gso_segs segments on
-	 * the wire: count them per segment. A BIG TCP super-packet (IPv6 over
-	 * 64 KiB) carries a hop-by-hop jumbo header that no segment on the wire
-	 * has: not counted at all. */
-	__u64 jumbo = len > 65535 + 40 ? hbh : 0;
-	__u64 bytes = len - jumbo + (segs - 1) * (hdrs - jumbo);
-	__u64 payload = len > hdrs ? len - hdrs : 0;
+	__u64 bytes = wire_bytes(skb, hdrs, hbh);
+	__u64 payload = skb->len > hdrs ? skb->len - hdrs : 0;
 	struct fl_val *v = flow_entry(&key, now, bytes, segs);
 	if (!v)
 		return 1;
@@ -375,10 +408,17 @@ int BPF_PROG(fl_tcp_state, const struct sock *sk, const int oldstate, const int 
 	 * lookup that can only miss). */
 	if (newstate == TCP_SYN_SENT_)
 		return 0;
-	struct fl_key key = {};
-	if (!tcp_key(sk, &key))
+	if (sk->sk_protocol != IPPROTO_TCP_ || !counted_netns(sk))
 		return 0;
-	ns_tcp_state(key.cgroup_id, oldstate, newstate);
+	/* The per-container counters need the cgroup only: the flow's key
+	 * (addresses, ports) only while the per-flow table is kept. */
+	struct cgroup *cg = sk->sk_cgrp_data.cgroup;
+	if (!cg)
+		return 0;
+	ns_tcp_state(cg->kn->id, oldstate, newstate);
+	struct fl_key key = {};
+	if (!records_on() || !tcp_key(sk, &key))
+		return 0;
 	struct fl_val *v = bpf_map_lookup_elem(&fl_flows, &key);
 	if (!v)
 		return 0;
@@ -408,7 +448,7 @@ SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(fl_tcp_retransmit, const struct sock *sk)
 {
 	struct fl_key key = {};
-	if (!tcp_key(sk, &key))
+	if (!records_on() || !tcp_key(sk, &key))
 		return 0;
 	struct fl_val *v = bpf_map_lookup_elem(&fl_flows, &key);
 	if (v)

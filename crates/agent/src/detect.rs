@@ -141,6 +141,9 @@ pub struct Detector {
     /// The kernel's prefilter, narrowed to the event types the rules use
     /// (live runs only).
     prefilter: Option<Arc<sensor::Prefilter>>,
+    /// The kernel's per-flow table switch, kept on only while a loaded rule
+    /// can match `flow` events (`None`: always on).
+    flow_records: Option<Arc<sensor::FlowRecords>>,
     /// Optional features checked again on each reload (a mount, a directory
     /// or a capability that appeared or went away since the last check).
     features: Option<FeatureRecheck>,
@@ -219,6 +222,7 @@ impl Detector {
             watch: None,
             on_rules: None,
             prefilter: None,
+            flow_records: None,
             features: None,
             rates: None,
             rates_now: RatesTable::default(),
@@ -465,7 +469,7 @@ impl Detector {
     /// and each reload). On failure every type and field is reported.
     fn narrow_prefilter(&self) {
         let Some(p) = &self.prefilter else { return };
-        let wanted = self.event_types_wanted();
+        let mut wanted = self.event_types_wanted();
         match p.keep_only(wanted.as_ref()) {
             Ok(skipped) => tracing::info!(
                 skipped = skipped.len(),
@@ -475,6 +479,20 @@ impl Detector {
             Err(e) => {
                 tracing::warn!(error = %e, "in-kernel prefilter not set: every event type is reported");
                 let _ = p.keep_only(None);
+                wanted = None;
+            }
+        }
+        if let Some(r) = &self.flow_records {
+            let on = flow_records_wanted(wanted.as_ref());
+            match r.set(on) {
+                Ok(()) => tracing::info!(
+                    on,
+                    "per-flow table: kept while a loaded rule can match flow events (sensor.flows.records: auto)"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "per-flow table switch not set: the table stays on");
+                    let _ = r.set(true);
+                }
             }
         }
         if let Err(e) = p.keep_raw_paths(self.raw_paths_wanted()) {
@@ -482,6 +500,12 @@ impl Detector {
             let _ = p.keep_raw_paths(true);
         }
     }
+}
+
+/// Whether the kernel must keep its per-flow table for the event types the
+/// rules want (`None`: every type, `flow` included).
+fn flow_records_wanted(wanted: Option<&std::collections::BTreeSet<String>>) -> bool {
+    wanted.is_none_or(|w| w.contains("flow"))
 }
 
 /// What a reload reads: the config file and every rule path.
@@ -502,6 +526,7 @@ impl Consumer for Detector {
     fn started(&mut self, sensor: &SensorHandles) {
         self.held = Some(HeldAlerts::new(sensor.containers.clone()));
         self.prefilter = sensor.prefilter.clone();
+        self.flow_records = sensor.flow_records.clone();
         self.narrow_prefilter();
         self.syscalls_counted = sensor.syscall_counts.is_some();
         self.rates = RateSampler::start(sensor)
@@ -705,9 +730,19 @@ mod tests {
 
     /// `flow` events are many (one per flow and drain) and carry no process:
     /// no default rule may apply to every event type, or it would meet them.
+    /// So with the default rules the kernel keeps no per-flow table; a rule
+    /// on flow events (or on every type) turns it on.
     #[test]
     fn no_default_rule_meets_flow_events() {
         let loaded = load_rules(&RulesConfig::default()).expect("default rules load");
         assert_eq!(loaded.ruleset.candidates_for_type("flow"), 0);
+        let mut alerts = alerts::AlertsConfig::default();
+        alerts.outputs.stdout.enabled = false;
+        let dispatcher = Arc::new(Dispatcher::new(&alerts).unwrap());
+        let d = Detector::new(loaded, RulesConfig::default(), dispatcher);
+        assert!(!flow_records_wanted(d.event_types_wanted().as_ref()));
+        let with_flow: std::collections::BTreeSet<String> = ["execve", "flow"].map(String::from).into();
+        assert!(flow_records_wanted(Some(&with_flow)));
+        assert!(flow_records_wanted(None));
     }
 }

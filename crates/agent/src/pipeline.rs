@@ -41,7 +41,11 @@ pub struct SensorThread {
     pub prefilter: Option<Arc<sensor::Prefilter>>,
     /// Syscall latency per cgroup (`None` unless `syscall_latency` is on).
     pub syscall_latency: Option<Arc<sensor::SyscallLatencyMaps>>,
-    /// Network traffic per cgroup from the flow accounting (empty without it).
+    /// The per-flow table's switch, offered with the prefilter while
+    /// `sensor.flows.records` is `auto` (`None`: the table stays on).
+    pub flow_records: Option<Arc<sensor::FlowRecords>>,
+    /// Network traffic per cgroup from the flow programs' per-container
+    /// counters (empty without them).
     pub traffic: Traffic,
     batches: mpsc::Receiver<Vec<Event>>,
     spare: Spare,
@@ -75,8 +79,16 @@ impl SensorThread {
                 .spawn(move || sensor_loop(config, ready_tx, batch_tx, shared))
                 .context("spawning the sensor thread")?
         };
-        let Ready { status, kill_maps, kernel_kills, runq, syscall_counts, prefilter, syscall_latency } =
-            ready_rx.await.context("sensor thread ended before it was ready")??;
+        let Ready {
+            status,
+            kill_maps,
+            kernel_kills,
+            runq,
+            syscall_counts,
+            prefilter,
+            syscall_latency,
+            flow_records,
+        } = ready_rx.await.context("sensor thread ended before it was ready")??;
         Ok(SensorThread {
             status,
             kill_maps,
@@ -85,6 +97,7 @@ impl SensorThread {
             syscall_counts,
             prefilter,
             syscall_latency,
+            flow_records,
             traffic,
             batches,
             spare,
@@ -164,7 +177,7 @@ fn new_batch(spare: &Spare) -> Vec<Event> {
 }
 
 /// Network traffic per cgroup id, as of the flow table's last drain.
-pub type Traffic = Arc<Mutex<std::collections::HashMap<u64, sensor::flows::CgroupTraffic>>>;
+pub type Traffic = Arc<Mutex<std::collections::HashMap<u64, sensor::CgroupTraffic>>>;
 
 /// What the sensor thread hands over once the hooks are attached.
 struct Ready {
@@ -175,6 +188,7 @@ struct Ready {
     syscall_counts: Option<Arc<sensor::SyscallCountMaps>>,
     prefilter: Option<Arc<sensor::Prefilter>>,
     syscall_latency: Option<Arc<sensor::SyscallLatencyMaps>>,
+    flow_records: Option<Arc<sensor::FlowRecords>>,
 }
 
 fn sensor_loop(
@@ -237,6 +251,18 @@ fn sensor_loop(
             None
         }
     };
+    // The table's switch goes with the prefilter: whoever narrows one to what
+    // the rules use decides the other.
+    let flow_records = match (&flows, &prefilter) {
+        (Some(f), Some(_)) if f.records_mode == sensor::FlowRecordsMode::Auto => match f.table.records() {
+            Ok(r) => Some(Arc::new(r)),
+            Err(e) => {
+                tracing::warn!(error = %e, "flow table switch unavailable: the table stays on");
+                None
+            }
+        },
+        _ => None,
+    };
     let _ = ready.send(Ok(Ready {
         status: sensor.status(),
         kill_maps,
@@ -245,6 +271,7 @@ fn sensor_loop(
         syscall_counts,
         prefilter,
         syscall_latency,
+        flow_records,
     }));
     let mut consumer_gone = false;
     loop {
@@ -326,6 +353,9 @@ struct Flows {
     dns: Option<sensor::dns::DnsReader>,
     /// Scan and flood detection over the kernel's per-container counters.
     netstat: Option<sensor::NetstatTracker>,
+    /// Each cgroup's traffic, added up from the same counters.
+    totals: sensor::TrafficTotals,
+    records_mode: sensor::FlowRecordsMode,
     /// Where each drain leaves the per-cgroup traffic totals (for /metrics).
     traffic: Traffic,
 }
@@ -364,6 +394,8 @@ impl Flows {
             table,
             tracker: sensor::FlowTracker::new(cfg),
             netstat: cfg.detect.enabled.then(|| sensor::NetstatTracker::new(&cfg.detect)),
+            totals: sensor::TrafficTotals::default(),
+            records_mode: cfg.records,
             period: cfg.drain_interval(),
             next: std::time::Instant::now() + cfg.drain_interval(),
             boot_to_wall_ns,
@@ -384,22 +416,28 @@ impl Flows {
     fn drain_if_due(&mut self) -> Vec<Event> {
         let now = sensor::flows::boot_now_ns();
         if std::time::Instant::now() < self.next {
-            let reports = self.tracker.drain_ended(&mut self.table, now);
+            let reports = self.tracker.drain_ended(&mut self.table);
             return reports.iter().map(|r| r.to_event(now, self.boot_to_wall_ns)).collect();
         }
         self.next = std::time::Instant::now() + self.period;
         let reports = self.tracker.drain(&mut self.table, now);
         self.update_stats();
-        self.publish_traffic();
         let mut events: Vec<Event> = reports.iter().map(|r| r.to_event(now, self.boot_to_wall_ns)).collect();
+        let samples = self.table.netstat();
+        let mut idle = self.totals.observe(now, &samples);
         if let Some(t) = self.netstat.as_mut() {
-            let (windows, idle) = t.observe(now, self.period.as_nanos() as u64, self.table.netstat());
-            for cgid in idle {
-                self.table.forget_netstat(cgid);
-            }
+            let (windows, quiet) = t.observe(now, self.period.as_nanos() as u64, samples);
+            idle.extend(quiet);
             let wall = (now as i128 + self.boot_to_wall_ns).max(0) as u64;
             events.extend(windows.into_iter().map(|(cgid, w)| sensor::netstat::to_event(cgid, w, wall)));
         }
+        idle.sort_unstable();
+        idle.dedup();
+        for cgid in idle {
+            self.table.forget_netstat(cgid);
+            self.totals.forget(cgid);
+        }
+        self.publish_traffic();
         events
     }
 
@@ -409,13 +447,14 @@ impl Flows {
         let mut reports = self.tracker.drain(&mut self.table, now);
         reports.extend(self.tracker.finish(&mut self.table));
         self.update_stats();
+        self.totals.observe(now, &self.table.netstat());
         self.publish_traffic();
         reports.iter().map(|r| r.to_event(now, self.boot_to_wall_ns)).collect()
     }
 
     fn publish_traffic(&self) {
         if let Ok(mut t) = self.traffic.lock() {
-            t.clone_from(self.tracker.traffic());
+            t.clone_from(self.totals.totals());
         }
     }
 
@@ -545,7 +584,9 @@ pub struct SensorHandles {
     pub prefilter: Option<Arc<sensor::Prefilter>>,
     /// Syscall latency per cgroup, when timed.
     pub syscall_latency: Option<Arc<sensor::SyscallLatencyMaps>>,
-    /// Network traffic per cgroup (empty without flow accounting).
+    /// The per-flow table's switch (see [`SensorThread::flow_records`]).
+    pub flow_records: Option<Arc<sensor::FlowRecords>>,
+    /// Network traffic per cgroup (empty without the flow programs).
     pub traffic: Traffic,
 }
 
@@ -621,6 +662,7 @@ pub async fn stream(
         syscall_counts: sensor.syscall_counts.clone(),
         prefilter: sensor.prefilter.clone(),
         syscall_latency: sensor.syscall_latency.clone(),
+        flow_records: sensor.flow_records.clone(),
         traffic: sensor.traffic.clone(),
     });
 

@@ -4,7 +4,7 @@
 //!
 //! A thread of its own samples every known container once a second (its
 //! cgroup's `cpu.stat`, the kernel's syscall counters when they count, the
-//! flow accounting's totals) and publishes each container's rates over the
+//! flow programs' per-container totals) and publishes each container's rates over the
 //! last [`WINDOW`]. The detector takes the latest table on its tick, so an
 //! event pays one hash lookup per rate field a rule reads, and nothing is
 //! sampled while no loaded rule reads one.

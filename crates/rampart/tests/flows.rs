@@ -274,3 +274,31 @@ fn a_rule_on_flow_fields_fires_for_the_uploading_container_only() {
     agent.stop();
     let _ = std::fs::remove_file(&rules);
 }
+
+/// `sensor.flows.records`: with the default rules (none reads flow events)
+/// the agent keeps no per-flow table, and `rampart flows --agent` says so
+/// (crates/sensor/tests/flows.rs shows the kernel honours the switch, and the
+/// metrics test that the container network figures still count); with
+/// `records: always` it keeps one, which `rampart flows` reads.
+#[test]
+#[ignore = "privileged: needs root, BPF and dockerd"]
+fn the_agent_keeps_its_flow_table_only_when_something_reads_it() {
+    preflight();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let agent = Agent::start_run(&[]);
+    let out = rampart_output(&["flows", "--json", "--agent"], Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "the agent's table was read: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(err.contains("keeps no per-flow table"), "{err}");
+    agent.stop();
+
+    let config = std::env::temp_dir().join(format!("{}.yaml", unique("flow-records")));
+    std::fs::write(&config, "sensor:\n  flows:\n    records: always\n").unwrap();
+    let agent = Agent::start_run(&["--config", config.to_str().unwrap()]);
+    let out = rampart_output(&["flows", "--json", "--agent"], Duration::from_secs(30));
+    assert!(out.status.success(), "rampart flows --agent failed: {}", String::from_utf8_lossy(&out.stderr));
+    let table: Value = serde_json::from_slice(&out.stdout).expect("rampart flows --json");
+    assert_eq!(table["source"], "agent", "{table:#}");
+    agent.stop();
+    let _ = std::fs::remove_file(&config);
+}

@@ -606,7 +606,7 @@ fn sample_of(text: &str, family: &str, name: &str, label: &str) -> Option<f64> {
         .find_map(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
-/// Network bytes per container from the kernel's flow accounting: a client
+/// Network bytes per container from the kernel's per-container counters: a client
 /// container downloads a 4,000,000-byte file from a server container over
 /// Docker's bridge; /metrics shows the client's rx and the server's tx at
 /// that size plus headers (under 10%), and the reverse direction small.
@@ -654,6 +654,11 @@ fn network_bytes_per_container_match_a_known_download() {
     );
     assert!(client_tx < FILE * 0.1, "the client sent its request and acks only: {client_tx}");
     assert!(rx_packets.is_some_and(|p| p >= 1.0), "{rx_packets:?}");
+    // No default rule reads flow events: the kernel kept no per-flow table,
+    // and these figures are the per-container counters'.
+    let out = rampart_output(&["flows", "--json", "--agent"], Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("keeps no per-flow table"), "{err}");
     drop((client, server));
     agent.stop();
 }

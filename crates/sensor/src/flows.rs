@@ -70,6 +70,12 @@ pub struct FlowConfig {
     /// Scan and flood detection over per-container counters (read on the
     /// same drain).
     pub detect: crate::netstat::NetstatConfig,
+    /// When the per-flow table is kept: `auto`, while something reads flow
+    /// records (a loaded rule that can match `flow` events; `rampart events`
+    /// and `rampart top` always do); `always`, also for `rampart flows`
+    /// against the agent. The per-container counters (scan and flood
+    /// detection, network metrics, DNS) are kept either way.
+    pub records: FlowRecordsMode,
     /// The table is its process's own: not pinned for `rampart flows`, which
     /// reads the agent's (`rampart top` with its own sensor). Not a config key.
     #[serde(skip)]
@@ -86,6 +92,7 @@ impl Default for FlowConfig {
             idle_timeout_s: 60,
             dns: true,
             detect: crate::netstat::NetstatConfig::default(),
+            records: FlowRecordsMode::Auto,
             private: false,
         }
     }
@@ -115,6 +122,45 @@ impl FlowConfig {
     pub fn drain_interval(&self) -> Duration {
         Duration::from_millis(self.drain_interval_ms)
     }
+}
+
+/// `sensor.flows.records`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowRecordsMode {
+    /// Kept while a consumer wants flow records (the agent decides from its
+    /// loaded rules).
+    #[default]
+    Auto,
+    /// Always kept.
+    Always,
+}
+
+/// The kernel's switch for the per-flow table (bpf/flows.bpf.c `fl_records`):
+/// on, every packet of a counted socket updates its flow's entry; off, only
+/// the per-container counters. Flows open when it goes on get their entry
+/// from their next packet (their counts start there). `Send + Sync`.
+#[derive(Debug)]
+pub struct FlowRecords {
+    map: MapHandle,
+}
+
+impl FlowRecords {
+    pub fn set(&self, on: bool) -> Result<(), SensorError> {
+        self.map
+            .update(&0u32.to_ne_bytes(), &[u8::from(on)], MapFlags::ANY)
+            .map_err(|source| SensorError::Map { map: "fl_records".into(), source })
+    }
+
+    /// Whether the table is kept (read back from the kernel; a map that
+    /// cannot be read says on, as the loader leaves it).
+    pub fn is_on(&self) -> bool {
+        records_on(&self.map)
+    }
+}
+
+fn records_on(map: &MapHandle) -> bool {
+    !matches!(map.lookup(&0u32.to_ne_bytes(), MapFlags::ANY), Ok(Some(v)) if v.first() == Some(&0))
 }
 
 /// Which flow: the container's (cgroup's) end is `local`.
@@ -289,33 +335,13 @@ pub struct FlowReport {
 struct Known {
     reported: FlowCounters,
     reported_at_ns: u64,
-    /// The counters at the last drain: what the cgroup's totals include.
-    seen: FlowCounters,
 }
-
-/// One cgroup's traffic since the agent started: every flow it had, ended
-/// ones included (the per-container network metrics).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct CgroupTraffic {
-    /// IP bytes (headers included), as in the flows' `bytes_*`.
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub packets_in: u64,
-    pub packets_out: u64,
-    /// Boot-clock ns of the drain that last saw traffic.
-    pub last_ns: u64,
-}
-
-/// Cgroups whose traffic totals are kept. Past this, the ones without an open
-/// flow that were quiet longest are forgotten (containers that went away).
-pub const MAX_TRAFFIC_CGROUPS: usize = 4096;
 
 /// Decides, drain after drain, which flows started, changed or ended.
 pub struct FlowTracker {
     update_ns: u64,
     idle_ns: u64,
     known: HashMap<FlowKey, Known>,
-    traffic: HashMap<u64, CgroupTraffic>,
 }
 
 impl FlowTracker {
@@ -324,44 +350,6 @@ impl FlowTracker {
             update_ns: cfg.update_interval_s.saturating_mul(1_000_000_000),
             idle_ns: cfg.idle_timeout_s.saturating_mul(1_000_000_000),
             known: HashMap::new(),
-            traffic: HashMap::new(),
-        }
-    }
-
-    /// Traffic per cgroup id, as of the last drain.
-    pub fn traffic(&self) -> &HashMap<u64, CgroupTraffic> {
-        &self.traffic
-    }
-
-    /// Adds what a flow carried since `before` to its cgroup's totals.
-    fn account(&mut self, key: &FlowKey, before: &FlowCounters, now: &FlowCounters, now_ns: u64) {
-        let t = self.traffic.entry(key.cgroup_id).or_default();
-        t.bytes_in += now.bytes_in.saturating_sub(before.bytes_in);
-        t.bytes_out += now.bytes_out.saturating_sub(before.bytes_out);
-        t.packets_in += now.packets_in.saturating_sub(before.packets_in);
-        t.packets_out += now.packets_out.saturating_sub(before.packets_out);
-        if now.traffic() != before.traffic() {
-            t.last_ns = now_ns;
-        }
-    }
-
-    /// Keeps the totals bounded: forgets the quietest cgroups that have no
-    /// flow in the table any more.
-    fn bound_traffic(&mut self, open: &std::collections::HashSet<FlowKey>) {
-        if self.traffic.len() <= MAX_TRAFFIC_CGROUPS {
-            return;
-        }
-        let busy: std::collections::HashSet<u64> = open.iter().map(|k| k.cgroup_id).collect();
-        let mut idle: Vec<(u64, u64)> = self
-            .traffic
-            .iter()
-            .filter(|(cg, _)| !busy.contains(cg))
-            .map(|(cg, t)| (t.last_ns, *cg))
-            .collect();
-        idle.sort_unstable();
-        let excess = self.traffic.len() - MAX_TRAFFIC_CGROUPS;
-        for (_, cg) in idle.into_iter().take(excess) {
-            self.traffic.remove(&cg);
         }
     }
 
@@ -371,7 +359,7 @@ impl FlowTracker {
     /// it idled out (its entry is then taken out of the table). A flow that
     /// starts and ends between two drains gets only its `end`.
     pub fn drain(&mut self, source: &mut dyn FlowSource, now_ns: u64) -> Vec<FlowReport> {
-        let mut out = self.drain_ended(source, now_ns);
+        let mut out = self.drain_ended(source);
         let entries = source.entries();
         let mut present = std::collections::HashSet::with_capacity(entries.len());
         for (key, c) in entries {
@@ -380,21 +368,17 @@ impl FlowTracker {
             let idle = now_ns.saturating_sub(c.last_ns) >= self.idle_ns;
             if closed || idle {
                 let last = source.take(&key).unwrap_or(c);
-                let before = self.known.remove(&key).map(|k| k.seen).unwrap_or_default();
-                self.account(&key, &before, &last, now_ns);
+                self.known.remove(&key);
                 let reason = if last.closed_ns != 0 { "closed" } else { "idle" };
                 out.push(FlowReport { phase: FlowPhase::End, key, counters: last, end_reason: Some(reason) });
                 continue;
             }
-            let before = self.known.get(&key).map(|k| k.seen).unwrap_or_default();
-            self.account(&key, &before, &c, now_ns);
             match self.known.get_mut(&key) {
                 None => {
-                    self.known.insert(key, Known { reported: c, reported_at_ns: now_ns, seen: c });
+                    self.known.insert(key, Known { reported: c, reported_at_ns: now_ns });
                     out.push(FlowReport { phase: FlowPhase::Start, key, counters: c, end_reason: None });
                 }
                 Some(k) => {
-                    k.seen = c;
                     if c.traffic() != k.reported.traffic()
                         && now_ns.saturating_sub(k.reported_at_ns) >= self.update_ns
                     {
@@ -418,19 +402,17 @@ impl FlowTracker {
                 });
             }
         }
-        self.bound_traffic(&present);
         out
     }
 
     /// Reports the flows the kernel ended on its own (their socket closed):
     /// cheap, so called far more often than [`Self::drain`], which keeps the
     /// kernel's ring of ended flows from filling.
-    pub fn drain_ended(&mut self, source: &mut dyn FlowSource, now_ns: u64) -> Vec<FlowReport> {
+    pub fn drain_ended(&mut self, source: &mut dyn FlowSource) -> Vec<FlowReport> {
         let ended = source.ended();
         let mut out = Vec::with_capacity(ended.len());
         for (key, last) in ended {
-            let before = self.known.remove(&key).map(|k| k.seen).unwrap_or_default();
-            self.account(&key, &before, &last, now_ns);
+            self.known.remove(&key);
             out.push(FlowReport { phase: FlowPhase::End, key, counters: last, end_reason: Some("closed") });
         }
         out
@@ -440,10 +422,6 @@ impl FlowTracker {
     /// kernel table, which goes away with the agent.
     pub fn finish(&mut self, source: &mut dyn FlowSource) -> Vec<FlowReport> {
         let entries = source.entries();
-        for (key, c) in &entries {
-            let before = self.known.get(key).map(|k| k.seen).unwrap_or_default();
-            self.account(key, &before, c, c.last_ns);
-        }
         self.known.clear();
         entries
             .into_iter()
@@ -512,6 +490,7 @@ pub struct FlowTable {
     /// times (bpf/flows.bpf.c, coarse_boot_ns).
     clock: MapHandle,
     netstat: MapHandle,
+    records: FlowRecords,
     max_entries: u32,
     pinned: Option<PathBuf>,
 }
@@ -564,6 +543,12 @@ impl FlowTable {
             program: "flows".into(),
             source,
         })?;
+        // The table is kept from the first packet; the agent may turn it off.
+        let records = FlowRecords {
+            map: MapHandle::try_from(&skel.maps.fl_records)
+                .map_err(|source| SensorError::Map { map: "fl_records".into(), source })?,
+        };
+        records.set(true)?;
         let root = std::fs::File::open(cgroup_root)
             .map_err(|source| SensorError::Io { path: cgroup_root.into(), source })?;
         let attach_err =
@@ -595,6 +580,7 @@ impl FlowTable {
             ended,
             clock,
             netstat,
+            records,
             max_entries: cfg.max_entries,
             pinned: None,
         })
@@ -612,7 +598,11 @@ impl FlowTable {
             .ok_or_else(|| SensorError::Config("cannot read this process's start time in /proc".into()))?;
         let dir = base.join(owner.dir_name());
         std::fs::create_dir_all(&dir).map_err(|source| SensorError::Io { path: dir.clone(), source })?;
-        for (name, map) in [("fl_flows", &mut self.flows), ("fl_stats", &mut self.stats)] {
+        for (name, map) in [
+            ("fl_flows", &mut self.flows),
+            ("fl_stats", &mut self.stats),
+            ("fl_records", &mut self.records.map),
+        ] {
             let path = dir.join(name);
             let _ = std::fs::remove_file(&path);
             map.pin(&path).map_err(|source| SensorError::Map { map: name.into(), source })?;
@@ -623,6 +613,14 @@ impl FlowTable {
 
     pub fn stats(&self) -> FlowTableStats {
         read_stats(&self.flows, &self.stats, self.max_entries)
+    }
+
+    /// A handle on the switch of the per-flow table, for whoever decides
+    /// whether flow records are wanted.
+    pub fn records(&self) -> Result<FlowRecords, SensorError> {
+        let map = MapHandle::try_from(&self.records.map)
+            .map_err(|source| SensorError::Map { map: "fl_records".into(), source })?;
+        Ok(FlowRecords { map })
     }
 
     /// Every container's traffic counters (bpf/netstat.h), summed over CPUs.
@@ -719,6 +717,7 @@ fn remove_dead_pins(base: &Path) {
 fn unpin(dir: &Path) {
     let _ = std::fs::remove_file(dir.join("fl_flows"));
     let _ = std::fs::remove_file(dir.join("fl_stats"));
+    let _ = std::fs::remove_file(dir.join("fl_records"));
     let _ = std::fs::remove_dir(dir);
 }
 
@@ -781,6 +780,8 @@ impl FlowSource for FlowTable {
 pub struct PinnedFlows {
     flows: MapHandle,
     stats: MapHandle,
+    /// The table's switch (absent in a table pinned before it existed).
+    records: Option<MapHandle>,
 }
 
 impl PinnedFlows {
@@ -794,12 +795,18 @@ impl PinnedFlows {
             let dir = base.join(o.dir_name());
             let flows = MapHandle::from_pinned_path(dir.join("fl_flows")).ok()?;
             let stats = MapHandle::from_pinned_path(dir.join("fl_stats")).ok()?;
-            Some(PinnedFlows { flows, stats })
+            let records = MapHandle::from_pinned_path(dir.join("fl_records")).ok();
+            Some(PinnedFlows { flows, stats, records })
         })
     }
 
     pub fn entries(&self) -> Vec<(FlowKey, FlowCounters)> {
         read_entries(&self.flows)
+    }
+
+    /// Whether the agent keeps its per-flow table now (see [`FlowRecords`]).
+    pub fn records_kept(&self) -> bool {
+        self.records.as_ref().is_none_or(records_on)
     }
 
     pub fn stats(&self) -> FlowTableStats {
@@ -926,63 +933,6 @@ mod tests {
     }
 
     #[test]
-    fn traffic_totals_add_every_flow_once_ended_ones_included() {
-        let cfg = FlowConfig { update_interval_s: 10, idle_timeout_s: 60, ..Default::default() };
-        let mut t = FlowTracker::new(&cfg);
-        let mut src = Fake::default();
-        let c = |bytes: u64, closed: u64| FlowCounters {
-            first_ns: S,
-            last_ns: S,
-            closed_ns: closed,
-            bytes_out: bytes,
-            bytes_in: bytes / 10,
-            packets_out: bytes / 100,
-            ..Default::default()
-        };
-        src.0.insert(key(1), c(1000, 0));
-        t.drain(&mut src, 2 * S);
-        src.0.insert(key(1), c(3000, 0));
-        // a short flow that started and closed between two drains
-        src.0.insert(key(2), c(500, 2 * S));
-        // another cgroup's
-        let mut other = key(3);
-        other.cgroup_id = 43;
-        src.0.insert(other, c(7, 0));
-        t.drain(&mut src, 3 * S);
-        // the first flow closes with more traffic; the table forgets it
-        src.0.insert(key(1), c(4000, 3 * S));
-        t.drain(&mut src, 4 * S);
-        t.drain(&mut src, 5 * S);
-        let mine = t.traffic()[&42];
-        assert_eq!((mine.bytes_out, mine.bytes_in, mine.packets_out), (4500, 450, 45));
-        assert_eq!(mine.last_ns, 4 * S, "last traffic at the drain that saw the close");
-        assert_eq!(t.traffic()[&43].bytes_out, 7);
-        // at stop, open flows count what they carried since the last drain
-        src.0.insert(other, c(70, 0));
-        t.finish(&mut src);
-        assert_eq!(t.traffic()[&43].bytes_out, 70);
-    }
-
-    #[test]
-    fn traffic_totals_forget_quiet_cgroups_past_the_cap() {
-        let mut t = FlowTracker::new(&FlowConfig::default());
-        let mut src = Fake::default();
-        for cg in 0..=MAX_TRAFFIC_CGROUPS as u64 {
-            let mut k = key(1);
-            k.cgroup_id = cg;
-            src.0.insert(
-                k,
-                FlowCounters { first_ns: S, last_ns: S, bytes_out: 1, closed_ns: S, ..Default::default() },
-            );
-            // each closes at once: no open flow keeps the cgroup
-            t.drain(&mut src, S + cg);
-        }
-        assert_eq!(t.traffic().len(), MAX_TRAFFIC_CGROUPS);
-        assert!(!t.traffic().contains_key(&0), "the quietest longest goes first");
-        assert!(t.traffic().contains_key(&(MAX_TRAFFIC_CGROUPS as u64)));
-    }
-
-    #[test]
     fn start_update_end_closed_and_idle() {
         let cfg = FlowConfig { update_interval_s: 10, idle_timeout_s: 60, ..Default::default() };
         let mut t = FlowTracker::new(&cfg);
@@ -1038,15 +988,14 @@ mod tests {
         src.1.push((key(1), FlowCounters { closed_ns: 3 * S, ..c(7) }));
         // one that started and ended between two polls: its end only
         src.1.push((key(2), FlowCounters { closed_ns: 3 * S, ..c(1) }));
-        let r = t.drain_ended(&mut src, 3 * S);
+        let r = t.drain_ended(&mut src);
         let ends: Vec<_> = r.iter().map(|r| (r.phase, r.key, r.end_reason, r.counters.packets_out)).collect();
         assert_eq!(
             ends,
             [(FlowPhase::End, key(1), Some("closed"), 7), (FlowPhase::End, key(2), Some("closed"), 1)]
         );
-        // no "gone" end for it at the next drain, and its traffic counts once
+        // no "gone" end for it at the next drain
         assert!(t.drain(&mut src, 4 * S).is_empty());
-        assert_eq!(t.traffic()[&key(1).cgroup_id].packets_out, 8);
     }
 
     #[test]

@@ -36,13 +36,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use decode::{DecodeError, Decoder};
-pub use flows::{FlowConfig, FlowTable, FlowTableStats, FlowTracker};
+pub use flows::{FlowConfig, FlowRecords, FlowRecordsMode, FlowTable, FlowTableStats, FlowTracker};
 pub use kernel::{
     ContainerChildren, KillMaps, RunQueueMaps, Sensor, SyscallCountMaps, SyscallLatencyMaps,
     KILL_PARENT_NAME_MAX,
 };
 pub use kill::{KernelKills, KillPoint, KillTrigger};
-pub use netstat::{NetstatConfig, NetstatTracker};
+pub use netstat::{CgroupTraffic, NetstatConfig, NetstatTracker, TrafficTotals};
 pub use paths::{join_path, normalize};
 pub use prefilter::Prefilter;
 

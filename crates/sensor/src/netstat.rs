@@ -385,6 +385,93 @@ pub fn to_event(cgroup_id: u64, w: NetWindow, wall_ns: u64) -> Event {
     }
 }
 
+/// One cgroup's traffic since the agent started (the per-container network
+/// metrics and rate fields), from the kernel's per-container counters: every
+/// packet of the cgroup's sockets, raw ones included, whether or not the
+/// per-flow table is kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CgroupTraffic {
+    /// IP bytes on the wire (headers once per segment).
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Segments on the wire.
+    pub packets_in: u64,
+    pub packets_out: u64,
+    /// Boot-clock ns of the read that last saw traffic.
+    pub last_ns: u64,
+}
+
+/// Cgroups whose traffic totals are kept. Past this, the ones the kernel no
+/// longer counts that were quiet longest are forgotten (containers gone).
+pub const MAX_TRAFFIC_CGROUPS: usize = 4096;
+
+/// Adds up each cgroup's counters read after read. A cgroup's kernel entry
+/// starts from zero again once taken out ([`TrafficTotals::forget`] says
+/// when); a counter below the last read (a table replaced) counts whole.
+#[derive(Debug, Default)]
+pub struct TrafficTotals {
+    /// The last read per cgroup: bytes in, out, packets in, out.
+    last: HashMap<u64, [u64; 4]>,
+    totals: HashMap<u64, CgroupTraffic>,
+}
+
+impl TrafficTotals {
+    /// Folds one read of every cgroup's counters taken at boot-clock
+    /// `now_ns`; returns the cgroups without traffic for a minute, whose
+    /// kernel entries can go (the caller takes them out, then calls
+    /// [`Self::forget`]).
+    pub fn observe(&mut self, now_ns: u64, samples: &[(u64, NetSample)]) -> Vec<u64> {
+        let mut idle = Vec::new();
+        for (cg, s) in samples {
+            let c = &s.counters;
+            let now = [c.bytes[0], c.bytes[1], c.packets[0].iter().sum(), c.packets[1].iter().sum()];
+            let before = self.last.insert(*cg, now).unwrap_or_default();
+            let delta: [u64; 4] =
+                std::array::from_fn(|i| if now[i] >= before[i] { now[i] - before[i] } else { now[i] });
+            let t = self.totals.entry(*cg).or_insert(CgroupTraffic { last_ns: now_ns, ..Default::default() });
+            t.bytes_in = t.bytes_in.saturating_add(delta[0]);
+            t.bytes_out = t.bytes_out.saturating_add(delta[1]);
+            t.packets_in = t.packets_in.saturating_add(delta[2]);
+            t.packets_out = t.packets_out.saturating_add(delta[3]);
+            if delta != [0; 4] {
+                t.last_ns = now_ns;
+            } else if now_ns.saturating_sub(t.last_ns) >= IDLE_NS {
+                idle.push(*cg);
+            }
+        }
+        self.bound();
+        idle
+    }
+
+    /// The cgroup's kernel entry was taken out: its next counts start from
+    /// zero. Its totals stay.
+    pub fn forget(&mut self, cgroup_id: u64) {
+        self.last.remove(&cgroup_id);
+    }
+
+    /// Traffic per cgroup id, as of the last read.
+    pub fn totals(&self) -> &HashMap<u64, CgroupTraffic> {
+        &self.totals
+    }
+
+    fn bound(&mut self) {
+        if self.totals.len() <= MAX_TRAFFIC_CGROUPS {
+            return;
+        }
+        let mut gone: Vec<(u64, u64)> = self
+            .totals
+            .iter()
+            .filter(|(cg, _)| !self.last.contains_key(cg))
+            .map(|(cg, t)| (t.last_ns, *cg))
+            .collect();
+        gone.sort_unstable();
+        let excess = self.totals.len() - MAX_TRAFFIC_CGROUPS;
+        for (_, cg) in gone.into_iter().take(excess) {
+            self.totals.remove(&cg);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,6 +486,47 @@ mod tests {
         let mut c = NetCounters::default();
         f(&mut c);
         NetSample { counters: c, bitmaps: Vec::new() }
+    }
+
+    fn traffic(bytes: [u64; 2], packets: [u64; 2]) -> NetSample {
+        sample(|c| {
+            c.bytes = bytes;
+            c.packets[0][0] = packets[0];
+            c.packets[1][1] = packets[1];
+        })
+    }
+
+    #[test]
+    fn traffic_totals_add_deltas_across_forgotten_and_replaced_entries() {
+        let mut t = TrafficTotals::default();
+        assert!(t.observe(S, &[(42, traffic([100, 10], [2, 1])), (43, traffic([5, 0], [1, 0]))]).is_empty());
+        t.observe(2 * S, &[(42, traffic([300, 30], [5, 2]))]);
+        let mine = t.totals()[&42];
+        assert_eq!((mine.bytes_in, mine.bytes_out, mine.packets_in, mine.packets_out), (300, 30, 5, 2));
+        assert_eq!(mine.last_ns, 2 * S);
+        // a minute without traffic: idle, its entry taken out and forgotten
+        let idle = t.observe(63 * S, &[(42, traffic([300, 30], [5, 2]))]);
+        assert_eq!(idle, [42]);
+        t.forget(42);
+        // the kernel counts it from zero again: everything it shows is new
+        t.observe(64 * S, &[(42, traffic([50, 0], [3, 0]))]);
+        assert_eq!((t.totals()[&42].bytes_in, t.totals()[&42].packets_in), (350, 8));
+        // counters below the last read (a table replaced) count whole
+        t.observe(65 * S, &[(42, traffic([20, 0], [1, 0]))]);
+        assert_eq!((t.totals()[&42].bytes_in, t.totals()[&42].packets_in), (370, 9));
+        assert_eq!(t.totals()[&43].bytes_in, 5, "another cgroup counted apart");
+    }
+
+    #[test]
+    fn traffic_totals_forget_the_quietest_gone_cgroups_past_the_cap() {
+        let mut t = TrafficTotals::default();
+        for cg in 0..=MAX_TRAFFIC_CGROUPS as u64 {
+            t.observe(S + cg, &[(cg, traffic([1, 0], [1, 0]))]);
+            t.forget(cg); // its kernel entry went
+        }
+        assert_eq!(t.totals().len(), MAX_TRAFFIC_CGROUPS);
+        assert!(!t.totals().contains_key(&0), "the quietest longest goes first");
+        assert!(t.totals().contains_key(&(MAX_TRAFFIC_CGROUPS as u64)));
     }
 
     fn bits(n: usize) -> Bitmap {

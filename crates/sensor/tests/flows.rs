@@ -159,6 +159,10 @@ fn a_pinned_table_is_readable_while_its_owner_runs_and_gone_after() {
     flows.pin(&base).expect("pin under bpffs");
     let reader = sensor::flows::PinnedFlows::open(&base).expect("pinned table found");
     assert_eq!(reader.stats().max_entries, 64);
+    // The reader sees the owner's switch of its per-flow table.
+    assert!(reader.records_kept());
+    flows.records().unwrap().set(false).unwrap();
+    assert!(!reader.records_kept());
     // A directory named after a process that does not exist is skipped.
     std::fs::create_dir_all(base.join("999999999")).unwrap();
     drop(reader);
@@ -167,4 +171,87 @@ fn a_pinned_table_is_readable_while_its_owner_runs_and_gone_after() {
     assert!(sensor::flows::PinnedFlows::open(&base).is_none());
     let _ = std::fs::remove_dir(base.join("999999999"));
     let _ = std::fs::remove_dir(&base);
+}
+
+/// This process's cgroup v2 id (the inode of its cgroup directory).
+fn own_cgroup_id() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let line = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let path = line.lines().find_map(|l| l.strip_prefix("0::")).expect("a cgroup v2 line");
+    std::fs::metadata(cgroup_root().join(path.trim_start_matches('/'))).unwrap().ino()
+}
+
+/// Bytes out, bytes in of this process's cgroup in the per-container counters.
+fn own_traffic(flows: &FlowTable) -> (u64, u64) {
+    let me = own_cgroup_id();
+    flows
+        .netstat()
+        .into_iter()
+        .find(|(cg, _)| *cg == me)
+        .map_or((0, 0), |(_, s)| (s.counters.bytes[1], s.counters.bytes[0]))
+}
+
+/// A TCP exchange over loopback: `up` bytes one way, then closed; returns
+/// the client's port.
+fn exchange(up: usize) -> u16 {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        got.len()
+    });
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let client_port = c.local_addr().unwrap().port();
+    c.write_all(&vec![1u8; up]).unwrap();
+    drop(c);
+    assert_eq!(server.join().unwrap(), up);
+    std::thread::sleep(Duration::from_millis(200));
+    client_port
+}
+
+/// The per-flow table's switch (`fl_records`): off, a connection leaves no
+/// entry and no ended record, while the per-container counters still count
+/// its bytes (IP bytes on the wire, both ways: loopback); on again, the next
+/// connection is in the table.
+#[test]
+#[ignore = "privileged: needs root and BPF"]
+fn with_the_table_off_only_the_per_container_counters_count() {
+    testkit::require_root();
+    testkit::require_bpf();
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut flows = table(4096);
+    let records = flows.records().expect("switch handle");
+    assert!(records.is_on(), "the loader keeps the table");
+    records.set(false).unwrap();
+    assert!(!records.is_on());
+    let _ = flows.ended();
+    const UP: usize = 2 * 1024 * 1024 + 5;
+    let (out0, in0) = own_traffic(&flows);
+    let port = exchange(UP);
+    let (out1, in1) = own_traffic(&flows);
+    let has = |flows: &mut FlowTable| {
+        let ended = flows.ended();
+        let open = flows.entries();
+        ended
+            .iter()
+            .chain(open.iter())
+            .any(|(k, _)| k.proto == 6 && (k.local.1 == port || k.remote.1 == port))
+    };
+    assert!(!has(&mut flows), "a flow of port {port} counted with the table off");
+    // Our cgroup sent and received the upload (client and server are both
+    // this process), each segment's headers once.
+    let (sent, received) = (out1 - out0, in1 - in0);
+    eprintln!("with the table off: {sent} bytes out, {received} in for {UP} of payload");
+    assert!(sent >= UP as u64 + 40 && received >= UP as u64 + 40, "{sent} {received}");
+    assert!(sent < UP as u64 * 11 / 10 && received < UP as u64 * 11 / 10, "{sent} {received}");
+
+    records.set(true).unwrap();
+    let port = exchange(1000);
+    let ended = flows.ended();
+    assert!(
+        ended.iter().any(|(k, v)| k.proto == 6 && k.local.1 == port && v.payload_out == 1000),
+        "the table on again: no ended flow of port {port} in {ended:?}"
+    );
 }

@@ -90,7 +90,7 @@ pub struct AgentMetrics {
     syscalls: Mutex<Option<Arc<sensor::SyscallCountMaps>>>,
     /// The kernel's per-container syscall latency (`sensor.syscall_latency`).
     syscall_latency: Mutex<Option<Arc<sensor::SyscallLatencyMaps>>>,
-    /// Network traffic per cgroup from the flow accounting.
+    /// Network traffic per cgroup from the flow programs' per-container counters.
     traffic: Mutex<Option<super::pipeline::Traffic>>,
 }
 
@@ -158,13 +158,13 @@ impl AgentMetrics {
         self.sensor_attached.store(true, Ordering::Relaxed);
     }
 
-    /// Turns on the per-container network series (from the flow accounting).
+    /// Turns on the per-container network series (from the flow programs' per-container counters).
     pub fn traffic_attached(&self, traffic: super::pipeline::Traffic) {
         *lock(&self.traffic) = Some(traffic);
     }
 
     /// Network traffic per known container id (cgroups merged).
-    fn traffic_per_container(&self) -> HashMap<String, sensor::flows::CgroupTraffic> {
+    fn traffic_per_container(&self) -> HashMap<String, sensor::CgroupTraffic> {
         let Some(traffic) = lock(&self.traffic).clone() else { return HashMap::new() };
         traffic_per_container(&self.registry, &traffic)
     }
@@ -682,12 +682,12 @@ impl AgentMetrics {
         }
         e.counter(
             "rampart_container_network_bytes",
-            "IP bytes (headers included) the container's sockets received (rx) and sent (tx), from the kernel's flow accounting.",
+            "IP bytes on the wire (headers once per segment) the container's sockets received (rx) and sent (tx), from the kernel's per-container counters (sensor.flows).",
             bytes.iter().map(|(l, n)| (&l[..], *n)),
         );
         e.counter(
             "rampart_container_network_packets",
-            "IP packets the container's sockets received (rx) and sent (tx), from the kernel's flow accounting.",
+            "IP packets (segments on the wire) the container's sockets received (rx) and sent (tx), from the kernel's per-container counters (sensor.flows).",
             packets.iter().map(|(l, n)| (&l[..], *n)),
         );
         let (runq, uncounted) = self.runq_per_container();
@@ -762,14 +762,14 @@ impl AgentMetrics {
     }
 }
 
-/// Network traffic per known container id: the flow accounting's totals per
+/// Network traffic per known container id: the flow programs' totals per
 /// cgroup, merged.
 pub fn traffic_per_container(
     registry: &ContainerRegistry,
     traffic: &super::pipeline::Traffic,
-) -> HashMap<String, sensor::flows::CgroupTraffic> {
+) -> HashMap<String, sensor::CgroupTraffic> {
     let all = lock(traffic).clone();
-    let mut per: HashMap<String, sensor::flows::CgroupTraffic> = HashMap::new();
+    let mut per: HashMap<String, sensor::CgroupTraffic> = HashMap::new();
     for (cgroup, t) in &all {
         if let runtime::Resolution::Container(c) = registry.resolve_cached(*cgroup) {
             let m = per.entry(c.id.clone()).or_default();

@@ -29,10 +29,12 @@ pub struct FlowsArgs {
     /// also the host's own network namespace).
     #[arg(long)]
     host: bool,
-    /// With no agent running: how long the own table counts before it is shown.
+    /// With no agent's table: how long the own table counts before it is shown.
     #[arg(long, value_parser = super::record::parse_duration, default_value = "2s")]
     duration: Duration,
-    /// Read only the table a running agent pinned; fail if there is none.
+    /// Read only the table a running agent pinned; fail if there is none (an
+    /// agent keeps one while a loaded rule reads flow events, or always with
+    /// sensor.flows.records: always).
     #[arg(long)]
     agent: bool,
     #[command(flatten)]
@@ -114,8 +116,17 @@ fn row(key: &FlowKey, c: &FlowCounters, container: Option<&Arc<Container>>, now_
 
 pub async fn flows(args: FlowsArgs) -> Result<()> {
     let (containers, _watchers) = args.runtime.registry();
+    // An agent whose rules read no flow events keeps no per-flow table
+    // (sensor.flows.records: auto): count with our own then.
     let pinned = PinnedFlows::open(Path::new(PIN_DIR));
-    let (source, entries, table) = match pinned {
+    let kept = pinned.as_ref().is_none_or(PinnedFlows::records_kept);
+    if !kept {
+        eprintln!(
+            "rampart: the running agent keeps no per-flow table (no loaded rule reads flow events; \
+             sensor.flows.records: always keeps one)"
+        );
+    }
+    let (source, entries, table) = match pinned.filter(|_| kept) {
         Some(p) => ("agent", p.entries(), p.stats()),
         None if args.agent => anyhow::bail!("no running agent's flow table at {PIN_DIR}"),
         None => {
@@ -124,7 +135,7 @@ pub async fn flows(args: FlowsArgs) -> Result<()> {
             // Flows only: nobody reads DNS records here.
             let cfg = FlowConfig { dns: false, ..FlowConfig::default() };
             let mut own = FlowTable::start(&cfg, &root, args.host).context("starting flow accounting")?;
-            eprintln!("rampart: no agent running; counting flows for {:?}", args.duration);
+            eprintln!("rampart: no agent's flow table; counting flows for {:?}", args.duration);
             tokio::time::sleep(args.duration).await;
             let entries = own.entries();
             ("own", entries, own.stats())

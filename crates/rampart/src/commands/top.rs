@@ -450,7 +450,7 @@ struct Seen {
     runq: Option<Arc<sensor::RunQueueMaps>>,
     /// The kernel's syscall latency histograms (`--syscall-latency`).
     latency: Option<Arc<sensor::SyscallLatencyMaps>>,
-    /// Network bytes per cgroup from the flow accounting.
+    /// Network bytes per cgroup from the flow programs' per-container counters.
     traffic: Option<pipeline::Traffic>,
 }
 
