@@ -32,7 +32,7 @@ enum ns_proto {
 /* dir: 0 = in (received by the container), 1 = out (sent) */
 struct ns_val {
 	__u64 packets[2][NS_PROTO_MAX]; /* segments on the wire */
-	__u64 bytes[2];                 /* IP bytes */
+	__u64 bytes[2];                 /* IP bytes on the wire (a GSO packet's headers once per segment) */
 	__u64 syn[2];                   /* TCP SYN without ACK: connection attempts */
 	__u64 rst[2];                   /* TCP RST */
 	__u64 established[2];           /* handshakes completed: [0] accepted (SYN_RECV ->

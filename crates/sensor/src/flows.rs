@@ -1,7 +1,7 @@
 //! Per-container flow accounting (bpf/flows.bpf.c): the kernel counts bytes
 //! and packets of every flow in a hash map keyed by (cgroup id, protocol,
-//! local and remote address and port); this module reads that table and turns
-//! it into `flow` events.
+//! local and remote address and port), while its switch ([`FlowRecords`]) is
+//! on; this module reads that table and turns it into `flow` events.
 //!
 //! Layout: [`FlowKey`]/[`FlowCounters`] decode the kernel's records and
 //! [`FlowTracker`] decides start/update/end (pure, unit-tested through the

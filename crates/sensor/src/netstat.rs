@@ -11,7 +11,8 @@
 //!
 //! Layout: [`NetSample`] decodes the kernel's per-CPU values, [`NetstatTracker`]
 //! (pure, unit-tested) keeps the window per container and decides what to
-//! report; `FlowTable::netstat` reads the map.
+//! report, [`TrafficTotals`] adds up each container's bytes and packets (the
+//! network metrics); `FlowTable::netstat` reads the map.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
