@@ -221,6 +221,15 @@ mod tests {
     }
 
     #[test]
+    fn flow_records_default_to_auto_and_a_bad_mode_is_refused_with_position() {
+        assert_eq!(AgentConfig::default().sensor.flows.records, sensor::FlowRecordsMode::Auto);
+        let cfg = AgentConfig::parse("sensor:\n  flows:\n    records: always\n").unwrap();
+        assert_eq!(cfg.sensor.flows.records, sensor::FlowRecordsMode::Always);
+        let err = AgentConfig::parse("sensor:\n  flows:\n    records: sometimes\n").unwrap_err().to_string();
+        assert!(err.starts_with("3:") && err.contains("sometimes") && err.contains("always"), "{err}");
+    }
+
+    #[test]
     fn documented_example_parses() {
         let text = include_str!("../../../docs/config.example.yaml");
         AgentConfig::parse(text).unwrap();
