@@ -253,8 +253,9 @@ fn sensor_loop(
     };
     // The table's switch goes with the prefilter: whoever narrows one to what
     // the rules use decides the other.
+    let auto = flow_config.as_ref().is_some_and(|f| f.records == sensor::FlowRecordsMode::Auto);
     let flow_records = match (&flows, &prefilter) {
-        (Some(f), Some(_)) if f.records_mode == sensor::FlowRecordsMode::Auto => match f.table.records() {
+        (Some(f), Some(_)) if auto => match f.table.records() {
             Ok(r) => Some(Arc::new(r)),
             Err(e) => {
                 tracing::warn!(error = %e, "flow table switch unavailable: the table stays on");
@@ -355,7 +356,6 @@ struct Flows {
     netstat: Option<sensor::NetstatTracker>,
     /// Each cgroup's traffic, added up from the same counters.
     totals: sensor::TrafficTotals,
-    records_mode: sensor::FlowRecordsMode,
     /// Where each drain leaves the per-cgroup traffic totals (for /metrics).
     traffic: Traffic,
 }
@@ -395,7 +395,6 @@ impl Flows {
             tracker: sensor::FlowTracker::new(cfg),
             netstat: cfg.detect.enabled.then(|| sensor::NetstatTracker::new(&cfg.detect)),
             totals: sensor::TrafficTotals::default(),
-            records_mode: cfg.records,
             period: cfg.drain_interval(),
             next: std::time::Instant::now() + cfg.drain_interval(),
             boot_to_wall_ns,
