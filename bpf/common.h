@@ -9,6 +9,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
 #include "events.h"
+#include "floor.h"
 
 #define AT_FDCWD -100
 #define S_IFMT 00170000

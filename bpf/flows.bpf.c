@@ -29,6 +29,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
 #include "flows.h"
+#include "floor.h"
 #include "netstat_count.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -348,12 +349,14 @@ static __always_inline int account_skb(struct __sk_buff *skb, int egress)
 SEC("cgroup_skb/ingress")
 int fl_ingress(struct __sk_buff *skb)
 {
+	FLOOR_RETURN(1);
 	return account_skb(skb, 0);
 }
 
 SEC("cgroup_skb/egress")
 int fl_egress(struct __sk_buff *skb)
 {
+	FLOOR_RETURN(1);
 	return account_skb(skb, 1);
 }
 
@@ -403,6 +406,7 @@ static __always_inline int tcp_key(const struct sock *sk, struct fl_key *key)
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(fl_tcp_state, const struct sock *sk, const int oldstate, const int newstate)
 {
+	FLOOR_RETURN(0);
 	/* Only flows that carried packets have an entry, and a connect's move
 	 * to SYN_SENT comes before its first packet: nothing to count (and no
 	 * lookup that can only miss). */
@@ -447,6 +451,7 @@ int BPF_PROG(fl_tcp_state, const struct sock *sk, const int oldstate, const int 
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(fl_tcp_retransmit, const struct sock *sk)
 {
+	FLOOR_RETURN(0);
 	struct fl_key key = {};
 	if (!records_on() || !tcp_key(sk, &key))
 		return 0;

@@ -48,6 +48,7 @@ static __always_inline bool inode_times(struct inode *inode, __u64 *ctime, __u64
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
+	FLOOR_RETURN(0);
 	if (current_is_self())
 		return 0;
 	if (!task_reported(p))
@@ -128,6 +129,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
+	FLOOR_RETURN(0);
 	if (current_is_self())
 		return 0;
 	if (!task_reported(parent) && !task_reported(child))
@@ -148,6 +150,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *task, bool group_dead)
 {
+	FLOOR_RETURN(0);
 	if (!group_dead)
 		return 0;
 	if (current_is_self())

@@ -63,6 +63,7 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
+	FLOOR_RETURN(0);
 	if (time_syscalls) {
 		latency_park(prev);
 		struct task_sched *st = bpf_task_storage_get(&task_sched, next, 0, 0);

@@ -157,6 +157,7 @@ static __always_inline void latency_resume(struct task_struct *next, struct task
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sc_latency_exit, struct pt_regs *regs, long ret)
 {
+	FLOOR_RETURN(0);
 	latency_exit();
 	return 0;
 }

@@ -562,6 +562,7 @@ const volatile bool raw_dispatch = false;
 	SEC("tracepoint/syscalls/sys_enter_" #tp)                                                \
 	int enter_##name(struct trace_event_raw_sys_enter *ctx)                                  \
 	{                                                                                        \
+		FLOOR_RETURN(0);                                                                 \
 		if (current_is_self())                                                           \
 			return 0;                                                                \
 		sys_enter(bpf_get_current_task_btf(), (__u32)ctx->id, TYPE, TP_ARG(NARGS, 0),    \
@@ -575,6 +576,7 @@ const volatile bool raw_dispatch = false;
 	SEC("tracepoint/syscalls/sys_exit_" #tp)                                                 \
 	int exit_##name(struct trace_event_raw_sys_exit *ctx)                                    \
 	{                                                                                        \
+		FLOOR_RETURN(0);                                                                 \
 		return sys_exit(bpf_get_current_task_btf(), (__u32)ctx->id, ctx->ret, TYPE, NULL, NARGS); \
 	}
 
@@ -588,6 +590,7 @@ HOOK_ENTER(272, unshare, unshare, EV_UNSHARE, 1)
 SEC("tp_btf/sys_enter")
 int BPF_PROG(enter_syscalls, struct pt_regs *regs, long id)
 {
+	FLOOR_RETURN(0);
 	if (record_syscalls || count_syscalls || time_syscalls)
 		per_cgroup_syscall(bpf_get_current_task_btf(), id);
 	if (!raw_dispatch || (unsigned long)id >= SC_TABLE_SIZE)
@@ -609,6 +612,7 @@ int BPF_PROG(enter_syscalls, struct pt_regs *regs, long id)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(exit_syscalls, struct pt_regs *regs, long ret)
 {
+	FLOOR_RETURN(0);
 	if (time_syscalls)
 		latency_exit();
 	unsigned long id = regs->orig_ax;

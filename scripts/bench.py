@@ -10,6 +10,10 @@ times in each mode, interleaved within each repetition:
            so its summary gives that run's events seen and dropped)
   run      `rampart run` with the default rules, alerts to /dev/null (what a
            user deploys: sensor, enrichment, rules, outputs)
+  floor    `rampart run` as `run`, with the floor build (--rampart-floor; cargo
+           feature bench-floor, bpf/floor.h): the same programs attached,
+           each returning at once. What the kernel charges for the hooks'
+           invocation alone, the floor any design on these hooks pays
   record   `rampart record --image rampart-test:latest -o TMPDIR` attached (the
            events of `rampart` plus the recorder (enter_syscalls on every syscall entry))
   auditd   auditd running with rules on the same syscalls
@@ -606,7 +610,7 @@ def main():
                     help="open loop iterations (auditd makes each ~15x slower here)")
     ap.add_argument("--exec-n", type=int, default=5_000)
     ap.add_argument("--connect-n", type=int, default=20_000)
-    ap.add_argument("--modes", default="none,rampart,run,bpftrace,auditd")
+    ap.add_argument("--modes", default="none,floor,rampart,run,bpftrace,auditd")
     ap.add_argument("--workloads", default="open,exec,connect", help="the loops to time (comma-separated)")
     ap.add_argument("--sustained-rate", type=int, default=200_000)
     ap.add_argument("--sustained-secs", type=int, default=30)
@@ -625,6 +629,9 @@ def main():
                     help="CPUs the agents run on (default: those not in --cpuset; '' for no pinning)")
     ap.add_argument("--rampart-b", default=None,
                     help="a second rampart binary for the modes rampart_b and run_b (A/B in one run)")
+    ap.add_argument("--rampart-floor", default=None,
+                    help="the floor build for the mode floor (default target/bench/rampart-floor; "
+                         "scripts/bench.sh builds it)")
     ap.add_argument("--config-b", default=None,
                     help="a config file for `run` in the modes run_b and the B of --startstop (an A/B "
                          "of a setting, e.g. `sensor: {prefilter: false}`); --rampart-b defaults to "
@@ -647,6 +654,9 @@ def main():
     out_path = a.out or os.path.join(root, "target", "bench", "results.json")
     modes = [m for m in a.modes.split(",") if m]
     binary_b = a.rampart_b or (binary if a.config_b else None)
+    a.rampart_floor = a.rampart_floor or os.path.join(target, "bench", "rampart-floor")
+    if "floor" in modes and not os.access(a.rampart_floor, os.X_OK):
+        raise SystemExit(f"bench: no floor build at {a.rampart_floor} (scripts/bench.sh builds it)")
     if any(m.endswith("_b") for m in modes) and not binary_b:
         raise SystemExit("bench: modes rampart_b and run_b need --rampart-b")
     if a.cpuset:
@@ -704,8 +714,8 @@ def bench(a, modes, binary, binary_b, out_path):
         results["workloads"][name] = {"n": n, "what": what, "modes": {}}
 
     for mode in modes:
-        if mode not in ("none", "rampart", "run", "record", "auditd", "bpftrace", "bpftrace_counts", "rampart_b",
-                        "run_b"):
+        if mode not in ("none", "floor", "rampart", "run", "record", "auditd", "bpftrace", "bpftrace_counts",
+                        "rampart_b", "run_b"):
             raise SystemExit(f"bench: unknown mode {mode}")
     # Modes are interleaved within each repetition (none, rampart, record,
     # auditd, then again) so that drift in the machine's speed hits every mode alike; one
@@ -719,10 +729,12 @@ def bench(a, modes, binary, binary_b, out_path):
                 slot = results["workloads"][w[0]]["modes"].setdefault(mode, {"samples_ns": []})
                 if mode == "none":
                     measure(w, slot)
-                elif mode in ("rampart", "run", "record", "rampart_b", "run_b"):
+                elif mode in ("floor", "rampart", "run", "record", "rampart_b", "run_b"):
                     kind = {"rampart_b": "rampart", "run_b": "run"}.get(mode, mode)
                     if mode == "run_b":
                         agent = Runner(binary_b, a.config_b)
+                    elif mode == "floor":
+                        agent = Runner(a.rampart_floor, a.config_a)
                     elif mode == "run":
                         agent = Runner(binary, a.config_a)
                     else:
@@ -838,6 +850,11 @@ def print_table(r, modes):
         line += f"{(format(ra['dropped'], ',') if ra else '-'):>9}"
         line += f"{(format(au['lost'], ',') if au else '-'):>11}"
         print(line)
+    above = [(name, w["modes"]["run"]["median_ns"] / w["modes"]["floor"]["median_ns"])
+             for name, w in r["workloads"].items() if "run" in w["modes"] and "floor" in w["modes"]]
+    if above:
+        print("run over floor (rampart's own work, the hooks' invocation left out): "
+              + ", ".join(f"{name} {x:.2f}x" for name, x in above))
     for name, w in r["workloads"].items():
         cpu = [(mode, d) for mode, d in w["modes"].items() if d.get("cpu_median_ns")]
         if cpu:
@@ -880,7 +897,7 @@ def print_table(r, modes):
                 busy = sorted(progs.items(), key=lambda kv: -kv[1]["run_time_ns"])[:6]
                 print(f"bpf [{name}, {mode}]: " + ", ".join(
                     f"{p} {v['ns_per_run']:.0f} ns x {v['run_cnt']:,}" for p, v in busy))
-    for mode in ("rampart", "run", "rampart_b", "run_b"):
+    for mode in ("floor", "rampart", "run", "rampart_b", "run_b"):
         starts = [x for w in r["workloads"].values() for x in w["modes"].get(mode, {}).get("agent", {}).get("start_s", [])]
         stops = [x for w in r["workloads"].values() for x in w["modes"].get(mode, {}).get("agent", {}).get("stop_s", [])]
         if starts:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Overhead benchmark: rampart (events, run, record) vs no agent vs bpftrace vs auditd, side by side.
+# Overhead benchmark: rampart (events, run, record) vs no agent vs its hooks' floor vs bpftrace vs
+# auditd, side by side.
 # Builds rampart in release, makes sure dockerd and the test image are there,
 # then runs scripts/bench.py (arguments pass through; see --help).
 #
@@ -40,6 +41,17 @@ args=" $* "
 # Without --modes the default modes include rampart.
 if [[ $args == *" --no-sustained "* && $args =~ --modes[\ =]([^ ]*) && ${BASH_REMATCH[1]} != *rampart* && ${BASH_REMATCH[1]} != *record* && ${BASH_REMATCH[1]} != *run* ]]; then
     needs_rampart=0
+fi
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+# The floor mode's binary: the same code built with the feature bench-floor
+# (bpf/floor.h: every hot program returns at once). Built first: the default
+# build after it puts the real binary back in target/release (both are
+# cached, so each build after the first is a relink at most).
+if [[ ( $args != *" --modes"* || $args =~ --modes[\ =]([^ ]*floor) ) && $args != *" --rampart-floor "* ]]; then
+    cargo build --release -p rampart --features bench-floor
+    mkdir -p "$TARGET/bench"
+    cp "$TARGET/release/rampart" "$TARGET/bench/rampart-floor"
+    needs_rampart=1
 fi
 if ((needs_rampart)) && [[ $args != *" --rampart "* ]]; then
     cargo build --release -p rampart

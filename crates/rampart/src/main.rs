@@ -97,6 +97,11 @@ fn main() -> std::process::ExitCode {
     if std::path::Path::new(&invoked).file_name().is_some_and(|n| n == respond::ocihook::WRAPPER_NAME) {
         return ocihook::runtime_main(argv.collect());
     }
+    if sensor::FLOOR_BUILD {
+        eprintln!(
+            "rampart: benchmark floor build: the BPF programs return at once (no events, no protection)"
+        );
+    }
     match real_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

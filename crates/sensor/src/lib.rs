@@ -46,6 +46,11 @@ pub use netstat::{CgroupTraffic, NetstatConfig, NetstatTracker, TrafficTotals};
 pub use paths::{join_path, normalize};
 pub use prefilter::Prefilter;
 
+/// Whether this is the benchmark's floor build (feature `floor`,
+/// bpf/floor.h): the programs attach and return at once, so nothing is seen
+/// and nothing is enforced in the kernel.
+pub const FLOOR_BUILD: bool = cfg!(feature = "floor");
+
 /// A drain period that keeps a 16 MiB ring far from full at 200k events/s
 /// (~0.25 MiB arrives per period at that rate).
 pub const POLL_PERIOD: Duration = Duration::from_millis(3);
