@@ -30,7 +30,6 @@
 #include <bpf/bpf_endian.h>
 #include "flows.h"
 #include "floor.h"
-#include "netstat_count.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -112,6 +111,9 @@ static __always_inline __u64 coarse_boot_ns(void)
 	__u64 *off = bpf_map_lookup_elem(&fl_clock, &zero);
 	return bpf_ktime_get_coarse_ns() + (off ? *off : 0);
 }
+
+/* After the clock: the counters read it for the scan bitmaps' epoch. */
+#include "netstat_count.h"
 
 static __always_inline void stat_add(__u32 idx, __u64 n)
 {
@@ -224,7 +226,6 @@ static __always_inline int account_skb(struct __sk_buff *skb, int egress)
 	struct cgroup *cg = sk->sk_cgrp_data.cgroup;
 	if (!cg)
 		return 1;
-	__u64 now = coarse_boot_ns();
 	struct fl_key key = {};
 	key.cgroup_id = cg->kn->id;
 	/* Headers are read in place when the linear data holds them (every
@@ -286,7 +287,7 @@ static __always_inline int account_skb(struct __sk_buff *skb, int egress)
 		l4 = key.proto == IPPROTO_TCP_ ? (t[12] >> 4) * 4 : 8;
 		int udp_answer = key.proto == IPPROTO_UDP_ && ns_udp_answers(bsk, egress);
 		ns_count(key.cgroup_id, egress, key.proto, key.proto == IPPROTO_TCP_ ? t[13] : 0, 0,
-			 udp_answer, key.remote_addr, key.remote_port, wire_bytes(skb, l3 + l4, hbh), segs_of(skb), now);
+			 udp_answer, key.remote_addr, key.remote_port, wire_bytes(skb, l3 + l4, hbh), segs_of(skb));
 		/* A query to Docker's embedded DNS leaves with its port NATed
 		 * away from 53: the connected socket's own peer still says 53. */
 		if (key.proto == IPPROTO_UDP_)
@@ -318,12 +319,15 @@ static __always_inline int account_skb(struct __sk_buff *skb, int egress)
 		__u8 icmp_type = 0;
 		bpf_skb_load_bytes(skb, l3, &icmp_type, 1);
 		ns_count(key.cgroup_id, egress, key.proto, 0, icmp_type, 0, key.remote_addr, 0,
-			 wire_bytes(skb, l3, hbh), segs_of(skb), now);
+			 wire_bytes(skb, l3, hbh), segs_of(skb));
 	}
 	dns_copy(skb, &key, l3 + l4, egress);
 	if (!records_on())
 		return 1;
 
+	/* The clock only now: a packet the table does not keep reads it only
+	 * for a connection attempt's epoch (ns_count). */
+	__u64 now = coarse_boot_ns();
 	__u64 segs = segs_of(skb);
 	__u64 hdrs = l3 + l4;
 	__u64 bytes = wire_bytes(skb, hdrs, hbh);

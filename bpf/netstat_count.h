@@ -71,10 +71,11 @@ static __always_inline void ns_set_bit(__u64 *bm, __u32 h)
 /* One packet of cgroup `cgid`: proto (IP protocol), tcp_flags (TCP only),
  * icmp_type (ICMP only), udp_answer (UDP only: ns_udp_answers), remote
  * address (16 bytes, IPv4 in the first 4) and port as the packet header
- * gives them; now_ns: the boot clock (coarse will do). */
+ * gives them. The boot clock (coarse_boot_ns, flows.bpf.c) is read only for
+ * a connection attempt, whose epoch picks the bitmaps' slot. */
 static __always_inline void ns_count(__u64 cgid, int egress, __u8 proto, __u8 tcp_flags, __u8 icmp_type,
 				     int udp_answer, const __u8 *remote, __u16 remote_port, __u64 bytes,
-				     __u64 segs, __u64 now_ns)
+				     __u64 segs)
 {
 	struct ns_val *v = bpf_map_lookup_elem(&fl_netstat, &cgid);
 	if (!v) {
@@ -108,7 +109,7 @@ static __always_inline void ns_count(__u64 cgid, int egress, __u8 proto, __u8 tc
 	__builtin_memcpy(a, remote, 16);
 	__u32 host = ns_mix(a[0] ^ ns_mix(a[1] ^ ns_mix(a[2] ^ ns_mix(a[3]))));
 	__u32 dst = ns_mix(host ^ ((__u32)remote_port << 8) ^ proto);
-	__u64 epoch = now_ns >> NS_EPOCH_SHIFT;
+	__u64 epoch = coarse_boot_ns() >> NS_EPOCH_SHIFT;
 	int slot = epoch & 1;
 	if (v->epoch[slot] != epoch) {
 		__builtin_memset(v->dst_bm[slot], 0, sizeof(v->dst_bm[slot]));
